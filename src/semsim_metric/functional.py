@@ -1,0 +1,173 @@
+"""The functional core of SemSim, in torchmetrics style.
+
+``_semsim_update`` turns a batch of (reconstruction, original) pairs into per-pair scores,
+``_semsim_compute`` reduces them, and :func:`semsim` is the public one-call function. The metric, the
+loss and the CLI are thin wrappers around these functions.
+
+SemSim is a **distance**: 0 = the reconstruction is semantically identical to its original (most
+leakage); larger = less leakage; range ``[0, 2]``. Lower is "worse" for privacy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from .modeling import SemSimModel
+from .preprocessing import check_data_range, check_image_pair, to_model_input
+
+__all__ = ["semsim", "ModelLike", "Reduction", "Output"]
+
+Reduction = Literal["mean", "sum", "none"]
+Output = Literal["distance", "probability"]
+ModelLike = SemSimModel | str | None
+
+_REDUCTIONS = ("mean", "sum", "none")
+_OUTPUTS = ("distance", "probability")
+
+
+def check_reduction(reduction: str) -> str:
+    """Validate a reduction name."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
+    return reduction
+
+
+def check_output(output: str, model: SemSimModel) -> str:
+    """Validate an output kind against what the model provides."""
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}.")
+    if output == "probability" and not model.config.calibration:
+        raise ValueError(
+            "output='probability' needs a calibrated model (config.calibration), and this one has none. "
+            "Use output='distance' or a model trained with `semsim train` (which fits a calibration)."
+        )
+    return output
+
+
+def get_model(model: ModelLike, revision: str | None = None) -> SemSimModel:
+    """Return a frozen, eval-mode :class:`SemSimModel` for ``model`` (loaded and cached once).
+
+    ``None`` means the default model (bundled with the package); a string is a Hub id or a folder.
+    """
+    if isinstance(model, SemSimModel):
+        return model
+    from .hub import load_model_cached
+
+    if model is None:
+        from .hub import DEFAULT_MODEL_ID
+
+        model = DEFAULT_MODEL_ID
+    if not isinstance(model, str):
+        raise TypeError(
+            f"model must be a SemSimModel, a Hub id or a local folder, got {type(model).__name__}."
+        )
+    return load_model_cached(model, revision)
+
+
+def freeze(model: SemSimModel) -> SemSimModel:
+    """Put ``model`` in eval mode and stop gradients to its weights (inputs still get gradients)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _model_dtype(model: SemSimModel) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def _semsim_update(
+    preds: Tensor,
+    target: Tensor,
+    model: SemSimModel,
+    *,
+    data_range: float = 1.0,
+    output: Output = "distance",
+    validate_args: bool = True,
+) -> Tensor:
+    """Per-pair scores ``(N,)`` for reconstructions ``preds`` and originals ``target``.
+
+    Inputs go through the input gate (validation, resize, normalisation) and are moved to the
+    model's device only if the model lives elsewhere - never the other way round.
+    """
+    check_image_pair(preds, target, data_range=data_range, validate_args=validate_args)
+    cfg = model.config
+    dtype = _model_dtype(model)
+    device = next(model.parameters()).device
+    if preds.device != device:
+        raise ValueError(
+            f"The images are on {preds.device} but the SemSim network is on {device}. Move the metric or "
+            f"model with .to({str(preds.device)!r}) (or the images with .to({str(device)!r}))."
+        )
+    kwargs = dict(data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
+                  dtype=dtype)
+    distance = model.distance(to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
+    if output == "probability":
+        return model.probability(distance.float())
+    return distance
+
+
+def _semsim_compute(scores: Tensor, count: Tensor | int | None = None, reduction: Reduction = "mean") -> Tensor:
+    """Reduce scores: ``scores`` is a sum with ``count`` for mean/sum states, or all values for 'none'."""
+    if reduction == "none":
+        return scores
+    if reduction == "sum":
+        return scores.sum() if count is None else scores
+    if count is None:
+        return scores.mean()
+    return scores / count
+
+
+def semsim(
+    preds: Tensor,
+    target: Tensor,
+    *,
+    model: ModelLike = None,
+    revision: str | None = None,
+    data_range: float = 1.0,
+    reduction: Reduction = "mean",
+    output: Output = "distance",
+    validate_args: bool = True,
+) -> Tensor:
+    """SemSim between reconstructions and their originals.
+
+    SemSim is a **distance**: 0 = semantically identical (the attack leaked everything a person can
+    recognise), larger = less leakage, range ``[0, 2]``; ``higher_is_better = False``. With
+    ``output="probability"`` it returns the calibrated probability that a person would recognise the
+    reconstruction instead (higher = more leakage).
+
+    Args:
+        preds: reconstructions ``(N, C, H, W)``, ``C`` in {1, 3}, values in ``[0, data_range]``.
+        target: the originals, same shape as ``preds``.
+        model: a :class:`~semsim_metric.SemSimModel`, a Hub id or a local folder; ``None`` = the
+            bundled default model. Strings are loaded once and cached.
+        revision: Hub revision when ``model`` is a Hub id.
+        data_range: maximum pixel value (1.0 for float images, 255 for uint8).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one score per pair).
+        output: ``"distance"`` (default) or ``"probability"`` (needs a calibrated model).
+        validate_args: scan pixel values for range and NaN/Inf (synchronises the GPU).
+
+    Example:
+        >>> import torch
+        >>> from semsim_metric import SemSimConfig, SemSimModel, semsim
+        >>> model = SemSimModel(SemSimConfig(base_width=4))
+        >>> x = torch.rand(3, 1, 28, 28)
+        >>> float(semsim(x, x, model=model))
+        0.0
+        >>> semsim(x, torch.rand(3, 1, 28, 28), model=model, reduction="none").shape
+        torch.Size([3])
+    """
+    check_reduction(reduction)
+    data_range = check_data_range(data_range)
+    net = get_model(model, revision)
+    if not isinstance(model, SemSimModel) and isinstance(preds, torch.Tensor):
+        net.to(preds.device)  # a cached model follows the inputs; a passed-in model is the caller's
+    check_output(output, net)
+    if net.training:
+        raise ValueError("The SemSim model is in training mode; call model.eval() before scoring.")
+    scores = _semsim_update(preds, target, net, data_range=data_range, output=output,
+                            validate_args=validate_args)
+    return _semsim_compute(scores, reduction=reduction)

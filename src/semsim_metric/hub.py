@@ -1,0 +1,158 @@
+"""Where SemSim weights come from: the default model, the bundled copy and the Hugging Face Hub.
+
+Resolution of a ``model`` argument:
+
+1. a :class:`~semsim_metric.SemSimModel` is used as is;
+2. an existing local folder is read directly;
+3. the default id (:data:`DEFAULT_MODEL_ID`) at the pinned revision (or with no revision) is served
+   from the copy bundled inside the package - no network, works on a fresh offline install;
+4. anything else is a Hub id, downloaded through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``,
+   ``local_files_only``, ``revision``, ``HF_ENDPOINT``); an offline miss raises an error saying how to
+   fix it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from .modeling import CONFIG_NAME, WEIGHTS_NAME, SemSimModel
+
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "DEFAULT_REVISION",
+    "bundled_model_path",
+    "load_model_cached",
+    "resolve_model_folder",
+]
+
+#: Hub id of the default SemSim model (its files are also bundled with the package).
+DEFAULT_MODEL_ID = "semsim-metric/semsim-resnet18-fmnist-judged"
+#: Pinned revision (tag) of the default model; the bundled copy is this revision.
+DEFAULT_REVISION = "v1"
+#: Subfolder of the package that holds the bundled default model.
+_BUNDLED = Path(__file__).parent / "_bundled" / "semsim-resnet18-fmnist-judged"
+
+
+class DefaultModelMissingError(OSError):
+    """Raised when the default model is requested but neither bundled nor downloadable."""
+
+
+def bundled_model_path() -> Path | None:
+    """Folder of the default model shipped inside the package, or ``None`` if this install has none."""
+    if (_BUNDLED / CONFIG_NAME).is_file() and (_BUNDLED / WEIGHTS_NAME).is_file():
+        return _BUNDLED
+    return None
+
+
+def _offline_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_model_folder(
+    name_or_path: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    token: str | bool | None = None,
+) -> Path:
+    """Return a local folder with ``config.json`` and ``model.safetensors`` for ``name_or_path``.
+
+    Raises:
+        OSError: the folder lacks files, the id is malformed, or the files are not cached while offline.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        missing = [f for f in (CONFIG_NAME, WEIGHTS_NAME) if not (path / f).is_file()]
+        if missing:
+            raise OSError(
+                f"{path} is not a SemSim model folder: missing {', '.join(missing)}. Create one with "
+                "SemSimModel.save_pretrained(folder) or `semsim train`."
+            )
+        return path
+    if name_or_path == DEFAULT_MODEL_ID and revision in (None, DEFAULT_REVISION):
+        bundled = bundled_model_path()
+        if bundled is not None:
+            return bundled
+    if name_or_path.count("/") != 1 or name_or_path.startswith((".", "/", "~")):
+        raise OSError(
+            f"{name_or_path!r} is neither an existing folder nor a Hub model id of the form 'org/name'."
+        )
+    return _download(name_or_path, revision=revision, cache_dir=cache_dir,
+                     local_files_only=local_files_only, token=token)
+
+
+def _download(
+    repo_id: str,
+    *,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    local_files_only: bool | None,
+    token: str | bool | None,
+) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if repo_id == DEFAULT_MODEL_ID and revision is None:
+        revision = DEFAULT_REVISION
+    offline = bool(local_files_only) or _offline_env()
+    paths = []
+    try:
+        for filename in (CONFIG_NAME, WEIGHTS_NAME):
+            paths.append(Path(hf_hub_download(
+                repo_id, filename, revision=revision, cache_dir=cache_dir,
+                local_files_only=offline, token=token,
+            )))
+    except LocalEntryNotFoundError as err:
+        default_hint = ""
+        if repo_id == DEFAULT_MODEL_ID:
+            default_hint = (" The default model is normally bundled with semsim-metric; reinstall the package "
+                            "(pip install --force-reinstall semsim-metric) to get it back.")
+        raise OSError(
+            f"SemSim model {repo_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache "
+            f"and downloading is {'disabled (offline mode)' if offline else 'not possible'}. Fix: run once "
+            f"online (unset HF_HUB_OFFLINE, local_files_only=False), or download the folder elsewhere with "
+            f"`hf download {repo_id} --local-dir DIR` and pass model=DIR.{default_hint}"
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise OSError(f"No Hub model repository {repo_id!r} (or it is private: pass token=...).") from err
+    except RevisionNotFoundError as err:
+        raise OSError(f"Hub model {repo_id!r} has no revision {revision!r}.") from err
+    except EntryNotFoundError as err:
+        raise OSError(
+            f"Hub repository {repo_id!r} has no {err.args[0] if err.args else 'required file'}: a SemSim model "
+            f"repository holds {CONFIG_NAME} and {WEIGHTS_NAME}."
+        ) from err
+    return paths[0].parent
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name_or_path: str, revision: str | None) -> SemSimModel:
+    from .functional import freeze
+
+    return freeze(SemSimModel.from_pretrained(name_or_path, revision=revision))
+
+
+def load_model_cached(name_or_path: str, revision: str | None = None) -> SemSimModel:
+    """Load (once per process) a frozen eval-mode SemSim model from a Hub id or folder.
+
+    The default id gives a clear error until weights are available for it.
+    """
+    if name_or_path == DEFAULT_MODEL_ID and bundled_model_path() is None and revision in (None, DEFAULT_REVISION):
+        try:
+            return _load_cached(name_or_path, revision)
+        except OSError as err:
+            raise DefaultModelMissingError(
+                "This installation of semsim-metric has no bundled default SemSim weights and they could not "
+                f"be downloaded ({err}). Pass model='<folder or Hub id>' with trained weights, or train "
+                "one with `semsim train`. SemSim never scores with random weights."
+            ) from err
+    key = str(Path(name_or_path).expanduser().resolve()) if Path(name_or_path).expanduser().is_dir() else name_or_path
+    return _load_cached(key, revision)

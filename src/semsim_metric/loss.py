@@ -1,0 +1,63 @@
+"""``SemSimLoss``: SemSim as a differentiable loss in piq style."""
+
+from __future__ import annotations
+
+import copy
+
+from torch import Tensor
+from torch.nn.modules.loss import _Loss
+
+from .functional import ModelLike, Reduction, _semsim_compute, _semsim_update, check_reduction, freeze, get_model
+from .modeling import SemSimModel
+from .preprocessing import check_data_range
+
+__all__ = ["SemSimLoss"]
+
+
+class SemSimLoss(_Loss):
+    """SemSim distance as a loss: ``loss(x, y)`` is the semantic distance of ``x`` from ``y``.
+
+    Like every SemSim output, the value is a **distance** in ``[0, 2]`` (0 = semantically identical);
+    minimising it pulls ``x`` towards what a person recognises in ``y``. Gradients reach the inputs,
+    never the network (frozen, always in eval mode); they are finite on constant, all-zero and
+    identical images.
+
+    Args:
+        model: ``None`` (bundled default), a Hub id, a folder or a :class:`~semsim_metric.SemSimModel`.
+        revision: Hub revision when ``model`` is a Hub id.
+        data_range: maximum pixel value of the inputs (1.0 or 255).
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+
+    Example:
+        >>> import torch
+        >>> from semsim_metric import SemSimConfig, SemSimLoss, SemSimModel
+        >>> loss_fn = SemSimLoss(SemSimModel(SemSimConfig(base_width=4)))
+        >>> x = torch.rand(2, 3, 32, 32, requires_grad=True)
+        >>> loss = loss_fn(x, torch.rand(2, 3, 32, 32))
+        >>> loss.backward()
+        >>> bool(x.grad.isfinite().all())
+        True
+    """
+
+    def __init__(
+        self,
+        model: ModelLike = None,
+        *,
+        revision: str | None = None,
+        data_range: float = 1.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(reduction=check_reduction(reduction))
+        self.data_range = check_data_range(data_range)
+        self.model: SemSimModel = freeze(copy.deepcopy(get_model(model, revision)))
+
+    def train(self, mode: bool = True) -> SemSimLoss:
+        """Switch the loss module's mode; the SemSim network itself always stays in eval mode."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """SemSim distance of ``x`` (e.g. a reconstruction) from ``y`` (e.g. the original)."""
+        scores = _semsim_update(x, y, self.model, data_range=self.data_range)
+        return _semsim_compute(scores, reduction=self.reduction)  # type: ignore[arg-type]

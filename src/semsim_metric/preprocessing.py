@@ -1,0 +1,158 @@
+"""The single input gate shared by every SemSim entry point.
+
+Every image that reaches a SemSim network passes through :func:`check_image_pair` (validation) and
+:func:`to_model_input` (conversion): the functional core, the metric, the loss, the CLI and the
+training collate all call these two functions and nothing else.
+
+Accepted input: tensors of shape ``(N, C, H, W)`` with ``C`` in ``{1, 3}`` (greyscale is repeated to
+three channels), floating point in ``[0, data_range]`` (default ``data_range=1.0``) or ``uint8`` when
+``data_range=255``. Any ``H, W``: images are resized to the model's input size (bilinear, antialiased)
+and normalised with the model's mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["check_image_pair", "check_images", "check_data_range", "to_model_input"]
+
+
+def check_data_range(data_range: float) -> float:
+    """Validate ``data_range`` (the maximum pixel value) and return it as a float."""
+    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)):
+        raise TypeError(f"data_range must be a number such as 1.0 or 255, got {type(data_range).__name__}.")
+    if not data_range > 0 or data_range != data_range or data_range == float("inf"):
+        raise ValueError(f"data_range must be a positive finite number such as 1.0 or 255, got {data_range}.")
+    return float(data_range)
+
+
+def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, validate_args: bool = True) -> None:
+    """Check one batch of images; raise ``TypeError``/``ValueError`` naming the problem and the fix.
+
+    The cheap checks (type, ndim, channels, dtype) always run. The value checks (range, NaN/Inf)
+    read every pixel and synchronise a GPU; ``validate_args=False`` skips them.
+    """
+    if not isinstance(x, Tensor):
+        hint = ""
+        if type(x).__module__.startswith("PIL"):
+            hint = " Convert PIL images with torchvision.transforms.functional.pil_to_tensor(img).unsqueeze(0)."
+        elif type(x).__module__.startswith("numpy"):
+            hint = " Convert numpy arrays with torch.from_numpy(a).permute(0, 3, 1, 2) for (N, H, W, C) data."
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}.{hint}")
+    if x.ndim != 4:
+        hint = (" Add the batch dimension with x.unsqueeze(0)." if x.ndim == 3 else
+                " Add batch and channel dimensions with x[None, None]." if x.ndim == 2 else "")
+        raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}.{hint}")
+    n, c, h, w = x.shape
+    if c not in (1, 3):
+        hint = ""
+        if w in (1, 3):
+            hint = " The channels seem to be last: use x.permute(0, 3, 1, 2)."
+        elif c == 4:
+            hint = " Drop the alpha channel with x[:, :3]."
+        raise ValueError(f"{name} must have 1 or 3 channels, got {c} (shape {tuple(x.shape)}).{hint}")
+    if n == 0 or h == 0 or w == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one image.")
+    if x.dtype == torch.uint8:
+        if data_range != 255:
+            raise TypeError(
+                f"{name} is uint8 but data_range={data_range:g}. uint8 images need data_range=255, "
+                "or convert them with x.float() / 255 and keep data_range=1.0."
+            )
+    elif not x.is_floating_point():
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; expected a floating dtype (values in [0, data_range]) or uint8 "
+            "with data_range=255. Convert with x.float() / x.max() or x.to(torch.uint8)."
+        )
+    if not validate_args or x.dtype == torch.uint8:
+        return
+    x = x.detach()
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"{name} contains {bad} NaN or infinite values; SemSim needs finite pixels.")
+    lo, hi = float(x.min()), float(x.max())
+    tol = 1e-4 * data_range
+    if lo < -tol:
+        hint = ""
+        if lo >= -1.0 - tol and hi <= 1.0 + tol:
+            hint = f" Images in [-1, 1]? Map them with (x + 1) / 2{'' if data_range == 1 else ' * data_range'}."
+        else:
+            hint = " Normalised images (mean/std)? Pass unnormalised pixels; SemSim normalises itself."
+        raise ValueError(f"{name} values reach {lo:.4g}, below 0; expected [0, {data_range:g}].{hint}")
+    if hi > data_range + tol:
+        if data_range == 1.0 and hi <= 255.0 + 1e-3:
+            hint = " Images in [0, 255]? Pass data_range=255 (or divide by 255)."
+        else:
+            hint = f" Set data_range to the images' maximum value (e.g. {hi:.4g}) or rescale them."
+        raise ValueError(f"{name} values reach {hi:.4g}, above data_range={data_range:g}.{hint}")
+
+
+def check_image_pair(
+    preds: Tensor, target: Tensor, *, data_range: float = 1.0, validate_args: bool = True
+) -> None:
+    """Validate reconstructions (``preds``) and originals (``target``) as a pair of batches.
+
+    Example:
+        >>> check_image_pair(torch.rand(2, 3, 28, 28), torch.rand(2, 3, 28, 28))
+        >>> check_image_pair(torch.rand(2, 3, 28, 28) * 2 - 1, torch.rand(2, 3, 28, 28))
+        Traceback (most recent call last):
+        ...
+        ValueError: preds (reconstructions) values reach ... Map them with (x + 1) / 2.
+    """
+    data_range = check_data_range(data_range)
+    check_images(preds, name="preds (reconstructions)", data_range=data_range, validate_args=validate_args)
+    check_images(target, name="target (originals)", data_range=data_range, validate_args=validate_args)
+    if preds.shape[0] != target.shape[0]:
+        raise ValueError(
+            f"preds and target must hold the same number of images, got {preds.shape[0]} reconstructions "
+            f"and {target.shape[0]} originals. Pair each reconstruction with its original."
+        )
+    if preds.shape[2:] != target.shape[2:]:
+        raise ValueError(
+            f"preds and target must have the same height and width, got {tuple(preds.shape[2:])} and "
+            f"{tuple(target.shape[2:])}. Resize the reconstructions to the originals' size first."
+        )
+    if preds.device != target.device:
+        raise ValueError(
+            f"preds is on {preds.device} but target is on {target.device}; move both to one device."
+        )
+
+
+def resize_images(x: Tensor, size: int) -> Tensor:
+    """Resize float images ``(N, C, H, W)`` to ``size x size`` (bilinear, antialiased when shrinking)."""
+    if x.shape[-2:] == (size, size):
+        return x
+    shrink = x.shape[-1] > size or x.shape[-2] > size
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def to_model_input(
+    x: Tensor,
+    *,
+    data_range: float,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Convert validated images to model-ready tensors: scale to [0, 1], RGB, resize, normalise.
+
+    Example:
+        >>> y = to_model_input(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), data_range=255,
+        ...                    image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        >>> tuple(y.shape), float(y.min())
+        ((2, 3, 32, 32), -1.0)
+    """
+    work_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    x = x.to(work_dtype) / data_range
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    x = resize_images(x, image_size)
+    m = torch.tensor(mean, dtype=work_dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=work_dtype, device=x.device).view(1, 3, 1, 1)
+    return ((x - m) / s).to(dtype)
