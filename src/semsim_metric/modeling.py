@@ -293,6 +293,9 @@ class SemSimModel(PreTrainedModel):
         save_directory: str | os.PathLike[str],
         *,
         dtype: torch.dtype | None = None,
+        state_dict: dict[str, Tensor] | None = None,
+        is_main_process: bool = True,
+        safe_serialization: bool = True,
         **kwargs: Any,
     ) -> None:
         """Write ``config.json`` and ``model.safetensors`` (optionally stored in ``dtype``, e.g. fp16).
@@ -304,12 +307,16 @@ class SemSimModel(PreTrainedModel):
 
         if kwargs:
             raise TypeError(f"save_pretrained() got unexpected arguments: {sorted(kwargs)}.")
+        if not safe_serialization:
+            raise ValueError("SemSim saves safetensors only (safe_serialization=False is not supported).")
+        if not is_main_process:
+            return
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]
         self.config.save_pretrained(str(folder))
         state = {}
-        for key, value in self.state_dict().items():
+        for key, value in (state_dict if state_dict is not None else self.state_dict()).items():
             value = value.detach().cpu()
             if dtype is not None and value.is_floating_point():
                 value = value.to(dtype)

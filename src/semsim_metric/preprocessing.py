@@ -12,7 +12,7 @@ and normalised with the model's mean and standard deviation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -139,8 +139,11 @@ def to_model_input(
     mean: Sequence[float],
     std: Sequence[float],
     dtype: torch.dtype = torch.float32,
+    augment: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Convert validated images to model-ready tensors: scale to [0, 1], RGB, resize, normalise.
+
+    ``augment`` (training only) is applied to the resized ``[0, 1]`` images before normalisation.
 
     Example:
         >>> y = to_model_input(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), data_range=255,
@@ -153,6 +156,8 @@ def to_model_input(
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     x = resize_images(x, image_size)
+    if augment is not None:
+        x = augment(x)
     m = torch.tensor(mean, dtype=work_dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=work_dtype, device=x.device).view(1, 3, 1, 1)
     return ((x - m) / s).to(dtype)

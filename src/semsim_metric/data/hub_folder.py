@@ -1,0 +1,119 @@
+"""Write a Hub dataset repository folder: ``data/<split>-*.parquet`` + ``README.md`` with YAML ``configs``.
+
+The folder loads with ``datasets.load_dataset(folder)`` offline and, once pushed with
+:func:`push_dataset_folder`, with ``load_dataset("<org>/<name>")``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from .schema import FEATURES, RecognitionRule
+
+__all__ = ["DatasetCard", "push_dataset_folder", "write_dataset_folder"]
+
+
+@dataclass
+class DatasetCard:
+    """What the dataset card states about provenance."""
+
+    title: str
+    summary: str
+    source: str = ""
+    licence: str = "other"
+    attacks: str = ""
+    annotators: str = ""
+    rule: RecognitionRule = field(default_factory=RecognitionRule)
+    notes: list[str] = field(default_factory=list)
+
+
+def _shard_rows(rows: Sequence[dict[str, Any]], shard_size: int) -> list[Sequence[dict[str, Any]]]:
+    return [rows[i:i + shard_size] for i in range(0, len(rows), shard_size)] or [rows]
+
+
+def write_dataset_folder(
+    splits: dict[str, Sequence[dict[str, Any]]],
+    out: str | Path,
+    card: DatasetCard,
+    *,
+    shard_size: int = 5000,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``splits`` (split name -> schema rows) as a Hub dataset folder with its card.
+
+    Raises:
+        FileExistsError: ``out/data`` exists and ``overwrite`` is false.
+    """
+    out = Path(out)
+    data_dir = out / "data"
+    if data_dir.exists():
+        if not overwrite:
+            raise FileExistsError(f"{data_dir} exists; pass overwrite=True (--overwrite) to replace it.")
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    counts: dict[str, int] = {}
+    for name, rows in splits.items():
+        if not rows:
+            continue
+        shards = _shard_rows(list(rows), shard_size)
+        for i, shard in enumerate(shards):
+            ds = datasets.Dataset.from_list(list(shard), features=FEATURES)
+            ds.to_parquet(str(data_dir / f"{name}-{i:05d}-of-{len(shards):05d}.parquet"))
+        counts[name] = len(rows)
+    (out / "README.md").write_text(render_card(splits, counts, card))
+    return out
+
+
+def render_card(splits: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], card: DatasetCard) -> str:
+    """Dataset card (README.md) with YAML front matter, provenance and per-split statistics."""
+    names = [n for n in splits if counts.get(n)]
+    all_rows = [r for n in names for r in splits[n]]
+    kinds = Counter(r["annotator_kind"] for r in all_rows)
+    yaml = ["---", f"license: {card.licence}", "task_categories:", "- image-classification", "tags:",
+            "- privacy", "- gradient-inversion", "- semsim", "configs:", "- config_name: default", "  data_files:"]
+    for n in names:
+        yaml += [f"  - split: {n}", f"    path: data/{n}-*"]
+    yaml += ["---", ""]
+    lines = [f"# {card.title}", "", card.summary, "", "## Provenance", ""]
+    lines += [f"- **Source images**: {card.source}" if card.source else "",
+              f"- **Attacks**: {card.attacks}" if card.attacks else "",
+              f"- **Annotators**: {card.annotators}" if card.annotators else "",
+              f"- **annotator_kind counts**: {dict(kinds)} (`human` = people; `model-judge` = vision-language "
+              "model judges shown only the reconstruction - NOT human labels; `none` = not annotated yet)",
+              f"- **Recognised rule**: {card.rule.describe()} (`{json.dumps(card.rule.to_dict())}`); the votes "
+              "are stored, so the rule can be changed with `semsim_metric.data.RecognitionRule`.",
+              ""]
+    lines += ["## Splits", "", "Splits are by original image: no original appears in two splits.", "",
+              "| split | rows | originals | recognised | victims | attacks |", "|---|---|---|---|---|---|"]
+    for n in names:
+        rows = splits[n]
+        rec = sum(bool(r["recognized"]) for r in rows) / len(rows)
+        lines.append(f"| {n} | {len(rows)} | {len({r['original_id'] for r in rows})} | {rec:.1%} | "
+                     f"{len({r['victim'] for r in rows})} | {len({r['attack'] for r in rows})} |")
+    lines += ["", "## Schema", "", "One row per reconstruction: " + ", ".join(f"`{k}`" for k in FEATURES) + ".",
+              "See the semsim-metric docs (datasets page) for the meaning of each column.", ""]
+    if card.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in card.notes] + [""]
+    lines += ["## Loading", "", "```python", "from datasets import load_dataset",
+              'ds = load_dataset("path/to/this/folder")  # or "<org>/<name>" once on the Hub', "```", ""]
+    return "\n".join(yaml + [line for line in lines if line is not None]) + "\n"
+
+
+def push_dataset_folder(folder: str | Path, repo_id: str, *, token: str | None = None, private: bool = False,
+                        revision: str | None = None) -> str:
+    """Upload a dataset folder to the Hub with ``huggingface_hub`` (creates the repo if needed)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset", revision=revision,
+                             allow_patterns=["README.md", "data/*.parquet"])
+    return str(info)

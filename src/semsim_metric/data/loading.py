@@ -1,0 +1,50 @@
+"""Loading SemSim annotation datasets with ``datasets.load_dataset``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+__all__ = ["load_annotations", "check_schema"]
+
+
+def check_schema(ds: datasets.Dataset, *, needs_votes: bool = False) -> None:
+    """Raise ``ValueError`` naming the missing columns when ``ds`` is not in the SemSim schema."""
+    required = ["original", "reconstruction", "original_id", "recognized"]
+    missing = [c for c in required if c not in ds.column_names]
+    if missing:
+        raise ValueError(
+            f"dataset is not in the SemSim schema: missing column(s) {missing} (it has {ds.column_names}). "
+            "Convert it first with `semsim convert`."
+        )
+    if needs_votes and "votes" not in ds.column_names:
+        raise ValueError("dataset has no 'votes' column.")
+
+
+def load_annotations(
+    path_or_id: str | Path,
+    split: str | None = None,
+    *,
+    revision: str | None = None,
+    **kwargs: Any,
+) -> datasets.Dataset | datasets.DatasetDict:
+    """Load a SemSim dataset folder or Hub dataset id (a thin wrapper over ``datasets.load_dataset``).
+
+    Args:
+        path_or_id: a dataset folder written by ``semsim convert`` / ``semsim generate``, or a Hub id.
+        split: one split (``"train"``, ``"test"``, ...) or ``None`` for all.
+        revision: Hub revision.
+        kwargs: passed to ``datasets.load_dataset``.
+
+    Example:
+        >>> from semsim_metric import load_annotations  # doctest: +SKIP
+        >>> ds = load_annotations("hub/fmnist-judged-v1", split="test")  # doctest: +SKIP
+    """
+    ds = datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)
+    for part in (ds.values() if isinstance(ds, datasets.DatasetDict) else [ds]):
+        check_schema(part)
+    return ds
+
+

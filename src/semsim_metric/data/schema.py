@@ -1,0 +1,133 @@
+"""The one dataset schema for official, converted, generated and annotated reconstructions.
+
+One row per reconstruction. ``recognized`` is derived from the votes by a :class:`RecognitionRule`
+that is recorded in the dataset card, so it can always be recomputed from the stored votes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import datasets
+
+__all__ = [
+    "ANNOTATOR_KINDS",
+    "FEATURES",
+    "RecognitionRule",
+    "UNRECOGNISABLE",
+    "empty_row",
+    "majority_class",
+]
+
+#: Vote meaning "the annotator could not recognise anything".
+UNRECOGNISABLE = -1
+#: Who produced the votes: people, vision(-language) model judges shown only the reconstruction, or nobody yet.
+ANNOTATOR_KINDS = ("human", "model-judge", "none")
+
+FEATURES = datasets.Features(
+    {
+        "reconstruction_id": datasets.Value("string"),
+        "original": datasets.Image(),
+        "reconstruction": datasets.Image(),
+        "original_id": datasets.Value("string"),
+        "class_label": datasets.Value("int64"),
+        "class_name": datasets.Value("string"),
+        "votes": datasets.List(datasets.Value("int64")),
+        "original_votes": datasets.List(datasets.Value("int64")),
+        "recognized": datasets.Value("bool"),
+        "recognized_share": datasets.Value("float32"),
+        "source_dataset": datasets.Value("string"),
+        "victim": datasets.Value("string"),
+        "victim_arch": datasets.Value("string"),
+        "victim_train_mode": datasets.Value("string"),
+        "victim_aug_policy": datasets.Value("string"),
+        "victim_train_epochs": datasets.Value("int64"),
+        "attack": datasets.Value("string"),
+        "attack_iterations": datasets.Value("int64"),
+        "defense": datasets.Value("string"),
+        "annotator_kind": datasets.Value("string"),
+        "seed": datasets.Value("int64"),
+    }
+)
+"""``datasets.Features`` of every SemSim dataset. Unknown integers are -1, unknown strings ``""``;
+``victim_train_epochs=-1`` means unknown, ``votes=[]`` means not annotated yet."""
+
+
+def empty_row() -> dict[str, Any]:
+    """A row with every column at its 'unknown' value."""
+    return {
+        "reconstruction_id": "", "original": None, "reconstruction": None, "original_id": "",
+        "class_label": -1, "class_name": "", "votes": [], "original_votes": [], "recognized": False,
+        "recognized_share": float("nan"), "source_dataset": "", "victim": "", "victim_arch": "",
+        "victim_train_mode": "", "victim_aug_policy": "", "victim_train_epochs": -1, "attack": "",
+        "attack_iterations": -1, "defense": "", "annotator_kind": "none", "seed": -1,
+    }
+
+
+def majority_class(votes: Sequence[int]) -> int:
+    """Most frequent non-negative vote (ties -> smallest class), or -1 when nobody named a class."""
+    named = [v for v in votes if v >= 0]
+    if not named:
+        return UNRECOGNISABLE
+    counts = Counter(named)
+    best = max(counts.values())
+    return min(c for c, n in counts.items() if n == best)
+
+
+@dataclass(frozen=True)
+class RecognitionRule:
+    """When is a reconstruction *recognised*? At least ``min_votes`` votes equal a reference class.
+
+    Args:
+        min_votes: votes needed (3 of 5 in the study).
+        reference: ``"true_class"`` (the dataset's label, the study's rule) or ``"original_consensus"``
+            (the annotators' majority reading of the original, where ``original_votes`` exist; rows without
+            them fall back to the true class). The second removes confusions between look-alike classes
+            (a perfectly visible "pullover" that people call "coat").
+
+    Example:
+        >>> rule = RecognitionRule()
+        >>> rule.recognized([3, 3, 3, -1, 2], class_label=3)
+        True
+        >>> rule.share([3, 3, 3, -1, 2], class_label=3)
+        0.6
+    """
+
+    min_votes: int = 3
+    reference: Literal["true_class", "original_consensus"] = "true_class"
+
+    def __post_init__(self) -> None:
+        if self.min_votes < 1:
+            raise ValueError(f"min_votes must be at least 1, got {self.min_votes}.")
+        if self.reference not in ("true_class", "original_consensus"):
+            raise ValueError(f"reference must be 'true_class' or 'original_consensus', got {self.reference!r}.")
+
+    def reference_class(self, class_label: int, original_votes: Sequence[int] = ()) -> int:
+        if self.reference == "original_consensus" and original_votes:
+            return majority_class(original_votes)
+        return class_label
+
+    def count(self, votes: Sequence[int], class_label: int, original_votes: Sequence[int] = ()) -> int:
+        ref = self.reference_class(class_label, original_votes)
+        if ref < 0:
+            return 0
+        return sum(1 for v in votes if v == ref)
+
+    def recognized(self, votes: Sequence[int], class_label: int, original_votes: Sequence[int] = ()) -> bool:
+        return self.count(votes, class_label, original_votes) >= self.min_votes
+
+    def share(self, votes: Sequence[int], class_label: int, original_votes: Sequence[int] = ()) -> float:
+        if not votes:
+            return float("nan")
+        return self.count(votes, class_label, original_votes) / len(votes)
+
+    def describe(self) -> str:
+        ref = ("the true class" if self.reference == "true_class"
+               else "the annotators' majority reading of the original (true class where none)")
+        return f"recognized = at least {self.min_votes} votes equal {ref}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

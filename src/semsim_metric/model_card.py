@@ -1,0 +1,98 @@
+"""Model card (README.md) for a trained SemSim model folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_model_card"]
+
+CITATION = """@inproceedings{sun2023privacy,
+  title     = {Privacy Assessment on Reconstructed Images: Are Existing Evaluation Metrics Faithful to Human Perception?},
+  author    = {Sun, Xiaoxiao and Gazagnadou, Nidham and Sharma, Vivek and Lyu, Lingjuan and Li, Hongdong and Zheng, Liang},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
+  year      = {2023}
+}"""
+
+
+def _annotator_text(kinds: set[str]) -> str:
+    if kinds == {"human"}:
+        return "people (human annotators)"
+    parts = []
+    if "model-judge" in kinds:
+        parts.append("**vision-language-model judges** shown only the reconstruction, following the study's "
+                     "protocol. **These are NOT human labels**; the model approximates the judges, not people")
+    if "human" in kinds:
+        parts.append("people (human annotators)")
+    return "; ".join(parts) or "unknown"
+
+
+def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[str, Any], splits: Any) -> Path:
+    """Write ``README.md`` into ``folder`` with data, annotators, recipe, results, intended use, limits."""
+    from .evaluation import compare_on_split
+    from .modeling import SemSimModel
+
+    folder = Path(folder)
+    model = SemSimModel.from_pretrained(folder)
+    kinds = {k for split in splits.values() for k in set(split["annotator_kind"])}
+    rec = training_info["recipe"]
+    cal = model.config.calibration
+    lines = [
+        "---", "license: apache-2.0", "library_name: semsim-metric", "tags:", "- privacy", "- image-similarity",
+        "- gradient-inversion", "- semsim", f"datasets:", f"- {dataset}", "---", "",
+        "# SemSim (CIFAR ResNet-18)" if model.config.backbone == "cifar_resnet18" else "# SemSim", "",
+        "SemSim is a learned distance between an original image and its reconstruction by a privacy attack. "
+        "**It is a distance: 0 = semantically identical (the attack leaked what an annotator recognises), larger = "
+        "less leakage, range [0, 2]; lower = more leakage.** It follows Sun et al., NeurIPS 2023.", "",
+        "```python", "from semsim_metric import SemSim", f'metric = SemSim("{folder.name}")  # folder or Hub id',
+        "metric.update(reconstructions, originals)  # (N, C, H, W) floats in [0, 1]", "print(metric.compute())",
+        "```", "",
+        "## Training data", "",
+        f"- Dataset: `{dataset}` (splits by original image: {', '.join(f'{k} {len(v)} rows' for k, v in splits.items())}).",
+        f"- Annotated by: {_annotator_text(kinds)}.",
+        f"- Triplets: anchor = original, positive = recognised reconstruction, negative = unrecognised reconstruction of "
+        f"the same original (fallback to another original's: {training_info['triplet_stats']}).", "",
+        "## Recipe", "",
+        f"- Recipe `{rec['name']}`: {rec['description']}",
+        f"- Fields: `{json.dumps({k: v for k, v in rec.items() if k not in ('name', 'description')})}`",
+        f"- Trained on: {training_info['device']} (bf16: {training_info['bf16']}), {training_info['train_seconds']:.0f} s, "
+        f"torch {training_info['torch']}; final training loss {training_info['train_loss']:.4f}.",
+        "",
+    ]
+    if training_info["device"] == "cpu" and rec["name"] != "paper":
+        lines += ["This model was trained on a CPU (no GPU was available), so it uses a CPU-feasible schedule of "
+                  "the paper's loss rather than the full paper recipe (width 64, 100 epochs). Retrain with "
+                  "`semsim train --recipe paper` on a GPU to reproduce the paper's setting.", ""]
+    lines += ["## Results", ""]
+    for split_name in ("validation", "test"):
+        if split_name in splits:
+            table = compare_on_split(model, splits[split_name])
+            lines += [f"### {split_name} split ({len(splits[split_name])} reconstructions)", "",
+                      "ROC-AUC = how well each metric ranks recognised above unrecognised reconstructions "
+                      "(each metric oriented so that higher = more leakage).", "",
+                      "| metric | ROC-AUC |", "|---|---|"]
+            lines += [f"| {name} | {auc:.3f} |" for name, auc in table.items()]
+            lines.append("")
+    if training_info.get("validation", {}).get("triplet_accuracy") is not None:
+        lines += [f"Validation triplet accuracy: {training_info['validation']['triplet_accuracy']:.3f}.", ""]
+    if cal:
+        lines += ["## Calibration", "",
+                  f"`output=\"probability\"` gives P(recognised) = sigmoid({cal['intercept']:.3f} + "
+                  f"{cal['slope']:.3f} x distance), fitted on {cal['fitted_on']} ({cal['n']} rows).", ""]
+    lines += [
+        "Reproduce these numbers: `python scripts/reproduce_default_model.py --check` (see the repository docs).", "",
+        "## Intended use", "",
+        "Judging how much *recognisable* content a reconstruction attack (gradient inversion and the like) recovered, "
+        "next to PSNR/SSIM, when comparing attacks and defences.", "",
+        "## Limits", "",
+        "- Trained on one image domain (see training data); scores on very different images are less reliable.",
+        "- Labels came from the annotators named above; where they are model judges, agreement with people is "
+        "not measured here.",
+        "- Every image is resized to 32x32 (the paper's choice): fine detail above that scale is ignored.",
+        "- Not a guarantee of privacy: a low leakage score does not prove that nothing leaked.", "",
+        "## Citation", "", "```bibtex", CITATION, "```", "",
+    ]
+    path = folder / "README.md"
+    path.write_text("\n".join(lines))
+    return path
