@@ -93,15 +93,15 @@ def _semsim_update(
     Inputs go through the input gate (validation, resize, normalisation) and are moved to the
     model's device only if the model lives elsewhere - never the other way round.
     """
-    check_image_pair(preds, target, data_range=data_range, validate_args=validate_args)
-    cfg = model.config
-    dtype = _model_dtype(model)
     device = next(model.parameters()).device
-    if preds.device != device:
+    if isinstance(preds, Tensor) and preds.device != device:
         raise ValueError(
             f"The images are on {preds.device} but the SemSim network is on {device}. Move the metric or "
             f"model with .to({str(preds.device)!r}) (or the images with .to({str(device)!r}))."
         )
+    check_image_pair(preds, target, data_range=data_range, validate_args=validate_args)
+    cfg = model.config
+    dtype = _model_dtype(model)
     kwargs = dict(data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
                   dtype=dtype)
     distance = model.distance(to_model_input(preds, **kwargs), to_model_input(target, **kwargs))

@@ -89,8 +89,6 @@ class SemSim(Metric):
         self.validate_args = bool(validate_args)
         net = copy.deepcopy(get_model(model, revision))
         self.output = check_output(output, net)
-        if self.output == "probability":
-            self.plot_upper_bound = 1.0
         # A plain attribute holding a tuple: nn.Module does not register it, so the network stays out of
         # state_dict() and parameters(); _apply() below moves it with the metric.
         self._net: tuple[SemSimModel] = (freeze(net),)
@@ -118,9 +116,12 @@ class SemSim(Metric):
     def compute(self) -> Tensor:
         """Mean or sum of all scores so far, or every score (``reduction="none"``)."""
         if self.reduction == "none":
-            if not self.scores:
+            if isinstance(self.scores, Tensor):  # already concatenated by a distributed sync
+                values = self.scores
+            elif not self.scores:
                 return torch.zeros(0, device=self.device, dtype=self.dtype)
-            values = self.scores if isinstance(self.scores, Tensor) else torch.cat(self.scores)
+            else:
+                values = torch.cat(self.scores)
             return _semsim_compute(values, reduction="none")
         return _semsim_compute(self.sum_scores, self.total, reduction=self.reduction)
 

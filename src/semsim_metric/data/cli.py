@@ -1,0 +1,77 @@
+"""``semsim convert``: official release, training archive and CSV manifests -> Hub dataset folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .convert import convert_manifest, convert_official_labels, convert_official_training
+from .hub_folder import DatasetCard, write_dataset_folder
+from .report import ConversionError
+from .schema import RecognitionRule
+from .splits import split_by_original
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``semsim convert`` to the command line."""
+    p = sub.add_parser(
+        "convert", help="convert annotations into a SemSim dataset folder",
+        description="Convert annotated reconstructions into a Hub dataset folder (Parquet + card). Every input "
+        "item is converted or listed in OUT/conversion_report.md with its reason.")
+    p.add_argument("layout", choices=["official-labels", "official-training", "manifest"],
+                   help="official-labels: human_annos_subset/; official-training: human_anno_id/train_with_ori/; "
+                        "manifest: a CSV of original,reconstruction,votes|recognized[,...]")
+    p.add_argument("source", type=Path, help="the folder (official layouts) or the CSV file (manifest)")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    p.add_argument("--lenient", action="store_true", help="skip bad items and report them (default: stop at the first)")
+    p.add_argument("--min-votes", type=int, default=3, help="votes needed for 'recognised' (default 3)")
+    p.add_argument("--reference", choices=["true_class", "original_consensus"], default="true_class",
+                   help="class the votes must name (default: the true class, as in the study)")
+    p.add_argument("--annotator-kind", choices=["human", "model-judge"], default=None,
+                   help="who produced the votes (official layouts: human; manifests: required unless a column says)")
+    p.add_argument("--source-dataset", default=None, help="value of source_dataset (default cifar100 for official)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    p.add_argument("--fractions", default="0.8,0.1,0.1", help="train,validation,test shares of originals")
+    p.add_argument("--holdout-victim", action="append", default=[], help="victim whose rows form test_victim")
+    p.add_argument("--holdout-attack", action="append", default=[], help="attack whose rows form test_attack")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/data folder")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..cli import CLIError
+
+    rule = RecognitionRule(args.min_votes, args.reference)
+    strict = not args.lenient
+    try:
+        fractions = dict(zip(("train", "validation", "test"), (float(v) for v in args.fractions.split(","))))
+        if args.layout == "manifest":
+            rows, report = convert_manifest(args.source, rule=rule, strict=strict, annotator_kind=args.annotator_kind,
+                                            source_dataset=args.source_dataset)
+        elif args.layout == "official-labels":
+            rows, report = convert_official_labels(args.source, rule=rule, strict=strict,
+                                                   source_dataset=args.source_dataset or "cifar100",
+                                                   annotator_kind=args.annotator_kind or "human")
+        else:
+            rows, report = convert_official_training(args.source, strict=strict,
+                                                     source_dataset=args.source_dataset or "cifar100",
+                                                     annotator_kind=args.annotator_kind or "human")
+        report.write(args.out)
+        print(report.summary())
+        if not rows:
+            raise CLIError(f"nothing could be converted; see {args.out / 'conversion_report.md'}")
+        splits, notes = split_by_original(rows, fractions=fractions, seed=args.seed,
+                                          holdout_victims=args.holdout_victim, holdout_attacks=args.holdout_attack)
+        kinds = sorted({r["annotator_kind"] for r in rows})
+        card = DatasetCard(
+            title=f"SemSim annotations converted from {args.source.name}",
+            summary=f"Reconstructions with annotators' judgements, converted by `semsim convert {args.layout}`.",
+            source=str(rows[0]["source_dataset"] or "unknown"), annotators=", ".join(kinds), rule=rule,
+            notes=notes + [report.summary().replace("\n", "; ")])
+        write_dataset_folder(splits, args.out, card, overwrite=args.overwrite)
+    except (ConversionError, ValueError, FileExistsError) as err:
+        raise CLIError(str(err)) from err
+    print(f"wrote {args.out} ({', '.join(f'{k}: {len(v)}' for k, v in splits.items())})")
+    return 0

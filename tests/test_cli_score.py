@@ -1,0 +1,71 @@
+"""`semsim score`: pairing by name, per-image output, CSV, and clear errors for what cannot be scored."""
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semsim_metric.cli import main
+from semsim_metric.images import file_key, pair_folders
+
+
+def _png(path, seed, size=(28, 28), mode="L"):
+    rng = np.random.default_rng(seed)
+    shape = size[::-1] + ((3,) if mode == "RGB" else ())
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+
+
+@pytest.fixture()
+def folders(tmp_path):
+    o, r = tmp_path / "orig", tmp_path / "rec"
+    o.mkdir(), r.mkdir()
+    for i in range(3):
+        _png(o / f"img{i}_ori.png", i)
+        _png(r / f"img{i}_rec.png", 10 + i)
+    _png(r / "img0__second.png", 20)
+    return o, r
+
+
+@pytest.mark.parametrize(("name", "key"), [("cat.png", "cat"), ("0042_3_rec.png", "0042_3"),
+                                            ("0042_3_ori.jpg", "0042_3"), ("cat__ig.png", "cat"),
+                                            ("cat-rec.png", "cat")])
+def test_pairing_rule(name, key, tmp_path):
+    assert file_key(tmp_path / name) == key
+
+
+def test_scores_every_pair_and_writes_csv(folders, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(folders[0]), str(folders[1]), "--model", str(tiny_model_dir), "--output", str(out),
+                 "--batch-size", "2", "--probability"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 4 and all(0 <= float(r["semsim"]) <= 2 for r in rows)
+    assert all(0 <= float(r["p_recognised"]) <= 1 for r in rows)
+    printed = capsys.readouterr().out
+    assert "mean SemSim over 4 pairs" in printed
+
+
+def test_unmatched_files_are_listed(folders, tiny_model_dir, capsys):
+    _png(folders[1] / "stray.png", 5)
+    assert main(["score", str(folders[0]), str(folders[1]), "--model", str(tiny_model_dir)]) == 2
+    assert "reconstruction without original" in capsys.readouterr().err
+
+
+def test_unreadable_files_are_listed_not_skipped(folders, tiny_model_dir, capsys):
+    (folders[1] / "img2_rec.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    assert main(["score", str(folders[0]), str(folders[1]), "--model", str(tiny_model_dir)]) == 2
+    captured = capsys.readouterr()
+    assert "could not be scored" in captured.err and "img2_rec.png" in captured.err
+    assert "mean SemSim over 3 pairs" in captured.out
+
+
+def test_size_mismatch_is_reported(folders, tiny_model_dir, capsys):
+    _png(folders[1] / "img1_rec.png", 3, size=(32, 32))
+    assert main(["score", str(folders[0]), str(folders[1]), "--model", str(tiny_model_dir)]) == 2
+    assert "size mismatch" in capsys.readouterr().err
+
+
+def test_pair_folders_reports_originals_without_reconstruction(folders):
+    _png(folders[0] / "lonely.png", 9)
+    result = pair_folders(*folders)
+    assert [p.name for p in result.unmatched_originals] == ["lonely.png"]

@@ -1,0 +1,107 @@
+"""Model resolution: local folders, the bundled default, real downloads from a local Hub, offline errors."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from semsim_metric import SemSim, SemSimModel
+from semsim_metric import hub as hub_module
+from semsim_metric.hub import resolve_model_folder
+from tests.hub_server import make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_local_folder_resolves_to_itself(tiny_model_dir):
+    assert resolve_model_folder(str(tiny_model_dir)) == tiny_model_dir
+
+
+def test_folder_without_weights_says_what_is_missing(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(OSError, match="missing model.safetensors"):
+        resolve_model_folder(str(tmp_path))
+
+
+def test_offline_miss_explains_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(OSError, match="not in the local Hugging Face cache.*HF_HUB_OFFLINE"):
+        SemSimModel.from_pretrained("someone/semsim-missing", cache_dir=tmp_path)
+
+
+def test_malformed_id_is_rejected():
+    with pytest.raises(OSError, match="neither an existing folder nor a Hub model id"):
+        resolve_model_folder("not/a/valid/id")
+
+
+def test_default_without_bundled_weights_never_runs_on_random_weights(monkeypatch, tmp_path):
+    monkeypatch.setattr(hub_module, "_BUNDLED", tmp_path / "nothing-here")
+    hub_module._load_cached.cache_clear()
+    with pytest.raises(OSError, match="never scores with random weights"):
+        SemSim()
+    hub_module._load_cached.cache_clear()
+
+
+def test_bundled_default_is_used_offline_when_present():
+    if hub_module.bundled_model_path() is None:
+        pytest.skip("this checkout has no bundled default model")
+    metric = SemSim()
+    assert metric.net.config.model_type == "semsim"
+
+
+DOWNLOAD_SCRIPT = textwrap.dedent("""
+    import json, os, sys, torch
+    from semsim_metric import SemSimModel
+    repo, revision, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    try:
+        m = SemSimModel.from_pretrained(repo, revision=revision, local_files_only=(mode == "local-only"))
+    except OSError as err:
+        print(json.dumps({"error": str(err)})); sys.exit(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 32, generator=g)
+    print(json.dumps({"embedding": m.embed(x).detach().tolist()[0][:4]}))
+""")
+
+
+def _run(env_extra, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(env_extra)
+    out = subprocess.run([sys.executable, "-c", DOWNLOAD_SCRIPT, *args], env=env, capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_download_from_a_local_hub_then_load_offline_from_the_cache(tmp_path, tiny_model_dir, tiny_model):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    server, log = make_server({"org/semsim-tiny": (tiny_model_dir, {"v1": commit, "main": commit})})
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
+               "HF_HUB_DISABLE_XET": "1"}
+        online = _run(env, "org/semsim-tiny", "v1", "online")
+        assert "embedding" in online, online
+        assert any("/org/semsim-tiny/resolve/v1/model.safetensors" in line for line in log)
+        snapshots = list((tmp_path / "hf" / "hub").glob("models--org--semsim-tiny/snapshots/*/model.safetensors"))
+        assert snapshots and snapshots[0].parent.name == commit
+        requests_before = len(log)
+        offline = _run({**env, "HF_HUB_OFFLINE": "1"}, "org/semsim-tiny", "v1", "online")
+        assert offline == online and len(log) == requests_before
+        local_only = _run({**env, "HF_HUB_OFFLINE": "0"}, "org/semsim-tiny", "v1", "local-only")
+        assert local_only == online
+        missing = _run({**env, "HF_HUB_OFFLINE": "1"}, "org/semsim-tiny", "v2", "online")
+        assert "not in the local Hugging Face cache" in missing["error"]
+        not_found = _run(env, "org/does-not-exist", "main", "online")
+        assert "error" in not_found
+    finally:
+        server.shutdown()
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    expected = tiny_model.embed(torch.rand(2, 3, 32, 32, generator=g)).detach().tolist()[0][:4]
+    assert online["embedding"] == pytest.approx(expected, abs=1e-6)

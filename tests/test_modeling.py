@@ -1,0 +1,107 @@
+"""SemSimConfig / SemSimModel: embeddings, distances, the training loss, transformers integration, strict I/O."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, ResNetConfig, ViTConfig
+
+from semsim_metric import SemSimConfig, SemSimModel
+from semsim_metric.backbones import CifarResNet18
+
+
+def test_paper_backbone_shape_and_defaults():
+    cfg = SemSimConfig()
+    assert (cfg.model_type, cfg.base_width, cfg.image_size, cfg.margin) == ("semsim", 64, 32, 1.0)
+    assert cfg.image_mean == pytest.approx([0.5071, 0.4865, 0.4409])
+    net = CifarResNet18(64)
+    assert net.conv1.kernel_size == (3, 3) and net.conv1.stride == (1, 1)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+    assert [len(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4)] == [2, 2, 2, 2]
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 512)
+
+
+def test_embeddings_are_unit_length_and_distance_in_range(random_model):
+    x, y = torch.randn(5, 3, 32, 32), torch.randn(5, 3, 32, 32)
+    emb = random_model.embed(x)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(5))
+    d = random_model.distance(x, y)
+    assert d.shape == (5,) and bool(((d >= 0) & (d <= 2)).all())
+    assert float(random_model.distance(x, x).abs().max()) == 0.0
+
+
+def test_forward_returns_triplet_loss(random_model):
+    a = torch.randn(4, 3, 32, 32)
+    out = random_model(anchor=a, positive=a, negative=torch.randn(4, 3, 32, 32))
+    expected = torch.relu(out.positive_distance - out.negative_distance + 1.0).mean()
+    torch.testing.assert_close(out.loss, expected)
+    assert float(out.positive_distance.abs().max()) == 0.0
+
+
+def test_global_loss_adds_to_the_triplet_loss():
+    torch.manual_seed(0)
+    plain = SemSimModel(SemSimConfig(base_width=4)).eval()
+    weighted = SemSimModel(SemSimConfig(base_width=4, global_loss_weight=1.0)).eval()
+    weighted.load_state_dict(plain.state_dict())
+    a, p, n = (torch.randn(4, 3, 32, 32) for _ in range(3))
+    share = dict(positive_share=torch.ones(4), negative_share=torch.zeros(4))
+    assert float(weighted(a, p, n, **share).loss) > float(plain(a, p, n, **share).loss)
+
+
+def test_registered_with_auto_classes(tmp_path, random_model):
+    assert isinstance(AutoConfig.for_model("semsim"), SemSimConfig)
+    random_model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, SemSimModel) and not loaded.training
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded.embed(x), random_model.embed(x))
+
+
+@pytest.mark.parametrize("backbone_config", [
+    ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]).to_dict(),
+    ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32,
+              patch_size=8).to_dict(),
+])
+def test_transformers_backbone_adapter(tmp_path, backbone_config):
+    cfg = SemSimConfig(backbone="transformers", backbone_config=backbone_config)
+    model = SemSimModel(cfg).eval()
+    x = torch.randn(3, 3, 32, 32)
+    assert model.embed(x).shape == (3, cfg.embedding_dim)
+    model.save_pretrained(tmp_path)
+    torch.testing.assert_close(SemSimModel.from_pretrained(tmp_path).embed(x), model.embed(x))
+
+
+def test_missing_and_unexpected_keys_are_named(tmp_path, random_model):
+    random_model.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    state.pop("backbone.conv1.weight")
+    state["backbone.extra.weight"] = torch.zeros(1)
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(RuntimeError, match=r"Missing keys \(1\): backbone.conv1.weight.*backbone.extra.weight"):
+        SemSimModel.from_pretrained(tmp_path)
+
+
+def test_wrong_architecture_is_an_error(tmp_path, random_model):
+    random_model.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["base_width"] = 8
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RuntimeError, match="wrong shape"):
+        SemSimModel.from_pretrained(tmp_path)
+
+
+def test_pickled_weights_are_never_loaded(tmp_path, random_model):
+    random_model.config.save_pretrained(tmp_path)
+    torch.save(random_model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match="missing model.safetensors"):
+        SemSimModel.from_pretrained(tmp_path)
+
+
+def test_fp16_storage_round_trip(tmp_path, random_model):
+    random_model.save_pretrained(tmp_path, dtype=torch.float16)
+    assert load_file(tmp_path / "model.safetensors")["backbone.conv1.weight"].dtype == torch.float16
+    loaded = SemSimModel.from_pretrained(tmp_path)
+    assert loaded.backbone.conv1.weight.dtype == torch.float32
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded.embed(x), random_model.embed(x), atol=2e-2, rtol=0)
