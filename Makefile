@@ -1,0 +1,36 @@
+# Set-up and everyday commands. Every target installs what it needs into .venv first.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: score test test-fast docs bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -e ".[dev,docs]"
+	touch $(STAMP)
+
+## Main job: score the committed example reconstructions against their originals with the bundled default model (offline).
+score: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/semsim score examples/originals examples/reconstructions --probability
+
+## The whole test suite (slow tests included) and the strict docs build.
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(BIN)/mkdocs build --strict --site-dir /tmp/semsim-site
+
+## Quick loop: skip tests marked slow.
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_metric.py
+
+clean-venv:
+	rm -rf $(VENV)
