@@ -148,7 +148,8 @@ def _extra_commands():  # noqa: ANN202
     from importlib import import_module
 
     out = []
-    for module, name in (("semsim_metric.data.cli", "register"), ("semsim_metric.training", "register_cli")):
+    for module, name in (("semsim_metric.data.cli", "register"), ("semsim_metric.training", "register_cli"),
+                         ("semsim_metric.evaluation", "register_cli")):
         try:
             mod = import_module(module)
         except ModuleNotFoundError as err:

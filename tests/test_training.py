@@ -1,0 +1,95 @@
+"""Training with transformers Trainer: recipes, loss goes down, reload, determinism, resume, bad data."""
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from semsim_metric import SemSimModel
+from semsim_metric.training import RECIPES, get_recipe, train
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = ROOT / "hub" / "fmnist-judged-v1"
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    """12 train originals and 4 validation originals of the default dataset (all 12 settings each)."""
+    out = tmp_path_factory.mktemp("tiny_ds")
+    full = datasets.load_dataset(str(DEFAULT_DATASET))
+    for split, n in (("train", 12), ("validation", 4)):
+        ids = sorted(set(full[split]["original_id"]))[:n]
+        full[split].filter(lambda r: r["original_id"] in ids).to_parquet(str(out / "data" / f"{split}-00000-of-00001.parquet"))
+    return out
+
+
+def test_paper_recipe_is_the_papers():
+    r = RECIPES["paper"]
+    assert (r.learning_rate, r.momentum, r.nesterov, r.weight_decay, r.batch_size, r.epochs) == (0.05, 0.9, True, 5e-4, 64, 100)
+    assert r.milestone_epochs() == [37, 62, 87] and (r.margin, r.seed, r.base_width, r.augment) == (1.0, 23333, 64, True)
+    assert get_recipe("paper", epochs=10).epochs == 10
+    with pytest.raises(TypeError, match="unknown recipe field"):
+        get_recipe("paper", lr=1)
+
+
+@pytest.mark.slow
+def test_quick_recipe_lowers_the_loss_and_reloads(tiny_dataset, tmp_path):
+    result = train(tiny_dataset, tmp_path / "m", recipe="quick", base_width=4, epochs=3, logging_steps=1,
+                   write_card=False)
+    history = json.loads((tmp_path / "m" / "checkpoints" / sorted(
+        p.name for p in (tmp_path / "m" / "checkpoints").iterdir())[-1] / "trainer_state.json").read_text())["log_history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    assert "roc_auc" in result.validation and "triplet_accuracy" in result.validation
+    model = SemSimModel.from_pretrained(tmp_path / "m")
+    assert model.config.calibration["slope"] < 0  # larger distance -> less likely recognised
+    x = torch.rand(3, 3, 32, 32)
+    torch.testing.assert_close(model.embed(x), SemSimModel.from_pretrained(tmp_path / "m").embed(x))
+
+
+@pytest.mark.slow
+def test_same_seed_gives_bit_identical_weights(tiny_dataset, tmp_path):
+    for name in ("a", "b"):
+        train(tiny_dataset, tmp_path / name, recipe="quick", base_width=4, epochs=1, write_card=False)
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint(tiny_dataset, tmp_path):
+    train(tiny_dataset, tmp_path / "full", recipe="quick", base_width=4, epochs=2, write_card=False)
+    train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=1, write_card=False)
+    # the interrupted run left checkpoint-<epoch 1>; resuming with the 2-epoch schedule finishes the job
+    resumed = train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=2, resume=True,
+                    write_card=False)
+    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "part" / "checkpoints").iterdir())
+    assert steps[-1] == sorted(int(p.name.split("-")[1]) for p in (tmp_path / "full" / "checkpoints").iterdir())[-1]
+    full = load_file(tmp_path / "full" / "model.safetensors")
+    part = load_file(tmp_path / "part" / "model.safetensors")
+    assert all(torch.allclose(full[k].float(), part[k].float(), atol=1e-5) for k in full), (
+        "resuming must continue the same run (optimizer, scheduler, RNG and data order restored)")
+    assert resumed.train_loss > 0
+
+
+def _write(ds_dict, folder):
+    for split, ds in ds_dict.items():
+        ds.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    return folder
+
+
+def test_bad_datasets_give_clear_errors(tiny_dataset, tmp_path):
+    full = datasets.load_dataset(str(tiny_dataset))
+    only_pos = _write({"train": full["train"].filter(lambda r: r["recognized"])}, tmp_path / "pos")
+    with pytest.raises(ValueError, match="no unrecognised reconstructions"):
+        train(only_pos, tmp_path / "o1", recipe="quick")
+    only_neg = _write({"train": full["train"].filter(lambda r: not r["recognized"])}, tmp_path / "neg")
+    with pytest.raises(ValueError, match="no recognised reconstructions"):
+        train(only_neg, tmp_path / "o2", recipe="quick")
+    wrong = _write({"train": full["train"].remove_columns(["recognized"])}, tmp_path / "wrong")
+    with pytest.raises(ValueError, match="missing column"):
+        train(wrong, tmp_path / "o3", recipe="quick")
+    with pytest.raises(ValueError, match="cannot load dataset"):
+        train(tmp_path / "does-not-exist", tmp_path / "o4", recipe="quick")
