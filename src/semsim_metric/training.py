@@ -62,6 +62,12 @@ RECIPES: dict[str, Recipe] = {
         description="The paper's loss and optimiser on a CPU budget: width 32, 24 epochs, lr x0.1 at 37/62/87% "
         "of training.",
     ),
+    "judged": Recipe(
+        name="judged", epochs=24, base_width=32, global_loss_weight=1.0,
+        description="The cpu recipe plus a global soft-label loss: binary cross-entropy between "
+        "sigmoid((1 - d) / 0.25) and the share of annotators who recognised each positive and negative, which "
+        "puts distances of different originals on one scale (weight 1.0).",
+    ),
     "quick": Recipe(
         name="quick", epochs=2, base_width=8, batch_size=16, milestones=(),
         description="A smoke-test recipe for CPUs: width 8, 2 epochs, batch 16.",

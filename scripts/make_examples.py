@@ -1,0 +1,43 @@
+"""Write the committed example pairs (examples/) from the default dataset's held-out test split.
+
+    python scripts/make_examples.py
+
+Six test originals, each with one reconstruction the judges recognised and one they did not, named so
+that `semsim score examples/originals examples/reconstructions` pairs them
+(`<original_id>.png` and `<original_id>__<reconstruction_id>.png`).
+"""
+
+from pathlib import Path
+
+import datasets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ds = datasets.load_dataset(str(ROOT / "hub" / "fmnist-judged-v1"), split="test")
+    out_o, out_r = ROOT / "examples" / "originals", ROOT / "examples" / "reconstructions"
+    out_o.mkdir(parents=True, exist_ok=True)
+    out_r.mkdir(parents=True, exist_ok=True)
+    by_orig: dict[str, dict[bool, int]] = {}
+    for i, (oid, rec) in enumerate(zip(ds["original_id"], ds["recognized"])):
+        by_orig.setdefault(oid, {}).setdefault(bool(rec), i)
+    chosen = [oid for oid, d in sorted(by_orig.items()) if len(d) == 2][:6]
+    lines = ["| original | reconstruction | victim | attack | judges' votes | recognised |", "|---|---|---|---|---|---|"]
+    for oid in chosen:
+        for rec in (True, False):
+            row = ds[by_orig[oid][rec]]
+            row["original"].save(out_o / f"{oid}.png")
+            name = f"{oid}__{row['reconstruction_id']}.png"
+            row["reconstruction"].save(out_r / name)
+            lines.append(f"| {oid}.png | {name} | {row['victim']} | {row['attack']} {row['attack_iterations']} | "
+                         f"{row['votes']} (class {row['class_label']} {row['class_name']}) | {rec} |")
+    (ROOT / "examples" / "README.md").write_text(
+        "# Example pairs\n\nFrom the held-out test split of `hub/fmnist-judged-v1` (Fashion-MNIST, MIT licence). "
+        "Votes are from vision-language-model judges, not people. Regenerate with `python scripts/make_examples.py`.\n\n"
+        + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
