@@ -149,7 +149,7 @@ def _extra_commands():  # noqa: ANN202
 
     out = []
     for module, name in (("semsim_metric.data.cli", "register"), ("semsim_metric.training", "register_cli"),
-                         ("semsim_metric.evaluation", "register_cli")):
+                         ("semsim_metric.evaluation", "register_cli"), ("semsim_metric.generate.cli", "register")):
         try:
             mod = import_module(module)
         except ModuleNotFoundError as err:

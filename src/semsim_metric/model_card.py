@@ -81,7 +81,7 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
                   f"`output=\"probability\"` gives P(recognised) = sigmoid({cal['intercept']:.3f} + "
                   f"{cal['slope']:.3f} x distance), fitted on {cal['fitted_on']} ({cal['n']} rows).", ""]
     lines += [
-        "Reproduce these numbers: `python scripts/reproduce_default_model.py --check` (see the repository docs).", "",
+        "Reproduce these numbers: `python scripts/default_model.py check` (from the stored weights) or `python scripts/default_model.py retrain OUT` (retrain with the recorded recipe and seed).", "",
         "## Intended use", "",
         "Judging how much *recognisable* content a reconstruction attack (gradient inversion and the like) recovered, "
         "next to PSNR/SSIM, when comparing attacks and defences.", "",

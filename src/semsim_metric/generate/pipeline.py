@@ -1,0 +1,190 @@
+"""End-to-end generation: source -> victims -> batched attacks -> Parquet shards -> dataset folder.
+
+Work is split into shards of ``(victim, attack, image range)``. Each shard is written atomically to
+``OUT/shards/`` and skipped when present, so a killed run restarts where it stopped and finishes with
+the same result. Under ``torchrun`` each rank takes every ``world_size``-th shard; the merge
+(``merge_shards`` / ``semsim generate --merge-only``) runs once all shards exist. The dataset has empty
+votes (``annotator_kind="none"``) until votes are imported (:func:`import_votes`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.hub_folder import DatasetCard, write_dataset_folder
+from ..data.schema import FEATURES, RecognitionRule, empty_row
+from ..data.splits import split_by_original
+from .attacks import AttackConfig, run_attack
+from .sources import ImageSource, load_source
+from .victims import VictimSpec, load_or_train_victim
+
+__all__ = ["GenerationPlan", "generate", "merge_shards", "parse_victim_spec"]
+
+
+def parse_victim_spec(text: str, *, seed: int = 0, train_images: int = 20000) -> VictimSpec:
+    """``arch:epochs[:augmentation[:defense]]``, e.g. ``conv_relu:4:crop_flip:prune=70``."""
+    parts = text.split(":")
+    if not 2 <= len(parts) <= 4:
+        raise ValueError(f"victim {text!r}: expected arch:epochs[:augmentation[:defense]].")
+    arch, epochs = parts[0], parts[1]
+    width = 0
+    if "-" in arch:
+        arch, w = arch.split("-", 1)
+        width = int(w)
+    aug = parts[2] if len(parts) > 2 else "none"
+    defense = parts[3].replace("=", ":") if len(parts) > 3 else "none"
+    return VictimSpec(arch=arch, epochs=int(epochs), augmentation=aug.replace("=", ":"), defense=defense, width=width,
+                      seed=seed, train_images=train_images)
+
+
+@dataclass
+class GenerationPlan:
+    """Everything that determines the generated data (stored as ``OUT/plan.json``)."""
+
+    source: str = "fashion-mnist"
+    num_originals: int = 16
+    original_pool: int = 9000  # originals are drawn from the first N test images
+    victims: list[VictimSpec] = field(default_factory=lambda: [VictimSpec("lenet_sigmoid", 0)])
+    attacks: list[AttackConfig] = field(default_factory=lambda: [AttackConfig("inverting_gradients", 50)])
+    shard_size: int = 64
+    seed: int = 0
+    fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "num_originals": self.num_originals, "original_pool": self.original_pool,
+                "victims": [asdict(v) for v in self.victims], "attacks": [a.to_dict() for a in self.attacks],
+                "shard_size": self.shard_size, "seed": self.seed, "fractions": self.fractions}
+
+    def shards(self) -> list[tuple[VictimSpec, AttackConfig, int, int]]:
+        out = []
+        for v in self.victims:
+            for a in self.attacks:
+                for start in range(0, self.num_originals, self.shard_size):
+                    out.append((v, a, start, min(start + self.shard_size, self.num_originals)))
+        return out
+
+
+def _shard_name(v: VictimSpec, a: AttackConfig, start: int, end: int) -> str:
+    return f"{v.name}__{a.name}-{a.iterations}__{start:06d}-{end:06d}.parquet"
+
+
+def _png(x: torch.Tensor) -> dict[str, Any]:
+    from PIL import Image
+
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return {"bytes": buf.getvalue(), "path": None}
+
+
+def _select_originals(test: ImageSource, plan: GenerationPlan) -> ImageSource:
+    pool = min(plan.original_pool, len(test))
+    if plan.num_originals > pool:
+        raise ValueError(f"{plan.num_originals} originals requested but the pool has {pool} test images.")
+    chosen = sorted(random.Random(plan.seed).sample(range(pool), plan.num_originals))
+    return test.subset(chosen)
+
+
+def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", progress: bool = True,
+             source_root: str | None = None, merge: bool = True) -> Path | None:
+    """Run (or resume) the plan into ``out``; merge into a dataset folder when all shards exist."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan_path = out / "plan.json"
+    plan_json = json.dumps(plan.to_dict(), indent=2, sort_keys=True)
+    if plan_path.exists() and plan_path.read_text() != plan_json:
+        raise ValueError(f"{out} holds a different generation plan (plan.json); use a new folder or delete it.")
+    plan_path.write_text(plan_json)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    test = load_source(plan.source, "test", root=source_root)
+    train = load_source(plan.source, "train", root=source_root)
+    originals = _select_originals(test, plan)
+    shard_dir = out / "shards"
+    shard_dir.mkdir(exist_ok=True)
+    mine = [s for i, s in enumerate(plan.shards()) if i % world == rank]
+    todo = [s for s in mine if not (shard_dir / _shard_name(*s)).exists()]
+    victims: dict[str, tuple[torch.nn.Module, dict]] = {}
+    for v, a, start, end in tqdm(todo, desc=f"shards (rank {rank})", unit="shard", disable=not progress):
+        if v.name not in victims:
+            victims[v.name] = load_or_train_victim(v, train, test, out / "victims", progress=progress)
+        model, meta = victims[v.name]
+        part = originals.subset(range(start, end))
+        x = part.images.float() / 255
+        seeds = [plan.seed * 1_000_003 + hash_index(oid) for oid in part.ids]
+        result = run_attack(model, x, part.labels, a, seeds=seeds, device=device, progress=progress)
+        rows = []
+        for i, oid in enumerate(part.ids):
+            row = empty_row()
+            row.update(
+                reconstruction_id=f"{v.name}__{a.name}-{a.iterations}__{oid}", original=_png(x[i]),
+                reconstruction=_png(result["reconstructions"][i]), original_id=oid, class_label=int(part.labels[i]),
+                class_name=part.class_names[int(part.labels[i])], source_dataset=part.name, victim=v.name,
+                victim_arch=v.arch, victim_train_mode=v.augmentation, victim_aug_policy=v.augmentation,
+                victim_train_epochs=v.epochs, attack=a.name, attack_iterations=a.iterations, defense=v.defense,
+                annotator_kind="none", seed=seeds[i])
+            rows.append(row)
+        import datasets
+
+        tmp = shard_dir / (_shard_name(v, a, start, end) + ".tmp")
+        datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(str(tmp))
+        tmp.replace(shard_dir / _shard_name(v, a, start, end))
+        (out / "victims" / "accuracy.json").write_text(json.dumps(
+            {name: m.get("test_accuracy") for name, (_, m) in victims.items()}, indent=2))
+    missing = [s for s in plan.shards() if not (shard_dir / _shard_name(*s)).exists()]
+    if missing or not merge or rank != 0:
+        return None
+    return merge_shards(out)
+
+
+def hash_index(original_id: str) -> int:
+    """A stable integer per original id (seeds the attack's random start)."""
+    import zlib
+
+    return zlib.crc32(original_id.encode()) % 1_000_003
+
+
+def merge_shards(out: str | Path) -> Path:
+    """Merge ``OUT/shards/*.parquet`` into the dataset folder ``OUT`` (``data/`` + card)."""
+    import datasets
+
+    out = Path(out)
+    plan = json.loads((out / "plan.json").read_text())
+    shards = sorted((out / "shards").glob("*.parquet"))
+    expected = GenerationPlan(**{**plan, "victims": [VictimSpec(**v) for v in plan["victims"]],
+                                 "attacks": [AttackConfig(**{**a, "milestones": tuple(a["milestones"])})
+                                             for a in plan["attacks"]]}).shards()
+    if len(shards) != len(expected):
+        raise ValueError(f"{len(shards)} of {len(expected)} shards present in {out / 'shards'}; finish generating first.")
+    rows = [r for s in shards for r in datasets.Dataset.from_parquet(str(s), features=FEATURES)
+            .cast_column("original", datasets.Image(decode=False)).cast_column("reconstruction", datasets.Image(decode=False))]
+    splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
+    acc_path = out / "victims" / "accuracy.json"
+    accuracy = json.loads(acc_path.read_text()) if acc_path.exists() else {}
+    victims_txt = "; ".join(f"{v['arch']} trained {v['epochs']} epochs (augmentation {v['augmentation']}, defense "
+                            f"{v['defense']}, seed {v['seed']}, test accuracy "
+                            f"{accuracy.get(VictimSpec(**v).name, 'n/a')})" for v in plan["victims"])
+    attacks_txt = "; ".join(f"{a['name']} ({a['iterations']} iterations, lr {a['learning_rate']}, TV {a['tv_weight']})"
+                            for a in plan["attacks"])
+    card = DatasetCard(
+        title=f"Generated reconstructions ({plan['source']})",
+        summary=("Reconstructions made by `semsim generate`: gradient-inversion attacks on the clean gradient of one "
+                 "test image each. **Not annotated yet** (`annotator_kind='none'`, empty votes): import votes with "
+                 "`semsim votes import`."),
+        source=f"{plan['source']} test split ({plan['num_originals']} originals drawn with seed {plan['seed']} from the "
+               f"first {plan['original_pool']}); victims trained on the train split",
+        attacks=attacks_txt, annotators="none yet", rule=RecognitionRule(),
+        notes=notes + [f"Victims: {victims_txt}.", f"Plan: `{json.dumps(plan)}`"])
+    write_dataset_folder(splits, out, card, overwrite=True)
+    return out
+

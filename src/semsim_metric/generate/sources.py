@@ -1,0 +1,146 @@
+"""Image sources for data generation: Fashion-MNIST IDX files, ``datasets`` image datasets, image folders.
+
+Attacked originals come from a source's *test* split; victims train only on its *train* split.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "load_fashion_mnist", "load_hf_dataset", "load_image_folder",
+           "load_source"]
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot"]
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass
+class ImageSource:
+    """Images of one split: uint8 ``(N, C, H, W)``, integer labels, class names and stable ids."""
+
+    name: str
+    split: str
+    images: Tensor
+    labels: Tensor
+    class_names: list[str]
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: list[int] | range) -> ImageSource:
+        idx = list(indices)
+        return ImageSource(self.name, self.split, self.images[idx], self.labels[idx], self.class_names,
+                           [self.ids[i] for i in idx])
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{path} is not an IDX file (bad magic number).")
+    dtype_code, ndim = data[2], data[3]
+    if dtype_code != 0x08:
+        raise ValueError(f"{path}: only unsigned-byte IDX files are supported (type code {dtype_code:#x}).")
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: truncated IDX file ({body.size} values for shape {dims}).")
+    return body.reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(
+        f"{stem}[.gz] not found in {folder}. Install the Debian package `dataset-fashion-mnist` "
+        "(apt-get install dataset-fashion-mnist) or pass the folder holding the IDX files."
+    )
+
+
+def load_fashion_mnist(split: str = "test", root: str | Path | None = None) -> ImageSource:
+    """Fashion-MNIST from local IDX files (``train-images-idx3-ubyte[.gz]`` etc.).
+
+    Ids are ``fmnist-<split>-NNNNN`` (the index in the split), as in the default dataset.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    folder = Path(root) if root is not None else FASHION_MNIST_DIR
+    prefix = "train" if split == "train" else "t10k"
+    images = _read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"))
+    labels = _read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"))
+    if len(images) != len(labels):
+        raise ValueError(f"{folder}: {len(images)} images but {len(labels)} labels in the {split} split.")
+    return ImageSource("fashion_mnist", split, torch.from_numpy(images.copy()).unsqueeze(1),
+                       torch.from_numpy(labels.astype(np.int64)), FASHION_MNIST_CLASSES,
+                       [f"fmnist-{split}-{i:05d}" for i in range(len(labels))])
+
+
+def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "image", label_column: str = "label",
+                    revision: str | None = None, limit: int | None = None) -> ImageSource:
+    """Any ``datasets`` image dataset with a label column (e.g. ``zalando-datasets/fashion_mnist`` or
+    ``uoft-cs/cifar100`` with ``label_column="fine_label"``) - needs the Hub or a local copy."""
+    import datasets
+
+    ds = datasets.load_dataset(name, split=split, revision=revision)
+    for col in (image_column, label_column):
+        if col not in ds.column_names:
+            raise ValueError(f"{name} has no column {col!r}; it has {ds.column_names}.")
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    from ..data.triplets import decode_image
+
+    images = [decode_image(img) for img in ds[image_column]]
+    feature = ds.features[label_column]
+    names = list(getattr(feature, "names", []) or sorted({str(v) for v in ds[label_column]}))
+    slug = name.split("/")[-1]
+    return ImageSource(slug, split, _stack(images), torch.tensor(ds[label_column], dtype=torch.int64), names,
+                       [f"{slug}-{split}-{i:05d}" for i in range(len(ds))])
+
+
+def load_image_folder(folder: str | Path, split: str = "test") -> ImageSource:
+    """A folder with one sub-folder per class (``folder/<class name>/*.png``), classes sorted by name."""
+    from ..images import IMAGE_SUFFIXES, load_image
+
+    folder = Path(folder)
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    if not classes:
+        raise ValueError(f"{folder} needs one sub-folder per class holding images.")
+    images, labels, ids = [], [], []
+    for label, cls in enumerate(classes):
+        for path in sorted((folder / cls).iterdir()):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(load_image(path))
+                labels.append(label)
+                ids.append(f"{folder.name}-{cls}-{path.stem}")
+    if not images:
+        raise ValueError(f"no images found under {folder}.")
+    return ImageSource(folder.name, split, _stack(images), torch.tensor(labels), classes, ids)
+
+
+def _stack(images: list[Tensor]) -> Tensor:
+    shapes = {tuple(i.shape[1:]) for i in images}
+    if len(shapes) != 1:
+        raise ValueError(f"images of one source must share a size, found {sorted(shapes)}.")
+    channels = max(i.shape[0] for i in images)
+    return torch.stack([i.expand(channels, -1, -1) for i in images])
+
+
+def load_source(spec: str, split: str, **kwargs: Any) -> ImageSource:
+    """``"fashion-mnist"`` (local IDX), ``"hf:<dataset id>"`` or a folder path."""
+    if spec in ("fashion-mnist", "fashion_mnist"):
+        return load_fashion_mnist(split, kwargs.get("root"))
+    if spec.startswith("hf:"):
+        return load_hf_dataset(spec[3:], split, **{k: v for k, v in kwargs.items() if k != "root"})
+    return load_image_folder(spec, split)

@@ -1,0 +1,247 @@
+"""Victim classifiers for reconstruction attacks, trained in the study's settings.
+
+Architectures (any image size and channel count):
+
+* ``lenet_sigmoid`` - three 5x5 convolutions with sigmoid, as in DLG (attacks work well on it);
+* ``conv_relu`` - three 3x3 convolutions with BatchNorm and ReLU, global pooling (a "ConvNet");
+* ``resnet20`` - the CIFAR ResNet-20 (3 stages x 3 BasicBlocks), ``width`` multiplies its 16 channels
+  (the study's ResNet20-4 is ``width=4``).
+
+Training settings: augmentation ``none`` | ``crop_flip`` | ``policy:<op>+<op>...`` (ops: hflip, crop,
+rotate, shear, contrast, brightness) and defences that act on *training* gradients only: ``prune:<percent>``
+(zero the smallest-magnitude share of every gradient) and ``noise:<sigma>`` (add Gaussian noise). The
+attacked gradient is always the clean gradient of one image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .sources import ImageSource
+
+__all__ = ["VictimSpec", "build_victim", "load_or_train_victim", "train_victim"]
+
+
+class LeNetSigmoid(nn.Module):
+    def __init__(self, channels: int, num_classes: int, size: int, width: int = 12) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 5, padding=2, stride=2), nn.Sigmoid(),
+            nn.Conv2d(width, width, 5, padding=2, stride=2), nn.Sigmoid(),
+            nn.Conv2d(width, width, 5, padding=2, stride=1), nn.Sigmoid(),
+        )
+        side = math.ceil(math.ceil(size / 2) / 2)
+        self.fc = nn.Linear(width * side * side, num_classes)
+        for p in self.parameters():  # DLG's initialisation: default init saturates three sigmoid layers
+            nn.init.uniform_(p, -0.5, 0.5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.body(x).flatten(1))
+
+
+class ConvReLU(nn.Module):
+    def __init__(self, channels: int, num_classes: int, width: int = 16) -> None:
+        super().__init__()
+        w = [width, 2 * width, 4 * width]
+        layers: list[nn.Module] = []
+        cin = channels
+        for i, c in enumerate(w):
+            layers += [nn.Conv2d(cin, c, 3, padding=1, stride=1 if i == 0 else 2, bias=False), nn.BatchNorm2d(c),
+                       nn.ReLU()]
+            cin = c
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(w[-1], num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.body(x).mean(dim=(2, 3)))
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                      if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.short(x))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, channels: int, num_classes: int, width: int = 1) -> None:
+        super().__init__()
+        w = [16 * width, 32 * width, 64 * width]
+        self.conv = nn.Conv2d(channels, w[0], 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(w[0])
+        blocks: list[nn.Module] = []
+        cin = w[0]
+        for stage, c in enumerate(w):
+            for b in range(3):
+                blocks.append(_Block(cin, c, 2 if stage > 0 and b == 0 else 1))
+                cin = c
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(w[-1], num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.blocks(F.relu(self.bn(self.conv(x)))).mean(dim=(2, 3)))
+
+
+@dataclass(frozen=True)
+class VictimSpec:
+    """One victim: architecture, training setting and length, seed."""
+
+    arch: str = "lenet_sigmoid"
+    epochs: int = 0
+    augmentation: str = "none"
+    defense: str = "none"
+    width: int = 0  # 0 = the architecture's default
+    train_images: int = 20000
+    seed: int = 0
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+
+    @property
+    def name(self) -> str:
+        parts = [self.arch + (f"-{self.width}" if self.width else ""), f"e{self.epochs}"]
+        if self.augmentation != "none":
+            parts.append(self.augmentation.replace(":", "-").replace("+", "-"))
+        if self.defense != "none":
+            parts.append(self.defense.replace(":", "-"))
+        return "_".join(parts)
+
+
+def build_victim(spec: VictimSpec, channels: int, num_classes: int, size: int) -> nn.Module:
+    """Instantiate the architecture of ``spec`` (weights seeded by ``spec.seed``)."""
+    torch.manual_seed(spec.seed)
+    if spec.arch == "lenet_sigmoid":
+        return LeNetSigmoid(channels, num_classes, size, spec.width or 12)
+    if spec.arch == "conv_relu":
+        return ConvReLU(channels, num_classes, spec.width or 16)
+    if spec.arch == "resnet20":
+        return ResNet20(channels, num_classes, spec.width or 1)
+    raise ValueError(f"unknown victim architecture {spec.arch!r}; choose lenet_sigmoid, conv_relu or resnet20.")
+
+
+# --------------------------------------------------------------------------------------- training
+def _augment(x: Tensor, setting: str, gen: torch.Generator) -> Tensor:
+    if setting == "none":
+        return x
+    ops = ["crop", "hflip"] if setting == "crop_flip" else setting.removeprefix("policy:").split("+")
+    n = x.shape[0]
+    for op in ops:
+        if op == "hflip":
+            flip = torch.rand(n, generator=gen) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        elif op == "crop":
+            pad = max(2, x.shape[-1] // 8)
+            padded = F.pad(x, (pad,) * 4)
+            dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
+            x = padded[..., dy:dy + x.shape[-2], dx:dx + x.shape[-1]]
+        elif op in ("rotate", "shear"):
+            angle = (torch.rand(n, generator=gen) - 0.5) * (math.pi / 6)
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            theta = torch.zeros(n, 2, 3)
+            if op == "rotate":
+                theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+            else:
+                theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 1] = 1, torch.tan(angle), 1
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, align_corners=False)
+        elif op == "contrast":
+            f = 0.6 + 0.8 * torch.rand(n, 1, 1, 1, generator=gen)
+            m = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = ((x - m) * f + m).clamp(0, 1)
+        elif op == "brightness":
+            x = (x + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4).clamp(0, 1)
+        else:
+            raise ValueError(f"unknown augmentation op {op!r} in {setting!r}.")
+    return x
+
+
+def _defend(model: nn.Module, defense: str, gen: torch.Generator) -> None:
+    if defense == "none":
+        return
+    kind, _, value = defense.partition(":")
+    for p in model.parameters():
+        if p.grad is None:
+            continue
+        if kind == "prune":
+            share = float(value) / 100
+            k = int(p.grad.numel() * share)
+            if k > 0:
+                threshold = p.grad.abs().flatten().kthvalue(k).values
+                p.grad[p.grad.abs() <= threshold] = 0
+        elif kind == "noise":
+            p.grad += torch.randn(p.grad.shape, generator=gen) * float(value)
+        else:
+            raise ValueError(f"unknown defense {defense!r}; use prune:<percent> or noise:<sigma>.")
+
+
+def evaluate_accuracy(model: nn.Module, test: ImageSource, batch_size: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(test), batch_size):
+            x = test.images[i:i + batch_size].float() / 255
+            correct += int((model(x).argmax(1) == test.labels[i:i + batch_size]).sum())
+    return correct / max(1, len(test))
+
+
+def train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None = None,
+                 progress: bool = False) -> tuple[nn.Module, dict]:
+    """Train a victim on ``train`` (Adam, cross-entropy) in the setting of ``spec``; return it and its metadata."""
+    from tqdm.auto import tqdm
+
+    _, c, h, _ = train.images.shape
+    model = build_victim(spec, c, len(train.class_names), h)
+    gen = torch.Generator().manual_seed(spec.seed)
+    n = min(spec.train_images, len(train))
+    opt = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
+    steps = 0
+    for _ in tqdm(range(spec.epochs), desc=f"train {spec.name}", disable=not progress):
+        model.train()
+        order = torch.randperm(len(train), generator=gen)[:n]
+        for i in range(0, n, spec.batch_size):
+            idx = order[i:i + spec.batch_size]
+            x = _augment(train.images[idx].float() / 255, spec.augmentation, gen)
+            loss = F.cross_entropy(model(x), train.labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            _defend(model, spec.defense, gen)
+            opt.step()
+            steps += 1
+    model.eval()
+    meta = {"spec": asdict(spec), "name": spec.name, "steps": steps,
+            "test_accuracy": evaluate_accuracy(model, test) if test is not None else None}
+    return model, meta
+
+
+def load_or_train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None, folder: Path,
+                         progress: bool = False) -> tuple[nn.Module, dict]:
+    """Reuse the checkpoint ``folder/<name>.safetensors`` when present (resume), else train and save it."""
+    from safetensors.torch import load_file, save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights, meta_path = folder / f"{spec.name}.safetensors", folder / f"{spec.name}.json"
+    _, c, h, _ = train.images.shape
+    if weights.is_file() and meta_path.is_file():
+        model = build_victim(spec, c, len(train.class_names), h)
+        model.load_state_dict(load_file(str(weights)), strict=True)
+        return model.eval(), json.loads(meta_path.read_text())
+    model, meta = train_victim(spec, train, test, progress=progress)
+    tmp = weights.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(weights)
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return model, meta

@@ -1,0 +1,139 @@
+"""Data generation: sources, victims, batched attacks (== one at a time), resumable shards, votes import."""
+
+import csv
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from semsim_metric import load_annotations
+from semsim_metric.data import ConversionError
+from semsim_metric.data.votes import import_votes
+from semsim_metric.generate.attacks import ATTACKS, AttackConfig, attack_preset, run_attack, run_attack_one_at_a_time
+from semsim_metric.generate.pipeline import GenerationPlan, generate, parse_victim_spec
+from semsim_metric.generate.sources import load_fashion_mnist
+from semsim_metric.generate.victims import VictimSpec, build_victim, train_victim
+
+
+def _idx(path, array):
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def fmnist_root(tmp_path_factory):
+    """A miniature Fashion-MNIST in the Debian package's IDX layout (random pixels, 10 classes)."""
+    root = tmp_path_factory.mktemp("fmnist")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 300), ("t10k", 40)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 60, (n, 28, 28)) + labels[:, None, None] * 19  # class-dependent brightness
+        _idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        _idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def test_idx_source(fmnist_root):
+    test = load_fashion_mnist("test", fmnist_root)
+    assert test.images.shape == (40, 1, 28, 28) and test.images.dtype == torch.uint8
+    assert test.ids[3] == "fmnist-test-00003" and test.class_names[9] == "Ankle boot"
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        load_fashion_mnist("test", fmnist_root / "nothing")
+
+
+@pytest.mark.parametrize("arch", ["lenet_sigmoid", "conv_relu", "resnet20"])
+def test_victims_classify_any_size(arch):
+    for c, size in ((1, 28), (3, 32)):
+        model = build_victim(VictimSpec(arch), c, 10, size)
+        assert model(torch.rand(2, c, size, size)).shape == (2, 10)
+
+
+def test_victim_training_is_reproducible_and_defences_run(fmnist_root):
+    train = load_fashion_mnist("train", fmnist_root)
+    test = load_fashion_mnist("test", fmnist_root)
+    spec = VictimSpec("conv_relu", 2, augmentation="crop_flip", defense="prune:70", width=4, train_images=300)
+    a, meta = train_victim(spec, train, test)
+    b, _ = train_victim(spec, train, test)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert 0 <= meta["test_accuracy"] <= 1 and meta["steps"] == 6
+    train_victim(VictimSpec("lenet_sigmoid", 1, augmentation="policy:rotate+contrast", defense="noise:1e-3",
+                            train_images=128), train, test)
+
+
+def test_victim_spec_parsing():
+    spec = parse_victim_spec("resnet20-4:3:crop_flip:prune=70")
+    assert (spec.arch, spec.width, spec.epochs, spec.augmentation, spec.defense) == ("resnet20", 4, 3, "crop_flip", "prune:70")
+    assert spec.name == "resnet20-4_e3_crop_flip_prune-70"
+    with pytest.raises(ValueError):
+        parse_victim_spec("lenet")
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_batched_attack_equals_one_at_a_time(name):
+    torch.manual_seed(0)
+    victim = build_victim(VictimSpec("conv_relu", width=4), 1, 10, 28).eval()
+    x = torch.rand(3, 1, 28, 28)
+    y = torch.tensor([1, 5, 7])
+    cfg = attack_preset(name, "quick", iterations=12)
+    batched = run_attack(victim, x, y, cfg)
+    single = run_attack_one_at_a_time(victim, x, y, cfg)
+    torch.testing.assert_close(batched["reconstructions"], single["reconstructions"], atol=5e-4, rtol=0)
+    assert batched["reconstructions"].min() >= 0 and batched["reconstructions"].max() <= 1
+
+
+def test_idlg_recovers_the_label_and_ig_gets_closer():
+    torch.manual_seed(0)
+    victim = build_victim(VictimSpec("lenet_sigmoid"), 1, 10, 28).eval()
+    x = torch.rand(4, 1, 28, 28)
+    y = torch.tensor([0, 3, 6, 9])
+    assert run_attack(victim, x, y, attack_preset("idlg", "quick", iterations=1))["labels"].tolist() == y.tolist()
+    short = run_attack(victim, x, y, AttackConfig("inverting_gradients", 5))
+    long = run_attack(victim, x, y, AttackConfig("inverting_gradients", 60))
+    assert long["final_loss"].mean() < short["final_loss"].mean()
+
+
+def test_attack_presets():
+    assert attack_preset("inverting_gradients").iterations == 8000
+    assert attack_preset("inverting_gradients", "quick").iterations == 200
+    with pytest.raises(ValueError):
+        AttackConfig("fgsm")
+
+
+@pytest.mark.slow
+def test_generate_resume_and_import_votes(fmnist_root, tmp_path):
+    plan = GenerationPlan(num_originals=6, original_pool=40, shard_size=3,
+                          victims=[VictimSpec("lenet_sigmoid", 0), VictimSpec("conv_relu", 1, width=4, train_images=64)],
+                          attacks=[AttackConfig("inverting_gradients", 8)])
+    out = tmp_path / "gen"
+    # a first run that is "killed" after some shards: emulate by generating without merging, then deleting one shard
+    generate(plan, out, source_root=str(fmnist_root), progress=False, merge=False)
+    shards = sorted((out / "shards").glob("*.parquet"))
+    assert len(shards) == 4
+    reference = {s.name: s.read_bytes() for s in shards}
+    shards[-1].unlink()
+    generate(plan, out, source_root=str(fmnist_root), progress=False)
+    assert {s.name: s.read_bytes() for s in sorted((out / "shards").glob("*.parquet"))} == reference
+    dsd = load_annotations(out)
+    rows = [r for split in dsd.values() for r in split]
+    assert len(rows) == 12 and {r["annotator_kind"] for r in rows} == {"none"} and all(r["votes"] == [] for r in rows)
+    assert len({r["original_id"] for r in rows}) == 6
+    with pytest.raises(ValueError, match="different generation plan"):
+        generate(GenerationPlan(num_originals=5, original_pool=40), out, source_root=str(fmnist_root), progress=False)
+    votes = tmp_path / "votes.csv"
+    ids = [r["reconstruction_id"] for r in rows]
+    with votes.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["reconstruction_id", "votes", "annotator_kind"])
+        for r in rows[:8]:
+            w.writerow([r["reconstruction_id"], ";".join([str(r["class_label"])] * 3 + ["-1", "-1"]), "human"])
+        w.writerow(["nope", "1;1;1;1;1", "human"])
+        w.writerow([ids[9], "1;x", "human"])
+    with pytest.raises(ConversionError):
+        import_votes(out, votes, tmp_path / "voted", strict=True)
+    report = import_votes(out, votes, tmp_path / "voted2")
+    assert (report.inputs, report.converted, report.skipped) == (10, 8, 2)
+    voted = [r for split in load_annotations(tmp_path / "voted2").values() for r in split]
+    assert sum(r["annotator_kind"] == "human" for r in voted) == 8 and sum(r["recognized"] for r in voted) == 8
