@@ -36,7 +36,7 @@ def main() -> None:
     reports, values = [], {}
     for split in ("validation", "test"):
         rep, vals = evaluate_dataset(dsd[split], {"SemSim": model}, title=f"fmnist-judged-v1 / {split}",
-                                     n_boot=args.bootstrap)
+                                     group_by="victim,attack,attack_iterations", n_boot=args.bootstrap)
         reports.append(rep)
         values[rep.title] = (vals, np.asarray(dsd[split]["recognized"], dtype=bool))
     out = ROOT / "docs" / "results"

@@ -421,10 +421,20 @@ def evaluate_dataset(
     """Compute every metric on a schema split and run the protocol. Returns the report and the values."""
     skipped: dict[str, str] = {}
     values = pair_metric_values(models, ds, baselines=baselines, skipped=skipped, progress=progress)
-    groups = np.asarray(ds[group_by]) if group_by in ds.column_names else np.zeros(len(ds))
+    groups = group_keys(ds, group_by)
     report = evaluate_table(values, np.asarray(ds["recognized"], dtype=bool), groups, np.asarray(ds["original_id"]),
                             title=title, group_by=group_by, n_boot=n_boot, seed=seed, skipped=skipped)
     return report, values
+
+
+def group_keys(ds: Any, group_by: str) -> np.ndarray:
+    """Group key per row: one column (``"victim"``) or several joined (``"victim,attack,attack_iterations"``)."""
+    cols = [c.strip() for c in group_by.split(",") if c.strip()]
+    missing = [c for c in cols if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"group_by column(s) {missing} not in the dataset (it has {ds.column_names}).")
+    values = [ds[c] for c in cols]
+    return np.asarray(["/".join(str(v[i]) for v in values) for i in range(len(ds))])
 
 
 def compare_on_split(model: Any, ds: Any, baselines: Sequence[str] = ("PSNR", "SSIM", "MSE")) -> dict[str, float]:
@@ -528,7 +538,7 @@ def write_report(reports: Sequence[EvaluationReport], out: str | Path, *,
             md += [f"![model level]({slug}_model_level.png)", ""]
         if values and rep.title in values:
             vals, y = values[rep.title]
-            plot_roc(vals, y, out / f"{slug}_roc.png")
+            plot_roc({k: v for k, v in vals.items() if k in rep.image}, y, out / f"{slug}_roc.png")
             md += [f"![ROC]({slug}_roc.png)", ""]
     (out / "report.md").write_text("\n".join(md))
     (out / "report.json").write_text(json.dumps([r.to_dict() for r in reports], indent=2))
@@ -547,7 +557,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", default=None,
                    help="SemSim model(s): folder or Hub id, optionally NAME=PATH (default: the bundled model)")
     p.add_argument("--baselines", default=None, help="comma-separated baselines (default: all that apply)")
-    p.add_argument("--group-by", default="victim", help="column for the model-level protocol (default victim)")
+    p.add_argument("--group-by", default="victim",
+                   help="column(s) defining a victim setting for the model-level protocol, comma-separated "
+                        "(default victim; e.g. victim,attack,attack_iterations)")
     p.add_argument("--table", type=Path, default=None, help="CSV with precomputed metric columns")
     p.add_argument("--metric", action="append", default=[],
                    help="with --table: COLUMN:higher|lower (higher/lower value = more leakage)")
