@@ -566,12 +566,34 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", default="n_correct>=3", help="with --table: recognised rule, 'COLUMN>=K' or a bool column")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--out", type=Path, default=None, help="folder for report.md, report.json and plots")
+    h = p.add_argument_group("generalisation (train without some settings, evaluate on them)")
+    h.add_argument("--heldout", action="append", default=None,
+                   help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
+                        "attack=NAME (repeatable); trains one model per protocol and recipe")
+    h.add_argument("--recipe", action="append", default=None, help="training recipe(s) for --heldout (default cpu)")
+    h.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs for --heldout")
+    h.add_argument("--base-width", type=int, default=None, help="override the recipe's width for --heldout")
     p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> int:
     from .cli import CLIError
 
+    if args.heldout:
+        from .heldout import run_heldout
+
+        if not args.dataset or not args.out:
+            raise CLIError("--heldout needs a dataset and --out.")
+        overrides = {k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None}
+        group_by = args.group_by if args.group_by != "victim" else "victim,attack,attack_iterations"
+        baselines = args.baselines.split(",") if args.baselines else None
+        try:
+            run_heldout(args.dataset, args.heldout, args.recipe or ["cpu"], args.out, group_by=group_by,
+                        n_boot=args.bootstrap, baselines=baselines, **overrides)
+        except ValueError as err:
+            raise CLIError(str(err)) from err
+        print((args.out / "report.md").read_text())
+        return 0
     if args.table is not None:
         report = _evaluate_csv(args)
         reports, values = [report], None
