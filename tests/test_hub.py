@@ -105,3 +105,10 @@ def test_download_from_a_local_hub_then_load_offline_from_the_cache(tmp_path, ti
     g = torch.Generator().manual_seed(0)
     expected = tiny_model.embed(torch.rand(2, 3, 32, 32, generator=g)).detach().tolist()[0][:4]
     assert online["embedding"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_network_is_blocked_in_tests():
+    import socket
+
+    with pytest.raises(RuntimeError, match="must not touch the network"):
+        socket.create_connection(("198.51.100.7", 443), timeout=1)

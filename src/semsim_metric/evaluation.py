@@ -378,7 +378,8 @@ def evaluate_table(
         >>> y = np.array([1, 1, 0, 0, 1, 0], dtype=bool)
         >>> v = {"PSNR": np.array([30., 28, 10, 12, 25, 11])}
         >>> r = evaluate_table(v, y, np.array(list("aabbcc")), n_boot=0)
-        >>> r.image["PSNR"]["roc_auc"]
+        >>> psnr = r.image["PSNR"]
+        >>> psnr["roc_auc"]
         1.0
     """
     y = np.asarray(recognized, dtype=bool)

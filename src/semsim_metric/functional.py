@@ -153,7 +153,7 @@ def semsim(
     Example:
         >>> import torch
         >>> from semsim_metric import SemSimConfig, SemSimModel, semsim
-        >>> model = SemSimModel(SemSimConfig(base_width=4))
+        >>> model = SemSimModel(SemSimConfig(base_width=4)).eval()
         >>> x = torch.rand(3, 1, 28, 28)
         >>> float(semsim(x, x, model=model))
         0.0
