@@ -21,7 +21,6 @@ from semsim_metric.preprocessing import to_model_input
 
 
 def timeit(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -88,9 +87,15 @@ def main() -> None:
         ssim.update(preds, target)
         return ssim.compute()
 
-    results = {name: n / timeit(fn, args.repeats, device)
-               for name, fn in (("bare backbone forward", run_backbone), ("SemSim metric", run_metric),
-                                ("torchmetrics SSIM", run_ssim))}
+    # interleave the candidates so that they share the machine's noise; report medians
+    fns = {"bare backbone forward": run_backbone, "SemSim metric": run_metric, "torchmetrics SSIM": run_ssim}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # warm-up
+    for _ in range(args.repeats):
+        for name, fn in fns.items():
+            times[name].append(timeit(fn, 1, device))
+    results = {name: n / statistics.median(t) for name, t in times.items()}
     print(f"device={device} width={args.width} batch={n} repeats={args.repeats} threads={torch.get_num_threads()}")
     for name, v in results.items():
         print(f"  {name:<24} {v:10.1f} pairs/s")
@@ -107,6 +112,7 @@ def main() -> None:
             metric_bf16.update(preds.bfloat16(), target.bfloat16())
             return metric_bf16.compute()
 
+        run_bf16()  # warm-up
         rate = n / timeit(run_bf16, args.repeats, device)
         achieved = rate * 2 * conv_flops_per_image(model) / 1e12
         print(f"  SemSim metric bf16         {rate:10.1f} pairs/s = {achieved:.1f} TFLOP/s "
