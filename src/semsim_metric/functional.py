@@ -75,6 +75,13 @@ def freeze(model: SemSimModel) -> SemSimModel:
     return model
 
 
+def frozen_copy(model: ModelLike, revision: str | None = None) -> SemSimModel:
+    """A frozen eval-mode copy of ``model`` for a metric or loss (the caller's model is never modified)."""
+    import copy
+
+    return freeze(copy.deepcopy(get_model(model, revision)))
+
+
 def _model_dtype(model: SemSimModel) -> torch.dtype:
     return next(model.parameters()).dtype
 

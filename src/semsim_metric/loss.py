@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-
 from torch import Tensor
 from torch.nn.modules.loss import _Loss
 
-from .functional import ModelLike, Reduction, _semsim_compute, _semsim_update, check_reduction, freeze, get_model
+from .functional import ModelLike, Reduction, _semsim_compute, _semsim_update, check_reduction, frozen_copy
 from .modeling import SemSimModel
 from .preprocessing import check_data_range
 
@@ -49,7 +47,7 @@ class SemSimLoss(_Loss):
     ) -> None:
         super().__init__(reduction=check_reduction(reduction))
         self.data_range = check_data_range(data_range)
-        self.model: SemSimModel = freeze(copy.deepcopy(get_model(model, revision)))
+        self.model: SemSimModel = frozen_copy(model, revision)
 
     def train(self, mode: bool = True) -> SemSimLoss:
         """Switch the loss module's mode; the SemSim network itself always stays in eval mode."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,8 +18,7 @@ from .functional import (
     _semsim_update,
     check_output,
     check_reduction,
-    freeze,
-    get_model,
+    frozen_copy,
 )
 from .modeling import SemSimModel
 from .preprocessing import check_data_range
@@ -87,11 +85,11 @@ class SemSim(Metric):
         self.reduction = check_reduction(reduction)
         self.data_range = check_data_range(data_range)
         self.validate_args = bool(validate_args)
-        net = copy.deepcopy(get_model(model, revision))
+        net = frozen_copy(model, revision)
         self.output = check_output(output, net)
         # A plain attribute holding a tuple: nn.Module does not register it, so the network stays out of
         # state_dict() and parameters(); _apply() below moves it with the metric.
-        self._net: tuple[SemSimModel] = (freeze(net),)
+        self._net: tuple[SemSimModel] = (net,)
         if self.reduction == "none":
             self.add_state("scores", default=[], dist_reduce_fx="cat")
         else:

@@ -40,7 +40,7 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
     cal = model.config.calibration
     lines = [
         "---", "license: apache-2.0", "library_name: semsim-metric", "tags:", "- privacy", "- image-similarity",
-        "- gradient-inversion", "- semsim", f"datasets:", f"- {dataset}", "---", "",
+        "- gradient-inversion", "- semsim", "datasets:", f"- {dataset}", "---", "",
         "# SemSim (CIFAR ResNet-18)" if model.config.backbone == "cifar_resnet18" else "# SemSim", "",
         "SemSim is a learned distance between an original image and its reconstruction by a privacy attack. "
         "**It is a distance: 0 = semantically identical (the attack leaked what an annotator recognises), larger = "

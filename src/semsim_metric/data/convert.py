@@ -206,6 +206,15 @@ def _load_cached(path: Path, cache: dict) -> tuple[dict[str, Any], tuple[int, in
     return cache[path]
 
 
+def _load_pair(orig_path: Path, rec_path: Path, cache: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read an (original, reconstruction) pair; a size mismatch is an error."""
+    orig, osize = _load_cached(orig_path, cache)
+    recon, rsize = _load_cached(rec_path, {})
+    if osize != rsize:
+        raise ValueError(f"size mismatch: original {osize} vs reconstruction {rsize}")
+    return orig, recon
+
+
 def _manifest_row(rec: dict[str, str], base: Path, rule: RecognitionRule, annotator_kind: str | None,
                   source_dataset: str | None, expected_votes: int | None, cache: dict) -> dict[str, Any]:
     row = empty_row()
@@ -213,11 +222,7 @@ def _manifest_row(rec: dict[str, str], base: Path, rule: RecognitionRule, annota
     rec_path = base / rec["reconstruction"].strip()
     if not rec["original"].strip() or not rec["reconstruction"].strip():
         raise ValueError("empty original or reconstruction path")
-    orig, osize = _load_cached(orig_path, cache)
-    recon, rsize = _load_cached(rec_path, {})
-    if osize != rsize:
-        raise ValueError(f"size mismatch: original {osize} vs reconstruction {rsize}")
-    row["original"], row["reconstruction"] = orig, recon
+    row["original"], row["reconstruction"] = _load_pair(orig_path, rec_path, cache)
     for col in _MANIFEST_STR:
         if rec.get(col) not in (None, ""):
             row[col] = rec[col].strip()
@@ -325,10 +330,7 @@ def convert_official_labels(
                     votes = parse_votes(label_file.read_text(), n_votes)
                 except ValueError as err:
                     raise ValueError(f"bad label file {label_file.name}: {err}") from None
-                orig, osize = _load_cached(orig_path, cache)
-                recon, rsize = _load_cached(rec_path, {})
-                if osize != rsize:
-                    raise ValueError(f"size mismatch: original {osize} vs reconstruction {rsize}")
+                orig, recon = _load_pair(orig_path, rec_path, cache)
             except (OSError, ValueError) as err:
                 report.problem(item, str(err))
                 continue
@@ -415,10 +417,7 @@ def convert_official_training(
             if idx not in originals:
                 raise OSError(f"missing original: no folder {idx}/ with {m['idx']}_{m['cls']}_ori.png")
             orig_path, cls = originals[idx]
-            orig, osize = _load_cached(orig_path, cache)
-            recon, rsize = _load_cached(rec_path, {})
-            if osize != rsize:
-                raise ValueError(f"size mismatch: original {osize} vs reconstruction {rsize}")
+            orig, recon = _load_pair(orig_path, rec_path, cache)
         except (OSError, ValueError) as err:
             report.problem(item, str(err))
             continue
