@@ -137,3 +137,26 @@ def test_generate_resume_and_import_votes(fmnist_root, tmp_path):
     assert (report.inputs, report.converted, report.skipped) == (10, 8, 2)
     voted = [r for split in load_annotations(tmp_path / "voted2").values() for r in split]
     assert sum(r["annotator_kind"] == "human" for r in voted) == 8 and sum(r["recognized"] for r in voted) == 8
+
+
+def test_datasets_and_folder_sources(tmp_path):
+    import datasets
+    from PIL import Image
+
+    from semsim_metric.generate.sources import load_hf_dataset, load_image_folder
+
+    rng = np.random.default_rng(1)
+    imgs = [Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(6)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
+    ds = datasets.Dataset.from_dict({"image": imgs, "label": [0, 1, 2, 0, 1, 2]}, features=features)
+    ds.to_parquet(str(tmp_path / "hf" / "data" / "test-00000-of-00001.parquet"))
+    src = load_hf_dataset(str(tmp_path / "hf"), "test")
+    assert src.images.shape == (6, 1, 28, 28) and src.class_names == ["a", "b", "c"] and src.labels.tolist()[:3] == [0, 1, 2]
+    with pytest.raises(ValueError, match="no column 'fine_label'"):
+        load_hf_dataset(str(tmp_path / "hf"), "test", label_column="fine_label")
+    for cls in ("cat", "dog"):
+        (tmp_path / "folder" / cls).mkdir(parents=True)
+        for i in range(2):
+            imgs[i].save(tmp_path / "folder" / cls / f"{i}.png")
+    folder = load_image_folder(tmp_path / "folder")
+    assert folder.class_names == ["cat", "dog"] and folder.labels.tolist() == [0, 0, 1, 1]

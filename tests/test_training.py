@@ -93,3 +93,15 @@ def test_bad_datasets_give_clear_errors(tiny_dataset, tmp_path):
         train(wrong, tmp_path / "o3", recipe="quick")
     with pytest.raises(ValueError, match="cannot load dataset"):
         train(tmp_path / "does-not-exist", tmp_path / "o4", recipe="quick")
+
+
+@pytest.mark.slow
+def test_training_on_a_transformers_backbone(tiny_dataset, tmp_path):
+    from transformers import ResNetConfig, ResNetModel
+
+    backbone_dir = tmp_path / "tiny-resnet"
+    ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])).save_pretrained(backbone_dir)
+    train(tiny_dataset, tmp_path / "m", recipe="quick", epochs=1, backbone=str(backbone_dir), write_card=False)
+    model = SemSimModel.from_pretrained(tmp_path / "m")
+    assert model.config.backbone == "transformers" and model.config.backbone_config["model_type"] == "resnet"
+    assert model.embed(torch.rand(2, 3, 32, 32)).shape == (2, 16)
