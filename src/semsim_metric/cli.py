@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="semsim",
         description="SemSim: human-aligned privacy leakage of reconstructed images.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"semsim-metric {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_score(sub)
     for register in _extra_commands():

@@ -340,7 +340,7 @@ class EvaluationReport:
 
     def table(self) -> str:
         """The agreement table as Markdown."""
-        lines = [f"| metric | ROC-AUC [95% CI] | accuracy | {self.group_by}-level Spearman [95% CI] | Kendall [95% CI] "
+        lines = [f"| metric | ROC-AUC [95% CI] | accuracy | model-level Spearman [95% CI] | Kendall [95% CI] "
                  "| Pearson |", "|---|---|---|---|---|---|"]
         for name in sorted(self.image, key=lambda k: -self.image[k]["roc_auc"]):
             im, mo = self.image[name], self.model.get(name, {})
@@ -525,8 +525,8 @@ def write_report(reports: Sequence[EvaluationReport], out: str | Path, *,
     for k, rep in enumerate(reports):
         slug = "".join(c if c.isalnum() else "_" for c in rep.title.lower()).strip("_") or f"part{k}"
         md += [f"## {rep.title}", "",
-               f"{rep.n} reconstructions, {rep.recognised_share:.1%} recognised, {len(rep.per_group)} {rep.group_by} "
-               "groups. Every metric is oriented so that higher = more leakage; ROC-AUC intervals and correlation "
+               f"{rep.n} reconstructions, {rep.recognised_share:.1%} recognised; model level = {len(rep.per_group)} groups "
+               f"by `{rep.group_by}`. Every metric is oriented so that higher = more leakage; ROC-AUC intervals and correlation "
                "intervals are 95% bootstrap intervals over originals.", "", rep.table(), ""]
         if rep.skipped:
             md += ["Skipped metrics:", ""] + [f"- {k2}: {v}" for k2, v in rep.skipped.items()] + [""]
