@@ -340,7 +340,7 @@ class EvaluationReport:
 
     def table(self) -> str:
         """The agreement table as Markdown."""
-        lines = [f"| metric | ROC-AUC [95% CI] | accuracy | model-level Spearman [95% CI] | Kendall [95% CI] "
+        lines = ["| metric | ROC-AUC [95% CI] | accuracy | model-level Spearman [95% CI] | Kendall [95% CI] "
                  "| Pearson |", "|---|---|---|---|---|---|"]
         for name in sorted(self.image, key=lambda k: -self.image[k]["roc_auc"]):
             im, mo = self.image[name], self.model.get(name, {})
