@@ -112,3 +112,14 @@ def test_the_network_is_blocked_in_tests():
 
     with pytest.raises(RuntimeError, match="must not touch the network"):
         socket.create_connection(("198.51.100.7", 443), timeout=1)
+
+
+@pytest.mark.slow
+def test_bundled_default_reproduces_its_model_card():
+    """The committed card's ROC-AUC table is recomputed from the bundled weights (scripts/default_model.py check)."""
+    if hub_module.bundled_model_path() is None:
+        pytest.skip("this checkout has no bundled default model")
+    out = subprocess.run([sys.executable, "scripts/default_model.py", "check"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "the card's numbers are reproduced" in out.stdout

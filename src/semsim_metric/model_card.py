@@ -61,9 +61,11 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
         "",
     ]
     if training_info["device"] == "cpu" and rec["name"] != "paper":
-        lines += ["This model was trained on a CPU (no GPU was available), so it uses a CPU-feasible schedule of "
-                  "the paper's loss rather than the full paper recipe (width 64, 100 epochs). Retrain with "
-                  "`semsim train --recipe paper` on a GPU to reproduce the paper's setting.", ""]
+        lines += [f"This model was trained on a CPU (no GPU was available), so it uses the CPU-feasible recipe "
+                  f"`{rec['name']}` (width {rec['base_width']}, {rec['epochs']} epochs) rather than the full paper recipe "
+                  "(width 64, 100 epochs). Retrain with `semsim train --recipe paper` on a GPU for the paper's setting.", ""]
+    for note in training_info.get("notes", []):
+        lines += [note, ""]
     lines += ["## Results", ""]
     for split_name in ("validation", "test"):
         if split_name in splits:
