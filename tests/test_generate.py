@@ -160,3 +160,21 @@ def test_datasets_and_folder_sources(tmp_path):
             imgs[i].save(tmp_path / "folder" / cls / f"{i}.png")
     folder = load_image_folder(tmp_path / "folder")
     assert folder.class_names == ["cat", "dog"] and folder.labels.tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.slow
+def test_ranks_split_the_shards_and_merge_gives_one_dataset(fmnist_root, tmp_path, monkeypatch):
+    """What torchrun does: each rank (RANK/WORLD_SIZE) generates its shards; a final merge writes the dataset."""
+    from semsim_metric.generate.pipeline import merge_shards
+
+    plan = GenerationPlan(num_originals=4, original_pool=40, shard_size=2, victims=[VictimSpec("lenet_sigmoid", 0)],
+                          attacks=[AttackConfig("inverting_gradients", 4), AttackConfig("idlg", 4)])
+    out = tmp_path / "ddp"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        assert generate(plan, out, source_root=str(fmnist_root), progress=False) is None or rank == "1"
+    assert len(list((out / "shards").glob("*.parquet"))) == 4
+    merge_shards(out)
+    rows = [r for split in load_annotations(out).values() for r in split]
+    assert len(rows) == 8 and {r["attack"] for r in rows} == {"inverting_gradients", "idlg"}
