@@ -54,11 +54,10 @@ def main() -> None:
     bf16 = device.type == "cuda"
     triplets = 0
     try:
-        import datasets
-
         from semsim_metric.data import TripletDataset
+        from semsim_metric.data.loading import load_folder_or_hub
 
-        triplets = len(TripletDataset(datasets.load_dataset(str(ROOT / "hub" / "fmnist-judged-v1"), split="train")))
+        triplets = len(TripletDataset(load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1"), split="train")))
     except Exception as err:  # the dataset is optional for the step timing
         print(f"(default dataset unavailable: {err})")
     print(f"device={device} bf16={bf16} threads={torch.get_num_threads()} triplets/epoch={triplets}")

@@ -17,7 +17,8 @@ import shutil
 import sys
 from pathlib import Path
 
-import datasets
+
+from semsim_metric.data.loading import load_folder_or_hub
 import torch
 
 from semsim_metric.evaluation import compare_on_split
@@ -31,7 +32,7 @@ DEFAULT_NAME = "semsim-resnet18-fmnist-judged"
 
 def results(folder: Path) -> dict[str, dict[str, float]]:
     model = SemSimModel.from_pretrained(folder)
-    dsd = datasets.load_dataset(str(DATASET))
+    dsd = load_folder_or_hub(str(DATASET))
     return {split: compare_on_split(model, dsd[split]) for split in ("validation", "test")}
 
 
@@ -50,7 +51,7 @@ def ship(run: Path, name: str, compare_with: Path | None = None) -> None:
             f"test: {mine['test']['SemSim']:.3f} vs {other['test']['SemSim']:.3f}). It was trained on the train split (70% of the originals) only; retraining "
             "on all originals after selection was not done for lack of CPU time."]
     (target / "training_info.json").write_text(json.dumps(info, indent=2))
-    write_model_card(target, dataset="hub/fmnist-judged-v1", training_info=info, splits=datasets.load_dataset(str(DATASET)))
+    write_model_card(target, dataset="hub/fmnist-judged-v1", training_info=info, splits=load_folder_or_hub(str(DATASET)))
     (target / "results.json").write_text(json.dumps(results(target), indent=2))
     print(f"shipped {run} -> {target}")
 

@@ -9,13 +9,14 @@ that `semsim score examples/originals examples/reconstructions` pairs them
 
 from pathlib import Path
 
-import datasets
+
+from semsim_metric.data.loading import load_folder_or_hub
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    ds = datasets.load_dataset(str(ROOT / "hub" / "fmnist-judged-v1"), split="test")
+    ds = load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1"), split="test")
     out_o, out_r = ROOT / "examples" / "originals", ROOT / "examples" / "reconstructions"
     out_o.mkdir(parents=True, exist_ok=True)
     out_r.mkdir(parents=True, exist_ok=True)

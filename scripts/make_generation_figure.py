@@ -6,7 +6,8 @@
 import sys
 from pathlib import Path
 
-import datasets
+
+from semsim_metric.data.loading import load_folder_or_hub
 import matplotlib
 
 matplotlib.use("Agg")
@@ -15,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main() -> None:
     folder, out = Path(sys.argv[1]), Path(sys.argv[2])
-    rows = [r for split in datasets.load_dataset(str(folder)).values() for r in split]
+    rows = [r for split in load_folder_or_hub(str(folder)).values() for r in split]
     settings = sorted({(r["victim"], r["attack"], r["attack_iterations"]) for r in rows})
     originals = sorted({r["original_id"] for r in rows})[:6]
     by_key = {(r["original_id"], (r["victim"], r["attack"], r["attack_iterations"])): r for r in rows}

@@ -14,7 +14,8 @@ import re
 import shutil
 from pathlib import Path
 
-import datasets
+
+from semsim_metric.data.loading import load_folder_or_hub
 import numpy as np
 
 from semsim_metric.evaluation import evaluate_dataset, write_report
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
     model = freeze(SemSimModel.from_pretrained(args.model))
-    dsd = datasets.load_dataset(str(args.dataset))
+    dsd = load_folder_or_hub(str(args.dataset))
     reports, values = [], {}
     for split in ("validation", "test"):
         rep, vals = evaluate_dataset(dsd[split], {"SemSim": model}, title=f"fmnist-judged-v1 / {split}",

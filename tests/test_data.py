@@ -5,6 +5,8 @@ import io
 from pathlib import Path
 
 import datasets
+
+from semsim_metric.data.loading import load_folder_or_hub
 import numpy as np
 import pytest
 import torch
@@ -118,7 +120,7 @@ def test_official_labels_convert_and_round_trip(official_labels, tmp_path):
     assert sum(len(s) for s in ds.values()) == 6
     loaded = next(r for r in ds["train"])
     assert isinstance(loaded["original"], Image.Image) and loaded["original"].size == (32, 32)
-    assert datasets.load_dataset(str(out), split="test").num_rows == len(splits["test"])
+    assert load_folder_or_hub(str(out), split="test").num_rows == len(splits["test"])
 
 
 def test_official_labels_bad_inputs_are_reported_and_add_up(official_labels):
@@ -274,3 +276,15 @@ def test_triplet_collate_matches_the_input_gate():
                                                   "positive_share": 1.0, "negative_share": 0.0}])
     expected = to_model_input(img[None], data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
     torch.testing.assert_close(batch["anchor"], expected)
+
+
+def test_two_folders_with_the_same_name_never_share_a_cache(official_labels, tmp_path):
+    """datasets keys a local folder's cache by its name and split layout; the project's loader re-reads."""
+    rows, _ = convert_official_labels(official_labels)
+    for sub, n in (("a", 2), ("b", 6)):
+        write_dataset_folder({"train": rows[:n]}, tmp_path / sub / "data_folder", DatasetCard(title="t", summary="s"))
+    assert len(load_annotations(tmp_path / "a" / "data_folder", split="train")) == 2
+    assert len(load_annotations(tmp_path / "b" / "data_folder", split="train")) == 6
+    write_dataset_folder({"train": rows[:3]}, tmp_path / "a" / "data_folder", DatasetCard(title="t", summary="s"),
+                         overwrite=True)
+    assert len(load_annotations(tmp_path / "a" / "data_folder", split="train")) == 3

@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.evaluation import (
     BASELINES,
     best_threshold_accuracy,
@@ -74,8 +75,9 @@ def test_distances_are_flipped_so_agreement_is_positive():
 
 
 def test_baselines_that_cannot_run_are_listed_with_a_reason(tiny_model):
-    import datasets
     import io
+
+    import datasets
     from PIL import Image
 
     def img(seed):
@@ -136,7 +138,7 @@ def test_cli_end_to_end_on_a_tiny_dataset(tmp_path, tiny_model_dir):
     from semsim_metric.cli import main
     from tests.test_training import DEFAULT_DATASET
 
-    test = datasets.load_dataset(str(DEFAULT_DATASET), split="test")
+    test = load_folder_or_hub(str(DEFAULT_DATASET), split="test")
     ids = sorted(set(test["original_id"]))[:10]
     test.filter(lambda r: r["original_id"] in ids).to_parquet(str(tmp_path / "ds" / "data" / "test-00000-of-00001.parquet"))
     out = tmp_path / "report"
@@ -177,7 +179,7 @@ def test_heldout_cli_trains_and_reports(tmp_path):
     from semsim_metric.cli import main
     from tests.test_training import DEFAULT_DATASET
 
-    full = datasets.load_dataset(str(DEFAULT_DATASET))
+    full = load_folder_or_hub(str(DEFAULT_DATASET))
     ids = sorted(set(full["train"]["original_id"]))[:20]
     full["train"].filter(lambda r: r["original_id"] in ids).to_parquet(str(tmp_path / "ds" / "data" / "train-00000-of-00001.parquet"))
     out = tmp_path / "heldout"

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import datasets
+
+from semsim_metric.data.loading import load_folder_or_hub
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -19,7 +21,7 @@ DEFAULT_DATASET = ROOT / "hub" / "fmnist-judged-v1"
 def tiny_dataset(tmp_path_factory):
     """12 train originals and 4 validation originals of the default dataset (all 12 settings each)."""
     out = tmp_path_factory.mktemp("tiny_ds")
-    full = datasets.load_dataset(str(DEFAULT_DATASET))
+    full = load_folder_or_hub(str(DEFAULT_DATASET))
     for split, n in (("train", 12), ("validation", 4)):
         ids = sorted(set(full[split]["original_id"]))[:n]
         full[split].filter(lambda r: r["original_id"] in ids).to_parquet(str(out / "data" / f"{split}-00000-of-00001.parquet"))
@@ -81,7 +83,7 @@ def _write(ds_dict, folder):
 
 
 def test_bad_datasets_give_clear_errors(tiny_dataset, tmp_path):
-    full = datasets.load_dataset(str(tiny_dataset))
+    full = load_folder_or_hub(str(tiny_dataset))
     only_pos = _write({"train": full["train"].filter(lambda r: r["recognized"])}, tmp_path / "pos")
     with pytest.raises(ValueError, match="no unrecognised reconstructions"):
         train(only_pos, tmp_path / "o1", recipe="quick")

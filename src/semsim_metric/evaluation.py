@@ -614,13 +614,13 @@ def _run_cli(args: argparse.Namespace) -> int:
 
 
 def _evaluate_folder(args: argparse.Namespace) -> tuple[list[EvaluationReport], dict]:
-    import datasets
+    from .data.loading import load_folder_or_hub
 
     from .cli import CLIError
     from .functional import freeze, get_model
 
     try:
-        dsd = datasets.load_dataset(str(args.dataset))
+        dsd = load_folder_or_hub(args.dataset)
     except Exception as err:
         raise CLIError(f"cannot load dataset {args.dataset!r}: {err}") from err
     splits = args.split or ["test"]

@@ -82,11 +82,12 @@ def run_heldout(
     import datasets
 
     from .data.hub_folder import DatasetCard, write_dataset_folder
+    from .data.loading import load_folder_or_hub
     from .functional import freeze
     from .training import train
 
     out = Path(out)
-    dsd = datasets.load_dataset(str(dataset))
+    dsd = load_folder_or_hub(dataset)
     dsd = dsd.cast_column("original", datasets.Image(decode=False)).cast_column(
         "reconstruction", datasets.Image(decode=False))
     rows = [r for split in dsd.values() for r in split]
@@ -95,7 +96,7 @@ def run_heldout(
         splits, eval_split = build_protocol_splits(rows, protocol, seed=seed)
         with tempfile.TemporaryDirectory() as tmp:
             folder = write_dataset_folder(splits, Path(tmp) / "ds", DatasetCard(title=protocol, summary=protocol))
-            eval_ds = datasets.load_dataset(str(folder), split=eval_split)
+            eval_ds = load_folder_or_hub(folder, eval_split)
             models = {}
             for recipe in recipes:
                 run_dir = out / "models" / f"{_slug(protocol)}__{recipe}"

@@ -178,10 +178,10 @@ def fit_calibration(distances: np.ndarray, recognized: np.ndarray, *, fitted_on:
 def _load_splits(dataset: str | os.PathLike[str], revision: str | None = None) -> Any:
     import datasets
 
-    from .data.loading import check_schema
+    from .data.loading import check_schema, load_folder_or_hub
 
     try:
-        dsd = datasets.load_dataset(str(dataset), revision=revision)
+        dsd = load_folder_or_hub(dataset, revision=revision)
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as err:
         raise ValueError(f"cannot load dataset {dataset!r}: {err}") from err
     if "train" not in dsd:

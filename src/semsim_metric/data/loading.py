@@ -7,7 +7,22 @@ from typing import Any
 
 import datasets
 
-__all__ = ["load_annotations", "check_schema"]
+__all__ = ["load_annotations", "check_schema", "load_folder_or_hub"]
+
+
+def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revision: str | None = None,
+                       **kwargs: Any) -> datasets.Dataset | datasets.DatasetDict:
+    """``datasets.load_dataset`` that never serves a stale cache for a local folder.
+
+    ``datasets`` keys the Arrow cache of a local folder by its base name and split layout, not by its
+    content: two folders called ``data`` with the same splits, or a folder converted again in place, would
+    silently load the first one's rows. Local folders are therefore always re-read
+    (``download_mode="force_redownload"``); Hub ids use the normal cache.
+    """
+    if Path(str(path_or_id)).expanduser().is_dir():
+        kwargs.setdefault("download_mode", "force_redownload")
+        kwargs.setdefault("verification_mode", "no_checks")  # the stale cached split sizes are not expectations
+    return datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)
 
 
 def check_schema(ds: datasets.Dataset, *, needs_votes: bool = False) -> None:
@@ -42,7 +57,7 @@ def load_annotations(
         >>> from semsim_metric import load_annotations  # doctest: +SKIP
         >>> ds = load_annotations("hub/fmnist-judged-v1", split="test")  # doctest: +SKIP
     """
-    ds = datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)
+    ds = load_folder_or_hub(path_or_id, split, revision=revision, **kwargs)
     for part in (ds.values() if isinstance(ds, datasets.DatasetDict) else [ds]):
         check_schema(part)
     return ds

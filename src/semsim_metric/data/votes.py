@@ -13,6 +13,7 @@ from typing import Any
 
 from .convert import parse_votes
 from .hub_folder import DatasetCard, write_dataset_folder
+from .loading import load_folder_or_hub
 from .report import ConversionError, ConversionReport
 from .schema import ANNOTATOR_KINDS, RecognitionRule
 
@@ -35,7 +36,7 @@ def import_votes(
     rule = rule or RecognitionRule()
     votes_csv = Path(votes_csv)
     report = ConversionReport(source=str(votes_csv), converter="votes-import", strict=strict)
-    dsd = datasets.load_dataset(str(dataset))
+    dsd = load_folder_or_hub(dataset)
     dsd = dsd.cast_column("original", datasets.Image(decode=False)).cast_column(
         "reconstruction", datasets.Image(decode=False))
     index: dict[str, tuple[str, int]] = {}

@@ -166,8 +166,12 @@ def merge_shards(out: str | Path) -> Path:
                                              for a in plan["attacks"]]}).shards()
     if len(shards) != len(expected):
         raise ValueError(f"{len(shards)} of {len(expected)} shards present in {out / 'shards'}; finish generating first.")
-    rows = [r for s in shards for r in datasets.Dataset.from_parquet(str(s), features=FEATURES)
-            .cast_column("original", datasets.Image(decode=False)).cast_column("reconstruction", datasets.Image(decode=False))]
+    import pyarrow.parquet as pq
+
+    # read the shards directly: Dataset.from_parquet would go through a cache keyed by file names
+    table_rows = [datasets.Dataset(pq.read_table(str(s))).cast(FEATURES) for s in shards]
+    rows = [r for ds in table_rows for r in ds.cast_column("original", datasets.Image(decode=False))
+            .cast_column("reconstruction", datasets.Image(decode=False))]
     splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
     acc_path = out / "victims" / "accuracy.json"
     accuracy = json.loads(acc_path.read_text()) if acc_path.exists() else {}
