@@ -57,6 +57,9 @@ def main() -> None:
     body = re.sub(re.escape(START) + ".*?" + re.escape(END), section, body, flags=re.S) if START in body else (
         body.replace("## Intended use", section + "\n\n## Intended use", 1))
     card.write_text(body)
+    bundled = ROOT / "src" / "semsim_metric" / "_bundled" / args.model.name / "README.md"
+    if bundled.parent.is_dir():
+        bundled.write_text(body)
     for r in reports:
         print(f"\n## {r.title}\n")
         print(r.table())
