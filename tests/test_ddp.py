@@ -37,6 +37,7 @@ def _worker(rank: int, world: int, port: int, reduction: str, queue) -> None:  #
         value = metric.compute()
         if rank == 0:
             queue.put(value.tolist())
+        dist.barrier()  # both ranks are done with gloo before either tears it down
     except Exception as err:  # report instead of leaving the parent waiting
         queue.put(f"rank {rank} failed: {err!r}")
         raise
