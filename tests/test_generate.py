@@ -173,7 +173,7 @@ def test_ranks_split_the_shards_and_merge_gives_one_dataset(fmnist_root, tmp_pat
     monkeypatch.setenv("WORLD_SIZE", "2")
     for rank in ("0", "1"):
         monkeypatch.setenv("RANK", rank)
-        assert generate(plan, out, source_root=str(fmnist_root), progress=False) is None or rank == "1"
+        assert generate(plan, out, source_root=str(fmnist_root), progress=False) is None  # only a merge writes the dataset
     assert len(list((out / "shards").glob("*.parquet"))) == 4
     merge_shards(out)
     rows = [r for split in load_annotations(out).values() for r in split]
