@@ -133,7 +133,6 @@ def test_reproduces_the_real_human_cifar100_table():
 
 @pytest.mark.slow
 def test_cli_end_to_end_on_a_tiny_dataset(tmp_path, tiny_model_dir):
-    import datasets
 
     from semsim_metric.cli import main
     from tests.test_training import DEFAULT_DATASET
@@ -174,7 +173,6 @@ def test_heldout_protocol_splits_keep_originals_apart():
 
 @pytest.mark.slow
 def test_heldout_cli_trains_and_reports(tmp_path):
-    import datasets
 
     from semsim_metric.cli import main
     from tests.test_training import DEFAULT_DATASET

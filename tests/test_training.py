@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import datasets
 
 from semsim_metric.data.loading import load_folder_or_hub
 import pytest

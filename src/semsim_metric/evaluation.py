@@ -139,17 +139,12 @@ def leakage_score(name: str, values: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ per-pair values
 def _decode_split(ds: Any) -> tuple[Tensor, Tensor]:
-    from .data.triplets import decode_image
+    from .data.triplets import decode_image, stack_images
 
     cols = ds.select_columns(["original", "reconstruction"])
-    origs, recs = [], []
-    for row in cols:
-        origs.append(decode_image(row["original"]))
-        recs.append(decode_image(row["reconstruction"]))
-    channels = max(max(o.shape[0] for o in origs), max(r.shape[0] for r in recs))
-    to = torch.stack([o.expand(channels, -1, -1) for o in origs]).float() / 255
-    tr = torch.stack([r.expand(channels, -1, -1) for r in recs]).float() / 255
-    return tr, to
+    images = [(decode_image(row["reconstruction"]), decode_image(row["original"])) for row in cols]
+    both = stack_images([img for pair in images for img in pair]).float() / 255
+    return both[0::2], both[1::2]
 
 
 def _weights_available(files: Sequence[str]) -> tuple[bool, str]:

@@ -101,7 +101,7 @@ class TrainResult:
 # ----------------------------------------------------------------------------------- validation
 def pair_distances(model: SemSimModel, ds: Any, *, batch_size: int = 256) -> np.ndarray:
     """SemSim distance of every (reconstruction, original) row of a schema split."""
-    from .data.triplets import decode_image
+    from .data.triplets import decode_image, stack_images
     from .functional import _semsim_update
 
     device = next(model.parameters()).device
@@ -112,17 +112,12 @@ def pair_distances(model: SemSimModel, ds: Any, *, batch_size: int = 256) -> np.
     with torch.inference_mode():
         for start in range(0, len(ds), batch_size):
             chunk = cols[start:start + batch_size]
-            origs = _stack([decode_image(v) for v in chunk["original"]])
-            recs = _stack([decode_image(v) for v in chunk["reconstruction"]])
+            origs = stack_images([decode_image(v) for v in chunk["original"]])
+            recs = stack_images([decode_image(v) for v in chunk["reconstruction"]])
             d = _semsim_update(recs.to(device), origs.to(device), model, data_range=255)
             out.append(d.float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out)
-
-
-def _stack(images: list[torch.Tensor]) -> torch.Tensor:
-    channels = max(i.shape[0] for i in images)
-    return torch.stack([i.expand(channels, -1, -1) for i in images])
 
 
 def validation_metrics(model: SemSimModel, ds: Any, *, seed: int = 0) -> dict[str, float]:
@@ -154,11 +149,12 @@ def validation_metrics(model: SemSimModel, ds: Any, *, seed: int = 0) -> dict[st
 
 
 def _distance_of(model: SemSimModel, a: torch.Tensor, b: torch.Tensor) -> float:
+    from .data.triplets import stack_images
     from .functional import _semsim_update
 
     device = next(model.parameters()).device
     with torch.inference_mode():
-        batch = _stack([a, b])
+        batch = stack_images([a, b])
         return float(_semsim_update(batch[1:].to(device), batch[:1].to(device), model, data_range=255)[0])
 
 

@@ -28,7 +28,7 @@ from torch import Tensor
 from ..preprocessing import to_model_input
 from .loading import check_schema
 
-__all__ = ["TripletCollator", "TripletDataset", "decode_image", "random_crop_flip"]
+__all__ = ["TripletCollator", "TripletDataset", "decode_image", "random_crop_flip", "stack_images"]
 
 
 def decode_image(value: Any) -> Tensor:
@@ -44,6 +44,12 @@ def decode_image(value: Any) -> Tensor:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def stack_images(images: list[Tensor]) -> Tensor:
+    """Stack same-sized ``(C, H, W)`` images, repeating greyscale ones to the widest channel count."""
+    channels = max(i.shape[0] for i in images)
+    return torch.stack([i.expand(channels, -1, -1) for i in images])
 
 
 class TripletDataset(torch.utils.data.Dataset):

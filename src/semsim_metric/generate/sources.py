@@ -133,8 +133,9 @@ def _stack(images: list[Tensor]) -> Tensor:
     shapes = {tuple(i.shape[1:]) for i in images}
     if len(shapes) != 1:
         raise ValueError(f"images of one source must share a size, found {sorted(shapes)}.")
-    channels = max(i.shape[0] for i in images)
-    return torch.stack([i.expand(channels, -1, -1) for i in images])
+    from ..data.triplets import stack_images
+
+    return stack_images(images)
 
 
 def load_source(spec: str, split: str, **kwargs: Any) -> ImageSource:
