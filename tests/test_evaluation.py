@@ -186,4 +186,4 @@ def test_heldout_cli_trains_and_reports(tmp_path):
                  "--out", str(out)]) == 0
     summary = json.loads((out / "heldout_summary.json").read_text())
     assert summary[0]["protocol"] == "attack=l2_gradient_matching" and 0 <= summary[0]["semsim_auc"] <= 1
-    assert "met AUC target" in (out / "report.md").read_text()
+    assert "AUC target met" in (out / "report.md").read_text()

@@ -106,3 +106,25 @@ def test_training_on_a_transformers_backbone(tiny_dataset, tmp_path):
     model = SemSimModel.from_pretrained(tmp_path / "m")
     assert model.config.backbone == "transformers" and model.config.backbone_config["model_type"] == "resnet"
     assert model.embed(torch.rand(2, 3, 32, 32)).shape == (2, 16)
+
+
+def test_recipe_variants_are_named_on_the_command_line():
+    r = get_recipe("semantic:vote_epochs=2,embedding=pooled,augment=false,milestones=0.5/0.75")
+    assert (r.vote_epochs, r.embedding, r.augment, r.milestones) == (2, "pooled", False, (0.5, 0.75))
+    assert r.name == "semantic:vote_epochs=2,embedding=pooled,augment=false,milestones=0.5/0.75"
+    assert get_recipe("semantic").name == "semantic"
+    with pytest.raises(TypeError, match="unknown recipe field"):
+        get_recipe("semantic:colour=red")
+    with pytest.raises(ValueError, match="vote_epochs needs a value of type int"):
+        get_recipe("semantic:vote_epochs=many")
+    with pytest.raises(ValueError, match="write <field>=<value>"):
+        get_recipe("semantic:vote_epochs")
+    with pytest.raises(ValueError, match="unknown recipe 'nope'"):
+        get_recipe("nope:epochs=1")
+
+
+def test_semantic_recipe_stages():
+    r = RECIPES["semantic"]
+    assert r.pretrain_settings().split == "train"  # the default dataset's originals are Fashion-MNIST *test* images
+    assert r.vote_settings().epochs == r.vote_epochs > 0 and r.epochs == 0 and r.embedding == "spatial"
+    assert RECIPES["paper"].pretrain_settings() is None and RECIPES["paper"].vote_settings() is None

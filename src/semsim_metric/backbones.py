@@ -52,17 +52,25 @@ class CifarResNet18(nn.Module):
         base_width: channels of the first stage; the stages have ``w, 2w, 4w, 8w`` channels and the
             feature vector has ``8 * base_width`` dimensions (512 for the paper's width 64).
         in_channels: image channels (3; greyscale is repeated by the input gate).
+        embedding: ``"pooled"`` (the paper: global average pooling, ``8 * base_width`` values) or
+            ``"spatial"`` (the last feature map flattened, ``8 * base_width * (S / 8) ** 2`` values for an
+            ``S x S`` input), which keeps where things are.
 
     Example:
         >>> net = CifarResNet18(base_width=8)
         >>> net(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 64])
+        >>> CifarResNet18(base_width=8, embedding="spatial")(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 1024])
     """
 
-    def __init__(self, base_width: int = 64, in_channels: int = 3) -> None:
+    def __init__(self, base_width: int = 64, in_channels: int = 3, embedding: str = "pooled") -> None:
         super().__init__()
         if base_width < 1:
             raise ValueError(f"base_width must be a positive integer, got {base_width}.")
+        if embedding not in ("pooled", "spatial"):
+            raise ValueError(f"embedding must be 'pooled' or 'spatial', got {embedding!r}.")
+        self.embedding = embedding
         widths = [base_width, 2 * base_width, 4 * base_width, 8 * base_width]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
@@ -75,10 +83,18 @@ class CifarResNet18(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.feature_dim = widths[-1]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The last stage's feature map ``(N, 8 * base_width, S / 8, S / 8)``."""
         out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return out.mean(dim=(2, 3))
+        return self.layer4(self.layer3(self.layer2(self.layer1(out))))
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """Globally average-pooled features ``(N, 8 * base_width)`` (what classifiers in training use)."""
+        return self.feature_map(x).mean(dim=(2, 3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.feature_map(x)
+        return out.mean(dim=(2, 3)) if self.embedding == "pooled" else out.flatten(1)
 
 
 class TransformersBackbone(nn.Module):
@@ -115,6 +131,10 @@ class TransformersBackbone(nn.Module):
             self.model = AutoModel.from_config(config)
         self.feature_dim = _infer_feature_dim(config)
 
+    def pooled(self, x: Tensor) -> Tensor:
+        """Pooled features ``(N, feature_dim)`` (the same as ``forward``)."""
+        return self.forward(x)
+
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(pixel_values=x)
         pooled = getattr(out, "pooler_output", None)
@@ -142,7 +162,7 @@ def _infer_feature_dim(config: Any) -> int:
 def build_backbone(config: Any) -> nn.Module:
     """Build the feature extractor described by a :class:`~semsim_metric.SemSimConfig`."""
     if config.backbone == "cifar_resnet18":
-        return CifarResNet18(base_width=config.base_width)
+        return CifarResNet18(base_width=config.base_width, embedding=getattr(config, "embedding", "pooled"))
     if config.backbone == "transformers":
         if not config.backbone_config:
             raise ValueError("backbone='transformers' needs backbone_config (a transformers config dict).")

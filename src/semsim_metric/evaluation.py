@@ -327,11 +327,13 @@ class EvaluationReport:
     skipped: dict[str, str] = field(default_factory=dict)
     group_by: str = "victim"
     per_group: dict[str, Any] = field(default_factory=dict)
+    #: free-form facts about how the compared models were made (e.g. training time)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "n": self.n, "recognised_share": self.recognised_share, "image_level": self.image,
                 "model_level": self.model, "contradictions": self.contradictions, "skipped": self.skipped,
-                "group_by": self.group_by, "per_group": self.per_group}
+                "group_by": self.group_by, "per_group": self.per_group, "notes": self.notes}
 
     def table(self) -> str:
         """The agreement table as Markdown."""
@@ -525,6 +527,8 @@ def write_report(reports: Sequence[EvaluationReport], out: str | Path, *,
                "intervals are 95% bootstrap intervals over originals.", "", rep.table(), ""]
         if rep.skipped:
             md += ["Skipped metrics:", ""] + [f"- {k2}: {v}" for k2, v in rep.skipped.items()] + [""]
+        if rep.notes:
+            md += ["Notes:", ""] + [f"- {k2}: {v}" for k2, v in rep.notes.items()] + [""]
         if rep.contradictions:
             top = sorted(rep.contradictions.items(), key=lambda kv: -kv[1])[:8]
             md += ["Metrics that contradict each other most (share of reconstruction pairs ordered oppositely):", ""]

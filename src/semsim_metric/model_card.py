@@ -60,6 +60,16 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
         f"torch {training_info['torch']}; final training loss {training_info['train_loss']:.4f}.",
         "",
     ]
+    pre = training_info.get("pretraining")
+    if pre:
+        st = pre["settings"]
+        lines[-1:-1] = [
+            f"- Stage 1 (class-supervised backbone pre-training): `{st['source']}` split `{st['split']}`, "
+            f"{pre['trained_images']} images, {st['epochs']} epochs, noise up to {st['noise']}; accuracy on "
+            f"{pre['holdout_images']} held-back images {pre['holdout_accuracy']:.3f}; "
+            f"{pre['excluded_as_annotated']} images equal to annotated originals were excluded; {pre['seconds']:.0f} s."]
+    if training_info.get("init_from"):
+        lines[-1:-1] = [f"- Fine-tuned from `{training_info['init_from']}`."]
     if training_info["device"] == "cpu" and rec["name"] != "paper":
         lines += [f"This model was trained on a CPU (no GPU was available), so it uses the CPU-feasible recipe "
                   f"`{rec['name']}` (width {rec['base_width']}, {rec['epochs']} epochs) rather than the full paper recipe "

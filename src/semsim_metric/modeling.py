@@ -12,6 +12,8 @@ and :class:`semsim_metric.SemSimLoss` all use.
 
 from __future__ import annotations
 
+import math
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,8 @@ class SemSimConfig(PretrainedConfig):
         base_width: width of the first ResNet stage (64 in the paper -> 512-d embedding).
         backbone_config: ``transformers`` config dictionary of the backbone when
             ``backbone="transformers"``.
+        embedding: ``"pooled"`` (the paper: globally pooled features) or ``"spatial"`` (the flattened
+            last feature map; CIFAR ResNet-18 only).
         image_size: side of the square model input; every image is resized to it (32 in the paper).
         image_mean: per-channel mean used for normalisation (CIFAR-100's by default).
         image_std: per-channel standard deviation used for normalisation (CIFAR-100's by default).
@@ -65,6 +69,7 @@ class SemSimConfig(PretrainedConfig):
         backbone: str = "cifar_resnet18",
         base_width: int = 64,
         backbone_config: dict[str, Any] | None = None,
+        embedding: str = "pooled",
         image_size: int = 32,
         image_mean: tuple[float, ...] | list[float] = CIFAR100_MEAN,
         image_std: tuple[float, ...] | list[float] = CIFAR100_STD,
@@ -79,7 +84,12 @@ class SemSimConfig(PretrainedConfig):
             raise ValueError("image_mean and image_std need 3 values (R, G, B).")
         if any(s <= 0 for s in image_std):
             raise ValueError(f"image_std must be positive, got {tuple(image_std)}.")
+        if embedding not in ("pooled", "spatial"):
+            raise ValueError(f"embedding must be 'pooled' or 'spatial', got {embedding!r}.")
+        if embedding == "spatial" and backbone != "cifar_resnet18":
+            raise ValueError("embedding='spatial' is only available for backbone='cifar_resnet18'.")
         self.backbone = backbone
+        self.embedding = embedding
         self.base_width = int(base_width)
         self.backbone_config = dict(backbone_config) if backbone_config is not None else None
         self.image_size = int(image_size)
@@ -92,7 +102,14 @@ class SemSimConfig(PretrainedConfig):
 
     @property
     def embedding_dim(self) -> int:
-        """Size of the embedding (``8 * base_width`` for the CIFAR ResNet-18)."""
+        """Size of the embedding (``8 * base_width`` for the pooled CIFAR ResNet-18)."""
+        if self.backbone == "cifar_resnet18" and self.embedding == "spatial":
+            return 8 * self.base_width * math.ceil(self.image_size / 8) ** 2
+        return self.feature_dim
+
+    @property
+    def feature_dim(self) -> int:
+        """Size of the backbone's pooled features (input of the classifiers used in training)."""
         if self.backbone == "cifar_resnet18":
             return 8 * self.base_width
         from .backbones import _infer_feature_dim

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from .modeling import SemSimConfig, SemSimModel
+from .pretraining import PretrainSettings
+from .vote_tuning import VoteTuningSettings
 
 __all__ = ["RECIPES", "Recipe", "TrainResult", "fit_calibration", "get_recipe", "train", "validation_metrics"]
 
@@ -45,7 +47,33 @@ class Recipe:
     seed: int = 23333
     base_width: int = 64
     global_loss_weight: float = 0.0
+    #: stage 1 (see :mod:`semsim_metric.pretraining`): class-supervised backbone pre-training; 0 = off
+    pretrain_epochs: float = 0.0
+    pretrain_source: str = "fashion-mnist"
+    pretrain_split: str = "train"
+    pretrain_noise: float = 0.3
+    #: stage 2 (see :mod:`semsim_metric.vote_tuning`): learn the annotators' answers; 0 = off
+    vote_epochs: int = 0
+    vote_learning_rate: float = 0.01
+    vote_distance_weight: float = 0.0
+    vote_noise: float = 0.3
+    #: "pooled" (the paper) or "spatial" (flattened last feature map); see SemSimConfig
+    embedding: str = "pooled"
     description: str = ""
+
+    def pretrain_settings(self) -> PretrainSettings | None:
+        """Stage-1 settings, or ``None`` when the recipe does not pre-train."""
+        if self.pretrain_epochs <= 0:
+            return None
+        return PretrainSettings(source=self.pretrain_source, split=self.pretrain_split, epochs=self.pretrain_epochs,
+                                noise=self.pretrain_noise, seed=self.seed)
+
+    def vote_settings(self) -> VoteTuningSettings | None:
+        """Stage-2 settings, or ``None`` when the recipe does not tune on votes."""
+        if self.vote_epochs <= 0:
+            return None
+        return VoteTuningSettings(epochs=self.vote_epochs, learning_rate=self.vote_learning_rate,
+                                  distance_weight=self.vote_distance_weight, noise=self.vote_noise, seed=self.seed)
 
     def milestone_epochs(self) -> list[int]:
         return [round(m * self.epochs) for m in self.milestones]
@@ -68,6 +96,14 @@ RECIPES: dict[str, Recipe] = {
         "sigmoid((1 - d) / 0.25) and the share of annotators who recognised each positive and negative, which "
         "puts distances of different originals on one scale (weight 1.0).",
     ),
+    "semantic": Recipe(
+        name="semantic", epochs=0, base_width=16, embedding="spatial", pretrain_epochs=6.0, vote_epochs=4,
+        description="Two stages, no triplets. 1: the backbone learns the image domain's classes (Fashion-MNIST train "
+        "split, 6 epochs, crop/flip + Gaussian noise; images equal to annotated originals excluded). 2: vote tuning: "
+        "it learns the distribution of the annotators' answers (a class or 'cannot recognise') for every "
+        "reconstruction and the answers for its original (4 epochs, SGD lr 0.01, cosine, crop/flip + noise). "
+        "Width 16; the embedding is the flattened last feature map ('spatial').",
+    ),
     "quick": Recipe(
         name="quick", epochs=2, base_width=8, batch_size=16, milestones=(),
         description="A smoke-test recipe for CPUs: width 8, 2 epochs, batch 16.",
@@ -76,14 +112,52 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str, **overrides: Any) -> Recipe:
-    """Return the named recipe with ``overrides`` applied (unknown fields raise ``TypeError``)."""
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}.")
+    """Return the named recipe with ``overrides`` applied (unknown fields raise ``TypeError``).
+
+    ``name`` may carry overrides itself, ``"<recipe>:<field>=<value>,<field>=<value>"``, which is how the
+    command line names variants (``--recipe semantic:embedding=pooled``); the variant keeps the whole
+    string as its name.
+
+    Example:
+        >>> r = get_recipe("semantic:embedding=pooled,vote_epochs=2")
+        >>> r.name, r.embedding, r.vote_epochs
+        ('semantic:embedding=pooled,vote_epochs=2', 'pooled', 2)
+    """
+    base, _, spec = name.partition(":")
+    if base not in RECIPES:
+        raise ValueError(f"unknown recipe {base!r}; choose one of {sorted(RECIPES)}.")
     fields = {f.name for f in dataclasses.fields(Recipe)}
-    bad = sorted(set(overrides) - fields)
+    from_spec = _parse_recipe_spec(RECIPES[base], spec) if spec else {}
+    bad = sorted((set(overrides) | set(from_spec)) - fields)
     if bad:
         raise TypeError(f"unknown recipe field(s) {bad}; valid fields: {sorted(fields - {'name'})}.")
-    return dataclasses.replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
+    changes = {**from_spec, **{k: v for k, v in overrides.items() if v is not None}}
+    return dataclasses.replace(RECIPES[base], **changes, **({"name": name} if spec else {}))
+
+
+def _parse_recipe_spec(recipe: Recipe, spec: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in spec.split(","):
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"recipe variant {spec!r}: write <field>=<value>[,<field>=<value>], got {item!r}.")
+        if not hasattr(recipe, key):
+            out[key] = text  # reported as an unknown field by the caller
+            continue
+        current = getattr(recipe, key)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                out[key] = text.lower() in ("true", "1")
+            elif isinstance(current, tuple):
+                out[key] = tuple(float(v) for v in text.split("/") if v)
+            else:
+                out[key] = type(current)(text)
+        except ValueError:
+            raise ValueError(f"recipe variant {spec!r}: {key} needs a value of type {type(current).__name__}, got {text!r}.") from None
+    return out
 
 
 @dataclass
@@ -247,12 +321,14 @@ def train(
     *,
     recipe: str | Recipe = "paper",
     backbone: str | None = None,
+    init_from: str | os.PathLike[str] | None = None,
     resume: bool | str = False,
     revision: str | None = None,
     bf16: bool | None = None,
     report_to: str = "none",
     logging_steps: int = 10,
     dataloader_workers: int = 0,
+    pretrain_cache: str | os.PathLike[str] | None = None,
     write_card: bool = True,
     weights_dtype: torch.dtype | None = None,
     **overrides: Any,
@@ -263,13 +339,16 @@ def train(
         dataset: dataset folder or Hub id with a ``train`` split (``validation``/``test`` used when present).
         output_dir: model folder to write (``config.json``, ``model.safetensors``, ``README.md``;
             checkpoints go to ``output_dir/checkpoints``).
-        recipe: ``"paper"``, ``"cpu"``, ``"quick"`` or a :class:`Recipe`.
+        recipe: a name in :data:`RECIPES` (``"paper"``, ``"cpu"``, ``"judged"``, ``"semantic"``, ``"quick"``) or a
+            :class:`Recipe`.
         backbone: a transformers model id/folder whose architecture (and weights) replace the CIFAR
             ResNet-18, e.g. ``"microsoft/resnet-18"`` (needs the files locally or online).
         resume: ``True`` resumes from the last checkpoint in ``output_dir/checkpoints``; a path resumes
             from that checkpoint.
         bf16: mixed precision (default: on when a CUDA GPU with bf16 is present).
         report_to: Trainer reporting integrations ("none", "tensorboard", "wandb", ...).
+        pretrain_cache: folder caching stage-1 backbones of recipes that pre-train (default
+            ``output_dir/pretrained``); runs with identical settings reuse one.
         overrides: recipe fields to change (``epochs=10``, ``base_width=16``, ...).
 
     Example:
@@ -290,28 +369,56 @@ def train(
     set_seed(rec.seed)
     train_set = TripletDataset(dsd["train"], seed=rec.seed)
     val_split = dsd["validation"] if "validation" in dsd else None
-    config = _make_config(rec, backbone)
-    model = SemSimModel(config)
+    if init_from is not None:
+        if backbone is not None:
+            raise ValueError("pass either backbone= or init_from=, not both (init_from keeps its own backbone).")
+        model = SemSimModel.from_pretrained(init_from)
+        model.config.margin = rec.margin
+        model.config.global_loss_weight = rec.global_loss_weight
+        model.config.calibration = None
+        rec = dataclasses.replace(rec, base_width=model.config.base_width)
+        model.train()
+    else:
+        model = SemSimModel(_make_config(rec, backbone))
     if backbone is not None:
         from .backbones import TransformersBackbone
 
-        model.backbone = TransformersBackbone(config.backbone_config, pretrained_id=backbone)
+        model.backbone = TransformersBackbone(model.config.backbone_config, pretrained_id=backbone)
+    pretraining: dict[str, Any] | None = None
+    vote_tuning: dict[str, Any] | None = None
+    head = None
+    settings = rec.pretrain_settings()
+    if settings is not None and init_from is None:
+        from .pretraining import pretrain_cached
+
+        pretraining, head = pretrain_cached(model, settings, pretrain_cache or output_dir / "pretrained",
+                                            exclude_images=_unique_originals(dsd))
+    if rec.vote_settings() is not None:
+        from .vote_tuning import tune_on_votes
+
+        vote_tuning, _ = tune_on_votes(model, dsd["train"], rec.vote_settings(), head=head)
+    model.train()
     if bf16 is None:
         bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    trainer = _build_trainer(model, train_set, val_split, rec, output_dir, bf16=bf16, report_to=report_to,
-                             logging_steps=logging_steps, dataloader_workers=dataloader_workers)
     start = time.perf_counter()
-    resume_arg: bool | str | None = None
-    if resume:
-        ckpt_dir = output_dir / "checkpoints"
-        has_ckpt = ckpt_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt_dir.iterdir())
-        resume_arg = resume if isinstance(resume, str) else (True if has_ckpt else None)
-    out = trainer.train(resume_from_checkpoint=resume_arg)
-    seconds = time.perf_counter() - start
-    model = trainer.model
+    if rec.epochs > 0:
+        trainer = _build_trainer(model, train_set, val_split, rec, output_dir, bf16=bf16, report_to=report_to,
+                                 logging_steps=logging_steps, dataloader_workers=dataloader_workers)
+        resume_arg: bool | str | None = None
+        if resume:
+            ckpt_dir = output_dir / "checkpoints"
+            has_ckpt = ckpt_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt_dir.iterdir())
+            resume_arg = resume if isinstance(resume, str) else (True if has_ckpt else None)
+        train_loss = float(trainer.train(resume_from_checkpoint=resume_arg).training_loss)
+        model = trainer.model
+        main_process = trainer.is_world_process_zero()
+    else:  # the recipe ends with stage 1/2
+        train_loss = vote_tuning["final_loss"] if vote_tuning else math.nan
+        main_process = int(os.environ.get("RANK", "0")) == 0
+    seconds = time.perf_counter() - start + sum(s["seconds"] for s in (pretraining, vote_tuning) if s)
     model.eval()
-    result = TrainResult(output_dir=output_dir, recipe=rec, train_loss=float(out.training_loss), train_seconds=seconds)
-    if not trainer.is_world_process_zero():
+    result = TrainResult(output_dir=output_dir, recipe=rec, train_loss=train_loss, train_seconds=seconds)
+    if not main_process:
         return result
     if val_split is not None:
         result.validation = validation_metrics(model, val_split, seed=rec.seed)
@@ -328,7 +435,9 @@ def train(
     training_info = {"recipe": dataclasses.asdict(rec), "dataset": str(dataset), "train_loss": result.train_loss,
                      "train_seconds": seconds, "validation": result.validation, "test": result.test,
                      "device": "cuda" if torch.cuda.is_available() else "cpu", "bf16": bf16,
-                     "triplet_stats": train_set.stats, "torch": torch.__version__}
+                     "triplet_stats": train_set.stats, "torch": torch.__version__,
+                     "init_from": str(init_from) if init_from is not None else None, "pretraining": pretraining,
+                     "vote_tuning": vote_tuning}
     (output_dir / "training_info.json").write_text(json.dumps(training_info, indent=2))
     if write_card:
         from .model_card import write_model_card
@@ -337,9 +446,25 @@ def train(
     return result
 
 
+def _unique_originals(dsd: Any) -> list[torch.Tensor]:
+    """Every distinct original image of every split (for the pre-training leakage guard)."""
+    import datasets
+
+    from .data.triplets import decode_image
+
+    seen: dict[str, torch.Tensor] = {}
+    for split in dsd.values():
+        raw = split.select_columns(["original_id", "original"]).cast_column("original", datasets.Image(decode=False))
+        for oid, image in zip(raw["original_id"], raw["original"]):
+            if oid not in seen:
+                seen[oid] = decode_image(image)
+    return list(seen.values())
+
+
 def _make_config(rec: Recipe, backbone: str | None) -> SemSimConfig:
     if backbone is None:
-        return SemSimConfig(base_width=rec.base_width, margin=rec.margin, global_loss_weight=rec.global_loss_weight)
+        return SemSimConfig(base_width=rec.base_width, margin=rec.margin, global_loss_weight=rec.global_loss_weight,
+                            embedding=rec.embedding)
     from transformers import AutoConfig
 
     bcfg = AutoConfig.from_pretrained(backbone)
@@ -356,8 +481,12 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                        description="Train SemSim with transformers Trainer and write a Hub model folder.")
     p.add_argument("--dataset", required=True, help="dataset folder or Hub id in the SemSim schema")
     p.add_argument("--output", required=True, type=Path, help="model folder to write")
-    p.add_argument("--recipe", default="paper", choices=sorted(RECIPES), help="training recipe (default paper)")
+    p.add_argument("--recipe", default="paper",
+                   help=f"training recipe: {', '.join(sorted(RECIPES))} (default paper), or a variant such as "
+                        "semantic:vote_epochs=2,embedding=pooled")
     p.add_argument("--backbone", default=None, help="transformers vision model id/folder to use as backbone")
+    p.add_argument("--init-from", default=None,
+                   help="SemSim model folder or Hub id to fine-tune (e.g. the default model on new annotations)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in OUTPUT/checkpoints")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -366,6 +495,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--margin", type=float, default=None)
     p.add_argument("--global-loss-weight", type=float, default=None)
+    p.add_argument("--pretrain-epochs", type=float, default=None,
+                   help="stage-1 class-supervised pre-training epochs (semantic recipe: 2; 0 turns it off)")
+    p.add_argument("--pretrain-source", default=None,
+                   help="labelled images for stage 1: fashion-mnist (default), hf:<dataset id> or a class-folder path")
     p.add_argument("--no-augment", action="store_true", help="turn crop+flip augmentation off")
     p.add_argument("--report-to", default="none", help="Trainer integrations, e.g. tensorboard (default none)")
     p.add_argument("--fp16-weights", action="store_true", help="store the final weights in float16")
@@ -377,11 +510,13 @@ def _run_cli(args: argparse.Namespace) -> int:
 
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                  "base_width": args.base_width, "seed": args.seed, "margin": args.margin,
-                 "global_loss_weight": args.global_loss_weight}
+                 "global_loss_weight": args.global_loss_weight, "pretrain_epochs": args.pretrain_epochs,
+                 "pretrain_source": args.pretrain_source}
     if args.no_augment:
         overrides["augment"] = False
     try:
-        result = train(args.dataset, args.output, recipe=args.recipe, backbone=args.backbone, resume=args.resume,
+        result = train(args.dataset, args.output, recipe=args.recipe, backbone=args.backbone, init_from=args.init_from,
+                       resume=args.resume,
                        report_to=args.report_to, weights_dtype=torch.float16 if args.fp16_weights else None,
                        **overrides)
     except (ValueError, TypeError, OSError) as err:

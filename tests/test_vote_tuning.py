@@ -1,0 +1,58 @@
+"""Vote tuning (stage 2 of the semantic recipe) learns the annotators' answers and needs them."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from semsim_metric import SemSimConfig, SemSimModel
+from semsim_metric.data.loading import load_folder_or_hub
+from semsim_metric.vote_tuning import VoteTuningSettings, tune_on_votes, vote_distribution
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    """8 originals of the default dataset's train split, all 12 settings each (96 rows)."""
+    train = load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1"))["train"]
+    ids = sorted(set(train["original_id"]))[:8]
+    return train.filter(lambda r: r["original_id"] in ids)
+
+
+def test_vote_distribution_counts_cannot_recognise_last():
+    assert vote_distribution([-1, -1, 1, 1, 1], 2).tolist() == pytest.approx([0.0, 0.6, 0.4])
+    assert vote_distribution([], 3, fallback_class=1).tolist() == [0.0, 1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="not a class index below 2"):
+        vote_distribution([2], 2)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="invalid vote-tuning settings"):
+        VoteTuningSettings(epochs=0)
+
+
+def test_rows_without_votes_are_refused(small_split):
+    unvoted = small_split.map(lambda r: {"votes": []})
+    with pytest.raises(ValueError, match="96 of 96 rows have no votes"):
+        tune_on_votes(SemSimModel(SemSimConfig(base_width=2)), unvoted, VoteTuningSettings(), progress=False)
+
+
+@pytest.mark.slow
+def test_vote_tuning_learns_what_the_annotators_answered(small_split):
+    from semsim_metric.data.triplets import decode_image, stack_images
+    from semsim_metric.preprocessing import to_model_input
+
+    torch.manual_seed(0)
+    model = SemSimModel(SemSimConfig(base_width=4))
+    info, classifier = tune_on_votes(model, small_split, VoteTuningSettings(epochs=20, batch_size=32, learning_rate=0.05),
+                                     progress=False)
+    assert info["classes"] == 10 and info["rows"] == 96 and info["originals"] == 8
+    assert classifier.out_features == 11  # 10 classes + "cannot recognise"
+    cfg = model.config
+    x = to_model_input(stack_images([decode_image(r) for r in small_split["reconstruction"]]), data_range=255,
+                       image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std)
+    with torch.inference_mode():
+        predicted = classifier(model.backbone.pooled(x)).argmax(1)
+    majority = torch.stack([vote_distribution(v, 10) for v in small_split["votes"]]).argmax(1)
+    assert (predicted == majority).float().mean() > 0.8  # fits the training answers (chance: ~0.5 "cannot")
