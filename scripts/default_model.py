@@ -89,9 +89,26 @@ def heldout_note(heldout: Path, recipe: str) -> str:
 
     summary = json.loads((heldout / "heldout_summary.json").read_text())
     mine = [s for s in summary if s["recipe"] == recipe]
+    groups = {rep["title"].split(" (")[0]: len(rep["per_group"])
+              for rep in json.loads((heldout / "report.json").read_text())}
+    for s in mine:
+        s.setdefault("groups", groups.get(s["protocol"], "the held-out"))
+    missed = [s for s in mine if s["semsim_auc"] < s["ssim_auc"] + 0.05 or s["semsim_kendall"] < s["ssim_kendall"]]
+    verdict = "The target (ROC-AUC >= SSIM + 0.05 and Kendall >= SSIM's on every held-out split) is met." if not missed else (
+        "**The target (ROC-AUC >= SSIM + 0.05 and Kendall >= SSIM's on every held-out split) is not met** on "
+        + "; ".join(f"{s['protocol']} (ROC-AUC {s['semsim_auc']:.3f} vs SSIM {s['ssim_auc']:.3f}, Kendall "
+                    f"{s['semsim_kendall']:.3f} vs {s['ssim_kendall']:.3f} over {s.get('groups', 'the held-out')} settings)"
+                    for s in missed)
+        + ". What limits it: 280 training originals (CPU-only training: width 16, no larger backbone tried); labels from "
+          "five model judges whose pairwise kappa is 0.835-0.879 (dataset README), so part of the disagreement is label noise no metric "
+          "can explain; `conv_relu` reconstructions are rarely recognised and look unlike the `lenet_sigmoid` ones "
+          "that remain for training when that architecture is held out, and its model-level Kendall is computed over "
+          "only its few victim settings, where one swapped pair moves Kendall by a large step. "
+        + f"SemSim has the highest ROC-AUC of all metrics on {sum(s['semsim_auc'] > s['best_baseline_auc'] for s in mine)} "
+          f"of the {len(mine)} held-out splits.")
     return ("**Held-out evaluation** (model selection; each row is a model of this recipe trained *without* the "
             "held-out rows, evaluated beside every baseline in one run; full tables with 95% bootstrap intervals "
-            "over originals for every baseline: docs/heldout.md):\n\n" + summary_table(mine))
+            "over originals for every baseline: docs/heldout.md):\n\n" + summary_table(mine) + "\n\n" + verdict)
 
 
 def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path | None = None) -> None:
@@ -167,6 +184,8 @@ def main() -> int:
     r = sub.add_parser("retrain")
     r.add_argument("out", type=Path)
     r.add_argument("--name", default=DEFAULT_NAME)
+    r.add_argument("--heldout", type=Path, default=ROOT / "runs" / "heldout-v2",
+                   help="held-out run for models trained on every original (calibration)")
     args = parser.parse_args()
     if args.cmd == "ship":
         ship(args.run, args.name, args.compare_with, args.heldout)
@@ -181,6 +200,9 @@ def main() -> int:
     from semsim_metric.training import Recipe, train
 
     info = json.loads((ROOT / "hub" / args.name / "training_info.json").read_text())
+    if info.get("trained_on", "").startswith("every row"):
+        train_all(args.out, info["recipe"]["name"], args.heldout)
+        return 0
     recipe = Recipe(**{**info["recipe"], "milestones": tuple(info["recipe"]["milestones"])})
     result = train(DATASET, args.out, recipe=recipe)
     print(result.validation, result.test)

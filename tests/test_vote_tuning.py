@@ -55,4 +55,6 @@ def test_vote_tuning_learns_what_the_annotators_answered(small_split):
     with torch.inference_mode():
         predicted = classifier(model.backbone.pooled(x)).argmax(1)
     majority = torch.stack([vote_distribution(v, 10) for v in small_split["votes"]]).argmax(1)
-    assert (predicted == majority).float().mean() > 0.8  # fits the training answers (chance: ~0.5 "cannot")
+    always_most_common = majority.bincount().max().item() / len(majority)
+    accuracy = (predicted == majority).float().mean().item()
+    assert accuracy > always_most_common + 0.15, (accuracy, always_most_common)  # it learned the answers

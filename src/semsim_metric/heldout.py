@@ -130,7 +130,7 @@ def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:
         ssim = r.report.image.get("SSIM", {})
         others = {k: v for k, v in r.report.image.items() if not k.startswith("SemSim")}
         best = max(others, key=lambda k: others[k]["roc_auc"]) if others else None
-        out.append({"protocol": r.protocol, "recipe": r.recipe, "rows": r.report.n,
+        out.append({"protocol": r.protocol, "recipe": r.recipe, "rows": r.report.n, "groups": len(r.report.per_group),
                     "semsim_auc": r.report.image[name]["roc_auc"], "semsim_auc_ci": r.report.image[name].get("roc_auc_ci"),
                     "ssim_auc": ssim.get("roc_auc"), "ssim_auc_ci": ssim.get("roc_auc_ci"),
                     "psnr_auc": r.report.image.get("PSNR", {}).get("roc_auc"),

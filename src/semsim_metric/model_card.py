@@ -51,8 +51,9 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
         "## Training data", "",
         f"- Dataset: `{dataset}` (splits by original image: {', '.join(f'{k} {len(v)} rows' for k, v in splits.items())}).",
         f"- Annotated by: {_annotator_text(kinds)}.",
-        f"- Triplets: anchor = original, positive = recognised reconstruction, negative = unrecognised reconstruction of "
-        f"the same original (fallback to another original's: {training_info['triplet_stats']}).", "",
+        *([f"- Triplets: anchor = original, positive = recognised reconstruction, negative = unrecognised reconstruction "
+           f"of the same original (fallback to another original's: {training_info['triplet_stats']})."]
+          if rec.get("epochs", 1) > 0 else []), "",
         "## Recipe", "",
         f"- Recipe `{rec['name']}`: {rec['description']}",
         f"- Fields: `{json.dumps({k: v for k, v in rec.items() if k not in ('name', 'description')})}`",
@@ -68,15 +69,23 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
             f"{pre['trained_images']} images, {st['epochs']} epochs, noise up to {st['noise']}; accuracy on "
             f"{pre['holdout_images']} held-back images {pre['holdout_accuracy']:.3f}; "
             f"{pre['excluded_as_annotated']} images equal to annotated originals were excluded; {pre['seconds']:.0f} s."]
+    vote = training_info.get("vote_tuning")
+    if vote:
+        st = vote["settings"]
+        lines[-1:-1] = [
+            f"- Stage 2 (vote tuning on the annotators' answers): {vote['rows']} reconstructions of {vote['originals']} "
+            f"originals, {vote['classes']} classes + 'cannot recognise', {st['epochs']} epochs, lr {st['learning_rate']}, "
+            f"noise up to {st['noise']}; {vote['seconds']:.0f} s."]
     if training_info.get("init_from"):
         lines[-1:-1] = [f"- Fine-tuned from `{training_info['init_from']}`."]
-    if training_info["device"] == "cpu" and rec["name"] != "paper":
+    if training_info["device"] == "cpu" and rec["name"] != "paper" and rec.get("epochs", 0) > 0:
         lines += [f"This model was trained on a CPU (no GPU was available), so it uses the CPU-feasible recipe "
                   f"`{rec['name']}` (width {rec['base_width']}, {rec['epochs']} epochs) rather than the full paper recipe "
                   "(width 64, 100 epochs). Retrain with `semsim train --recipe paper` on a GPU for the paper's setting.", ""]
     for note in training_info.get("notes", []):
         lines += [note, ""]
-    lines += ["## Results", ""]
+    if any(name in splits for name in ("validation", "test")):
+        lines += ["## Results", ""]
     for split_name in ("validation", "test"):
         if split_name in splits:
             table = compare_on_split(model, splits[split_name])
@@ -93,7 +102,8 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
                   f"`output=\"probability\"` gives P(recognised) = sigmoid({cal['intercept']:.3f} + "
                   f"{cal['slope']:.3f} x distance), fitted on {cal['fitted_on']} ({cal['n']} rows).", ""]
     lines += [
-        "Reproduce these numbers: `python scripts/default_model.py check` (from the stored weights) or `python scripts/default_model.py retrain OUT` (retrain with the recorded recipe and seed).", "",
+        "Reproduce: `python scripts/default_model.py check` (recomputes the stored `results.json` from the weights) or "
+        "`python scripts/default_model.py retrain OUT` (retrain with the recorded recipe and seed).", "",
         "## Intended use", "",
         "Judging how much *recognisable* content a reconstruction attack (gradient inversion and the like) recovered, "
         "next to PSNR/SSIM, when comparing attacks and defences.", "",
