@@ -107,8 +107,31 @@ def heldout_note(heldout: Path, recipe: str) -> str:
         + f"SemSim has the highest ROC-AUC of all metrics on {sum(s['semsim_auc'] > s['best_baseline_auc'] for s in mine)} "
           f"of the {len(mine)} held-out splits.")
     return ("**Held-out evaluation** (model selection; each row is a model of this recipe trained *without* the "
-            "held-out rows, evaluated beside every baseline in one run; full tables with 95% bootstrap intervals "
-            "over originals for every baseline: docs/heldout.md):\n\n" + summary_table(mine) + "\n\n" + verdict)
+            "held-out rows, evaluated beside every baseline in one run; the ablations are in docs/heldout.md):\n\n"
+            + summary_table(mine) + "\n\n" + verdict + "\n\n" + heldout_tables(heldout, recipe))
+
+
+def heldout_tables(heldout: Path, recipe: str) -> str:
+    """Per held-out split: this recipe's model beside every baseline, with 95% bootstrap intervals over originals."""
+    def ci(v: dict, key: str) -> str:
+        c = v.get(f"{key}_ci")
+        return f" [{c[0]:.3f}, {c[1]:.3f}]" if c else ""
+
+    parts = []
+    for rep in json.loads((heldout / "report.json").read_text()):
+        names = [n for n in rep["image_level"] if not n.startswith("SemSim") or n == f"SemSim[{recipe}]"]
+        names.sort(key=lambda n: -rep["image_level"][n]["roc_auc"])
+        lines = [f"*{rep['title']}* (model level over {len(rep['per_group'])} settings: victim x attack x iterations)", "",
+                 "| metric | ROC-AUC [95% CI] | Kendall [95% CI] | Spearman [95% CI] |", "|---|---|---|---|"]
+        for n in names:
+            im, mo = rep["image_level"][n], rep["model_level"].get(n, {})
+            kendall = f"{mo['kendall']:.3f}{ci(mo, 'kendall')}" if "kendall" in mo else "-"
+            spearman = f"{mo['spearman']:.3f}{ci(mo, 'spearman')}" if "spearman" in mo else "-"
+            lines.append(f"| {n} | {im['roc_auc']:.3f}{ci(im, 'roc_auc')} | {kendall} | {spearman} |")
+        if rep.get("skipped"):
+            lines += ["", "Not computable here: " + "; ".join(f"{k} ({v})" for k, v in rep["skipped"].items()) + "."]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path | None = None) -> None:

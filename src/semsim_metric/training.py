@@ -496,7 +496,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, default=None)
     p.add_argument("--global-loss-weight", type=float, default=None)
     p.add_argument("--pretrain-epochs", type=float, default=None,
-                   help="stage-1 class-supervised pre-training epochs (semantic recipe: 2; 0 turns it off)")
+                   help="stage-1 class-supervised pre-training epochs (semantic recipe: 6; 0 turns it off)")
     p.add_argument("--pretrain-source", default=None,
                    help="labelled images for stage 1: fashion-mnist (default), hf:<dataset id> or a class-folder path")
     p.add_argument("--no-augment", action="store_true", help="turn crop+flip augmentation off")
