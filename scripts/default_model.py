@@ -175,7 +175,7 @@ def bundle(name: str) -> None:
 def check(name: str) -> int:
     from semsim_metric.hub import bundled_model_path
 
-    folder = bundled_model_path() or ROOT / "hub" / name
+    folder = (bundled_model_path() if name == DEFAULT_NAME else None) or ROOT / "hub" / name
     expected = json.loads((ROOT / "hub" / name / "results.json").read_text())
     got = results(folder)
     bad = [(s, m, expected[s][m], got[s].get(m)) for s in expected for m in expected[s]

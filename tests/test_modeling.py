@@ -31,6 +31,19 @@ def test_embeddings_are_unit_length_and_distance_in_range(random_model):
     assert float(random_model.distance(x, x).abs().max()) == 0.0
 
 
+def test_spatial_embedding_keeps_the_feature_map_and_the_distance_range():
+    model = SemSimModel(SemSimConfig(base_width=4, embedding="spatial")).eval()
+    x, y = torch.randn(3, 3, 32, 32), torch.randn(3, 3, 32, 32)
+    assert model.embed(x).shape == (3, model.config.embedding_dim) == (3, 32 * 4 * 4)
+    assert model.config.feature_dim == 32 and model.backbone.pooled(x).shape == (3, 32)
+    d = model.distance(x, y)
+    assert bool(((d >= 0) & (d <= 2)).all()) and float(model.distance(x, x).abs().max()) == 0.0
+    with pytest.raises(ValueError, match="'pooled' or 'spatial'"):
+        SemSimConfig(embedding="mean")
+    with pytest.raises(ValueError, match="only available for backbone='cifar_resnet18'"):
+        SemSimConfig(backbone="transformers", backbone_config={"model_type": "resnet"}, embedding="spatial")
+
+
 def test_forward_returns_triplet_loss(random_model):
     a = torch.randn(4, 3, 32, 32)
     out = random_model(anchor=a, positive=a, negative=torch.randn(4, 3, 32, 32))

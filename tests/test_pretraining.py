@@ -96,7 +96,9 @@ def test_two_stage_training_records_stage_one(class_folder, tiny_dataset, tmp_pa
     assert info["pretraining"]["settings"]["source"] == str(class_folder)
     assert info["vote_tuning"]["rows"] == 96 and info["vote_tuning"]["classes"] == 10
     assert not (tmp_path / "m" / "checkpoints").exists()  # no triplet stage in this recipe
-    assert result.validation["roc_auc"] > 0 and SemSimModel.from_pretrained(tmp_path / "m").config.embedding == "spatial"
+    assert {"roc_auc", "triplet_accuracy"} <= set(result.validation)
+    trained = SemSimModel.from_pretrained(tmp_path / "m")
+    assert trained.config.embedding == "spatial" and trained.config.calibration["n"] == 48  # 4 validation originals
     assert list((tmp_path / "m" / "pretrained").glob("*/backbone.safetensors"))
     assert "Stage 1 (class-supervised backbone pre-training)" in (tmp_path / "m" / "README.md").read_text()
 

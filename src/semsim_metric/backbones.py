@@ -84,7 +84,8 @@ class CifarResNet18(nn.Module):
         self.feature_dim = widths[-1]
 
     def feature_map(self, x: Tensor) -> Tensor:
-        """The last stage's feature map ``(N, 8 * base_width, S / 8, S / 8)``."""
+        """The last stage's feature map ``(N, 8 * base_width, S / 8, S / 8)`` of model-ready images
+        ``(N, 3, S, S)`` (normalised by the input gate)."""
         out = torch.relu(self.bn1(self.conv1(x)))
         return self.layer4(self.layer3(self.layer2(self.layer1(out))))
 

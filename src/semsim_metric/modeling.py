@@ -13,7 +13,6 @@ and :class:`semsim_metric.SemSimLoss` all use.
 from __future__ import annotations
 
 import math
-
 import os
 from dataclasses import dataclass
 from pathlib import Path

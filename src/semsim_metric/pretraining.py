@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from .modeling import SemSimModel
 from .preprocessing import to_model_input
 
-__all__ = ["PretrainSettings", "crop_flip_noise", "pretrain_backbone", "pretrain_cached"]
+__all__ = ["PretrainSettings", "crop_flip_noise", "optimiser_step", "pretrain_backbone", "pretrain_cached"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,18 @@ def crop_flip_noise(noise: float, generator: torch.Generator) -> Any:
     return apply
 
 
+def optimiser_step(loss: Tensor, optimizer: torch.optim.Optimizer, scheduler: Any, bar: Any) -> float:
+    """One SGD step of stages 1 and 2: backward, step, schedule, progress bar; returns the loss value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    value = float(loss.detach())
+    bar.update(1)
+    bar.set_postfix(loss=f"{value:.3f}")
+    return value
+
+
 def pretrain_backbone(
     model: SemSimModel,
     settings: PretrainSettings,
@@ -104,6 +116,10 @@ def pretrain_backbone(
     root: str | Path | None = None,
 ) -> tuple[dict[str, Any], nn.Linear]:
     """Train ``model.backbone`` in place as a classifier on ``settings.source``.
+
+    Source images are uint8 (0-255) and pass through the package's input gate with the model's size,
+    mean and std, exactly as images scored later do. Only the backbone changes; SemSim stays a distance
+    in ``[0, 2]`` (lower = more leakage).
 
     Returns:
         A JSON-serialisable summary and the trained linear classifier (stage 2 can start from it).
@@ -161,14 +177,8 @@ def pretrain_backbone(
                 break
             idx = perm[k:k + settings.batch_size]
             loss = F.cross_entropy(head(model.backbone.pooled(prep(idx, augment))), labels[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            loss_value = optimiser_step(loss, opt, sched, bar)
             step += 1
-            loss_value = float(loss.detach())
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}")
     bar.close()
     seconds = time.perf_counter() - start
     model.eval()

@@ -376,7 +376,7 @@ def train(
         model.config.margin = rec.margin
         model.config.global_loss_weight = rec.global_loss_weight
         model.config.calibration = None
-        rec = dataclasses.replace(rec, base_width=model.config.base_width)
+        rec = dataclasses.replace(rec, base_width=model.config.base_width, embedding=model.config.embedding)
         model.train()
     else:
         model = SemSimModel(_make_config(rec, backbone))
@@ -393,10 +393,11 @@ def train(
 
         pretraining, head = pretrain_cached(model, settings, pretrain_cache or output_dir / "pretrained",
                                             exclude_images=_unique_originals(dsd))
-    if rec.vote_settings() is not None:
+    vote_settings = rec.vote_settings()
+    if vote_settings is not None:
         from .vote_tuning import tune_on_votes
 
-        vote_tuning, _ = tune_on_votes(model, dsd["train"], rec.vote_settings(), head=head)
+        vote_tuning, _ = tune_on_votes(model, dsd["train"], vote_settings, head=head)
     model.train()
     if bf16 is None:
         bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())

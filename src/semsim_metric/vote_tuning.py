@@ -88,6 +88,10 @@ def tune_on_votes(
 ) -> tuple[dict[str, Any], nn.Linear]:
     """Train ``model.backbone`` in place on the annotators' answers of a SemSim-schema split.
 
+    The split's images are decoded to uint8 (0-255) and pass through the package's input gate. Afterwards
+    a reconstruction that annotators read as its original's class lies at a small SemSim distance from it
+    (distance in ``[0, 2]``, lower = more leakage); one they could not read lies far away.
+
     Args:
         model: the model to tune (its input gate settings are used).
         split: a ``datasets.Dataset`` in the SemSim schema with ``votes`` (rows without votes are an error).
@@ -103,7 +107,7 @@ def tune_on_votes(
     from tqdm.auto import tqdm
 
     from .data.triplets import decode_image, stack_images
-    from .pretraining import crop_flip_noise
+    from .pretraining import crop_flip_noise, optimiser_step
 
     raw = split.cast_column("original", datasets.Image(decode=False)).cast_column(
         "reconstruction", datasets.Image(decode=False))
@@ -165,14 +169,8 @@ def tune_on_votes(
                 emb = model.embed(x).float()
                 dist = torch.linalg.vector_norm(emb[:bs] - emb[bs:], dim=1)
                 loss = loss + settings.distance_weight * global_soft_label_loss(dist, share[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            loss_value = optimiser_step(loss, opt, sched, bar)
             step += 1
-            loss_value = float(loss.detach())
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}")
     bar.close()
     model.eval()
     return {"settings": dataclasses.asdict(settings), "rows": n, "originals": len(first), "classes": n_classes,
