@@ -26,8 +26,8 @@ from semsim_metric.data.loading import load_folder_or_hub
 import torch
 
 from semsim_metric.evaluation import compare_on_split
-from semsim_metric.model_card import write_model_card
-from semsim_metric.modeling import SemSimModel
+from semsim_metric.training.model_card import write_model_card
+from semsim_metric.models import SemSimModel
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "hub" / "fmnist-judged-v1"
@@ -55,7 +55,7 @@ def all_rows_dataset(folder: Path) -> Path:
 def train_all(out: Path, recipe: str, heldout: Path) -> None:
     import datasets
 
-    from semsim_metric.heldout import _slug, build_protocol_splits
+    from semsim_metric.evaluation.heldout import _slug, build_protocol_splits
     from semsim_metric.training import fit_calibration, pair_distances, train
 
     data = all_rows_dataset(out.parent / f"{out.name}-data")
@@ -85,7 +85,7 @@ def train_all(out: Path, recipe: str, heldout: Path) -> None:
 
 
 def heldout_note(heldout: Path, recipe: str) -> str:
-    from semsim_metric.heldout import summary_table
+    from semsim_metric.evaluation.heldout import summary_table
 
     summary = json.loads((heldout / "heldout_summary.json").read_text())
     mine = [s for s in summary if s["recipe"] == recipe]

@@ -24,7 +24,7 @@ import numpy as np
 
 from semsim_metric.evaluation import evaluate_dataset, write_report
 from semsim_metric.functional import freeze
-from semsim_metric.modeling import SemSimModel
+from semsim_metric.models import SemSimModel
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- full-evaluation:start -->", "<!-- full-evaluation:end -->"

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from semsim_metric.cli import main
-from semsim_metric.images import file_key, pair_folders
+from semsim_metric.pairing import file_key, pair_folders
 
 
 def _png(path, seed, size=(28, 28), mode="L"):

@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 from semsim_metric import load_annotations
+from semsim_metric.training.stages.triplets import TripletCollator
 from semsim_metric.data import (
     FEATURES,
     ConversionError,
     DatasetCard,
     RecognitionRule,
-    TripletCollator,
     TripletDataset,
     convert_manifest,
     convert_official_labels,
@@ -28,7 +28,7 @@ from semsim_metric.data import (
     split_by_original,
     write_dataset_folder,
 )
-from semsim_metric.modeling import SemSimConfig
+from semsim_metric.models import SemSimConfig
 from tests.conftest import SHARED_DATA
 
 VICTIMS = [
@@ -273,7 +273,8 @@ def test_triplet_collate_matches_the_input_gate():
     cfg = SemSimConfig(base_width=4)
     img = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)
     batch = TripletCollator(cfg, augment=False)([{"anchor": img, "positive": img, "negative": img,
-                                                  "positive_share": 1.0, "negative_share": 0.0}])
+                                                  "positive_share": 1.0, "negative_share": 0.0,
+                                                  "seeds": (1, 2, 3)}])
     expected = to_model_input(img[None], data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
     torch.testing.assert_close(batch["anchor"], expected)
 

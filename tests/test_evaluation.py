@@ -151,7 +151,7 @@ def test_cli_end_to_end_on_a_tiny_dataset(tmp_path, tiny_model_dir):
 
 
 def test_heldout_protocol_splits_keep_originals_apart():
-    from semsim_metric.heldout import build_protocol_splits
+    from semsim_metric.evaluation.heldout import build_protocol_splits
 
     rows = [{"original_id": f"o{o}", "victim": v, "victim_arch": v.split("_")[0], "victim_train_epochs": 0,
              "attack": a, "recognized": (o + k) % 2 == 0}

@@ -11,9 +11,9 @@ import torch
 from semsim_metric import load_annotations
 from semsim_metric.data import ConversionError
 from semsim_metric.data.votes import import_votes
-from semsim_metric.generate.attacks import ATTACKS, AttackConfig, attack_preset, run_attack, run_attack_one_at_a_time
+from semsim_metric.generate.attacks import AttackConfig, attack_names, attack_preset, run_attack, run_attack_one_at_a_time
 from semsim_metric.generate.pipeline import GenerationPlan, generate, parse_victim_spec
-from semsim_metric.generate.sources import load_fashion_mnist
+from semsim_metric.data.sources import load_fashion_mnist
 from semsim_metric.generate.victims import VictimSpec, build_victim, train_victim
 
 
@@ -71,7 +71,7 @@ def test_victim_spec_parsing():
         parse_victim_spec("lenet")
 
 
-@pytest.mark.parametrize("name", ATTACKS)
+@pytest.mark.parametrize("name", attack_names())
 def test_batched_attack_equals_one_at_a_time(name):
     torch.manual_seed(0)
     victim = build_victim(VictimSpec("conv_relu", width=4), 1, 10, 28).eval()
@@ -143,7 +143,7 @@ def test_datasets_and_folder_sources(tmp_path):
     import datasets
     from PIL import Image
 
-    from semsim_metric.generate.sources import load_hf_dataset, load_image_folder
+    from semsim_metric.data.sources import load_hf_dataset, load_image_folder
 
     rng = np.random.default_rng(1)
     imgs = [Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(6)]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from semsim_metric import SemSim, SemSimModel
+from semsim_metric import functional as functional_module
 from semsim_metric import hub as hub_module
 from semsim_metric.hub import resolve_model_folder
 from tests.hub_server import make_server
@@ -40,10 +41,10 @@ def test_malformed_id_is_rejected():
 
 def test_default_without_bundled_weights_never_runs_on_random_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(hub_module, "_BUNDLED", tmp_path / "nothing-here")
-    hub_module._load_cached.cache_clear()
+    functional_module._load_cached.cache_clear()
     with pytest.raises(OSError, match="never scores with random weights"):
         SemSim()
-    hub_module._load_cached.cache_clear()
+    functional_module._load_cached.cache_clear()
 
 
 def test_bundled_default_is_used_offline_when_present():

@@ -8,12 +8,12 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, ResNetConfig, ViTConfig
 
 from semsim_metric import SemSimConfig, SemSimModel
-from semsim_metric.backbones import CifarResNet18
+from semsim_metric.models.backbones import CifarResNet18
 
 
 def test_paper_backbone_shape_and_defaults():
     cfg = SemSimConfig()
-    assert (cfg.model_type, cfg.base_width, cfg.image_size, cfg.margin) == ("semsim", 64, 32, 1.0)
+    assert (cfg.model_type, cfg.base_width, cfg.image_size) == ("semsim", 64, 32)
     assert cfg.image_mean == pytest.approx([0.5071, 0.4865, 0.4409])
     net = CifarResNet18(64)
     assert net.conv1.kernel_size == (3, 3) and net.conv1.stride == (1, 1)
@@ -44,22 +44,29 @@ def test_spatial_embedding_keeps_the_feature_map_and_the_distance_range():
         SemSimConfig(backbone="transformers", backbone_config={"model_type": "resnet"}, embedding="spatial")
 
 
-def test_forward_returns_triplet_loss(random_model):
-    a = torch.randn(4, 3, 32, 32)
-    out = random_model(anchor=a, positive=a, negative=torch.randn(4, 3, 32, 32))
-    expected = torch.relu(out.positive_distance - out.negative_distance + 1.0).mean()
-    torch.testing.assert_close(out.loss, expected)
-    assert float(out.positive_distance.abs().max()) == 0.0
+def test_forward_embeds_like_embed(random_model):
+    x = torch.randn(4, 3, 32, 32)
+    torch.testing.assert_close(random_model(pixel_values=x).embeddings, random_model.embed(x))
 
 
-def test_global_loss_adds_to_the_triplet_loss():
-    torch.manual_seed(0)
-    plain = SemSimModel(SemSimConfig(base_width=4)).eval()
-    weighted = SemSimModel(SemSimConfig(base_width=4, global_loss_weight=1.0)).eval()
-    weighted.load_state_dict(plain.state_dict())
+def test_triplet_objective_is_the_paper_loss(random_model):
+    from semsim_metric.training.stages.triplets import TripletObjective
+
+    a, n = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    out = TripletObjective(random_model, margin=1.0)(anchor=a, positive=a, negative=n)
+    d_neg = random_model.distance(a, n)
+    torch.testing.assert_close(out["loss"], torch.relu(0.0 - d_neg + 1.0).mean())
+    assert float(out["positive_distance"].abs().max()) == 0.0
+
+
+def test_global_loss_adds_to_the_triplet_loss(random_model):
+    from semsim_metric.training.stages.triplets import TripletObjective
+
     a, p, n = (torch.randn(4, 3, 32, 32) for _ in range(3))
     share = dict(positive_share=torch.ones(4), negative_share=torch.zeros(4))
-    assert float(weighted(a, p, n, **share).loss) > float(plain(a, p, n, **share).loss)
+    plain = TripletObjective(random_model)(a, p, n, **share)["loss"]
+    weighted = TripletObjective(random_model, global_loss_weight=1.0)(a, p, n, **share)["loss"]
+    assert float(weighted) > float(plain)
 
 
 def test_registered_with_auto_classes(tmp_path, random_model):

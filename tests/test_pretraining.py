@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.data.loading import load_folder_or_hub
-from semsim_metric.pretraining import PretrainSettings, pretrain_backbone, pretrain_cached
+from semsim_metric.training.stages.classes import PretrainSettings, pretrain_backbone, pretrain_cached
 from semsim_metric.training import get_recipe, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def test_the_backbone_learns_the_classes(class_folder):
 
 
 def test_annotated_originals_are_never_pre_trained_on(class_folder):
-    from semsim_metric.images import load_image
+    from semsim_metric.image_io import load_image
 
     annotated = [load_image(p) for p in sorted((class_folder / "vertical").glob("*.png"))[:5]]
     info, _ = pretrain_backbone(SemSimModel(SemSimConfig(base_width=2)), _settings(class_folder, epochs=0.1),

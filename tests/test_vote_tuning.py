@@ -7,7 +7,7 @@ import torch
 
 from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.data.loading import load_folder_or_hub
-from semsim_metric.vote_tuning import VoteTuningSettings, tune_on_votes, vote_distribution
+from semsim_metric.training.stages.votes import VoteTuningSettings, tune_on_votes, vote_distribution
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_rows_without_votes_are_refused(small_split):
 
 @pytest.mark.slow
 def test_vote_tuning_learns_what_the_annotators_answered(small_split):
-    from semsim_metric.data.triplets import decode_image, stack_images
+    from semsim_metric.image_io import decode_image, stack_images
     from semsim_metric.preprocessing import to_model_input
 
     torch.manual_seed(0)

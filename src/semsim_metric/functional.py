@@ -10,12 +10,15 @@ leakage); larger = less leakage; range ``[0, 2]``. Lower is "worse" for privacy.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from .modeling import SemSimModel
+from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
+from .models import SemSimModel
 from .preprocessing import check_data_range, check_image_pair, to_model_input
 
 __all__ = ["semsim", "ModelLike", "Reduction", "Output"]
@@ -54,17 +57,36 @@ def get_model(model: ModelLike, revision: str | None = None) -> SemSimModel:
     """
     if isinstance(model, SemSimModel):
         return model
-    from .hub import load_model_cached
-
     if model is None:
-        from .hub import DEFAULT_MODEL_ID
-
         model = DEFAULT_MODEL_ID
     if not isinstance(model, str):
         raise TypeError(
             f"model must be a SemSimModel, a Hub id or a local folder, got {type(model).__name__}."
         )
     return load_model_cached(model, revision)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name_or_path: str, revision: str | None) -> SemSimModel:
+    return freeze(SemSimModel.from_pretrained(name_or_path, revision=revision))
+
+
+def load_model_cached(name_or_path: str, revision: str | None = None) -> SemSimModel:
+    """Load (once per process) a frozen eval-mode SemSim model from a Hub id or folder.
+
+    The default id gives a clear error when this install has neither bundled nor downloadable weights.
+    """
+    if name_or_path == DEFAULT_MODEL_ID and bundled_model_path() is None and revision in (None, DEFAULT_REVISION):
+        try:
+            return _load_cached(name_or_path, revision)
+        except OSError as err:
+            raise DefaultModelMissingError(
+                "This installation of semsim-metric has no bundled default SemSim weights and they could not "
+                f"be downloaded ({err}). Pass model='<folder or Hub id>' with trained weights, or train "
+                "one with `semsim train`. SemSim never scores with random weights."
+            ) from err
+    path = Path(name_or_path).expanduser()
+    return _load_cached(str(path.resolve()) if path.is_dir() else name_or_path, revision)
 
 
 def freeze(model: SemSimModel) -> SemSimModel:

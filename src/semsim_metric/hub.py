@@ -1,31 +1,35 @@
 """Where SemSim weights come from: the default model, the bundled copy and the Hugging Face Hub.
 
-Resolution of a ``model`` argument:
+This module only finds files; it knows nothing of the network (``semsim_metric.models`` reads the
+files, ``semsim_metric.functional`` caches loaded models). Resolution of a ``model`` name:
 
-1. a :class:`~semsim_metric.SemSimModel` is used as is;
-2. an existing local folder is read directly;
-3. the default id (:data:`DEFAULT_MODEL_ID`) at the pinned revision (or with no revision) is served
+1. an existing local folder is read directly;
+2. the default id (:data:`DEFAULT_MODEL_ID`) at the pinned revision (or with no revision) is served
    from the copy bundled inside the package - no network, works on a fresh offline install;
-4. anything else is a Hub id, downloaded through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``,
+3. anything else is a Hub id, downloaded through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``,
    ``local_files_only``, ``revision``, ``HF_ENDPOINT``); an offline miss raises an error saying how to
    fix it.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
-from .modeling import CONFIG_NAME, WEIGHTS_NAME, SemSimModel
 
 __all__ = [
+    "CONFIG_NAME",
     "DEFAULT_MODEL_ID",
     "DEFAULT_REVISION",
+    "WEIGHTS_NAME",
+    "DefaultModelMissingError",
     "bundled_model_path",
-    "load_model_cached",
     "resolve_model_folder",
 ]
+
+#: Files of a SemSim model folder (the same names as transformers uses).
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
 
 #: Hub id of the default SemSim model (its files are also bundled with the package).
 DEFAULT_MODEL_ID = "semsim-metric/semsim-resnet18-fmnist-judged"
@@ -131,28 +135,3 @@ def _download(
             f"repository holds {CONFIG_NAME} and {WEIGHTS_NAME}."
         ) from err
     return paths[0].parent
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(name_or_path: str, revision: str | None) -> SemSimModel:
-    from .functional import freeze
-
-    return freeze(SemSimModel.from_pretrained(name_or_path, revision=revision))
-
-
-def load_model_cached(name_or_path: str, revision: str | None = None) -> SemSimModel:
-    """Load (once per process) a frozen eval-mode SemSim model from a Hub id or folder.
-
-    The default id gives a clear error until weights are available for it.
-    """
-    if name_or_path == DEFAULT_MODEL_ID and bundled_model_path() is None and revision in (None, DEFAULT_REVISION):
-        try:
-            return _load_cached(name_or_path, revision)
-        except OSError as err:
-            raise DefaultModelMissingError(
-                "This installation of semsim-metric has no bundled default SemSim weights and they could not "
-                f"be downloaded ({err}). Pass model='<folder or Hub id>' with trained weights, or train "
-                "one with `semsim train`. SemSim never scores with random weights."
-            ) from err
-    key = str(Path(name_or_path).expanduser().resolve()) if Path(name_or_path).expanduser().is_dir() else name_or_path
-    return _load_cached(key, revision)

@@ -6,7 +6,7 @@ from torch import Tensor
 from torch.nn.modules.loss import _Loss
 
 from .functional import ModelLike, Reduction, _semsim_compute, _semsim_update, check_reduction, frozen_copy
-from .modeling import SemSimModel
+from .models import SemSimModel
 from .preprocessing import check_data_range
 
 __all__ = ["SemSimLoss"]

@@ -20,7 +20,7 @@ from .functional import (
     check_reduction,
     frozen_copy,
 )
-from .modeling import SemSimModel
+from .models import SemSimModel
 from .preprocessing import check_data_range
 
 __all__ = ["SemSim"]

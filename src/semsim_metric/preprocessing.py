@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["check_image_pair", "check_images", "check_data_range", "to_model_input"]
+__all__ = ["check_data_range", "check_image_pair", "check_images", "resize_images", "stack_at_model_size",
+           "to_model_input", "to_unit_rgb"]
 
 
 def check_data_range(data_range: float) -> float:
@@ -131,6 +132,37 @@ def resize_images(x: Tensor, size: int) -> Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
 
 
+def to_unit_rgb(x: Tensor, *, data_range: float, image_size: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Validated images ``(N, C, H, W)`` -> float RGB in ``[0, 1]`` at ``image_size x image_size``.
+
+    Example:
+        >>> to_unit_rgb(torch.full((1, 1, 28, 28), 255, dtype=torch.uint8), data_range=255, image_size=32).shape
+        torch.Size([1, 3, 32, 32])
+    """
+    work_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    x = x.to(work_dtype) / data_range
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return resize_images(x, image_size)
+
+
+def stack_at_model_size(images: Sequence[Tensor], *, data_range: float, image_size: int) -> Tensor:
+    """Images ``(C, H, W)`` of any sizes and channel counts -> one float batch ``(N, 3, S, S)`` in ``[0, 1]``.
+
+    Each image is converted as :func:`to_unit_rgb` converts a batch, so files of different sizes can be
+    scored together; the result is valid input for the gate with ``data_range=1.0``.
+
+    Example:
+        >>> a, b = torch.zeros(1, 28, 28, dtype=torch.uint8), torch.zeros(3, 40, 30, dtype=torch.uint8)
+        >>> stack_at_model_size([a, b], data_range=255, image_size=32).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    if len({tuple(img.shape) for img in images}) == 1:
+        return to_unit_rgb(torch.stack(list(images)), data_range=data_range, image_size=image_size)
+    return torch.cat([to_unit_rgb(img.unsqueeze(0), data_range=data_range, image_size=image_size)
+                      for img in images])
+
+
 def to_model_input(
     x: Tensor,
     *,
@@ -151,13 +183,9 @@ def to_model_input(
         >>> tuple(y.shape), float(y.min())
         ((2, 3, 32, 32), -1.0)
     """
-    work_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    x = x.to(work_dtype) / data_range
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    x = resize_images(x, image_size)
+    x = to_unit_rgb(x, data_range=data_range, image_size=image_size, dtype=dtype)
     if augment is not None:
         x = augment(x)
-    m = torch.tensor(mean, dtype=work_dtype, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=work_dtype, device=x.device).view(1, 3, 1, 1)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return ((x - m) / s).to(dtype)

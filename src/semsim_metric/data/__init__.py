@@ -1,23 +1,36 @@
-"""SemSim annotation datasets: one schema, converters, splits, Hub folders, triplets."""
+"""SemSim annotation datasets: one schema, converters, splits, votes, Hub folders, sources, augmentation,
+triplets and pair scoring. Needs the ``[data]`` extra (``datasets``); names are imported lazily."""
 
-from .convert import (
-    convert_manifest,
-    convert_official_labels,
-    convert_official_training,
-    parse_victim_name,
-    parse_votes,
-    rows_from_human_labels_csv,
-)
-from .hub_folder import DatasetCard, push_dataset_folder, write_dataset_folder
-from .loading import check_schema, load_annotations
-from .report import ConversionError, ConversionReport
-from .schema import FEATURES, RecognitionRule
-from .splits import split_by_original
-from .triplets import TripletCollator, TripletDataset
+from __future__ import annotations
 
-__all__ = [
-    "FEATURES", "ConversionError", "ConversionReport", "DatasetCard", "RecognitionRule", "TripletCollator",
-    "TripletDataset", "check_schema", "convert_manifest", "convert_official_labels", "convert_official_training",
-    "load_annotations", "parse_victim_name", "parse_votes", "push_dataset_folder", "rows_from_human_labels_csv",
-    "split_by_original", "write_dataset_folder",
-]
+from importlib import import_module
+from typing import Any
+
+_PUBLIC = {
+    "convert_manifest": ".convert", "convert_official_labels": ".convert", "convert_official_training": ".convert",
+    "parse_victim_name": ".convert", "parse_votes": ".convert", "rows_from_human_labels_csv": ".convert",
+    "DatasetCard": ".hub_folder", "push_dataset_folder": ".hub_folder", "write_dataset_folder": ".hub_folder",
+    "check_schema": ".loading", "load_annotations": ".loading", "load_folder_or_hub": ".loading",
+    "ConversionError": ".report", "ConversionReport": ".report",
+    "FEATURES": ".schema", "RecognitionRule": ".schema",
+    "split_by_original": ".splits",
+    "TripletDataset": ".triplets",
+    "Augmentation": ".augmentation",
+    "score_pairs": ".scoring",
+    "load_source": ".sources",
+    "import_votes": ".votes",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(import_module(_PUBLIC[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'semsim_metric.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -459,9 +457,3 @@ def rows_from_human_labels_csv(path: str | Path, *, rule: RecognitionRule | None
                        attack_iterations=8000, annotator_kind="human")
             out.append(_finish_row(row, rule))
     return out
-
-
-def recognized_share(rows: Iterable[dict[str, Any]]) -> float:
-    """Fraction of rows with ``recognized`` true."""
-    rows = list(rows)
-    return sum(bool(r["recognized"]) for r in rows) / len(rows) if rows else math.nan

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import datasets
+from .._deps import require
+
+datasets = require("datasets", "SemSim datasets")
 
 from .schema import FEATURES, RecognitionRule
 

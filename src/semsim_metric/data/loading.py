@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import datasets
+from .._deps import require
 
-__all__ = ["load_annotations", "check_schema", "load_folder_or_hub"]
+datasets = require("datasets", "SemSim datasets")
+
+__all__ = ["check_schema", "load_annotations", "load_folder_or_hub", "undecoded"]
 
 
 def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revision: str | None = None,
@@ -23,6 +25,18 @@ def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revi
         kwargs.setdefault("download_mode", "force_redownload")
         kwargs.setdefault("verification_mode", "no_checks")  # the stale cached split sizes are not expectations
     return datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)
+
+
+def undecoded(ds: Any, columns: tuple[str, ...] = ("original", "reconstruction")) -> Any:
+    """The same dataset (or DatasetDict) with its image ``columns`` left as ``{"bytes", "path"}`` cells.
+
+    Reading rows is then cheap and exact: images are decoded only where needed, by
+    :func:`semsim_metric.image_io.decode_image`.
+    """
+    for col in columns:
+        if col in (ds.column_names if isinstance(ds, datasets.Dataset) else next(iter(ds.values())).column_names):
+            ds = ds.cast_column(col, datasets.Image(decode=False))
+    return ds
 
 
 def check_schema(ds: datasets.Dataset, *, needs_votes: bool = False) -> None:

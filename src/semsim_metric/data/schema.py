@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import datasets
+from .._deps import require
+
+datasets = require("datasets", "SemSim datasets")
 
 __all__ = [
     "ANNOTATOR_KINDS",

@@ -16,40 +16,17 @@ for others under ``"other_original"``). :attr:`TripletDataset.stats` counts all 
 
 from __future__ import annotations
 
-import io
 import random
-from collections.abc import Callable
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ..preprocessing import to_model_input
+from ..image_io import decode_image
+from .augmentation import item_seeds
 from .loading import check_schema
 
-__all__ = ["TripletCollator", "TripletDataset", "decode_image", "random_crop_flip", "stack_images"]
-
-
-def decode_image(value: Any) -> Tensor:
-    """Decode a ``datasets.Image`` value (PIL image or ``{"bytes", "path"}``) into uint8 ``(C, H, W)``."""
-    from PIL import Image
-
-    if isinstance(value, dict):
-        img = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
-    else:
-        img = value
-    mode = "L" if img.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-    arr = np.array(img.convert(mode))
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-
-def stack_images(images: list[Tensor]) -> Tensor:
-    """Stack same-sized ``(C, H, W)`` images, repeating greyscale ones to the widest channel count."""
-    channels = max(i.shape[0] for i in images)
-    return torch.stack([i.expand(channels, -1, -1) for i in images])
+__all__ = ["TripletDataset"]
 
 
 class TripletDataset(torch.utils.data.Dataset):
@@ -142,59 +119,5 @@ class TripletDataset(torch.utils.data.Dataset):
             "negative": self.images[self.rec_image[neg]],
             "positive_share": self.share[pos],
             "negative_share": self.share[neg],
-        }
-
-
-def random_crop_flip(padding: int = 4, generator: torch.Generator | None = None) -> Callable[[Tensor], Tensor]:
-    """RandomCrop(size, padding) + horizontal flip per image, as in the paper (zero padding)."""
-
-    def apply(x: Tensor) -> Tensor:
-        n, _, h, w = x.shape
-        padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).tolist()
-        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).tolist()
-        flip = torch.rand(n, generator=generator).lt(0.5).tolist()
-        out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
-        if any(flip):
-            idx = torch.tensor([i for i, f in enumerate(flip) if f])
-            out[idx] = out[idx].flip(-1)
-        return out
-
-    return apply
-
-
-class TripletCollator:
-    """Collate triplets into model-ready tensors for ``transformers.Trainer``.
-
-    Images go through the package's single input gate (:func:`~semsim_metric.preprocessing.to_model_input`)
-    with the model config's size, mean and std; ``augment=True`` adds RandomCrop(pad 4) + flip.
-    Greyscale and RGB images may be mixed; all are converted to 3 channels.
-    """
-
-    def __init__(self, config: Any, *, augment: bool = True, padding: int = 4) -> None:
-        self.config = config
-        self.augment = random_crop_flip(padding) if augment else None
-
-    def _prep(self, images: list[Tensor]) -> Tensor:
-        cfg = self.config
-        batch = [to_model_input(img.unsqueeze(0), data_range=255, image_size=cfg.image_size,
-                                mean=cfg.image_mean, std=cfg.image_std) for img in images] if len(
-            {tuple(i.shape) for i in images}) > 1 else None
-        if batch is not None:  # mixed sizes/channels: convert one by one, then augment together
-            x = torch.cat(batch)
-            if self.augment is not None:
-                m = torch.tensor(cfg.image_mean).view(1, 3, 1, 1)
-                s = torch.tensor(cfg.image_std).view(1, 3, 1, 1)
-                x = (self.augment(x * s + m) - m) / s
-            return x
-        return to_model_input(torch.stack(images), data_range=255, image_size=cfg.image_size,
-                              mean=cfg.image_mean, std=cfg.image_std, augment=self.augment)
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
-        return {
-            "anchor": self._prep([f["anchor"] for f in features]),
-            "positive": self._prep([f["positive"] for f in features]),
-            "negative": self._prep([f["negative"] for f in features]),
-            "positive_share": torch.tensor([f["positive_share"] for f in features], dtype=torch.float32),
-            "negative_share": torch.tensor([f["negative_share"] for f in features], dtype=torch.float32),
+            "seeds": tuple(item_seeds(self.seed, self.epoch, [3 * index, 3 * index + 1, 3 * index + 2])),
         }

@@ -13,7 +13,7 @@ from typing import Any
 
 from .convert import parse_votes
 from .hub_folder import DatasetCard, write_dataset_folder
-from .loading import load_folder_or_hub
+from .loading import load_folder_or_hub, undecoded
 from .report import ConversionError, ConversionReport
 from .schema import ANNOTATOR_KINDS, RecognitionRule
 
@@ -31,14 +31,10 @@ def import_votes(
     overwrite: bool = False,
 ) -> ConversionReport:
     """Write ``out``: the dataset of ``dataset`` with the votes of ``votes_csv`` merged in."""
-    import datasets
-
     rule = rule or RecognitionRule()
     votes_csv = Path(votes_csv)
     report = ConversionReport(source=str(votes_csv), converter="votes-import", strict=strict)
-    dsd = load_folder_or_hub(dataset)
-    dsd = dsd.cast_column("original", datasets.Image(decode=False)).cast_column(
-        "reconstruction", datasets.Image(decode=False))
+    dsd = undecoded(load_folder_or_hub(dataset))
     index: dict[str, tuple[str, int]] = {}
     for split, ds in dsd.items():
         for i, rid in enumerate(ds["reconstruction_id"]):

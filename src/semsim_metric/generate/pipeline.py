@@ -21,9 +21,10 @@ import torch
 
 from ..data.hub_folder import DatasetCard, write_dataset_folder
 from ..data.schema import FEATURES, RecognitionRule, empty_row
+from ..data.loading import undecoded
 from ..data.splits import split_by_original
 from .attacks import AttackConfig, run_attack
-from .sources import ImageSource, load_source
+from ..data.sources import ImageSource, load_source
 from .victims import VictimSpec, load_or_train_victim
 
 __all__ = ["GenerationPlan", "generate", "merge_shards", "parse_victim_spec"]
@@ -170,8 +171,7 @@ def merge_shards(out: str | Path) -> Path:
 
     # read the shards directly: Dataset.from_parquet would go through a cache keyed by file names
     table_rows = [datasets.Dataset(pq.read_table(str(s))).cast(FEATURES) for s in shards]
-    rows = [r for ds in table_rows for r in ds.cast_column("original", datasets.Image(decode=False))
-            .cast_column("reconstruction", datasets.Image(decode=False))]
+    rows = [r for ds in table_rows for r in undecoded(ds)]
     splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
     acc_path = out / "victims" / "accuracy.json"
     accuracy = json.loads(acc_path.read_text()) if acc_path.exists() else {}

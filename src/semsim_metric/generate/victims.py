@@ -8,7 +8,8 @@ Architectures (any image size and channel count):
   (the study's ResNet20-4 is ``width=4``).
 
 Training settings: augmentation ``none`` | ``crop_flip`` | ``policy:<op>+<op>...`` (ops: hflip, crop,
-rotate, shear, contrast, brightness) and defences that act on *training* gradients only: ``prune:<percent>``
+rotate, shear, contrast, brightness; per image, see
+:meth:`semsim_metric.data.augmentation.Augmentation.from_policy`) and defences that act on *training* gradients only: ``prune:<percent>``
 (zero the smallest-magnitude share of every gradient) and ``noise:<sigma>`` (add Gaussian noise). The
 attacked gradient is always the clean gradient of one image.
 """
@@ -24,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .sources import ImageSource
+from ..data.augmentation import Augmentation, item_seeds
+from ..data.sources import ImageSource
+from ..models.blocks import BasicBlock
 
 __all__ = ["VictimSpec", "build_victim", "load_or_train_victim", "train_victim"]
 
@@ -63,21 +66,6 @@ class ConvReLU(nn.Module):
         return self.fc(self.body(x).mean(dim=(2, 3)))
 
 
-class _Block(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                      if stride != 1 or cin != cout else nn.Identity())
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.short(x))
-
-
 class ResNet20(nn.Module):
     def __init__(self, channels: int, num_classes: int, width: int = 1) -> None:
         super().__init__()
@@ -88,7 +76,7 @@ class ResNet20(nn.Module):
         cin = w[0]
         for stage, c in enumerate(w):
             for b in range(3):
-                blocks.append(_Block(cin, c, 2 if stage > 0 and b == 0 else 1))
+                blocks.append(BasicBlock(cin, c, 2 if stage > 0 and b == 0 else 1))
                 cin = c
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(w[-1], num_classes)
@@ -134,41 +122,6 @@ def build_victim(spec: VictimSpec, channels: int, num_classes: int, size: int) -
 
 
 # --------------------------------------------------------------------------------------- training
-def _augment(x: Tensor, setting: str, gen: torch.Generator) -> Tensor:
-    if setting == "none":
-        return x
-    ops = ["crop", "hflip"] if setting == "crop_flip" else setting.removeprefix("policy:").split("+")
-    n = x.shape[0]
-    for op in ops:
-        if op == "hflip":
-            flip = torch.rand(n, generator=gen) < 0.5
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        elif op == "crop":
-            pad = max(2, x.shape[-1] // 8)
-            padded = F.pad(x, (pad,) * 4)
-            dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
-            x = padded[..., dy:dy + x.shape[-2], dx:dx + x.shape[-1]]
-        elif op in ("rotate", "shear"):
-            angle = (torch.rand(n, generator=gen) - 0.5) * (math.pi / 6)
-            cos, sin = torch.cos(angle), torch.sin(angle)
-            theta = torch.zeros(n, 2, 3)
-            if op == "rotate":
-                theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
-            else:
-                theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 1] = 1, torch.tan(angle), 1
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            x = F.grid_sample(x, grid, align_corners=False)
-        elif op == "contrast":
-            f = 0.6 + 0.8 * torch.rand(n, 1, 1, 1, generator=gen)
-            m = x.mean(dim=(1, 2, 3), keepdim=True)
-            x = ((x - m) * f + m).clamp(0, 1)
-        elif op == "brightness":
-            x = (x + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4).clamp(0, 1)
-        else:
-            raise ValueError(f"unknown augmentation op {op!r} in {setting!r}.")
-    return x
-
-
 def _defend(model: nn.Module, defense: str, gen: torch.Generator) -> None:
     if defense == "none":
         return
@@ -208,13 +161,14 @@ def train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None 
     gen = torch.Generator().manual_seed(spec.seed)
     n = min(spec.train_images, len(train))
     opt = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
+    augmentation = Augmentation.from_policy(spec.augmentation, h)
     steps = 0
-    for _ in tqdm(range(spec.epochs), desc=f"train {spec.name}", disable=not progress):
+    for epoch in tqdm(range(spec.epochs), desc=f"train {spec.name}", disable=not progress):
         model.train()
         order = torch.randperm(len(train), generator=gen)[:n]
         for i in range(0, n, spec.batch_size):
             idx = order[i:i + spec.batch_size]
-            x = _augment(train.images[idx].float() / 255, spec.augmentation, gen)
+            x = augmentation(train.images[idx].float() / 255, item_seeds(spec.seed, epoch, idx.tolist()))
             loss = F.cross_entropy(model(x), train.labels[idx])
             opt.zero_grad()
             loss.backward()

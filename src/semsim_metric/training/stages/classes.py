@@ -1,12 +1,13 @@
-"""Class-supervised pre-training of SemSim's backbone (stage 1 of the ``semantic`` recipe).
+"""Stage ``classes``: class-supervised pre-training of SemSim's backbone (stage 1 of ``semantic``).
 
 People call a reconstruction "recognised" when they can name in it what they name in the original.
 A backbone that already separates the classes of the image domain puts that judgement within reach of
 the triplet stage; trained from scratch on a few hundred annotated originals it mostly learns pixel
 similarity. Stage 1 therefore trains the backbone with a temporary linear classifier on a labelled image
-source (default: the Fashion-MNIST *train* split), with the crop/flip augmentation of SemSim training plus
-Gaussian pixel noise of random strength, which resembles what reconstruction attacks leave behind. The
-classifier is thrown away; only the backbone weights are kept.
+source (default: the Fashion-MNIST *train* split), with per-image crop/flip augmentation plus Gaussian
+pixel noise of random strength (:class:`~semsim_metric.data.augmentation.Augmentation`), which resembles what reconstruction attacks leave behind. The
+classifier is thrown away; only the backbone weights are kept. It trains through the package's one
+``Trainer`` (:func:`semsim_metric.training.trainer.run_stage`): resume, bf16, ``torchrun`` and logging.
 
 Leakage guard: every pre-training image that is byte-identical to an original of the annotated dataset
 is removed before training and the count is recorded, so held-out originals are never seen, not even
@@ -15,14 +16,13 @@ without their judgements.
 The result is cached under a key of every setting that changes it, so held-out experiments that train
 one model per protocol pre-train only once.
 """
-
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
 import math
-import time
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .modeling import SemSimModel
-from .preprocessing import to_model_input
+from ...data.augmentation import Augmentation, item_seeds
+from ...models import SemSimModel
+from ...preprocessing import to_model_input
+from ..optim import OptimiserSettings
+from ..trainer import Stage, run_stage
 
-__all__ = ["PretrainSettings", "crop_flip_noise", "optimiser_step", "pretrain_backbone", "pretrain_cached"]
+__all__ = ["ClassObjective", "PretrainSettings", "pretrain_backbone", "pretrain_cached"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class PretrainSettings:
 
     Attributes:
         source: image source spec (``"fashion-mnist"``, ``"hf:<dataset id>"`` or a class-folder path; see
-            :func:`semsim_metric.generate.sources.load_source`).
+            :func:`semsim_metric.data.sources.load_source`).
         split: split of the source (Fashion-MNIST: ``"train"``; the default dataset's originals come from
             ``"test"``).
         epochs: passes over the source (fractions allowed).
@@ -70,41 +73,54 @@ class PretrainSettings:
         if self.batch_size < 1 or self.holdout < 0 or self.noise < 0:
             raise ValueError(f"invalid pre-training settings: {self}.")
 
+    def augmentation(self) -> Augmentation:
+        """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""
+        return Augmentation(crop_padding=3, flip=True, noise=self.noise)
+
 
 def _image_key(image: Tensor) -> str:
     return hashlib.sha1(image.contiguous().numpy().tobytes() + str(tuple(image.shape)).encode()).hexdigest()
 
 
-def crop_flip_noise(noise: float, generator: torch.Generator) -> Any:
-    """Augmentation for ``[0, 1]`` image batches: 3-pixel shifted crop, horizontal flip, and Gaussian noise of
-    standard deviation uniform in ``[0, noise]`` on a random half of the images (``noise=0``: none)."""
+class ClassObjective(nn.Module):
+    """Cross-entropy of a linear classifier on the backbone's pooled features."""
 
-    def apply(x: Tensor) -> Tensor:
-        n, _, h, w = x.shape
-        padded = F.pad(x, (3, 3, 3, 3))
-        i, j = (int(v) for v in torch.randint(0, 7, (2,), generator=generator))
-        x = padded[:, :, i:i + h, j:j + w]
-        flip = torch.rand(n, generator=generator) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        if noise > 0:
-            sigma = torch.rand(n, 1, 1, 1, generator=generator) * noise
-            sigma = sigma * (torch.rand(n, 1, 1, 1, generator=generator) < 0.5)
-            x = (x + sigma * torch.randn(x.shape, generator=generator)).clamp(0, 1)
-        return x
+    def __init__(self, model: SemSimModel, n_classes: int) -> None:
+        super().__init__()
+        self.model = model
+        self.head = nn.Linear(model.config.feature_dim, n_classes)
 
-    return apply
+    def forward(self, pixel_values: Tensor, labels: Tensor, **unused: Any) -> dict[str, Tensor]:
+        logits = self.head(self.model.backbone.pooled(pixel_values))
+        return {"loss": F.cross_entropy(logits, labels), "logits": logits}
 
 
-def optimiser_step(loss: Tensor, optimizer: torch.optim.Optimizer, scheduler: Any, bar: Any) -> float:
-    """One SGD step of stages 1 and 2: backward, step, schedule, progress bar; returns the loss value."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    scheduler.step()
-    value = float(loss.detach())
-    bar.update(1)
-    bar.set_postfix(loss=f"{value:.3f}")
-    return value
+class _ClassItems(torch.utils.data.Dataset):
+    """Labelled uint8 images; each item carries the seed of its augmentation for the current epoch."""
+
+    def __init__(self, images: Tensor, labels: Tensor, indices: Tensor, seed: int) -> None:
+        self.images, self.labels, self.indices, self.seed, self.epoch = images, labels, indices, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j = int(self.indices[i])
+        return {"image": self.images[j], "label": int(self.labels[j]), "seed": item_seeds(self.seed, self.epoch, [j])[0]}
+
+
+class _ClassCollator:
+    def __init__(self, config: Any, augmentation: Augmentation) -> None:
+        self.config, self.augmentation = config, augmentation
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Tensor]:
+        cfg, seeds = self.config, [it["seed"] for it in items]
+        x = to_model_input(torch.stack([it["image"] for it in items]), data_range=255, image_size=cfg.image_size,
+                           mean=cfg.image_mean, std=cfg.image_std, augment=lambda b: self.augmentation(b, seeds))
+        return {"pixel_values": x, "labels": torch.tensor([it["label"] for it in items])}
 
 
 def pretrain_backbone(
@@ -114,15 +130,15 @@ def pretrain_backbone(
     exclude_images: Iterable[Tensor] = (),
     progress: bool = True,
     root: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    **trainer_options: Any,
 ) -> tuple[dict[str, Any], nn.Linear]:
     """Train ``model.backbone`` in place as a classifier on ``settings.source``.
 
     Source images are uint8 (0-255) and pass through the package's input gate with the model's size,
     mean and std, exactly as images scored later do. Only the backbone changes; SemSim stays a distance
     in ``[0, 2]`` (lower = more leakage).
-
-    Returns:
-        A JSON-serialisable summary and the trained linear classifier (stage 2 can start from it).
 
     Args:
         model: the SemSim model whose backbone is trained (its input gate settings are used).
@@ -131,14 +147,20 @@ def pretrain_backbone(
             byte-identical source images are removed and counted.
         progress: show a progress bar.
         root: folder of the Fashion-MNIST IDX files (default: the Debian package's folder).
+        output_dir: folder for the stage's checkpoints (default: a temporary folder).
+        resume: continue from the last checkpoint in ``output_dir``.
+        trainer_options: passed to :func:`~semsim_metric.training.trainer.run_stage` (``bf16``, ``report_to``, ...).
+
+    Returns:
+        A JSON-serialisable summary and the trained linear classifier (stage 2 can start from it).
 
     Example:
         >>> from semsim_metric import SemSimConfig, SemSimModel  # doctest: +SKIP
         >>> info, head = pretrain_backbone(SemSimModel(SemSimConfig(base_width=16)), PretrainSettings())  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    import tempfile
 
-    from .generate.sources import load_source
+    from ...data.sources import load_source
 
     src = load_source(settings.source, settings.split, root=root)
     excluded = {_image_key(img) for img in exclude_images}
@@ -148,51 +170,33 @@ def pretrain_backbone(
     order = torch.tensor(keep)[torch.randperm(len(keep), generator=g)]
     holdout = order[: settings.holdout] if settings.holdout < len(order) // 2 else order[:0]
     train_idx = order[len(holdout):]
-    images, labels = src.images, src.labels
-    n_classes = int(labels.max()) + 1
-    cfg = model.config
-    device = next(model.parameters()).device
+    n_classes = int(src.labels.max()) + 1
     torch.manual_seed(settings.seed)
-    head = nn.Linear(cfg.feature_dim, n_classes).to(device)
-    params = list(model.backbone.parameters()) + list(head.parameters())
+    objective = ClassObjective(model, n_classes)
     steps = max(1, math.floor(settings.epochs * len(train_idx) / settings.batch_size))
-    opt = torch.optim.SGD(params, lr=settings.learning_rate, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.learning_rate, total_steps=steps,
-                                                pct_start=0.15)
-    augment = crop_flip_noise(settings.noise, g)
-
-    def prep(idx: Tensor, aug: Any = None) -> Tensor:
-        return to_model_input(images[idx].to(device), data_range=255, image_size=cfg.image_size,
-                              mean=cfg.image_mean, std=cfg.image_std, augment=aug)
-
+    stage = Stage(
+        name="classes", objective=objective, dataset=_ClassItems(src.images, src.labels, train_idx, settings.seed),
+        collator=_ClassCollator(model.config, settings.augmentation()),
+        optimiser=OptimiserSettings(settings.learning_rate, schedule="onecycle", warmup=0.15),
+        batch_size=settings.batch_size, max_steps=steps, seed=settings.seed, drop_last=True)
     model.train()
-    head.train()
-    start = time.perf_counter()
-    step, loss_value = 0, math.nan
-    bar = tqdm(total=steps, desc="pre-training backbone", disable=not progress)
-    while step < steps:
-        perm = train_idx[torch.randperm(len(train_idx), generator=g)]
-        for k in range(0, len(perm) - settings.batch_size + 1, settings.batch_size):
-            if step >= steps:
-                break
-            idx = perm[k:k + settings.batch_size]
-            loss = F.cross_entropy(head(model.backbone.pooled(prep(idx, augment))), labels[idx].to(device))
-            loss_value = optimiser_step(loss, opt, sched, bar)
-            step += 1
-    bar.close()
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
     model.eval()
-    head.eval()
+    objective.eval()
+    cfg, device = model.config, next(model.parameters()).device
     correct = 0
     with torch.inference_mode():
         for k in range(0, len(holdout), 512):
             idx = holdout[k:k + 512]
-            correct += int((head(model.backbone.pooled(prep(idx))).argmax(1).cpu() == labels[idx]).sum())
+            x = to_model_input(src.images[idx].to(device), data_range=255, image_size=cfg.image_size,
+                               mean=cfg.image_mean, std=cfg.image_std)
+            correct += int((objective.head(model.backbone.pooled(x)).argmax(1).cpu() == src.labels[idx]).sum())
     return {"settings": dataclasses.asdict(settings), "source_images": len(src), "excluded_as_annotated": n_removed,
-            "trained_images": len(train_idx), "steps": steps, "final_loss": loss_value, "seconds": seconds,
-            "holdout_images": len(holdout),
+            "trained_images": len(train_idx), "steps": info["steps"], "final_loss": info["final_loss"],
+            "seconds": info["seconds"], "holdout_images": len(holdout),
             "holdout_accuracy": correct / len(holdout) if len(holdout) else math.nan,
-            "n_classes": n_classes}, head.cpu()
+            "n_classes": n_classes}, objective.head.cpu()
 
 
 def pretrain_cached(
@@ -202,19 +206,21 @@ def pretrain_cached(
     *,
     exclude_images: Iterable[Tensor] = (),
     progress: bool = True,
+    **trainer_options: Any,
 ) -> tuple[dict[str, Any], nn.Linear]:
     """:func:`pretrain_backbone`, reusing a cached result made with identical settings and architecture.
 
     The cache key covers the settings, the backbone architecture and input gate, and the set of excluded
     images; the backbone and classifier weights are stored as ``backbone.safetensors`` and
-    ``head.safetensors`` beside ``pretraining.json``.
+    ``head.safetensors`` beside ``pretraining.json``. An interrupted pre-training resumes from its last
+    checkpoint in the cache entry.
     """
     from safetensors.torch import load_file, save_file
 
     exclude = list(exclude_images)
     arch = {k: v for k, v in model.config.to_dict().items()
             if k in ("backbone", "base_width", "backbone_config", "image_size", "image_mean", "image_std")}
-    key_src = json.dumps({"settings": dataclasses.asdict(settings), "arch": arch,
+    key_src = json.dumps({"settings": dataclasses.asdict(settings), "arch": arch, "trainer": 2,
                           "exclude": sorted(_image_key(i) for i in exclude)}, sort_keys=True)
     folder = Path(cache_dir) / hashlib.sha1(key_src.encode()).hexdigest()[:16]
     weights, head_file, info_file = folder / "backbone.safetensors", folder / "head.safetensors", folder / "pretraining.json"
@@ -226,8 +232,10 @@ def pretrain_cached(
         head.load_state_dict(head_state)
         info["reused_from"] = str(folder)
         return info, head
-    info, head = pretrain_backbone(model, settings, exclude_images=exclude, progress=progress)
+    info, head = pretrain_backbone(model, settings, exclude_images=exclude, progress=progress,
+                                   output_dir=folder / "run", resume=True, **trainer_options)
     folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder / "run" / "checkpoints", ignore_errors=True)  # optimiser states are not needed any more
     for target, module in ((head_file, head), (weights, model.backbone)):  # info last: it marks a complete entry
         tmp = target.with_suffix(".tmp")
         save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))

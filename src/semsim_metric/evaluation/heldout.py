@@ -23,10 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import EvaluationReport, evaluate_dataset, write_report
-from .modeling import SemSimModel
+from ..data.hub_folder import DatasetCard, write_dataset_folder
+from ..data.loading import load_folder_or_hub, undecoded
+from ..data.splits import split_by_original
+from ..functional import freeze
+from ..models import SemSimModel
+from ..training.run import train
+from .protocol import evaluate_dataset
+from .report import EvaluationReport, write_report
 
-__all__ = ["HeldoutResult", "build_protocol_splits", "run_heldout", "summary_table"]
+__all__ = ["HeldoutResult", "build_protocol_splits", "run_heldout", "run_folder_name", "slug", "summary_table"]
 
 
 @dataclass
@@ -41,8 +47,6 @@ class HeldoutResult:
 def build_protocol_splits(rows: list[dict[str, Any]], protocol: str, *, seed: int = 0,
                           fractions: dict[str, float] | None = None) -> tuple[dict[str, list], str]:
     """Splits for one protocol; returns ``(splits, name of the evaluation split)``."""
-    from .data.splits import split_by_original
-
     fractions = fractions or {"train": 0.7, "validation": 0.1, "test": 0.2}
     if protocol == "unseen-originals":
         splits, _ = split_by_original(rows, fractions=fractions, seed=seed)
@@ -79,17 +83,8 @@ def run_heldout(
     **overrides: Any,
 ) -> list[HeldoutResult]:
     """Train one model per (protocol, recipe), evaluate on the held-out rows, write one report into ``out``."""
-    import datasets
-
-    from .data.hub_folder import DatasetCard, write_dataset_folder
-    from .data.loading import load_folder_or_hub
-    from .functional import freeze
-    from .training import train
-
     out = Path(out)
-    dsd = load_folder_or_hub(dataset)
-    dsd = dsd.cast_column("original", datasets.Image(decode=False)).cast_column(
-        "reconstruction", datasets.Image(decode=False))
+    dsd = undecoded(load_folder_or_hub(dataset))
     rows = [r for split in dsd.values() for r in split]
     results: list[HeldoutResult] = []
     for protocol in protocols:
@@ -99,7 +94,7 @@ def run_heldout(
             eval_ds = load_folder_or_hub(folder, eval_split)
             models = {}
             for recipe in recipes:
-                run_dir = out / "models" / f"{_slug(protocol)}__{recipe}"
+                run_dir = out / "models" / run_folder_name(protocol, recipe)
                 result = train(folder, run_dir, recipe=recipe, write_card=False, resume=True,
                                pretrain_cache=out / "pretrained", **overrides)
                 models[recipe] = (freeze(SemSimModel.from_pretrained(run_dir)), result.train_seconds)
@@ -119,8 +114,19 @@ def run_heldout(
     return results
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` with every character that is not a letter or digit replaced by ``_`` (safe as a folder name).
+
+    Example:
+        >>> slug("victim_arch=conv_relu")
+        'victim_arch_conv_relu'
+    """
     return "".join(c if c.isalnum() else "_" for c in text)
+
+
+def run_folder_name(protocol: str, recipe: str) -> str:
+    """Folder (under ``<out>/models``) of the model trained for ``protocol`` with ``recipe``."""
+    return f"{slug(protocol)}__{slug(recipe) if ':' in recipe else recipe}"
 
 
 def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:
@@ -156,5 +162,5 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
 
 
 def _summary(results: list[HeldoutResult]) -> str:
-    return ("Target (issue 7): SemSim ROC-AUC >= SSIM + 0.05 and model-level Kendall >= SSIM's on every held-out "
-            "split.\n\n" + summary_table(_summary_dict(results)))
+    return ("Target: SemSim ROC-AUC >= SSIM + 0.05 and model-level Kendall >= SSIM's on every held-out split.\n\n"
+            + summary_table(_summary_dict(results)))

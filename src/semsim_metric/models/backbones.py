@@ -18,31 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BasicBlock", "CifarResNet18", "TransformersBackbone", "build_backbone"]
+from .blocks import BasicBlock
 
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with a residual connection (He et al., 2016)."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
-        else:
-            self.shortcut = nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return torch.relu(out + self.shortcut(x))
+__all__ = ["CifarResNet18", "TransformersBackbone", "build_backbone", "infer_feature_dim"]
 
 
 class CifarResNet18(nn.Module):
@@ -130,7 +108,7 @@ class TransformersBackbone(nn.Module):
             self.model = AutoModel.from_pretrained(pretrained_id, config=config)
         else:
             self.model = AutoModel.from_config(config)
-        self.feature_dim = _infer_feature_dim(config)
+        self.feature_dim = infer_feature_dim(config)
 
     def pooled(self, x: Tensor) -> Tensor:
         """Pooled features ``(N, feature_dim)`` (the same as ``forward``)."""
@@ -147,7 +125,8 @@ class TransformersBackbone(nn.Module):
         return hidden.mean(dim=1)  # (N, tokens, D)
 
 
-def _infer_feature_dim(config: Any) -> int:
+def infer_feature_dim(config: Any) -> int:
+    """Size of the pooled features of a ``transformers`` vision config."""
     for name in ("hidden_sizes", "hidden_size", "embed_dim", "dims"):
         value = getattr(config, name, None)
         if isinstance(value, (list, tuple)) and value:

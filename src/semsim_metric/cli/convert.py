@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .convert import convert_manifest, convert_official_labels, convert_official_training
-from .hub_folder import DatasetCard, write_dataset_folder
-from .report import ConversionError
-from .schema import RecognitionRule
-from .splits import split_by_original
+from .errors import CLIError
 
-__all__ = ["register"]
+__all__ = ["register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,11 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout-victim", action="append", default=[], help="victim whose rows form test_victim")
     p.add_argument("--holdout-attack", action="append", default=[], help="attack whose rows form test_attack")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/data folder")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
+def run(args: argparse.Namespace) -> int:
+    """Convert, split and write the dataset folder; every input item is converted or reported."""
+    from ..data.convert import convert_manifest, convert_official_labels, convert_official_training
+    from ..data.hub_folder import DatasetCard, write_dataset_folder
+    from ..data.report import ConversionError
+    from ..data.schema import RecognitionRule
+    from ..data.splits import split_by_original
 
     rule = RecognitionRule(args.min_votes, args.reference)
     strict = not args.lenient

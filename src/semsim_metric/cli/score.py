@@ -1,25 +1,18 @@
-"""The ``semsim`` command line: ``score``, ``convert``, ``train``, ``evaluate`` and friends.
-
-Every subcommand is a thin layer over the Python API; run ``semsim <command> --help`` for details.
-"""
+"""``semsim score``: score the reconstructions in a folder against their originals."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["main"]
+from .errors import CLIError
+
+__all__ = ["register", "run"]
 
 
-class CLIError(Exception):
-    """An error reported to the user without a traceback (exit code 2)."""
-
-
-# --------------------------------------------------------------------------------------------- score
-def _add_score(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
         help="score reconstructions against their originals",
@@ -40,16 +33,18 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probability", action="store_true",
                    help="also report the calibrated probability that a person recognises each reconstruction")
     p.add_argument("--quiet", action="store_true", help="print only the mean")
-    p.set_defaults(func=_run_score)
+    p.set_defaults(func=run)
 
 
-def _run_score(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Score the paired files and print (and optionally write) one row per pair."""
     import torch
     from tqdm.auto import tqdm
 
-    from .functional import _semsim_update, get_model
-    from .images import load_image, pair_folders
-    from .preprocessing import resize_images
+    from ..functional import _semsim_update, get_model
+    from ..image_io import load_image
+    from ..pairing import pair_folders
+    from ..preprocessing import stack_at_model_size
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}.")
@@ -91,14 +86,14 @@ def _run_score(args: argparse.Namespace) -> int:
                     problems.append(f"size mismatch: {orig_path} is {tuple(o.shape[1:])}, {rec_path} is "
                                     f"{tuple(r.shape[1:])}")
                     continue
-                origs.append(_to_rgb_float(o, size, resize_images))
-                recs.append(_to_rgb_float(r, size, resize_images))
+                origs.append(o)
+                recs.append(r)
                 kept.append((orig_path, rec_path))
             bar.update(len(chunk))
             if not kept:
                 continue
-            target = torch.stack(origs).to(device)
-            preds = torch.stack(recs).to(device)
+            target = stack_at_model_size(origs, data_range=255, image_size=size).to(device)
+            preds = stack_at_model_size(recs, data_range=255, image_size=size).to(device)
             dist = _semsim_update(preds, target, model, data_range=1.0).float().cpu()
             prob = model.probability(dist).tolist() if want_prob else [None] * len(kept)
             for (o_p, r_p), d, pr in zip(kept, dist.tolist(), prob):
@@ -121,61 +116,3 @@ def _run_score(args: argparse.Namespace) -> int:
     if problems:
         raise CLIError(f"{len(problems)} pair(s) could not be scored:\n  " + "\n  ".join(problems))
     return 0
-
-
-def _to_rgb_float(img, size, resize):  # noqa: ANN001, ANN202
-    x = img.float().div(255.0)
-    if x.shape[0] == 1:
-        x = x.expand(3, -1, -1)
-    return resize(x.unsqueeze(0), size)[0]
-
-
-# ---------------------------------------------------------------------------------------------- main
-def build_parser() -> argparse.ArgumentParser:
-    """The ``semsim`` argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="semsim",
-        description="SemSim: human-aligned privacy leakage of reconstructed images.",
-    )
-    from . import __version__
-
-    parser.add_argument("--version", action="version", version=f"semsim-metric {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_score(sub)
-    for register in _extra_commands():
-        register(sub)
-    return parser
-
-
-def _extra_commands():  # noqa: ANN202
-    from importlib import import_module
-
-    out = []
-    for module, name in (("semsim_metric.data.cli", "register"), ("semsim_metric.training", "register_cli"),
-                         ("semsim_metric.evaluation", "register_cli"), ("semsim_metric.generate.cli", "register")):
-        try:
-            mod = import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name and err.name.startswith("semsim_metric"):
-                continue
-            raise
-        out.append(getattr(mod, name))
-    return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``semsim`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except CLIError as err:
-        print(f"semsim {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

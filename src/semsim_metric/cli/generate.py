@@ -1,15 +1,17 @@
-"""``semsim generate`` and ``semsim votes import``."""
+"""``semsim generate``: train victims, attack them in batches and write a reconstruction dataset."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-__all__ = ["register"]
+from .errors import CLIError
+
+__all__ = ["register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``semsim generate`` and ``semsim votes`` to the command line."""
+    """Add ``semsim generate`` to the command line."""
     p = sub.add_parser(
         "generate", help="attack victim models and write a reconstruction dataset",
         description="Train victims, run batched gradient-inversion attacks on test originals and write a dataset "
@@ -31,27 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--merge-only", action="store_true", help="only merge finished shards (after torchrun)")
-    p.set_defaults(func=_run_generate)
-
-    v = sub.add_parser("votes", help="manage votes of a dataset")
-    vs = v.add_subparsers(dest="votes_command", required=True)
-    imp = vs.add_parser("import", help="merge a votes CSV into a dataset folder",
-                        description="Merge votes (reconstruction_id, votes, annotator_kind[, original_votes]) into a "
-                        "dataset; every CSV row is merged or listed in OUT/conversion_report.md.")
-    imp.add_argument("dataset", help="dataset folder or Hub id")
-    imp.add_argument("votes_csv", type=Path)
-    imp.add_argument("--out", type=Path, required=True)
-    imp.add_argument("--lenient", action="store_true", help="skip bad rows and report them")
-    imp.add_argument("--min-votes", type=int, default=3)
-    imp.add_argument("--reference", choices=["true_class", "original_consensus"], default="true_class")
-    imp.add_argument("--overwrite", action="store_true")
-    imp.set_defaults(func=_run_votes)
+    p.set_defaults(func=run)
 
 
-def _run_generate(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
-    from .attacks import attack_preset
-    from .pipeline import GenerationPlan, generate, merge_shards, parse_victim_spec
+def run(args: argparse.Namespace) -> int:
+    """Generate (or, with --merge-only, merge) the dataset."""
+    from ..generate.attacks import attack_preset
+    from ..generate.pipeline import GenerationPlan, generate, merge_shards, parse_victim_spec
 
     try:
         if args.merge_only:
@@ -67,20 +55,4 @@ def _run_generate(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         raise CLIError(str(err)) from err
     print(f"dataset written to {result}" if result else "shards done; run with --merge-only once every rank finished")
-    return 0
-
-
-def _run_votes(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
-    from ..data.report import ConversionError
-    from ..data.schema import RecognitionRule
-    from ..data.votes import import_votes
-
-    try:
-        report = import_votes(args.dataset, args.votes_csv, args.out, rule=RecognitionRule(args.min_votes, args.reference),
-                              strict=not args.lenient, overwrite=args.overwrite)
-    except (ConversionError, ValueError, FileExistsError) as err:
-        raise CLIError(str(err)) from err
-    print(report.summary())
-    print(f"wrote {args.out}")
     return 0

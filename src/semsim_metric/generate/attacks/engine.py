@@ -1,30 +1,23 @@
-"""Gradient-inversion attacks, batched with ``torch.func``: many independent attacks in one pass.
+"""The batched attack engine: many independent gradient-inversion attacks in one pass with ``torch.func``.
 
-Each attack reconstructs one image from the clean gradient of one image (true label known unless the
-attack says otherwise). The victim runs in eval mode (BatchNorm uses its running statistics). Gradients
-are per-sample (``torch.func.grad``), and ``torch.func.vmap`` runs B independent attacks at once; every
-optimiser used is element-wise, so attack ``b`` of a batch follows exactly the trajectory it would follow
-alone (same seed, same start) - the batched and one-at-a-time paths agree (tested).
+Each attack reconstructs one image from the clean gradient of one image. The victim runs in eval mode
+(BatchNorm uses its running statistics). Gradients are per-sample (``torch.func.grad``), and
+``torch.func.vmap`` runs B independent attacks at once; every optimiser used is element-wise, so attack
+``b`` of a batch follows exactly the trajectory it would follow alone (same seed, same start) - the
+batched and one-at-a-time paths agree (tested).
 
-Attacks:
-
-* ``inverting_gradients`` (Geiping et al. 2020): 1 - cosine similarity of all gradients + total
-  variation; Adam on the *sign* of the gradient, lr 0.1, lr x0.1 at 3/8, 5/8, 7/8 of the iterations;
-  pixels clamped to [0, 1]. Paper setting: 8,000 iterations (24,000 in the original work).
-* ``dlg`` (Zhu et al. 2019): squared L2 distance of gradients, the label optimised jointly (soft label).
-  The original uses L-BFGS (~300 steps), which cannot be batched with vmap without changing it; here
-  Adam is used (documented deviation).
-* ``idlg`` (Zhao et al. 2020): DLG with the label read off the last layer's weight gradient (the row of
-  the true class sums to a negative value when features are non-negative).
-* ``gradinversion`` (Yin et al. 2021 style): L2 gradient matching + BatchNorm-statistics prior (the
-  dummy's per-channel mean/variance at each BatchNorm input vs the running statistics) + TV, Adam. On
-  victims without BatchNorm the prior is zero.
+What differs between attacks - the gradient distance, how the label is obtained, priors, the paper's
+settings - is an :class:`AttackDefinition` in a module of its own in this package (``dlg.py``,
+``idlg.py``, ...). Adding an attack means adding one such module that calls :func:`register_attack`; the
+engine finds every module of the package by itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -33,9 +26,73 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-__all__ = ["ATTACKS", "AttackConfig", "attack_preset", "run_attack", "run_attack_one_at_a_time"]
+__all__ = ["ATTACKS", "AttackConfig", "AttackDefinition", "attack_names", "attack_preset", "register_attack",
+           "run_attack", "run_attack_one_at_a_time"]
 
-ATTACKS = ("inverting_gradients", "dlg", "idlg", "gradinversion")
+GradientDistance = Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]
+
+
+@dataclass(frozen=True)
+class AttackDefinition:
+    """What makes one attack: its gradient distance, its label strategy, priors and the paper's settings.
+
+    Attributes:
+        name: the attack's name (``--attack NAME``).
+        gradient_distance: ``fn(dummy_gradients, target_gradients) -> scalar`` (dicts by parameter name).
+        labels: ``"known"`` (the true label is given), ``"inferred"`` (read off the last layer's gradient
+            before optimising) or ``"optimised"`` (a soft label optimised jointly with the image).
+        batchnorm_prior: add the BatchNorm-statistics prior (weight ``bn_weight``) on victims with BatchNorm.
+        paper: the literature's settings (iterations, learning rate, weights, signed steps, milestones).
+        summary: one line for docs and ``--help``.
+    """
+
+    name: str
+    gradient_distance: GradientDistance
+    labels: str
+    paper: dict[str, Any]
+    batchnorm_prior: bool = False
+    summary: str = ""
+
+
+ATTACKS: dict[str, AttackDefinition] = {}
+"""The registered attacks by name (filled by the modules of this package)."""
+
+
+def register_attack(definition: AttackDefinition) -> AttackDefinition:
+    """Add an attack to :data:`ATTACKS` (called by each attack module at import)."""
+    if definition.labels not in ("known", "inferred", "optimised"):
+        raise ValueError(f"attack {definition.name!r}: labels must be known, inferred or optimised.")
+    ATTACKS[definition.name] = definition
+    return definition
+
+
+def _discover() -> None:
+    """Import every attack module of this package once (each registers itself)."""
+    if ATTACKS:
+        return
+    package = __name__.rpartition(".")[0]
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if info.name not in ("engine",) and not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
+def attack_names() -> tuple[str, ...]:
+    """Names of every registered attack, sorted."""
+    _discover()
+    return tuple(sorted(ATTACKS))
+
+
+def cosine_gradient_distance(g: dict[str, Tensor], target: dict[str, Tensor]) -> Tensor:
+    """1 - cosine similarity of all gradients taken as one vector (Inverting Gradients)."""
+    dot = sum((g[k] * target[k]).sum() for k in g)
+    ng = torch.sqrt(sum(g[k].pow(2).sum() for k in g))
+    nt = torch.sqrt(sum(target[k].pow(2).sum() for k in g))
+    return 1 - dot / (ng * nt + 1e-12)
+
+
+def l2_gradient_distance(g: dict[str, Tensor], target: dict[str, Tensor]) -> Tensor:
+    """Squared L2 distance of all gradients (DLG and its followers)."""
+    return sum((g[k] - target[k]).pow(2).sum() for k in g)
 
 
 @dataclass(frozen=True)
@@ -52,8 +109,8 @@ class AttackConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.name not in ATTACKS:
-            raise ValueError(f"unknown attack {self.name!r}; choose one of {ATTACKS}.")
+        if self.name not in attack_names():
+            raise ValueError(f"unknown attack {self.name!r}; choose one of {attack_names()}.")
         if self.iterations < 1:
             raise ValueError(f"iterations must be at least 1, got {self.iterations}.")
 
@@ -61,20 +118,12 @@ class AttackConfig:
         return asdict(self)
 
 
-_PAPER = {
-    "inverting_gradients": AttackConfig("inverting_gradients", 8000, 0.1, 1e-4, 0.0, True),
-    "dlg": AttackConfig("dlg", 300, 0.05, 0.0, 0.0, False, ()),
-    "idlg": AttackConfig("idlg", 300, 0.05, 0.0, 0.0, False, ()),
-    "gradinversion": AttackConfig("gradinversion", 8000, 0.05, 1e-4, 1e-2, False, (3 / 8, 5 / 8, 7 / 8)),
-}
-
-
 def attack_preset(name: str, setting: str = "paper", **overrides: Any) -> AttackConfig:
     """``setting="paper"`` (the literature's iteration counts) or ``"quick"`` (CPU tests: 1/40 of them,
     at least 20); ``overrides`` change any field."""
-    if name not in _PAPER:
-        raise ValueError(f"unknown attack {name!r}; choose one of {ATTACKS}.")
-    cfg = _PAPER[name]
+    if name not in attack_names():
+        raise ValueError(f"unknown attack {name!r}; choose one of {attack_names()}.")
+    cfg = AttackConfig(name, **ATTACKS[name].paper)
     if setting == "quick":
         cfg = replace(cfg, iterations=max(20, cfg.iterations // 40))
     elif setting != "paper":
@@ -136,22 +185,15 @@ class _Functional:
         return total
 
 
-def _objective(fv: _Functional, cfg: AttackConfig):  # noqa: ANN202
-    names = list(fv.params)
+def _objective(fv: _Functional, cfg: AttackConfig, definition: AttackDefinition):  # noqa: ANN202
+    optimised = definition.labels == "optimised"
 
     def objective(dummy: Tensor, label_param: Tensor, target: dict[str, Tensor]) -> Tensor:
-        y_soft = F.softmax(label_param, dim=-1) if cfg.name == "dlg" else label_param
-        g = fv.sample_grad(dummy, y_soft)
-        if cfg.name == "inverting_gradients":
-            dot = sum((g[k] * target[k]).sum() for k in names)
-            ng = torch.sqrt(sum(g[k].pow(2).sum() for k in names))
-            nt = torch.sqrt(sum(target[k].pow(2).sum() for k in names))
-            value = 1 - dot / (ng * nt + 1e-12)
-        else:
-            value = sum((g[k] - target[k]).pow(2).sum() for k in names)
+        y_soft = F.softmax(label_param, dim=-1) if optimised else label_param
+        value = definition.gradient_distance(fv.sample_grad(dummy, y_soft), target)
         if cfg.tv_weight:
             value = value + cfg.tv_weight * _tv(dummy)
-        if cfg.name == "gradinversion" and cfg.bn_weight and fv.bn:
+        if definition.batchnorm_prior and cfg.bn_weight and fv.bn:
             fv.bn_inputs.clear()
             fv.logits(fv.params, dummy)
             value = value + cfg.bn_weight * fv.bn_prior()
@@ -201,7 +243,8 @@ def run_attack(
     seeds = seeds if seeds is not None else [cfg.seed * 1_000_003 + i for i in range(n)]
     if len(seeds) != n:
         raise ValueError(f"{len(seeds)} seeds for {n} attacks.")
-    num_classes = None
+    definition = ATTACKS[cfg.name]
+    optimised = definition.labels == "optimised"
     fv = _Functional(victim)
     with exact_math(), contextlib.closing(fv):
         x = originals.to(device, torch.float32)
@@ -210,31 +253,31 @@ def run_attack(
         onehot = F.one_hot(labels.to(device), num_classes).float()
         target = vmap(fv.sample_grad)(x, onehot)
         target = {k: v.detach() for k, v in target.items()}
-        if cfg.name == "idlg":
+        if definition.labels == "inferred":
             if fv.last_weight is None:
-                raise ValueError("iDLG needs a victim whose last layer is linear.")
+                raise ValueError(f"{cfg.name} needs a victim whose last layer is linear (it reads the label off it).")
             used_labels = infer_labels(target, fv.last_weight)
             label_param = F.one_hot(used_labels, num_classes).float()
-        elif cfg.name == "dlg":
+        elif optimised:
             label_param = torch.stack([torch.randn(num_classes, generator=torch.Generator().manual_seed(s + 7))
                                        for s in seeds]).to(device)
             used_labels = labels.to(device)
         else:
             label_param, used_labels = onehot, labels.to(device)
         dummy = _initial_dummies(tuple(originals.shape[1:]), seeds).to(device).requires_grad_(True)
-        variables = [dummy] + ([label_param.requires_grad_(True)] if cfg.name == "dlg" else [])
+        variables = [dummy] + ([label_param.requires_grad_(True)] if optimised else [])
         opt = torch.optim.Adam(variables, lr=cfg.learning_rate)
         drops = [int(m * cfg.iterations) for m in cfg.milestones]
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=drops, gamma=0.1)
-        objective = _objective(fv, cfg)
-        argnums = (0, 1) if cfg.name == "dlg" else 0
+        objective = _objective(fv, cfg, definition)
+        argnums = (0, 1) if optimised else 0
         step = vmap(grad(objective, argnums=argnums, has_aux=False), in_dims=(0, 0, 0))
         value_fn = vmap(objective, in_dims=(0, 0, 0))
         for _ in tqdm(range(cfg.iterations), desc=cfg.name, unit="it", disable=not progress, leave=False):
             grads = step(dummy.detach(), label_param.detach(), target)
-            g_dummy = grads[0] if cfg.name == "dlg" else grads
+            g_dummy = grads[0] if optimised else grads
             dummy.grad = g_dummy.sign() if cfg.signed else g_dummy
-            if cfg.name == "dlg":
+            if optimised:
                 label_param.grad = grads[1]
             opt.step()
             sched.step()
@@ -242,7 +285,7 @@ def run_attack(
                 dummy.clamp_(0, 1)
         with torch.no_grad():
             final = value_fn(dummy.detach(), label_param.detach(), target)
-        if cfg.name == "dlg":
+        if optimised:
             used_labels = label_param.detach().argmax(-1)
     return {"reconstructions": dummy.detach().cpu(), "labels": used_labels.cpu(), "final_loss": final.cpu()}
 

@@ -1,6 +1,7 @@
-"""Image sources for data generation: Fashion-MNIST IDX files, ``datasets`` image datasets, image folders.
+"""Labelled image sources: Fashion-MNIST IDX files, ``datasets`` image datasets, class folders.
 
-Attacked originals come from a source's *test* split; victims train only on its *train* split.
+Used by data generation (attacked originals come from a source's *test* split; victims train only on its
+*train* split) and by training (class pre-training on a *train* split).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..image_io import IMAGE_SUFFIXES, decode_image, load_image, stack_images
 
 __all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "load_fashion_mnist", "load_hf_dataset", "load_image_folder",
            "load_source"]
@@ -99,8 +102,6 @@ def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "imag
             raise ValueError(f"{name} has no column {col!r}; it has {ds.column_names}.")
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    from ..data.triplets import decode_image
-
     images = [decode_image(img) for img in ds[image_column]]
     feature = ds.features[label_column]
     names = list(getattr(feature, "names", []) or sorted({str(v) for v in ds[label_column]}))
@@ -111,8 +112,6 @@ def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "imag
 
 def load_image_folder(folder: str | Path, split: str = "test") -> ImageSource:
     """A folder with one sub-folder per class (``folder/<class name>/*.png``), classes sorted by name."""
-    from ..images import IMAGE_SUFFIXES, load_image
-
     folder = Path(folder)
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
     if not classes:
@@ -133,8 +132,6 @@ def _stack(images: list[Tensor]) -> Tensor:
     shapes = {tuple(i.shape[1:]) for i in images}
     if len(shapes) != 1:
         raise ValueError(f"images of one source must share a size, found {sorted(shapes)}.")
-    from ..data.triplets import stack_images
-
     return stack_images(images)
 
 

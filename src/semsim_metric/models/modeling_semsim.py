@@ -1,4 +1,5 @@
-"""SemSim as a ``transformers`` model: :class:`SemSimConfig` and :class:`SemSimModel`.
+"""SemSim as a ``transformers`` model: :class:`SemSimModel` (the configuration is in
+:mod:`semsim_metric.models.configuration_semsim`).
 
 SemSim embeds an image with a backbone (by default the paper's CIFAR ResNet-18) and L2-normalises the
 embedding. The SemSim score of a reconstruction is the L2 distance between its embedding and the
@@ -12,7 +13,6 @@ and :class:`semsim_metric.SemSimLoss` all use.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,100 +21,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ..hub import CONFIG_NAME, WEIGHTS_NAME, resolve_model_folder
 from .backbones import build_backbone
+from .configuration_semsim import SemSimConfig
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "SemSimConfig", "SemSimModel", "SemSimOutput"]
-
-CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
-CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
-
-
-class SemSimConfig(PretrainedConfig):
-    """Configuration of a :class:`SemSimModel`.
-
-    Args:
-        backbone: ``"cifar_resnet18"`` (the paper's network) or ``"transformers"`` (any vision model
-            described by ``backbone_config``).
-        base_width: width of the first ResNet stage (64 in the paper -> 512-d embedding).
-        backbone_config: ``transformers`` config dictionary of the backbone when
-            ``backbone="transformers"``.
-        embedding: ``"pooled"`` (the paper: globally pooled features) or ``"spatial"`` (the flattened
-            last feature map; CIFAR ResNet-18 only).
-        image_size: side of the square model input; every image is resized to it (32 in the paper).
-        image_mean: per-channel mean used for normalisation (CIFAR-100's by default).
-        image_std: per-channel standard deviation used for normalisation (CIFAR-100's by default).
-        margin: margin of the triplet loss (1.0 in the paper).
-        global_loss_weight: weight of the optional global soft-label loss on the distance (0 = the
-            paper's triplet loss alone).
-        calibration: optional logistic calibration ``{"intercept": a, "slope": b, ...}`` mapping a
-            distance ``d`` to the probability ``sigmoid(a + b * d)`` that a person (or the annotator
-            panel named in ``"fitted_on"``) would recognise the reconstruction.
-
-    Example:
-        >>> cfg = SemSimConfig(base_width=16)
-        >>> cfg.model_type, cfg.embedding_dim
-        ('semsim', 128)
-    """
-
-    model_type = "semsim"
-
-    def __init__(
-        self,
-        backbone: str = "cifar_resnet18",
-        base_width: int = 64,
-        backbone_config: dict[str, Any] | None = None,
-        embedding: str = "pooled",
-        image_size: int = 32,
-        image_mean: tuple[float, ...] | list[float] = CIFAR100_MEAN,
-        image_std: tuple[float, ...] | list[float] = CIFAR100_STD,
-        margin: float = 1.0,
-        global_loss_weight: float = 0.0,
-        calibration: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if backbone not in ("cifar_resnet18", "transformers"):
-            raise ValueError(f"backbone must be 'cifar_resnet18' or 'transformers', got {backbone!r}.")
-        if len(image_mean) != 3 or len(image_std) != 3:
-            raise ValueError("image_mean and image_std need 3 values (R, G, B).")
-        if any(s <= 0 for s in image_std):
-            raise ValueError(f"image_std must be positive, got {tuple(image_std)}.")
-        if embedding not in ("pooled", "spatial"):
-            raise ValueError(f"embedding must be 'pooled' or 'spatial', got {embedding!r}.")
-        if embedding == "spatial" and backbone != "cifar_resnet18":
-            raise ValueError("embedding='spatial' is only available for backbone='cifar_resnet18'.")
-        self.backbone = backbone
-        self.embedding = embedding
-        self.base_width = int(base_width)
-        self.backbone_config = dict(backbone_config) if backbone_config is not None else None
-        self.image_size = int(image_size)
-        self.image_mean = [float(v) for v in image_mean]
-        self.image_std = [float(v) for v in image_std]
-        self.margin = float(margin)
-        self.global_loss_weight = float(global_loss_weight)
-        self.calibration = dict(calibration) if calibration is not None else None
-        super().__init__(**kwargs)
-
-    @property
-    def embedding_dim(self) -> int:
-        """Size of the embedding (``8 * base_width`` for the pooled CIFAR ResNet-18)."""
-        if self.backbone == "cifar_resnet18" and self.embedding == "spatial":
-            return 8 * self.base_width * math.ceil(self.image_size / 8) ** 2
-        return self.feature_dim
-
-    @property
-    def feature_dim(self) -> int:
-        """Size of the backbone's pooled features (input of the classifiers used in training)."""
-        if self.backbone == "cifar_resnet18":
-            return 8 * self.base_width
-        from .backbones import _infer_feature_dim
-
-        cfg = dict(self.backbone_config or {})
-        return _infer_feature_dim(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
+__all__ = ["SemSimModel", "SemSimOutput", "load_weights_strict"]
 
 
 @dataclass
@@ -122,24 +36,18 @@ class SemSimOutput(ModelOutput):
     """Output of :meth:`SemSimModel.forward`.
 
     Attributes:
-        loss: triplet margin loss (plus the weighted global loss when enabled).
-        positive_distance: distance anchor-positive per triplet.
-        negative_distance: distance anchor-negative per triplet.
-        anchor_embeds: L2-normalised anchor embeddings.
+        embeddings: L2-normalised embeddings ``(N, D)`` of the model-ready images.
     """
 
-    loss: Tensor | None = None
-    positive_distance: Tensor | None = None
-    negative_distance: Tensor | None = None
-    anchor_embeds: Tensor | None = None
+    embeddings: Tensor | None = None
 
 
 class SemSimModel(PreTrainedModel):
     """SemSim embedding network.
 
-    ``embed`` maps model-ready images to L2-normalised embeddings, ``distance`` gives the SemSim
-    distance (in ``[0, 2]``, lower = more leakage) and ``forward`` computes the training loss on
-    triplets, so that ``transformers.Trainer`` trains it unchanged.
+    ``embed`` (and ``forward``) map model-ready images to L2-normalised embeddings, ``distance`` gives the
+    SemSim distance (in ``[0, 2]``, lower = more leakage) and ``probability`` the calibrated probability
+    of recognition. Training objectives wrap this model (see :mod:`semsim_metric.training.stages`).
 
     Weights load strictly from ``model.safetensors``: a missing or unexpected key is an error, and
     nothing is ever unpickled.
@@ -147,15 +55,15 @@ class SemSimModel(PreTrainedModel):
     Example:
         >>> model = SemSimModel(SemSimConfig(base_width=8)).eval()
         >>> x = torch.randn(4, 3, 32, 32)
-        >>> model.embed(x).norm(dim=1)
-        tensor([1.0000, 1.0000, 1.0000, 1.0000], grad_fn=<LinalgVectorNormBackward0>)
+        >>> torch.allclose(model.embed(x).norm(dim=1), torch.ones(4))
+        True
         >>> float(model.distance(x, x).max())
         0.0
     """
 
     config_class = SemSimConfig
     base_model_prefix = "semsim"
-    main_input_name = "anchor"
+    main_input_name = "pixel_values"
     _no_split_modules: list[str] = []
 
     def __init__(self, config: SemSimConfig) -> None:
@@ -201,44 +109,17 @@ class SemSimModel(PreTrainedModel):
         if not cal:
             raise ValueError(
                 "This SemSim model has no calibration, so output='probability' is unavailable. "
-                "Use output='distance', or fit one with semsim_metric.training.fit_calibration()."
+                "Use output='distance', or fit one with semsim_metric.training.calibration.fit_calibration()."
             )
         return torch.sigmoid(cal["intercept"] + cal["slope"] * distance)
 
-    # -- training -------------------------------------------------------------------------------
-    def forward(
-        self,
-        anchor: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        positive_share: Tensor | None = None,
-        negative_share: Tensor | None = None,
-        return_dict: bool = True,
-        **unused: Any,
-    ) -> SemSimOutput:
-        """Triplet margin loss on L2-normalised embeddings (paper: margin 1.0, p=2).
+    def forward(self, pixel_values: Tensor, return_dict: bool = True, **unused: Any) -> SemSimOutput:
+        """Embed model-ready images (the same as :meth:`embed`, wrapped in a :class:`SemSimOutput`).
 
-        Args:
-            anchor: model-ready originals ``(N, 3, S, S)``.
-            positive: recognised reconstructions of the same originals.
-            negative: unrecognised reconstructions of the same originals.
-            positive_share: optional share of annotators who recognised each positive, in [0, 1];
-                with ``negative_share`` it feeds the global soft-label loss when
-                ``config.global_loss_weight > 0``.
-            negative_share: optional share of annotators who recognised each negative.
+        Training objectives (triplet loss, class and vote stages) live in :mod:`semsim_metric.training`;
+        the model itself only embeds.
         """
-        n = anchor.shape[0]
-        emb = self.embed(torch.cat([anchor, positive, negative], dim=0))
-        ea, ep, en = emb.split(n, dim=0)
-        d_pos = torch.linalg.vector_norm(ea - ep, dim=1)
-        d_neg = torch.linalg.vector_norm(ea - en, dim=1)
-        loss = torch.relu(d_pos - d_neg + self.config.margin).mean()
-        weight = self.config.global_loss_weight
-        if weight > 0 and positive_share is not None and negative_share is not None:
-            loss = loss + weight * global_soft_label_loss(
-                torch.cat([d_pos, d_neg]), torch.cat([positive_share, negative_share]).to(d_pos.dtype)
-            )
-        return SemSimOutput(loss=loss, positive_distance=d_pos, negative_distance=d_neg, anchor_embeds=ea)
+        return SemSimOutput(embeddings=self.embed(pixel_values))
 
     # -- strict safetensors I/O -----------------------------------------------------------------
     @classmethod
@@ -277,8 +158,6 @@ class SemSimModel(PreTrainedModel):
             >>> SemSimModel.from_pretrained(folder).config.base_width
             4
         """
-        from .hub import resolve_model_folder
-
         ignorable = {"trust_remote_code", "use_safetensors", "force_download", "proxies",
                      "subfolder", "torch_dtype", "device_map", "low_cpu_mem_usage", "adapter_kwargs",
                      "code_revision", "resume_download", "local_dir"}
@@ -338,17 +217,6 @@ class SemSimModel(PreTrainedModel):
                 value = value.to(dtype)
             state[key] = value.contiguous()
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-
-
-def global_soft_label_loss(distance: Tensor, share: Tensor, *, centre: float = 1.0,
-                           temperature: float = 0.25) -> Tensor:
-    """Binary cross-entropy between ``sigmoid((centre - d) / temperature)`` and the recognised share.
-
-    Puts distances of *different* originals on one scale: a reconstruction that most annotators
-    recognised should lie closer than ``centre`` to its original, one nobody recognised farther.
-    """
-    logits = (centre - distance) / temperature
-    return F.binary_cross_entropy_with_logits(logits, share.clamp(0, 1))
 
 
 def load_weights_strict(model: nn.Module, weights_file: Path) -> None:

@@ -1,4 +1,4 @@
-"""Reading image files into tensors for the input gate, and pairing originals with reconstructions.
+"""Pairing the files of an originals folder with those of a reconstructions folder (``semsim score``).
 
 Pairing rule (used by ``semsim score``): a reconstruction pairs with the original whose *key* is the
 same, where the key of a file is its name without extension and without a trailing role suffix
@@ -14,13 +14,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import Tensor
+from .image_io import IMAGE_SUFFIXES
 
-__all__ = ["IMAGE_SUFFIXES", "PairingResult", "file_key", "load_image", "pair_folders"]
+__all__ = ["PairingResult", "file_key", "pair_folders"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _ROLE = re.compile(r"([_-](rec|ori|reconstruction|original))$", re.IGNORECASE)
 
 
@@ -28,27 +25,6 @@ def file_key(path: Path) -> str:
     """Key that pairs a file with its partner (see the module docstring)."""
     stem = path.stem.split("__", 1)[0]
     return _ROLE.sub("", stem)
-
-
-def load_image(path: str | Path) -> Tensor:
-    """Read an image file as a uint8 tensor ``(C, H, W)`` with C = 1 (greyscale) or 3 (RGB).
-
-    Raises:
-        OSError: the file cannot be read or decoded (message names the file).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = "L" if img.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-            arr = np.array(img.convert(mode))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
-        raise OSError(f"cannot read image {path}: {err}") from err
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
 
 
 @dataclass

@@ -28,10 +28,20 @@ def _annotator_text(kinds: set[str]) -> str:
     return "; ".join(parts) or "unknown"
 
 
-def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[str, Any], splits: Any) -> Path:
-    """Write ``README.md`` into ``folder`` with data, annotators, recipe, results, intended use, limits."""
-    from .evaluation import compare_on_split
-    from .modeling import SemSimModel
+def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[str, Any], splits: Any,
+                     comparison: dict[str, dict[str, float]] | None = None) -> Path:
+    """Write ``README.md`` into ``folder`` with data, annotators, recipe, results, intended use, limits.
+
+    Args:
+        folder: the model folder (``config.json`` + ``model.safetensors``).
+        dataset: name of the training dataset.
+        training_info: what ``train()`` recorded (``training_info.json``).
+        splits: the dataset's splits (``DatasetDict``).
+        comparison: ROC-AUC per split and metric (SemSim and baselines), e.g. from
+            :func:`semsim_metric.evaluation.protocol.compare_on_split`; without it the card lists SemSim's own
+            validation/test ROC-AUC from ``training_info``.
+    """
+    from ..models import SemSimModel
 
     folder = Path(folder)
     model = SemSimModel.from_pretrained(folder)
@@ -88,7 +98,11 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
         lines += ["## Results", ""]
     for split_name in ("validation", "test"):
         if split_name in splits:
-            table = compare_on_split(model, splits[split_name])
+            if comparison is not None:
+                table = comparison.get(split_name, {})
+            else:
+                own = training_info.get(split_name, {}).get("roc_auc")
+                table = {"SemSim": own} if own is not None else {}
             lines += [f"### {split_name} split ({len(splits[split_name])} reconstructions)", "",
                       "ROC-AUC = how well each metric ranks recognised above unrecognised reconstructions "
                       "(each metric oriented so that higher = more leakage).", "",

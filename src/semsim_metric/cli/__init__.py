@@ -1,0 +1,58 @@
+"""The ``semsim`` command line: one module per subcommand (``score``, ``convert``, ``votes``, ``train``,
+``evaluate``, ``generate``).
+
+Each subcommand module defines ``register(subparsers)`` (arguments only - it imports nothing heavy, so
+``semsim --help`` and ``semsim <command> --help`` never import torch) and ``run(args)``, which imports
+what it needs and raises :class:`~semsim_metric.cli.errors.CLIError` for problems the user can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from .errors import CLIError
+
+__all__ = ["COMMANDS", "CLIError", "build_parser", "main"]
+
+#: Subcommand modules of this package, in ``--help`` order.
+COMMANDS = ("score", "convert", "votes", "train", "evaluate", "generate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``semsim`` argument parser with all subcommands."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="semsim",
+                                     description="SemSim: human-aligned privacy leakage of reconstructed images.")
+    parser.add_argument("--version", action="version", version=f"semsim-metric {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``semsim`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as err:
+        print(f"semsim {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        from .._deps import MissingExtraError
+
+        if isinstance(err, MissingExtraError):
+            print(f"semsim {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

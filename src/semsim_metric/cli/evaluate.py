@@ -1,0 +1,152 @@
+"""``semsim evaluate``: the paper's protocol on a dataset or a table, and held-out experiments."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .errors import CLIError
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``semsim evaluate`` to the command line."""
+    p = sub.add_parser(
+        "evaluate", help="agreement of SemSim and baselines with annotators' judgements",
+        description="Run the paper's protocol (image-level ROC-AUC, model-level correlations, contradictions) on a "
+        "dataset folder/Hub id in the SemSim schema, or on metric columns of a CSV table (--table).")
+    p.add_argument("dataset", nargs="?", help="dataset folder or Hub id (omit with --table)")
+    p.add_argument("--split", action="append", default=None, help="split(s) to evaluate (default: test)")
+    p.add_argument("--model", action="append", default=None,
+                   help="SemSim model(s): folder or Hub id, optionally NAME=PATH (default: the bundled model)")
+    p.add_argument("--baselines", default=None, help="comma-separated baselines (default: all that apply)")
+    p.add_argument("--group-by", default="victim",
+                   help="column(s) defining a victim setting for the model-level protocol, comma-separated "
+                        "(default victim; e.g. victim,attack,attack_iterations)")
+    p.add_argument("--table", type=Path, default=None, help="CSV with precomputed metric columns")
+    p.add_argument("--metric", action="append", default=[],
+                   help="with --table: COLUMN:higher|lower (higher/lower value = more leakage)")
+    p.add_argument("--label", default="n_correct>=3", help="with --table: recognised rule, 'COLUMN>=K' or a bool column")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--out", type=Path, default=None, help="folder for report.md, report.json and plots")
+    h = p.add_argument_group("generalisation (train without some settings, evaluate on them)")
+    h.add_argument("--heldout", action="append", default=None,
+                   help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
+                        "attack=NAME (repeatable); trains one model per protocol and recipe")
+    h.add_argument("--recipe", action="append", default=None, help="training recipe(s) for --heldout (default cpu)")
+    h.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs for --heldout")
+    h.add_argument("--base-width", type=int, default=None, help="override the recipe's width for --heldout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate a dataset folder (or --table CSV), or run --heldout experiments."""
+    from ..evaluation.report import write_report
+
+    if args.heldout:
+        from ..evaluation.heldout import run_heldout
+
+        if not args.dataset or not args.out:
+            raise CLIError("--heldout needs a dataset and --out.")
+        overrides = {k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None}
+        group_by = args.group_by if args.group_by != "victim" else "victim,attack,attack_iterations"
+        baselines = args.baselines.split(",") if args.baselines else None
+        try:
+            run_heldout(args.dataset, args.heldout, args.recipe or ["cpu"], args.out, group_by=group_by,
+                        n_boot=args.bootstrap, baselines=baselines, **overrides)
+        except ValueError as err:
+            raise CLIError(str(err)) from err
+        print((args.out / "report.md").read_text())
+        return 0
+    if args.table is not None:
+        report = _evaluate_csv(args)
+        reports, values = [report], None
+    else:
+        if not args.dataset:
+            raise CLIError("give a dataset folder/Hub id, or --table CSV.")
+        reports, values = _evaluate_folder(args)
+    for rep in reports:
+        print(f"\n## {rep.title}: {rep.n} rows, {rep.recognised_share:.1%} recognised\n")
+        print(rep.table())
+        for name, reason in rep.skipped.items():
+            print(f"skipped {name}: {reason}")
+    if args.out:
+        path = write_report(reports, args.out, values=values)
+        print(f"\nreport written to {path}")
+    return 0
+
+
+def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
+    import numpy as np
+
+    from ..data.loading import load_folder_or_hub
+    from ..evaluation.baselines import BASELINES
+    from ..evaluation.protocol import evaluate_dataset
+    from ..functional import freeze, get_model
+
+    try:
+        dsd = load_folder_or_hub(args.dataset)
+    except Exception as err:
+        raise CLIError(f"cannot load dataset {args.dataset!r}: {err}") from err
+    splits = args.split or ["test"]
+    missing = [s for s in splits if s not in dsd]
+    if missing:
+        raise CLIError(f"split(s) {missing} not in the dataset (it has {list(dsd)}).")
+    models = {}
+    for spec in args.model or [None]:
+        name, _, path = (spec or "").rpartition("=") if spec and "=" in spec else ("", "", spec)
+        try:
+            model = freeze(get_model(path))
+        except OSError as err:
+            raise CLIError(str(err)) from err
+        models[name or ("SemSim" if len(args.model or [None]) == 1 else f"SemSim[{Path(str(path)).name}]")] = model
+    baselines = args.baselines.split(",") if args.baselines else None
+    if baselines:
+        unknown = [b for b in baselines if b not in BASELINES]
+        if unknown:
+            raise CLIError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}.")
+    reports, values = [], {}
+    for split in splits:
+        ds = dsd[split]
+        rep, vals = evaluate_dataset(ds, models, baselines=baselines, group_by=args.group_by,
+                                     title=f"{args.dataset} / {split}", n_boot=args.bootstrap)
+        reports.append(rep)
+        values[rep.title] = (vals, np.asarray(ds["recognized"], dtype=bool))
+    return reports, values
+
+
+def _evaluate_csv(args: argparse.Namespace) -> Any:
+    import csv
+
+    import numpy as np
+
+    from ..evaluation.baselines import MetricSpec
+    from ..evaluation.protocol import evaluate_table
+
+    if not args.metric:
+        raise CLIError("--table needs at least one --metric COLUMN:higher|lower.")
+    with args.table.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise CLIError(f"{args.table} has no rows.")
+    specs, values = {}, {}
+    for m in args.metric:
+        col, _, direction = m.partition(":")
+        if direction not in ("higher", "lower") or col not in rows[0]:
+            raise CLIError(f"--metric {m!r}: expected COLUMN:higher|lower with a column of {args.table.name}.")
+        specs[col] = MetricSpec(col, None, direction == "higher")
+        values[col] = np.array([float(r[col]) for r in rows])
+    if ">=" in args.label:
+        col, _, k = args.label.partition(">=")
+        y = np.array([float(r[col]) >= float(k) for r in rows])
+    else:
+        y = np.array([r[args.label].strip().lower() in ("1", "true", "yes") for r in rows])
+    if args.group_by not in rows[0]:
+        raise CLIError(f"--group-by column {args.group_by!r} not in {args.table.name}.")
+    groups = np.array([r[args.group_by] for r in rows])
+    id_col = next((c for c in ("original_id", "image_index") if c in rows[0]), None)
+    ids = np.array([r[id_col] for r in rows]) if id_col else None
+    return evaluate_table(values, y, groups, ids, specs=specs, title=f"{args.table.name}", group_by=args.group_by,
+                          n_boot=args.bootstrap)

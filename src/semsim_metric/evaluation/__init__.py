@@ -1,0 +1,33 @@
+"""Agreement of SemSim and baseline metrics with annotators' judgements (the paper's protocol):
+baselines with their orientation, scoring, statistics, reports, plots and held-out experiments.
+Needs the ``[eval]`` extra. Names are imported lazily."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_PUBLIC = {
+    "BASELINES": ".baselines", "MetricSpec": ".baselines", "leakage_score": ".baselines",
+    "compare_on_split": ".protocol", "evaluate_dataset": ".protocol", "evaluate_table": ".protocol",
+    "pair_metric_values": ".protocol", "group_keys": ".protocol",
+    "image_level": ".statistics", "model_level": ".statistics", "contradiction_rate": ".statistics",
+    "best_threshold_accuracy": ".statistics", "cluster_bootstrap": ".statistics",
+    "EvaluationReport": ".report", "write_report": ".report",
+    "plot_model_level": ".plots", "plot_roc": ".plots",
+    "run_heldout": ".heldout", "build_protocol_splits": ".heldout", "summary_table": ".heldout",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(import_module(_PUBLIC[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'semsim_metric.evaluation' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,128 @@
+"""The baseline metrics SemSim is compared with, in a registry that declares each one's orientation.
+
+Add a baseline by adding one entry to :data:`BASELINES` (name, function on float images in [0, 1],
+whether a higher value means more leakage, smallest image size, weights it needs). Learned baselines whose
+weights would have to be unpickled are refused (see :func:`weights_available`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["BASELINES", "SEMSIM_SPEC", "MetricSpec", "leakage_score", "metric_spec", "weights_available"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A full-reference metric and its direction.
+
+    Args:
+        name: display name.
+        fn: ``fn(preds, target)`` on float images in [0, 1] -> per-pair values ``(N,)``; ``None`` for
+            metrics that are only read from tables.
+        higher_means_more_leakage: True for similarities (PSNR, SSIM), False for distances (MSE, SemSim).
+        min_size: smallest image side the metric accepts.
+        needs_weights: file names in the torch hub cache that a learned metric needs (never downloaded here).
+    """
+
+    name: str
+    fn: Callable[[Tensor, Tensor], Tensor] | None
+    higher_means_more_leakage: bool
+    min_size: int = 1
+    needs_weights: tuple[str, ...] = ()
+
+    def orient(self, values: np.ndarray) -> np.ndarray:
+        """Leakage-oriented values (higher = more leakage)."""
+        return values if self.higher_means_more_leakage else -values
+
+
+def _tm(name: str, **kw: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    def fn(x: Tensor, y: Tensor) -> Tensor:
+        import torchmetrics.functional.image as tmf
+
+        return getattr(tmf, name)(x, y, **kw)
+
+    return fn
+
+
+def _piq(name: str, **kw: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    def fn(x: Tensor, y: Tensor) -> Tensor:
+        import piq
+
+        return getattr(piq, name)(x, y, data_range=1.0, reduction="none", **kw)
+
+    return fn
+
+
+def _mse(x: Tensor, y: Tensor) -> Tensor:
+    return (x - y).pow(2).flatten(1).mean(1)
+
+
+def _psnr(x: Tensor, y: Tensor) -> Tensor:
+    return 10 * torch.log10(1.0 / _mse(x, y).clamp_min(1e-10))
+
+
+def _learned(cls_name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    def fn(x: Tensor, y: Tensor) -> Tensor:
+        import piq
+
+        return getattr(piq, cls_name)(reduction="none")(x, y)
+
+    return fn
+
+
+BASELINES: dict[str, MetricSpec] = {
+    "PSNR": MetricSpec("PSNR", _psnr, True),
+    "SSIM": MetricSpec("SSIM", _tm("structural_similarity_index_measure", data_range=1.0, reduction="none"), True),
+    "MS-SSIM": MetricSpec("MS-SSIM", _piq("multi_scale_ssim"), True, min_size=161),
+    "MSE": MetricSpec("MSE", _mse, False),
+    "UQI": MetricSpec("UQI", lambda x, y: _tm("universal_image_quality_index", reduction="none")(x, y).flatten(1).mean(1),
+                      True),
+    "GMSD": MetricSpec("GMSD", _piq("gmsd"), False),
+    "MS-GMSD": MetricSpec("MS-GMSD", _piq("multi_scale_gmsd", chromatic=False), False, min_size=64),
+    "VIF-p": MetricSpec("VIF-p", _piq("vif_p"), True, min_size=41),
+    "FSIM": MetricSpec("FSIM", _piq("fsim", chromatic=False), True),
+    "HaarPSI": MetricSpec("HaarPSI", _piq("haarpsi"), True),
+    "MDSI": MetricSpec("MDSI", _piq("mdsi"), False),
+    "DSS": MetricSpec("DSS", _piq("dss"), True),
+    "SR-SIM": MetricSpec("SR-SIM", _piq("srsim", chromatic=False), True, min_size=40),
+    "LPIPS": MetricSpec("LPIPS", _learned("LPIPS"), False, needs_weights=("lpips_weights.pt", "vgg16-397923af.pth")),
+    "DISTS": MetricSpec("DISTS", _learned("DISTS"), False, needs_weights=("dists_weights.pt", "vgg16-397923af.pth")),
+}
+"""Baselines with their direction. LPIPS and DISTS need weights that must already be in the torch hub cache."""
+
+SEMSIM_SPEC = MetricSpec("SemSim", None, False)
+
+
+def metric_spec(name: str, extra: dict[str, MetricSpec] | None = None) -> MetricSpec:
+    """The declared spec of ``name`` (``SemSim`` and ``SemSim[...]`` are distances)."""
+    if extra and name in extra:
+        return extra[name]
+    if name == "SemSim" or name.startswith("SemSim"):
+        return SEMSIM_SPEC
+    if name in BASELINES:
+        return BASELINES[name]
+    raise KeyError(f"unknown metric {name!r}: declare its direction with a MetricSpec.")
+
+
+def leakage_score(name: str, values: np.ndarray) -> np.ndarray:
+    """Orient a metric's values so that higher = more leakage."""
+    return metric_spec(name).orient(np.asarray(values, dtype=float))
+
+
+
+
+def weights_available(files: Sequence[str]) -> tuple[bool, str]:
+    """Whether a learned baseline's weight files are already in the torch hub cache (never downloaded here)."""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        return False, f"needs downloaded weights {missing} in {folder} (not available offline)"
+    return True, ""

@@ -1,0 +1,19 @@
+"""Gradient-inversion attacks behind a registry: the batched engine (:mod:`.engine`) and one module per
+attack. Add an attack by adding a module here that calls
+:func:`~semsim_metric.generate.attacks.engine.register_attack`."""
+
+from .engine import (
+    ATTACKS,
+    AttackConfig,
+    AttackDefinition,
+    attack_names,
+    attack_preset,
+    register_attack,
+    run_attack,
+    run_attack_one_at_a_time,
+)
+
+__all__ = ["ATTACKS", "AttackConfig", "AttackDefinition", "attack_names", "attack_preset", "register_attack",
+           "run_attack", "run_attack_one_at_a_time"]
+
+attack_names()  # register every attack module of this package

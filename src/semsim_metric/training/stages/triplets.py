@@ -1,0 +1,68 @@
+"""Stage ``triplets``: the paper's triplet loss (anchor = original, positive = recognised reconstruction,
+negative = unrecognised reconstruction), optionally with the global soft-label loss on the distances.
+
+Triplets come from :class:`semsim_metric.data.triplets.TripletDataset`; images go through the input gate
+with the paper's augmentation (RandomCrop with 4-pixel padding + horizontal flip, per image). The stage
+trains through the package's one ``Trainer`` (:func:`semsim_metric.training.trainer.run_stage`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...data.augmentation import Augmentation
+from ...models import SemSimModel
+from ...preprocessing import stack_at_model_size
+from ..losses import global_soft_label_loss, triplet_margin_loss
+
+__all__ = ["TripletCollator", "TripletObjective"]
+
+
+class TripletObjective(nn.Module):
+    """Triplet margin loss on L2-normalised embeddings (paper: margin 1.0, p = 2), plus
+    ``global_loss_weight`` x the global soft-label loss when the shares are given."""
+
+    def __init__(self, model: SemSimModel, *, margin: float = 1.0, global_loss_weight: float = 0.0) -> None:
+        super().__init__()
+        self.model, self.margin, self.global_loss_weight = model, float(margin), float(global_loss_weight)
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor, positive_share: Tensor | None = None,
+                negative_share: Tensor | None = None, **unused: Any) -> dict[str, Tensor]:
+        n = anchor.shape[0]
+        ea, ep, en = self.model.embed(torch.cat([anchor, positive, negative], dim=0)).split(n, dim=0)
+        d_pos = torch.linalg.vector_norm(ea - ep, dim=1)
+        d_neg = torch.linalg.vector_norm(ea - en, dim=1)
+        loss = triplet_margin_loss(d_pos, d_neg, self.margin)
+        if self.global_loss_weight > 0 and positive_share is not None and negative_share is not None:
+            loss = loss + self.global_loss_weight * global_soft_label_loss(
+                torch.cat([d_pos, d_neg]), torch.cat([positive_share, negative_share]).to(d_pos.dtype))
+        return {"loss": loss, "positive_distance": d_pos, "negative_distance": d_neg}
+
+
+class TripletCollator:
+    """Collate triplets into model-ready tensors: the input gate with the model config's size, mean and std;
+    ``augment=True`` adds the paper's per-image RandomCrop(pad 4) + flip. Greyscale and RGB images and
+    images of different sizes may be mixed."""
+
+    def __init__(self, config: Any, *, augment: bool = True, padding: int = 4) -> None:
+        self.config = config
+        self.augmentation = Augmentation(crop_padding=padding, flip=True) if augment else Augmentation()
+
+    def _prep(self, images: list[Tensor], seeds: list[int]) -> Tensor:
+        cfg = self.config
+        x = stack_at_model_size(images, data_range=255, image_size=cfg.image_size)
+        x = self.augmentation(x, seeds)
+        m = torch.tensor(cfg.image_mean).view(1, 3, 1, 1)
+        s = torch.tensor(cfg.image_std).view(1, 3, 1, 1)
+        return (x - m) / s
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
+        out = {}
+        for k, role in enumerate(("anchor", "positive", "negative")):
+            out[role] = self._prep([f[role] for f in features], [f["seeds"][k] for f in features])
+        out["positive_share"] = torch.tensor([f["positive_share"] for f in features], dtype=torch.float32)
+        out["negative_share"] = torch.tensor([f["negative_share"] for f in features], dtype=torch.float32)
+        return out

@@ -1,0 +1,173 @@
+"""One ``transformers.Trainer`` for every training stage.
+
+A stage is an *objective* (an ``nn.Module`` whose ``forward(**batch)`` returns ``{"loss": ...}`` and which
+holds the SemSim model plus any throw-away head), a dataset of items that carry their own augmentation
+seed, a collator and the optimiser settings. :func:`run_stage` trains it with ``Trainer``, so every stage
+gets the same resume (``resume=True`` continues from the stage's last checkpoint), bf16, DDP under
+``torchrun`` (the global batch stays the recipe's batch size), logging integrations and progress bars.
+
+A finished stage leaves ``<output_dir>/stages/<name>/objective.safetensors`` and ``info.json``; a resumed
+run loads a finished stage instead of training it again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .optim import OptimiserSettings, build_optimiser
+
+__all__ = ["Stage", "run_stage", "world_size"]
+
+
+@dataclass
+class Stage:
+    """What one training stage needs.
+
+    Attributes:
+        name: folder name of the stage (``classes``, ``votes``, ``triplets``).
+        objective: module with ``forward(**batch) -> {"loss": Tensor, ...}``.
+        dataset: map-style dataset with ``set_epoch(epoch)``; items carry a ``"seed"`` for augmentation.
+        collator: turns a list of items into the objective's keyword arguments.
+        optimiser: SGD and schedule settings.
+        batch_size: global batch size (split across processes under ``torchrun``).
+        max_steps: optimiser steps of the whole stage.
+        seed: seed of the data order and of the objective's random initialisation.
+        drop_last: drop an incomplete last batch of every epoch.
+        max_grad_norm: gradient clipping (0 = off).
+        evaluate: optional per-epoch validation returning named numbers (logged as ``eval_<name>``).
+        save_steps: checkpoint every this many steps (default: every epoch).
+    """
+
+    name: str
+    objective: nn.Module
+    dataset: Any
+    collator: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    optimiser: OptimiserSettings
+    batch_size: int
+    max_steps: int
+    seed: int = 0
+    drop_last: bool = True
+    max_grad_norm: float = 0.0
+    evaluate: Callable[[], dict[str, float]] | None = None
+    save_steps: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def world_size() -> int:
+    """Number of training processes (``WORLD_SIZE`` under ``torchrun``, else 1)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (or without ``torchrun``)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _finished(folder: Path) -> bool:
+    return (folder / "objective.safetensors").is_file() and (folder / "info.json").is_file()
+
+
+def run_stage(
+    stage: Stage,
+    output_dir: str | Path,
+    *,
+    resume: bool | str = False,
+    bf16: bool = False,
+    report_to: str = "none",
+    logging_steps: int = 10,
+    dataloader_workers: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``stage`` with ``transformers.Trainer``; returns a JSON-serialisable summary.
+
+    Checkpoints go to ``output_dir/checkpoints/<stage.name>``; ``resume=True`` continues from the last one
+    (or skips a stage that already finished), a path resumes from that checkpoint.
+    """
+    from safetensors.torch import load_file, save_file
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    output_dir = Path(output_dir)
+    done_dir = output_dir / "stages" / stage.name
+    if resume and _finished(done_dir):
+        stage.objective.load_state_dict(load_file(str(done_dir / "objective.safetensors")))
+        info = json.loads((done_dir / "info.json").read_text())
+        info["resumed_finished_stage"] = True
+        return info
+    world = world_size()
+    if stage.batch_size % world:
+        raise ValueError(f"stage {stage.name}: batch size {stage.batch_size} is not divisible by the {world} "
+                         "processes; choose a batch size that is.")
+    dataset = stage.dataset
+
+    class _Epochs(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            dataset.set_epoch(math.floor((state.epoch or 0) + 1e-6))
+
+    evaluate = stage.evaluate
+
+    class StageTrainer(Trainer):
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # noqa: ANN001, ANN201
+            if evaluate is None:
+                return {}
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in evaluate().items()}
+            self.log(metrics)
+            return metrics
+
+    ckpt_dir = output_dir / "checkpoints" / stage.name
+    optimizer, scheduler = build_optimiser((p for p in stage.objective.parameters() if p.requires_grad),
+                                           stage.optimiser, stage.max_steps)
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=stage.batch_size // world,
+        max_steps=stage.max_steps,
+        seed=stage.seed,
+        data_seed=stage.seed,
+        eval_strategy="epoch" if evaluate is not None else "no",
+        save_strategy="steps" if stage.save_steps else "epoch",
+        save_steps=stage.save_steps or 500,
+        save_total_limit=2,
+        logging_steps=logging_steps,
+        report_to=report_to,
+        remove_unused_columns=False,
+        dataloader_num_workers=dataloader_workers,
+        dataloader_drop_last=stage.drop_last,
+        max_grad_norm=stage.max_grad_norm,
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        full_determinism=not torch.cuda.is_available(),
+        ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
+        disable_tqdm=not progress,
+        label_names=[],
+    )
+    trainer = StageTrainer(model=stage.objective, args=args, train_dataset=dataset,
+                           eval_dataset=[0] if evaluate is not None else None, data_collator=stage.collator,
+                           optimizers=(optimizer, scheduler), callbacks=[_Epochs()])
+    resume_arg: bool | str | None = None
+    if resume:
+        has_ckpt = ckpt_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt_dir.iterdir())
+        resume_arg = resume if isinstance(resume, str) else (True if has_ckpt else None)
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume_arg)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    info = {"stage": stage.name, "steps": int(trainer.state.global_step), "processes": world,
+            "optimiser": asdict(stage.optimiser), "batch_size": stage.batch_size,
+            "train_loss": float(output.training_loss), "final_loss": float(losses[-1]) if losses else math.nan,
+            "seconds": time.perf_counter() - start, **stage.info}
+    if trainer.is_world_process_zero():
+        done_dir.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in stage.objective.state_dict().items()}
+        tmp = done_dir / "objective.safetensors.tmp"
+        save_file(state, str(tmp))
+        tmp.replace(done_dir / "objective.safetensors")
+        (done_dir / "info.json").write_text(json.dumps(info, indent=2))
+    return info
