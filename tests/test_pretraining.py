@@ -95,7 +95,9 @@ def test_two_stage_training_records_stage_one(class_folder, tiny_dataset, tmp_pa
     info = json.loads((tmp_path / "m" / "training_info.json").read_text())
     assert info["pretraining"]["settings"]["source"] == str(class_folder)
     assert info["vote_tuning"]["rows"] == 96 and info["vote_tuning"]["classes"] == 10
-    assert not (tmp_path / "m" / "checkpoints").exists()  # no triplet stage in this recipe
+    assert info["stages"] == ["classes", "votes"]  # no triplet stage in this recipe
+    assert not (tmp_path / "m" / "checkpoints" / "triplets").exists()
+    assert (tmp_path / "m" / "stages" / "votes" / "objective.safetensors").is_file()
     assert {"roc_auc", "triplet_accuracy"} <= set(result.validation)
     trained = SemSimModel.from_pretrained(tmp_path / "m")
     assert trained.config.embedding == "spatial" and trained.config.calibration["n"] == 48  # 4 validation originals

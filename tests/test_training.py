@@ -40,8 +40,9 @@ def test_paper_recipe_is_the_papers():
 def test_quick_recipe_lowers_the_loss_and_reloads(tiny_dataset, tmp_path):
     result = train(tiny_dataset, tmp_path / "m", recipe="quick", base_width=4, epochs=3, logging_steps=1,
                    write_card=False)
-    history = json.loads((tmp_path / "m" / "checkpoints" / sorted(
-        p.name for p in (tmp_path / "m" / "checkpoints").iterdir())[-1] / "trainer_state.json").read_text())["log_history"]
+    ckpts = tmp_path / "m" / "checkpoints" / "triplets"
+    history = json.loads((ckpts / sorted(p.name for p in ckpts.iterdir())[-1] / "trainer_state.json").read_text(
+    ))["log_history"]
     losses = [h["loss"] for h in history if "loss" in h]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
     assert "roc_auc" in result.validation and "triplet_accuracy" in result.validation
@@ -66,8 +67,9 @@ def test_resume_continues_from_the_last_checkpoint(tiny_dataset, tmp_path):
     # the interrupted run left checkpoint-<epoch 1>; resuming with the 2-epoch schedule finishes the job
     resumed = train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=2, resume=True,
                     write_card=False)
-    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "part" / "checkpoints").iterdir())
-    assert steps[-1] == sorted(int(p.name.split("-")[1]) for p in (tmp_path / "full" / "checkpoints").iterdir())[-1]
+    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "part" / "checkpoints" / "triplets").iterdir())
+    assert steps[-1] == sorted(int(p.name.split("-")[1])
+                               for p in (tmp_path / "full" / "checkpoints" / "triplets").iterdir())[-1]
     full = load_file(tmp_path / "full" / "model.safetensors")
     part = load_file(tmp_path / "part" / "model.safetensors")
     assert all(torch.allclose(full[k].float(), part[k].float(), atol=1e-5) for k in full), (

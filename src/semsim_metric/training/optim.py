@@ -39,8 +39,8 @@ class OptimiserSettings:
     warmup: float = 0.15
 
     def __post_init__(self) -> None:
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if not self.learning_rate >= 0:
+            raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}.")
         if self.schedule not in ("multistep", "onecycle", "cosine"):
             raise ValueError(f"schedule must be multistep, onecycle or cosine, got {self.schedule!r}.")
 

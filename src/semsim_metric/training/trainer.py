@@ -98,11 +98,13 @@ def run_stage(
 
     output_dir = Path(output_dir)
     done_dir = output_dir / "stages" / stage.name
+    plan = {"max_steps": stage.max_steps, "batch_size": stage.batch_size, "optimiser": asdict(stage.optimiser)}
     if resume and _finished(done_dir):
-        stage.objective.load_state_dict(load_file(str(done_dir / "objective.safetensors")))
         info = json.loads((done_dir / "info.json").read_text())
-        info["resumed_finished_stage"] = True
-        return info
+        if info.get("plan") == json.loads(json.dumps(plan)):  # the same stage finished before: load it
+            stage.objective.load_state_dict(load_file(str(done_dir / "objective.safetensors")))
+            info["resumed_finished_stage"] = True
+            return info
     world = world_size()
     if stage.batch_size % world:
         raise ValueError(f"stage {stage.name}: batch size {stage.batch_size} is not divisible by the {world} "
@@ -162,7 +164,7 @@ def run_stage(
     info = {"stage": stage.name, "steps": int(trainer.state.global_step), "processes": world,
             "optimiser": asdict(stage.optimiser), "batch_size": stage.batch_size,
             "train_loss": float(output.training_loss), "final_loss": float(losses[-1]) if losses else math.nan,
-            "seconds": time.perf_counter() - start, **stage.info}
+            "seconds": time.perf_counter() - start, "plan": plan, **stage.info}
     if trainer.is_world_process_zero():
         done_dir.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in stage.objective.state_dict().items()}
