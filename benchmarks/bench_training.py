@@ -21,6 +21,7 @@ import torch
 
 from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.training import RECIPES
+from semsim_metric.training.stages.triplets import TripletObjective
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,12 +49,13 @@ def _median_step_seconds(step: Callable[[], torch.Tensor], steps: int, device: t
 def step_time(width: int, steps: int, device: torch.device, bf16: bool, global_loss_weight: float = 0.0) -> float:
     """One triplet step (64 triplets)."""
     torch.manual_seed(0)
-    model = SemSimModel(SemSimConfig(base_width=width, global_loss_weight=global_loss_weight)).to(device).train()
+    model = SemSimModel(SemSimConfig(base_width=width)).to(device).train()
+    objective = TripletObjective(model, global_loss_weight=global_loss_weight)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
     x = [torch.randn(64, 3, 32, 32, device=device) for _ in range(3)]
     share = torch.rand(64, device=device)
-    return _median_step_seconds(lambda: model(*x, positive_share=share, negative_share=1 - share).loss, steps, device,
-                                bf16, opt)
+    return _median_step_seconds(lambda: objective(*x, positive_share=share, negative_share=1 - share)["loss"], steps,
+                                device, bf16, opt)
 
 
 def classifier_step_time(width: int, batch: int, steps: int, device: torch.device, bf16: bool,

@@ -7,7 +7,7 @@
         recompute the card's ROC-AUC table from the bundled weights and compare it with results.json
     python scripts/default_model.py retrain OUT
         retrain with the recipe recorded in hub/<name>/training_info.json (same data, same seed)
-    python scripts/default_model.py train-all OUT --heldout runs/heldout-v2 [--recipe semantic]
+    python scripts/default_model.py train-all OUT --heldout runs/heldout-v3 [--recipe semantic]
         after model selection on the held-out splits: train the recipe on every judged original (all
         splits), calibrate with the same recipe's unseen-originals held-out model (its distances on
         originals it never saw), and write a model folder to ship with `ship OUT --heldout ...`
@@ -21,13 +21,12 @@ import shutil
 import sys
 from pathlib import Path
 
-
-from semsim_metric.data.loading import load_folder_or_hub
 import torch
 
-from semsim_metric.evaluation import compare_on_split
-from semsim_metric.training.model_card import write_model_card
+from semsim_metric.data.loading import load_folder_or_hub, undecoded
+from semsim_metric.evaluation.protocol import compare_on_split
 from semsim_metric.models import SemSimModel
+from semsim_metric.training.model_card import write_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "hub" / "fmnist-judged-v1"
@@ -55,19 +54,20 @@ def all_rows_dataset(folder: Path) -> Path:
 def train_all(out: Path, recipe: str, heldout: Path) -> None:
     import datasets
 
-    from semsim_metric.evaluation.heldout import _slug, build_protocol_splits
-    from semsim_metric.training import fit_calibration, pair_distances, train
+    from semsim_metric.evaluation.heldout import build_protocol_splits, run_folder_name
+    from semsim_metric.training.calibration import fit_calibration
+    from semsim_metric.training.run import train
+    from semsim_metric.training.validation import pair_distances
 
     data = all_rows_dataset(out.parent / f"{out.name}-data")
     result = train(data, out, recipe=recipe, write_card=False, pretrain_cache=heldout / "pretrained")
     # calibration: the same recipe trained without the unseen-originals test originals, on those originals
-    selected = heldout / "models" / f"{_slug('unseen-originals')}__{recipe}"
+    selected = heldout / "models" / run_folder_name("unseen-originals", recipe)
     if not (selected / "model.safetensors").is_file():
         raise SystemExit(f"{selected} is missing: run the held-out evaluation with --recipe {recipe} first.")
     dsd = load_folder_or_hub(str(DATASET))
     raw = datasets.concatenate_datasets(list(dsd.values()))
-    rows = list(raw.cast_column("original", datasets.Image(decode=False)).cast_column(
-        "reconstruction", datasets.Image(decode=False)))
+    rows = list(undecoded(raw))
     splits, ev = build_protocol_splits(rows, "unseen-originals", seed=0)
     ids = {r["reconstruction_id"] for r in splits[ev]}
     held = raw.filter(lambda r: r["reconstruction_id"] in ids)

@@ -1,6 +1,6 @@
 """Evaluate the default model's recipe on the default dataset; publish into docs/ and the model card.
 
-    python scripts/publish_results.py --model runs/heldout-v2/models/unseen_originals__semantic [--bootstrap 1000]
+    python scripts/publish_results.py --model runs/heldout-v3/models/unseen_originals__semantic [--bootstrap 1000]
 
 Writes docs/results.md (+ plots under docs/results/) and the "Full evaluation" section of the card of
 ``--card`` (default: hub/semsim-resnet18-fmnist-judged), from one run of the evaluation protocol

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate a dataset folder (or --table CSV), or run --heldout experiments."""
-    from ..evaluation.report import write_report
+    from ..evaluation.writer import write_report
 
     if args.heldout:
         from ..evaluation.heldout import run_heldout

@@ -3,8 +3,8 @@ triplets and pair scoring. Needs the ``[data]`` extra (``datasets``); names are 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_exports
+
 
 _PUBLIC = {
     "convert_manifest": ".convert", "convert_official_labels": ".convert", "convert_official_training": ".convert",
@@ -24,13 +24,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(import_module(_PUBLIC[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'semsim_metric.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())

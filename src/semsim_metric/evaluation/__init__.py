@@ -4,8 +4,8 @@ Needs the ``[eval]`` extra. Names are imported lazily."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_exports
+
 
 _PUBLIC = {
     "BASELINES": ".baselines", "MetricSpec": ".baselines", "leakage_score": ".baselines",
@@ -13,7 +13,7 @@ _PUBLIC = {
     "pair_metric_values": ".protocol", "group_keys": ".protocol",
     "image_level": ".statistics", "model_level": ".statistics", "contradiction_rate": ".statistics",
     "best_threshold_accuracy": ".statistics", "cluster_bootstrap": ".statistics",
-    "EvaluationReport": ".report", "write_report": ".report",
+    "EvaluationReport": ".report", "write_report": ".writer",
     "plot_model_level": ".plots", "plot_roc": ".plots",
     "run_heldout": ".heldout", "build_protocol_splits": ".heldout", "summary_table": ".heldout",
 }
@@ -21,13 +21,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(import_module(_PUBLIC[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'semsim_metric.evaluation' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())

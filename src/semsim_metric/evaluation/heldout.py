@@ -30,7 +30,8 @@ from ..functional import freeze
 from ..models import SemSimModel
 from ..training.run import train
 from .protocol import evaluate_dataset
-from .report import EvaluationReport, write_report
+from .report import EvaluationReport
+from .writer import write_report
 
 __all__ = ["HeldoutResult", "build_protocol_splits", "run_heldout", "run_folder_name", "slug", "summary_table"]
 

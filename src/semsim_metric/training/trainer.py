@@ -87,11 +87,14 @@ def run_stage(
     logging_steps: int = 10,
     dataloader_workers: int = 0,
     progress: bool = True,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``stage`` with ``transformers.Trainer``; returns a JSON-serialisable summary.
 
     Checkpoints go to ``output_dir/checkpoints/<stage.name>``; ``resume=True`` continues from the last one
-    (or skips a stage that already finished), a path resumes from that checkpoint.
+    (or skips a stage that already finished), a path resumes from that checkpoint. ``callbacks`` are extra
+    ``transformers.TrainerCallback`` objects (logging, early stop, ...); a stage stopped before
+    ``max_steps`` is not marked finished, so ``resume=True`` continues it.
     """
     from safetensors.torch import load_file, save_file
     from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -153,7 +156,7 @@ def run_stage(
     )
     trainer = StageTrainer(model=stage.objective, args=args, train_dataset=dataset,
                            eval_dataset=[0] if evaluate is not None else None, data_collator=stage.collator,
-                           optimizers=(optimizer, scheduler), callbacks=[_Epochs()])
+                           optimizers=(optimizer, scheduler), callbacks=[_Epochs(), *(callbacks or [])])
     resume_arg: bool | str | None = None
     if resume:
         has_ckpt = ckpt_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt_dir.iterdir())
@@ -165,7 +168,8 @@ def run_stage(
             "optimiser": asdict(stage.optimiser), "batch_size": stage.batch_size,
             "train_loss": float(output.training_loss), "final_loss": float(losses[-1]) if losses else math.nan,
             "seconds": time.perf_counter() - start, "plan": plan, **stage.info}
-    if trainer.is_world_process_zero():
+    info["finished"] = trainer.state.global_step >= stage.max_steps
+    if trainer.is_world_process_zero() and info["finished"]:
         done_dir.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in stage.objective.state_dict().items()}
         tmp = done_dir / "objective.safetensors.tmp"

@@ -1,0 +1,191 @@
+"""The package's shape: one direction of dependencies, no import cycles, a light and fast start.
+
+Layers, lowest first (each may import only from itself and the layers below it):
+
+    core        _deps, preprocessing, image_io, pairing, hub, models/, functional, metric, loss
+    data        data/
+    api         semsim_metric/__init__.py (the public names, imported lazily; load_annotations is data's)
+    generate    generate/      (generate and training are siblings: neither imports the other)
+    training    training/
+    evaluation  evaluation/
+    cli         cli/
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "semsim_metric"
+RANK = {"core": 0, "data": 1, "api": 2, "generate": 3, "training": 3, "evaluation": 4, "cli": 5}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def layer(module: str) -> str:
+    if module == "semsim_metric":
+        return "api"
+    second = module.split(".")[1]
+    return second if second in ("data", "generate", "training", "evaluation", "cli") else "core"
+
+
+def _resolve(current: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = current.split(".") if is_package else current.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def project_imports() -> dict[str, set[str]]:
+    """Module -> the project modules it imports anywhere in its file (also inside functions)."""
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(mod, path.name == "__init__.py", node)
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            else:
+                continue
+            for name in names:
+                while name and name not in files and "." in name:
+                    name = name.rsplit(".", 1)[0]
+                if name in files and name != mod:
+                    targets.add(name)
+        graph[mod] = targets
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_the_import_graph_sees_imports_inside_functions():
+    graph = project_imports()
+    assert "semsim_metric.training.stages.classes" in graph["semsim_metric.training.run"]  # a function-level import
+    assert "semsim_metric.hub" in graph["semsim_metric.models.modeling_semsim"]
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(project_imports())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_imports_follow_the_layers():
+    wrong = []
+    for mod, targets in project_imports().items():
+        for target in targets:
+            a, b = layer(mod), layer(target)
+            if a != b and RANK[b] >= RANK[a]:
+                wrong.append(f"{mod} ({a}) imports {target} ({b})")
+    assert not wrong, "imports against the layer direction:\n" + "\n".join(sorted(wrong))
+
+
+def test_a_cycle_is_detected():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print('MODULES:', *sorted(sys.modules))"],
+                         capture_output=True, text=True, check=True, cwd=SRC.parent)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("MODULES:"))
+    return set(line.split()[1:])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["generate", "--help"],
+                                  ["score", "--help"], ["convert", "--help"], ["votes", "import", "--help"]])
+def test_help_imports_neither_torch_nor_transformers(argv):
+    loaded = _modules_after(
+        "from semsim_metric.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass" % (argv,))
+    assert "torch" not in loaded and "transformers" not in loaded
+
+
+def test_importing_the_package_loads_no_training_evaluation_or_generation():
+    loaded = _modules_after("import semsim_metric\nsemsim_metric.SemSim, semsim_metric.semsim, semsim_metric.SemSimModel")
+    heavy = {m for m in loaded if m.startswith(("semsim_metric.training", "semsim_metric.evaluation",
+                                                "semsim_metric.generate", "semsim_metric.data", "semsim_metric.cli"))}
+    assert not heavy, heavy
+    assert not {"datasets", "sklearn", "piq"} & loaded  # (scipy, matplotlib, accelerate: imported by transformers/torchmetrics themselves when installed)
+
+
+def test_public_api_is_unchanged():
+    import semsim_metric
+
+    for name in ("SemSim", "SemSimLoss", "semsim", "SemSimConfig", "SemSimModel", "load_annotations"):
+        assert callable(getattr(semsim_metric, name)), name
+
+
+STDLIB = set(sys.stdlib_module_names)
+#: import name -> distribution name, where they differ
+DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub"}
+
+
+def _declared() -> set[str]:
+    import re
+    import tomllib
+
+    meta = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]
+    reqs = list(meta["dependencies"]) + [r for extra in meta["optional-dependencies"].values() for r in extra]
+    return {re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower() for r in reqs}
+
+
+def test_every_imported_package_is_declared():
+    imported: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+            elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "require" and node.args
+                  and isinstance(node.args[0], ast.Constant)):
+                imported.add(node.args[0].value.split(".")[0])  # optional imports through _deps.require()
+    third_party = {m for m in imported - STDLIB if m not in ("semsim_metric", "__future__")}
+    missing = {DIST.get(m, m) for m in third_party} - _declared()
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
+
+
+def test_a_missing_extra_names_the_pip_install(monkeypatch):
+    from semsim_metric._deps import MissingExtraError, require
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # makes `import sklearn` fail as if not installed
+    with pytest.raises(MissingExtraError, match=r'pip install "semsim-metric\[train\]"'):
+        require("sklearn.metrics", "ROC-AUC")
+    from semsim_metric.training.calibration import fit_calibration
+
+    with pytest.raises(ModuleNotFoundError, match="scikit-learn"):
+        fit_calibration([0.1, 0.9], [1, 0], fitted_on="x")

@@ -1,0 +1,141 @@
+"""Every training stage runs through the one Trainer: resume equals an uninterrupted run, and a stage
+runs under torchrun with 2 gloo processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from semsim_metric import SemSimConfig, SemSimModel
+from semsim_metric.data.loading import load_folder_or_hub
+from semsim_metric.training.stages.classes import PretrainSettings, pretrain_backbone
+from semsim_metric.training.stages.votes import VoteTuningSettings, tune_on_votes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class StopAt(TrainerCallback):
+    """Stops training after ``step`` optimiser steps, as an interruption would (after a checkpoint)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+        if state.global_step >= self.step:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+@pytest.fixture(scope="module")
+def class_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classes")
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir()
+        for i in range(40):
+            img = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+            Image.fromarray(img, mode="L").save(root / name / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    train = load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1"))["train"]
+    ids = sorted(set(train["original_id"]))[:4]
+    return train.filter(lambda r: r["original_id"] in ids)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+@pytest.mark.slow
+def test_class_stage_resumes_to_the_uninterrupted_result(class_folder, tmp_path):
+    settings = PretrainSettings(source=str(class_folder), epochs=3, batch_size=8, learning_rate=0.05, holdout=8,
+                                noise=0.3, seed=3)
+    full = SemSimModel(SemSimConfig(base_width=2))
+    start = {k: v.clone() for k, v in full.state_dict().items()}
+    pretrain_backbone(full, settings, progress=False, output_dir=tmp_path / "full")
+    part = SemSimModel(SemSimConfig(base_width=2))
+    part.load_state_dict(start)
+    pretrain_backbone(part, settings, progress=False, output_dir=tmp_path / "part", callbacks=[StopAt(13)])
+    assert not (tmp_path / "part" / "stages" / "classes").exists()  # stopped early: not marked finished
+    assert not _same(part.state_dict(), full.state_dict())
+    resumed = SemSimModel(SemSimConfig(base_width=2))
+    resumed.load_state_dict(start)
+    pretrain_backbone(resumed, settings, progress=False, output_dir=tmp_path / "part", resume=True)
+    assert _same(resumed.state_dict(), full.state_dict())
+    info = json.loads((tmp_path / "part" / "stages" / "classes" / "info.json").read_text())
+    assert info["finished"] and info["steps"] == info["plan"]["max_steps"]
+
+
+@pytest.mark.slow
+def test_vote_stage_resumes_to_the_uninterrupted_result(small_split, tmp_path):
+    settings = VoteTuningSettings(epochs=3, batch_size=8, learning_rate=0.05, noise=0.2, seed=2)
+    torch.manual_seed(0)
+    start = SemSimModel(SemSimConfig(base_width=2)).state_dict()
+    models = {}
+    for name, extra in (("full", {}), ("part", {"callbacks": [StopAt(5)]}), ("part2", {"resume": True})):
+        m = SemSimModel(SemSimConfig(base_width=2))
+        m.load_state_dict(start)
+        folder = tmp_path / ("part" if name.startswith("part") else name)
+        tune_on_votes(m, small_split, settings, progress=False, output_dir=folder, **extra)
+        models[name] = {k: v.clone() for k, v in m.state_dict().items()}
+    assert not _same(models["part"], models["full"])
+    assert _same(models["part2"], models["full"])
+
+
+WORKER = """
+import json, sys, torch
+from semsim_metric import SemSimConfig, SemSimModel
+from semsim_metric.data.loading import load_folder_or_hub
+from semsim_metric.training.stages.votes import VoteTuningSettings, tune_on_votes
+import torch.distributed as dist
+train = load_folder_or_hub(sys.argv[1])["train"]
+ids = sorted(set(train["original_id"]))[:4]
+split = train.filter(lambda r: r["original_id"] in ids)
+torch.manual_seed(0)
+model = SemSimModel(SemSimConfig(base_width=2))
+info, _ = tune_on_votes(model, split, VoteTuningSettings(epochs=2, batch_size=8, seed=1), progress=False,
+                        output_dir=sys.argv[2])
+rank = dist.get_rank()
+weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+json.dump({"rank": rank, "world": dist.get_world_size(), "steps": info["steps"], "loss": info["final_loss"],
+           "checksum": float(weights.double().sum())}, open(f"{sys.argv[2]}/rank{rank}.json", "w"))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_a_stage_runs_under_torchrun_with_two_gloo_processes(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(port), str(script), str(ROOT / "hub" / "fmnist-judged-v1"), str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    # 48 rows, global batch 8 (4 per process) -> 6 steps per epoch, 2 epochs
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 12
+    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-6)  # DDP keeps the replicas equal
+    assert np.isfinite(ranks[0]["loss"])
+    assert (out / "stages" / "votes" / "objective.safetensors").is_file()  # written by rank 0 only, once
+    load_file(out / "stages" / "votes" / "objective.safetensors")
