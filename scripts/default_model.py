@@ -31,6 +31,12 @@ from semsim_metric.training.model_card import write_model_card
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "hub" / "fmnist-judged-v1"
 DEFAULT_NAME = "semsim-resnet18-fmnist-judged"
+#: why held-out targets can be missed on this data (quoted in the card when they are)
+LIMITS = ("What limits it: a few hundred training originals of one image domain (CPU-only training: width 16, no "
+          "larger backbone tried); labels from five model judges, not people, whose disagreement is label noise no "
+          "metric can explain (kappa in the dataset READMEs); held-out victim architectures whose reconstructions are "
+          "rarely recognised and look unlike those left for training; and model-level Kendall computed over only the "
+          "few settings of a split, where one swapped pair moves Kendall by a large step.")
 
 
 def results(folder: Path) -> dict[str, dict[str, float]]:
@@ -79,7 +85,8 @@ def train_all(out: Path, recipe: str, heldout: Path) -> None:
                   f"originals) on the unseen-originals test rows of {DATASET.name} (annotator_kind: model-judge)")
     model.save_pretrained(out)
     info = json.loads((out / "training_info.json").read_text())
-    info["trained_on"] = "every row of hub/fmnist-judged-v1 (train + validation + test splits, 400 originals)"
+    n_originals = len(set(raw["original_id"]))
+    info["trained_on"] = (f"every row of hub/{DATASET.name} (train + validation + test splits, {n_originals} originals)")
     (out / "training_info.json").write_text(json.dumps(info, indent=2))
     print(f"trained on all originals in {result.train_seconds:.0f} s -> {out}; calibration {model.config.calibration}")
 
@@ -93,18 +100,24 @@ def heldout_note(heldout: Path, recipe: str) -> str:
               for rep in json.loads((heldout / "report.json").read_text())}
     for s in mine:
         s.setdefault("groups", groups.get(s["protocol"], "the held-out"))
-    missed = [s for s in mine if s["semsim_auc"] < s["ssim_auc"] + 0.05 or s["semsim_kendall"] < s["ssim_kendall"]]
+    def misses(s: dict) -> bool:
+        auc_short = not s["semsim_auc"] >= s["ssim_auc"] + 0.05
+        kendall_short = s.get("semsim_kendall") is not None and s.get("ssim_kendall") is not None and \
+            s["semsim_kendall"] < s["ssim_kendall"]
+        return auc_short or kendall_short
+
+    def num(v: object) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    missed = [s for s in mine if misses(s)]
     verdict = "The target (ROC-AUC >= SSIM + 0.05 and Kendall >= SSIM's on every held-out split) is met." if not missed else (
         "**The target (ROC-AUC >= SSIM + 0.05 and Kendall >= SSIM's on every held-out split) is not met** on "
-        + "; ".join(f"{s['protocol']} (ROC-AUC {s['semsim_auc']:.3f} vs SSIM {s['ssim_auc']:.3f}, Kendall "
-                    f"{s['semsim_kendall']:.3f} vs {s['ssim_kendall']:.3f} over {s.get('groups', 'the held-out')} settings)"
-                    for s in missed)
-        + ". What limits it: 280 training originals (CPU-only training: width 16, no larger backbone tried); labels from "
-          "five model judges whose pairwise kappa is 0.835-0.879 (dataset README), so part of the disagreement is label noise no metric "
-          "can explain; `conv_relu` reconstructions are rarely recognised and look unlike the `lenet_sigmoid` ones "
-          "that remain for training when that architecture is held out, and its model-level Kendall is computed over "
-          "only its few victim settings, where one swapped pair moves Kendall by a large step. "
-        + f"SemSim has the highest ROC-AUC of all metrics on {sum(s['semsim_auc'] > s['best_baseline_auc'] for s in mine)} "
+        + "; ".join(f"{s['protocol']} (ROC-AUC {num(s['semsim_auc'])} vs SSIM {num(s['ssim_auc'])}, Kendall "
+                    f"{num(s.get('semsim_kendall'))} vs {num(s.get('ssim_kendall'))} over {s.get('groups', 'the held-out')} "
+                    "settings)" for s in missed)
+        + ". " + LIMITS
+        + f" SemSim has the highest ROC-AUC of all metrics on "
+          f"{sum(s['best_baseline_auc'] is not None and s['semsim_auc'] > s['best_baseline_auc'] for s in mine)} "
           f"of the {len(mine)} held-out splits.")
     return ("**Held-out evaluation** (model selection; each row is a model of this recipe trained *without* the "
             "held-out rows, evaluated beside every baseline in one run; the ablations are in docs/heldout.md):\n\n"
@@ -120,7 +133,7 @@ def heldout_tables(heldout: Path, recipe: str) -> str:
     parts = []
     for rep in json.loads((heldout / "report.json").read_text()):
         names = [n for n in rep["image_level"] if not n.startswith("SemSim") or n == f"SemSim[{recipe}]"]
-        names.sort(key=lambda n: -rep["image_level"][n]["roc_auc"])
+        names.sort(key=lambda n: -(rep["image_level"][n]["roc_auc"] if rep["image_level"][n]["roc_auc"] == rep["image_level"][n]["roc_auc"] else -1))
         lines = [f"*{rep['title']}* (model level over {len(rep['per_group'])} settings: victim x attack x iterations)", "",
                  "| metric | ROC-AUC [95% CI] | Kendall [95% CI] | Spearman [95% CI] |", "|---|---|---|---|"]
         for n in names:
@@ -140,7 +153,7 @@ def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path |
     model = SemSimModel.from_pretrained(run)
     model.save_pretrained(target, dtype=torch.float16)
     info = json.loads((run / "training_info.json").read_text())
-    info["dataset"] = "hub/fmnist-judged-v1"
+    info["dataset"] = f"hub/{DATASET.name}"
     if compare_with is not None:
         mine, other = results(run), results(compare_with)
         info["notes"] = [
@@ -153,13 +166,26 @@ def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path |
                          "This model was trained on **every** original of the dataset after model selection, so the "
                          "dataset's validation/test splits are training data for it: judge it by the held-out table "
                          "above, not by in-sample numbers."]
+    from semsim_metric.evaluation.sanity import TARGETS, run_sanity, sanity_table
+
+    sanity = run_sanity(model)
+    met = [r.domain for r in sanity if r.passed]
+    info.setdefault("notes", []).append(
+        "**Sanity in three image domains** (`python -m semsim_metric.evaluation.sanity --model <folder>`; originals never "
+        "used in training, each scored at its own size; share of pairs that pass, target in the header):\n\n"
+        + sanity_table(sanity) + "\n\n"
+        + (f"All checks are met in every domain." if len(met) == len(sanity) else
+           f"All checks are met in: {', '.join(met) or 'no domain'}; not met in: "
+           f"{', '.join(r.domain for r in sanity if not r.passed)} (targets: {TARGETS}).")
+        + " The calibration behind `p_recognised` was fitted on Fashion-MNIST judgements by model judges, so outside "
+          "Fashion-MNIST only the ordering is meaningful, and the model warns (`OutOfDomainWarning`).")
     (target / "training_info.json").write_text(json.dumps(info, indent=2))
     splits = load_folder_or_hub(str(DATASET))
     if info.get("trained_on", "").startswith("every row"):
         import datasets
 
         splits = {"train (all splits)": datasets.concatenate_datasets(list(splits.values()))}
-    write_model_card(target, dataset="hub/fmnist-judged-v1", training_info=info, splits=splits)
+    write_model_card(target, dataset=f"hub/{DATASET.name}", training_info=info, splits=splits)
     (target / "results.json").write_text(json.dumps(results(target), indent=2))
     print(f"shipped {run} -> {target}")
 
@@ -191,6 +217,8 @@ def check(name: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=DATASET,
+                        help=f"the judged dataset folder (default {DATASET.relative_to(ROOT)})")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("ship")
     p.add_argument("run", type=Path)
@@ -210,6 +238,8 @@ def main() -> int:
     r.add_argument("--heldout", type=Path, default=ROOT / "runs" / "heldout-v2",
                    help="held-out run for models trained on every original (calibration)")
     args = parser.parse_args()
+    global DATASET
+    DATASET = args.dataset.resolve()
     if args.cmd == "ship":
         ship(args.run, args.name, args.compare_with, args.heldout)
         if not args.no_bundle:

@@ -150,7 +150,7 @@ def test_public_api_is_unchanged():
 
 STDLIB = set(sys.stdlib_module_names)
 #: import name -> distribution name, where they differ
-DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub"}
+DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "huggingface_hub": "huggingface-hub"}
 
 
 def _declared() -> set[str]:
@@ -182,7 +182,8 @@ def test_every_imported_package_is_declared():
 def test_a_missing_extra_names_the_pip_install(monkeypatch):
     from semsim_metric._deps import MissingExtraError, require
 
-    monkeypatch.setitem(sys.modules, "sklearn", None)  # makes `import sklearn` fail as if not installed
+    for name in ("sklearn", "sklearn.metrics", "sklearn.linear_model"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes the import fail as if not installed
     with pytest.raises(MissingExtraError, match=r'pip install "semsim-metric\[train\]"'):
         require("sklearn.metrics", "ROC-AUC")
     from semsim_metric.training.calibration import fit_calibration

@@ -58,3 +58,34 @@ def test_vote_tuning_learns_what_the_annotators_answered(small_split):
     always_most_common = majority.bincount().max().item() / len(majority)
     accuracy = (predicted == majority).float().mean().item()
     assert accuracy > always_most_common + 0.15, (accuracy, always_most_common)  # it learned the answers
+
+
+@pytest.mark.slow
+def test_anchor_loss_pushes_noise_away_and_mild_copies_close(small_split):
+    from semsim_metric.data.anchors import AnchorPool, anchor_pair
+    from semsim_metric.preprocessing import stack_at_model_size, to_model_input
+
+    def anchor_distances(model):
+        pool = AnchorPool.default(seed=99, fashion_mnist=50, photo_crops=50, synthetic=50)
+        pairs = [anchor_pair(pool, s) for s in range(120)]
+        cfg = model.config
+        prep = [to_model_input(stack_at_model_size(list(side), data_range=1.0, image_size=32), data_range=1.0,
+                               image_size=32, mean=cfg.image_mean, std=cfg.image_std)
+                for side in ([p[0] for p in pairs], [p[1] for p in pairs])]
+        with torch.no_grad():
+            d = model.eval().distance(*prep)
+        t = torch.tensor([p[2] for p in pairs]).bool()
+        return float(d[~t].mean() - d[t].mean())
+
+    torch.manual_seed(0)
+    start = SemSimModel(SemSimConfig(base_width=4, embedding="spatial")).state_dict()
+    gaps = {}
+    for weight in (0.0, 2.0):
+        model = SemSimModel(SemSimConfig(base_width=4, embedding="spatial"))
+        model.load_state_dict(start)
+        info, _ = tune_on_votes(model, small_split, VoteTuningSettings(epochs=6, batch_size=16, learning_rate=0.05,
+                                                                       anchor_weight=weight, seed=0), progress=False)
+        gaps[weight] = anchor_distances(model)
+    assert info["anchor_pool"] == {"fashion-mnist": 4000, "photos": 2000, "synthetic": 2000}
+    # with anchors, unrelated images end up much farther than mild copies than without
+    assert gaps[2.0] > gaps[0.0] + 0.1, gaps

@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "eval"),
     "piq": ("piq", "eval"),
     "torchvision": ("torchvision", "eval"),
+    "skimage": ("scikit-image", "train"),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .domain import check_domain as _check_domain
 from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
 from .models import SemSimModel
 from .preprocessing import check_data_range, check_image_pair, to_model_input
@@ -116,11 +117,13 @@ def _semsim_update(
     data_range: float = 1.0,
     output: Output = "distance",
     validate_args: bool = True,
+    check_domain: bool = True,
 ) -> Tensor:
     """Per-pair scores ``(N,)`` for reconstructions ``preds`` and originals ``target``.
 
     Inputs go through the input gate (validation, resize, normalisation) and are moved to the
-    model's device only if the model lives elsewhere - never the other way round.
+    model's device only if the model lives elsewhere - never the other way round. With ``check_domain``
+    the originals are compared with the model's training domain (:mod:`semsim_metric.domain`).
     """
     device = next(model.parameters()).device
     if isinstance(preds, Tensor) and preds.device != device:
@@ -133,7 +136,10 @@ def _semsim_update(
     dtype = _model_dtype(model)
     kwargs = dict(data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
                   dtype=dtype)
-    distance = model.distance(to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
+    emb_preds, emb_target = model.embed_pair(to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
+    distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
+    if check_domain:
+        _check_domain(cfg, target, emb_target)
     if output == "probability":
         return model.probability(distance.float())
     return distance
@@ -160,6 +166,7 @@ def semsim(
     reduction: Reduction = "mean",
     output: Output = "distance",
     validate_args: bool = True,
+    check_domain: bool = True,
 ) -> Tensor:
     """SemSim between reconstructions and their originals.
 
@@ -178,6 +185,8 @@ def semsim(
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one score per pair).
         output: ``"distance"`` (default) or ``"probability"`` (needs a calibrated model).
         validate_args: scan pixel values for range and NaN/Inf (synchronises the GPU).
+        check_domain: warn once (:class:`~semsim_metric.domain.OutOfDomainWarning`) when the originals fall
+            far outside what the model was trained on.
 
     Example:
         >>> import torch
@@ -198,5 +207,5 @@ def semsim(
     if net.training:
         raise ValueError("The SemSim model is in training mode; call model.eval() before scoring.")
     scores = _semsim_update(preds, target, net, data_range=data_range, output=output,
-                            validate_args=validate_args)
+                            validate_args=validate_args, check_domain=check_domain)
     return _semsim_compute(scores, reduction=reduction)

@@ -25,6 +25,8 @@ class SemSimLoss(_Loss):
         revision: Hub revision when ``model`` is a Hub id.
         data_range: maximum pixel value of the inputs (1.0 or 255).
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        check_domain: warn once (:class:`~semsim_metric.domain.OutOfDomainWarning`) when the targets fall
+            far outside what the model was trained on.
 
     Example:
         >>> import torch
@@ -44,8 +46,10 @@ class SemSimLoss(_Loss):
         revision: str | None = None,
         data_range: float = 1.0,
         reduction: Reduction = "mean",
+        check_domain: bool = True,
     ) -> None:
         super().__init__(reduction=check_reduction(reduction))
+        self.check_domain = bool(check_domain)
         self.data_range = check_data_range(data_range)
         self.model: SemSimModel = frozen_copy(model, revision)
 
@@ -57,5 +61,5 @@ class SemSimLoss(_Loss):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """SemSim distance of ``x`` (e.g. a reconstruction) from ``y`` (e.g. the original)."""
-        scores = _semsim_update(x, y, self.model, data_range=self.data_range)
+        scores = _semsim_update(x, y, self.model, data_range=self.data_range, check_domain=self.check_domain)
         return _semsim_compute(scores, reduction=self.reduction)  # type: ignore[arg-type]

@@ -46,6 +46,8 @@ class SemSim(Metric):
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
         output: ``"distance"`` | ``"probability"``.
         validate_args: scan pixel values (range, NaN/Inf) on every update.
+        check_domain: warn once (:class:`~semsim_metric.domain.OutOfDomainWarning`) when the originals fall
+            far outside what the model was trained on.
         kwargs: passed to :class:`torchmetrics.Metric` (``sync_on_compute``, ``dist_sync_fn``, ...).
 
     Example:
@@ -79,12 +81,14 @@ class SemSim(Metric):
         reduction: Reduction = "mean",
         output: Output = "distance",
         validate_args: bool = True,
+        check_domain: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.reduction = check_reduction(reduction)
         self.data_range = check_data_range(data_range)
         self.validate_args = bool(validate_args)
+        self.check_domain = bool(check_domain)
         net = frozen_copy(model, revision)
         self.output = check_output(output, net)
         # A plain attribute holding a tuple: nn.Module does not register it, so the network stays out of
@@ -104,7 +108,7 @@ class SemSim(Metric):
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add a batch of reconstructions (``preds``) and their originals (``target``)."""
         scores = _semsim_update(preds, target, self.net, data_range=self.data_range, output=self.output,
-                                validate_args=self.validate_args)
+                                validate_args=self.validate_args, check_domain=self.check_domain)
         if self.reduction == "none":
             self.scores.append(scores.to(self.dtype))
         else:

@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     h = p.add_argument_group("generalisation (train without some settings, evaluate on them)")
     h.add_argument("--heldout", action="append", default=None,
                    help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
-                        "attack=NAME (repeatable); trains one model per protocol and recipe")
+                        "attack=NAME | defense=NAME | all (every axis of the data); repeatable; trains one model "
+                        "per protocol and recipe")
     h.add_argument("--recipe", action="append", default=None, help="training recipe(s) for --heldout (default cpu)")
     h.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs for --heldout")
     h.add_argument("--base-width", type=int, default=None, help="override the recipe's width for --heldout")

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probability", action="store_true",
                    help="also report the calibrated probability that a person recognises each reconstruction")
     p.add_argument("--quiet", action="store_true", help="print only the mean")
+    p.add_argument("--no-domain-check", action="store_true",
+                   help="do not warn when the originals fall outside what the model was trained on")
     p.set_defaults(func=run)
 
 
@@ -44,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..functional import _semsim_update, get_model
     from ..image_io import load_image
     from ..pairing import pair_folders
+    from ..domain import check_domain
     from ..preprocessing import stack_at_model_size
 
     if args.batch_size < 1:
@@ -92,9 +95,18 @@ def run(args: argparse.Namespace) -> int:
             bar.update(len(chunk))
             if not kept:
                 continue
-            target = stack_at_model_size(origs, data_range=255, image_size=size).to(device)
-            preds = stack_at_model_size(recs, data_range=255, image_size=size).to(device)
-            dist = _semsim_update(preds, target, model, data_range=1.0).float().cpu()
+            if len({tuple(t.shape) for t in origs + recs}) == 1:  # one size: the gate sees the files as they are
+                target, preds, data_range = torch.stack(origs), torch.stack(recs), 255.0
+                gate_checks_domain = not args.no_domain_check
+            else:  # mixed sizes: bring each file to the model's size first (the same conversion, per image)
+                target = stack_at_model_size(origs, data_range=255, image_size=size)
+                preds = stack_at_model_size(recs, data_range=255, image_size=size)
+                data_range, gate_checks_domain = 1.0, False  # channels and sizes are checked per file here
+                if not args.no_domain_check:
+                    for shape in sorted({tuple(t.shape) for t in origs}):
+                        check_domain(model.config, torch.zeros((1, *shape)))
+            dist = _semsim_update(preds.to(device), target.to(device), model, data_range=data_range,
+                                  check_domain=gate_checks_domain).float().cpu()
             prob = model.probability(dist).tolist() if want_prob else [None] * len(kept)
             for (o_p, r_p), d, pr in zip(kept, dist.tolist(), prob):
                 rows.append((str(o_p), str(r_p), d, pr))

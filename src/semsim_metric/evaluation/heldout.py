@@ -4,7 +4,9 @@ A protocol names what is held out:
 
 * ``unseen-originals`` - the plain split by original (test originals, every setting);
 * ``victim_arch=<arch>`` / ``victim=<name>[+<name>...]`` - every setting of those victims;
-* ``attack=<name>`` - every setting of that attack.
+* ``attack=<name>`` - every setting of that attack;
+* ``defense=<name>`` - every victim trained with that defence (e.g. ``noise:1e-3``, ``prune:70``);
+* ``all`` - every one of these axes the data has (see :func:`expand_protocols`).
 
 For each protocol the dataset's rows are re-split by original (seeded); held-out rows of training and
 validation originals are dropped, held-out rows of test originals form the ``test_victim`` /
@@ -33,7 +35,7 @@ from .protocol import evaluate_dataset
 from .report import EvaluationReport
 from .writer import write_report
 
-__all__ = ["HeldoutResult", "build_protocol_splits", "run_heldout", "run_folder_name", "slug", "summary_table"]
+__all__ = ["HeldoutResult", "build_protocol_splits", "expand_protocols", "run_heldout", "run_folder_name", "slug", "summary_table"]
 
 
 @dataclass
@@ -62,13 +64,37 @@ def build_protocol_splits(rows: list[dict[str, Any]], protocol: str, *, seed: in
         victims = sorted({r["victim"] for r in rows if r["victim_arch"] == value})
     elif key == "victim_train_epochs":
         victims = sorted({r["victim"] for r in rows if str(r["victim_train_epochs"]) == value})
+    elif key == "defense":
+        victims = sorted({r["victim"] for r in rows if r["defense"] == value})
     else:
         raise ValueError(f"unknown protocol {protocol!r}: use unseen-originals, victim=, victim_arch=, "
-                         "victim_train_epochs= or attack=.")
+                         "victim_train_epochs=, defense= or attack= (or 'all').")
     if not victims:
         raise ValueError(f"protocol {protocol!r} selects no rows.")
     splits, _ = split_by_original(rows, fractions=fractions, seed=seed, holdout_victims=victims)
     return splits, "test_victim"
+
+
+def expand_protocols(rows: list[dict[str, Any]], protocols: Sequence[str]) -> list[str]:
+    """Replace ``"all"`` by every axis the data has: unseen originals, each victim architecture, each attack
+    and each training defence (other protocols are kept as given, in order).
+
+    Example:
+        >>> rows = [{"victim_arch": "a", "attack": "x", "defense": "none"}, {"victim_arch": "b", "attack": "x",
+        ...          "defense": "noise:1e-3"}]
+        >>> expand_protocols(rows, ["all"])
+        ['unseen-originals', 'victim_arch=a', 'victim_arch=b', 'attack=x', 'defense=noise:1e-3']
+    """
+    out: list[str] = []
+    for protocol in protocols:
+        if protocol != "all":
+            out.append(protocol)
+            continue
+        out.append("unseen-originals")
+        out += [f"victim_arch={v}" for v in sorted({r["victim_arch"] for r in rows})]
+        out += [f"attack={a}" for a in sorted({r["attack"] for r in rows})]
+        out += [f"defense={d}" for d in sorted({r["defense"] for r in rows} - {"none", ""})]
+    return list(dict.fromkeys(out))
 
 
 def run_heldout(
@@ -88,8 +114,15 @@ def run_heldout(
     dsd = undecoded(load_folder_or_hub(dataset))
     rows = [r for split in dsd.values() for r in split]
     results: list[HeldoutResult] = []
-    for protocol in protocols:
+    skipped: dict[str, str] = {}
+    for protocol in expand_protocols(rows, protocols):
         splits, eval_split = build_protocol_splits(rows, protocol, seed=seed)
+        labels = {bool(r["recognized"]) for r in splits[eval_split]}
+        if len(labels) < 2:
+            skipped[protocol] = (f"all {len(splits[eval_split])} held-out rows are "
+                                 f"{'recognised' if labels == {True} else 'unrecognised'}: no metric can be ranked "
+                                 "against the annotators there (ROC-AUC undefined); no model trained")
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             folder = write_dataset_folder(splits, Path(tmp) / "ds", DatasetCard(title=protocol, summary=protocol))
             eval_ds = load_folder_or_hub(folder, eval_split)
@@ -110,8 +143,10 @@ def run_heldout(
                 results.append(HeldoutResult(protocol, recipe, report, values, y))
     reports = list({id(r.report): r.report for r in results}.values())
     values = {r.report.title: (r.values, r.recognized) for r in results}
-    write_report(reports, out, values=values, intro=_summary(results))
+    intro = _summary(results) + "".join(f"\n\n- **{p} not evaluated**: {why}." for p, why in skipped.items())
+    write_report(reports, out, values=values, intro=intro)
     (out / "heldout_summary.json").write_text(json.dumps(_summary_dict(results), indent=2))
+    (out / "heldout_skipped.json").write_text(json.dumps(skipped, indent=2))
     return results
 
 
@@ -136,7 +171,8 @@ def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:
         name = f"SemSim[{r.recipe}]"
         ssim = r.report.image.get("SSIM", {})
         others = {k: v for k, v in r.report.image.items() if not k.startswith("SemSim")}
-        best = max(others, key=lambda k: others[k]["roc_auc"]) if others else None
+        finite = {k: v for k, v in others.items() if v["roc_auc"] == v["roc_auc"]}
+        best = max(finite, key=lambda k: finite[k]["roc_auc"]) if finite else None
         out.append({"protocol": r.protocol, "recipe": r.recipe, "rows": r.report.n, "groups": len(r.report.per_group),
                     "semsim_auc": r.report.image[name]["roc_auc"], "semsim_auc_ci": r.report.image[name].get("roc_auc_ci"),
                     "ssim_auc": ssim.get("roc_auc"), "ssim_auc_ci": ssim.get("roc_auc_ci"),
@@ -149,16 +185,22 @@ def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:
 
 def summary_table(summary: list[dict[str, Any]]) -> str:
     """The held-out target table (Markdown) from ``heldout_summary.json`` entries."""
-    lines = ["| protocol | recipe | SemSim ROC-AUC [95% CI] | SSIM ROC-AUC | SemSim - SSIM | AUC target met "
-             "| best baseline | SemSim Kendall | SSIM Kendall |", "|---|---|---|---|---|---|---|---|---|"]
+    def num(v: Any) -> str:
+        return "n/a" if v is None or v != v else f"{v:.3f}"
+
+    lines = ["| protocol | recipe | rows | SemSim ROC-AUC [95% CI] | SSIM ROC-AUC | SemSim - SSIM | AUC target met "
+             "| best baseline | settings | SemSim Kendall | SSIM Kendall | Kendall target met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        gap = s["semsim_auc"] - s["ssim_auc"] if s["ssim_auc"] is not None else float("nan")
+        gap = s["semsim_auc"] - s["ssim_auc"] if s.get("ssim_auc") is not None else float("nan")
         ci = s.get("semsim_auc_ci")
-        ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] == ci[0] else ""
         best = f"{s['best_baseline']} {s['best_baseline_auc']:.3f}" if s.get("best_baseline") else "-"
-        lines.append(f"| {s['protocol']} | {s['recipe']} | {s['semsim_auc']:.3f}{ci_text} | {s['ssim_auc']:.3f} | "
-                     f"{gap:+.3f} | {'yes' if gap >= 0.05 else 'no'} | {best} | {s['semsim_kendall']:.3f} | "
-                     f"{s['ssim_kendall']:.3f} |")
+        sk, kk = s.get("semsim_kendall"), s.get("ssim_kendall")
+        k_met = "n/a (< 3 settings)" if sk is None or kk is None else ("yes" if sk >= kk else "no")
+        lines.append(f"| {s['protocol']} | {s['recipe']} | {s.get('rows', '')} | {num(s['semsim_auc'])}{ci_text} | "
+                     f"{num(s['ssim_auc'])} | {gap:+.3f} | {'yes' if gap >= 0.05 else 'no'} | {best} | "
+                     f"{s.get('groups', '')} | {num(sk)} | {num(kk)} | {k_met} |")
     return "\n".join(lines)
 
 

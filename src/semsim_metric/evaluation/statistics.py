@@ -47,12 +47,16 @@ def best_threshold_accuracy(y: np.ndarray, score: np.ndarray) -> float:
 
 def image_level(y: np.ndarray, score: np.ndarray, ids: np.ndarray | None = None, *, n_boot: int = 1000,
                 seed: int = 0) -> dict[str, Any]:
-    """ROC-AUC and best-threshold accuracy of a leakage-oriented score for ``y`` (recognised)."""
+    """ROC-AUC and best-threshold accuracy of a leakage-oriented score for ``y`` (recognised).
+
+    The ROC-AUC is NaN (undefined) when every row has the same label.
+    """
     roc_auc_score = require("sklearn.metrics", "ROC-AUC").roc_auc_score
 
     y = np.asarray(y, dtype=bool)
     score = np.asarray(score, dtype=float)
-    res: dict[str, Any] = {"n": int(len(y)), "roc_auc": float(roc_auc_score(y, score)),
+    both = bool(y.any() and not y.all())
+    res: dict[str, Any] = {"n": int(len(y)), "roc_auc": float(roc_auc_score(y, score)) if both else math.nan,
                            "accuracy": best_threshold_accuracy(y, score)}
     if n_boot and ids is not None:
         aucs = []

@@ -30,6 +30,8 @@ class SemSimConfig(PretrainedConfig):
         calibration: optional logistic calibration ``{"intercept": a, "slope": b, ...}`` mapping a
             distance ``d`` to the probability ``sigmoid(a + b * d)`` that a person (or the annotator
             panel named in ``"fitted_on"``) would recognise the reconstruction.
+        training_domain: what the annotated training originals were (channels, sizes, an embedding
+            summary); inputs far outside it raise an :class:`~semsim_metric.domain.OutOfDomainWarning`.
 
     Example:
         >>> cfg = SemSimConfig(base_width=16)
@@ -49,6 +51,7 @@ class SemSimConfig(PretrainedConfig):
         image_mean: tuple[float, ...] | list[float] = CIFAR100_MEAN,
         image_std: tuple[float, ...] | list[float] = CIFAR100_STD,
         calibration: dict[str, Any] | None = None,
+        training_domain: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if backbone not in ("cifar_resnet18", "transformers"):
@@ -69,6 +72,7 @@ class SemSimConfig(PretrainedConfig):
         self.image_mean = [float(v) for v in image_mean]
         self.image_std = [float(v) for v in image_std]
         self.calibration = dict(calibration) if calibration is not None else None
+        self.training_domain = dict(training_domain) if training_domain is not None else None
         super().__init__(**kwargs)
 
     @property

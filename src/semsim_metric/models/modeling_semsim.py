@@ -87,16 +87,17 @@ class SemSimModel(PreTrainedModel):
         features = self.backbone(pixel_values)
         return F.normalize(features.float(), p=2.0, dim=1, eps=1e-12).to(features.dtype)
 
-    def distance(self, x: Tensor, y: Tensor) -> Tensor:
-        """SemSim distance per pair of model-ready images, in ``[0, 2]`` (lower = more leakage).
-
-        Both batches go through the backbone in one forward pass.
-        """
+    def embed_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Embeddings of two batches of model-ready images of the same shape, in one forward pass."""
         if x.shape != y.shape:
-            raise ValueError(f"distance() needs two batches of the same shape, got {tuple(x.shape)} "
+            raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} "
                              f"and {tuple(y.shape)}.")
-        emb = self.embed(torch.cat([x, y], dim=0))
-        ex, ey = emb.split(x.shape[0], dim=0)
+        ex, ey = self.embed(torch.cat([x, y], dim=0)).split(x.shape[0], dim=0)
+        return ex, ey
+
+    def distance(self, x: Tensor, y: Tensor) -> Tensor:
+        """SemSim distance per pair of model-ready images, in ``[0, 2]`` (lower = more leakage)."""
+        ex, ey = self.embed_pair(x, y)
         return torch.linalg.vector_norm(ex - ey, ord=2, dim=1)
 
     def probability(self, distance: Tensor) -> Tensor:

@@ -44,6 +44,9 @@ class Recipe:
     vote_learning_rate: float = 0.01
     vote_distance_weight: float = 0.0
     vote_noise: float = 0.3
+    #: weight of the label-free anchor loss in stage 2 (mild copies near, noise/constants/other classes far,
+    #: in several image domains; see :mod:`semsim_metric.data.anchors`); 0 = off
+    vote_anchor_weight: float = 0.0
     #: "pooled" (the paper) or "spatial" (flattened last feature map); see SemSimConfig
     embedding: str = "pooled"
     description: str = ""
@@ -64,7 +67,8 @@ class Recipe:
         if self.vote_epochs <= 0:
             return None
         return VoteTuningSettings(epochs=self.vote_epochs, learning_rate=self.vote_learning_rate,
-                                  distance_weight=self.vote_distance_weight, noise=self.vote_noise, seed=self.seed)
+                                  distance_weight=self.vote_distance_weight, noise=self.vote_noise, seed=self.seed,
+                                  anchor_weight=self.vote_anchor_weight)
 
     def milestone_epochs(self) -> list[int]:
         """Epochs at which the triplet stage's learning rate drops."""

@@ -28,6 +28,7 @@ from ..data.loading import check_schema, load_folder_or_hub, undecoded
 from ..data.triplets import TripletDataset
 from ..image_io import decode_image
 from ..models import SemSimConfig, SemSimModel
+from ..preprocessing import to_model_input
 from .calibration import fit_calibration
 from .optim import OptimiserSettings
 from .recipes import Recipe, get_recipe
@@ -75,6 +76,25 @@ def unique_originals(dsd: Any) -> list[torch.Tensor]:
             if oid not in seen:
                 seen[oid] = decode_image(image)
     return list(seen.values())
+
+
+def training_domain(model: SemSimModel, split: Any, *, description: str) -> dict[str, Any]:
+    """The :func:`~semsim_metric.domain.summarise_domain` record of a split's distinct originals."""
+    from ..domain import summarise_domain
+    from ..preprocessing import stack_at_model_size
+
+    originals = unique_originals({"train": split})
+    cfg, device = model.config, next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(originals), 256):
+            x = stack_at_model_size(originals[start:start + 256], data_range=255, image_size=cfg.image_size)
+            x = to_model_input(x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std)
+            chunks.append(model.embed(x.to(device)).float().cpu())
+    model.train(was_training)
+    return summarise_domain(originals, torch.cat(chunks), description=description)
 
 
 def _make_config(rec: Recipe, backbone: str | None) -> SemSimConfig:
@@ -212,6 +232,7 @@ def train(
                 fitted_on=f"validation split of {dataset} (annotator_kind: {', '.join(kinds)})")
     if "test" in dsd:
         result.test = validation_metrics(model, dsd["test"], seed=rec.seed)
+    model.config.training_domain = training_domain(model, dsd["train"], description=f"the annotated originals of {dataset}")
     model.to("cpu").float()
     model.save_pretrained(output_dir, dtype=weights_dtype)
     training_info = {"recipe": dataclasses.asdict(rec), "dataset": str(dataset), "train_loss": result.train_loss,

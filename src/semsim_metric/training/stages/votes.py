@@ -27,11 +27,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ...data.anchors import AnchorPool, anchor_pair
 from ...data.augmentation import Augmentation, item_seeds
 from ...data.loading import undecoded
 from ...image_io import decode_image, stack_images
 from ...models import SemSimModel
-from ...preprocessing import to_model_input
+from ...preprocessing import stack_at_model_size, to_model_input
 from ..losses import global_soft_label_loss, soft_cross_entropy
 from ..optim import OptimiserSettings
 from ..trainer import Stage, run_stage
@@ -51,6 +52,11 @@ class VoteTuningSettings:
         distance_weight: weight of the global soft-label loss on the distance (0 = off).
         noise: largest Gaussian-noise standard deviation of the augmentation (0 = crop/flip only).
         seed: seed of the shuffling, augmentation and new classifier rows.
+        anchor_weight: weight of the label-free anchor loss (0 = off): each row also brings one anchor pair
+            (:mod:`semsim_metric.data.anchors`) whose distance is pushed below ``anchor_centre`` for mild
+            copies and above it for noise, constants and other classes, in several image domains.
+        anchor_centre: distance at which the anchor loss's sigmoid is one half.
+        anchor_temperature: width of that sigmoid.
     """
 
     epochs: int = 4
@@ -60,9 +66,12 @@ class VoteTuningSettings:
     distance_weight: float = 0.0
     noise: float = 0.0
     seed: int = 0
+    anchor_weight: float = 0.0
+    anchor_centre: float = 0.65
+    anchor_temperature: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:
+        if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0 or self.anchor_weight < 0:
             raise ValueError(f"invalid vote-tuning settings: {self}.")
 
     def augmentation(self) -> Augmentation:
@@ -105,8 +114,10 @@ class VoteObjective(nn.Module):
                 self.classifier.weight[: head.out_features] = head.weight
                 self.classifier.bias[: head.out_features] = head.bias
 
-    def forward(self, pixel_values: Tensor, targets: Tensor, share: Tensor, **unused: Any) -> dict[str, Tensor]:
-        """``pixel_values``: reconstructions then their originals (``2B`` images); ``targets``: ``(2B, K + 1)``."""
+    def forward(self, pixel_values: Tensor, targets: Tensor, share: Tensor, anchor_pixel_values: Tensor | None = None,
+                anchor_targets: Tensor | None = None, **unused: Any) -> dict[str, Tensor]:
+        """``pixel_values``: reconstructions then their originals (``2B`` images); ``targets``: ``(2B, K + 1)``;
+        ``anchor_pixel_values``: anchor images then their partners (``2A``) with ``anchor_targets`` ``(A,)``."""
         bs = share.shape[0]
         ce = soft_cross_entropy(self.classifier(self.model.backbone.pooled(pixel_values)), targets)
         loss = ce[:bs].mean() + self.settings.original_weight * ce[bs:].mean() / self.rows_per_original
@@ -114,14 +125,19 @@ class VoteObjective(nn.Module):
             emb = self.model.embed(pixel_values).float()
             dist = torch.linalg.vector_norm(emb[:bs] - emb[bs:], dim=1)
             loss = loss + self.settings.distance_weight * global_soft_label_loss(dist, share)
+        if self.settings.anchor_weight > 0 and anchor_pixel_values is not None and anchor_targets is not None:
+            a, b = self.model.embed(anchor_pixel_values).float().split(anchor_targets.shape[0])
+            dist = torch.linalg.vector_norm(a - b, dim=1)
+            loss = loss + self.settings.anchor_weight * global_soft_label_loss(
+                dist, anchor_targets, centre=self.settings.anchor_centre, temperature=self.settings.anchor_temperature)
         return {"loss": loss}
 
 
 class _VoteItems(torch.utils.data.Dataset):
     def __init__(self, recon: list[Tensor], orig: list[Tensor], recon_target: Tensor, orig_target: Tensor,
-                 share: Tensor, seed: int) -> None:
+                 share: Tensor, seed: int, anchors: AnchorPool | None = None) -> None:
         self.recon, self.orig, self.recon_target, self.orig_target, self.share = recon, orig, recon_target, orig_target, share
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.anchors = seed, 0, anchors
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -130,9 +146,12 @@ class _VoteItems(torch.utils.data.Dataset):
         return len(self.recon)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        s_rec, s_orig = item_seeds(self.seed, self.epoch, [2 * i, 2 * i + 1])
-        return {"reconstruction": self.recon[i], "original": self.orig[i], "recon_target": self.recon_target[i],
+        s_rec, s_orig, s_anchor = item_seeds(self.seed, self.epoch, [3 * i, 3 * i + 1, 3 * i + 2])
+        item = {"reconstruction": self.recon[i], "original": self.orig[i], "recon_target": self.recon_target[i],
                 "orig_target": self.orig_target[i], "share": self.share[i], "seeds": (s_rec, s_orig)}
+        if self.anchors is not None:
+            item["anchor"] = anchor_pair(self.anchors, s_anchor)
+        return item
 
 
 class _VoteCollator:
@@ -146,7 +165,15 @@ class _VoteCollator:
         x = to_model_input(images, data_range=255, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
                            augment=lambda b: self.augmentation(b, seeds))
         targets = torch.stack([it["recon_target"] for it in items] + [it["orig_target"] for it in items])
-        return {"pixel_values": x, "targets": targets, "share": torch.stack([it["share"] for it in items])}
+        batch = {"pixel_values": x, "targets": targets, "share": torch.stack([it["share"] for it in items])}
+        if "anchor" in items[0]:
+            pairs = [it["anchor"] for it in items]
+            both = stack_at_model_size([p[0] for p in pairs] + [p[1] for p in pairs], data_range=1.0,
+                                       image_size=cfg.image_size)
+            batch["anchor_pixel_values"] = to_model_input(both, data_range=1.0, image_size=cfg.image_size,
+                                                          mean=cfg.image_mean, std=cfg.image_std)
+            batch["anchor_targets"] = torch.tensor([p[2] for p in pairs], dtype=torch.float32)
+        return batch
 
 
 def tune_on_votes(
@@ -205,8 +232,10 @@ def tune_on_votes(
     bs = min(settings.batch_size, n)
     torch.manual_seed(settings.seed)
     objective = VoteObjective(model, n_classes, settings, n / max(1, len(first)), head=head)
+    anchors = AnchorPool.default(seed=settings.seed) if settings.anchor_weight > 0 else None
     stage = Stage(
-        name="votes", objective=objective, dataset=_VoteItems(recon, orig, recon_target, orig_target, share, settings.seed),
+        name="votes", objective=objective,
+        dataset=_VoteItems(recon, orig, recon_target, orig_target, share, settings.seed, anchors),
         collator=_VoteCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="cosine"),
         batch_size=bs, max_steps=settings.epochs * max(1, n // bs), seed=settings.seed, drop_last=True)
@@ -215,5 +244,6 @@ def tune_on_votes(
         info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
     model.eval()
     return {"settings": dataclasses.asdict(settings), "rows": n, "originals": len(first), "classes": n_classes,
+            "anchor_pool": ({d: anchors.domains.count(d) for d in dict.fromkeys(anchors.domains)} if anchors else None),
             "steps": info["steps"], "final_loss": info["final_loss"], "seconds": info["seconds"]}, \
         objective.classifier.cpu().eval()

@@ -1,0 +1,98 @@
+"""What a SemSim model was trained on, and a warning when inputs fall far outside it.
+
+A trained model records ``config.training_domain``: the channel counts and sizes of its annotated
+training originals and a summary of their embeddings (the mean direction and how similar 99% of the
+originals are to it). The metric, the loss, :func:`semsim_metric.semsim` and ``semsim score`` compare
+each batch of originals with it and warn once (:class:`OutOfDomainWarning`), naming what differs, when:
+
+* the originals have a channel count or a size that no training original had, or
+* the median similarity of their embeddings to the training mean is below what 99% of the training
+  originals reach - the images look unlike anything the model learnt from.
+
+Scores are still computed; the calibration (``output="probability"``) is least trustworthy there.
+Silence the check with ``check_domain=False`` (``semsim score --no-domain-check``) or with
+``warnings.filterwarnings("ignore", category=OutOfDomainWarning)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["OutOfDomainWarning", "check_domain", "domain_problems", "summarise_domain"]
+
+_WARNED: set[tuple[int, str]] = set()
+
+
+class OutOfDomainWarning(UserWarning):
+    """Inputs differ from what the SemSim model was trained on (scores may not mean what they say)."""
+
+
+def summarise_domain(images: Sequence[Tensor], embeddings: Tensor, *, description: str = "") -> dict[str, Any]:
+    """The ``training_domain`` record of a model from its training originals.
+
+    Args:
+        images: the originals as ``(C, H, W)`` tensors (their channel counts and sizes are recorded).
+        embeddings: their L2-normalised embeddings ``(N, D)``.
+        description: what the images are (e.g. the dataset name), kept for messages.
+
+    Example:
+        >>> emb = torch.nn.functional.normalize(torch.randn(50, 8) + 3, dim=1)
+        >>> d = summarise_domain([torch.zeros(1, 28, 28)] * 50, emb, description="toy")
+        >>> d["channels"], d["image_sizes"], len(d["embedding_mean"])
+        ([1], [[28, 28]], 8)
+    """
+    emb = embeddings.detach().float().cpu()
+    mean = torch.nn.functional.normalize(emb.mean(0), dim=0)
+    sim = emb @ mean
+    return {"description": description, "n": int(len(images)),
+            "channels": sorted({int(i.shape[0]) for i in images}),
+            "image_sizes": [list(s) for s in sorted({(int(i.shape[1]), int(i.shape[2])) for i in images})],
+            "embedding_mean": [round(float(v), 6) for v in mean],
+            "similarity_q01": float(torch.quantile(sim, 0.01)), "similarity_median": float(sim.median())}
+
+
+def domain_problems(domain: dict[str, Any], originals: Tensor, embeddings: Tensor | None = None) -> list[tuple[str, str]]:
+    """``(kind, message)`` for each way a batch of originals ``(N, C, H, W)`` differs from ``domain``."""
+    problems = []
+    what = domain.get("description") or "its training images"
+    channels = [int(c) for c in domain.get("channels", [])]
+    if channels and int(originals.shape[1]) not in channels:
+        kinds = {1: "greyscale", 3: "colour"}
+        problems.append(("channels", f"the originals are {kinds.get(int(originals.shape[1]), originals.shape[1])} "
+                                     f"but the model was trained on {'/'.join(kinds.get(c, str(c)) for c in channels)} "
+                                     f"images ({what})"))
+    sizes = [tuple(s) for s in domain.get("image_sizes", [])]
+    size = (int(originals.shape[2]), int(originals.shape[3]))
+    if sizes and size not in sizes:
+        problems.append(("size", f"the originals are {size[0]}x{size[1]} but the model was trained on "
+                                 f"{', '.join(f'{h}x{w}' for h, w in sizes)} images ({what})"))
+    if embeddings is not None and domain.get("embedding_mean"):
+        mean = torch.tensor(domain["embedding_mean"], dtype=torch.float32, device=embeddings.device)
+        if mean.numel() == embeddings.shape[1]:
+            median = float((embeddings.detach().float() @ mean).median())
+            if median < domain["similarity_q01"]:
+                problems.append(("content", f"the originals look unlike {what}: the median similarity of their "
+                                            f"embeddings to the training mean is {median:.4f}, while 99% of the "
+                                            f"training originals reach {domain['similarity_q01']:.4f}"))
+    return problems
+
+
+def check_domain(config: Any, originals: Tensor, embeddings: Tensor | None = None) -> None:
+    """Warn once per model and kind of difference (:class:`OutOfDomainWarning`) when ``originals`` fall
+    outside ``config.training_domain``; models without a record are not checked."""
+    domain = getattr(config, "training_domain", None)
+    if not domain:
+        return
+    for kind, message in domain_problems(domain, originals, embeddings):
+        key = (id(config), kind)
+        if key in _WARNED:
+            continue
+        _WARNED.add(key)
+        warnings.warn(f"SemSim inputs outside the training domain: {message}. Scores (and above all "
+                      "output='probability') may not mean what they say here. Silence with check_domain=False.",
+                      OutOfDomainWarning, stacklevel=4)

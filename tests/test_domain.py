@@ -1,0 +1,70 @@
+"""A model records what it was trained on; inputs far outside it raise one OutOfDomainWarning."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from semsim_metric import SemSim, SemSimConfig, SemSimLoss, SemSimModel, semsim
+from semsim_metric.domain import OutOfDomainWarning, domain_problems, summarise_domain
+from semsim_metric.preprocessing import to_model_input
+
+
+def _model_with_domain() -> tuple[SemSimModel, torch.Tensor]:
+    torch.manual_seed(0)
+    model = SemSimModel(SemSimConfig(base_width=4)).eval()
+    cfg = model.config
+    # training originals: dark greyscale 28x28 images with a bright bar
+    originals = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
+    for i in range(64):
+        originals[i, 0, 4 + i % 16: 8 + i % 16, 4:24] = 255
+    with torch.no_grad():
+        emb = model.embed(to_model_input(originals, data_range=255, image_size=32, mean=cfg.image_mean,
+                                         std=cfg.image_std))
+    cfg.training_domain = summarise_domain(list(originals), emb, description="bar images")
+    return model, originals
+
+
+def test_in_domain_inputs_do_not_warn():
+    model, originals = _model_with_domain()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDomainWarning)
+        semsim(originals[:8].float() / 255, originals[:8].float() / 255, model=model)
+
+
+def test_colour_and_size_and_content_differences_are_named():
+    model, _ = _model_with_domain()
+    domain = model.config.training_domain
+    colour = torch.rand(4, 3, 64, 64)
+    kinds = dict(domain_problems(domain, colour))
+    assert "colour" in kinds["channels"] and "greyscale" in kinds["channels"]
+    assert "64x64" in kinds["size"] and "28x28" in kinds["size"]
+    noise = torch.rand(8, 1, 28, 28)
+    cfg = model.config
+    with torch.no_grad():
+        emb = model.embed(to_model_input(noise, data_range=1.0, image_size=32, mean=cfg.image_mean, std=cfg.image_std))
+    assert [k for k, _ in domain_problems(domain, noise, emb)] == ["content"]
+
+
+def test_the_warning_comes_once_and_can_be_silenced():
+    model, _ = _model_with_domain()
+    x = torch.rand(2, 3, 40, 40)
+    with pytest.warns(OutOfDomainWarning, match="colour") as record:
+        semsim(x, x, model=model)
+        semsim(x, x, model=model)
+    assert sum("colour" in str(w.message) for w in record) == 1
+    model2, _ = _model_with_domain()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDomainWarning)
+        semsim(x, x, model=model2, check_domain=False)
+        SemSim(model2, check_domain=False).update(x, x)
+        SemSimLoss(model2, check_domain=False)(x, x)
+
+
+def test_models_without_a_record_are_not_checked():
+    model = SemSimModel(SemSimConfig(base_width=4)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDomainWarning)
+        semsim(torch.rand(2, 3, 50, 50), torch.rand(2, 3, 50, 50), model=model)
