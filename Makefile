@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 .PHONY: score test test-fast docs bench clean-venv
 
 $(STAMP): pyproject.toml
+	test -d /usr/share/datasets/fashion-mnist || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -qq dataset-fashion-mnist) || echo "note: apt-get install dataset-fashion-mnist for stage-1 training and the sanity tests"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1

@@ -216,6 +216,7 @@ def check(name: str) -> int:
 
 
 def main() -> int:
+    global DATASET
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=DATASET,
                         help=f"the judged dataset folder (default {DATASET.relative_to(ROOT)})")
@@ -238,7 +239,6 @@ def main() -> int:
     r.add_argument("--heldout", type=Path, default=ROOT / "runs" / "heldout-v2",
                    help="held-out run for models trained on every original (calibration)")
     args = parser.parse_args()
-    global DATASET
     DATASET = args.dataset.resolve()
     if args.cmd == "ship":
         ship(args.run, args.name, args.compare_with, args.heldout)

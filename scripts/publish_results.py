@@ -4,7 +4,7 @@
 
 Writes docs/results.md (+ plots under docs/results/) and the "Full evaluation" section of the card of
 ``--card`` (default: hub/semsim-resnet18-fmnist-judged), from one run of the evaluation protocol
-(`semsim_metric.evaluation.evaluate_dataset`) on the validation and test splits of hub/fmnist-judged-v1.
+(`semsim_metric.evaluation.evaluate_dataset`) on the validation and test splits of ``--dataset``.
 
 The shipped default model was trained on every original, so it cannot be evaluated on these splits
 without counting its training data; ``--model`` is therefore the same recipe's unseen-originals held-out
@@ -42,7 +42,7 @@ def main() -> None:
     dsd = load_folder_or_hub(str(args.dataset))
     reports, values = [], {}
     for split in ("validation", "test"):
-        rep, vals = evaluate_dataset(dsd[split], {"SemSim": model}, title=f"fmnist-judged-v1 / {split}",
+        rep, vals = evaluate_dataset(dsd[split], {"SemSim": model}, title=f"{args.dataset.name} / {split}",
                                      group_by="victim,attack,attack_iterations", n_boot=args.bootstrap)
         reports.append(rep)
         values[rep.title] = (vals, np.asarray(dsd[split]["recognized"], dtype=bool))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         overrides = {k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None}
         group_by = args.group_by if args.group_by != "victim" else "victim,attack,attack_iterations"
         baselines = args.baselines.split(",") if args.baselines else None
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "command.txt").write_text("semsim " + " ".join(sys.argv[1:]) + "\n")
         try:
             run_heldout(args.dataset, args.heldout, args.recipe or ["cpu"], args.out, group_by=group_by,
                         n_boot=args.bootstrap, baselines=baselines, **overrides)

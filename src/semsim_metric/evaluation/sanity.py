@@ -77,8 +77,9 @@ def domain_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Tensor
 def _score(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> tuple[np.ndarray, np.ndarray]:
     """Distance and probability per pair, each pair at its own size through the public function."""
     dist = []
-    for r, o in zip(recs, origs):
-        dist.append(float(semsim(r[None], o[None], model=model, check_domain=False)))
+    with torch.inference_mode():
+        for r, o in zip(recs, origs):
+            dist.append(float(semsim(r[None], o[None], model=model, check_domain=False)))
     d = torch.tensor(dist)
     p = model.probability(d) if model.config.calibration else torch.full_like(d, float("nan"))
     return d.numpy(), p.numpy()
