@@ -7,7 +7,7 @@
         recompute the card's ROC-AUC table from the bundled weights and compare it with results.json
     python scripts/default_model.py retrain OUT
         retrain with the recipe recorded in hub/<name>/training_info.json (same data, same seed)
-    python scripts/default_model.py train-all OUT --heldout runs/heldout-v3 [--recipe semantic]
+    python scripts/default_model.py train-all OUT --heldout runs/heldout-v4 [--recipe semantic:vote_anchor_weight=1]
         after model selection on the held-out splits: train the recipe on every judged original (all
         splits), calibrate with the same recipe's unseen-originals held-out model (its distances on
         originals it never saw), and write a model folder to ship with `ship OUT --heldout ...`
@@ -29,7 +29,7 @@ from semsim_metric.models import SemSimModel
 from semsim_metric.training.model_card import write_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASET = ROOT / "hub" / "fmnist-judged-v1"
+DATASET = ROOT / "hub" / "fmnist-judged-v2"
 DEFAULT_NAME = "semsim-resnet18-fmnist-judged"
 #: why held-out targets can be missed on this data (quoted in the card when they are)
 LIMITS = ("What limits it: a few hundred training originals of one image domain (CPU-only training: width 16, no "
@@ -236,7 +236,7 @@ def main() -> int:
     r = sub.add_parser("retrain")
     r.add_argument("out", type=Path)
     r.add_argument("--name", default=DEFAULT_NAME)
-    r.add_argument("--heldout", type=Path, default=ROOT / "runs" / "heldout-v2",
+    r.add_argument("--heldout", type=Path, default=ROOT / "runs" / "heldout-v4",
                    help="held-out run for models trained on every original (calibration)")
     args = parser.parse_args()
     DATASET = args.dataset.resolve()

@@ -1,6 +1,6 @@
 """Copy a held-out experiment report (from `semsim evaluate --heldout ... --out DIR`) into the docs.
 
-    python scripts/publish_heldout.py runs/heldout-v3
+    python scripts/publish_heldout.py runs/heldout-v4
 
 Writes docs/heldout.md and its plots under docs/heldout/ (trained models are not copied).
 """
@@ -22,6 +22,11 @@ run, on the same splits. The recipes:
   noise, constants and other classes far, in Fashion-MNIST, photographs and synthetic images; see
   `semsim_metric.data.anchors`): the ablation that decides whether anchors stay.
 
+The shipped default (revision `v4`) uses `semantic:vote_anchor_weight=1`: its mean ROC-AUC over the
+evaluable splits is the higher of the two (listed below), it leads on the splits of the attacks, victims
+and defence that release v1 lacks, and its sanity in photographs and synthetic images is far better
+(the sanity tables below), at a cost within the intervals on the other splits.
+
 Stage 1 ran once per run (it is cached and shared: identical settings, identical excluded originals); its
 time is counted in every model. Ablations of earlier choices (pooled vs spatial embedding, no stage 1,
 no stage 2, the distance loss, a triplet stage afterwards) were run with the code before the
@@ -29,6 +34,22 @@ architecture change (commit 7dd52f7); that change made every augmentation per im
 into `transformers.Trainer`, so their numbers are not quoted here. Rerun them by adding e.g.
 `--recipe semantic:embedding=pooled --recipe semantic:vote_epochs=0` to the command above.
 """
+
+
+def sanity_of_heldout_models(src: Path, recipes: list[str]) -> list[str]:
+    """Sanity table rows (one block per recipe) for the unseen-originals model of each recipe."""
+    from semsim_metric.evaluation.heldout import run_folder_name
+    from semsim_metric.evaluation.sanity import run_sanity, sanity_table
+    from semsim_metric.models import SemSimModel
+
+    lines = []
+    for recipe in recipes:
+        folder = src / "models" / run_folder_name("unseen-originals", recipe)
+        if not (folder / "model.safetensors").is_file():
+            continue
+        table = sanity_table(run_sanity(SemSimModel.from_pretrained(folder).eval())).splitlines()
+        lines += [f"`{recipe}`:", ""] + table + [""]
+    return lines
 
 
 def main() -> None:
@@ -50,6 +71,15 @@ def main() -> None:
                        f"best baseline {rows[0]['best_baseline']} {rows[0]['best_baseline_auc']:.3f})"
                        + ("; then " + ", ".join(f"`{r['recipe']}` {r['semsim_auc']:.3f}" for r in rows[1:])
                           if rows[1:] else ""))
+    recipes = list(dict.fromkeys(s["recipe"] for s in summary))
+    means = {r: sum(s["semsim_auc"] for s in summary if s["recipe"] == r) / sum(s["recipe"] == r for s in summary)
+             for r in recipes}
+    verdict += ["", "Mean SemSim ROC-AUC over the " + str(sum(s["recipe"] == recipes[0] for s in summary))
+                + " evaluable splits: " + ", ".join(f"`{r}` {m:.3f}" for r, m in means.items()) + "."]
+    sanity_rows = sanity_of_heldout_models(src, recipes)
+    if sanity_rows:
+        verdict += ["", "Sanity of each recipe's unseen-originals model (`python -m semsim_metric.evaluation.sanity "
+                    "--model <folder>`, 200 originals per domain never used in training):", ""] + sanity_rows
     text = (src / "report.md").read_text().replace("](", "](heldout/")
     text = text.replace("\n## ", "\n" + "\n".join(verdict) + "\n\n## ", 1)
     command = (src / "command.txt").read_text().strip()  # written by `semsim evaluate --heldout`

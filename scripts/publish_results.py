@@ -1,6 +1,6 @@
 """Evaluate the default model's recipe on the default dataset; publish into docs/ and the model card.
 
-    python scripts/publish_results.py --model runs/heldout-v3/models/unseen_originals__semantic [--bootstrap 1000]
+    python scripts/publish_results.py --model runs/heldout-v4/models/unseen_originals__semantic_vote_anchor_weight_1 [--bootstrap 1000]
 
 Writes docs/results.md (+ plots under docs/results/) and the "Full evaluation" section of the card of
 ``--card`` (default: hub/semsim-resnet18-fmnist-judged), from one run of the evaluation protocol
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="model folder to evaluate (not trained on these splits)")
     parser.add_argument("--card", type=Path, default=ROOT / "hub" / "semsim-resnet18-fmnist-judged",
                         help="model folder whose card gets the Full evaluation section")
-    parser.add_argument("--dataset", type=Path, default=ROOT / "hub" / "fmnist-judged-v1")
+    parser.add_argument("--dataset", type=Path, default=ROOT / "hub" / "fmnist-judged-v2")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
     model = freeze(SemSimModel.from_pretrained(args.model))

@@ -178,3 +178,14 @@ def test_ranks_split_the_shards_and_merge_gives_one_dataset(fmnist_root, tmp_pat
     merge_shards(out)
     rows = [r for split in load_annotations(out).values() for r in split]
     assert len(rows) == 8 and {r["attack"] for r in rows} == {"inverting_gradients", "idlg"}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"augmentation": "policy:spin"}, "unknown augmentation op 'spin'"),
+    ({"defense": "prune:300"}, "prune:<percent 0-100>"),
+    ({"defense": "blur:2"}, "use none, prune"),
+    ({"arch": "vgg"}, "unknown victim architecture"),
+])
+def test_victim_specs_are_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        VictimSpec(**kwargs)

@@ -99,6 +99,21 @@ class VictimSpec:
     learning_rate: float = 1e-3
     batch_size: int = 128
 
+    def __post_init__(self) -> None:
+        if self.arch not in ("lenet_sigmoid", "conv_relu", "resnet20"):
+            raise ValueError(f"unknown victim architecture {self.arch!r}; choose lenet_sigmoid, conv_relu or resnet20.")
+        Augmentation.from_policy(self.augmentation, 32)  # raises ValueError naming an unknown op
+        kind, _, value = self.defense.partition(":")
+        if self.defense != "none":
+            try:
+                amount = float(value)
+            except ValueError:
+                amount = -1.0
+            if kind not in ("prune", "noise") or amount < 0 or (kind == "prune" and amount > 100):
+                raise ValueError(f"defense {self.defense!r}: use none, prune:<percent 0-100> or noise:<sigma >= 0>.")
+        if self.epochs < 0 or self.width < 0 or self.train_images < 1:
+            raise ValueError(f"invalid victim settings: {self}.")
+
     @property
     def name(self) -> str:
         parts = [self.arch + (f"-{self.width}" if self.width else ""), f"e{self.epochs}"]

@@ -25,8 +25,8 @@ class OptimiserSettings:
 
     Example:
         >>> opt, sched = build_optimiser([torch.nn.Parameter(torch.zeros(1))], OptimiserSettings(0.1), 10)
-        >>> [round(g["lr"], 3) for g in opt.param_groups]
-        [0.1]
+        >>> opt.defaults.get("lr"), type(sched).__name__
+        (0.1, 'LambdaLR')
     """
 
     learning_rate: float
