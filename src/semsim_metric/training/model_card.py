@@ -85,7 +85,9 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
         lines[-1:-1] = [
             f"- Stage 2 (vote tuning on the annotators' answers): {vote['rows']} reconstructions of {vote['originals']} "
             f"originals, {vote['classes']} classes + 'cannot recognise', {st['epochs']} epochs, lr {st['learning_rate']}, "
-            f"noise up to {st['noise']}; {vote['seconds']:.0f} s."]
+            f"noise up to {st['noise']}; {vote['seconds']:.0f} s."
+            + (f" With label-free anchors (weight {st['anchor_weight']}: a mild copy of an image near it, noise, a "
+               f"constant image or another class far; pool {vote.get('anchor_pool')})." if st.get("anchor_weight") else "")]
     if training_info.get("init_from"):
         lines[-1:-1] = [f"- Fine-tuned from `{training_info['init_from']}`."]
     if training_info["device"] == "cpu" and rec["name"] != "paper" and rec.get("epochs", 0) > 0:

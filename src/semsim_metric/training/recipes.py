@@ -128,7 +128,8 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
     if bad:
         raise TypeError(f"unknown recipe field(s) {bad}; valid fields: {sorted(fields - {'name'})}.")
     changes = {**from_spec, **{k: v for k, v in overrides.items() if v is not None}}
-    return dataclasses.replace(RECIPES[base], **changes, **({"name": name} if spec else {}))
+    extra = {"name": name, "description": f"{RECIPES[base].description} Variant: {spec}."} if spec else {}
+    return dataclasses.replace(RECIPES[base], **changes, **extra)
 
 
 def _parse_recipe_spec(recipe: Recipe, spec: str) -> dict[str, Any]:
