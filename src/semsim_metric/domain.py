@@ -26,6 +26,7 @@ from torch import Tensor
 __all__ = ["OutOfDomainWarning", "check_domain", "domain_problems", "summarise_domain"]
 
 _WARNED: set[tuple[int, str]] = set()
+_KINDS = ("channels", "size", "content")
 
 
 class OutOfDomainWarning(UserWarning):
@@ -88,6 +89,10 @@ def check_domain(config: Any, originals: Tensor, embeddings: Tensor | None = Non
     domain = getattr(config, "training_domain", None)
     if not domain:
         return
+    if all((id(config), kind) in _WARNED for kind in _KINDS):
+        return  # every kind has been reported for this model: nothing left to compute on the hot path
+    if embeddings is not None and (id(config), "content") in _WARNED:
+        embeddings = None  # the content check reads the embeddings (a GPU sync): only until it has warned
     for kind, message in domain_problems(domain, originals, embeddings):
         key = (id(config), kind)
         if key in _WARNED:

@@ -123,7 +123,8 @@ def _semsim_update(
 
     Inputs go through the input gate (validation, resize, normalisation) and are moved to the
     model's device only if the model lives elsewhere - never the other way round. With ``check_domain``
-    the originals are compared with the model's training domain (:mod:`semsim_metric.domain`).
+    the originals are compared with the model's training domain (:mod:`semsim_metric.domain`): channels and
+    size always, content (their embeddings) only with ``validate_args``, which already reads every value.
     """
     device = next(model.parameters()).device
     if isinstance(preds, Tensor) and preds.device != device:
@@ -138,8 +139,8 @@ def _semsim_update(
                   dtype=dtype)
     emb_preds, emb_target = model.embed_pair(to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
     distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
-    if check_domain:
-        _check_domain(cfg, target, emb_target)
+    if check_domain:  # the content check reads values (a GPU sync), so validate_args=False skips it
+        _check_domain(cfg, target, emb_target if validate_args else None)
     if output == "probability":
         return model.probability(distance.float())
     return distance

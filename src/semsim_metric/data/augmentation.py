@@ -81,6 +81,16 @@ class Augmentation:
         return self == Augmentation(noise_share=self.noise_share)
 
     @classmethod
+    def crop_flip_noise(cls, noise: float, crop_padding: int = 3) -> Augmentation:
+        """Shifted crop + flip + Gaussian noise up to ``noise`` on half of the images (stages 1 and 2).
+
+        Example:
+            >>> Augmentation.crop_flip_noise(0.3).noise
+            0.3
+        """
+        return cls(crop_padding=crop_padding, flip=True, noise=noise)
+
+    @classmethod
     def from_policy(cls, policy: str, image_size: int) -> Augmentation:
         """Victim training settings: ``none`` | ``crop_flip`` | ``policy:<op>+<op>...`` with ops hflip, crop,
         rotate, shear, contrast, brightness (crop pads by ``max(2, image_size // 8)``; rotation and shear up

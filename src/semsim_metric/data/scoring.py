@@ -35,7 +35,8 @@ def iter_pair_batches(ds: Any, batch_size: int = 256) -> Iterator[tuple[Tensor, 
 
 
 def semsim_scorer(model: SemSimModel) -> Scorer:
-    """The SemSim distance of ``model`` as a scorer (inputs moved to the model's device)."""
+    """The SemSim distance of ``model`` as a scorer: float images in ``[0, 1]`` in, distances in ``[0, 2]``
+    out (lower = more leakage); inputs are moved to the model's device."""
     device = next(model.parameters()).device
 
     def score(preds: Tensor, target: Tensor) -> Tensor:

@@ -75,7 +75,7 @@ class PretrainSettings:
 
     def augmentation(self) -> Augmentation:
         """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""
-        return Augmentation(crop_padding=3, flip=True, noise=self.noise)
+        return Augmentation.crop_flip_noise(self.noise)
 
 
 def _image_key(image: Tensor) -> str:

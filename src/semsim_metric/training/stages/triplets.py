@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ...data.augmentation import Augmentation
 from ...models import SemSimModel
-from ...preprocessing import stack_at_model_size
+from ...preprocessing import stack_at_model_size, to_model_input
 from ..losses import global_soft_label_loss, triplet_margin_loss
 
 __all__ = ["TripletCollator", "TripletObjective"]
@@ -54,10 +54,8 @@ class TripletCollator:
     def _prep(self, images: list[Tensor], seeds: list[int]) -> Tensor:
         cfg = self.config
         x = stack_at_model_size(images, data_range=255, image_size=cfg.image_size)
-        x = self.augmentation(x, seeds)
-        m = torch.tensor(cfg.image_mean).view(1, 3, 1, 1)
-        s = torch.tensor(cfg.image_std).view(1, 3, 1, 1)
-        return (x - m) / s
+        return to_model_input(x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
+                              augment=lambda b: self.augmentation(b, seeds))
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
         out = {}

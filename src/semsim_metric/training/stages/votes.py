@@ -76,7 +76,7 @@ class VoteTuningSettings:
 
     def augmentation(self) -> Augmentation:
         """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""
-        return Augmentation(crop_padding=3, flip=True, noise=self.noise)
+        return Augmentation.crop_flip_noise(self.noise)
 
 
 def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1) -> Tensor:
