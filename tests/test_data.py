@@ -143,8 +143,8 @@ def test_official_labels_bad_inputs_are_reported_and_add_up(official_labels):
 def test_report_is_written(official_labels, tmp_path):
     (official_labels / "original-img" / "4_51_ori.png").unlink()
     _, report = convert_official_labels(official_labels)
-    report.write(tmp_path)
-    assert "missing original" in (tmp_path / "conversion_report.md").read_text()
+    report.write(tmp_path / "out")
+    assert "missing original" in (tmp_path / "out" / "conversion_report.md").read_text()
 
 
 def test_official_training_layout(official_training):
@@ -289,3 +289,46 @@ def test_two_folders_with_the_same_name_never_share_a_cache(official_labels, tmp
     write_dataset_folder({"train": rows[:3]}, tmp_path / "a" / "data_folder", DatasetCard(title="t", summary="s"),
                          overwrite=True)
     assert len(load_annotations(tmp_path / "a" / "data_folder", split="train")) == 3
+
+
+def test_every_file_of_the_labels_layout_is_accounted_for(official_labels):
+    """Upper-case and JPEG suffixes are read; stray and nested files are listed; a BOM label file is read."""
+    root = official_labels
+    victim = VICTIMS[0]
+    Image.open(root / "original-img" / "3_72_ori.png").save(root / "original-img" / "7_11_ori.PNG")
+    png(root / "img" / victim / "7_11_rec.PNG", 50)
+    (root / "img" / victim / "7_11_gt.txt").write_text("\ufeff11 11 11 -1 -1\n", encoding="utf-8")
+    Image.open(root / "original-img" / "4_51_ori.png").save(root / "original-img" / "8_12_ori.jpg", quality=95)
+    Image.open(root / "original-img" / "4_51_ori.png").save(root / "img" / victim / "8_12_rec.jpeg", quality=95)
+    (root / "img" / victim / "8_12_gt.txt").write_text("12 12 12 12 -1\n")
+    png(root / "img" / "stray_rec.png", 51)                      # directly under img/
+    png(root / "img" / victim / "nested" / "3_72_rec.png", 52)   # in a sub-folder
+    (root / "notes.txt").write_text("hello")
+    files = sum(1 for p in root.rglob("*") if p.is_file())
+    rows, report = convert_official_labels(root)
+    assert report.files == files
+    assert report.files == report.inputs + report.supporting + len(report.ignored)
+    ids = {r["reconstruction_id"] for r in rows}
+    assert {f"{victim}/7_11", f"{victim}/8_12"} <= ids
+    bom_row = next(r for r in rows if r["reconstruction_id"] == f"{victim}/7_11")
+    assert bom_row["votes"] == [11, 11, 11, -1, -1] and bom_row["recognized"]
+    ignored = {i["item"]: i["reason"] for i in report.ignored}
+    assert "directly under img/" in ignored["img/stray_rec.png"]
+    assert "sub-folder" in ignored[f"img/{victim}/nested/3_72_rec.png"]
+    assert "not part of the layout" in ignored["notes.txt"]
+    assert len(report.ignored) == 3 and "3 ignored" in report.summary()
+
+
+def test_every_file_of_the_training_layout_is_accounted_for(official_training):
+    root = official_training / "train_with_ori"
+    Image.open(root / "3" / "3_72_rec_0_1.png").save(root / "3" / "3_72_rec_4_6.jpg", quality=95)
+    png(root / "3" / "3_72_rec_5_8.PNG", 20)
+    png(root / "-3" / "3_72_ori.png", 21)      # an original where none belongs
+    png(root / "3" / "deeper" / "3_72_rec_6_9.png", 22)
+    (root / "README.txt").write_text("x")
+    files = sum(1 for p in root.rglob("*") if p.is_file())
+    rows, report = convert_official_training(official_training)
+    assert report.files == files == report.inputs + report.supporting + len(report.ignored)
+    assert {"3/3_72_rec_4_6", "3/3_72_rec_5_8"} <= {r["reconstruction_id"] for r in rows}
+    ignored = {i["item"]: i["reason"] for i in report.ignored}
+    assert set(ignored) == {"-3/3_72_ori.png", "3/deeper/3_72_rec_6_9.png", "README.txt"}

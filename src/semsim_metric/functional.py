@@ -51,10 +51,12 @@ def check_output(output: str, model: SemSimModel) -> str:
     return output
 
 
-def get_model(model: ModelLike, revision: str | None = None) -> SemSimModel:
+def get_model(model: ModelLike, revision: str | None = None, device: torch.device | str | None = None) -> SemSimModel:
     """Return a frozen, eval-mode :class:`SemSimModel` for ``model`` (loaded and cached once).
 
-    ``None`` means the default model (bundled with the package); a string is a Hub id or a folder.
+    ``None`` means the default model (bundled with the package); a string is a Hub id or a folder. Cached
+    models are shared by every caller in the process and never moved: ``device`` selects (and caches) a
+    copy on that device instead. A :class:`SemSimModel` passed in is returned as it is.
     """
     if isinstance(model, SemSimModel):
         return model
@@ -64,7 +66,19 @@ def get_model(model: ModelLike, revision: str | None = None) -> SemSimModel:
         raise TypeError(
             f"model must be a SemSimModel, a Hub id or a local folder, got {type(model).__name__}."
         )
-    return load_model_cached(model, revision)
+    net = load_model_cached(model, revision)
+    if device is None or torch.device(device) == next(net.parameters()).device:
+        return net
+    return _on_device(net, str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=16)
+def _on_device(net: SemSimModel, device: str) -> SemSimModel:
+    import copy
+
+    if torch.device(device).type == "meta":
+        raise ValueError("the images are on the meta device, which holds no values to score; pass real tensors.")
+    return freeze(copy.deepcopy(net).to(device))
 
 
 @functools.lru_cache(maxsize=8)
@@ -178,7 +192,8 @@ def semsim(
 
     Args:
         preds: reconstructions ``(N, C, H, W)``, ``C`` in {1, 3}, values in ``[0, data_range]``.
-        target: the originals, same shape as ``preds``.
+        target: the originals: as many as ``preds`` and the same height and width. The channel counts may
+            differ (a greyscale reconstruction of a colour original): greyscale is repeated to RGB first.
         model: a :class:`~semsim_metric.SemSimModel`, a Hub id or a local folder; ``None`` = the
             bundled default model. Strings are loaded once and cached.
         revision: Hub revision when ``model`` is a Hub id.
@@ -201,9 +216,8 @@ def semsim(
     """
     check_reduction(reduction)
     data_range = check_data_range(data_range)
-    net = get_model(model, revision)
-    if not isinstance(model, SemSimModel) and isinstance(preds, torch.Tensor):
-        net.to(preds.device)  # a cached model follows the inputs; a passed-in model is the caller's
+    # a cached model is shared: a copy on the inputs' device is used, the shared one never moves
+    net = get_model(model, revision, device=preds.device if isinstance(preds, torch.Tensor) else None)
     check_output(output, net)
     if net.training:
         raise ValueError("The SemSim model is in training mode; call model.eval() before scoring.")

@@ -116,7 +116,11 @@ class SemSim(Metric):
             self.total += scores.numel()
 
     def compute(self) -> Tensor:
-        """Mean or sum of all scores so far, or every score (``reduction="none"``)."""
+        """Mean or sum of all scores so far, or every score (``reduction="none"``).
+
+        With no pairs yet, ``reduction="none"`` gives an empty tensor and ``"sum"`` gives 0; ``"mean"`` has
+        nothing to average and raises ``ValueError`` (instead of returning NaN).
+        """
         if self.reduction == "none":
             if isinstance(self.scores, Tensor):  # already concatenated by a distributed sync
                 values = self.scores
@@ -125,6 +129,9 @@ class SemSim(Metric):
             else:
                 values = torch.cat(self.scores)
             return _semsim_compute(values, reduction="none")
+        if self.reduction == "mean" and int(self.total) == 0:
+            raise ValueError("SemSim.compute() was called before any update(): there are no pairs to average. "
+                             "Call update(preds, target) (or metric(preds, target)) first.")
         return _semsim_compute(self.sum_scores, self.total, reduction=self.reduction)
 
     def _apply(self, fn: Callable, exclude_state: Sequence[str] = "") -> Any:

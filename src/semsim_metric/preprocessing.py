@@ -6,12 +6,14 @@ training collate all call these two functions and nothing else.
 
 Accepted input: tensors of shape ``(N, C, H, W)`` with ``C`` in ``{1, 3}`` (greyscale is repeated to
 three channels), floating point in ``[0, data_range]`` (default ``data_range=1.0``) or ``uint8`` when
-``data_range=255``. Any ``H, W``: images are resized to the model's input size (bilinear, antialiased)
+``data_range=255``. ``preds`` and ``target`` hold the same number of images of the same height and width;
+their channel counts may differ (greyscale is repeated to RGB before comparison). Any ``H, W``: images are resized to the model's input size (bilinear, antialiased)
 and normalised with the model's mean and standard deviation.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -24,11 +26,14 @@ __all__ = ["check_data_range", "check_image_pair", "check_images", "resize_image
 
 def check_data_range(data_range: float) -> float:
     """Validate ``data_range`` (the maximum pixel value) and return it as a float."""
-    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)):
+    if isinstance(data_range, Tensor) and data_range.numel() == 1 and not data_range.dtype.is_complex:
+        data_range = data_range.item()
+    if isinstance(data_range, bool) or not isinstance(data_range, numbers.Real):  # numpy scalars are Real too
         raise TypeError(f"data_range must be a number such as 1.0 or 255, got {type(data_range).__name__}.")
-    if not data_range > 0 or data_range != data_range or data_range == float("inf"):
+    value = float(data_range)
+    if not value > 0 or value != value or value == float("inf"):
         raise ValueError(f"data_range must be a positive finite number such as 1.0 or 255, got {data_range}.")
-    return float(data_range)
+    return value
 
 
 def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, validate_args: bool = True) -> None:
@@ -58,12 +63,19 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
         raise ValueError(f"{name} must have 1 or 3 channels, got {c} (shape {tuple(x.shape)}).{hint}")
     if n == 0 or h == 0 or w == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one image.")
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device, which holds no pixel values; pass real tensors.")
     if x.dtype == torch.uint8:
         if data_range != 255:
             raise TypeError(
                 f"{name} is uint8 but data_range={data_range:g}. uint8 images need data_range=255, "
                 "or convert them with x.float() / 255 and keep data_range=1.0."
             )
+    elif x.is_floating_point() and x.dtype.itemsize < 2:
+        raise TypeError(
+            f"{name} has dtype {x.dtype}, a float8 storage format SemSim does not compute in; convert with "
+            "x.float() (values in [0, data_range]) first."
+        )
     elif not x.is_floating_point():
         raise TypeError(
             f"{name} has dtype {x.dtype}; expected a floating dtype (values in [0, data_range]) or uint8 "
@@ -77,7 +89,8 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
         bad = int((~finite).sum())
         raise ValueError(f"{name} contains {bad} NaN or infinite values; SemSim needs finite pixels.")
     lo, hi = float(x.min()), float(x.max())
-    tol = 1e-4 * data_range
+    # a pixel equal to data_range may round up in a low-precision dtype (bf16: up to 0.4% above)
+    tol = max(1e-4, torch.finfo(x.dtype).eps) * data_range
     if lo < -tol:
         hint = ""
         if lo >= -1.0 - tol and hi <= 1.0 + tol:
@@ -89,8 +102,8 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
         if data_range == 1.0 and hi <= 255.0 + 1e-3:
             hint = " Images in [0, 255]? Pass data_range=255 (or divide by 255)."
         else:
-            hint = f" Set data_range to the images' maximum value (e.g. {hi:.4g}) or rescale them."
-        raise ValueError(f"{name} values reach {hi:.4g}, above data_range={data_range:g}.{hint}")
+            hint = f" Set data_range to at least the images' maximum value ({hi!r}) or rescale them."
+        raise ValueError(f"{name} values reach {hi!r}, above data_range={data_range!r} (dtype {x.dtype}).{hint}")
 
 
 def check_image_pair(
@@ -140,7 +153,13 @@ def to_unit_rgb(x: Tensor, *, data_range: float, image_size: int, dtype: torch.d
         torch.Size([1, 3, 32, 32])
     """
     work_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    x = x.to(work_dtype) / data_range
+    f32 = torch.finfo(torch.float32)
+    if x.dtype == torch.float64 or not f32.tiny <= data_range <= f32.max:
+        # scale in float64 first: float64 pixels near 1e300, or a data_range float32 cannot hold
+        x = (x.to(torch.float64) / data_range).to(work_dtype)
+    else:
+        x = x.to(work_dtype) / data_range
+    x = x.clamp(0.0, 1.0)  # pixels within the gate's rounding tolerance of data_range
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return resize_images(x, image_size)

@@ -49,6 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"semsim {args.command}: error: {err}", file=sys.stderr)
             return 2
         raise
+    except Exception as err:
+        from ..errors import SemSimError
+
+        if isinstance(err, SemSimError):
+            print(f"semsim {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

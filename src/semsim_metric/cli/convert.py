@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fractions", default="0.8,0.1,0.1", help="train,validation,test shares of originals")
     p.add_argument("--holdout-victim", action="append", default=[], help="victim whose rows form test_victim")
     p.add_argument("--holdout-attack", action="append", default=[], help="attack whose rows form test_attack")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/data folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow writing into a non-empty folder that `semsim convert` did not create")
     p.set_defaults(func=run)
 
 
@@ -44,9 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from ..data.schema import RecognitionRule
     from ..data.splits import split_by_original
 
+    from ..outputs import OutputFolder
+
     rule = RecognitionRule(args.min_votes, args.reference)
     strict = not args.lenient
     try:
+        # claim the folder before anything is written: someone else's folder is refused untouched
+        folder = OutputFolder(args.out, command="convert", overwrite=args.overwrite).claim()
         fractions = dict(zip(("train", "validation", "test"), (float(v) for v in args.fractions.split(","))))
         if args.layout == "manifest":
             rows, report = convert_manifest(args.source, rule=rule, strict=strict, annotator_kind=args.annotator_kind,
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             rows, report = convert_official_training(args.source, strict=strict,
                                                      source_dataset=args.source_dataset or "cifar100",
                                                      annotator_kind=args.annotator_kind or "human")
-        report.write(args.out)
+        report.write(folder)
         print(report.summary())
         if not rows:
             raise CLIError(f"nothing could be converted; see {args.out / 'conversion_report.md'}")
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             summary=f"Reconstructions with annotators' judgements, converted by `semsim convert {args.layout}`.",
             source=str(rows[0]["source_dataset"] or "unknown"), annotators=", ".join(kinds), rule=rule,
             notes=notes + [report.summary().replace("\n", "; ")])
-        write_dataset_folder(splits, args.out, card, overwrite=args.overwrite)
+        write_dataset_folder(splits, folder, card)
     except (ConversionError, ValueError, FileExistsError) as err:
         raise CLIError(str(err)) from err
     print(f"wrote {args.out} ({', '.join(f'{k}: {len(v)}' for k, v in splits.items())})")

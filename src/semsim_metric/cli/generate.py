@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--merge-only", action="store_true", help="only merge finished shards (after torchrun)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow writing into a non-empty folder that `semsim generate` did not create")
     p.set_defaults(func=run)
 
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.merge_only:
-            print(f"merged into {merge_shards(args.out)}")
+            print(f"merged into {merge_shards(args.out, overwrite=args.overwrite)}")
             return 0
         victims = [parse_victim_spec(s, seed=args.seed, train_images=args.train_images)
                    for s in (args.victim or ["lenet_sigmoid:0"])]
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         attacks = [attack_preset(a, args.setting, **overrides) for a in (args.attack or ["inverting_gradients"])]
         plan = GenerationPlan(source=args.source, num_originals=args.num_originals, victims=victims, attacks=attacks,
                               shard_size=args.shard_size, seed=args.seed)
-        result = generate(plan, args.out, device=args.device, source_root=args.source_root)
+        result = generate(plan, args.out, device=args.device, source_root=args.source_root,
+                          overwrite=args.overwrite)
     except (ValueError, FileNotFoundError) as err:
         raise CLIError(str(err)) from err
     print(f"dataset written to {result}" if result else "shards done; run with --merge-only once every rank finished")

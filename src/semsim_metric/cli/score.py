@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"No image pairs found in {args.originals} and {args.reconstructions}.")
     try:
         device = torch.device(args.device)
-        model = get_model(args.model, args.revision).to(device)
+        model = get_model(args.model, args.revision, device=device)
     except (OSError, RuntimeError, ValueError) as err:
         raise CLIError(str(err)) from err
     want_prob = bool(args.probability)

@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..image_io import IMAGE_SUFFIXES
 from .report import ConversionError, ConversionReport
 from .schema import ANNOTATOR_KINDS, RecognitionRule, empty_row
 
@@ -259,6 +260,29 @@ def _manifest_row(rec: dict[str, str], base: Path, rule: RecognitionRule, annota
     return row
 
 
+# ---------------------------------------------------------------------------- file-tree accounting
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (any case of any image suffix: ``.png``, ``.PNG``, ``.jpg``, ...)."""
+    return sorted(p for p in folder.iterdir() if _is_image(p)) if folder.is_dir() else []
+
+
+def _account_for_tree(root: Path, report: ConversionReport, items: set[Path], supporting: set[Path],
+                      why_ignored: Any) -> None:
+    """Count every file under ``root``; list each one that is neither an item nor used by one, with a reason."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    report.files = len(files)
+    items = {p.resolve() for p in items}
+    used = {p.resolve() for p in supporting} - items
+    report.supporting = sum(1 for p in files if p.resolve() in used)
+    for p in files:
+        if p.resolve() not in items and p.resolve() not in used:
+            report.ignore(p.relative_to(root).as_posix(), why_ignored(p.relative_to(root)))
+
+
 # ------------------------------------------------------------------------------- official: labels
 _REC_NAME = re.compile(r"^(?P<idx>\d+)_(?P<cls>\d+)_rec$")
 _ORI_NAME = re.compile(r"^(?P<idx>\d+)_(?P<cls>\d+)_ori$")
@@ -294,15 +318,15 @@ def convert_official_labels(
             f"{root} is not the official labels layout: it needs 'original-img/' and 'img/<victim>/' folders."
         )
     originals: dict[str, Path] = {}
-    for p in sorted((root / "original-img").glob("*.png")):
+    for p in _images_in(root / "original-img"):
         m = _ORI_NAME.match(p.stem)
         if m:
             originals[f"{m['idx']}_{m['cls']}"] = p
-        else:
-            report.notes.append(f"ignored file with an unexpected name in original-img/: {p.name}")
     cache: dict = {}
     out = []
     seen: set[str] = set()
+    items: set[Path] = set()
+    supporting: set[Path] = set()
     for victim_dir in sorted(d for d in (root / "img").iterdir() if d.is_dir()):
         victim = victim_dir.name
         try:
@@ -310,8 +334,9 @@ def convert_official_labels(
         except ValueError as err:
             parsed = {}
             report.notes.append(str(err) + " Structured victim columns left empty.")
-        for rec_path in sorted(victim_dir.glob("*.png")):
+        for rec_path in _images_in(victim_dir):
             item = f"img/{victim}/{rec_path.name}"
+            items.add(rec_path)
             m = _REC_NAME.match(rec_path.stem)
             if not m:
                 report.problem(item, "unexpected file name (expected <idx>_<class>_rec.png)")
@@ -321,11 +346,13 @@ def convert_official_labels(
                 orig_path = originals.get(key)
                 if orig_path is None:
                     raise OSError(f"missing original: original-img/{key}_ori.png")
+                supporting.add(orig_path)
                 label_file = _find_label_file(root, rec_path, victim, key)
                 if label_file is None:
                     raise OSError(f"missing label file {key}_gt.txt")
+                supporting.add(label_file)
                 try:
-                    votes = parse_votes(label_file.read_text(), n_votes)
+                    votes = parse_votes(label_file.read_text(encoding="utf-8-sig"), n_votes)
                 except ValueError as err:
                     raise ValueError(f"bad label file {label_file.name}: {err}") from None
                 orig, recon = _load_pair(orig_path, rec_path, cache)
@@ -346,6 +373,28 @@ def convert_official_labels(
             )
             out.append(_finish_row(row, rule))
             report.ok()
+
+    def why_ignored(rel: Path) -> str:
+        top = rel.parts[0]
+        if top == "original-img":
+            if len(rel.parts) > 2:
+                return "in a sub-folder of original-img/ (originals belong directly in original-img/)"
+            if not _is_image(root / rel):
+                return "not an image file"
+            if not _ORI_NAME.match(rel.stem):
+                return "unexpected name in original-img/ (expected <idx>_<class>_ori.<ext>)"
+            return "original that no reconstruction refers to"
+        if top == "img":
+            if len(rel.parts) == 2:
+                return "directly under img/ (reconstructions belong in img/<victim>/)"
+            if len(rel.parts) > 3:
+                return "in a sub-folder of img/<victim>/ (not part of the layout)"
+            return "not an image file" if not rel.name.endswith("_gt.txt") else "label file of no reconstruction"
+        if top in ("label", "labels"):
+            return "label file of no reconstruction"
+        return "outside original-img/, img/ and label(s)/ (not part of the layout)"
+
+    _account_for_tree(root, report, items, supporting, why_ignored)
     report.check_totals()
     return out, report
 
@@ -383,9 +432,9 @@ def convert_official_training(
     for d in sorted(numbered, key=lambda d: d.name):
         if d.name.startswith("-"):
             continue
-        oris = sorted(d.glob("*_ori.png"))
+        oris = [p for p in _images_in(d) if p.stem.endswith("_ori")]
         if len(oris) != 1:
-            report.notes.append(f"folder {d.name} holds {len(oris)} *_ori.png files (expected 1)")
+            report.notes.append(f"folder {d.name} holds {len(oris)} *_ori image files (expected 1)")
         for o in oris:
             m = _ORI_NAME.match(o.stem)
             if m:
@@ -395,12 +444,13 @@ def convert_official_training(
     items: list[tuple[Path, bool, str]] = []
     for d in sorted(folders, key=lambda d: d.name):
         if d.name == "others":
-            items += [(p, False, "others") for p in sorted(d.glob("*.png"))]
+            items += [(p, False, "others") for p in _images_in(d)]
         elif re.fullmatch(r"-?\d+", d.name):
             recognised = not d.name.startswith("-")
-            items += [(p, recognised, d.name) for p in sorted(d.glob("*.png")) if not p.stem.endswith("_ori")]
+            items += [(p, recognised, d.name) for p in _images_in(d) if not p.stem.endswith("_ori")]
         else:
             report.notes.append(f"ignored folder {d.name}")
+    supporting: set[Path] = set()
     for rec_path, recognised, folder in items:
         item = f"{folder}/{rec_path.name}"
         m = _TRAIN_REC.match(rec_path.stem)
@@ -415,6 +465,7 @@ def convert_official_training(
             if idx not in originals:
                 raise OSError(f"missing original: no folder {idx}/ with {m['idx']}_{m['cls']}_ori.png")
             orig_path, cls = originals[idx]
+            supporting.add(orig_path)
             orig, recon = _load_pair(orig_path, rec_path, cache)
         except (OSError, ValueError) as err:
             report.problem(item, str(err))
@@ -436,6 +487,23 @@ def convert_official_training(
         )
         out.append(row)
         report.ok()
+
+    def why_ignored(rel: Path) -> str:
+        if len(rel.parts) == 1:
+            return "directly under the root (files belong in N/, -N/ or others/)"
+        top = rel.parts[0]
+        if not re.fullmatch(r"-?\d+", top) and top != "others":
+            return f"in folder {top}/, which is not N/, -N/ or others/"
+        if len(rel.parts) > 2:
+            return f"in a sub-folder of {top}/ (not part of the layout)"
+        if not _is_image(root / rel):
+            return "not an image file"
+        if rel.stem.endswith("_ori"):
+            return ("original in a -N or others folder (originals live in N/)" if top.startswith("-") or top == "others"
+                    else "original that no reconstruction refers to (another *_ori file of this folder is used)")
+        return "not part of the layout"
+
+    _account_for_tree(root, report, {p for p, _, _ in items}, supporting, why_ignored)
     report.check_totals()
     return out, report
 

@@ -7,7 +7,6 @@ The folder loads with ``datasets.load_dataset(folder)`` offline and, once pushed
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from .._deps import require
 
 datasets = require("datasets", "SemSim datasets")
 
+from ..outputs import OutputFolder
 from .schema import FEATURES, RecognitionRule
 
 __all__ = ["DatasetCard", "push_dataset_folder", "write_dataset_folder"]
@@ -43,35 +43,49 @@ def _shard_rows(rows: Sequence[dict[str, Any]], shard_size: int) -> list[Sequenc
 
 def write_dataset_folder(
     splits: dict[str, Sequence[dict[str, Any]]],
-    out: str | Path,
+    out: str | Path | OutputFolder,
     card: DatasetCard,
     *,
     shard_size: int = 5000,
     overwrite: bool = False,
+    command: str = "write-dataset",
 ) -> Path:
     """Write ``splits`` (split name -> schema rows) as a Hub dataset folder with its card.
 
+    The folder is owned by ``command`` (see :mod:`semsim_metric.outputs`): ``data/`` is built aside and
+    swapped in whole, ``README.md`` is replaced atomically, and the folder is marked complete last, so a
+    killed write is refused by the loaders instead of loading part of the rows.
+
+    Args:
+        splits: split name -> rows in the SemSim schema.
+        out: the folder (or an :class:`~semsim_metric.outputs.OutputFolder` a command already claimed).
+        card: what the dataset card says about provenance.
+        shard_size: rows per Parquet file.
+        overwrite: allow replacing files that ``command`` did not write (``--overwrite``).
+        command: the command that owns the folder.
+
     Raises:
-        FileExistsError: ``out/data`` exists and ``overwrite`` is false.
+        OutputFolderError: ``out`` holds files this command did not write and ``overwrite`` is false.
     """
-    out = Path(out)
-    data_dir = out / "data"
-    if data_dir.exists():
-        if not overwrite:
-            raise FileExistsError(f"{data_dir} exists; pass overwrite=True (--overwrite) to replace it.")
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
-    counts: dict[str, int] = {}
-    for name, rows in splits.items():
-        if not rows:
-            continue
-        shards = _shard_rows(list(rows), shard_size)
-        for i, shard in enumerate(shards):
-            ds = datasets.Dataset.from_list(list(shard), features=FEATURES)
-            ds.to_parquet(str(data_dir / f"{name}-{i:05d}-of-{len(shards):05d}.parquet"))
-        counts[name] = len(rows)
-    (out / "README.md").write_text(render_card(splits, counts, card))
-    return out
+    folder = out if isinstance(out, OutputFolder) else OutputFolder(out, command=command, overwrite=overwrite)
+    folder.claim()
+    counts = {name: len(rows) for name, rows in splits.items() if rows}
+
+    def build(data_dir: Path) -> None:
+        data_dir.mkdir(parents=True)
+        for name, rows in splits.items():
+            if not rows:
+                continue
+            shards = _shard_rows(list(rows), shard_size)
+            for i, shard in enumerate(shards):
+                ds = datasets.Dataset.from_list(list(shard), features=FEATURES)
+                ds.to_parquet(str(data_dir / f"{name}-{i:05d}-of-{len(shards):05d}.parquet"))
+
+    folder.reopen()
+    folder.replace_dir("data", build)
+    folder.write_text("README.md", render_card(splits, counts, card))
+    folder.complete()
+    return folder.path
 
 
 def render_card(splits: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], card: DatasetCard) -> str:

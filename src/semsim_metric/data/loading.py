@@ -20,8 +20,14 @@ def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revi
     content: two folders called ``data`` with the same splits, or a folder converted again in place, would
     silently load the first one's rows. Local folders are therefore always re-read
     (``download_mode="force_redownload"``); Hub ids use the normal cache.
+
+    A local folder that a command left unfinished (killed during a merge, or shards never merged) is
+    refused with :class:`~semsim_metric.errors.IncompleteOutputError` instead of loading part of its rows.
     """
     if Path(str(path_or_id)).expanduser().is_dir():
+        from ..outputs import check_complete
+
+        check_complete(Path(str(path_or_id)).expanduser())
         kwargs.setdefault("download_mode", "force_redownload")
         kwargs.setdefault("verification_mode", "no_checks")  # the stale cached split sizes are not expectations
     return datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)

@@ -31,6 +31,9 @@ def import_votes(
     overwrite: bool = False,
 ) -> ConversionReport:
     """Write ``out``: the dataset of ``dataset`` with the votes of ``votes_csv`` merged in."""
+    from ..outputs import OutputFolder
+
+    folder = OutputFolder(out, command="votes import", overwrite=overwrite).claim()
     rule = rule or RecognitionRule()
     votes_csv = Path(votes_csv)
     report = ConversionReport(source=str(votes_csv), converter="votes-import", strict=strict)
@@ -91,6 +94,6 @@ def import_votes(
     card = DatasetCard(title=f"{Path(str(dataset)).name} with imported votes",
                        summary=f"Reconstructions of `{dataset}` with votes imported from `{votes_csv.name}`.",
                        annotators=", ".join(kinds), rule=rule, notes=[report.summary().replace("\n", "; ")])
-    write_dataset_folder(splits, out, card, overwrite=overwrite)
-    report.write(out)
+    write_dataset_folder(splits, folder, card)
+    report.write(folder)
     return report

@@ -16,7 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BASELINES", "SEMSIM_SPEC", "MetricSpec", "leakage_score", "metric_spec", "weights_available"]
+from ..errors import UnsafeFileError
+
+__all__ = ["BASELINES", "SEMSIM_SPEC", "MetricSpec", "leakage_score", "load_cached_weights",
+           "metric_spec", "weights_available"]
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,50 @@ def _psnr(x: Tensor, y: Tensor) -> Tensor:
     return 10 * torch.log10(1.0 / _mse(x, y).clamp_min(1e-10))
 
 
+def load_cached_weights(url: str, model_dir: str | None = None, map_location: Any = None, progress: bool = True,
+                        check_hash: bool = False, file_name: str | None = None, weights_only: Any = None) -> Any:
+    """A drop-in for ``torch.hub.load_state_dict_from_url`` that never downloads and never unpickles.
+
+    The file must already be in the torch hub cache; it is read with ``torch.load(weights_only=True)``
+    whatever the caller or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` asks for (only tensors and plain containers),
+    and anything else is refused with :class:`~semsim_metric.errors.UnsafeFileError` naming the file. ``weights_only`` and the
+    download arguments are accepted for compatibility and ignored.
+    """
+    import os
+    import pickle
+    from urllib.parse import urlparse
+
+    folder = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "checkpoints"
+    path = folder / (file_name or os.path.basename(urlparse(url).path))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: weights are never downloaded by semsim-metric; place the file "
+                                f"from {url} there yourself.")
+    try:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
+        raise UnsafeFileError(
+            f"refusing {path}: it cannot be read as plain tensors (torch.load(weights_only=True) failed: "
+            f"{str(exc).splitlines()[0][:200]}). A pickle may run code; delete the file and place the official "
+            f"weights from {url} there.") from exc
+
+
 def _learned(cls_name: str) -> Callable[[Tensor, Tensor], Tensor]:
     def fn(x: Tensor, y: Tensor) -> Tensor:
         import piq
+        import torchvision.models._api as tv_api
 
-        return getattr(piq, cls_name)(reduction="none")(x, y)
+        # piq and torchvision read their weights through load_state_dict_from_url; route both through the
+        # loader that refuses pickles and downloads while the metric is built
+        holders = (torch.hub, tv_api)
+        saved = [h.load_state_dict_from_url for h in holders]
+        try:
+            for h in holders:
+                h.load_state_dict_from_url = load_cached_weights  # type: ignore[assignment]
+            metric = getattr(piq, cls_name)(reduction="none")
+        finally:
+            for h, original in zip(holders, saved):
+                h.load_state_dict_from_url = original  # type: ignore[assignment]
+        return metric(x, y)
 
     return fn
 
@@ -120,9 +162,15 @@ def leakage_score(name: str, values: np.ndarray) -> np.ndarray:
 
 
 def weights_available(files: Sequence[str]) -> tuple[bool, str]:
-    """Whether a learned baseline's weight files are already in the torch hub cache (never downloaded here)."""
+    """Whether a learned baseline's weight files are already in the torch hub cache (never downloaded here).
+
+    Raises:
+        UnsafeFileError: a file is there but is not plain tensors (it would have to be unpickled).
+    """
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         return False, f"needs downloaded weights {missing} in {folder} (not available offline)"
+    for f in files:  # a present file must be plain tensors: raises UnsafeFileError otherwise
+        load_cached_weights(str(folder / f))
     return True, ""

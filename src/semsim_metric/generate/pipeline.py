@@ -25,6 +25,7 @@ from ..data.loading import undecoded
 from ..data.splits import split_by_original
 from .attacks import AttackConfig, run_attack
 from ..data.sources import ImageSource, load_source
+from ..outputs import OutputFolder
 from .victims import VictimSpec, load_or_train_victim
 
 __all__ = ["GenerationPlan", "generate", "merge_shards", "parse_victim_spec"]
@@ -96,17 +97,22 @@ def _select_originals(test: ImageSource, plan: GenerationPlan) -> ImageSource:
 
 
 def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", progress: bool = True,
-             source_root: str | None = None, merge: bool = True) -> Path | None:
-    """Run (or resume) the plan into ``out``; merge into a dataset folder when all shards exist."""
+             source_root: str | None = None, merge: bool = True, overwrite: bool = False) -> Path | None:
+    """Run (or resume) the plan into ``out``; merge into a dataset folder when all shards exist.
+
+    ``out`` must be new, empty, or a folder that ``semsim generate`` wrote with the same plan (resumed);
+    anything else is refused with :class:`~semsim_metric.errors.OutputFolderError` unless ``overwrite``.
+    """
     from tqdm.auto import tqdm
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     plan_path = out / "plan.json"
     plan_json = json.dumps(plan.to_dict(), indent=2, sort_keys=True)
     if plan_path.exists() and plan_path.read_text() != plan_json:
         raise ValueError(f"{out} holds a different generation plan (plan.json); use a new folder or delete it.")
-    plan_path.write_text(plan_json)
+    folder = OutputFolder(out, command="generate", overwrite=overwrite).claim()
+    if not plan_path.exists() or plan_path.read_text() != plan_json:
+        folder.write_text("plan.json", plan_json)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     test = load_source(plan.source, "test", root=source_root)
     train = load_source(plan.source, "train", root=source_root)
@@ -140,12 +146,10 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
         tmp = shard_dir / (_shard_name(v, a, start, end) + ".tmp")
         datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(str(tmp))
         tmp.replace(shard_dir / _shard_name(v, a, start, end))
-        (out / "victims" / "accuracy.json").write_text(json.dumps(
-            {name: m.get("test_accuracy") for name, (_, m) in victims.items()}, indent=2))
     missing = [s for s in plan.shards() if not (shard_dir / _shard_name(*s)).exists()]
     if missing or not merge or rank != 0:
         return None
-    return merge_shards(out)
+    return merge_shards(folder)
 
 
 def hash_index(original_id: str) -> int:
@@ -155,26 +159,39 @@ def hash_index(original_id: str) -> int:
     return zlib.crc32(original_id.encode()) % 1_000_003
 
 
-def merge_shards(out: str | Path) -> Path:
-    """Merge ``OUT/shards/*.parquet`` into the dataset folder ``OUT`` (``data/`` + card)."""
+def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> Path:
+    """Merge ``OUT/shards/*.parquet`` into the dataset folder ``OUT`` (``data/`` + card).
+
+    The merge is atomic (``data/`` is built aside and swapped in; the folder is marked complete last), so a
+    merge killed half-way is refused by the loaders and redone by rerunning the command.
+    """
     import datasets
 
-    out = Path(out)
+    folder = out if isinstance(out, OutputFolder) else OutputFolder(out, command="generate", overwrite=overwrite)
+    out = folder.path
+    if not (out / "plan.json").is_file():
+        raise ValueError(f"{out} has no plan.json: it is not a `semsim generate` folder.")
     plan = json.loads((out / "plan.json").read_text())
-    shards = sorted((out / "shards").glob("*.parquet"))
     expected = GenerationPlan(**{**plan, "victims": [VictimSpec(**v) for v in plan["victims"]],
                                  "attacks": [AttackConfig(**{**a, "milestones": tuple(a["milestones"])})
                                              for a in plan["attacks"]]}).shards()
-    if len(shards) != len(expected):
-        raise ValueError(f"{len(shards)} of {len(expected)} shards present in {out / 'shards'}; finish generating first.")
+    names = [_shard_name(*s) for s in expected]
+    missing = [n for n in names if not (out / "shards" / n).is_file()]
+    if missing:
+        raise ValueError(f"{len(names) - len(missing)} of {len(names)} shards present in {out / 'shards'} (missing "
+                         f"e.g. {missing[0]}); rerun `semsim generate` with the same arguments to finish them.")
+    shards = [out / "shards" / n for n in names]
     import pyarrow.parquet as pq
 
     # read the shards directly: Dataset.from_parquet would go through a cache keyed by file names
     table_rows = [datasets.Dataset(pq.read_table(str(s))).cast(FEATURES) for s in shards]
     rows = [r for ds in table_rows for r in undecoded(ds)]
     splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
-    acc_path = out / "victims" / "accuracy.json"
-    accuracy = json.loads(acc_path.read_text()) if acc_path.exists() else {}
+    accuracy = {}
+    for v in plan["victims"]:  # each victim's metadata, written when it was trained (the same on a resumed run)
+        meta = out / "victims" / f"{VictimSpec(**v).name}.json"
+        if meta.is_file():
+            accuracy[VictimSpec(**v).name] = json.loads(meta.read_text()).get("test_accuracy")
     victims_txt = "; ".join(f"{v['arch']} trained {v['epochs']} epochs (augmentation {v['augmentation']}, defense "
                             f"{v['defense']}, seed {v['seed']}, test accuracy "
                             f"{accuracy.get(VictimSpec(**v).name, 'n/a')})" for v in plan["victims"])
@@ -189,6 +206,5 @@ def merge_shards(out: str | Path) -> Path:
                f"first {plan['original_pool']}); victims trained on the train split",
         attacks=attacks_txt, annotators="none yet", rule=RecognitionRule(),
         notes=notes + [f"Victims: {victims_txt}.", f"Plan: `{json.dumps(plan)}`"])
-    write_dataset_folder(splits, out, card, overwrite=True)
-    return out
+    return write_dataset_folder(splits, folder, card)
 

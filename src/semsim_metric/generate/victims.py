@@ -209,8 +209,12 @@ def load_or_train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource
         model.load_state_dict(load_file(str(weights)), strict=True)
         return model.eval(), json.loads(meta_path.read_text())
     model, meta = train_victim(spec, train, test, progress=progress)
+    # both files are written aside and renamed, metadata first: a killed run leaves no half-written file,
+    # and the victim counts as trained only once its weights are in place
+    tmp_meta = meta_path.with_suffix(".json.tmp")
+    tmp_meta.write_text(json.dumps(meta, indent=2))
+    tmp_meta.replace(meta_path)
     tmp = weights.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     tmp.replace(weights)
-    meta_path.write_text(json.dumps(meta, indent=2))
     return model, meta

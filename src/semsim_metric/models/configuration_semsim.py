@@ -7,10 +7,46 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "SemSimConfig"]
+__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "SemSimConfig"]
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+
+
+#: largest accepted ``base_width`` (the paper uses 64; 256 is already a 180M-parameter ResNet-18)
+MAX_BASE_WIDTH = 256
+#: largest accepted ``image_size`` (the paper uses 32)
+MAX_IMAGE_SIZE = 512
+
+
+def _int_field(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float) and value.is_integer()):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+    return int(value)
+
+
+def _triple(name: str, values: Any) -> list[float]:
+    if not isinstance(values, (list, tuple)) or len(values) != 3:
+        raise ValueError(f"{name} needs 3 numbers (R, G, B), got {values!r}.")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} needs 3 finite numbers (R, G, B), got {values!r}.")
+        out.append(float(v))
+    return out
+
+
+def _check_calibration(calibration: Any) -> dict[str, Any]:
+    if not isinstance(calibration, dict):
+        raise ValueError(f"calibration must be a dictionary with 'intercept' and 'slope', got {calibration!r}.")
+    for key in ("intercept", "slope"):
+        v = calibration.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"calibration needs a finite number '{key}', got {v!r} (it maps a distance d to "
+                             "sigmoid(intercept + slope * d)).")
+    return dict(calibration)
 
 
 class SemSimConfig(PretrainedConfig):
@@ -56,22 +92,30 @@ class SemSimConfig(PretrainedConfig):
     ) -> None:
         if backbone not in ("cifar_resnet18", "transformers"):
             raise ValueError(f"backbone must be 'cifar_resnet18' or 'transformers', got {backbone!r}.")
-        if len(image_mean) != 3 or len(image_std) != 3:
-            raise ValueError("image_mean and image_std need 3 values (R, G, B).")
+        base_width = _int_field("base_width", base_width, 1, MAX_BASE_WIDTH)
+        image_size = _int_field("image_size", image_size, 4, MAX_IMAGE_SIZE)
+        image_mean, image_std = _triple("image_mean", image_mean), _triple("image_std", image_std)
         if any(s <= 0 for s in image_std):
             raise ValueError(f"image_std must be positive, got {tuple(image_std)}.")
+        if backbone_config is not None and (not isinstance(backbone_config, dict)
+                                            or not isinstance(backbone_config.get("model_type"), str)):
+            raise ValueError("backbone_config must be a transformers config dictionary with a 'model_type'.")
+        if calibration is not None:
+            calibration = _check_calibration(calibration)
+        if training_domain is not None and not isinstance(training_domain, dict):
+            raise ValueError(f"training_domain must be a dictionary, got {type(training_domain).__name__}.")
         if embedding not in ("pooled", "spatial"):
             raise ValueError(f"embedding must be 'pooled' or 'spatial', got {embedding!r}.")
         if embedding == "spatial" and backbone != "cifar_resnet18":
             raise ValueError("embedding='spatial' is only available for backbone='cifar_resnet18'.")
         self.backbone = backbone
         self.embedding = embedding
-        self.base_width = int(base_width)
+        self.base_width = base_width
         self.backbone_config = dict(backbone_config) if backbone_config is not None else None
-        self.image_size = int(image_size)
-        self.image_mean = [float(v) for v in image_mean]
-        self.image_std = [float(v) for v in image_std]
-        self.calibration = dict(calibration) if calibration is not None else None
+        self.image_size = image_size
+        self.image_mean = image_mean
+        self.image_std = image_std
+        self.calibration = calibration
         self.training_domain = dict(training_domain) if training_domain is not None else None
         super().__init__(**kwargs)
 

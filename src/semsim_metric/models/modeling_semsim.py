@@ -177,7 +177,7 @@ class SemSimModel(PreTrainedModel):
             token=token,
         )
         if config is None:
-            config = SemSimConfig.from_json_file(str(folder / CONFIG_NAME))
+            config = load_config(folder / CONFIG_NAME)
         model = cls(config)
         load_weights_strict(model, folder / WEIGHTS_NAME)
         if dtype is not None and dtype != "auto":
@@ -220,6 +220,27 @@ class SemSimModel(PreTrainedModel):
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
 
 
+def load_config(config_file: Path) -> SemSimConfig:
+    """Read and validate ``config.json``; any problem is an
+    :class:`~semsim_metric.errors.InvalidModelError` naming the file and the field."""
+    import json
+
+    from ..errors import InvalidModelError
+
+    try:
+        raw = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InvalidModelError(f"{config_file} is not a readable JSON file ({err}).") from err
+    if not isinstance(raw, dict):
+        raise InvalidModelError(f"{config_file} must hold a JSON object, got {type(raw).__name__}.")
+    if raw.get("model_type", "semsim") != "semsim":
+        raise InvalidModelError(f"{config_file} describes a {raw.get('model_type')!r} model, not a SemSim model.")
+    try:
+        return SemSimConfig.from_dict(raw)
+    except (TypeError, ValueError, KeyError) as err:
+        raise InvalidModelError(f"{config_file}: {err}") from err
+
+
 def load_weights_strict(model: nn.Module, weights_file: Path) -> None:
     """Load ``weights_file`` (safetensors) into ``model``; any missing/unexpected key is an error."""
     from safetensors import SafetensorError
@@ -250,6 +271,18 @@ def load_weights_strict(model: nn.Module, weights_file: Path) -> None:
             f"Weights in {weights_file} have the wrong shape for {len(wrong_shape)} keys, e.g. {k}: "
             f"file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}."
         )
+    from ..errors import InvalidModelError
+
+    for key, target in expected.items():
+        value = state[key]
+        if target.is_floating_point() != value.is_floating_point() or value.is_complex():
+            raise InvalidModelError(
+                f"{weights_file}: tensor {key} has dtype {value.dtype}, but the model stores it as {target.dtype}; "
+                "SemSim weights are floating point (save them with SemSimModel.save_pretrained).")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InvalidModelError(
+                f"{weights_file}: tensor {key} holds NaN or infinite values; these weights would make every score "
+                "NaN. Retrain or re-export the model.")
     with torch.no_grad():
         for key, target in expected.items():
             target.copy_(state[key].to(target.dtype))

@@ -47,6 +47,10 @@ class Recipe:
     #: weight of the label-free anchor loss in stage 2 (mild copies near, noise/constants/other classes far,
     #: in several image domains; see :mod:`semsim_metric.data.anchors`); 0 = off
     vote_anchor_weight: float = 0.0
+    #: distance at which the anchor loss is one half (mild copies are pulled below, unrelated images pushed above)
+    vote_anchor_centre: float = 0.65
+    #: width of the anchor loss's sigmoid (smaller = a sharper boundary)
+    vote_anchor_temperature: float = 0.1
     #: "pooled" (the paper) or "spatial" (flattened last feature map); see SemSimConfig
     embedding: str = "pooled"
     description: str = ""
@@ -68,7 +72,8 @@ class Recipe:
             return None
         return VoteTuningSettings(epochs=self.vote_epochs, learning_rate=self.vote_learning_rate,
                                   distance_weight=self.vote_distance_weight, noise=self.vote_noise, seed=self.seed,
-                                  anchor_weight=self.vote_anchor_weight)
+                                  anchor_weight=self.vote_anchor_weight, anchor_centre=self.vote_anchor_centre,
+                                  anchor_temperature=self.vote_anchor_temperature)
 
     def milestone_epochs(self) -> list[int]:
         """Epochs at which the triplet stage's learning rate drops."""

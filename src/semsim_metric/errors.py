@@ -1,0 +1,30 @@
+"""Errors for problems a user can fix: each message names what was wrong and what to do.
+
+Every class also derives from the built-in exception a caller would expect (``ValueError``,
+``FileExistsError``, ...), so ``except ValueError`` keeps working; the ``semsim`` command prints any
+:class:`SemSimError` as one line without a traceback (exit code 2).
+"""
+
+from __future__ import annotations
+
+__all__ = ["IncompleteOutputError", "InvalidModelError", "OutputFolderError", "SemSimError", "UnsafeFileError"]
+
+
+class SemSimError(Exception):
+    """Base class of the errors whose message tells the user how to fix the problem."""
+
+
+class UnsafeFileError(SemSimError, ValueError):
+    """A file that could only be read by unpickling arbitrary objects (refused: a pickle can run code)."""
+
+
+class InvalidModelError(SemSimError, ValueError):
+    """A model folder whose config or weights are malformed (the message names the file and the field)."""
+
+
+class OutputFolderError(SemSimError, FileExistsError):
+    """An output folder that holds files the command did not write (refused unless ``--overwrite``)."""
+
+
+class IncompleteOutputError(SemSimError, RuntimeError):
+    """A folder written by a command that did not finish (rerun the command to complete it)."""
