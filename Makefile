@@ -19,14 +19,18 @@ $(STAMP): pyproject.toml
 score: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/semsim score examples/originals examples/reconstructions --probability
 
-## The whole test suite (slow tests included) and the strict docs build.
+## The whole test suite (slow tests included; the long property/mutation runs are `make test-long`) and the strict docs build.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not long"
 	$(BIN)/mkdocs build --strict --site-dir /tmp/semsim-site
 
 ## Quick loop: skip tests marked slow.
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not long"
+
+## Long runs: the input gate's property test with 10,000+ examples.
+test-long: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m long -p no:cacheprovider
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fractions", default="0.8,0.1,0.1", help="train,validation,test shares of originals")
     p.add_argument("--holdout-victim", action="append", default=[], help="victim whose rows form test_victim")
     p.add_argument("--holdout-attack", action="append", default=[], help="attack whose rows form test_attack")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="manifest: accept image paths outside the manifest's folder (absolute or ../)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow writing into a non-empty folder that `semsim convert` did not create")
     p.set_defaults(func=run)
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         fractions = dict(zip(("train", "validation", "test"), (float(v) for v in args.fractions.split(","))))
         if args.layout == "manifest":
             rows, report = convert_manifest(args.source, rule=rule, strict=strict, annotator_kind=args.annotator_kind,
-                                            source_dataset=args.source_dataset)
+                                            source_dataset=args.source_dataset,
+                                            allow_outside_paths=args.allow_outside_paths)
         elif args.layout == "official-labels":
             rows, report = convert_official_labels(args.source, rule=rule, strict=strict,
                                                    source_dataset=args.source_dataset or "cifar100",

@@ -30,12 +30,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="pairs per forward pass (default 256)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     p.add_argument("--output", type=Path, default=None, help="write per-image scores to this CSV file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --output file that is not a `semsim score` CSV")
     p.add_argument("--probability", action="store_true",
                    help="also report the calibrated probability that a person recognises each reconstruction")
     p.add_argument("--quiet", action="store_true", help="print only the mean")
     p.add_argument("--no-domain-check", action="store_true",
                    help="do not warn when the originals fall outside what the model was trained on")
     p.set_defaults(func=run)
+
+
+_HEADER = ["original", "reconstruction", "semsim"]
+
+
+def _check_output(path: Path, *, overwrite: bool) -> None:
+    """Refuse an --output that cannot be written, or that holds a file this command did not write."""
+    if path.is_dir():
+        raise CLIError(f"--output {path} is a folder; give a CSV file name.")
+    if path.exists() and not overwrite:
+        try:
+            first = path.open(newline="").readline().strip()
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        if not first.startswith(",".join(_HEADER)):
+            raise CLIError(f"--output {path} exists and is not a `semsim score` CSV; choose another name or pass "
+                           "--overwrite.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.tmp")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise CLIError(f"--output {path} cannot be written ({err.strerror or err}); choose a writable location.") from err
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    if args.output is not None:
+        _check_output(args.output, overwrite=args.overwrite)  # before any scoring: fail fast
     try:
         pairing = pair_folders(args.originals, args.reconstructions)
     except NotADirectoryError as err:
@@ -82,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             for orig_path, rec_path in chunk:
                 try:
                     o, r = load_image(orig_path), load_image(rec_path)
-                except OSError as err:
+                except (OSError, ValueError) as err:  # unreadable, too large, or pixels without a meaning
                     problems.append(str(err))
                     continue
                 if o.shape[1:] != r.shape[1:]:
@@ -111,12 +139,13 @@ def run(args: argparse.Namespace) -> int:
             for (o_p, r_p), d, pr in zip(kept, dist.tolist(), prob):
                 rows.append((str(o_p), str(r_p), d, pr))
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        with args.output.open("w", newline="") as fh:
+        tmp = args.output.with_name(f".{args.output.name}.tmp")
+        with tmp.open("w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["original", "reconstruction", "semsim"] + (["p_recognised"] if want_prob else []))
+            writer.writerow(_HEADER + (["p_recognised"] if want_prob else []))
             for o_p, r_p, d, pr in rows:
                 writer.writerow([o_p, r_p, f"{d:.6f}"] + ([f"{pr:.6f}"] if want_prob else []))
+        tmp.replace(args.output)
     if not args.quiet:
         print(f"{'reconstruction':<40} {'original':<40} {'semsim':>8}" + ("  p_recognised" if want_prob else ""))
         for o_p, r_p, d, pr in rows:

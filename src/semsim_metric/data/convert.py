@@ -129,6 +129,7 @@ def convert_manifest(
     source_dataset: str | None = None,
     expected_votes: int | None = None,
     base_dir: str | Path | None = None,
+    allow_outside_paths: bool = False,
 ) -> tuple[list[dict[str, Any]], ConversionReport]:
     """Convert a CSV manifest of (original, reconstruction) pairs with votes or a recognised flag.
 
@@ -146,6 +147,8 @@ def convert_manifest(
         source_dataset: value for ``source_dataset`` when the manifest has no such column.
         expected_votes: require exactly this many votes per row.
         base_dir: folder the image paths are relative to.
+        allow_outside_paths: accept image paths that leave ``base_dir`` (absolute paths, ``..``); by default
+            such a row is a problem, so a manifest from elsewhere cannot read arbitrary files.
     """
     rule = rule or RecognitionRule()
     manifest = Path(manifest)
@@ -180,7 +183,8 @@ def convert_manifest(
     for line_no, rec in enumerate(rows, start=2):
         item = f"{manifest.name}:{line_no}"
         try:
-            row = _manifest_row(rec, base, rule, annotator_kind, source_dataset, expected_votes, image_cache)
+            row = _manifest_row(rec, base, rule, annotator_kind, source_dataset, expected_votes, image_cache,
+                                allow_outside_paths)
         except (ValueError, OSError) as err:
             report.problem(item, str(err))
             continue
@@ -214,13 +218,26 @@ def _load_pair(orig_path: Path, rec_path: Path, cache: dict) -> tuple[dict[str, 
     return orig, recon
 
 
+def _inside(base: Path, relative: str, column: str, allow_outside: bool) -> Path:
+    """``base / relative``, refused when it leaves ``base`` (absolute paths, ``..``, links) unless allowed."""
+    path = base / relative
+    if not allow_outside:
+        root = base.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise ValueError(f"{column} path {relative!r} points outside the manifest's folder {root}; keep the "
+                             "images under it, or pass allow_outside_paths=True (--allow-outside-paths) if you trust "
+                             "this manifest")
+    return path
+
+
 def _manifest_row(rec: dict[str, str], base: Path, rule: RecognitionRule, annotator_kind: str | None,
-                  source_dataset: str | None, expected_votes: int | None, cache: dict) -> dict[str, Any]:
+                  source_dataset: str | None, expected_votes: int | None, cache: dict,
+                  allow_outside: bool = False) -> dict[str, Any]:
     row = empty_row()
-    orig_path = base / rec["original"].strip()
-    rec_path = base / rec["reconstruction"].strip()
-    if not rec["original"].strip() or not rec["reconstruction"].strip():
+    if not (rec["original"] or "").strip() or not (rec["reconstruction"] or "").strip():
         raise ValueError("empty original or reconstruction path")
+    orig_path = _inside(base, rec["original"].strip(), "original", allow_outside)
+    rec_path = _inside(base, rec["reconstruction"].strip(), "reconstruction", allow_outside)
     row["original"], row["reconstruction"] = _load_pair(orig_path, rec_path, cache)
     for col in _MANIFEST_STR:
         if rec.get(col) not in (None, ""):

@@ -161,8 +161,14 @@ def slug(text: str) -> str:
 
 
 def run_folder_name(protocol: str, recipe: str) -> str:
-    """Folder (under ``<out>/models``) of the model trained for ``protocol`` with ``recipe``."""
-    return f"{slug(protocol)}__{slug(recipe) if ':' in recipe else recipe}"
+    """Folder (under ``<out>/models``) of the model trained for ``protocol`` with ``recipe`` (both slugged:
+    a recipe string never reaches the file system as it is).
+
+    Example:
+        >>> run_folder_name("victim_arch=resnet20", "../../x")
+        'victim_arch_resnet20________x'
+    """
+    return f"{slug(protocol)}__{slug(recipe)}"
 
 
 def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:

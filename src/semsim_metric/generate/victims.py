@@ -109,7 +109,8 @@ class VictimSpec:
                 amount = float(value)
             except ValueError:
                 amount = -1.0
-            if kind not in ("prune", "noise") or amount < 0 or (kind == "prune" and amount > 100):
+            if (kind not in ("prune", "noise") or not math.isfinite(amount) or amount < 0
+                    or (kind == "prune" and amount > 100)):
                 raise ValueError(f"defense {self.defense!r}: use none, prune:<percent 0-100> or noise:<sigma >= 0>.")
         if self.epochs < 0 or self.width < 0 or self.train_images < 1:
             raise ValueError(f"invalid victim settings: {self}.")
