@@ -40,3 +40,10 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+## Mutation testing of the input gate, functional core, metric, loss, model I/O, splits and statistics (long).
+mutation: $(STAMP)
+	rm -rf mutants
+	HF_HUB_OFFLINE=1 PYTHONPATH=$(CURDIR)/mutants/src $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results > mutation-results.txt || true
+	$(BIN)/python scripts/mutation_summary.py mutation-results.txt

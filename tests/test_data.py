@@ -29,7 +29,7 @@ from semsim_metric.data import (
     write_dataset_folder,
 )
 from semsim_metric.models import SemSimConfig
-from tests.conftest import SHARED_DATA
+from tests.conftest import shared_file
 
 VICTIMS = [
     "ConvNet_200_inversed_crop_auglist__rlabel_False",
@@ -71,9 +71,7 @@ def official_training(tmp_path):
 
 
 def test_victim_names_parse_like_the_published_table():
-    path = SHARED_DATA / "semsim_cifar100_human_labels.csv"
-    if not path.exists():
-        pytest.skip("shared human labels absent")
+    path = shared_file("semsim_cifar100_human_labels.csv")
     with path.open() as fh:
         seen = {r["victim"]: r for r in csv.DictReader(fh)}
     assert len(seen) == 14
@@ -84,9 +82,7 @@ def test_victim_names_parse_like_the_published_table():
 
 
 def test_human_label_table_gives_the_published_figures():
-    path = SHARED_DATA / "semsim_cifar100_human_labels.csv"
-    if not path.exists():
-        pytest.skip("shared human labels absent")
+    path = shared_file("semsim_cifar100_human_labels.csv")
     rows = rows_from_human_labels_csv(path)
     assert len(rows) == 8400
     assert len({r["victim"] for r in rows}) == 14

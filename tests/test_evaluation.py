@@ -19,7 +19,7 @@ from semsim_metric.evaluation import (
     model_level,
     pair_metric_values,
 )
-from tests.conftest import SHARED_DATA
+from tests.conftest import shared_file
 
 rng = np.random.default_rng(0)
 
@@ -108,9 +108,7 @@ def test_every_weight_free_baseline_runs_on_small_greyscale_images(tiny_model):
 
 
 def test_reproduces_the_real_human_cifar100_table():
-    path = SHARED_DATA / "semsim_cifar100_human_labels.csv"
-    if not path.exists():
-        pytest.skip("shared human labels absent")
+    path = shared_file("semsim_cifar100_human_labels.csv")
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
     y = np.array([int(r["n_correct"]) >= 3 for r in rows])

@@ -35,7 +35,8 @@ from .protocol import evaluate_dataset
 from .report import EvaluationReport
 from .writer import write_report
 
-__all__ = ["HeldoutResult", "build_protocol_splits", "expand_protocols", "run_heldout", "run_folder_name", "slug", "summary_table"]
+__all__ = ["HeldoutResult", "build_protocol_splits", "expand_protocols", "run_folder_name", "run_heldout", "slug",
+           "summary_from_scores", "summary_table", "write_scores"]
 
 
 @dataclass
@@ -133,9 +134,10 @@ def run_heldout(
                                pretrain_cache=out / "pretrained", **overrides)
                 models[recipe] = (freeze(SemSimModel.from_pretrained(run_dir)), result.train_seconds)
             named = {f"SemSim[{r}]": m for r, (m, _) in models.items()}
+            title = f"{protocol} ({eval_split}, {len(eval_ds)} rows)"
             report, values = evaluate_dataset(eval_ds, named, baselines=baselines, group_by=group_by,
-                                              title=f"{protocol} ({eval_split}, {len(eval_ds)} rows)",
-                                              n_boot=n_boot, seed=seed, progress=False)
+                                              title=title, n_boot=n_boot, seed=seed, progress=False)
+            write_scores(out / "scores", protocol, title, eval_ds, values, group_by, report.skipped, recipes)
             report.notes.update({f"training time of SemSim[{r}]": f"{s:.0f} s (stage 1 counted as recorded when "
                                  "reused from the cache)" for r, (_, s) in models.items()})
             y = np.asarray(eval_ds["recognized"], dtype=bool)
@@ -169,6 +171,65 @@ def run_folder_name(protocol: str, recipe: str) -> str:
         'victim_arch_resnet20________x'
     """
     return f"{slug(protocol)}__{slug(recipe)}"
+
+
+SCORES_INDEX = "index.json"
+
+
+def write_scores(folder: Path, protocol: str, title: str, ds: Any, values: dict[str, np.ndarray], group_by: str,
+                 skipped: dict[str, str], recipes: Sequence[str]) -> Path:
+    """Write the per-row values of every metric on one held-out split (``<folder>/<protocol>.csv.gz``) and
+    record it in ``<folder>/index.json``: enough to recompute every held-out table without images or models
+    (:func:`summary_from_scores`)."""
+    import csv
+    import gzip
+
+    from .protocol import group_keys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{slug(protocol)}.csv.gz"
+    groups = group_keys(ds, group_by)
+    metrics = list(values)
+    with gzip.open(folder / name, "wt", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["reconstruction_id", "original_id", "group", "recognized", *metrics])
+        for i, (rid, oid, rec) in enumerate(zip(ds["reconstruction_id"], ds["original_id"], ds["recognized"])):
+            w.writerow([rid, oid, groups[i], int(bool(rec)), *(repr(float(values[m][i])) for m in metrics)])
+    index_path = folder / SCORES_INDEX
+    index = json.loads(index_path.read_text()) if index_path.is_file() else []
+    index = [e for e in index if e["protocol"] != protocol]
+    index.append({"protocol": protocol, "title": title, "file": name, "group_by": group_by, "recipes": list(recipes),
+                  "skipped": skipped})
+    index_path.write_text(json.dumps(index, indent=2))
+    return folder / name
+
+
+def summary_from_scores(folder: str | Path, *, n_boot: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+    """Recompute the held-out summary (``heldout_summary.json`` entries) from the per-row values written by
+    :func:`write_scores`: the published tables are reproducible from these files alone.
+
+    Example:
+        >>> summary = summary_from_scores("results/heldout", n_boot=0)  # doctest: +SKIP
+    """
+    import csv
+    import gzip
+
+    from .protocol import evaluate_table
+
+    folder = Path(folder)
+    results = []
+    for entry in json.loads((folder / SCORES_INDEX).read_text()):
+        with gzip.open(folder / entry["file"], "rt", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        fixed = {"reconstruction_id", "original_id", "group", "recognized"}
+        metrics = [c for c in rows[0] if c not in fixed]
+        values = {m: np.array([float(r[m]) for r in rows]) for m in metrics}
+        y = np.array([r["recognized"] == "1" for r in rows])
+        report = evaluate_table(values, y, np.array([r["group"] for r in rows]), np.array([r["original_id"] for r in rows]),
+                                title=entry["title"], group_by=entry["group_by"], n_boot=n_boot, seed=seed,
+                                skipped=entry.get("skipped"))
+        results += [HeldoutResult(entry["protocol"], recipe, report, values, y) for recipe in entry["recipes"]]
+    return _summary_dict(results)
 
 
 def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:
@@ -213,3 +274,24 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
 def _summary(results: list[HeldoutResult]) -> str:
     return ("Target: SemSim ROC-AUC >= SSIM + 0.05 and model-level Kendall >= SSIM's on every held-out split.\n\n"
             + summary_table(_summary_dict(results)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m semsim_metric.evaluation.heldout SCORES_FOLDER``: the held-out summary table from the
+    committed per-row values (see :func:`summary_from_scores`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("scores", type=Path, help="folder with index.json and <protocol>.csv.gz files")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the summary as JSON here")
+    args = parser.parse_args(argv)
+    summary = summary_from_scores(args.scores, n_boot=args.bootstrap)
+    print(summary_table(summary))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
