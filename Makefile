@@ -42,8 +42,12 @@ clean-venv:
 	rm -rf $(VENV)
 
 ## Mutation testing of the input gate, functional core, metric, loss, model I/O, splits and statistics (long).
+## mutmut must import the mutated copy, so it runs from a venv that sees this venv's packages but not the
+## editable install of the package itself.
+MUTVENV := /tmp/semsim-mutmut-venv
 mutation: $(STAMP)
-	rm -rf mutants
-	HF_HUB_OFFLINE=1 PYTHONPATH=$(CURDIR)/mutants/src $(BIN)/mutmut run --max-children 2
-	$(BIN)/mutmut results > mutation-results.txt || true
-	$(BIN)/python scripts/mutation_summary.py mutation-results.txt
+	rm -rf mutants $(MUTVENV)
+	python3 -m venv $(MUTVENV)
+	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" > "$$($(MUTVENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/semsim-deps.pth"
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(MUTVENV)/bin/python -m mutmut run --max-children 2
+	$(MUTVENV)/bin/python scripts/mutation_summary.py
