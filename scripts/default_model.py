@@ -7,7 +7,7 @@
         recompute the card's ROC-AUC table from the bundled weights and compare it with results.json
     python scripts/default_model.py retrain OUT
         retrain with the recipe recorded in hub/<name>/training_info.json (same data, same seed)
-    python scripts/default_model.py train-all OUT --heldout runs/heldout-v4 [--recipe semantic:vote_anchor_weight=1]
+    python scripts/default_model.py train-all OUT --heldout runs/heldout-v5 [--recipe semantic:vote_anchor_weight=3,vote_anchor_centre=0.95]
         after model selection on the held-out splits: train the recipe on every judged original (all
         splits), calibrate with the same recipe's unseen-originals held-out model (its distances on
         originals it never saw), and write a model folder to ship with `ship OUT --heldout ...`

@@ -1,6 +1,6 @@
 """Evaluate the default model's recipe on the default dataset; publish into docs/ and the model card.
 
-    python scripts/publish_results.py --model runs/heldout-v4/models/unseen_originals__semantic_vote_anchor_weight_1 [--bootstrap 1000]
+    python scripts/publish_results.py --model runs/heldout-v5/models/unseen_originals__semantic_vote_anchor_weight_3_vote_anchor_centre_0_95 [--bootstrap 1000]
 
 Writes docs/results.md (+ plots under docs/results/) and the "Full evaluation" section of the card of
 ``--card`` (default: hub/semsim-resnet18-fmnist-judged), from one run of the evaluation protocol

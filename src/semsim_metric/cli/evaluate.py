@@ -131,8 +131,13 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
 
     if not args.metric:
         raise CLIError("--table needs at least one --metric COLUMN:higher|lower.")
-    with args.table.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with args.table.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as err:
+        raise CLIError(f"--table {args.table}: cannot be read ({err.strerror or err}).") from err
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise CLIError(f"--table {args.table} is not a UTF-8 CSV file ({err}).") from err
     if not rows:
         raise CLIError(f"{args.table} has no rows.")
     specs, values = {}, {}
@@ -141,12 +146,22 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
         if direction not in ("higher", "lower") or col not in rows[0]:
             raise CLIError(f"--metric {m!r}: expected COLUMN:higher|lower with a column of {args.table.name}.")
         specs[col] = MetricSpec(col, None, direction == "higher")
-        values[col] = np.array([float(r[col]) for r in rows])
-    if ">=" in args.label:
-        col, _, k = args.label.partition(">=")
-        y = np.array([float(r[col]) >= float(k) for r in rows])
-    else:
-        y = np.array([r[args.label].strip().lower() in ("1", "true", "yes") for r in rows])
+        try:
+            values[col] = np.array([float(r[col]) for r in rows])
+        except (TypeError, ValueError) as err:
+            raise CLIError(f"--metric {col}: every value must be a number ({err}).") from err
+    label_col = args.label.partition(">=")[0]
+    if label_col not in rows[0]:
+        raise CLIError(f"--label {args.label!r}: no column {label_col!r} in {args.table.name} "
+                       f"(it has {', '.join(rows[0])}).")
+    try:
+        if ">=" in args.label:
+            col, _, k = args.label.partition(">=")
+            y = np.array([float(r[col]) >= float(k) for r in rows])
+        else:
+            y = np.array([r[args.label].strip().lower() in ("1", "true", "yes") for r in rows])
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"--label {args.label!r}: {err}") from err
     if args.group_by not in rows[0]:
         raise CLIError(f"--group-by column {args.group_by!r} not in {args.table.name}.")
     groups = np.array([r[args.group_by] for r in rows])

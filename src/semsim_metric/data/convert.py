@@ -278,6 +278,15 @@ def _manifest_row(rec: dict[str, str], base: Path, rule: RecognitionRule, annota
 
 
 # ---------------------------------------------------------------------------- file-tree accounting
+def _check_exists(root: Path) -> None:
+    if not root.exists():
+        raise ConversionError(f"{root} does not exist. The official release is described in docs/datasets.md "
+                              "(where to get it and which folder to pass).")
+    if not root.is_dir():
+        raise ConversionError(f"{root} is a file; pass the folder of the official release.")
+
+
+
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
@@ -330,6 +339,7 @@ def convert_official_labels(
     rule = rule or RecognitionRule()
     root = Path(root)
     report = ConversionReport(source=str(root), converter="official-labels", strict=strict)
+    _check_exists(root)
     if not (root / "original-img").is_dir() or not (root / "img").is_dir():
         raise ConversionError(
             f"{root} is not the official labels layout: it needs 'original-img/' and 'img/<victim>/' folders."
@@ -438,6 +448,7 @@ def convert_official_training(
         victim_names: optional list mapping victim index m (1-based) to a victim name.
     """
     root = Path(root)
+    _check_exists(root)
     if (root / "train_with_ori").is_dir():
         root = root / "train_with_ori"
     report = ConversionReport(source=str(root), converter="official-training", strict=strict)

@@ -218,6 +218,15 @@ class SemSimModel(PreTrainedModel):
                 value = value.to(dtype)
             state[key] = value.contiguous()
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        _readable_like_other_files(folder / WEIGHTS_NAME)
+
+
+def _readable_like_other_files(path: Path) -> None:
+    """safetensors writes through a private temporary file (mode 0600); give the weights the mode any other
+    file gets under the user's umask, so a shared or published folder is readable like its config.json."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def load_config(config_file: Path) -> SemSimConfig:
