@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCORES = ROOT / "docs" / "heldout" / "scores"
 PUBLISHED = ROOT / "docs" / "heldout" / "heldout_summary.json"
-BUNDLED = ROOT / "src" / "semsim_metric" / "_bundled" / "semsim-resnet18-fmnist-judged"
+BUNDLED = ROOT / "hub" / "semsim-resnet18-fmnist-judged"  # the shipped folder (the package bundles its weights, config, card)
 
 
 
@@ -74,3 +74,9 @@ def test_the_default_calibration_is_refitted_from_the_committed_scores():
     refit = fit_calibration(d, y, fitted_on="test")
     assert refit["intercept"] == pytest.approx(config["calibration"]["intercept"], abs=2e-3)
     assert refit["slope"] == pytest.approx(config["calibration"]["slope"], abs=2e-3)
+
+
+def test_the_package_bundles_the_shipped_folder():
+    bundled = ROOT / "src" / "semsim_metric" / "_bundled" / "semsim-resnet18-fmnist-judged"
+    for name in ("config.json", "model.safetensors", "README.md"):
+        assert (bundled / name).read_bytes() == (BUNDLED / name).read_bytes(), name
