@@ -39,3 +39,35 @@ def test_evaluate_table_names_a_missing_label_column(tmp_path, capsys):
     table.write_text("psnr,victim\n1,a\n2,b\n")
     assert main(["evaluate", "--table", str(table), "--metric", "psnr:higher", "--label", "n_correct>=3"]) == 2
     assert "no column 'n_correct'" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_originals_the_model_was_trained_on(tmp_path, tiny_model_dir, capsys):
+    import json
+    import shutil
+
+    from semsim_metric.cli import main
+    from semsim_metric.data.loading import load_folder_or_hub, undecoded
+    from semsim_metric.domain import image_fingerprint
+    from semsim_metric.image_io import decode_image
+    from tests.test_training import DEFAULT_DATASET
+
+    test = load_folder_or_hub(str(DEFAULT_DATASET), split="test").select(range(12))
+    ds = tmp_path / "ds"
+    test.to_parquet(str(ds / "data" / "test-00000-of-00001.parquet"))
+    raw = undecoded(test)
+    seen_ids = sorted(set(raw["original_id"]))[:2]
+    fingerprints = sorted({image_fingerprint(decode_image(r["original"])) for r in raw if r["original_id"] in seen_ids})
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["training_domain"] = {"description": "test", "n": 2, "channels": [1], "image_sizes": [[28, 28]],
+                              "original_fingerprints": fingerprints}
+    (model / "config.json").write_text(json.dumps(cfg))
+    args = ["evaluate", str(ds), "--model", str(model), "--baselines", "SSIM", "--bootstrap", "5"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    n_total = len(set(raw["original_id"]))
+    assert f"2 of {n_total} originals were training data" in err and "--allow-seen" in err
+    assert main(args + ["--allow-seen", "--out", str(tmp_path / "rep")]) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())[0]
+    assert any("in-sample" in k for k in report["notes"])

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["OutOfDomainWarning", "check_domain", "domain_problems", "summarise_domain"]
+__all__ = ["OutOfDomainWarning", "check_domain", "domain_problems", "image_fingerprint", "seen_originals", "summarise_domain"]
 
 _WARNED: set[tuple[int, str]] = set()
 _KINDS = ("channels", "size", "content")
@@ -31,6 +31,29 @@ _KINDS = ("channels", "size", "content")
 
 class OutOfDomainWarning(UserWarning):
     """Inputs differ from what the SemSim model was trained on (scores may not mean what they say)."""
+
+
+def image_fingerprint(image: Tensor) -> str:
+    """A short content hash of a decoded uint8 image ``(C, H, W)`` (its shape and pixels), the same whatever
+    file format or dataset it came from.
+
+    Example:
+        >>> image_fingerprint(torch.zeros(1, 2, 2, dtype=torch.uint8))
+        '75442c17e2e284c5'
+    """
+    import hashlib
+
+    arr = image.detach().cpu().to(torch.uint8).contiguous()
+    head = ",".join(str(int(v)) for v in arr.shape).encode()
+    return hashlib.sha1(head + b":" + arr.numpy().tobytes()).hexdigest()[:16]
+
+
+def seen_originals(config: Any, images: Sequence[Tensor]) -> int:
+    """How many of ``images`` (decoded uint8 originals) the model was trained on, from the fingerprints in
+    ``config.training_domain`` (0 for models without them)."""
+    domain = getattr(config, "training_domain", None) or {}
+    known = set(domain.get("original_fingerprints") or ())
+    return sum(image_fingerprint(img) in known for img in images) if known else 0
 
 
 def summarise_domain(images: Sequence[Tensor], embeddings: Tensor, *, description: str = "") -> dict[str, Any]:
@@ -54,7 +77,9 @@ def summarise_domain(images: Sequence[Tensor], embeddings: Tensor, *, descriptio
             "channels": sorted({int(i.shape[0]) for i in images}),
             "image_sizes": [list(s) for s in sorted({(int(i.shape[1]), int(i.shape[2])) for i in images})],
             "embedding_mean": [round(float(v), 6) for v in mean],
-            "similarity_q01": float(torch.quantile(sim, 0.01)), "similarity_median": float(sim.median())}
+            "similarity_q01": float(torch.quantile(sim, 0.01)), "similarity_median": float(sim.median()),
+            # which originals it saw: evaluation refuses in-sample numbers unless asked (see seen_originals)
+            "original_fingerprints": sorted(image_fingerprint(i) for i in images if i.dtype == torch.uint8)}
 
 
 def domain_problems(domain: dict[str, Any], originals: Tensor, embeddings: Tensor | None = None) -> list[tuple[str, str]]:

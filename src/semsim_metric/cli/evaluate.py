@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", default="n_correct>=3", help="with --table: recognised rule, 'COLUMN>=K' or a bool column")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--out", type=Path, default=None, help="folder for report.md, report.json and plots")
+    p.add_argument("--allow-seen", action="store_true",
+                   help="evaluate a model on originals it was trained on (in-sample numbers; refused otherwise)")
     h = p.add_argument_group("generalisation (train without some settings, evaluate on them)")
     h.add_argument("--heldout", action="append", default=None,
                    help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
@@ -114,11 +116,44 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     reports, values = [], {}
     for split in splits:
         ds = dsd[split]
+        seen = _seen_by_models(models, ds)
+        if seen and not args.allow_seen:
+            raise CLIError(
+                f"{args.dataset} / {split}: " + "; ".join(f"{n} of {total} originals were training data of {name}"
+                                                          for name, (n, total) in seen.items())
+                + ". Its numbers there would be in-sample, not a measure of agreement on new data. Evaluate on "
+                "originals it never saw (the held-out protocol: --heldout, or a model's held-out tables), or pass "
+                "--allow-seen to evaluate anyway (the report then says so).")
         rep, vals = evaluate_dataset(ds, models, baselines=baselines, group_by=args.group_by,
                                      title=f"{args.dataset} / {split}", n_boot=args.bootstrap)
+        for name, (n, total) in seen.items():
+            rep.notes[f"in-sample: {name}"] = (f"{n} of {total} originals of this split were training data of "
+                                               f"{name} (--allow-seen): its numbers are in-sample")
         reports.append(rep)
         values[rep.title] = (vals, np.asarray(ds["recognized"], dtype=bool))
     return reports, values
+
+
+def _seen_by_models(models: dict[str, Any], ds: Any) -> dict[str, tuple[int, int]]:
+    """name -> (originals of ``ds`` the model was trained on, distinct originals) for models that saw some."""
+    from ..data.loading import undecoded
+    from ..domain import seen_originals
+    from ..image_io import decode_image
+
+    raw = undecoded(ds.select_columns(["original_id", "original"]), ("original",))
+    first: dict[str, Any] = {}
+    for oid, cell in zip(raw["original_id"], raw["original"]):
+        first.setdefault(oid, cell)
+    originals = None
+    out = {}
+    for name, model in models.items():
+        if not (getattr(model.config, "training_domain", None) or {}).get("original_fingerprints"):
+            continue
+        originals = originals if originals is not None else [decode_image(c) for c in first.values()]
+        n = seen_originals(model.config, originals)
+        if n:
+            out[name] = (n, len(originals))
+    return out
 
 
 def _evaluate_csv(args: argparse.Namespace) -> Any:
