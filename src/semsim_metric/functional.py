@@ -58,13 +58,14 @@ def get_model(model: ModelLike, revision: str | None = None, device: torch.devic
     models are shared by every caller in the process and never moved: ``device`` selects (and caches) a
     copy on that device instead. A :class:`SemSimModel` passed in is returned as it is.
     """
-    if isinstance(model, SemSimModel):
-        return model
+    if isinstance(model, SemSimModel) or _compiled_semsim(model):
+        return model  # type: ignore[return-value]
     if model is None:
         model = DEFAULT_MODEL_ID
     if not isinstance(model, str):
         raise TypeError(
-            f"model must be a SemSimModel, a Hub id or a local folder, got {type(model).__name__}."
+            f"model must be a SemSimModel (plain or torch.compile'd), a Hub id or a local folder, got "
+            f"{type(model).__name__}."
         )
     net = load_model_cached(model, revision)
     if device is None or torch.device(device) == next(net.parameters()).device:
@@ -112,11 +113,35 @@ def freeze(model: SemSimModel) -> SemSimModel:
     return model
 
 
-def frozen_copy(model: ModelLike, revision: str | None = None) -> SemSimModel:
-    """A frozen eval-mode copy of ``model`` for a metric or loss (the caller's model is never modified)."""
+def _compiled_semsim(model: object) -> bool:
+    """True for ``torch.compile(semsim_model)`` (an ``OptimizedModule`` around a :class:`SemSimModel`)."""
+    return isinstance(getattr(model, "_orig_mod", None), SemSimModel) and isinstance(model, torch.nn.Module)
+
+
+def frozen_copy(model: ModelLike, revision: str | None = None, *, compile: bool | dict = False) -> SemSimModel:
+    """A frozen eval-mode copy of ``model`` for a metric or loss (the caller's model is never modified).
+
+    ``compile=True`` (or a dict of ``torch.compile`` options) compiles the copy's forward pass, which every
+    score goes through; a ``torch.compile``'d model passed in is copied and compiled the same way.
+    """
     import copy
 
-    return freeze(copy.deepcopy(get_model(model, revision)))
+    net = get_model(model, revision)
+    if _compiled_semsim(net):
+        compile = compile or True
+        net = net._orig_mod  # type: ignore[union-attr]
+    net = freeze(copy.deepcopy(net))
+    if compile:
+        net.compile(**(compile if isinstance(compile, dict) else {}))
+    return net
+
+
+def _embed_pair(model: SemSimModel, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Embeddings of two same-shaped batches in one call of the model itself (so a compiled forward is used)."""
+    if x.shape != y.shape:
+        raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
+    emb = model(torch.cat([x, y], dim=0)).embeddings
+    return emb[: x.shape[0]], emb[x.shape[0]:]
 
 
 def _model_dtype(model: SemSimModel) -> torch.dtype:
@@ -151,7 +176,7 @@ def _semsim_update(
     dtype = _model_dtype(model)
     kwargs = dict(data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
                   dtype=dtype)
-    emb_preds, emb_target = model.embed_pair(to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
+    emb_preds, emb_target = _embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
     distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
     if check_domain:  # the content check reads values (a GPU sync), so validate_args=False skips it
         _check_domain(cfg, target, emb_target if validate_args else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 from torch.nn.modules.loss import _Loss
 
@@ -27,6 +29,8 @@ class SemSimLoss(_Loss):
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
         check_domain: warn once (:class:`~semsim_metric.domain.OutOfDomainWarning`) when the targets fall
             far outside what the model was trained on.
+        compile: ``True`` (or a dict of ``torch.compile`` options) compiles the network's forward pass, which
+            every score goes through; the scores are the same. A ``torch.compile``'d model is also accepted.
 
     Example:
         >>> import torch
@@ -47,11 +51,12 @@ class SemSimLoss(_Loss):
         data_range: float = 1.0,
         reduction: Reduction = "mean",
         check_domain: bool = True,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__(reduction=check_reduction(reduction))
         self.check_domain = bool(check_domain)
         self.data_range = check_data_range(data_range)
-        self.model: SemSimModel = frozen_copy(model, revision)
+        self.model: SemSimModel = frozen_copy(model, revision, compile=compile)
 
     def train(self, mode: bool = True) -> SemSimLoss:
         """Switch the loss module's mode; the SemSim network itself always stays in eval mode."""

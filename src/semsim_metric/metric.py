@@ -48,6 +48,8 @@ class SemSim(Metric):
         validate_args: scan pixel values (range, NaN/Inf) on every update.
         check_domain: warn once (:class:`~semsim_metric.domain.OutOfDomainWarning`) when the originals fall
             far outside what the model was trained on.
+        compile: ``True`` (or a dict of ``torch.compile`` options) compiles the network's forward pass, which
+            every score goes through; the scores are the same. A ``torch.compile``'d model is also accepted.
         kwargs: passed to :class:`torchmetrics.Metric` (``sync_on_compute``, ``dist_sync_fn``, ...).
 
     Example:
@@ -82,6 +84,7 @@ class SemSim(Metric):
         output: Output = "distance",
         validate_args: bool = True,
         check_domain: bool = True,
+        compile: bool | dict[str, Any] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,7 +92,7 @@ class SemSim(Metric):
         self.data_range = check_data_range(data_range)
         self.validate_args = bool(validate_args)
         self.check_domain = bool(check_domain)
-        net = frozen_copy(model, revision)
+        net = frozen_copy(model, revision, compile=compile)
         self.output = check_output(output, net)
         # A plain attribute holding a tuple: nn.Module does not register it, so the network stays out of
         # state_dict() and parameters(); _apply() below moves it with the metric.

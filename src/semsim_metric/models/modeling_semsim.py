@@ -88,11 +88,12 @@ class SemSimModel(PreTrainedModel):
         return F.normalize(features.float(), p=2.0, dim=1, eps=1e-12).to(features.dtype)
 
     def embed_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Embeddings of two batches of model-ready images of the same shape, in one forward pass."""
+        """Embeddings of two batches of model-ready images of the same shape, in one forward pass (a call of the
+        module itself, so ``model.compile()`` applies)."""
         if x.shape != y.shape:
             raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} "
                              f"and {tuple(y.shape)}.")
-        ex, ey = self.embed(torch.cat([x, y], dim=0)).split(x.shape[0], dim=0)
+        ex, ey = self(torch.cat([x, y], dim=0)).embeddings.split(x.shape[0], dim=0)
         return ex, ey
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
