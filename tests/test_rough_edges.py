@@ -71,3 +71,66 @@ def test_evaluate_refuses_originals_the_model_was_trained_on(tmp_path, tiny_mode
     assert main(args + ["--allow-seen", "--out", str(tmp_path / "rep")]) == 0
     report = json.loads((tmp_path / "rep" / "report.json").read_text())[0]
     assert any("in-sample" in k for k in report["notes"])
+
+
+def test_score_can_skip_unpaired_files_and_says_where_the_csv_went(tmp_path, tiny_model_dir, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from semsim_metric.cli import main
+
+    o, r = tmp_path / "o", tmp_path / "r"
+    o.mkdir()
+    r.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(o / f"{name}.png")
+    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(r / "a.png")
+    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(r / "lonely.png")
+    args = ["score", str(o), str(r), "--model", str(tiny_model_dir), "--quiet"]
+    assert main(args) == 2
+    assert "--skip-unpaired" in capsys.readouterr().err
+    out = tmp_path / "s.csv"
+    assert main(args + ["--skip-unpaired", "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "lonely.png" in captured.err and f"scores written to {out}" in captured.err
+    assert len(out.read_text().splitlines()) == 2
+    assert "p_recognised > 0.5" in captured.out  # the distance that means "leaked" under the calibration
+
+
+def test_train_without_a_recipe_says_what_runs_and_fits_the_device(monkeypatch, capsys):
+    import torch
+
+    from semsim_metric.cli import main
+    from semsim_metric.training import recipes
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    seen = {}
+
+    def fake_train(dataset, output, *, recipe, **kwargs):
+        seen["recipe"] = recipe
+        raise ValueError("stop here")
+
+    monkeypatch.setattr("semsim_metric.training.run.train", fake_train)
+    assert main(["train", "--dataset", "x", "--output", "y"]) == 2
+    err = capsys.readouterr().err
+    assert seen["recipe"] == recipes.DEFAULT_MODEL_RECIPE
+    assert f"recipe {recipes.DEFAULT_MODEL_RECIPE} (default for this device) on cpu" in err
+    assert main(["train", "--dataset", "x", "--output", "y", "--recipe", "paper"]) == 2
+    assert "take hours on a CPU" in capsys.readouterr().err
+
+
+def test_a_tiny_validation_split_gets_no_calibration_and_a_warning(tmp_path):
+    from semsim_metric.data.hub_folder import DatasetCard, write_dataset_folder
+    from semsim_metric.data.loading import load_folder_or_hub, undecoded
+    from semsim_metric.models import SemSimModel
+    from semsim_metric.training.run import TinyDatasetWarning, train
+    from tests.test_training import DEFAULT_DATASET
+
+    dsd = undecoded(load_folder_or_hub(str(DEFAULT_DATASET)))
+    splits = {"train": list(dsd["train"].select(range(48))), "validation": list(dsd["validation"].select(range(6))),
+              "test": list(dsd["test"].select(range(6)))}
+    folder = write_dataset_folder(splits, tmp_path / "ds", DatasetCard(title="tiny", summary="tiny"))
+    with pytest.warns(TinyDatasetWarning, match="no calibration fitted"):
+        train(folder, tmp_path / "m", recipe="quick", epochs=1, write_card=False)
+    assert SemSimModel.from_pretrained(tmp_path / "m").config.calibration is None

@@ -212,8 +212,9 @@ def semsim(
 
     SemSim is a **distance**: 0 = semantically identical (the attack leaked everything a person can
     recognise), larger = less leakage, range ``[0, 2]``; ``higher_is_better = False``. With
-    ``output="probability"`` it returns the calibrated probability that a person would recognise the
-    reconstruction instead (higher = more leakage).
+    ``output="probability"`` it returns the calibrated probability that the annotators the model was
+    calibrated on (``model.config.calibration["fitted_on"]``; model judges for the default) would
+    recognise the reconstruction instead (higher = more leakage).
 
     Args:
         preds: reconstructions ``(N, C, H, W)``, ``C`` in {1, 3}, values in ``[0, data_range]``.

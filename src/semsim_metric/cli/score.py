@@ -33,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --output file that is not a `semsim score` CSV")
     p.add_argument("--probability", action="store_true",
-                   help="also report the calibrated probability that a person recognises each reconstruction")
+                   help="also report p_recognised: the calibrated probability that the annotators the model was "
+                        "calibrated on (see its card; for the default, vision-model judges, not people) recognise "
+                        "each reconstruction")
+    p.add_argument("--skip-unpaired", action="store_true",
+                   help="score the pairs that match and list files without a partner, instead of stopping")
     p.add_argument("--quiet", action="store_true", help="print only the mean")
     p.add_argument("--no-domain-check", action="store_true",
                    help="do not warn when the originals fall outside what the model was trained on")
@@ -83,10 +87,13 @@ def run(args: argparse.Namespace) -> int:
         pairing = pair_folders(args.originals, args.reconstructions)
     except NotADirectoryError as err:
         raise CLIError(str(err)) from err
-    if pairing.problems:
+    if pairing.problems and args.skip_unpaired:
+        print(f"{len(pairing.problems)} file(s) without a partner, not scored:\n  " + "\n  ".join(pairing.problems),
+              file=sys.stderr)
+    elif pairing.problems:
         raise CLIError(
             f"{len(pairing.problems)} file(s) could not be paired (see the pairing rule in `semsim score --help`):\n  "
-            + "\n  ".join(pairing.problems)
+            + "\n  ".join(pairing.problems) + "\n(pass --skip-unpaired to score the pairs that match)"
         )
     if not pairing.pairs:
         raise CLIError(f"No image pairs found in {args.originals} and {args.reconstructions}.")
@@ -146,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             for o_p, r_p, d, pr in rows:
                 writer.writerow([o_p, r_p, f"{d:.6f}"] + ([f"{pr:.6f}"] if want_prob else []))
         tmp.replace(args.output)
+        print(f"scores written to {args.output}", file=sys.stderr)
     if not args.quiet:
         print(f"{'reconstruction':<40} {'original':<40} {'semsim':>8}" + ("  p_recognised" if want_prob else ""))
         for o_p, r_p, d, pr in rows:
@@ -154,6 +162,13 @@ def run(args: argparse.Namespace) -> int:
         mean = sum(r[2] for r in rows) / len(rows)
         print(f"mean SemSim over {len(rows)} pairs: {mean:.4f}  (distance: 0 = identical = most leakage; "
               "lower = more leakage)")
+        cal = model.config.calibration
+        if cal and cal.get("slope"):
+            leak = -cal["intercept"] / cal["slope"]
+            fitted = str(cal.get("fitted_on", ""))
+            who = fitted[fitted.find("annotator_kind"):].strip(" ()") if "annotator_kind" in fitted else "see the card"
+            print(f"a distance below {leak:.3f} means p_recognised > 0.5: the annotators the model was calibrated "
+                  f"on ({who}) would recognise such a reconstruction more often than not")
     if problems:
         raise CLIError(f"{len(problems)} pair(s) could not be scored:\n  " + "\n  ".join(problems))
     return 0

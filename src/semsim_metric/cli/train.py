@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ..training.recipes import RECIPES
+from ..training.recipes import DEFAULT_MODEL_RECIPE, RECIPES
 from .errors import CLIError
 
 __all__ = ["register", "run"]
@@ -17,9 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train SemSim with transformers Trainer and write a Hub model folder.")
     p.add_argument("--dataset", required=True, help="dataset folder or Hub id in the SemSim schema")
     p.add_argument("--output", required=True, type=Path, help="model folder to write")
-    p.add_argument("--recipe", default="paper",
-                   help=f"training recipe: {', '.join(sorted(RECIPES))} (default paper), or a variant such as "
-                        "semantic:vote_epochs=2,embedding=pooled")
+    p.add_argument("--recipe", default=None,
+                   help=f"training recipe: {', '.join(sorted(RECIPES))}, or a variant such as "
+                        "semantic:vote_epochs=2,embedding=pooled (default: paper on a GPU, the shipped default "
+                        f"model's recipe {DEFAULT_MODEL_RECIPE} on a CPU)")
     p.add_argument("--backbone", default=None, help="transformers vision model id/folder to use as backbone")
     p.add_argument("--init-from", default=None,
                    help="SemSim model folder or Hub id to fine-tune (e.g. the default model on new annotations)")
@@ -53,6 +55,24 @@ def run(args: argparse.Namespace) -> int:
                  "pretrain_source": args.pretrain_source}
     if args.no_augment:
         overrides["augment"] = False
+    from ..training.recipes import default_recipe, get_recipe
+
+    cuda = torch.cuda.is_available()
+    recipe_name = args.recipe or default_recipe(cuda)
+    try:
+        rec = get_recipe(recipe_name, **{k: v for k, v in overrides.items() if v is not None})
+    except (ValueError, TypeError) as err:
+        raise CLIError(str(err)) from err
+    stages = [name for name, on in (("stage 1: class pre-training", rec.pretrain_epochs > 0),
+                                    ("stage 2: vote tuning", rec.vote_epochs > 0),
+                                    (f"triplet stage: {rec.epochs} epochs", rec.epochs > 0)) if on]
+    print(f"semsim train: recipe {rec.name}{'' if args.recipe else ' (default for this device)'} on "
+          f"{'cuda' if cuda else 'cpu'}, width {rec.base_width}: {'; '.join(stages)}. {rec.description}",
+          file=sys.stderr)
+    if not cuda and rec.epochs >= 100:
+        print(f"semsim train: note: {rec.epochs} triplet epochs take hours on a CPU; --recipe quick or "
+              f"{DEFAULT_MODEL_RECIPE} finish in minutes.", file=sys.stderr)
+    args.recipe = recipe_name
     try:
         result = train(args.dataset, args.output, recipe=args.recipe, backbone=args.backbone, init_from=args.init_from,
                        resume=args.resume,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,16 @@ from ..image_io import decode_image
 from ..models import SemSimConfig, SemSimModel
 from ..preprocessing import to_model_input
 from .calibration import fit_calibration
+
+#: fewest validation rows (and rows of each class) a calibration is fitted on
+MIN_CALIBRATION_ROWS = 30
+MIN_CALIBRATION_PER_CLASS = 5
+#: fewer rows than this in a validation or test split raise a :class:`TinyDatasetWarning`
+MIN_EVALUATION_ROWS = 30
+
+
+class TinyDatasetWarning(UserWarning):
+    """A split too small for its numbers (or a calibration fitted on it) to mean much."""
 from .optim import OptimiserSettings
 from .recipes import Recipe, get_recipe
 from .trainer import Stage, is_main_process, run_stage
@@ -225,11 +236,24 @@ def train(
     if val_split is not None:
         result.validation = validation_metrics(model, val_split, seed=rec.seed)
         recognized = np.asarray(val_split["recognized"], dtype=bool)
-        if recognized.any() and (~recognized).any():
+        each = min(int(recognized.sum()), int((~recognized).sum()))
+        if len(recognized) >= MIN_CALIBRATION_ROWS and each >= MIN_CALIBRATION_PER_CLASS:
             kinds = sorted(set(val_split["annotator_kind"]))
             model.config.calibration = fit_calibration(
                 pair_distances(model, val_split), recognized,
                 fitted_on=f"validation split of {dataset} (annotator_kind: {', '.join(kinds)})")
+        else:
+            warnings.warn(
+                f"no calibration fitted: the validation split of {dataset} has {len(recognized)} rows "
+                f"({each} in its smaller class); a calibration needs at least {MIN_CALIBRATION_ROWS} rows and "
+                f"{MIN_CALIBRATION_PER_CLASS} of each class. output='probability' will be unavailable; use more "
+                "annotated originals (or fit one later with semsim_metric.training.calibration.fit_calibration).",
+                TinyDatasetWarning, stacklevel=2)
+    for name in ("validation", "test"):
+        if name in dsd and len(dsd[name]) < MIN_EVALUATION_ROWS:
+            warnings.warn(f"the {name} split of {dataset} has only {len(dsd[name])} rows (fewer than "
+                          f"{MIN_EVALUATION_ROWS}): its numbers say little. Annotate more originals.",
+                          TinyDatasetWarning, stacklevel=2)
     if "test" in dsd:
         result.test = validation_metrics(model, dsd["test"], seed=rec.seed)
     model.config.training_domain = training_domain(model, dsd["train"], description=f"the annotated originals of {dataset}")
