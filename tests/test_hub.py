@@ -124,3 +124,61 @@ def test_bundled_default_reproduces_its_model_card():
                          text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "the card's numbers are reproduced" in out.stdout
+
+
+@pytest.mark.slow
+def test_push_to_hub_then_load_back_through_the_local_endpoint(tmp_path, tiny_model, monkeypatch):
+    """push_to_hub and save_pretrained(push_to_hub=True) upload to the Hub API; from_pretrained reads it back."""
+    import torch
+
+    from semsim_metric import SemSimModel
+
+    import importlib
+
+    import huggingface_hub.constants as hf_constants
+
+    server, log = make_server({}, upload_root=tmp_path / "server")
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+        importlib.reload(hf_constants)  # the endpoint and offline flag are read at import time
+        url = tiny_model.push_to_hub("me/semsim-tiny", token="test-token", commit_message="first")
+        assert "/me/semsim-tiny/commit/" in url
+        assert any(line.startswith("POST /api/models/me/semsim-tiny/commit/main") for line in log)
+        pushed = tmp_path / "server" / "me--semsim-tiny"
+        assert {p.name for p in pushed.iterdir()} == {"config.json", "model.safetensors", "README.md"}
+        assert 'SemSimModel.from_pretrained("me/semsim-tiny")' in (pushed / "README.md").read_text()
+        back = SemSimModel.from_pretrained("me/semsim-tiny", cache_dir=tmp_path / "cache")
+        x = torch.rand(2, 3, 32, 32)
+        torch.testing.assert_close(back.embed(x), tiny_model.embed(x))
+        tiny_model.save_pretrained(tmp_path / "semsim-other", push_to_hub=True, token="test-token",
+                                   max_shard_size="10MB")
+        assert (tmp_path / "server" / "me--semsim-other" / "model.safetensors").is_file()  # repo named after the folder
+        with pytest.raises(ValueError, match="max_shard_size"):
+            tiny_model.save_pretrained(tmp_path / "x", max_shard_size="1KB")
+        with pytest.raises(TypeError, match="cannot honour"):
+            tiny_model.save_pretrained(tmp_path / "x", variant="fp16")
+    finally:
+        server.shutdown()
+        monkeypatch.undo()  # the environment as before (offline, the real endpoint), then the constants again
+        importlib.reload(hf_constants)
+
+
+def test_from_pretrained_honours_subfolder_and_device_map_and_refuses_the_rest(tmp_path, tiny_model):
+    from semsim_metric import SemSimModel
+
+    tiny_model.save_pretrained(tmp_path / "repo" / "semsim")
+    model = SemSimModel.from_pretrained(tmp_path / "repo", subfolder="semsim", device_map="cpu",
+                                        trust_remote_code=True)
+    assert model.config.base_width == tiny_model.config.base_width
+    with pytest.raises(OSError, match="no sub-folder 'nope'"):
+        SemSimModel.from_pretrained(tmp_path / "repo", subfolder="nope")
+    with pytest.raises(ValueError, match="one device"):
+        SemSimModel.from_pretrained(tmp_path / "repo", subfolder="semsim", device_map="auto")
+    with pytest.raises(ValueError, match="safetensors only"):
+        SemSimModel.from_pretrained(tmp_path / "repo", subfolder="semsim", use_safetensors=False)
+    with pytest.raises(TypeError, match="cannot honour"):
+        SemSimModel.from_pretrained(tmp_path / "repo", subfolder="semsim", variant="fp16")

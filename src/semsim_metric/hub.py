@@ -61,13 +61,20 @@ def resolve_model_folder(
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
     token: str | bool | None = None,
+    subfolder: str = "",
+    force_download: bool = False,
 ) -> Path:
-    """Return a local folder with ``config.json`` and ``model.safetensors`` for ``name_or_path``.
+    """Return a local folder with ``config.json`` and ``model.safetensors`` for ``name_or_path``
+    (in ``subfolder`` of the folder or repository, when given).
 
     Raises:
         OSError: the folder lacks files, the id is malformed, or the files are not cached while offline.
     """
     path = Path(name_or_path).expanduser()
+    if subfolder and path.is_dir():
+        path = path / subfolder
+        if not path.is_dir():
+            raise OSError(f"{name_or_path} has no sub-folder {subfolder!r}.")
     if path.is_dir():
         missing = [f for f in (CONFIG_NAME, WEIGHTS_NAME) if not (path / f).is_file()]
         if missing:
@@ -76,7 +83,8 @@ def resolve_model_folder(
                 "SemSimModel.save_pretrained(folder) or `semsim train`."
             )
         return path
-    if name_or_path == DEFAULT_MODEL_ID and revision in (None, DEFAULT_REVISION):
+    if name_or_path == DEFAULT_MODEL_ID and revision in (None, DEFAULT_REVISION) and not subfolder \
+            and not force_download:
         bundled = bundled_model_path()
         if bundled is not None:
             return bundled
@@ -85,7 +93,8 @@ def resolve_model_folder(
             f"{name_or_path!r} is neither an existing folder nor a Hub model id of the form 'org/name'."
         )
     return _download(name_or_path, revision=revision, cache_dir=cache_dir,
-                     local_files_only=local_files_only, token=token)
+                     local_files_only=local_files_only, token=token, subfolder=subfolder,
+                     force_download=force_download)
 
 
 def _download(
@@ -95,6 +104,8 @@ def _download(
     cache_dir: str | os.PathLike[str] | None,
     local_files_only: bool | None,
     token: str | bool | None,
+    subfolder: str = "",
+    force_download: bool = False,
 ) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
@@ -111,8 +122,8 @@ def _download(
     try:
         for filename in (CONFIG_NAME, WEIGHTS_NAME):
             paths.append(Path(hf_hub_download(
-                repo_id, filename, revision=revision, cache_dir=cache_dir,
-                local_files_only=offline, token=token,
+                repo_id, filename, revision=revision, cache_dir=cache_dir, subfolder=subfolder or None,
+                local_files_only=offline, token=token, force_download=force_download and not offline,
             )))
     except LocalEntryNotFoundError as err:
         default_hint = ""

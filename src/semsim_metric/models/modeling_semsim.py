@@ -148,6 +148,9 @@ class SemSimModel(PreTrainedModel):
             token: Hub token for private repositories.
             config: use this config instead of the folder's ``config.json``.
             dtype: cast the loaded model to this dtype (default: float32).
+            kwargs: ``subfolder`` (files in a sub-folder of the folder or repository), ``force_download``,
+                ``device_map`` (one device, e.g. ``"cuda:0"``), ``use_safetensors`` (must not be False),
+                ``trust_remote_code`` and ``low_cpu_mem_usage`` (nothing to do here); anything else is refused.
 
         Raises:
             OSError: when the files cannot be found (offline and not cached, wrong folder).
@@ -160,22 +163,39 @@ class SemSimModel(PreTrainedModel):
             >>> SemSimModel.from_pretrained(folder).config.base_width
             4
         """
-        ignorable = {"trust_remote_code", "use_safetensors", "force_download", "proxies",
-                     "subfolder", "torch_dtype", "device_map", "low_cpu_mem_usage", "adapter_kwargs",
-                     "code_revision", "resume_download", "local_dir"}
-        unknown = [k for k in kwargs if not k.startswith("_") and k not in ignorable]
-        if model_args or unknown:
-            raise TypeError(
-                f"SemSimModel.from_pretrained() got unexpected arguments: {unknown or list(model_args)}."
-            )
+        # arguments of transformers' from_pretrained: honoured, accepted because they cannot change anything
+        # here, or refused - never silently ignored
+        subfolder = str(kwargs.pop("subfolder", "") or "")
+        force_download = bool(kwargs.pop("force_download", False))
+        device_map = kwargs.pop("device_map", None)
+        use_safetensors = kwargs.pop("use_safetensors", None)
+        if use_safetensors is False:
+            raise ValueError("SemSim models load from model.safetensors only (use_safetensors=False is refused: "
+                             "other formats would have to be unpickled).")
+        kwargs.pop("trust_remote_code", None)  # the code is this package: nothing remote to trust or refuse
+        kwargs.pop("low_cpu_mem_usage", None)  # loading is always one pass over a small safetensors file
         if dtype is None and kwargs.get("torch_dtype") not in (None, "auto"):
             dtype = kwargs["torch_dtype"]
+        kwargs.pop("torch_dtype", None)
+        # AutoModel passes some arguments with empty values (adapter_kwargs={}, code_revision=None, ...)
+        unknown = [k for k, v in kwargs.items() if not k.startswith("_") and v not in (None, {}, False, "")]
+        if model_args or unknown:
+            raise TypeError(
+                f"SemSimModel.from_pretrained() got arguments it cannot honour: {unknown or list(model_args)}. "
+                "Supported: revision, cache_dir, local_files_only, token, config, dtype/torch_dtype, subfolder, "
+                "force_download, device_map (one device), use_safetensors, trust_remote_code."
+            )
+        if device_map is not None and not isinstance(device_map, (str, torch.device, int)) or device_map == "auto":
+            raise ValueError(f"device_map={device_map!r}: a SemSim model is small and lives on one device; pass "
+                             "a device such as 'cpu' or 'cuda:0'.")
         folder = resolve_model_folder(
             str(pretrained_model_name_or_path),
             revision=revision,
             cache_dir=cache_dir,
             local_files_only=local_files_only,
             token=token,
+            subfolder=subfolder,
+            force_download=force_download,
         )
         if config is None:
             config = load_config(folder / CONFIG_NAME)
@@ -183,6 +203,8 @@ class SemSimModel(PreTrainedModel):
         load_weights_strict(model, folder / WEIGHTS_NAME)
         if dtype is not None and dtype != "auto":
             model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        if device_map is not None:
+            model = model.to(torch.device(device_map) if not isinstance(device_map, int) else f"cuda:{device_map}")
         return model.eval()
 
     def save_pretrained(  # type: ignore[override]
@@ -193,17 +215,30 @@ class SemSimModel(PreTrainedModel):
         state_dict: dict[str, Tensor] | None = None,
         is_main_process: bool = True,
         safe_serialization: bool = True,
-        **kwargs: Any,
+        max_shard_size: int | str | None = None,
+        push_to_hub: bool = False,
+        **push_kwargs: Any,
     ) -> None:
         """Write ``config.json`` and ``model.safetensors`` (optionally stored in ``dtype``, e.g. fp16).
 
-        Extra keyword arguments (``push_to_hub`` and friends) are not supported here; push a saved
-        folder with ``huggingface_hub.upload_folder``.
+        Args:
+            save_directory: the folder.
+            dtype: store floating-point weights in this dtype.
+            state_dict: weights to store instead of the model's own.
+            is_main_process: only the main process writes (distributed training).
+            safe_serialization: must be true (safetensors only).
+            max_shard_size: the weights are never sharded (a SemSim model is small); a limit they exceed is
+                an error, not a silent shard.
+            push_to_hub: afterwards upload the folder (with any ``README.md`` in it) to the Hub repository
+                ``repo_id`` (default: the folder's name); the other keyword arguments are those of
+                :meth:`push_to_hub` (``token``, ``private``, ``revision``, ``commit_message``, ``create_pr``).
         """
         from safetensors.torch import save_file
 
-        if kwargs:
-            raise TypeError(f"save_pretrained() got unexpected arguments: {sorted(kwargs)}.")
+        allowed = {"repo_id", "token", "private", "revision", "commit_message", "commit_description", "create_pr"}
+        unknown = sorted(set(push_kwargs) - allowed)
+        if unknown or (push_kwargs and not push_to_hub):
+            raise TypeError(f"save_pretrained() got arguments it cannot honour: {unknown or sorted(push_kwargs)}.")
         if not safe_serialization:
             raise ValueError("SemSim saves safetensors only (safe_serialization=False is not supported).")
         if not is_main_process:
@@ -211,15 +246,84 @@ class SemSimModel(PreTrainedModel):
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]
-        self.config.save_pretrained(str(folder))
         state = {}
         for key, value in (state_dict if state_dict is not None else self.state_dict()).items():
             value = value.detach().cpu()
             if dtype is not None and value.is_floating_point():
                 value = value.to(dtype)
             state[key] = value.contiguous()
+        if max_shard_size is not None:
+            from transformers.utils.hub import convert_file_size_to_int
+
+            limit = convert_file_size_to_int(max_shard_size)
+            size = sum(v.numel() * v.element_size() for v in state.values())
+            if size > limit:
+                raise ValueError(f"the weights take {size / 2**20:.1f} MiB, more than max_shard_size={max_shard_size}; "
+                                 "SemSim writes one unsharded model.safetensors: pass a larger max_shard_size.")
+        self.config.save_pretrained(str(folder))
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
         _readable_like_other_files(folder / WEIGHTS_NAME)
+        if push_to_hub:
+            repo_id = push_kwargs.pop("repo_id", None) or folder.resolve().name
+            _upload_model_folder(folder, repo_id, **push_kwargs)
+
+    def push_to_hub(  # type: ignore[override]
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = None,
+        dtype: torch.dtype | None = None,
+        card: str | None = None,
+    ) -> str:
+        """Upload the model (``config.json``, ``model.safetensors`` and a model card) to the Hub repository
+        ``repo_id``, creating it if needed; returns the commit URL. The endpoint is ``HF_ENDPOINT``.
+
+        ``card`` is the ``README.md`` to upload (default: a short card generated from the config: how to load
+        it, and who its calibration's annotators were).
+        """
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp, dtype=dtype, max_shard_size=max_shard_size)
+            (Path(tmp) / "README.md").write_text(card if card is not None else _default_card(self.config, repo_id))
+            return _upload_model_folder(Path(tmp), repo_id, commit_message=commit_message,
+                                        commit_description=commit_description, private=private, token=token,
+                                        revision=revision, create_pr=create_pr)
+
+
+def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | None = None,
+                         commit_description: str | None = None, private: bool | None = None,
+                         token: bool | str | None = None, revision: str | None = None,
+                         create_pr: bool = False) -> str:
+    """Create ``repo_id`` if needed and upload the model files of ``folder`` in one commit."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
+                             commit_message=commit_message or "Upload SemSim model",
+                             commit_description=commit_description, create_pr=create_pr,
+                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md", "*.py"])
+    return str(info.commit_url if hasattr(info, "commit_url") else info)
+
+
+def _default_card(config: SemSimConfig, repo_id: str) -> str:
+    cal = config.calibration or {}
+    calibration = (f"`output=\"probability\"` is calibrated on: {cal.get('fitted_on', 'see the training record')}."
+                   if cal else "This model has no calibration (`output=\"distance\"` only).")
+    return (
+        "---\nlibrary_name: semsim-metric\ntags:\n- privacy\n- image-similarity\n- gradient-inversion\n- semsim\n"
+        "pipeline_tag: image-feature-extraction\n---\n\n"
+        f"# {repo_id.split('/')[-1]}\n\nA SemSim model (Sun et al., NeurIPS 2023): a learned distance between an "
+        "original image and its reconstruction by a privacy attack (0 = semantically identical = most leakage, up "
+        f"to 2).\n\n```python\nfrom semsim_metric import SemSim, SemSimModel\n\nmodel = SemSimModel.from_pretrained("
+        f"\"{repo_id}\")\nmetric = SemSim(model)\n```\n\n{calibration}\n")
 
 
 def _readable_like_other_files(path: Path) -> None:
