@@ -83,6 +83,8 @@ def train_all(out: Path, recipe: str, heldout: Path) -> None:
         distances, held["recognized"],
         fitted_on=f"distances of the held-out model {selected.name} (same recipe, trained without these "
                   f"originals) on the unseen-originals test rows of {DATASET.name} (annotator_kind: model-judge)")
+    if model.config.training_domain:  # name the dataset, not the temporary all-rows copy it was read from
+        model.config.training_domain["description"] = f"the annotated originals of hub/{DATASET.name} (all splits)"
     model.save_pretrained(out)
     info = json.loads((out / "training_info.json").read_text())
     n_originals = len(set(raw["original_id"]))

@@ -1,4 +1,4 @@
-"""Every ```python block in the README and the quickstart runs as printed (offline)."""
+"""Every ```python block in the README, the quickstart and the Lightning page runs as printed (offline)."""
 
 import os
 import re
@@ -13,7 +13,7 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
 def _blocks():
-    for doc in ("README.md", "docs/quickstart.md"):
+    for doc in ("README.md", "docs/quickstart.md", "docs/lightning.md"):
         for i, code in enumerate(BLOCK.findall((ROOT / doc).read_text())):
             yield pytest.param(code, id=f"{doc}#{i}")
 
