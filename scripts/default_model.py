@@ -187,7 +187,11 @@ def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path |
         import datasets
 
         splits = {"train (all splits)": datasets.concatenate_datasets(list(splits.values()))}
-    write_model_card(target, dataset=f"hub/{DATASET.name}", training_info=info, splits=splits)
+    write_model_card(target, dataset=f"hub/{DATASET.name}", training_info=info, splits=splits, default_model=True,
+                     repo_id=f"semsim-metric/{name}",
+                     reproduce="Reproduce: `python scripts/default_model.py check` (recomputes the stored `results.json` "
+                               "from the weights) or `python scripts/default_model.py retrain OUT` (retrain with the "
+                               "recorded recipe and seed).")
     (target / "results.json").write_text(json.dumps(results(target), indent=2))
     print(f"shipped {run} -> {target}")
 

@@ -28,18 +28,70 @@ def _annotator_text(kinds: set[str]) -> str:
     return "; ".join(parts) or "unknown"
 
 
+#: the Hub organisation of the project's datasets (``hub/<name>`` folders are published as ``<org>/<name>``)
+HUB_ORG = "semsim-metric"
+
+
+def hub_dataset_id(dataset: str) -> str | None:
+    """The Hub id of a training dataset: ``hub/<name>`` (the project's folders) -> ``semsim-metric/<name>``, an
+    ``org/name`` id as it is, a local path -> ``None`` (not on the Hub).
+
+    Example:
+        >>> hub_dataset_id("hub/fmnist-judged-v2"), hub_dataset_id("me/data"), hub_dataset_id("/tmp/x")
+        ('semsim-metric/fmnist-judged-v2', 'me/data', None)
+    """
+    if dataset.startswith("hub/") and dataset.count("/") == 1:
+        return f"{HUB_ORG}/{dataset.split('/', 1)[1]}"
+    if dataset.count("/") == 1 and not dataset.startswith((".", "/", "~")) and not Path(dataset).exists():
+        return dataset
+    return None
+
+
+def _front_matter(model: Any, dataset: str, comparison: dict[str, dict[str, float]] | None, name: str) -> str:
+    """YAML metadata through huggingface_hub's ModelCardData, with the ROC-AUCs as model-index eval results."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset_id = hub_dataset_id(dataset)
+    results = []
+    for split, table in (comparison or {}).items():
+        if "SemSim" in table and dataset_id:
+            results.append(EvalResult(task_type="image-feature-extraction", dataset_type=dataset_id,
+                                      dataset_name=dataset_id.split("/")[-1], dataset_split=split.split(" ")[0],
+                                      metric_type="roc_auc", metric_name=f"ROC-AUC (recognised vs not, {split})",
+                                      metric_value=round(float(table["SemSim"]), 4)))
+    data = ModelCardData(license="apache-2.0", library_name="semsim-metric", pipeline_tag="image-feature-extraction",
+                         tags=["privacy", "image-similarity", "gradient-inversion", "semsim"],
+                         datasets=[dataset_id] if dataset_id else None, model_name=name,
+                         eval_results=results or None)
+    return "---\n" + data.to_yaml() + "\n---"
+
+
+def _title(model: Any, dataset: str) -> str:
+    cfg = model.config
+    net = (f"CIFAR ResNet-18, width {cfg.base_width}" if cfg.backbone == "cifar_resnet18" else "transformers backbone")
+    return f"# SemSim ({net}), trained on {hub_dataset_id(dataset) or Path(dataset).name}"
+
+
 def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[str, Any], splits: Any,
-                     comparison: dict[str, dict[str, float]] | None = None) -> Path:
+                     comparison: dict[str, dict[str, float]] | None = None, repo_id: str | None = None,
+                     default_model: bool = False, reproduce: str | None = None) -> Path:
     """Write ``README.md`` into ``folder`` with data, annotators, recipe, results, intended use, limits.
+
+    The YAML metadata is written with ``huggingface_hub.ModelCardData`` (license, library, pipeline tag,
+    the training dataset's Hub id, and SemSim's ROC-AUC per split as ``model-index`` eval results).
 
     Args:
         folder: the model folder (``config.json`` + ``model.safetensors``).
-        dataset: name of the training dataset.
+        dataset: name of the training dataset (``hub/<name>`` folders of the project map to their Hub ids).
         training_info: what ``train()`` recorded (``training_info.json``).
         splits: the dataset's splits (``DatasetDict``).
         comparison: ROC-AUC per split and metric (SemSim and baselines), e.g. from
             :func:`semsim_metric.evaluation.protocol.compare_on_split`; without it the card lists SemSim's own
             validation/test ROC-AUC from ``training_info``.
+        repo_id: the Hub id the folder will be published as (the usage line loads it from there; default:
+            the folder's path).
+        default_model: the folder is the package's default model (the usage line is then ``SemSim()``).
+        reproduce: a sentence saying how to reproduce the card's numbers (omitted when ``None``).
     """
     from ..models import SemSimModel
 
@@ -48,16 +100,25 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
     kinds = {k for split in splits.values() for k in set(split["annotator_kind"])}
     rec = training_info["recipe"]
     cal = model.config.calibration
+    if default_model:
+        usage = ["from semsim_metric import SemSim", "", "metric = SemSim()  # this model: the package's default"]
+    else:
+        usage = ["from semsim_metric import SemSim, SemSimModel", "",
+                 f'model = SemSimModel.from_pretrained("{repo_id or folder.as_posix()}")',
+                 "metric = SemSim(model)"]
+    if comparison is None:
+        own = {s: {"SemSim": training_info[s]["roc_auc"]} for s in ("validation", "test")
+               if (training_info.get(s) or {}).get("roc_auc") is not None}
     lines = [
-        "---", "license: apache-2.0", "library_name: semsim-metric", "tags:", "- privacy", "- image-similarity",
-        "- gradient-inversion", "- semsim", "datasets:", f"- {dataset}", "---", "",
-        "# SemSim (CIFAR ResNet-18)" if model.config.backbone == "cifar_resnet18" else "# SemSim", "",
+        _front_matter(model, dataset, comparison if comparison is not None else own,
+                      repo_id.split("/")[-1] if repo_id else folder.name), "",
+        _title(model, dataset), "",
         "SemSim is a learned distance between an original image and its reconstruction by a privacy attack. "
         "**It is a distance: 0 = semantically identical (the attack leaked what an annotator recognises), larger = "
         "less leakage, range [0, 2]; lower = more leakage.** It follows Sun et al., NeurIPS 2023.", "",
-        "```python", "from semsim_metric import SemSim", f'metric = SemSim("{folder.name}")  # folder or Hub id',
-        "metric.update(reconstructions, originals)  # (N, C, H, W) floats in [0, 1]", "print(metric.compute())",
-        "```", "",
+        "```python", "import torch", *usage,
+        "reconstructions, originals = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)  # (N, C, H, W) in [0, 1]",
+        "metric.update(reconstructions, originals)", "print(metric.compute())", "```", "",
         "## Training data", "",
         f"- Dataset: `{dataset}` (splits by original image: {', '.join(f'{k} {len(v)} rows' for k, v in splits.items())}).",
         f"- Annotated by: {_annotator_text(kinds)}.",
@@ -117,9 +178,9 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
         lines += ["## Calibration", "",
                   f"`output=\"probability\"` gives P(recognised) = sigmoid({cal['intercept']:.3f} + "
                   f"{cal['slope']:.3f} x distance), fitted on {cal['fitted_on']} ({cal['n']} rows).", ""]
+    if reproduce:
+        lines += [reproduce, ""]
     lines += [
-        "Reproduce: `python scripts/default_model.py check` (recomputes the stored `results.json` from the weights) or "
-        "`python scripts/default_model.py retrain OUT` (retrain with the recorded recipe and seed).", "",
         "## Intended use", "",
         "Judging how much *recognisable* content a reconstruction attack (gradient inversion and the like) recovered, "
         "next to PSNR/SSIM, when comparing attacks and defences.", "",
