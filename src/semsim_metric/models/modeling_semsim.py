@@ -281,8 +281,9 @@ class SemSimModel(PreTrainedModel):
         dtype: torch.dtype | None = None,
         card: str | None = None,
     ) -> str:
-        """Upload the model (``config.json``, ``model.safetensors`` and a model card) to the Hub repository
-        ``repo_id``, creating it if needed; returns the commit URL. The endpoint is ``HF_ENDPOINT``.
+        """Upload the model (``config.json``, ``model.safetensors``, a model card and the model code for
+        ``trust_remote_code``) to the Hub repository ``repo_id``, creating it if needed; returns the commit URL.
+        The endpoint is ``HF_ENDPOINT``.
 
         ``card`` is the ``README.md`` to upload (default: a short card generated from the config: how to load
         it, and who its calibration's annotators were).
@@ -301,9 +302,17 @@ def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | No
                          commit_description: str | None = None, private: bool | None = None,
                          token: bool | str | None = None, revision: str | None = None,
                          create_pr: bool = False) -> str:
-    """Create ``repo_id`` if needed and upload the model files of ``folder`` in one commit."""
+    """Create ``repo_id`` if needed and upload the model files of ``folder`` in one commit, with the model code
+    (:func:`~semsim_metric.models.remote_code.export_remote_code`) so that it also loads where the package is
+    not installed (``AutoModel.from_pretrained(repo_id, trust_remote_code=True)``)."""
     from huggingface_hub import HfApi
 
+    try:  # absolute and inside try: the copy exported for trust_remote_code must not require the package
+        from semsim_metric.models.remote_code import export_remote_code
+    except ImportError as err:
+        raise ImportError("uploading needs the semsim-metric package (pip install semsim-metric)") from err
+
+    export_remote_code(folder)
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
