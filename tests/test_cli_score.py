@@ -1,6 +1,7 @@
 """`semsim score`: pairing by name, per-image output, CSV, and clear errors for what cannot be scored."""
 
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -39,8 +40,13 @@ def test_scores_every_pair_and_writes_csv(folders, tiny_model_dir, tmp_path, cap
     assert main(["score", str(folders[0]), str(folders[1]), "--model", str(tiny_model_dir), "--output", str(out),
                  "--batch-size", "2", "--probability"]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 4 and all(0 <= float(r["semsim"]) <= 2 for r in rows)
-    assert all(0 <= float(r["p_recognised"]) <= 1 for r in rows)
+    assert len(rows) == 4
+    from semsim_metric import SemSimModel
+
+    cal = SemSimModel.from_pretrained(tiny_model_dir).config.calibration
+    for r in rows:  # p_recognised is the calibration applied to the distance, written with 6 decimals
+        expected = 1 / (1 + math.exp(-(cal["intercept"] + cal["slope"] * float(r["semsim"]))))
+        assert float(r["p_recognised"]) == pytest.approx(expected, abs=2e-6)
     printed = capsys.readouterr().out
     assert "mean SemSim over 4 pairs" in printed
 

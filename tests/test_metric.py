@@ -114,7 +114,9 @@ def test_works_in_a_metric_collection_with_psnr_and_ssim(tiny_model):
         collection.update(p, t)
     out = collection.compute()
     assert set(out) == {"psnr", "ssim", "semsim"}
-    assert 0 <= float(out["semsim"]) <= 2
+    pairs = batches()
+    direct = torch.cat([semsim(p, t, model=tiny_model, reduction="none").detach() for p, t in pairs]).mean()
+    assert float(out["semsim"]) == pytest.approx(float(direct), abs=1e-6)  # the collection's SemSim is SemSim
 
 
 def test_metadata_and_plot(tiny_model):
