@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semsim",
                                      description="SemSim: human-aligned privacy leakage of reconstructed images.")
     parser.add_argument("--version", action="version", version=f"semsim-metric {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more detail (debug messages)")
+    parser.add_argument("-q", "--log-quiet", action="store_true", help="log warnings only (no step messages)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         import_module(f"{__name__}.{name}").register(sub)
@@ -37,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``semsim`` command."""
     args = build_parser().parse_args(argv)
+    from .._progress import configure_cli_logging
+
+    configure_cli_logging(-1 if args.log_quiet else min(args.verbose, 1))
     try:
         return int(args.func(args) or 0)
     except CLIError as err:

@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                        **overrides)
     except (ValueError, TypeError, OSError) as err:
         raise CLIError(str(err)) from err
+    from .._progress import logger
+
+    logger.info("writing the model card (SemSim beside PSNR, SSIM and MSE on the validation and test splits)")
     _write_card_with_baselines(args.dataset, result)
     print(f"model written to {result.output_dir} (train loss {result.train_loss:.4f}, "
           f"{result.train_seconds:.0f} s)")

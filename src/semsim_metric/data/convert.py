@@ -24,6 +24,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
+from .._progress import bar_disabled
 from ..image_io import IMAGE_SUFFIXES
 from .report import ConversionError, ConversionReport
 from .schema import ANNOTATOR_KINDS, RecognitionRule, empty_row
@@ -180,7 +183,7 @@ def convert_manifest(
     seen_ids: set[str] = set()
     image_cache: dict[Path, tuple[dict[str, Any], tuple[int, int]]] = {}
     out = []
-    for line_no, rec in enumerate(rows, start=2):
+    for line_no, rec in enumerate(tqdm(rows, desc="manifest rows", unit="row", disable=bar_disabled()), start=2):
         item = f"{manifest.name}:{line_no}"
         try:
             row = _manifest_row(rec, base, rule, annotator_kind, source_dataset, expected_votes, image_cache,
@@ -354,7 +357,8 @@ def convert_official_labels(
     seen: set[str] = set()
     items: set[Path] = set()
     supporting: set[Path] = set()
-    for victim_dir in sorted(d for d in (root / "img").iterdir() if d.is_dir()):
+    victim_dirs = sorted(d for d in (root / "img").iterdir() if d.is_dir())
+    for victim_dir in tqdm(victim_dirs, desc="official-labels victims", unit="victim", disable=bar_disabled()):
         victim = victim_dir.name
         try:
             parsed = parse_victim_name(victim)
@@ -479,7 +483,7 @@ def convert_official_training(
         else:
             report.notes.append(f"ignored folder {d.name}")
     supporting: set[Path] = set()
-    for rec_path, recognised, folder in items:
+    for rec_path, recognised, folder in tqdm(items, desc="official-training", unit="file", disable=bar_disabled()):
         item = f"{folder}/{rec_path.name}"
         m = _TRAIN_REC.match(rec_path.stem)
         if not m:

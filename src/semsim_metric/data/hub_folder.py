@@ -81,8 +81,12 @@ def write_dataset_folder(
                 ds = datasets.Dataset.from_list(list(shard), features=FEATURES)
                 ds.to_parquet(str(data_dir / f"{name}-{i:05d}-of-{len(shards):05d}.parquet"))
 
+    from .._progress import logger, quiet_datasets_bars
+
+    logger.info("writing %s (%s)", folder.path, ", ".join(f"{k}: {n} rows" for k, n in counts.items()))
     folder.reopen()
-    folder.replace_dir("data", build)
+    with quiet_datasets_bars():
+        folder.replace_dir("data", build)
     folder.write_text("README.md", render_card(splits, counts, card))
     folder.complete()
     return folder.path

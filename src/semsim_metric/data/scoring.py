@@ -8,6 +8,7 @@ input). Images are decoded batch by batch, so a split never has to fit in memory
 
 from __future__ import annotations
 
+from .._progress import bar_disabled
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -79,7 +80,7 @@ def score_pairs(
     batches = iter_pair_batches(ds, batch_size)
     total = -(-len(ds) // batch_size)
     with torch.inference_mode():
-        for preds, target in tqdm(batches, total=total, desc="scoring pairs", unit="batch", disable=not progress):
+        for preds, target in tqdm(batches, total=total, desc="scoring pairs", unit="batch", disable=bar_disabled(progress)):
             for name, fn in list(active.items()):
                 try:
                     values = fn(preds, target)

@@ -9,6 +9,7 @@ votes (``annotator_kind="none"``) until votes are imported (:func:`import_votes`
 
 from __future__ import annotations
 
+from .._progress import bar_disabled, quiet_datasets_bars
 import io
 import json
 import os
@@ -122,7 +123,7 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     mine = [s for i, s in enumerate(plan.shards()) if i % world == rank]
     todo = [s for s in mine if not (shard_dir / _shard_name(*s)).exists()]
     victims: dict[str, tuple[torch.nn.Module, dict]] = {}
-    for v, a, start, end in tqdm(todo, desc=f"shards (rank {rank})", unit="shard", disable=not progress):
+    for v, a, start, end in tqdm(todo, desc=f"shards (rank {rank})", unit="shard", disable=bar_disabled(progress)):
         if v.name not in victims:
             victims[v.name] = load_or_train_victim(v, train, test, out / "victims", progress=progress)
         model, meta = victims[v.name]
@@ -144,7 +145,8 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
         import datasets
 
         tmp = shard_dir / (_shard_name(v, a, start, end) + ".tmp")
-        datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(str(tmp))
+        with quiet_datasets_bars():
+            datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(str(tmp))
         tmp.replace(shard_dir / _shard_name(v, a, start, end))
     missing = [s for s in plan.shards() if not (shard_dir / _shard_name(*s)).exists()]
     if missing or not merge or rank != 0:

@@ -16,6 +16,7 @@ attacked gradient is always the clean gradient of one image.
 
 from __future__ import annotations
 
+from .._progress import bar_disabled
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -179,7 +180,7 @@ def train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None 
     opt = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
     augmentation = Augmentation.from_policy(spec.augmentation, h)
     steps = 0
-    for epoch in tqdm(range(spec.epochs), desc=f"train {spec.name}", disable=not progress):
+    for epoch in tqdm(range(spec.epochs), desc=f"train {spec.name}", disable=bar_disabled(progress)):
         model.train()
         order = torch.randperm(len(train), generator=gen)[:n]
         for i in range(0, n, spec.batch_size):

@@ -30,6 +30,7 @@ from ..data.triplets import TripletDataset
 from ..image_io import decode_image
 from ..models import SemSimConfig, SemSimModel
 from ..preprocessing import to_model_input
+from .._progress import logger
 from .calibration import fit_calibration
 
 #: fewest validation rows (and rows of each class) a calibration is fitted on
@@ -234,6 +235,7 @@ def train(
     if not is_main_process():
         return result
     if val_split is not None:
+        logger.info("validating on %d rows of the validation split and fitting the calibration", len(val_split))
         result.validation = validation_metrics(model, val_split, seed=rec.seed)
         recognized = np.asarray(val_split["recognized"], dtype=bool)
         each = min(int(recognized.sum()), int((~recognized).sum()))
@@ -255,7 +257,9 @@ def train(
                           f"{MIN_EVALUATION_ROWS}): its numbers say little. Annotate more originals.",
                           TinyDatasetWarning, stacklevel=2)
     if "test" in dsd:
+        logger.info("scoring the test split (%d rows)", len(dsd["test"]))
         result.test = validation_metrics(model, dsd["test"], seed=rec.seed)
+    logger.info("recording the training domain and saving the model to %s", output_dir)
     model.config.training_domain = training_domain(model, dsd["train"], description=f"the annotated originals of {dataset}")
     model.to("cpu").float()
     model.save_pretrained(output_dir, dtype=weights_dtype)

@@ -12,6 +12,7 @@ run loads a finished stage instead of training it again.
 
 from __future__ import annotations
 
+from .._progress import bar_disabled
 import json
 import math
 import os
@@ -151,7 +152,7 @@ def run_stage(
         use_cpu=not torch.cuda.is_available(),
         full_determinism=not torch.cuda.is_available(),
         ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
-        disable_tqdm=not progress,
+        disable_tqdm=bar_disabled(progress),
         label_names=[],
     )
     trainer = StageTrainer(model=stage.objective, args=args, train_dataset=dataset,

@@ -14,6 +14,7 @@ engine finds every module of the package by itself.
 
 from __future__ import annotations
 
+from ..._progress import bar_disabled
 import contextlib
 import importlib
 import pkgutil
@@ -273,7 +274,7 @@ def run_attack(
         argnums = (0, 1) if optimised else 0
         step = vmap(grad(objective, argnums=argnums, has_aux=False), in_dims=(0, 0, 0))
         value_fn = vmap(objective, in_dims=(0, 0, 0))
-        for _ in tqdm(range(cfg.iterations), desc=cfg.name, unit="it", disable=not progress, leave=False):
+        for _ in tqdm(range(cfg.iterations), desc=cfg.name, unit="it", disable=bar_disabled(progress), leave=False):
             grads = step(dummy.detach(), label_param.detach(), target)
             g_dummy = grads[0] if optimised else grads
             dummy.grad = g_dummy.sign() if cfg.signed else g_dummy
