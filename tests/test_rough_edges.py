@@ -160,3 +160,18 @@ def test_piped_output_has_no_progress_bar_noise_and_steps_are_logged(tmp_path):
                                   "--annotator-kind", "human", "--fractions", "1,0,0"],
                            capture_output=True, text=True, env=env, cwd=root, timeout=300)
     assert quiet.returncode == 0 and "semsim: writing" not in quiet.stderr
+
+
+def test_docstrings_render_on_the_api_page():
+    """mkdocstrings renders an ``Examples:`` section as code but ``Example:`` as nested blockquotes, and shows
+    Sphinx roles (``:class:`...```) raw: neither may appear in the package's docstrings."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "semsim_metric"
+    offenders = []
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        if re.search(r"(?m)^\s*Example:\s*$", text) or re.search(r":(class|func|meth|mod|data|attr|exc):`", text):
+            offenders.append(path.name)
+    assert not offenders

@@ -31,9 +31,9 @@ class MissingExtraError(ModuleNotFoundError):
 
 
 def require(module: str, purpose: str = "") -> ModuleType:
-    """Import ``module`` or raise :class:`MissingExtraError` naming the extra that installs it.
+    """Import ``module`` or raise ``MissingExtraError`` naming the extra that installs it.
 
-    Example:
+    Examples:
         >>> require("json").__name__
         'json'
     """

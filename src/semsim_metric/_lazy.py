@@ -17,7 +17,7 @@ def lazy_exports(package: str, names: dict[str, str], namespace: dict[str, Any]
                  ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for ``package`` whose public ``names`` map to relative module paths.
 
-    Example:
+    Examples:
         >>> getattr_, dir_ = lazy_exports("json", {"dumps": "."}, {})
         >>> getattr_("dumps")("x"), dir_()
         ('"x"', ['dumps'])

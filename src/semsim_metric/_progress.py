@@ -1,7 +1,7 @@
 """Progress bars and log messages that behave in a terminal and in a piped log alike.
 
 Bars are drawn only when stderr is a terminal (a piped or redirected log gets no carriage-return noise);
-``progress=False`` turns them off everywhere. Steps without a bar log a line through :mod:`logging`
+``progress=False`` turns them off everywhere. Steps without a bar log a line through ``logging``
 (logger ``semsim_metric``); the ``semsim`` command shows them (``--quiet`` hides them, ``--verbose`` adds
 debug detail).
 """
@@ -24,7 +24,7 @@ def show_bars(progress: bool = True) -> bool:
 
 
 def bar_disabled(progress: bool = True) -> bool:
-    """tqdm's ``disable`` argument for :func:`show_bars`."""
+    """tqdm's ``disable`` argument for ``show_bars``."""
     return not show_bars(progress)
 
 

@@ -2,8 +2,8 @@
 
 A trained model records ``config.training_domain``: the channel counts and sizes of its annotated
 training originals and a summary of their embeddings (the mean direction and how similar 99% of the
-originals are to it). The metric, the loss, :func:`semsim_metric.semsim` and ``semsim score`` compare
-each batch of originals with it and warn once (:class:`OutOfDomainWarning`), naming what differs, when:
+originals are to it). The metric, the loss, ``semsim_metric.semsim`` and ``semsim score`` compare
+each batch of originals with it and warn once (``OutOfDomainWarning``), naming what differs, when:
 
 * the originals have a channel count or a size that no training original had, or
 * the median similarity of their embeddings to the training mean is below what 99% of the training
@@ -37,7 +37,7 @@ def image_fingerprint(image: Tensor) -> str:
     """A short content hash of a decoded uint8 image ``(C, H, W)`` (its shape and pixels), the same whatever
     file format or dataset it came from.
 
-    Example:
+    Examples:
         >>> image_fingerprint(torch.zeros(1, 2, 2, dtype=torch.uint8))
         '75442c17e2e284c5'
     """
@@ -64,7 +64,7 @@ def summarise_domain(images: Sequence[Tensor], embeddings: Tensor, *, descriptio
         embeddings: their L2-normalised embeddings ``(N, D)``.
         description: what the images are (e.g. the dataset name), kept for messages.
 
-    Example:
+    Examples:
         >>> emb = torch.nn.functional.normalize(torch.randn(50, 8) + 3, dim=1)
         >>> d = summarise_domain([torch.zeros(1, 28, 28)] * 50, emb, description="toy")
         >>> d["channels"], d["image_sizes"], len(d["embedding_mean"])
@@ -109,7 +109,7 @@ def domain_problems(domain: dict[str, Any], originals: Tensor, embeddings: Tenso
 
 
 def check_domain(config: Any, originals: Tensor, embeddings: Tensor | None = None) -> None:
-    """Warn once per model and kind of difference (:class:`OutOfDomainWarning`) when ``originals`` fall
+    """Warn once per model and kind of difference (``OutOfDomainWarning``) when ``originals`` fall
     outside ``config.training_domain``; models without a record are not checked."""
     domain = getattr(config, "training_domain", None)
     if not domain:

@@ -2,7 +2,7 @@
 
 Every class also derives from the built-in exception a caller would expect (``ValueError``,
 ``FileExistsError``, ...), so ``except ValueError`` keeps working; the ``semsim`` command prints any
-:class:`SemSimError` as one line without a traceback (exit code 2).
+``SemSimError`` as one line without a traceback (exit code 2).
 """
 
 from __future__ import annotations

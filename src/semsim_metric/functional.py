@@ -1,7 +1,7 @@
 """The functional core of SemSim, in torchmetrics style.
 
 ``_semsim_update`` turns a batch of (reconstruction, original) pairs into per-pair scores,
-``_semsim_compute`` reduces them, and :func:`semsim` is the public one-call function. The metric, the
+``_semsim_compute`` reduces them, and ``semsim`` is the public one-call function. The metric, the
 loss and the CLI are thin wrappers around these functions.
 
 SemSim is a **distance**: 0 = the reconstruction is semantically identical to its original (most
@@ -52,11 +52,11 @@ def check_output(output: str, model: SemSimModel) -> str:
 
 
 def get_model(model: ModelLike, revision: str | None = None, device: torch.device | str | None = None) -> SemSimModel:
-    """Return a frozen, eval-mode :class:`SemSimModel` for ``model`` (loaded and cached once).
+    """Return a frozen, eval-mode ``SemSimModel`` for ``model`` (loaded and cached once).
 
     ``None`` means the default model (bundled with the package); a string is a Hub id or a folder. Cached
     models are shared by every caller in the process and never moved: ``device`` selects (and caches) a
-    copy on that device instead. A :class:`SemSimModel` passed in is returned as it is.
+    copy on that device instead. A ``SemSimModel`` passed in is returned as it is.
     """
     if isinstance(model, SemSimModel) or _compiled_semsim(model):
         return model  # type: ignore[return-value]
@@ -114,7 +114,7 @@ def freeze(model: SemSimModel) -> SemSimModel:
 
 
 def _compiled_semsim(model: object) -> bool:
-    """True for ``torch.compile(semsim_model)`` (an ``OptimizedModule`` around a :class:`SemSimModel`)."""
+    """True for ``torch.compile(semsim_model)`` (an ``OptimizedModule`` around a ``SemSimModel``)."""
     return isinstance(getattr(model, "_orig_mod", None), SemSimModel) and isinstance(model, torch.nn.Module)
 
 
@@ -162,7 +162,7 @@ def _semsim_update(
 
     Inputs go through the input gate (validation, resize, normalisation) and are moved to the
     model's device only if the model lives elsewhere - never the other way round. With ``check_domain``
-    the originals are compared with the model's training domain (:mod:`semsim_metric.domain`): channels and
+    the originals are compared with the model's training domain (``semsim_metric.domain``): channels and
     size always, content (their embeddings) only with ``validate_args``, which already reads every value.
     """
     device = next(model.parameters()).device
@@ -220,17 +220,17 @@ def semsim(
         preds: reconstructions ``(N, C, H, W)``, ``C`` in {1, 3}, values in ``[0, data_range]``.
         target: the originals: as many as ``preds`` and the same height and width. The channel counts may
             differ (a greyscale reconstruction of a colour original): greyscale is repeated to RGB first.
-        model: a :class:`~semsim_metric.SemSimModel`, a Hub id or a local folder; ``None`` = the
+        model: a ``SemSimModel``, a Hub id or a local folder; ``None`` = the
             bundled default model. Strings are loaded once and cached.
         revision: Hub revision when ``model`` is a Hub id.
         data_range: maximum pixel value (1.0 for float images, 255 for uint8).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one score per pair).
         output: ``"distance"`` (default) or ``"probability"`` (needs a calibrated model).
         validate_args: scan pixel values for range and NaN/Inf (synchronises the GPU).
-        check_domain: warn once (:class:`~semsim_metric.domain.OutOfDomainWarning`) when the originals fall
+        check_domain: warn once (``OutOfDomainWarning``) when the originals fall
             far outside what the model was trained on.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from semsim_metric import SemSimConfig, SemSimModel, semsim
         >>> model = SemSimModel(SemSimConfig(base_width=4)).eval()

@@ -4,7 +4,7 @@ This module only finds files; it knows nothing of the network (``semsim_metric.m
 files, ``semsim_metric.functional`` caches loaded models). Resolution of a ``model`` name:
 
 1. an existing local folder is read directly;
-2. the default id (:data:`DEFAULT_MODEL_ID`) at the pinned revision (or with no revision) is served
+2. the default id (``DEFAULT_MODEL_ID``) at the pinned revision (or with no revision) is served
    from the copy bundled inside the package - no network, works on a fresh offline install;
 3. anything else is a Hub id, downloaded through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``,
    ``local_files_only``, ``revision``, ``HF_ENDPOINT``); an offline miss raises an error saying how to

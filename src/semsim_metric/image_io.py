@@ -1,7 +1,7 @@
 """Decoding images into uint8 tensors ``(C, H, W)``: files, ``datasets.Image`` values, PIL images.
 
 Every reader of the package (``semsim score``, converters, training, evaluation, image sources) decodes
-through :func:`decode_image`; :func:`stack_images` batches same-sized results.
+through ``decode_image``; ``stack_images`` batches same-sized results.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 
 
 def _to_tensor(img: Any, name: str = "image") -> Tensor:
-    """uint8 ``(C, H, W)`` from a PIL image of any bit depth (rules in :func:`decode_image`)."""
+    """uint8 ``(C, H, W)`` from a PIL image of any bit depth (rules in ``decode_image``)."""
     from PIL import ImageOps
 
     img = ImageOps.exif_transpose(img) if hasattr(img, "getexif") else img
@@ -107,14 +107,14 @@ def load_image(path: str | Path) -> Tensor:
 
 
 def decode_image(value: Any, *, allow_paths: bool = False) -> Tensor:
-    """Decode an image value into uint8 ``(C, H, W)`` by the rules of :func:`load_image`: a PIL image,
+    """Decode an image value into uint8 ``(C, H, W)`` by the rules of ``load_image``: a PIL image,
     a ``datasets.Image`` cell (``{"bytes", "path"}``), raw bytes or a file path.
 
     A dataset cell must hold its image bytes (the SemSim schema embeds them): a cell that holds only a
     path would make a downloaded dataset open files on this machine, so it is refused unless
     ``allow_paths=True``. A path given directly (``str`` or ``Path``) is read as a file.
 
-    Example:
+    Examples:
         >>> from PIL import Image
         >>> decode_image(Image.new("L", (5, 4))).shape
         torch.Size([1, 4, 5])

@@ -23,16 +23,16 @@ class SemSimLoss(_Loss):
     identical images.
 
     Args:
-        model: ``None`` (bundled default), a Hub id, a folder or a :class:`~semsim_metric.SemSimModel`.
+        model: ``None`` (bundled default), a Hub id, a folder or a ``SemSimModel``.
         revision: Hub revision when ``model`` is a Hub id.
         data_range: maximum pixel value of the inputs (1.0 or 255).
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
-        check_domain: warn once (:class:`~semsim_metric.domain.OutOfDomainWarning`) when the targets fall
+        check_domain: warn once (``OutOfDomainWarning``) when the targets fall
             far outside what the model was trained on.
         compile: ``True`` (or a dict of ``torch.compile`` options) compiles the network's forward pass, which
             every score goes through; the scores are the same. A ``torch.compile``'d model is also accepted.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from semsim_metric import SemSimConfig, SemSimLoss, SemSimModel
         >>> loss_fn = SemSimLoss(SemSimModel(SemSimConfig(base_width=4)))

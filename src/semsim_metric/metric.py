@@ -1,4 +1,4 @@
-"""``SemSim`` as a :class:`torchmetrics.Metric` - a thin wrapper over :mod:`semsim_metric.functional`."""
+"""``SemSim`` as a ``torchmetrics.Metric`` - a thin wrapper over ``semsim_metric.functional``."""
 
 from __future__ import annotations
 
@@ -40,19 +40,19 @@ class SemSim(Metric):
 
     Args:
         model: ``None`` (the bundled default), a Hub id, a local folder or a
-            :class:`~semsim_metric.SemSimModel`. A passed-in model is copied, never modified.
+            ``SemSimModel``. A passed-in model is copied, never modified.
         revision: Hub revision when ``model`` is a Hub id.
         data_range: maximum pixel value (1.0 for float images, 255 for uint8 images).
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
         output: ``"distance"`` | ``"probability"``.
         validate_args: scan pixel values (range, NaN/Inf) on every update.
-        check_domain: warn once (:class:`~semsim_metric.domain.OutOfDomainWarning`) when the originals fall
+        check_domain: warn once (``OutOfDomainWarning``) when the originals fall
             far outside what the model was trained on.
         compile: ``True`` (or a dict of ``torch.compile`` options) compiles the network's forward pass, which
             every score goes through; the scores are the same. A ``torch.compile``'d model is also accepted.
-        kwargs: passed to :class:`torchmetrics.Metric` (``sync_on_compute``, ``dist_sync_fn``, ...).
+        kwargs: passed to ``torchmetrics.Metric`` (``sync_on_compute``, ``dist_sync_fn``, ...).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from semsim_metric import SemSim, SemSimConfig, SemSimModel
         >>> metric = SemSim(SemSimModel(SemSimConfig(base_width=4)))
@@ -151,7 +151,7 @@ class SemSim(Metric):
     def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None) -> _PLOT_OUT_TYPE:
         """Plot one value, or a sequence of values (e.g. one per epoch), with matplotlib.
 
-        Example:
+        Examples:
             >>> import torch
             >>> from semsim_metric import SemSim, SemSimConfig, SemSimModel
             >>> metric = SemSim(SemSimModel(SemSimConfig(base_width=4)))

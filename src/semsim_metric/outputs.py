@@ -1,21 +1,21 @@
 """Output folders that commands own: nothing a command did not write is deleted or overwritten.
 
 Every command that writes a folder (``semsim generate``, ``semsim convert``, ``semsim votes import``,
-dataset builders) goes through :class:`OutputFolder`:
+dataset builders) goes through ``OutputFolder``:
 
 * **Claim before writing.** A folder that is missing or empty is claimed by writing the record
   ``.semsim-output.json`` (command, files written, ``complete``). A non-empty folder without that record,
-  or one written by another command, is refused with :class:`~semsim_metric.errors.OutputFolderError`
+  or one written by another command, is refused with ``OutputFolderError``
   unless ``overwrite=True`` (``--overwrite``). A folder the same command wrote is resumed or replaced.
-* **Only own files are replaced.** :meth:`OutputFolder.write_text` and :meth:`OutputFolder.replace_dir`
+* **Only own files are replaced.** ``OutputFolder.write_text`` and ``OutputFolder.replace_dir``
   refuse to replace a file the record does not list (someone else's), unless ``overwrite``.
 * **Atomic.** Files are written aside and renamed into place; a folder (``data/``) is built aside and
   swapped in whole, so a killed command leaves either the old or the new version, never a mix.
-* **Complete or refused.** The record says ``complete: false`` until :meth:`OutputFolder.complete`;
+* **Complete or refused.** The record says ``complete: false`` until ``OutputFolder.complete``;
   the project's loaders refuse an incomplete folder with a message that says to rerun the command
-  (:func:`check_complete`).
+  (``check_complete``).
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> out = OutputFolder(root / "out", command="example").claim()
@@ -58,7 +58,7 @@ def read_record(folder: str | Path) -> dict[str, Any] | None:
 
 
 def check_complete(folder: str | Path) -> None:
-    """Raise :class:`~semsim_metric.errors.IncompleteOutputError` when ``folder`` was left unfinished.
+    """Raise ``IncompleteOutputError`` when ``folder`` was left unfinished.
 
     A folder is unfinished when its record says ``complete: false``, or - for folders without a record -
     when it holds generation shards or a plan but no merged ``data/`` folder.
@@ -156,7 +156,7 @@ class OutputFolder:
         """Build a sub-folder aside with ``build(tmp_folder)`` and swap it in whole for ``relative``.
 
         The previous version is removed only after the new one is in place, and only when every file in
-        it was written by this command (otherwise :class:`~semsim_metric.errors.OutputFolderError`, unless
+        it was written by this command (otherwise ``OutputFolderError``, unless
         ``overwrite``).
         """
         target = self.path / relative

@@ -1,7 +1,7 @@
 """The single input gate shared by every SemSim entry point.
 
-Every image that reaches a SemSim network passes through :func:`check_image_pair` (validation) and
-:func:`to_model_input` (conversion): the functional core, the metric, the loss, the CLI and the
+Every image that reaches a SemSim network passes through ``check_image_pair`` (validation) and
+``to_model_input`` (conversion): the functional core, the metric, the loss, the CLI and the
 training collate all call these two functions and nothing else.
 
 Accepted input: tensors of shape ``(N, C, H, W)`` with ``C`` in ``{1, 3}`` (greyscale is repeated to
@@ -111,7 +111,7 @@ def check_image_pair(
 ) -> None:
     """Validate reconstructions (``preds``) and originals (``target``) as a pair of batches.
 
-    Example:
+    Examples:
         >>> check_image_pair(torch.rand(2, 3, 28, 28), torch.rand(2, 3, 28, 28))
         >>> check_image_pair(torch.rand(2, 3, 28, 28) * 2 - 1, torch.rand(2, 3, 28, 28))
         Traceback (most recent call last):
@@ -148,7 +148,7 @@ def resize_images(x: Tensor, size: int) -> Tensor:
 def to_unit_rgb(x: Tensor, *, data_range: float, image_size: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """Validated images ``(N, C, H, W)`` -> float RGB in ``[0, 1]`` at ``image_size x image_size``.
 
-    Example:
+    Examples:
         >>> to_unit_rgb(torch.full((1, 1, 28, 28), 255, dtype=torch.uint8), data_range=255, image_size=32).shape
         torch.Size([1, 3, 32, 32])
     """
@@ -168,10 +168,10 @@ def to_unit_rgb(x: Tensor, *, data_range: float, image_size: int, dtype: torch.d
 def stack_at_model_size(images: Sequence[Tensor], *, data_range: float, image_size: int) -> Tensor:
     """Images ``(C, H, W)`` of any sizes and channel counts -> one float batch ``(N, 3, S, S)`` in ``[0, 1]``.
 
-    Each image is converted as :func:`to_unit_rgb` converts a batch, so files of different sizes can be
+    Each image is converted as ``to_unit_rgb`` converts a batch, so files of different sizes can be
     scored together; the result is valid input for the gate with ``data_range=1.0``.
 
-    Example:
+    Examples:
         >>> a, b = torch.zeros(1, 28, 28, dtype=torch.uint8), torch.zeros(3, 40, 30, dtype=torch.uint8)
         >>> stack_at_model_size([a, b], data_range=255, image_size=32).shape
         torch.Size([2, 3, 32, 32])
@@ -196,7 +196,7 @@ def to_model_input(
 
     ``augment`` (training only) is applied to the resized ``[0, 1]`` images before normalisation.
 
-    Example:
+    Examples:
         >>> y = to_model_input(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), data_range=255,
         ...                    image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
         >>> tuple(y.shape), float(y.min())

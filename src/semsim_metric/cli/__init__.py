@@ -3,7 +3,7 @@
 
 Each subcommand module defines ``register(subparsers)`` (arguments only - it imports nothing heavy, so
 ``semsim --help`` and ``semsim <command> --help`` never import torch) and ``run(args)``, which imports
-what it needs and raises :class:`~semsim_metric.cli.errors.CLIError` for problems the user can fix.
+what it needs and raises ``CLIError`` for problems the user can fix.
 """
 
 from __future__ import annotations

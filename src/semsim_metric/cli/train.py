@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     if not cuda and rec.epochs >= 100:
         print(f"semsim train: note: {rec.epochs} triplet epochs take hours on a CPU; --recipe quick or "
-              f"{DEFAULT_MODEL_RECIPE} finish in minutes.", file=sys.stderr)
+              f"{DEFAULT_MODEL_RECIPE} finish well within an hour.", file=sys.stderr)
     args.recipe = recipe_name
     try:
         result = train(args.dataset, args.output, recipe=args.recipe, backbone=args.backbone, init_from=args.init_from,

@@ -9,11 +9,11 @@ An anchor pair is an image and a second image whose recognisability is known wit
 
 The pool mixes image domains, each brought to the model's size by the input gate as at scoring time:
 the Fashion-MNIST *train* split (greyscale; the annotated originals are *test* images), random crops of
-the colour and greyscale photographs that scikit-image ships (only :data:`TRAIN_PHOTOS`; the others,
-:data:`HELD_OUT_PHOTOS`, are kept for the sanity tests), and synthetic shapes and letters drawn with PIL.
+the colour and greyscale photographs that scikit-image ships (only ``TRAIN_PHOTOS``; the others,
+``HELD_OUT_PHOTOS``, are kept for the sanity tests), and synthetic shapes and letters drawn with PIL.
 MNIST digits are never used: they are reserved as an unseen domain for evaluation.
 
-Every pair is a fixed function of its seed (:func:`anchor_pair`).
+Every pair is a fixed function of its seed (``anchor_pair``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def synthetic_image(seed: int, size: int = 32) -> tuple[Tensor, int]:
     """A random shape (disc, box, triangle) or letter on a random background: uint8 ``(3, size, size)`` and
     its kind (0-3) as the label.
 
-    Example:
+    Examples:
         >>> img, kind = synthetic_image(3)
         >>> img.shape, img.dtype, 0 <= kind < 4
         (torch.Size([3, 32, 32]), torch.uint8, True)
@@ -108,7 +108,7 @@ class AnchorPool:
     @classmethod
     def default(cls, *, seed: int = 0, fashion_mnist: int = 4000, photo_crops: int = 2000, synthetic: int = 2000,
                 root: str | None = None) -> AnchorPool:
-        """The default mix: Fashion-MNIST train images, crops of :data:`TRAIN_PHOTOS`, synthetic images."""
+        """The default mix: Fashion-MNIST train images, crops of ``TRAIN_PHOTOS``, synthetic images."""
         from .sources import load_fashion_mnist
 
         pool = cls()
@@ -182,7 +182,7 @@ def anchor_pair(pool: AnchorPool, seed: int) -> tuple[Tensor, Tensor, float]:
     """``(image, second image, target)`` as float ``(C, H, W)`` in ``[0, 1]``: target 1 = a mild copy
     (recognised), 0 = noise, a constant or another class (not recognised). Half of the pairs are each.
 
-    Example:
+    Examples:
         >>> pool = AnchorPool()
         >>> pool.add("synthetic", [synthetic_image(k)[0] for k in range(4)], [0, 1, 2, 3])
         >>> a, b, t = anchor_pair(pool, 7)

@@ -1,7 +1,7 @@
 """Random image augmentation, per image and reproducible from one seed per image.
 
 One module for every user: the triplet stage, the class pre-training stage, the vote stage and the
-victims of ``semsim generate``. Each image gets its own generator seeded by :func:`item_seeds`, so an
+victims of ``semsim generate``. Each image gets its own generator seeded by ``item_seeds``, so an
 augmented batch depends only on ``(seed, epoch, item index)`` - not on batch composition, data-loader
 workers, the number of processes or where a resumed run restarted.
 
@@ -28,7 +28,7 @@ _MASK = (1 << 63) - 1
 def item_seeds(seed: int, epoch: int, indices: Sequence[int] | Tensor) -> list[int]:
     """One seed per item, a fixed function of ``(seed, epoch, index)``.
 
-    Example:
+    Examples:
         >>> item_seeds(0, 1, [3, 4]) == item_seeds(0, 1, [3, 4]) != item_seeds(0, 2, [3, 4])
         True
     """
@@ -51,7 +51,7 @@ class Augmentation:
         noise: largest standard deviation of Gaussian noise (uniform in ``[0, noise]``).
         noise_share: probability that an image gets noise at all.
 
-    Example:
+    Examples:
         >>> aug = Augmentation(crop_padding=4, flip=True, noise=0.3)
         >>> x = torch.rand(2, 3, 32, 32)
         >>> torch.equal(aug(x, [1, 2]), aug(x, [1, 2])), aug(x, [1, 2]).shape
@@ -84,7 +84,7 @@ class Augmentation:
     def crop_flip_noise(cls, noise: float, crop_padding: int = 3) -> Augmentation:
         """Shifted crop + flip + Gaussian noise up to ``noise`` on half of the images (stages 1 and 2).
 
-        Example:
+        Examples:
             >>> Augmentation.crop_flip_noise(0.3).noise
             0.3
         """
@@ -96,7 +96,7 @@ class Augmentation:
         rotate, shear, contrast, brightness (crop pads by ``max(2, image_size // 8)``; rotation and shear up
         to 15 degrees; contrast x[0.6, 1.4]; brightness +-0.2).
 
-        Example:
+        Examples:
             >>> Augmentation.from_policy("crop_flip", 32)
             Augmentation(crop_padding=4, flip=True, rotate=0.0, shear=0.0, contrast=0.0, brightness=0.0, noise=0.0, noise_share=0.5)
         """

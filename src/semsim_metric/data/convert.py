@@ -1,9 +1,9 @@
 """Converters from the official SemSim release, folders and CSV manifests into the one schema.
 
-Each converter returns ``(rows, report)``: rows in :data:`~semsim_metric.data.schema.FEATURES` layout
-(images embedded as PNG/JPEG bytes) and a :class:`~semsim_metric.data.report.ConversionReport` in which
+Each converter returns ``(rows, report)``: rows in ``FEATURES`` layout
+(images embedded as PNG/JPEG bytes) and a ``ConversionReport`` in which
 every input item is either converted or listed with the reason it was skipped. ``strict=True`` stops at
-the first problem with a :class:`~semsim_metric.data.report.ConversionError`.
+the first problem with a ``ConversionError``.
 
 Official layouts (see docs/datasets.md):
 
@@ -49,7 +49,7 @@ _VICTIM = re.compile(
 def parse_victim_name(name: str) -> dict[str, Any]:
     """Parse a victim folder name of the official release into structured columns.
 
-    Example:
+    Examples:
         >>> parse_victim_name("ResNet20-4_200_inversed_crop_auglist__rlabel_False_defense_prune_70")
         {'victim_arch': 'ResNet20-4', 'victim_train_epochs': 200, 'victim_train_mode': 'crop', \
 'victim_aug_policy': 'none', 'defense': 'prune_70'}

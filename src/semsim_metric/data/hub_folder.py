@@ -1,7 +1,7 @@
 """Write a Hub dataset repository folder: ``data/<split>-*.parquet`` + ``README.md`` with YAML ``configs``.
 
 The folder loads with ``datasets.load_dataset(folder)`` offline and, once pushed with
-:func:`push_dataset_folder`, with ``load_dataset("<org>/<name>")``.
+``push_dataset_folder``, with ``load_dataset("<org>/<name>")``.
 """
 
 from __future__ import annotations
@@ -52,13 +52,13 @@ def write_dataset_folder(
 ) -> Path:
     """Write ``splits`` (split name -> schema rows) as a Hub dataset folder with its card.
 
-    The folder is owned by ``command`` (see :mod:`semsim_metric.outputs`): ``data/`` is built aside and
+    The folder is owned by ``command`` (see ``semsim_metric.outputs``): ``data/`` is built aside and
     swapped in whole, ``README.md`` is replaced atomically, and the folder is marked complete last, so a
     killed write is refused by the loaders instead of loading part of the rows.
 
     Args:
         splits: split name -> rows in the SemSim schema.
-        out: the folder (or an :class:`~semsim_metric.outputs.OutputFolder` a command already claimed).
+        out: the folder (or an ``OutputFolder`` a command already claimed).
         card: what the dataset card says about provenance.
         shard_size: rows per Parquet file.
         overwrite: allow replacing files that ``command`` did not write (``--overwrite``).

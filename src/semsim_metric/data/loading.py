@@ -22,7 +22,7 @@ def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revi
     (``download_mode="force_redownload"``); Hub ids use the normal cache.
 
     A local folder that a command left unfinished (killed during a merge, or shards never merged) is
-    refused with :class:`~semsim_metric.errors.IncompleteOutputError` instead of loading part of its rows.
+    refused with ``IncompleteOutputError`` instead of loading part of its rows.
     """
     if Path(str(path_or_id)).expanduser().is_dir():
         from ..outputs import check_complete
@@ -37,7 +37,7 @@ def undecoded(ds: Any, columns: tuple[str, ...] = ("original", "reconstruction")
     """The same dataset (or DatasetDict) with its image ``columns`` left as ``{"bytes", "path"}`` cells.
 
     Reading rows is then cheap and exact: images are decoded only where needed, by
-    :func:`semsim_metric.image_io.decode_image`.
+    ``semsim_metric.image_io.decode_image``.
     """
     for col in columns:
         if col in (ds.column_names if isinstance(ds, datasets.Dataset) else next(iter(ds.values())).column_names):
@@ -73,7 +73,7 @@ def load_annotations(
         revision: Hub revision.
         kwargs: passed to ``datasets.load_dataset``.
 
-    Example:
+    Examples:
         >>> from semsim_metric import load_annotations  # doctest: +SKIP
         >>> ds = load_annotations("hub/fmnist-judged-v1", split="test")  # doctest: +SKIP
     """

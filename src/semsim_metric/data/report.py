@@ -31,7 +31,7 @@ class ConversionReport:
     ``inputs == converted + skipped`` always holds. For converters that read a folder tree, every file
     under it is also accounted for: it is an input item (a reconstruction), a supporting file that items
     used (an original, a label file), or listed in ``ignored`` with the reason; so
-    ``files == inputs + supporting + len(ignored)``. :meth:`check_totals` verifies both.
+    ``files == inputs + supporting + len(ignored)``. ``check_totals`` verifies both.
     """
 
     source: str
@@ -56,7 +56,7 @@ class ConversionReport:
         self.converted += 1
 
     def problem(self, item: str, reason: str) -> None:
-        """Record a problem with ``item``; in strict mode this raises :class:`ConversionError`."""
+        """Record a problem with ``item``; in strict mode this raises ``ConversionError``."""
         self.inputs += 1
         self.problems.append({"item": item, "reason": reason})
         if self.strict:

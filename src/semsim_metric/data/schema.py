@@ -1,6 +1,6 @@
 """The one dataset schema for official, converted, generated and annotated reconstructions.
 
-One row per reconstruction. ``recognized`` is derived from the votes by a :class:`RecognitionRule`
+One row per reconstruction. ``recognized`` is derived from the votes by a ``RecognitionRule``
 that is recorded in the dataset card, so it can always be recomputed from the stored votes.
 """
 
@@ -90,7 +90,7 @@ class RecognitionRule:
             them fall back to the true class). The second removes confusions between look-alike classes
             (a perfectly visible "pullover" that people call "coat").
 
-    Example:
+    Examples:
         >>> rule = RecognitionRule()
         >>> rule.recognized([3, 3, 3, -1, 2], class_label=3)
         True

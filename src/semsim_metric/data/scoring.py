@@ -2,7 +2,7 @@
 training validation, evaluation and model cards share.
 
 A *scorer* is any function ``scorer(preds, target) -> (N,)`` on float images in ``[0, 1]``; SemSim
-models become scorers through :func:`semsim_scorer` (they go through the input gate like every other
+models become scorers through ``semsim_scorer`` (they go through the input gate like every other
 input). Images are decoded batch by batch, so a split never has to fit in memory at once.
 """
 
@@ -64,7 +64,7 @@ def score_pairs(
             (``name -> reason``) instead of stopping the whole run.
         progress: show a progress bar.
 
-    Example:
+    Examples:
         >>> import datasets, numpy as np
         >>> from PIL import Image
         >>> img = Image.fromarray(np.zeros((8, 8), dtype=np.uint8))

@@ -35,7 +35,7 @@ def split_by_original(
     Returns:
         ``(splits, notes)``.
 
-    Example:
+    Examples:
         >>> rows = [{"original_id": str(i % 10), "victim": "a", "attack": "ig"} for i in range(30)]
         >>> splits, _ = split_by_original(rows, seed=1)
         >>> {k: len(v) for k, v in splits.items()}

@@ -11,7 +11,7 @@ Fallback when an original has no unrecognised reconstruction (``negative_fallbac
 * ``"skip"``: that original's positives form no triplets.
 
 Originals without any recognised reconstruction form no triplets (their rows still serve as negatives
-for others under ``"other_original"``). :attr:`TripletDataset.stats` counts all of this.
+for others under ``"other_original"``). ``TripletDataset.stats`` counts all of this.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The baseline metrics SemSim is compared with, in a registry that declares each one's orientation.
 
-Add a baseline by adding one entry to :data:`BASELINES` (name, function on float images in [0, 1],
+Add a baseline by adding one entry to ``BASELINES`` (name, function on float images in [0, 1],
 whether a higher value means more leakage, smallest image size, weights it needs). Learned baselines whose
-weights would have to be unpickled are refused (see :func:`weights_available`).
+weights would have to be unpickled are refused (see ``weights_available``).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def load_cached_weights(url: str, model_dir: str | None = None, map_location: An
 
     The file must already be in the torch hub cache; it is read with ``torch.load(weights_only=True)``
     whatever the caller or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` asks for (only tensors and plain containers),
-    and anything else is refused with :class:`~semsim_metric.errors.UnsafeFileError` naming the file. ``weights_only`` and the
+    and anything else is refused with ``UnsafeFileError`` naming the file. ``weights_only`` and the
     download arguments are accepted for compatibility and ignored.
     """
     import os

@@ -6,7 +6,7 @@ A protocol names what is held out:
 * ``victim_arch=<arch>`` / ``victim=<name>[+<name>...]`` - every setting of those victims;
 * ``attack=<name>`` - every setting of that attack;
 * ``defense=<name>`` - every victim trained with that defence (e.g. ``noise:1e-3``, ``prune:70``);
-* ``all`` - every one of these axes the data has (see :func:`expand_protocols`).
+* ``all`` - every one of these axes the data has (see ``expand_protocols``).
 
 For each protocol the dataset's rows are re-split by original (seeded); held-out rows of training and
 validation originals are dropped, held-out rows of test originals form the ``test_victim`` /
@@ -80,7 +80,7 @@ def expand_protocols(rows: list[dict[str, Any]], protocols: Sequence[str]) -> li
     """Replace ``"all"`` by every axis the data has: unseen originals, each victim architecture, each attack
     and each training defence (other protocols are kept as given, in order).
 
-    Example:
+    Examples:
         >>> rows = [{"victim_arch": "a", "attack": "x", "defense": "none"}, {"victim_arch": "b", "attack": "x",
         ...          "defense": "noise:1e-3"}]
         >>> expand_protocols(rows, ["all"])
@@ -155,7 +155,7 @@ def run_heldout(
 def slug(text: str) -> str:
     """``text`` with every character that is not a letter or digit replaced by ``_`` (safe as a folder name).
 
-    Example:
+    Examples:
         >>> slug("victim_arch=conv_relu")
         'victim_arch_conv_relu'
     """
@@ -166,7 +166,7 @@ def run_folder_name(protocol: str, recipe: str) -> str:
     """Folder (under ``<out>/models``) of the model trained for ``protocol`` with ``recipe`` (both slugged:
     a recipe string never reaches the file system as it is).
 
-    Example:
+    Examples:
         >>> run_folder_name("victim_arch=resnet20", "../../x")
         'victim_arch_resnet20________x'
     """
@@ -180,7 +180,7 @@ def write_scores(folder: Path, protocol: str, title: str, ds: Any, values: dict[
                  skipped: dict[str, str], recipes: Sequence[str]) -> Path:
     """Write the per-row values of every metric on one held-out split (``<folder>/<protocol>.csv.gz``) and
     record it in ``<folder>/index.json``: enough to recompute every held-out table without images or models
-    (:func:`summary_from_scores`)."""
+    (``summary_from_scores``)."""
     import csv
     import gzip
 
@@ -206,9 +206,9 @@ def write_scores(folder: Path, protocol: str, title: str, ds: Any, values: dict[
 
 def summary_from_scores(folder: str | Path, *, n_boot: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
     """Recompute the held-out summary (``heldout_summary.json`` entries) from the per-row values written by
-    :func:`write_scores`: the published tables are reproducible from these files alone.
+    ``write_scores``: the published tables are reproducible from these files alone.
 
-    Example:
+    Examples:
         >>> summary = summary_from_scores("results/heldout", n_boot=0)  # doctest: +SKIP
     """
     import csv
@@ -278,7 +278,7 @@ def _summary(results: list[HeldoutResult]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m semsim_metric.evaluation.heldout SCORES_FOLDER``: the held-out summary table from the
-    committed per-row values (see :func:`summary_from_scores`)."""
+    committed per-row values (see ``summary_from_scores``)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)

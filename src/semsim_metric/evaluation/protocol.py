@@ -6,10 +6,10 @@
   and its recognised share, with p-values and bootstrap 95% intervals over originals.
 * **Contradictions**: how often two metrics order the same pair of reconstructions in opposite ways.
 
-Every metric's direction is declared (:class:`MetricSpec`); all statistics use the leakage-oriented
+Every metric's direction is declared (``MetricSpec``); all statistics use the leakage-oriented
 value (higher = more leakage), so a positive correlation or an AUC above 0.5 means agreement with the
-annotators. The same protocol runs on metric values computed here (:func:`evaluate_dataset`) or already
-present in a table (:func:`evaluate_table`).
+annotators. The same protocol runs on metric values computed here (``evaluate_dataset``) or already
+present in a table (``evaluate_table``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def pair_metric_values(
     Args:
         models: ``{"SemSim": model}`` (or a single model, named "SemSim"; ``None`` for baselines only).
         ds: a split in the SemSim schema.
-        baselines: names from :data:`~semsim_metric.evaluation.baselines.BASELINES` (default: all).
+        baselines: names from ``BASELINES`` (default: all).
         skipped: filled with ``name -> reason`` for each baseline that could not run.
     """
     if models is None:
@@ -95,7 +95,7 @@ def evaluate_table(
 ) -> EvaluationReport:
     """Run the protocol on metric values already in a table (one array per metric, one row per image).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> y = np.array([1, 1, 0, 0, 1, 0], dtype=bool)
         >>> v = {"PSNR": np.array([30., 28, 10, 12, 25, 11])}

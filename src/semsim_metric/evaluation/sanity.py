@@ -1,7 +1,7 @@
 """Sanity of a SemSim model in any image domain: what any person would answer, checked without annotators.
 
 For originals of three domains - Fashion-MNIST test images (greyscale 28x28), crops of the scikit-image
-photographs never used in training (:data:`~semsim_metric.data.anchors.HELD_OUT_PHOTOS`, colour and
+photographs never used in training (``HELD_OUT_PHOTOS``, colour and
 greyscale, 48-128 px) and synthetic shapes and letters drawn with PIL (seeds disjoint from training) -
 each scored at its own size through the input gate, as users would:
 
@@ -87,7 +87,7 @@ def _score(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> tuple
 
 def run_sanity(model: Any = None, *, n: int = 200, seed: int = 0,
                domains: tuple[str, ...] = ("fashion-mnist", "photos", "synthetic")) -> list[SanityResult]:
-    """Run every check on ``n`` originals of each domain (``model``: as for :func:`semsim_metric.semsim`)."""
+    """Run every check on ``n`` originals of each domain (``model``: as for ``semsim_metric.semsim``)."""
     net = get_model(model) if not isinstance(model, SemSimModel) else model
     out = []
     for domain in domains:

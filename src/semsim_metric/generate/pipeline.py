@@ -4,7 +4,7 @@ Work is split into shards of ``(victim, attack, image range)``. Each shard is wr
 ``OUT/shards/`` and skipped when present, so a killed run restarts where it stopped and finishes with
 the same result. Under ``torchrun`` each rank takes every ``world_size``-th shard; the merge
 (``merge_shards`` / ``semsim generate --merge-only``) runs once all shards exist. The dataset has empty
-votes (``annotator_kind="none"``) until votes are imported (:func:`import_votes`).
+votes (``annotator_kind="none"``) until votes are imported (``import_votes``).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     """Run (or resume) the plan into ``out``; merge into a dataset folder when all shards exist.
 
     ``out`` must be new, empty, or a folder that ``semsim generate`` wrote with the same plan (resumed);
-    anything else is refused with :class:`~semsim_metric.errors.OutputFolderError` unless ``overwrite``.
+    anything else is refused with ``OutputFolderError`` unless ``overwrite``.
     """
     from tqdm.auto import tqdm
 

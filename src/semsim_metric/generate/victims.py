@@ -9,7 +9,7 @@ Architectures (any image size and channel count):
 
 Training settings: augmentation ``none`` | ``crop_flip`` | ``policy:<op>+<op>...`` (ops: hflip, crop,
 rotate, shear, contrast, brightness; per image, see
-:meth:`semsim_metric.data.augmentation.Augmentation.from_policy`) and defences that act on *training* gradients only: ``prune:<percent>``
+``semsim_metric.data.augmentation.Augmentation.from_policy``) and defences that act on *training* gradients only: ``prune:<percent>``
 (zero the smallest-magnitude share of every gradient) and ``noise:<sigma>`` (add Gaussian noise). The
 attacked gradient is always the clean gradient of one image.
 """

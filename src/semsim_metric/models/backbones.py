@@ -7,7 +7,7 @@ Two families are supported:
   initialised and never downloads anything.
 * ``"transformers"`` - any vision model that ``transformers.AutoModel.from_config`` can build from a
   config dictionary (ResNet, ViT, ConvNeXt, ...). The pooled output (or the mean of the last hidden
-  state) is the feature vector. Only the architecture is stored in :class:`~semsim_metric.SemSimConfig`;
+  state) is the feature vector. Only the architecture is stored in ``SemSimConfig``;
   the weights travel in SemSim's own ``model.safetensors``.
 """
 
@@ -34,7 +34,7 @@ class CifarResNet18(nn.Module):
             ``"spatial"`` (the last feature map flattened, ``8 * base_width * (S / 8) ** 2`` values for an
             ``S x S`` input), which keeps where things are.
 
-    Example:
+    Examples:
         >>> net = CifarResNet18(base_width=8)
         >>> net(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 64])
@@ -85,7 +85,7 @@ class TransformersBackbone(nn.Module):
         pretrained_id: optional Hub id or folder whose weights initialise the backbone (used by
             training only; a saved SemSim model carries all weights itself).
 
-    Example:
+    Examples:
         >>> from transformers import ResNetConfig
         >>> cfg = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]).to_dict()
         >>> TransformersBackbone(cfg)(torch.zeros(2, 3, 32, 32)).shape
@@ -140,7 +140,7 @@ def infer_feature_dim(config: Any) -> int:
 
 
 def build_backbone(config: Any) -> nn.Module:
-    """Build the feature extractor described by a :class:`~semsim_metric.SemSimConfig`."""
+    """Build the feature extractor described by a ``SemSimConfig``."""
     if config.backbone == "cifar_resnet18":
         return CifarResNet18(base_width=config.base_width, embedding=getattr(config, "embedding", "pooled"))
     if config.backbone == "transformers":

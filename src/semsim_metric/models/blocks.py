@@ -11,7 +11,7 @@ __all__ = ["BasicBlock"]
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with BatchNorm and a residual connection (1x1 projection when the shape changes).
 
-    Example:
+    Examples:
         >>> BasicBlock(8, 16, stride=2)(torch.zeros(1, 8, 32, 32)).shape
         torch.Size([1, 16, 16, 16])
     """

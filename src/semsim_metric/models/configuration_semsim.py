@@ -50,7 +50,7 @@ def _check_calibration(calibration: Any) -> dict[str, Any]:
 
 
 class SemSimConfig(PretrainedConfig):
-    """Configuration of a :class:`SemSimModel`.
+    """Configuration of a ``SemSimModel``.
 
     Args:
         backbone: ``"cifar_resnet18"`` (the paper's network) or ``"transformers"`` (any vision model
@@ -67,9 +67,9 @@ class SemSimConfig(PretrainedConfig):
             distance ``d`` to the probability ``sigmoid(a + b * d)`` that a person (or the annotator
             panel named in ``"fitted_on"``) would recognise the reconstruction.
         training_domain: what the annotated training originals were (channels, sizes, an embedding
-            summary); inputs far outside it raise an :class:`~semsim_metric.domain.OutOfDomainWarning`.
+            summary); inputs far outside it raise an ``OutOfDomainWarning``.
 
-    Example:
+    Examples:
         >>> cfg = SemSimConfig(base_width=16)
         >>> cfg.model_type, cfg.embedding_dim
         ('semsim', 128)

@@ -1,5 +1,5 @@
-"""SemSim as a ``transformers`` model: :class:`SemSimModel` (the configuration is in
-:mod:`semsim_metric.models.configuration_semsim`).
+"""SemSim as a ``transformers`` model: ``SemSimModel`` (the configuration is in
+``semsim_metric.models.configuration_semsim``).
 
 SemSim embeds an image with a backbone (by default the paper's CIFAR ResNet-18) and L2-normalises the
 embedding. The SemSim score of a reconstruction is the L2 distance between its embedding and the
@@ -7,8 +7,8 @@ original's: **a distance, 0 = semantically identical (most leakage), 2 = as far 
 leakage); lower means more leakage.**
 
 The model works on *model-ready* tensors (resized and normalised). Raw images go through the input gate
-:mod:`semsim_metric.preprocessing`, which :func:`semsim_metric.semsim`, :class:`semsim_metric.SemSim`
-and :class:`semsim_metric.SemSimLoss` all use.
+``semsim_metric.preprocessing``, which ``semsim_metric.semsim``, ``semsim_metric.SemSim``
+and ``semsim_metric.SemSimLoss`` all use.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = ["SemSimModel", "SemSimOutput", "load_weights_strict"]
 
 @dataclass
 class SemSimOutput(ModelOutput):
-    """Output of :meth:`SemSimModel.forward`.
+    """Output of ``SemSimModel.forward``.
 
     Attributes:
         embeddings: L2-normalised embeddings ``(N, D)`` of the model-ready images.
@@ -47,12 +47,12 @@ class SemSimModel(PreTrainedModel):
 
     ``embed`` (and ``forward``) map model-ready images to L2-normalised embeddings, ``distance`` gives the
     SemSim distance (in ``[0, 2]``, lower = more leakage) and ``probability`` the calibrated probability
-    of recognition. Training objectives wrap this model (see :mod:`semsim_metric.training.stages`).
+    of recognition. Training objectives wrap this model (see ``semsim_metric.training.stages``).
 
     Weights load strictly from ``model.safetensors``: a missing or unexpected key is an error, and
     nothing is ever unpickled.
 
-    Example:
+    Examples:
         >>> model = SemSimModel(SemSimConfig(base_width=8)).eval()
         >>> x = torch.randn(4, 3, 32, 32)
         >>> torch.allclose(model.embed(x).norm(dim=1), torch.ones(4))
@@ -116,9 +116,9 @@ class SemSimModel(PreTrainedModel):
         return torch.sigmoid(cal["intercept"] + cal["slope"] * distance)
 
     def forward(self, pixel_values: Tensor, return_dict: bool = True, **unused: Any) -> SemSimOutput:
-        """Embed model-ready images (the same as :meth:`embed`, wrapped in a :class:`SemSimOutput`).
+        """Embed model-ready images (the same as ``embed``, wrapped in a ``SemSimOutput``).
 
-        Training objectives (triplet loss, class and vote stages) live in :mod:`semsim_metric.training`;
+        Training objectives (triplet loss, class and vote stages) live in ``semsim_metric.training``;
         the model itself only embeds.
         """
         return SemSimOutput(embeddings=self.embed(pixel_values))
@@ -156,7 +156,7 @@ class SemSimModel(PreTrainedModel):
             OSError: when the files cannot be found (offline and not cached, wrong folder).
             RuntimeError: when the weights do not match the architecture (keys are named).
 
-        Example:
+        Examples:
             >>> import tempfile
             >>> folder = tempfile.mkdtemp()
             >>> SemSimModel(SemSimConfig(base_width=4)).save_pretrained(folder)
@@ -231,7 +231,7 @@ class SemSimModel(PreTrainedModel):
                 an error, not a silent shard.
             push_to_hub: afterwards upload the folder (with any ``README.md`` in it) to the Hub repository
                 ``repo_id`` (default: the folder's name); the other keyword arguments are those of
-                :meth:`push_to_hub` (``token``, ``private``, ``revision``, ``commit_message``, ``create_pr``).
+                ``push_to_hub`` (``token``, ``private``, ``revision``, ``commit_message``, ``create_pr``).
         """
         from safetensors.torch import save_file
 
@@ -303,7 +303,7 @@ def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | No
                          token: bool | str | None = None, revision: str | None = None,
                          create_pr: bool = False) -> str:
     """Create ``repo_id`` if needed and upload the model files of ``folder`` in one commit, with the model code
-    (:func:`~semsim_metric.models.remote_code.export_remote_code`) so that it also loads where the package is
+    (``export_remote_code``) so that it also loads where the package is
     not installed (``AutoModel.from_pretrained(repo_id, trust_remote_code=True)``)."""
     from huggingface_hub import HfApi
 
@@ -345,7 +345,7 @@ def _readable_like_other_files(path: Path) -> None:
 
 def load_config(config_file: Path) -> SemSimConfig:
     """Read and validate ``config.json``; any problem is an
-    :class:`~semsim_metric.errors.InvalidModelError` naming the file and the field."""
+    ``InvalidModelError`` naming the file and the field."""
     import json
 
     from ..errors import InvalidModelError

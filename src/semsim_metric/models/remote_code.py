@@ -1,12 +1,12 @@
 """Export the model code into a model folder, so it loads with ``trust_remote_code=True`` without the package.
 
 ``transformers`` loads a model whose ``config.json`` has an ``auto_map`` from Python files shipped beside
-the weights. :func:`export_remote_code` copies this package's own model modules there at publish time
+the weights. ``export_remote_code`` copies this package's own model modules there at publish time
 (nothing is duplicated in the repository): the configuration, the model, its backbones and blocks, and
 the two small core modules they import (Hub file resolution and the error classes), with the imports of
-the parent package rewritten to the flat folder. :meth:`SemSimModel.push_to_hub` does it for every upload.
+the parent package rewritten to the flat folder. ``SemSimModel.push_to_hub`` does it for every upload.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> from semsim_metric import SemSimConfig, SemSimModel
     >>> folder = pathlib.Path(tempfile.mkdtemp())

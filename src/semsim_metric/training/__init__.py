@@ -1,7 +1,7 @@
 """Training SemSim: recipes, the stages and their one ``Trainer``, losses, calibration, validation and
 model cards. Needs the ``[train]`` extra. Names are imported lazily (``semsim train --help`` stays fast).
 
-Example:
+Examples:
     >>> from semsim_metric.training import get_recipe
     >>> get_recipe("semantic").vote_epochs
     4

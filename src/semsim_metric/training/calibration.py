@@ -19,7 +19,7 @@ def fit_calibration(distances: np.ndarray, recognized: np.ndarray, *, fitted_on:
         recognized: their labels.
         fitted_on: what the rows were and who annotated them (kept in the model's config).
 
-    Example:
+    Examples:
         >>> cal = fit_calibration(np.array([0.1, 0.2, 0.3, 1.1, 1.2, 1.3, 0.25, 1.0]),
         ...                       np.array([1, 1, 1, 0, 0, 0, 0, 1]), fitted_on="example")
         >>> cal["slope"] < 0, cal["n"]

@@ -12,7 +12,7 @@ __all__ = ["global_soft_label_loss", "soft_cross_entropy", "triplet_margin_loss"
 def triplet_margin_loss(d_pos: Tensor, d_neg: Tensor, margin: float = 1.0) -> Tensor:
     """The paper's triplet loss on distances: ``mean(relu(d(a, p) - d(a, n) + margin))``.
 
-    Example:
+    Examples:
         >>> float(triplet_margin_loss(torch.tensor([0.2]), torch.tensor([1.5])))
         0.0
         >>> float(triplet_margin_loss(torch.tensor([0.5]), torch.tensor([0.5]), margin=1.0))
@@ -28,7 +28,7 @@ def global_soft_label_loss(distance: Tensor, share: Tensor, *, centre: float = 1
     Puts distances of *different* originals on one scale: a reconstruction that most annotators
     recognised should lie closer than ``centre`` to its original, one nobody recognised farther.
 
-    Example:
+    Examples:
         >>> near, far = torch.tensor([0.2]), torch.tensor([1.8])
         >>> bool(global_soft_label_loss(near, torch.ones(1)) < global_soft_label_loss(far, torch.ones(1)))
         True
@@ -40,7 +40,7 @@ def global_soft_label_loss(distance: Tensor, share: Tensor, *, centre: float = 1
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy per row against a target distribution ``(N, K)`` (rows sum to 1); returns ``(N,)``.
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[10.0, -10.0]])
         >>> float(soft_cross_entropy(logits, torch.tensor([[1.0, 0.0]]))) < 1e-6
         True

@@ -36,7 +36,7 @@ def hub_dataset_id(dataset: str) -> str | None:
     """The Hub id of a training dataset: ``hub/<name>`` (the project's folders) -> ``semsim-metric/<name>``, an
     ``org/name`` id as it is, a local path -> ``None`` (not on the Hub).
 
-    Example:
+    Examples:
         >>> hub_dataset_id("hub/fmnist-judged-v2"), hub_dataset_id("me/data"), hub_dataset_id("/tmp/x")
         ('semsim-metric/fmnist-judged-v2', 'me/data', None)
     """
@@ -86,7 +86,7 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
         training_info: what ``train()`` recorded (``training_info.json``).
         splits: the dataset's splits (``DatasetDict``).
         comparison: ROC-AUC per split and metric (SemSim and baselines), e.g. from
-            :func:`semsim_metric.evaluation.protocol.compare_on_split`; without it the card lists SemSim's own
+            ``semsim_metric.evaluation.protocol.compare_on_split``; without it the card lists SemSim's own
             validation/test ROC-AUC from ``training_info``.
         repo_id: the Hub id the folder will be published as (the usage line loads it from there; default:
             the folder's path).

@@ -23,7 +23,7 @@ __all__ = ["OptimiserSettings", "build_optimiser"]
 class OptimiserSettings:
     """SGD and its schedule.
 
-    Example:
+    Examples:
         >>> opt, sched = build_optimiser([torch.nn.Parameter(torch.zeros(1))], OptimiserSettings(0.1), 10)
         >>> opt.defaults.get("lr"), type(sched).__name__
         (0.1, 'LambdaLR')

@@ -34,18 +34,18 @@ class Recipe:
     seed: int = 23333
     base_width: int = 64
     global_loss_weight: float = 0.0
-    #: stage 1 (see :mod:`semsim_metric.pretraining`): class-supervised backbone pre-training; 0 = off
+    #: stage 1 (see ``semsim_metric.pretraining``): class-supervised backbone pre-training; 0 = off
     pretrain_epochs: float = 0.0
     pretrain_source: str = "fashion-mnist"
     pretrain_split: str = "train"
     pretrain_noise: float = 0.3
-    #: stage 2 (see :mod:`semsim_metric.vote_tuning`): learn the annotators' answers; 0 = off
+    #: stage 2 (see ``semsim_metric.vote_tuning``): learn the annotators' answers; 0 = off
     vote_epochs: int = 0
     vote_learning_rate: float = 0.01
     vote_distance_weight: float = 0.0
     vote_noise: float = 0.3
     #: weight of the label-free anchor loss in stage 2 (mild copies near, noise/constants/other classes far,
-    #: in several image domains; see :mod:`semsim_metric.data.anchors`); 0 = off
+    #: in several image domains; see ``semsim_metric.data.anchors``); 0 = off
     vote_anchor_weight: float = 0.0
     #: distance at which the anchor loss is one half (mild copies are pulled below, unrelated images pushed above)
     vote_anchor_centre: float = 0.65
@@ -118,9 +118,9 @@ DEFAULT_MODEL_RECIPE = "semantic:vote_anchor_weight=3,vote_anchor_centre=0.95"
 
 def default_recipe(cuda_available: bool) -> str:
     """What ``semsim train`` runs without ``--recipe``: the paper's recipe on a GPU, the shipped default's
-    (minutes on a CPU) otherwise.
+    (well under an hour on a CPU) otherwise.
 
-    Example:
+    Examples:
         >>> default_recipe(True), default_recipe(False) == DEFAULT_MODEL_RECIPE
         ('paper', True)
     """
@@ -134,7 +134,7 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
     command line names variants (``--recipe semantic:embedding=pooled``); the variant keeps the whole
     string as its name.
 
-    Example:
+    Examples:
         >>> r = get_recipe("semantic:embedding=pooled,vote_epochs=2")
         >>> r.name, r.embedding, r.vote_epochs
         ('semantic:embedding=pooled,vote_epochs=2', 'pooled', 2)

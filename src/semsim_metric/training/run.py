@@ -6,7 +6,7 @@
 2. ``votes`` (when ``vote_epochs > 0``): learning the annotators' answers;
 3. ``triplets`` (when ``epochs > 0``): the paper's triplet loss, validated every epoch.
 
-Every stage runs through :func:`semsim_metric.training.trainer.run_stage` (``transformers.Trainer``:
+Every stage runs through ``semsim_metric.training.trainer.run_stage`` (``transformers.Trainer``:
 resume, bf16, DDP under ``torchrun``, logging). Afterwards the calibration P(recognised | distance) is
 fitted on the validation split and a Hub model folder is written with its card.
 """
@@ -36,7 +36,7 @@ from .calibration import fit_calibration
 #: fewest validation rows (and rows of each class) a calibration is fitted on
 MIN_CALIBRATION_ROWS = 30
 MIN_CALIBRATION_PER_CLASS = 5
-#: fewer rows than this in a validation or test split raise a :class:`TinyDatasetWarning`
+#: fewer rows than this in a validation or test split raise a ``TinyDatasetWarning``
 MIN_EVALUATION_ROWS = 30
 
 
@@ -91,7 +91,7 @@ def unique_originals(dsd: Any) -> list[torch.Tensor]:
 
 
 def training_domain(model: SemSimModel, split: Any, *, description: str) -> dict[str, Any]:
-    """The :func:`~semsim_metric.domain.summarise_domain` record of a split's distinct originals."""
+    """The ``summarise_domain`` record of a split's distinct originals."""
     from ..domain import summarise_domain
     from ..preprocessing import stack_at_model_size
 
@@ -161,8 +161,8 @@ def train(
         dataset: dataset folder or Hub id with a ``train`` split (``validation``/``test`` used when present).
         output_dir: model folder to write (``config.json``, ``model.safetensors``, ``README.md``;
             checkpoints go to ``output_dir/checkpoints/<stage>``).
-        recipe: a name in :data:`~semsim_metric.training.recipes.RECIPES` (``"paper"``, ``"cpu"``, ``"judged"``,
-            ``"semantic"``, ``"quick"``), a variant ``"name:field=value,..."`` or a :class:`Recipe`.
+        recipe: a name in ``RECIPES`` (``"paper"``, ``"cpu"``, ``"judged"``,
+            ``"semantic"``, ``"quick"``), a variant ``"name:field=value,..."`` or a ``Recipe``.
         backbone: a transformers model id/folder whose architecture (and weights) replace the CIFAR
             ResNet-18, e.g. ``"microsoft/resnet-18"`` (needs the files locally or online).
         init_from: a SemSim model folder or Hub id to fine-tune (skips class pre-training).
@@ -177,7 +177,7 @@ def train(
         progress: show progress bars.
         overrides: recipe fields to change (``epochs=10``, ``base_width=16``, ...).
 
-    Example:
+    Examples:
         >>> from semsim_metric.training import train  # doctest: +SKIP
         >>> result = train("hub/fmnist-judged-v1", "runs/quick", recipe="quick")  # doctest: +SKIP
     """

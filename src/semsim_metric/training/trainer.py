@@ -2,7 +2,7 @@
 
 A stage is an *objective* (an ``nn.Module`` whose ``forward(**batch)`` returns ``{"loss": ...}`` and which
 holds the SemSim model plus any throw-away head), a dataset of items that carry their own augmentation
-seed, a collator and the optimiser settings. :func:`run_stage` trains it with ``Trainer``, so every stage
+seed, a collator and the optimiser settings. ``run_stage`` trains it with ``Trainer``, so every stage
 gets the same resume (``resume=True`` continues from the stage's last checkpoint), bf16, DDP under
 ``torchrun`` (the global batch stays the recipe's batch size), logging integrations and progress bars.
 

@@ -1,6 +1,6 @@
-"""Gradient-inversion attacks behind a registry: the batched engine (:mod:`.engine`) and one module per
+"""Gradient-inversion attacks behind a registry: the batched engine (``.engine``) and one module per
 attack. Add an attack by adding a module here that calls
-:func:`~semsim_metric.generate.attacks.engine.register_attack`."""
+``register_attack``."""
 
 from .engine import (
     ATTACKS,

@@ -7,8 +7,8 @@ Each attack reconstructs one image from the clean gradient of one image. The vic
 batched and one-at-a-time paths agree (tested).
 
 What differs between attacks - the gradient distance, how the label is obtained, priors, the paper's
-settings - is an :class:`AttackDefinition` in a module of its own in this package (``dlg.py``,
-``idlg.py``, ...). Adding an attack means adding one such module that calls :func:`register_attack`; the
+settings - is an ``AttackDefinition`` in a module of its own in this package (``dlg.py``,
+``idlg.py``, ...). Adding an attack means adding one such module that calls ``register_attack``; the
 engine finds every module of the package by itself.
 """
 
@@ -60,7 +60,7 @@ ATTACKS: dict[str, AttackDefinition] = {}
 
 
 def register_attack(definition: AttackDefinition) -> AttackDefinition:
-    """Add an attack to :data:`ATTACKS` (called by each attack module at import)."""
+    """Add an attack to ``ATTACKS`` (called by each attack module at import)."""
     if definition.labels not in ("known", "inferred", "optimised"):
         raise ValueError(f"attack {definition.name!r}: labels must be known, inferred or optimised.")
     ATTACKS[definition.name] = definition

@@ -5,9 +5,9 @@ A backbone that already separates the classes of the image domain puts that judg
 the triplet stage; trained from scratch on a few hundred annotated originals it mostly learns pixel
 similarity. Stage 1 therefore trains the backbone with a temporary linear classifier on a labelled image
 source (default: the Fashion-MNIST *train* split), with per-image crop/flip augmentation plus Gaussian
-pixel noise of random strength (:class:`~semsim_metric.data.augmentation.Augmentation`), which resembles what reconstruction attacks leave behind. The
+pixel noise of random strength (``Augmentation``), which resembles what reconstruction attacks leave behind. The
 classifier is thrown away; only the backbone weights are kept. It trains through the package's one
-``Trainer`` (:func:`semsim_metric.training.trainer.run_stage`): resume, bf16, ``torchrun`` and logging.
+``Trainer`` (``semsim_metric.training.trainer.run_stage``): resume, bf16, ``torchrun`` and logging.
 
 Leakage guard: every pre-training image that is byte-identical to an original of the annotated dataset
 is removed before training and the count is recorded, so held-out originals are never seen, not even
@@ -47,7 +47,7 @@ class PretrainSettings:
 
     Attributes:
         source: image source spec (``"fashion-mnist"``, ``"hf:<dataset id>"`` or a class-folder path; see
-            :func:`semsim_metric.data.sources.load_source`).
+            ``semsim_metric.data.sources.load_source``).
         split: split of the source (Fashion-MNIST: ``"train"``; the default dataset's originals come from
             ``"test"``).
         epochs: passes over the source (fractions allowed).
@@ -142,19 +142,19 @@ def pretrain_backbone(
 
     Args:
         model: the SemSim model whose backbone is trained (its input gate settings are used).
-        settings: see :class:`PretrainSettings`.
+        settings: see ``PretrainSettings``.
         exclude_images: uint8 ``(C, H, W)`` images (the annotated originals) that must not be trained on;
             byte-identical source images are removed and counted.
         progress: show a progress bar.
         root: folder of the Fashion-MNIST IDX files (default: the Debian package's folder).
         output_dir: folder for the stage's checkpoints (default: a temporary folder).
         resume: continue from the last checkpoint in ``output_dir``.
-        trainer_options: passed to :func:`~semsim_metric.training.trainer.run_stage` (``bf16``, ``report_to``, ...).
+        trainer_options: passed to ``run_stage`` (``bf16``, ``report_to``, ...).
 
     Returns:
         A JSON-serialisable summary and the trained linear classifier (stage 2 can start from it).
 
-    Example:
+    Examples:
         >>> from semsim_metric import SemSimConfig, SemSimModel  # doctest: +SKIP
         >>> info, head = pretrain_backbone(SemSimModel(SemSimConfig(base_width=16)), PretrainSettings())  # doctest: +SKIP
     """
@@ -208,7 +208,7 @@ def pretrain_cached(
     progress: bool = True,
     **trainer_options: Any,
 ) -> tuple[dict[str, Any], nn.Linear]:
-    """:func:`pretrain_backbone`, reusing a cached result made with identical settings and architecture.
+    """``pretrain_backbone``, reusing a cached result made with identical settings and architecture.
 
     The cache key covers the settings, the backbone architecture and input gate, and the set of excluded
     images; the backbone and classifier weights are stored as ``backbone.safetensors`` and

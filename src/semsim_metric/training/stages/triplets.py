@@ -1,9 +1,9 @@
 """Stage ``triplets``: the paper's triplet loss (anchor = original, positive = recognised reconstruction,
 negative = unrecognised reconstruction), optionally with the global soft-label loss on the distances.
 
-Triplets come from :class:`semsim_metric.data.triplets.TripletDataset`; images go through the input gate
+Triplets come from ``semsim_metric.data.triplets.TripletDataset``; images go through the input gate
 with the paper's augmentation (RandomCrop with 4-pixel padding + horizontal flip, per image). The stage
-trains through the package's one ``Trainer`` (:func:`semsim_metric.training.trainer.run_stage`).
+trains through the package's one ``Trainer`` (``semsim_metric.training.trainer.run_stage``).
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ trains the backbone with a linear classifier over the classes plus one "cannot r
   thresholded label), so a reconstruction that nobody can read learns to look like "nothing";
 * each original's target is the distribution of the answers given for the original (or its class label),
   which keeps originals on their class;
-* optionally, the global soft-label loss of :func:`semsim_metric.training.losses.global_soft_label_loss` on the
+* optionally, the global soft-label loss of ``semsim_metric.training.losses.global_soft_label_loss`` on the
   original-reconstruction distance, with the recognised share as target, orders distances across
   originals directly.
 
 A reconstruction then lies near its original in the embedding exactly when annotators name in it what
 they name in the original. The classifier is thrown away afterwards; SemSim stays an embedding distance.
-The stage trains through the package's one ``Trainer`` (:func:`semsim_metric.training.trainer.run_stage`).
+The stage trains through the package's one ``Trainer`` (``semsim_metric.training.trainer.run_stage``).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class VoteTuningSettings:
         noise: largest Gaussian-noise standard deviation of the augmentation (0 = crop/flip only).
         seed: seed of the shuffling, augmentation and new classifier rows.
         anchor_weight: weight of the label-free anchor loss (0 = off): each row also brings one anchor pair
-            (:mod:`semsim_metric.data.anchors`) whose distance is pushed below ``anchor_centre`` for mild
+            (``semsim_metric.data.anchors``) whose distance is pushed below ``anchor_centre`` for mild
             copies and above it for noise, constants and other classes, in several image domains.
         anchor_centre: distance at which the anchor loss's sigmoid is one half.
         anchor_temperature: width of that sigmoid.
@@ -84,7 +84,7 @@ def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1
 
     Without votes, ``fallback_class`` (a class index, or -1 for "cannot recognise") gets all the mass.
 
-    Example:
+    Examples:
         >>> [round(v, 2) for v in vote_distribution([2, 2, -1, 2, 0], 3).tolist()]
         [0.2, 0.0, 0.6, 0.2]
     """
@@ -196,12 +196,12 @@ def tune_on_votes(
     Args:
         model: the model to tune (its input gate settings are used).
         split: a ``datasets.Dataset`` in the SemSim schema with ``votes`` (rows without votes are an error).
-        settings: see :class:`VoteTuningSettings`.
+        settings: see ``VoteTuningSettings``.
         head: a class classifier to start from (e.g. stage 1's); its rows are copied for the classes it has.
         progress: show a progress bar.
         output_dir: folder for the stage's checkpoints (default: a temporary folder).
         resume: continue from the last checkpoint in ``output_dir``.
-        trainer_options: passed to :func:`~semsim_metric.training.trainer.run_stage`.
+        trainer_options: passed to ``run_stage``.
 
     Returns:
         A JSON-serialisable summary (rows, classes, steps, final loss, seconds) and the classifier over
