@@ -72,9 +72,9 @@ def main() -> None:
         attacks=attacks,
         annotators=("five independent vision-language-model judges per reconstruction (annotator_kind='model-judge'); "
                     "originals judged by five further judge contexts (original_votes)"),
-        rule=RULE, notes=notes + reports)
+        rule=RULE, notes=notes + reports, source_datasets=["zalando-datasets/fashion_mnist"])
     out = args.out or ROOT / "hub" / f"fmnist-judged-{args.version}"
-    write_dataset_folder(splits, out, card, overwrite=True)
+    write_dataset_folder(splits, out, card, overwrite=True, command="build-default-dataset")
     print("\n".join(reports))
     print({k: len(v) for k, v in splits.items()}, "->", out)
 

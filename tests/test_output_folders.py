@@ -153,3 +153,20 @@ def test_folders_from_before_ownership_records_still_load(tmp_path):
     write_dataset_folder({"train": _rows(3)}, tmp_path / "ds", DatasetCard(title="t", summary="s"))
     (tmp_path / "ds" / RECORD_NAME).unlink()
     assert len(load_annotations(tmp_path / "ds", split="train")) == 3
+
+
+def test_dataset_cards_carry_the_hubs_metadata(tmp_path):
+    from huggingface_hub import DatasetCard as HubDatasetCard
+
+    from semsim_metric.data.hub_folder import DatasetCard, write_dataset_folder
+
+    rows = _rows(3)
+    for r in rows:
+        r["annotator_kind"] = "model-judge"
+    write_dataset_folder({"train": rows}, tmp_path / "ds", DatasetCard(title="Judged", summary="s",
+                                                                      source_datasets=["zalando-datasets/fashion_mnist"]))
+    card = HubDatasetCard.load(tmp_path / "ds" / "README.md")
+    assert card.data.annotations_creators == ["machine-generated"]
+    assert card.data.size_categories == ["n<1K"] and card.data.pretty_name == "Judged"
+    assert card.data.source_datasets == ["zalando-datasets/fashion_mnist"]
+    assert card.data.configs[0]["data_files"] == [{"split": "train", "path": "data/train-*"}]

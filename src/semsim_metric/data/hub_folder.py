@@ -35,6 +35,8 @@ class DatasetCard:
     annotators: str = ""
     rule: RecognitionRule = field(default_factory=RecognitionRule)
     notes: list[str] = field(default_factory=list)
+    #: Hub ids of the datasets the images come from (``source_datasets`` in the card's metadata)
+    source_datasets: list[str] = field(default_factory=list)
 
 
 def _shard_rows(rows: Sequence[dict[str, Any]], shard_size: int) -> list[Sequence[dict[str, Any]]]:
@@ -92,16 +94,36 @@ def write_dataset_folder(
     return folder.path
 
 
+#: annotator_kind -> the Hub's ``annotations_creators`` vocabulary
+_CREATORS = {"human": "crowdsourced", "model-judge": "machine-generated"}
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "n>1M"
+
+
+def _front_matter(card: DatasetCard, names: list[str], kinds: Counter, n_rows: int) -> str:
+    """YAML metadata through huggingface_hub's DatasetCardData (the Hub's field names and vocabularies)."""
+    from huggingface_hub import DatasetCardData
+
+    creators = sorted({_CREATORS[k] for k in kinds if k in _CREATORS}) or ["no-annotation"]
+    data = DatasetCardData(
+        license=card.licence, pretty_name=card.title, task_categories=["image-classification"],
+        tags=["privacy", "gradient-inversion", "semsim"], annotations_creators=creators,
+        size_categories=[_size_category(n_rows)], source_datasets=card.source_datasets or None,
+        configs=[{"config_name": "default", "data_files": [{"split": n, "path": f"data/{n}-*"} for n in names]}])
+    return "---\n" + data.to_yaml() + "\n---"
+
+
 def render_card(splits: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], card: DatasetCard) -> str:
     """Dataset card (README.md) with YAML front matter, provenance and per-split statistics."""
     names = [n for n in splits if counts.get(n)]
     all_rows = [r for n in names for r in splits[n]]
     kinds = Counter(r["annotator_kind"] for r in all_rows)
-    yaml = ["---", f"license: {card.licence}", "task_categories:", "- image-classification", "tags:",
-            "- privacy", "- gradient-inversion", "- semsim", "configs:", "- config_name: default", "  data_files:"]
-    for n in names:
-        yaml += [f"  - split: {n}", f"    path: data/{n}-*"]
-    yaml += ["---", ""]
+    yaml = [_front_matter(card, names, kinds, len(all_rows)), ""]
     lines = [f"# {card.title}", "", card.summary, "", "## Provenance", ""]
     lines += [f"- **Source images**: {card.source}" if card.source else "",
               f"- **Attacks**: {card.attacks}" if card.attacks else "",
