@@ -175,3 +175,19 @@ def test_docstrings_render_on_the_api_page():
         if re.search(r"(?m)^\s*Example:\s*$", text) or re.search(r":(class|func|meth|mod|data|attr|exc):`", text):
             offenders.append(path.name)
     assert not offenders
+
+
+def test_convert_warns_when_a_split_ends_up_empty(tmp_path, capsys):
+    from PIL import Image
+
+    from semsim_metric.cli import main
+
+    lines = ["original,reconstruction,recognized"]
+    for i in range(3):
+        Image.new("L", (8, 8), 10 * i).save(tmp_path / f"o{i}.png")
+        Image.new("L", (8, 8), 10 * i + 5).save(tmp_path / f"r{i}.png")
+        lines.append(f"o{i}.png,r{i}.png,{'true' if i % 2 else 'false'}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    assert main(["convert", "manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "ds"),
+                 "--annotator-kind", "human"]) == 0
+    assert "split(s) empty" in capsys.readouterr().err

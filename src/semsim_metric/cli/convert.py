@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .errors import CLIError
@@ -73,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"nothing could be converted; see {args.out / 'conversion_report.md'}")
         splits, notes = split_by_original(rows, fractions=fractions, seed=args.seed,
                                           holdout_victims=args.holdout_victim, holdout_attacks=args.holdout_attack)
+        empty = [name for name, share in fractions.items() if share > 0 and not splits.get(name)]
+        if empty:
+            n_orig = len({r["original_id"] for r in rows})
+            print(f"semsim convert: warning: {n_orig} originals leave the {', '.join(empty)} split(s) empty at "
+                  f"--fractions {args.fractions}; annotate more originals (training needs validation rows for a "
+                  "calibration and test rows to report).", file=sys.stderr)
         kinds = sorted({r["annotator_kind"] for r in rows})
         card = DatasetCard(
             title=f"SemSim annotations converted from {args.source.name}",
