@@ -18,7 +18,7 @@ from .._deps import require
 datasets = require("datasets", "SemSim datasets")
 
 from ..outputs import OutputFolder
-from .schema import FEATURES, RecognitionRule
+from .schema import FEATURES, RecognitionRule, features_for
 
 __all__ = ["DatasetCard", "push_dataset_folder", "write_dataset_folder"]
 
@@ -73,6 +73,8 @@ def write_dataset_folder(
     folder.claim()
     counts = {name: len(rows) for name, rows in splits.items() if rows}
 
+    features = features_for([r for rows in splits.values() for r in rows])
+
     def build(data_dir: Path) -> None:
         data_dir.mkdir(parents=True)
         for name, rows in splits.items():
@@ -80,7 +82,7 @@ def write_dataset_folder(
                 continue
             shards = _shard_rows(list(rows), shard_size)
             for i, shard in enumerate(shards):
-                ds = datasets.Dataset.from_list(list(shard), features=FEATURES)
+                ds = datasets.Dataset.from_list(list(shard), features=features)
                 ds.to_parquet(str(data_dir / f"{name}-{i:05d}-of-{len(shards):05d}.parquet"))
 
     from .._progress import logger, quiet_datasets_bars

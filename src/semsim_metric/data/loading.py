@@ -25,9 +25,16 @@ def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revi
     refused with ``IncompleteOutputError`` instead of loading part of its rows.
     """
     if Path(str(path_or_id)).expanduser().is_dir():
+        import hashlib
+
         from ..outputs import check_complete
 
-        check_complete(Path(str(path_or_id)).expanduser())
+        folder = Path(str(path_or_id)).expanduser().resolve()
+        check_complete(folder)
+        # a cache of its own per folder: two folders with the same base name (in two checkouts, or loaded by two
+        # processes) never share or overwrite each other's Arrow files
+        key = hashlib.sha1(str(folder).encode()).hexdigest()[:16]
+        kwargs.setdefault("cache_dir", str(Path(datasets.config.HF_DATASETS_CACHE) / "semsim-local" / key))
         kwargs.setdefault("download_mode", "force_redownload")
         kwargs.setdefault("verification_mode", "no_checks")  # the stale cached split sizes are not expectations
     return datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)

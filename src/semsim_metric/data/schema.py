@@ -58,6 +58,34 @@ FEATURES = datasets.Features(
 ``victim_train_epochs=-1`` means unknown, ``votes=[]`` means not annotated yet."""
 
 
+def features_for(rows: Sequence[dict[str, Any]]) -> datasets.Features:
+    """:data:`FEATURES` with ``class_label`` as a ``datasets.ClassLabel`` when the rows name every class
+    (``class_name``) for the labels ``0..K-1`` they use; otherwise the plain integer column of the schema.
+
+    A ``ClassLabel`` column still holds the same integers (``-1`` = unknown), so every reader of the schema
+    works unchanged; the Hub viewer and ``ds.features["class_label"].int2str`` then show the names.
+
+    Examples:
+        >>> rows = [{"class_label": 0, "class_name": "T-shirt"}, {"class_label": 1, "class_name": "Trouser"}]
+        >>> features_for(rows)["class_label"].names
+        ['T-shirt', 'Trouser']
+        >>> type(features_for([{"class_label": 3, "class_name": ""}])["class_label"]).__name__
+        'Value'
+    """
+    names: dict[int, str] = {}
+    for r in rows:
+        label, name = int(r.get("class_label", -1)), str(r.get("class_name") or "")
+        if label < 0:
+            continue
+        if not name or names.setdefault(label, name) != name:
+            return FEATURES
+    if not names or sorted(names) != list(range(max(names) + 1)):
+        return FEATURES
+    features = FEATURES.copy()
+    features["class_label"] = datasets.ClassLabel(names=[names[i] for i in range(len(names))])
+    return features
+
+
 def empty_row() -> dict[str, Any]:
     """A row with every column at its 'unknown' value."""
     return {
