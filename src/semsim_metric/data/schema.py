@@ -59,7 +59,7 @@ FEATURES = datasets.Features(
 
 
 def features_for(rows: Sequence[dict[str, Any]]) -> datasets.Features:
-    """:data:`FEATURES` with ``class_label`` as a ``datasets.ClassLabel`` when the rows name every class
+    """``FEATURES`` with ``class_label`` as a ``datasets.ClassLabel`` when the rows name every class
     (``class_name``) for the labels ``0..K-1`` they use; otherwise the plain integer column of the schema.
 
     A ``ClassLabel`` column still holds the same integers (``-1`` = unknown), so every reader of the schema
