@@ -284,3 +284,26 @@ def test_score_never_replaces_a_file_it_did_not_write(score_folders, tiny_model_
     assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious),
                  "--overwrite", "--quiet"]) == 0
     assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious), "--quiet"]) == 0
+
+
+# --------------------------------------------------------------------------- gaps found by mutation testing
+def test_the_loss_honours_data_range_and_reduction(random_model):
+    from semsim_metric import SemSimLoss
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(3, 3, 16, 16, generator=g), torch.rand(3, 3, 16, 16, generator=g)
+    per_pair = semsim(x, y, model=random_model, reduction="none").detach()
+    torch.testing.assert_close(SemSimLoss(random_model, data_range=255)(x * 255, y * 255).detach(), per_pair.mean())
+    torch.testing.assert_close(SemSimLoss(random_model, reduction="none")(x, y).detach(), per_pair)
+    torch.testing.assert_close(SemSimLoss(random_model, reduction="sum")(x, y).detach(), per_pair.sum())
+    loss = SemSimLoss(random_model).train()
+    assert not loss.model.training  # the network stays in eval mode
+
+
+def test_validate_args_false_reaches_the_gate_for_both_inputs(random_model):
+    bad = torch.full((1, 3, 8, 8), 2.0)  # above data_range: only the value scan notices
+    good = torch.rand(1, 3, 8, 8)
+    for preds, target in ((bad, good), (good, bad)):
+        with pytest.raises(ValueError, match="above data_range"):
+            semsim(preds, target, model=random_model)
+        semsim(preds, target, model=random_model, validate_args=False)  # the scan is skipped, as documented
