@@ -32,7 +32,8 @@ class SemSim(Metric):
     SemSim is a **distance**: 0 = the reconstruction is semantically identical to its original (the
     attack leaked what a person can recognise), larger = less leakage, range ``[0, 2]``;
     ``higher_is_better = False``. ``output="probability"`` reports instead the calibrated probability
-    that a person would recognise each reconstruction (higher = more leakage).
+    that the annotators the model was calibrated on (``config.calibration["fitted_on"]``: model judges for
+    the default, not people) would recognise each reconstruction (higher = more leakage).
 
     The network is frozen, stays in eval mode, follows ``.to(device)`` / ``.to(dtype)`` and is **not**
     part of ``state_dict()`` (checkpoints stay clean). Mean and sum keep two scalar states (constant
