@@ -75,3 +75,21 @@ def test_a_card_for_a_users_model_loads_that_model_and_reports_eval_results(tmp_
     text = (published / "README.md").read_text()
     assert 'SemSimModel.from_pretrained("me/semsim-mine")' in text
     assert ModelCard.load(published / "README.md").data.datasets is None  # a local path is not a Hub id
+
+
+def test_a_fine_tuned_models_card_names_its_base_model(tmp_path, tiny_model_dir):
+    from huggingface_hub import ModelCard
+
+    from semsim_metric.data.loading import load_folder_or_hub
+    from semsim_metric.training.model_card import write_model_card
+    from tests.test_training import DEFAULT_DATASET
+
+    folder = tmp_path / "tuned"
+    shutil.copytree(tiny_model_dir, folder)
+    splits = {"test": load_folder_or_hub(str(DEFAULT_DATASET), split="test").select(range(2))}
+    info = {**_training_info(), "init_from": "semsim-metric/semsim-resnet18-fmnist-judged"}
+    write_model_card(folder, dataset="hub/fmnist-judged-v1", training_info=info, splits=splits)
+    assert ModelCard.load(folder / "README.md").data.base_model == "semsim-metric/semsim-resnet18-fmnist-judged"
+    write_model_card(folder, dataset="hub/fmnist-judged-v1", training_info={**info, "init_from": str(tmp_path)},
+                     splits=splits)
+    assert ModelCard.load(folder / "README.md").data.base_model is None  # a local folder is not a Hub id

@@ -47,7 +47,8 @@ def hub_dataset_id(dataset: str) -> str | None:
     return None
 
 
-def _front_matter(model: Any, dataset: str, comparison: dict[str, dict[str, float]] | None, name: str) -> str:
+def _front_matter(model: Any, dataset: str, comparison: dict[str, dict[str, float]] | None, name: str,
+                  base_model: str | None = None) -> str:
     """YAML metadata through huggingface_hub's ModelCardData, with the ROC-AUCs as model-index eval results."""
     from huggingface_hub import EvalResult, ModelCardData
 
@@ -62,8 +63,18 @@ def _front_matter(model: Any, dataset: str, comparison: dict[str, dict[str, floa
     data = ModelCardData(license="apache-2.0", library_name="semsim-metric", pipeline_tag="image-feature-extraction",
                          tags=["privacy", "image-similarity", "gradient-inversion", "semsim"],
                          datasets=[dataset_id] if dataset_id else None, model_name=name,
-                         eval_results=results or None)
+                         base_model=base_model, eval_results=results or None)
     return "---\n" + data.to_yaml() + "\n---"
+
+
+def _hub_model_id(init_from: Any) -> str | None:
+    """The Hub id a model was fine-tuned from (``base_model``), or ``None`` for a local folder or none."""
+    if not init_from:
+        return None
+    text = str(init_from)
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists():
+        return text
+    return None
 
 
 def _title(model: Any, dataset: str) -> str:
@@ -111,7 +122,8 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
                if (training_info.get(s) or {}).get("roc_auc") is not None}
     lines = [
         _front_matter(model, dataset, comparison if comparison is not None else own,
-                      repo_id.split("/")[-1] if repo_id else folder.name), "",
+                      repo_id.split("/")[-1] if repo_id else folder.name,
+                      base_model=_hub_model_id(training_info.get("init_from"))), "",
         _title(model, dataset), "",
         "SemSim is a learned distance between an original image and its reconstruction by a privacy attack. "
         "**It is a distance: 0 = semantically identical (the attack leaked what an annotator recognises), larger = "
