@@ -53,3 +53,19 @@ def random_model():
 def images():
     g = torch.Generator().manual_seed(1)
     return torch.rand(6, 3, 28, 28, generator=g), torch.rand(6, 3, 28, 28, generator=g)
+
+
+@pytest.fixture()
+def score_folders(tmp_path):
+    """Two originals ``a.png``, ``b.png`` (greyscale 28x28) and one random reconstruction of each, same names."""
+    import numpy as np
+    from PIL import Image
+
+    o, r = tmp_path / "o", tmp_path / "r"
+    o.mkdir()
+    r.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(o / f"{name}.png")
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(r / f"{name}.png")
+    return o, r

@@ -229,20 +229,6 @@ def test_bogus_victim_specs_are_refused(spec):
 
 
 # --------------------------------------------------------------------------- semsim score: fail fast, score the rest
-@pytest.fixture()
-def score_folders(tmp_path):
-    from PIL import Image
-
-    o, r = tmp_path / "o", tmp_path / "r"
-    o.mkdir()
-    r.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(o / f"{name}.png")
-        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(r / f"{name}.png")
-    return o, r
-
-
 def test_a_decompression_bomb_is_reported_per_file_and_the_rest_scored(score_folders, tiny_model_dir, tmp_path,
                                                                          monkeypatch, capsys):
     from PIL import Image

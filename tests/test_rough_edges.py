@@ -73,20 +73,14 @@ def test_evaluate_refuses_originals_the_model_was_trained_on(tmp_path, tiny_mode
     assert any("in-sample" in k for k in report["notes"])
 
 
-def test_score_can_skip_unpaired_files_and_says_where_the_csv_went(tmp_path, tiny_model_dir, capsys):
-    import numpy as np
-    from PIL import Image
+def test_score_can_skip_unpaired_files_and_says_where_the_csv_went(score_folders, tmp_path, tiny_model_dir,
+                                                                    capsys):
+    import shutil
 
     from semsim_metric.cli import main
 
-    o, r = tmp_path / "o", tmp_path / "r"
-    o.mkdir()
-    r.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(o / f"{name}.png")
-    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(r / "a.png")
-    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(r / "lonely.png")
+    o, r = score_folders
+    shutil.move(r / "b.png", r / "lonely.png")  # b.png has no reconstruction now, lonely.png no original
     args = ["score", str(o), str(r), "--model", str(tiny_model_dir), "--quiet"]
     assert main(args) == 2
     assert "--skip-unpaired" in capsys.readouterr().err

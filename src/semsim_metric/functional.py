@@ -20,6 +20,7 @@ from torch import Tensor
 from .domain import check_domain as _check_domain
 from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
 from .models import SemSimModel
+from .models.modeling_semsim import embed_pair
 from .preprocessing import check_data_range, check_image_pair, to_model_input
 
 __all__ = ["semsim", "ModelLike", "Reduction", "Output"]
@@ -136,14 +137,6 @@ def frozen_copy(model: ModelLike, revision: str | None = None, *, compile: bool 
     return net
 
 
-def _embed_pair(model: SemSimModel, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Embeddings of two same-shaped batches in one call of the model itself (so a compiled forward is used)."""
-    if x.shape != y.shape:
-        raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
-    emb = model(torch.cat([x, y], dim=0)).embeddings
-    return emb[: x.shape[0]], emb[x.shape[0]:]
-
-
 def _model_dtype(model: SemSimModel) -> torch.dtype:
     return next(model.parameters()).dtype
 
@@ -176,7 +169,7 @@ def _semsim_update(
     dtype = _model_dtype(model)
     kwargs = dict(data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
                   dtype=dtype)
-    emb_preds, emb_target = _embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
+    emb_preds, emb_target = embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
     distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
     if check_domain:  # the content check reads values (a GPU sync), so validate_args=False skips it
         _check_domain(cfg, target, emb_target if validate_args else None)

@@ -6,9 +6,10 @@ training collate all call these two functions and nothing else.
 
 Accepted input: tensors of shape ``(N, C, H, W)`` with ``C`` in ``{1, 3}`` (greyscale is repeated to
 three channels), floating point in ``[0, data_range]`` (default ``data_range=1.0``) or ``uint8`` when
-``data_range=255``. ``preds`` and ``target`` hold the same number of images of the same height and width;
-their channel counts may differ (greyscale is repeated to RGB before comparison). Any ``H, W``: images are resized to the model's input size (bilinear, antialiased)
-and normalised with the model's mean and standard deviation.
+``data_range=255``. ``preds`` and ``target`` hold the same number of images of the same height and
+width; their channel counts may differ (greyscale is repeated to RGB before comparison). Any ``H, W``:
+images are resized to the model's input size (bilinear, antialiased) and normalised with the model's
+mean and standard deviation.
 """
 
 from __future__ import annotations

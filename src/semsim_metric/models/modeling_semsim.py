@@ -28,7 +28,7 @@ from ..hub import CONFIG_NAME, WEIGHTS_NAME, resolve_model_folder
 from .backbones import build_backbone
 from .configuration_semsim import SemSimConfig
 
-__all__ = ["SemSimModel", "SemSimOutput", "load_weights_strict"]
+__all__ = ["SemSimModel", "SemSimOutput", "embed_pair", "load_weights_strict"]
 
 
 @dataclass
@@ -90,11 +90,7 @@ class SemSimModel(PreTrainedModel):
     def embed_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Embeddings of two batches of model-ready images of the same shape, in one forward pass (a call of the
         module itself, so ``model.compile()`` applies)."""
-        if x.shape != y.shape:
-            raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} "
-                             f"and {tuple(y.shape)}.")
-        ex, ey = self(torch.cat([x, y], dim=0)).embeddings.split(x.shape[0], dim=0)
-        return ex, ey
+        return embed_pair(self, x, y)
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
         """SemSim distance per pair of model-ready images, in ``[0, 2]`` (lower = more leakage)."""
@@ -341,6 +337,15 @@ def _readable_like_other_files(path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Embeddings of two same-shaped batches of model-ready images in one call of ``model`` itself (a
+    ``SemSimModel``, or ``torch.compile`` of one: the compiled forward is what runs)."""
+    if x.shape != y.shape:
+        raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
+    ex, ey = model(torch.cat([x, y], dim=0)).embeddings.split(x.shape[0], dim=0)
+    return ex, ey
 
 
 def load_config(config_file: Path) -> SemSimConfig:
