@@ -41,7 +41,7 @@ from typing import Any
 
 from .errors import IncompleteOutputError, OutputFolderError
 
-__all__ = ["RECORD_NAME", "OutputFolder", "check_complete", "read_record"]
+__all__ = ["RECORD_NAME", "OutputFolder", "atomic_write_text", "check_complete", "read_record"]
 
 #: the record of the command that owns a folder (hidden: ``datasets`` ignores it)
 RECORD_NAME = ".semsim-output.json"
@@ -78,10 +78,14 @@ def check_complete(folder: str | Path) -> None:
                 "`semsim generate` with the same arguments (or `--merge-only`) to finish it.")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename: a reader (or a killed
+    writer) never sees a half-written file."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+    return path
 
 
 class OutputFolder:
@@ -129,7 +133,7 @@ class OutputFolder:
     def _save(self) -> None:
         assert self._record is not None
         self._record["files"] = sorted(set(self._record["files"]))
-        _atomic_write(self.path / RECORD_NAME, json.dumps(self._record, indent=2))
+        atomic_write_text(self.path / RECORD_NAME, json.dumps(self._record, indent=2))
 
     def _owned(self) -> set[str]:
         return set(self.claim()._record["files"])  # type: ignore[index]
@@ -147,7 +151,7 @@ class OutputFolder:
             raise OutputFolderError(
                 f"{target} exists and was not written by `semsim {self.command}`; move it away or pass --overwrite.")
         target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(target, text)
+        atomic_write_text(target, text)
         self._record["files"].append(relative)  # type: ignore[index]
         self._save()
         return target

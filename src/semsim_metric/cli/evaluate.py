@@ -136,20 +136,15 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
 
 def _seen_by_models(models: dict[str, Any], ds: Any) -> dict[str, tuple[int, int]]:
     """name -> (originals of ``ds`` the model was trained on, distinct originals) for models that saw some."""
-    from ..data.loading import undecoded
+    from ..data.loading import unique_originals
     from ..domain import seen_originals
-    from ..image_io import decode_image
 
-    raw = undecoded(ds.select_columns(["original_id", "original"]), ("original",))
-    first: dict[str, Any] = {}
-    for oid, cell in zip(raw["original_id"], raw["original"]):
-        first.setdefault(oid, cell)
     originals = None
     out = {}
     for name, model in models.items():
         if not (getattr(model.config, "training_domain", None) or {}).get("original_fingerprints"):
             continue
-        originals = originals if originals is not None else [decode_image(c) for c in first.values()]
+        originals = originals if originals is not None else unique_originals({"split": ds})
         n = seen_originals(model.config, originals)
         if n:
             out[name] = (n, len(originals))

@@ -146,13 +146,16 @@ def run(args: argparse.Namespace) -> int:
             for (o_p, r_p), d, pr in zip(kept, dist.tolist(), prob):
                 rows.append((str(o_p), str(r_p), d, pr))
     if args.output is not None:
-        tmp = args.output.with_name(f".{args.output.name}.tmp")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(_HEADER + (["p_recognised"] if want_prob else []))
-            for o_p, r_p, d, pr in rows:
-                writer.writerow([o_p, r_p, f"{d:.6f}"] + ([f"{pr:.6f}"] if want_prob else []))
-        tmp.replace(args.output)
+        import io
+
+        from ..outputs import atomic_write_text
+
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf)
+        writer.writerow(_HEADER + (["p_recognised"] if want_prob else []))
+        for o_p, r_p, d, pr in rows:
+            writer.writerow([o_p, r_p, f"{d:.6f}"] + ([f"{pr:.6f}"] if want_prob else []))
+        atomic_write_text(args.output, buf.getvalue())
         print(f"scores written to {args.output}", file=sys.stderr)
     if not args.quiet:
         print(f"{'reconstruction':<40} {'original':<40} {'semsim':>8}" + ("  p_recognised" if want_prob else ""))

@@ -9,7 +9,7 @@ from .._deps import require
 
 datasets = require("datasets", "SemSim datasets")
 
-__all__ = ["check_schema", "load_annotations", "load_folder_or_hub", "undecoded"]
+__all__ = ["check_schema", "load_annotations", "load_folder_or_hub", "undecoded", "unique_originals"]
 
 
 def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revision: str | None = None,
@@ -50,6 +50,20 @@ def undecoded(ds: Any, columns: tuple[str, ...] = ("original", "reconstruction")
         if col in (ds.column_names if isinstance(ds, datasets.Dataset) else next(iter(ds.values())).column_names):
             ds = ds.cast_column(col, datasets.Image(decode=False))
     return ds
+
+
+def unique_originals(dsd: Any) -> list[Any]:
+    """Every distinct original image (by ``original_id``, first occurrence) of every split in ``dsd`` (a
+    ``DatasetDict`` or ``{name: Dataset}``), decoded to uint8 ``(C, H, W)`` tensors."""
+    from ..image_io import decode_image
+
+    seen: dict[str, Any] = {}
+    for split in dsd.values():
+        raw = undecoded(split.select_columns(["original_id", "original"]), ("original",))
+        for oid, image in zip(raw["original_id"], raw["original"]):
+            if oid not in seen:
+                seen[oid] = decode_image(image)
+    return list(seen.values())
 
 
 def check_schema(ds: datasets.Dataset, *, needs_votes: bool = False) -> None:

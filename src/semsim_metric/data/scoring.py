@@ -8,7 +8,6 @@ input). Images are decoded batch by batch, so a split never has to fit in memory
 
 from __future__ import annotations
 
-from .._progress import bar_disabled
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import Tensor
 from ..functional import _semsim_update
 from ..image_io import decode_image, stack_images
 from ..models import SemSimModel
+from .._progress import bar_disabled
 
 __all__ = ["Scorer", "iter_pair_batches", "score_pairs", "semsim_scorer"]
 

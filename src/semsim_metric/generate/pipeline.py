@@ -9,7 +9,6 @@ votes (``annotator_kind="none"``) until votes are imported (``import_votes``).
 
 from __future__ import annotations
 
-from .._progress import bar_disabled, quiet_datasets_bars
 import io
 import json
 import os
@@ -28,6 +27,7 @@ from .attacks import AttackConfig, run_attack
 from ..data.sources import ImageSource, load_source
 from ..outputs import OutputFolder
 from .victims import VictimSpec, load_or_train_victim
+from .._progress import bar_disabled, quiet_datasets_bars
 
 __all__ = ["GenerationPlan", "generate", "merge_shards", "parse_victim_spec"]
 

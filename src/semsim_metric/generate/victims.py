@@ -16,7 +16,6 @@ attacked gradient is always the clean gradient of one image.
 
 from __future__ import annotations
 
-from .._progress import bar_disabled
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -29,6 +28,8 @@ from torch import Tensor, nn
 from ..data.augmentation import Augmentation, item_seeds
 from ..data.sources import ImageSource
 from ..models.blocks import BasicBlock
+from ..outputs import atomic_write_text
+from .._progress import bar_disabled
 
 __all__ = ["VictimSpec", "build_victim", "load_or_train_victim", "train_victim"]
 
@@ -213,9 +214,7 @@ def load_or_train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource
     model, meta = train_victim(spec, train, test, progress=progress)
     # both files are written aside and renamed, metadata first: a killed run leaves no half-written file,
     # and the victim counts as trained only once its weights are in place
-    tmp_meta = meta_path.with_suffix(".json.tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=2))
-    tmp_meta.replace(meta_path)
+    atomic_write_text(meta_path, json.dumps(meta, indent=2))
     tmp = weights.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     tmp.replace(weights)

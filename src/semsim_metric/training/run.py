@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.loading import check_schema, load_folder_or_hub, undecoded
+from ..data.loading import check_schema, load_folder_or_hub, unique_originals
 from ..data.triplets import TripletDataset
-from ..image_io import decode_image
 from ..models import SemSimConfig, SemSimModel
 from ..preprocessing import to_model_input
 from .._progress import logger
@@ -77,17 +76,6 @@ def load_training_splits(dataset: str | os.PathLike[str], revision: str | None =
     if all(k == "none" for k in set(dsd["train"]["annotator_kind"])):
         raise ValueError(f"dataset {dataset!r} is not annotated yet (annotator_kind 'none'); import votes first.")
     return dsd
-
-
-def unique_originals(dsd: Any) -> list[torch.Tensor]:
-    """Every distinct original image of every split (for the pre-training leakage guard)."""
-    seen: dict[str, torch.Tensor] = {}
-    for split in dsd.values():
-        raw = undecoded(split.select_columns(["original_id", "original"]), ("original",))
-        for oid, image in zip(raw["original_id"], raw["original"]):
-            if oid not in seen:
-                seen[oid] = decode_image(image)
-    return list(seen.values())
 
 
 def training_domain(model: SemSimModel, split: Any, *, description: str) -> dict[str, Any]:

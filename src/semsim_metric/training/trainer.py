@@ -12,7 +12,6 @@ run loads a finished stage instead of training it again.
 
 from __future__ import annotations
 
-from .._progress import bar_disabled
 import json
 import math
 import os
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from .optim import OptimiserSettings, build_optimiser
+from .._progress import bar_disabled
 
 __all__ = ["Stage", "run_stage", "world_size"]
 

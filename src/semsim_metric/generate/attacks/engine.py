@@ -14,7 +14,6 @@ engine finds every module of the package by itself.
 
 from __future__ import annotations
 
-from ..._progress import bar_disabled
 import contextlib
 import importlib
 import pkgutil
@@ -26,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
+
+from ..._progress import bar_disabled
 
 __all__ = ["ATTACKS", "AttackConfig", "AttackDefinition", "attack_names", "attack_preset", "register_attack",
            "run_attack", "run_attack_one_at_a_time"]
