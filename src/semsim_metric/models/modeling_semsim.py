@@ -341,7 +341,10 @@ def _readable_like_other_files(path: Path) -> None:
 
 def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Embeddings of two same-shaped batches of model-ready images in one call of ``model`` itself (a
-    ``SemSimModel``, or ``torch.compile`` of one: the compiled forward is what runs)."""
+    ``SemSimModel``, or ``torch.compile`` of one: the compiled forward is what runs).
+
+    The embeddings are L2-normalised ``(N, D)``: their Euclidean distance is SemSim, in ``[0, 2]``, lower =
+    more leakage."""
     if x.shape != y.shape:
         raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
     ex, ey = model(torch.cat([x, y], dim=0)).embeddings.split(x.shape[0], dim=0)

@@ -42,9 +42,12 @@ def hub_dataset_id(dataset: str) -> str | None:
     """
     if dataset.startswith("hub/") and dataset.count("/") == 1:
         return f"{HUB_ORG}/{dataset.split('/', 1)[1]}"
-    if dataset.count("/") == 1 and not dataset.startswith((".", "/", "~")) and not Path(dataset).exists():
-        return dataset
-    return None
+    return dataset if _is_hub_id(dataset) else None
+
+
+def _is_hub_id(text: str) -> bool:
+    """``org/name`` that is not a local path."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists()
 
 
 def _front_matter(model: Any, dataset: str, comparison: dict[str, dict[str, float]] | None, name: str,
@@ -69,12 +72,7 @@ def _front_matter(model: Any, dataset: str, comparison: dict[str, dict[str, floa
 
 def _hub_model_id(init_from: Any) -> str | None:
     """The Hub id a model was fine-tuned from (``base_model``), or ``None`` for a local folder or none."""
-    if not init_from:
-        return None
-    text = str(init_from)
-    if text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists():
-        return text
-    return None
+    return str(init_from) if init_from and _is_hub_id(str(init_from)) else None
 
 
 def _title(model: Any, dataset: str) -> str:
