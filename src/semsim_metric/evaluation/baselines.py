@@ -7,6 +7,7 @@ weights would have to be unpickled are refused (see ``weights_available``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,23 +100,28 @@ def load_cached_weights(url: str, model_dir: str | None = None, map_location: An
             f"weights from {url} there.") from exc
 
 
+@functools.lru_cache(maxsize=4)
+def _build_learned(cls_name: str) -> torch.nn.Module:
+    """The piq metric ``cls_name``, built once per process (its VGG weights are read once, not per batch)."""
+    import piq
+    import torchvision.models._api as tv_api
+
+    # piq and torchvision read their weights through load_state_dict_from_url; route both through the
+    # loader that refuses pickles and downloads while the metric is built
+    holders = (torch.hub, tv_api)
+    saved = [h.load_state_dict_from_url for h in holders]
+    try:
+        for h in holders:
+            h.load_state_dict_from_url = load_cached_weights  # type: ignore[assignment]
+        return getattr(piq, cls_name)(reduction="none").eval()
+    finally:
+        for h, original in zip(holders, saved):
+            h.load_state_dict_from_url = original  # type: ignore[assignment]
+
+
 def _learned(cls_name: str) -> Callable[[Tensor, Tensor], Tensor]:
     def fn(x: Tensor, y: Tensor) -> Tensor:
-        import piq
-        import torchvision.models._api as tv_api
-
-        # piq and torchvision read their weights through load_state_dict_from_url; route both through the
-        # loader that refuses pickles and downloads while the metric is built
-        holders = (torch.hub, tv_api)
-        saved = [h.load_state_dict_from_url for h in holders]
-        try:
-            for h in holders:
-                h.load_state_dict_from_url = load_cached_weights  # type: ignore[assignment]
-            metric = getattr(piq, cls_name)(reduction="none")
-        finally:
-            for h, original in zip(holders, saved):
-                h.load_state_dict_from_url = original  # type: ignore[assignment]
-        return metric(x, y)
+        return _build_learned(cls_name)(x, y)
 
     return fn
 
