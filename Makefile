@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: score test test-fast docs bench clean-venv
+.PHONY: score test test-fast test-long mutation docs bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -d /usr/share/datasets/fashion-mnist || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 score: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/semsim score examples/originals examples/reconstructions --probability
 
-## The whole test suite (slow tests included; the long property/mutation runs are `make test-long`) and the strict docs build.
+## The test suite (slow tests included) and the strict docs build; `make test-long` and `make mutation` are the long runs.
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not long"
 	$(BIN)/mkdocs build --strict --site-dir /tmp/semsim-site
