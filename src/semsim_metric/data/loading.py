@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,25 @@ def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revi
 
         folder = Path(str(path_or_id)).expanduser().resolve()
         check_complete(folder)
-        # a cache of its own per folder: two folders with the same base name (in two checkouts, or loaded by two
-        # processes) never share or overwrite each other's Arrow files
+        # a cache of its own per folder and process: two folders with the same base name (two checkouts), or
+        # two processes loading one folder at once (torchrun ranks), never share or overwrite Arrow files
         key = hashlib.sha1(str(folder).encode()).hexdigest()[:16]
-        kwargs.setdefault("cache_dir", str(Path(datasets.config.HF_DATASETS_CACHE) / "semsim-local" / key))
+        kwargs.setdefault("cache_dir", str(_process_cache() / key))
         kwargs.setdefault("download_mode", "force_redownload")
         kwargs.setdefault("verification_mode", "no_checks")  # the stale cached split sizes are not expectations
     return datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)
+
+
+@functools.lru_cache(maxsize=1)
+def _process_cache() -> Path:
+    """This process's cache folder for local datasets, removed when the process exits."""
+    import atexit
+    import os
+    import shutil
+
+    path = Path(datasets.config.HF_DATASETS_CACHE) / "semsim-local" / f"pid-{os.getpid()}"
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def undecoded(ds: Any, columns: tuple[str, ...] = ("original", "reconstruction")) -> Any:
