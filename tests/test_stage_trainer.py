@@ -80,6 +80,37 @@ def test_class_stage_resumes_to_the_uninterrupted_result(class_folder, tmp_path)
     assert info["finished"] and info["steps"] == info["plan"]["max_steps"]
 
 
+def test_a_stage_says_how_long_it_will_take_from_timed_steps(class_folder, tmp_path, caplog):
+    """Before the bulk of a stage runs, it logs the steps left times the seconds per step it measured."""
+    import logging
+
+    from semsim_metric.training.trainer import ESTIMATE_TIMED_STEPS, ESTIMATE_WARMUP_STEPS, format_duration
+
+    settings = PretrainSettings(source=str(class_folder), epochs=2, batch_size=8, learning_rate=0.05, holdout=8,
+                                noise=0.3, seed=3)
+    with caplog.at_level(logging.INFO, logger="semsim_metric"):
+        info, _ = pretrain_backbone(SemSimModel(SemSimConfig(base_width=2)), settings, progress=False,
+                                    output_dir=tmp_path)
+    estimate, steps = info["estimate"], info["steps"]
+    assert steps > ESTIMATE_WARMUP_STEPS + ESTIMATE_TIMED_STEPS
+    assert estimate["timed_steps"] == ESTIMATE_TIMED_STEPS and estimate["seconds_per_step"] > 0
+    left = steps - ESTIMATE_WARMUP_STEPS - ESTIMATE_TIMED_STEPS
+    assert estimate["estimated_seconds"] == pytest.approx(estimate["seconds_per_step"] * left)
+    # the measured rate is the run's own: the whole stage took about as long per step
+    assert estimate["seconds_per_step"] < 3 * info["seconds"] / ESTIMATE_TIMED_STEPS
+    said = [r.getMessage() for r in caplog.records if "steps left at" in r.getMessage()]
+    assert said == [f"stage classes: {left} of {steps} steps left at {estimate['seconds_per_step']:.3g} s/step "
+                    f"(measured over {ESTIMATE_TIMED_STEPS} steps here), so about "
+                    f"{format_duration(estimate['estimated_seconds'])} more, validation not included"]
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(12.4, "12 s"), (600, "10 min"), (5 * 3600 + 24 * 60, "5 h 24 min")])
+def test_durations_read_as_a_person_reads_them(seconds, text):
+    from semsim_metric.training.trainer import format_duration
+
+    assert format_duration(seconds) == text
+
+
 @pytest.mark.slow
 def test_vote_stage_resumes_to_the_uninterrupted_result(small_split, tmp_path):
     settings = VoteTuningSettings(epochs=3, batch_size=8, learning_rate=0.05, noise=0.2, seed=2)

@@ -38,7 +38,13 @@ def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revi
         kwargs.setdefault("cache_dir", str(_process_cache() / key))
         kwargs.setdefault("download_mode", "force_redownload")
         kwargs.setdefault("verification_mode", "no_checks")  # the stale cached split sizes are not expectations
-    return datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)
+    import contextlib
+
+    from .._progress import quiet_datasets_bars, show_bars
+
+    # datasets' "Generating split" bars only where bars are drawn (a terminal), not in piped logs
+    with contextlib.nullcontext() if show_bars() else quiet_datasets_bars():
+        return datasets.load_dataset(str(path_or_id), split=split, revision=revision, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)

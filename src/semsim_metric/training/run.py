@@ -75,6 +75,18 @@ def load_training_splits(dataset: str | os.PathLike[str], revision: str | None =
         check_schema(split)
     if all(k == "none" for k in set(dsd["train"]["annotator_kind"])):
         raise ValueError(f"dataset {dataset!r} is not annotated yet (annotator_kind 'none'); import votes first.")
+    # rows nobody annotated yet (a campaign in progress) have no votes: they are neither recognised nor not
+    for name in list(dsd):
+        kinds = dsd[name]["annotator_kind"]
+        unannotated = sum(1 for k in kinds if k == "none")
+        if unannotated:
+            logger.warning("training on %s: leaving out %d of %d rows of the %s split that have no votes yet "
+                           "(annotator_kind 'none')", dataset, unannotated, len(kinds), name)
+            keep = [i for i, k in enumerate(kinds) if k != "none"]
+            if keep:
+                dsd[name] = dsd[name].select(keep)
+            else:
+                del dsd[name]
     return dsd
 
 

@@ -25,9 +25,14 @@ import torch
 from torch import nn
 
 from .optim import OptimiserSettings, build_optimiser
-from .._progress import bar_disabled
+from .._progress import bar_disabled, logger
 
-__all__ = ["Stage", "run_stage", "world_size"]
+__all__ = ["Stage", "format_duration", "run_stage", "world_size"]
+
+#: optimiser steps not timed at the start of a stage (data loading, allocator and kernel warm-up)
+ESTIMATE_WARMUP_STEPS = 2
+#: steps timed after the warm-up before the stage's duration is estimated
+ESTIMATE_TIMED_STEPS = 5
 
 
 @dataclass
@@ -72,6 +77,48 @@ def world_size() -> int:
 def is_main_process() -> bool:
     """True on rank 0 (or without ``torchrun``)."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def format_duration(seconds: float) -> str:
+    """``"45 s"``, ``"12 min"``, ``"5 h 24 min"``: a duration as a person reads it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min"
+
+
+def _time_estimate_callback(stage_name: str, max_steps: int, record: dict[str, Any]) -> Any:
+    """A callback that times a few optimiser steps after a warm-up and logs how long the stage will take.
+
+    The estimate is the measured seconds per step times the steps left, on this machine and in this run (the
+    per-epoch validation is not included). It lands in ``record`` as ``seconds_per_step`` and ``estimated_seconds``.
+    """
+    from transformers import TrainerCallback
+
+    class TimeEstimate(TrainerCallback):
+        seen = 0  # steps taken in this run (a resumed run starts later than step 0)
+        start_time = 0.0
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            self.seen += 1
+            if "seconds_per_step" in record:
+                return control
+            if self.seen == ESTIMATE_WARMUP_STEPS:
+                self.start_time = time.perf_counter()
+                return control
+            timed = self.seen - ESTIMATE_WARMUP_STEPS
+            if timed > 0 and (timed >= ESTIMATE_TIMED_STEPS or state.global_step >= max_steps):
+                rate = (time.perf_counter() - self.start_time) / timed
+                left = max_steps - state.global_step
+                record.update(seconds_per_step=rate, estimated_seconds=rate * left, timed_steps=timed)
+                logger.info("stage %s: %d of %d steps left at %.3g s/step (measured over %d steps here), "
+                            "so about %s more, validation not included", stage_name, left, max_steps, rate, timed,
+                            format_duration(rate * left))
+            return control
+
+    return TimeEstimate()
 
 
 def _finished(folder: Path) -> bool:
@@ -155,9 +202,14 @@ def run_stage(
         disable_tqdm=bar_disabled(progress),
         label_names=[],
     )
+    estimate: dict[str, Any] = {}
+    logger.info("stage %s: %d optimiser steps of batch %d; timing the first few to estimate how long it takes",
+                stage.name, stage.max_steps, stage.batch_size)
     trainer = StageTrainer(model=stage.objective, args=args, train_dataset=dataset,
                            eval_dataset=[0] if evaluate is not None else None, data_collator=stage.collator,
-                           optimizers=(optimizer, scheduler), callbacks=[_Epochs(), *(callbacks or [])])
+                           optimizers=(optimizer, scheduler),
+                           callbacks=[_Epochs(), _time_estimate_callback(stage.name, stage.max_steps, estimate),
+                                      *(callbacks or [])])
     resume_arg: bool | str | None = None
     if resume:
         has_ckpt = ckpt_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt_dir.iterdir())
@@ -168,7 +220,8 @@ def run_stage(
     info = {"stage": stage.name, "steps": int(trainer.state.global_step), "processes": world,
             "optimiser": asdict(stage.optimiser), "batch_size": stage.batch_size,
             "train_loss": float(output.training_loss), "final_loss": float(losses[-1]) if losses else math.nan,
-            "seconds": time.perf_counter() - start, "plan": plan, **stage.info}
+            "seconds": time.perf_counter() - start, "plan": plan,
+            "estimate": estimate, **stage.info}
     info["finished"] = trainer.state.global_step >= stage.max_steps
     if trainer.is_world_process_zero() and info["finished"]:
         done_dir.mkdir(parents=True, exist_ok=True)

@@ -194,7 +194,7 @@ def pretrain_backbone(
             correct += int((objective.head(model.backbone.pooled(x)).argmax(1).cpu() == src.labels[idx]).sum())
     return {"settings": dataclasses.asdict(settings), "source_images": len(src), "excluded_as_annotated": n_removed,
             "trained_images": len(train_idx), "steps": info["steps"], "final_loss": info["final_loss"],
-            "seconds": info["seconds"], "holdout_images": len(holdout),
+            "seconds": info["seconds"], "estimate": info.get("estimate", {}), "holdout_images": len(holdout),
             "holdout_accuracy": correct / len(holdout) if len(holdout) else math.nan,
             "n_classes": n_classes}, objective.head.cpu()
 

@@ -245,5 +245,6 @@ def tune_on_votes(
     model.eval()
     return {"settings": dataclasses.asdict(settings), "rows": n, "originals": len(first), "classes": n_classes,
             "anchor_pool": ({d: anchors.domains.count(d) for d in dict.fromkeys(anchors.domains)} if anchors else None),
-            "steps": info["steps"], "final_loss": info["final_loss"], "seconds": info["seconds"]}, \
+            "steps": info["steps"], "final_loss": info["final_loss"], "seconds": info["seconds"],
+            "estimate": info.get("estimate", {})}, \
         objective.classifier.cpu().eval()
