@@ -23,6 +23,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "piq": ("piq", "eval"),
     "torchvision": ("torchvision", "eval"),
     "skimage": ("scikit-image", "train"),
+    "starlette": ("starlette", "annotate"),
+    "uvicorn": ("uvicorn", "annotate"),
 }
 
 

@@ -37,6 +37,8 @@ class DatasetCard:
     notes: list[str] = field(default_factory=list)
     #: Hub ids of the datasets the images come from (``source_datasets`` in the card's metadata)
     source_datasets: list[str] = field(default_factory=list)
+    #: further Markdown lines of the card, placed before "Loading" (e.g. annotator agreement)
+    extra_sections: list[str] = field(default_factory=list)
 
 
 def _shard_rows(rows: Sequence[dict[str, Any]], shard_size: int) -> list[Sequence[dict[str, Any]]]:
@@ -146,6 +148,7 @@ def render_card(splits: dict[str, Sequence[dict[str, Any]]], counts: dict[str, i
               "See the semsim-metric docs (datasets page) for the meaning of each column.", ""]
     if card.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in card.notes] + [""]
+    lines += card.extra_sections
     lines += ["## Loading", "", "```python", "from datasets import load_dataset",
               'ds = load_dataset("path/to/this/folder")  # or "<org>/<name>" once on the Hub', "```", ""]
     return "\n".join(yaml + [line for line in lines if line is not None]) + "\n"

@@ -17,7 +17,7 @@ from .loading import load_folder_or_hub, undecoded
 from .report import ConversionError, ConversionReport
 from .schema import ANNOTATOR_KINDS, RecognitionRule
 
-__all__ = ["import_votes"]
+__all__ = ["apply_votes", "import_votes"]
 
 
 def import_votes(
@@ -75,19 +75,7 @@ def import_votes(
         updates[rid] = {"votes": votes, "annotator_kind": kind, "original_votes": original_votes}
         report.ok()
     report.check_totals()
-    splits: dict[str, list[dict[str, Any]]] = {}
-    for split, ds in dsd.items():
-        rows = []
-        for row in ds:
-            upd = updates.get(row["reconstruction_id"])
-            if upd:
-                row["votes"], row["annotator_kind"] = upd["votes"], upd["annotator_kind"]
-                if upd["original_votes"] is not None:
-                    row["original_votes"] = upd["original_votes"]
-                row["recognized"] = rule.recognized(row["votes"], row["class_label"], row["original_votes"])
-                row["recognized_share"] = rule.share(row["votes"], row["class_label"], row["original_votes"])
-            rows.append(row)
-        splits[split] = rows
+    splits = apply_votes(dsd, updates, rule)
     unannotated = sum(1 for rows in splits.values() for r in rows if r["annotator_kind"] == "none")
     report.notes.append(f"{len(updates)} reconstructions received votes; {unannotated} remain without votes")
     kinds = sorted({r["annotator_kind"] for rows in splits.values() for r in rows})
@@ -97,3 +85,36 @@ def import_votes(
     write_dataset_folder(splits, folder, card)
     report.write(folder)
     return report
+
+
+def apply_votes(
+    dsd: Any,
+    updates: dict[str, dict[str, Any]],
+    rule: RecognitionRule,
+    *,
+    original_votes: dict[str, list[int]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every row of ``dsd`` (split -> rows) with ``updates`` merged in and ``recognized`` recomputed.
+
+    ``updates`` maps a reconstruction_id to ``{"votes", "annotator_kind"[, "original_votes"]}``;
+    ``original_votes`` maps an original_id to the annotators' reading of that original (given to every row
+    of the original). Rows without an update keep their values.
+    """
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for split, ds in dsd.items():
+        rows = []
+        for row in ds:
+            upd = updates.get(row["reconstruction_id"])
+            ov = (original_votes or {}).get(row["original_id"])
+            if ov is not None:
+                row["original_votes"] = list(ov)
+            if upd:
+                row["votes"], row["annotator_kind"] = list(upd["votes"]), upd["annotator_kind"]
+                if upd.get("original_votes") is not None:
+                    row["original_votes"] = upd["original_votes"]
+            if upd or ov is not None:
+                row["recognized"] = rule.recognized(row["votes"], row["class_label"], row["original_votes"])
+                row["recognized_share"] = rule.share(row["votes"], row["class_label"], row["original_votes"])
+            rows.append(row)
+        splits[split] = rows
+    return splits

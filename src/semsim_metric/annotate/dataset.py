@@ -1,0 +1,251 @@
+"""From a dataset in the SemSim schema to a campaign, and from a campaign's answers back to a dataset."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .agreement import agreement_with_majority, fleiss_kappa
+from .storage import AnnotationError, Campaign, create_campaign
+
+__all__ = ["ExportResult", "class_names_of", "export_campaign", "open_or_create_campaign"]
+
+
+def _fingerprint(reconstruction_ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(reconstruction_ids)).encode()).hexdigest()
+
+
+def class_names_of(dsd: Any) -> list[str]:
+    """The answers annotators choose from: the dataset's ``ClassLabel`` names, else the names its rows give to
+    ``0..K-1``, else the known class list of its source (Fashion-MNIST)."""
+    from ..data.sources import FASHION_MNIST_CLASSES
+
+    first = next(iter(dsd.values()))
+    feature = first.features["class_label"]
+    if hasattr(feature, "names"):
+        return list(feature.names)
+    names: dict[int, str] = {}
+    sources: set[str] = set()
+    for split in dsd.values():
+        for label, name, source in zip(split["class_label"], split["class_name"], split["source_dataset"]):
+            sources.add(source)
+            if label >= 0 and name:
+                names.setdefault(int(label), name)
+    if sources <= {"fashion-mnist", "fashion_mnist"} and set(names.values()) <= set(FASHION_MNIST_CLASSES):
+        return list(FASHION_MNIST_CLASSES)
+    if names and sorted(names) == list(range(max(names) + 1)):
+        return [names[i] for i in range(len(names))]
+    raise AnnotationError(f"cannot tell the class list of this dataset (its rows name classes {sorted(names)}); "
+                          "pass it with --classes 'name0,name1,...' in class-label order.")
+
+
+def _png(cell: dict[str, Any]) -> bytes:
+    from PIL import Image
+
+    from ..image_io import decode_image
+
+    t = decode_image(cell)  # the project's decoding rules (16-bit, palette, alpha, EXIF)
+    arr = t.permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def open_or_create_campaign(
+    dataset: str,
+    path: str | Path,
+    *,
+    votes_per_item: int = 5,
+    include_originals: bool = False,
+    class_names: Sequence[str] | None = None,
+    token: str | None = None,
+    annotators: Sequence[str] = (),
+) -> tuple[Campaign, bool]:
+    """Open the campaign at ``path``, or create it from ``dataset``; returns ``(campaign, created)``.
+
+    An existing campaign must come from the same dataset (same reconstruction ids) and settings; it then
+    resumes exactly where every annotator stopped.
+    """
+    from ..data.loading import load_folder_or_hub, undecoded
+
+    dsd = undecoded(load_folder_or_hub(dataset))
+    ids = [rid for split in dsd.values() for rid in split["reconstruction_id"]]
+    fingerprint = _fingerprint(ids)
+    path = Path(path)
+    if path.exists():
+        campaign = Campaign(path)
+        if campaign.meta["fingerprint"] != fingerprint:
+            raise AnnotationError(f"campaign {path} was made from another dataset ({campaign.meta['dataset']}); "
+                                  "use another --campaign file for this one.")
+        given = {"votes_per_item": votes_per_item, "class_names": list(class_names) if class_names else None}
+        if given["votes_per_item"] != campaign.votes_per_item:
+            raise AnnotationError(f"campaign {path} asks {campaign.votes_per_item} annotators per item, not "
+                                  f"{votes_per_item}; a campaign's settings are fixed when it starts.")
+        if given["class_names"] and given["class_names"] != campaign.class_names:
+            raise AnnotationError(f"campaign {path} has the classes {campaign.class_names}; they cannot change.")
+        if token is not None:
+            campaign.check_token(token)
+        return campaign, False
+    names = list(class_names) if class_names else class_names_of(dsd)
+    if len(set(ids)) != len(ids):
+        raise AnnotationError(f"dataset {dataset!r} repeats reconstruction ids; each row needs its own id.")
+
+    def items() -> Iterator[tuple[str, str, bytes]]:
+        from .._progress import logger
+
+        logger.info("copying %d reconstructions%s into %s", len(ids), " and their originals" if include_originals
+                    else "", path)
+        seen: set[str] = set()
+        for split in dsd.values():
+            for row in split:
+                yield "reconstruction", row["reconstruction_id"], _png(row["reconstruction"])
+                if include_originals and row["original_id"] not in seen:
+                    seen.add(row["original_id"])
+                    yield "original", row["original_id"], _png(row["original"])
+
+    return create_campaign(path, dataset=str(dataset), fingerprint=fingerprint, class_names=names, items=items(),
+                           votes_per_item=votes_per_item, token=token, annotators=annotators), True
+
+
+@dataclass
+class ExportResult:
+    """What ``export_campaign`` wrote."""
+
+    out: Path
+    answers: int
+    reconstructions_annotated: int
+    reconstructions_incomplete: int
+    reconstructions_unanswered: int
+    originals_annotated: int
+    fleiss_kappa: float
+    agreement: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        kappa = "undefined" if math.isnan(self.fleiss_kappa) else f"{self.fleiss_kappa:.3f}"
+        return (f"{self.answers} answers: {self.reconstructions_annotated} reconstructions annotated, "
+                f"{self.reconstructions_incomplete} with fewer answers than the target (left unannotated unless "
+                f"--include-incomplete), {self.reconstructions_unanswered} without answers; "
+                f"{self.originals_annotated} originals annotated; Fleiss' kappa {kappa}")
+
+
+def export_campaign(
+    campaign: Campaign | str | Path,
+    out: str | Path,
+    *,
+    dataset: str | None = None,
+    rule: Any = None,
+    include_incomplete: bool = False,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write the campaign's answers into a dataset folder in the SemSim schema (``annotator_kind="human"``).
+
+    Every row of the campaign's dataset is written. A reconstruction whose item has the campaign's target
+    number of answers gets those answers as ``votes`` (``recognized`` by ``rule``, the study's 3 of 5 by
+    default); one with fewer stays ``annotator_kind="none"`` unless ``include_incomplete``. Answers to
+    originals become ``original_votes`` of every row of that original. ``answers.csv`` (every answer) and
+    ``retracted.csv`` (every undone answer) are written beside the data, and the card reports Fleiss' kappa
+    and each annotator's agreement with the others' majority.
+
+    Args:
+        campaign: the campaign (or its file).
+        out: the dataset folder to write.
+        dataset: read the rows from here instead of the campaign's recorded dataset (same reconstruction ids).
+        rule: a ``RecognitionRule`` (default: at least 3 votes for the true class).
+        include_incomplete: also give rows with fewer answers than the target their votes.
+        overwrite: replace files that were not written by ``semsim annotate export``.
+    """
+    from ..data.hub_folder import DatasetCard, write_dataset_folder
+    from ..data.loading import load_folder_or_hub, undecoded
+    from ..data.schema import RecognitionRule
+    from ..data.votes import apply_votes
+    from ..outputs import OutputFolder
+
+    campaign = campaign if isinstance(campaign, Campaign) else Campaign(campaign)
+    rule = rule or RecognitionRule()
+    source = dataset or campaign.meta["dataset"]
+    folder = OutputFolder(out, command="annotate export", overwrite=overwrite).claim()
+    dsd = undecoded(load_folder_or_hub(source))
+    ids = [rid for split in dsd.values() for rid in split["reconstruction_id"]]
+    if _fingerprint(ids) != campaign.meta["fingerprint"]:
+        raise AnnotationError(f"{source} does not hold the reconstructions this campaign was made from; pass the "
+                              "dataset it started with (--dataset).")
+    answers = campaign.answers()
+    votes: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for a in answers:
+        votes[(a["kind"], a["key"])].append(a["answer"])
+    target = campaign.votes_per_item
+    updates: dict[str, dict[str, Any]] = {}
+    incomplete = unanswered = 0
+    original_votes = {key: v for (kind, key), v in votes.items() if kind == "original" and len(v) >= target}
+    if include_incomplete:
+        original_votes = {key: v for (kind, key), v in votes.items() if kind == "original"}
+    for rid in ids:
+        given = votes.get(("reconstruction", rid), [])
+        if not given:
+            unanswered += 1
+            continue
+        if len(given) < target:
+            incomplete += 1
+            if not include_incomplete:
+                continue
+        updates[rid] = {"votes": given, "annotator_kind": "human"}
+    splits = apply_votes(dsd, updates, rule, original_votes=original_votes)
+    kappa = fleiss_kappa([v for v in votes.values() if len(v) == target])
+    agreement = agreement_with_majority((a["annotator"], a["item_id"], a["answer"]) for a in answers)
+    result = ExportResult(out=folder.path, answers=len(answers), reconstructions_annotated=len(updates),
+                          reconstructions_incomplete=incomplete, reconstructions_unanswered=unanswered,
+                          originals_annotated=len(original_votes), fleiss_kappa=kappa, agreement=agreement)
+    n_people = len({a["annotator"] for a in answers})
+    table = ["| annotator | answers | items with a majority of others | agreement with it |", "|---|---|---|---|"]
+    per: dict[str, int] = defaultdict(int)
+    for a in answers:
+        per[a["annotator"]] += 1
+    for name, stats in agreement.items():
+        share = "" if math.isnan(stats["agreement"]) else f"{stats['agreement']:.1%}"
+        table.append(f"| {name} | {per[name]} | {stats['items']} | {share} |")
+    kappa_text = "undefined (no complete items, or one answer only)" if math.isnan(kappa) else f"{kappa:.3f}"
+    notes = [
+        f"Annotated by {n_people} people with `semsim annotate` (campaign `{campaign.path.name}`): each saw one "
+        "image at a time, never beside its original, in an order of their own, and named a class or answered "
+        f"that they could not recognise anything. Target: {target} annotators per image.",
+        result.summary() + ".",
+        f"Fleiss' kappa over the {sum(1 for v in votes.values() if len(v) == target)} items with {target} answers: "
+        f"{kappa_text}.",
+        "`answers.csv` holds every answer (annotator, item, answer, time); `retracted.csv` every answer that "
+        "its annotator undid.",
+    ]
+    card = DatasetCard(title=f"{Path(str(source)).name}, annotated by people",
+                       summary=f"The reconstructions of `{source}` with votes from an annotation campaign of "
+                               f"{n_people} people.",
+                       annotators=f"{n_people} people (annotator_kind `human`)", rule=rule, notes=notes,
+                       extra_sections=["## Annotator agreement", "",
+                                       f"Fleiss' kappa over complete items: {kappa_text}. Agreement of each "
+                                       "annotator with the majority answer of the other annotators of the same "
+                                       "items (items with at least two others and no tie):", "", *table, ""])
+    folder.write_text("answers.csv", _csv(["answer_id", "annotator", "kind", "key", "answer", "answer_name",
+                                           "answered"],
+                                          [{**a, "answer_name": _name(campaign, a["answer"])} for a in answers]))
+    folder.write_text("retracted.csv", _csv(["answer_id", "annotator", "item_id", "answer", "answered", "retracted"],
+                                            campaign.retracted()))
+    write_dataset_folder(splits, folder, card)  # marks the folder complete last
+    return result
+
+
+def _name(campaign: Campaign, answer: int) -> str:
+    return "cannot recognise" if answer < 0 else campaign.class_names[answer]
+
+
+def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -1,0 +1,277 @@
+"""The annotation app as a specification: the protocol, the API's refusals, durability and the export."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient  # noqa: E402
+
+from semsim_metric.annotate.dataset import export_campaign, open_or_create_campaign  # noqa: E402
+from semsim_metric.annotate.server import MAX_BODY_BYTES, create_app  # noqa: E402
+from semsim_metric.annotate.storage import AnnotationError, Campaign  # noqa: E402
+from semsim_metric.data.sources import FASHION_MNIST_CLASSES  # noqa: E402
+from tests.annotate_helpers import make_unannotated_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_unannotated_dataset(tmp_path_factory.mktemp("annotate") / "to-annotate", originals_per_split=1)
+
+
+@pytest.fixture()
+def campaign(dataset, tmp_path):
+    c, created = open_or_create_campaign(str(dataset), tmp_path / "c.sqlite", votes_per_item=2, include_originals=True)
+    assert created
+    return c
+
+
+@pytest.fixture()
+def client(campaign):
+    return TestClient(create_app(campaign))
+
+
+def join(client, name):
+    r = client.post("/api/join", json={"name": name})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def take(client, name):
+    r = client.post("/api/next", json={"name": name})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def give(client, name, item, answer=0):
+    return client.post("/api/answer", json={"name": name, "item_id": item["item_id"], "ticket": item["ticket"],
+                                            "answer": answer})
+
+
+def test_a_campaign_holds_every_reconstruction_then_every_original(campaign, dataset):
+    from semsim_metric.data.loading import load_folder_or_hub
+
+    dsd = load_folder_or_hub(str(dataset))
+    items = campaign.items()
+    kinds = [k for _, k, _ in items]
+    assert kinds.count("reconstruction") == sum(len(s) for s in dsd.values())
+    assert kinds.count("original") == len({o for s in dsd.values() for o in s["original_id"]})
+    assert campaign.class_names == FASHION_MNIST_CLASSES  # a Fashion-MNIST source gives all ten classes
+
+
+def test_the_page_offers_every_class_and_cannot_recognise(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "image-rendering: pixelated" in page.text
+    info = client.get("/api/campaign").json()
+    assert info["class_names"] == FASHION_MNIST_CLASSES and info["requires_token"] is False
+
+
+def test_each_annotator_gets_an_order_of_their_own_with_reconstructions_first(campaign):
+    orders = {}
+    for name in ("alice", "bob"):
+        campaign.join(name)
+        seen = []
+        while (item := campaign.next_item(name)) is not None:
+            seen.append(item.item_id)
+            campaign.answer(name, item.item_id, item.ticket, -1)
+        orders[name] = seen
+    kinds = dict((i, k) for i, k, _ in campaign.items())
+    for seen in orders.values():
+        assert sorted(seen) == sorted(kinds)  # every item once
+        first_original = next(n for n, i in enumerate(seen) if kinds[i] == "original")
+        assert all(kinds[i] == "original" for i in seen[first_original:])  # originals only after reconstructions
+    assert orders["alice"] != orders["bob"]
+
+
+def test_the_same_item_stays_on_screen_until_answered(client):
+    join(client, "alice")
+    first = take(client, "alice")
+    again = take(client, "alice")
+    assert (again["item_id"], again["ticket"]) == (first["item_id"], first["ticket"])
+    image = client.get(first["image"] + "&name=alice")
+    assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_item_is_handed_out_beyond_its_target(campaign):
+    names = ["a1", "a2", "a3"]
+    for n in names:
+        campaign.join(n)
+    held = {n: campaign.next_item(n) for n in names}
+    # with 2 votes per item, the third annotator never holds an item the first two hold
+    assert held["a3"].item_id not in {held["a1"].item_id, held["a2"].item_id} or held["a1"].item_id != held["a2"].item_id
+    counts = {}
+    for n in names:
+        while (item := campaign.next_item(n)) is not None:
+            campaign.answer(n, item.item_id, item.ticket, 1)
+    for a in campaign.answers():
+        counts[a["item_id"]] = counts.get(a["item_id"], 0) + 1
+    assert set(counts.values()) == {2} and len(counts) == len(campaign.items())
+
+
+def test_undo_takes_back_the_last_answer_and_shows_it_again(client, campaign):
+    join(client, "alice")
+    item = take(client, "alice")
+    assert give(client, "alice", item, 3).json()["progress"]["answered"] == 1
+    back = client.post("/api/undo", json={"name": "alice"}).json()
+    assert back["item_id"] == item["item_id"] and back["ticket"] != item["ticket"]
+    assert campaign.answers() == [] and [r["answer"] for r in campaign.retracted()] == [3]  # kept, not deleted
+    assert give(client, "alice", back, 4).status_code == 200
+    assert [a["answer"] for a in campaign.answers()] == [4]
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({"name": "mallory", "item_id": 1, "ticket": "x", "answer": 0}, 403, "unknown annotator"),
+    ({"name": "alice", "item_id": 1, "ticket": "forged", "answer": 0}, 409, "stale ticket"),
+    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": 10}, 422, "class index 0..9"),
+    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": "Trouser"}, 422, "class index"),
+    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": True}, 422, "class index"),
+    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": -2}, 422, "class index"),
+    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": 0, "admin": 1}, 422, "unexpected field"),
+    ({"name": "../../etc/passwd", "item_id": 1, "ticket": "x", "answer": 0}, 400, "not allowed"),
+    ({"name": "alice'; DROP TABLE answers; --", "item_id": 1, "ticket": "x", "answer": 0}, 400, "not allowed"),
+    ({"name": ["alice"], "item_id": 1, "ticket": "x", "answer": 0}, 400, "not allowed"),
+])
+def test_bad_answers_get_a_clear_4xx_and_write_nothing(client, campaign, body, status, words):
+    join(client, "alice")
+    item = take(client, "alice")
+    body = {k: (item["item_id"] if v == "ITEM" else item["ticket"] if v == "T" else v) for k, v in body.items()}
+    r = client.post("/api/answer", json=body)
+    assert r.status_code == status and words in r.json()["error"], r.text
+    assert campaign.answers() == []
+
+
+def test_duplicate_and_stale_submissions_are_refused(client, campaign):
+    join(client, "alice")
+    item = take(client, "alice")
+    assert give(client, "alice", item).status_code == 200
+    again = give(client, "alice", item)
+    assert again.status_code == 409 and "duplicate submission" in again.json()["error"]
+    join(client, "bob")
+    bobs = take(client, "bob")
+    theft = client.post("/api/answer", json={"name": "alice", "item_id": bobs["item_id"], "ticket": bobs["ticket"],
+                                             "answer": 0})
+    assert theft.status_code == 409  # another annotator's ticket
+    assert len(campaign.answers()) == 1
+
+
+@pytest.mark.parametrize(("content", "status", "words"), [
+    (b"{not json", 400, "JSON object"),
+    (b"[1, 2]", 400, "JSON object"),
+    (b"\xff\xfe", 400, "JSON object"),
+    (b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}", 413, "too large"),
+])
+def test_malformed_and_oversized_bodies_are_refused(client, campaign, content, status, words):
+    join(client, "alice")
+    r = client.post("/api/answer", content=content, headers={"Content-Type": "application/json"})
+    assert r.status_code == status and words in r.json()["error"]
+    assert campaign.answers() == []
+
+
+def test_images_are_only_served_for_the_item_on_the_annotators_screen(client):
+    join(client, "alice")
+    join(client, "bob")
+    item = take(client, "alice")
+    assert client.get(item["image"] + "&name=bob").status_code == 404  # bob does not hold it
+    assert client.get(f"/api/image/{item['item_id'] + 1}?ticket={item['ticket']}&name=alice").status_code == 404
+    for trick in ("/api/image/..%2F..%2Fetc%2Fpasswd", "/api/image/-1", "/api/image/1.png", "/api/../c.sqlite"):
+        r = client.get(trick + "?name=alice&ticket=x")
+        assert r.status_code == 404 and "error" in r.json(), trick
+    assert client.get("/api/answer").status_code == 405
+
+
+def test_a_token_is_required_everywhere_when_set(dataset, tmp_path):
+    c, _ = open_or_create_campaign(str(dataset), tmp_path / "t.sqlite", votes_per_item=1, token="s3cret")
+    client = TestClient(create_app(c))
+    assert client.get("/api/campaign").json()["requires_token"] is True
+    r = client.post("/api/join", json={"name": "alice"})
+    assert r.status_code == 401 and "access token" in r.json()["error"]
+    assert client.get("/status").status_code == 401
+    ok = client.post("/api/join", json={"name": "alice"}, headers={"X-Campaign-Token": "s3cret"})
+    assert ok.status_code == 200
+    assert client.get("/status?token=s3cret").status_code == 200
+
+
+def test_a_fixed_annotator_list_refuses_strangers(dataset, tmp_path):
+    c, _ = open_or_create_campaign(str(dataset), tmp_path / "f.sqlite", annotators=["alice"])
+    with pytest.raises(AnnotationError, match="not an annotator of this campaign"):
+        c.join("bob")
+    c.join("alice")
+
+
+def test_answers_are_committed_in_a_wal_database_the_moment_they_are_given(client, campaign):
+    join(client, "alice")
+    give(client, "alice", take(client, "alice"), 2)
+    con = sqlite3.connect(campaign.path)  # another connection, as after a crash, sees the answer
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("SELECT annotator, answer FROM answers").fetchall() == [("alice", 2)]
+
+
+def test_reopening_a_campaign_resumes_and_refuses_other_settings(dataset, campaign):
+    campaign.join("alice")
+    item = campaign.next_item("alice")
+    campaign.answer("alice", item.item_id, item.ticket, 5)
+    again, created = open_or_create_campaign(str(dataset), campaign.path, votes_per_item=2)
+    assert not created and len(again.answers()) == 1
+    assert again.next_item("alice").item_id != item.item_id
+    with pytest.raises(AnnotationError, match="annotators per item"):
+        open_or_create_campaign(str(dataset), campaign.path, votes_per_item=5)
+
+
+def test_the_status_page_counts_answers_and_agreement(client, campaign):
+    for name in ("alice", "bob", "cy"):
+        join(client, name)
+    for name in ("alice", "bob"):
+        for _ in range(3):
+            give(client, name, take(client, name), 0)
+    status = client.get("/api/status").json()
+    assert status["answers"] == 6 and [a["answers"] for a in status["annotators"]] == [3, 3, 0]
+    assert client.get("/status").status_code == 200 and "Fleiss" in client.get("/status").text
+
+
+def test_export_writes_human_votes_loadable_with_load_dataset(campaign, dataset, tmp_path):
+    import datasets
+
+    names = ("alice", "bob")
+    for n in names:
+        campaign.join(n)
+    answered = 0
+    for n in names:  # alice names the true class of everything, bob says "cannot recognise" to the first few
+        while (item := campaign.next_item(n)) is not None and answered < 40:
+            campaign.answer(n, item.item_id, item.ticket, -1 if n == "bob" and answered % 3 == 0 else 0)
+            answered += 1
+    result = export_campaign(campaign, tmp_path / "out")
+    ds = datasets.load_dataset(str(tmp_path / "out"))
+    rows = [r for split in ds.values() for r in split]
+    annotated = [r for r in rows if r["annotator_kind"] == "human"]
+    assert len(annotated) == result.reconstructions_annotated > 0
+    assert all(len(r["votes"]) == 2 for r in annotated)  # only complete items carry votes
+    assert len(rows) == sum(1 for _, k, _ in campaign.items() if k == "reconstruction")  # no row lost
+    assert sum(len(r["votes"]) for r in annotated) + result.reconstructions_incomplete <= result.answers
+    assert all(r["recognized"] == (sum(v == r["class_label"] for v in r["votes"]) >= 3) for r in annotated)
+    exported = (tmp_path / "out" / "answers.csv").read_text().splitlines()
+    assert len(exported) == 1 + result.answers  # every answer, raw
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "Fleiss' kappa" in card and "| alice |" in card and "crowdsourced" in card
+    with_incomplete = export_campaign(campaign, tmp_path / "out2", include_incomplete=True)
+    assert with_incomplete.reconstructions_annotated == result.reconstructions_annotated + result.reconstructions_incomplete
+
+
+def test_export_refuses_a_different_dataset(campaign, tmp_path):
+    other = make_unannotated_dataset(tmp_path / "other", originals_per_split=2)
+    with pytest.raises(AnnotationError, match="does not hold the reconstructions"):
+        export_campaign(campaign, tmp_path / "out", dataset=str(other))
+
+
+def test_fleiss_kappa_matches_the_textbook_example():
+    """Fleiss (1971) as reproduced on Wikipedia: 10 items, 14 raters, 5 categories, kappa 0.210."""
+    from semsim_metric.annotate.agreement import fleiss_kappa
+
+    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    ratings = [[cat for cat, n in enumerate(row) for _ in range(n)] for row in table]
+    assert fleiss_kappa(ratings) == pytest.approx(0.210, abs=5e-4)
+    with pytest.raises(ValueError, match="same number of answers"):
+        fleiss_kappa([[0, 0], [0, 0, 1]])
