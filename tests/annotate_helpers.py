@@ -16,7 +16,7 @@ def make_unannotated_dataset(out: Path, originals_per_split: int = 2) -> Path:
     splits = {}
     for name, split in dsd.items():
         keep = sorted(set(split["original_id"]))[:originals_per_split]
-        rows = [r for r in split.filter(lambda r: r["original_id"] in keep)]
+        rows = [r for r in split if r["original_id"] in keep]
         for r in rows:
             r.update(votes=[], original_votes=[], recognized=False, recognized_share=float("nan"),
                      annotator_kind="none")

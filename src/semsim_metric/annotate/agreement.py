@@ -53,8 +53,9 @@ def fleiss_kappa(ratings: Iterable[Sequence[int]]) -> float:
 def agreement_with_majority(answers: Iterable[tuple[str, object, int]]) -> dict[str, dict[str, float]]:
     """Each annotator's agreement with the majority answer of the *other* annotators of the same items.
 
-    ``answers`` are ``(annotator, item, answer)``. An item counts for an annotator when at least two others
-    answered it and their most common answer is unique (no tie). Returns, per annotator,
+    ``answers`` are ``(annotator, item, answer)``. An item counts for an annotator when at least one other
+    annotator answered it and the others' most common answer is unique (no tie); with one other annotator
+    this is plain pairwise agreement. Returns, per annotator,
     ``{"items": k, "agreement": share}`` (``share`` is ``nan`` when ``k`` is 0).
 
     Examples:
@@ -69,7 +70,7 @@ def agreement_with_majority(answers: Iterable[tuple[str, object, int]]) -> dict[
     for given in by_item.values():
         for annotator, answer in given:
             others = Counter(a for who, a in given if who != annotator)
-            if sum(others.values()) < 2:
+            if not others:
                 continue
             (top, top_n), *rest = others.most_common() + [(None, 0)]
             if rest and rest[0][1] == top_n:

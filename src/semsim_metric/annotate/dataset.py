@@ -126,6 +126,7 @@ class ExportResult:
     reconstructions_unanswered: int
     originals_annotated: int
     fleiss_kappa: float
+    rule: Any = None
     agreement: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -149,7 +150,7 @@ def export_campaign(
 
     Every row of the campaign's dataset is written. A reconstruction whose item has the campaign's target
     number of answers gets those answers as ``votes`` (``recognized`` by ``rule``, the study's 3 of 5 by
-    default); one with fewer stays ``annotator_kind="none"`` unless ``include_incomplete``. Answers to
+    default: a majority of the target, 3 of 5 as in the study); one with fewer stays ``annotator_kind="none"`` unless ``include_incomplete``. Answers to
     originals become ``original_votes`` of every row of that original. ``answers.csv`` (every answer) and
     ``retracted.csv`` (every undone answer) are written beside the data, and the card reports Fleiss' kappa
     and each annotator's agreement with the others' majority.
@@ -158,7 +159,8 @@ def export_campaign(
         campaign: the campaign (or its file).
         out: the dataset folder to write.
         dataset: read the rows from here instead of the campaign's recorded dataset (same reconstruction ids).
-        rule: a ``RecognitionRule`` (default: at least 3 votes for the true class).
+        rule: a ``RecognitionRule`` (default: a majority of the campaign's target votes for the true class,
+            ``votes_per_item // 2 + 1``: 3 of 5 as in the study).
         include_incomplete: also give rows with fewer answers than the target their votes.
         overwrite: replace files that were not written by ``semsim annotate export``.
     """
@@ -169,7 +171,11 @@ def export_campaign(
     from ..outputs import OutputFolder
 
     campaign = campaign if isinstance(campaign, Campaign) else Campaign(campaign)
-    rule = rule or RecognitionRule()
+    rule = rule or RecognitionRule(min_votes=campaign.votes_per_item // 2 + 1)
+    if rule.min_votes > campaign.votes_per_item and not include_incomplete:
+        raise AnnotationError(f"the rule needs {rule.min_votes} votes for the reference class, but each image gets at "
+                              f"most {campaign.votes_per_item} votes in this campaign: nothing could be recognised. "
+                              f"Use --min-votes {campaign.votes_per_item // 2 + 1} (a majority).")
     source = dataset or campaign.meta["dataset"]
     folder = OutputFolder(out, command="annotate export", overwrite=overwrite).claim()
     dsd = undecoded(load_folder_or_hub(source))
@@ -202,9 +208,10 @@ def export_campaign(
     agreement = agreement_with_majority((a["annotator"], a["item_id"], a["answer"]) for a in answers)
     result = ExportResult(out=folder.path, answers=len(answers), reconstructions_annotated=len(updates),
                           reconstructions_incomplete=incomplete, reconstructions_unanswered=unanswered,
-                          originals_annotated=len(original_votes), fleiss_kappa=kappa, agreement=agreement)
+                          originals_annotated=len(original_votes), fleiss_kappa=kappa, rule=rule,
+                          agreement=agreement)
     n_people = len({a["annotator"] for a in answers})
-    table = ["| annotator | answers | items with a majority of others | agreement with it |", "|---|---|---|---|"]
+    table = ["| annotator | answers | items shared with others | agreement with it |", "|---|---|---|---|"]
     per: dict[str, int] = defaultdict(int)
     for a in answers:
         per[a["annotator"]] += 1
@@ -229,7 +236,7 @@ def export_campaign(
                        extra_sections=["## Annotator agreement", "",
                                        f"Fleiss' kappa over complete items: {kappa_text}. Agreement of each "
                                        "annotator with the majority answer of the other annotators of the same "
-                                       "items (items with at least two others and no tie):", "", *table, ""])
+                                       "items (items answered by at least one other annotator, without a tie among the others):", "", *table, ""])
     folder.write_text("answers.csv", _csv(["answer_id", "annotator", "kind", "key", "answer", "answer_name",
                                            "answered"],
                                           [{**a, "answer_name": _name(campaign, a["answer"])} for a in answers]))

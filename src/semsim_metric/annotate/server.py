@@ -29,6 +29,7 @@ from .storage import AnnotationError, Campaign, CampaignItem
 starlette = require("starlette", "the annotation app")
 
 from starlette.applications import Starlette  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
@@ -99,16 +100,17 @@ def create_app(campaign: Campaign | str, *, title: str = "SemSim annotation") ->
 
     async def join(request: Request) -> Response:
         body = await _body(request)
-        campaign.join(body.get("name"))
-        return JSONResponse({"name": body["name"], "progress": campaign.progress(body["name"])})
+        await run_in_threadpool(campaign.join, body.get("name"))
+        return JSONResponse({"name": body["name"], "progress": await run_in_threadpool(campaign.progress, body["name"])})
 
     async def next_item(request: Request) -> Response:
         body = await _body(request)
-        return JSONResponse(_item_json(campaign, body.get("name"), campaign.next_item(body.get("name"))))
+        item = await run_in_threadpool(campaign.next_item, body.get("name"))
+        return JSONResponse(await run_in_threadpool(_item_json, campaign, body.get("name"), item))
 
     async def image(request: Request) -> Response:
-        png = campaign.image(request.query_params.get("name"), request.path_params["item_id"],
-                             request.query_params.get("ticket"))
+        png = await run_in_threadpool(campaign.image, request.query_params.get("name"),
+                                      request.path_params["item_id"], request.query_params.get("ticket"))
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     async def answer(request: Request) -> Response:
@@ -116,16 +118,17 @@ def create_app(campaign: Campaign | str, *, title: str = "SemSim annotation") ->
         unknown = sorted(set(body) - {"name", "item_id", "ticket", "answer"})
         if unknown:
             raise AnnotationError(f"unexpected field(s) {unknown}; an answer has name, item_id, ticket, answer.", 422)
-        progress = campaign.answer(body.get("name"), body.get("item_id"), body.get("ticket"), body.get("answer"))
+        progress = await run_in_threadpool(campaign.answer, body.get("name"), body.get("item_id"), body.get("ticket"),
+                                           body.get("answer"))
         return JSONResponse({"recorded": True, "progress": progress})
 
     async def undo(request: Request) -> Response:
         body = await _body(request)
-        item = campaign.undo(body.get("name"))
-        return JSONResponse(_item_json(campaign, body["name"], item))
+        item = await run_in_threadpool(campaign.undo, body.get("name"))
+        return JSONResponse(await run_in_threadpool(_item_json, campaign, body["name"], item))
 
     async def status_json(request: Request) -> Response:
-        return JSONResponse(campaign_status(campaign))
+        return JSONResponse(await run_in_threadpool(campaign_status, campaign))
 
     async def status_page(request: Request) -> Response:
         try:
@@ -164,6 +167,7 @@ def render_status(status: dict[str, Any], title: str) -> str:
         f"<tr><td>{esc(a['name'])}</td><td>{a['answers']}</td><td>{a['agreement_items']}</td>"
         f"<td>{'' if a['agreement'] is None else format(a['agreement'], '.1%')}</td></tr>"
         for a in status["annotators"])
+    few = " (too few complete items to trust yet)" if 0 < status["kappa_items"] < 20 else ""
     kinds = "".join(f"<tr><td>{esc(k)}</td><td>{v['items']}</td><td>{v['complete']}</td><td>{v['answers']}</td></tr>"
                     for k, v in status["items"].items())
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}: status</title>
@@ -175,6 +179,6 @@ td:first-child,th:first-child{{text-align:left}}</style></head><body>
 {status['votes_per_item']} different annotators. The page refreshes every 10 s.</p>
 <table><tr><th>items</th><th>total</th><th>complete</th><th>answers</th></tr>{kinds}</table>
 <p><b>Fleiss' kappa</b> over the {status['kappa_items']} complete items:
-{'not defined yet' if kappa is None else format(kappa, '.3f')}</p>
-<table><tr><th>annotator</th><th>answers</th><th>items with a majority of others</th>
+{'not defined yet' if kappa is None else format(kappa, '.3f')}{few}</p>
+<table><tr><th>annotator</th><th>answers</th><th>items shared with others</th>
 <th>agreement with that majority</th></tr>{rows}</table></body></html>"""

@@ -58,6 +58,12 @@ CREATE TABLE items (
     UNIQUE (kind, key)
 );
 CREATE TABLE annotators (name TEXT PRIMARY KEY, joined REAL NOT NULL);
+CREATE TABLE orders (
+    annotator TEXT NOT NULL REFERENCES annotators(name),
+    rank INTEGER NOT NULL,
+    item_id INTEGER NOT NULL REFERENCES items(item_id),
+    PRIMARY KEY (annotator, rank)
+) WITHOUT ROWID;
 CREATE TABLE leases (
     annotator TEXT PRIMARY KEY REFERENCES annotators(name),
     item_id INTEGER NOT NULL REFERENCES items(item_id),
@@ -266,7 +272,13 @@ class Campaign:
         if allowed and name not in allowed:
             raise AnnotationError(f"{name!r} is not an annotator of this campaign.", 403)
         with self._write() as con:
-            con.execute("INSERT OR IGNORE INTO annotators VALUES (?, ?)", (name, time.time()))
+            if con.execute("SELECT 1 FROM annotators WHERE name = ?", (name,)).fetchone():
+                return
+            con.execute("INSERT INTO annotators VALUES (?, ?)", (name, time.time()))
+            seed = self.meta["seed"]
+            items = con.execute("SELECT item_id, kind FROM items").fetchall()
+            order = sorted(items, key=lambda r: (r[1] != "reconstruction", _order_key(seed, name, r[0])))
+            con.executemany("INSERT INTO orders VALUES (?, ?, ?)", [(name, k, r[0]) for k, r in enumerate(order)])
 
     def _known(self, con: sqlite3.Connection, name: Any) -> str:
         name = _check_name(name)
@@ -274,37 +286,51 @@ class Campaign:
             raise AnnotationError(f"unknown annotator {name!r}: enter your name on the start page first.", 403)
         return name
 
-    def _free_items(self, con: sqlite3.Connection, name: str, now: float) -> list[tuple[int, str]]:
+    _OPEN = """NOT EXISTS (SELECT 1 FROM answers a WHERE a.item_id = {i} AND a.annotator = :name)
+               AND (SELECT COUNT(*) FROM answers a WHERE a.item_id = {i})
+                 + (SELECT COUNT(*) FROM leases l WHERE l.item_id = {i} AND l.annotator != :name
+                    AND l.expires > :now) < :target"""
+
+    def _args(self, name: str, now: float, **more: Any) -> dict[str, Any]:
+        return {"name": name, "now": now, "target": self.votes_per_item, **more}
+
+    def _is_open(self, con: sqlite3.Connection, name: str, item_id: int, now: float) -> bool:
+        """Whether ``name`` may answer ``item_id``: not answered by them, and below the target counting others'
+        open leases."""
+        return con.execute(f"SELECT {self._OPEN.format(i=':item')}", self._args(name, now, item=item_id)).fetchone()[0] == 1
+
+    def _open_count(self, con: sqlite3.Connection, name: str, now: float) -> int:
         return con.execute(
-            """SELECT i.item_id, i.kind FROM items i
-               WHERE NOT EXISTS (SELECT 1 FROM answers a WHERE a.item_id = i.item_id AND a.annotator = :name)
-                 AND (SELECT COUNT(*) FROM answers a WHERE a.item_id = i.item_id)
-                   + (SELECT COUNT(*) FROM leases l WHERE l.item_id = i.item_id AND l.annotator != :name
-                      AND l.expires > :now) < :target""",
-            {"name": name, "now": now, "target": self.votes_per_item}).fetchall()
+            """WITH given AS (SELECT item_id, COUNT(*) AS n, SUM(annotator = :name) AS mine FROM answers
+                              GROUP BY item_id),
+                    held AS (SELECT item_id, COUNT(*) AS n FROM leases WHERE annotator != :name AND expires > :now
+                             GROUP BY item_id)
+               SELECT COUNT(*) FROM items i
+               LEFT JOIN given g ON g.item_id = i.item_id LEFT JOIN held h ON h.item_id = i.item_id
+               WHERE COALESCE(g.mine, 0) = 0 AND COALESCE(g.n, 0) + COALESCE(h.n, 0) < :target""",
+            self._args(name, now)).fetchone()[0]
 
     def next_item(self, name: Any) -> CampaignItem | None:
-        """The item on ``name``'s screen: their open lease, else the next free item in their order (``None``
+        """The item on ``name``'s screen: their open lease, else the next open item in their own order (``None``
         when nothing is left for them)."""
         now = time.time()
         with self._write() as con:
             name = self._known(con, name)
             lease = con.execute("SELECT item_id, ticket FROM leases WHERE annotator = ?", (name,)).fetchone()
             if lease is not None:
-                still_free = {i for i, _ in self._free_items(con, name, now)}
-                if lease[0] in still_free:
+                if self._is_open(con, name, lease[0], now):
                     expires = now + self.lease_seconds
                     con.execute("UPDATE leases SET expires = ? WHERE annotator = ?", (expires, name))
                     return CampaignItem(lease[0], lease[1], expires)
                 con.execute("DELETE FROM leases WHERE annotator = ?", (name,))
-            free = self._free_items(con, name, now)
-            if not free:
+            row = con.execute(f"SELECT o.item_id FROM orders o WHERE o.annotator = :name AND "
+                              f"{self._OPEN.format(i='o.item_id')} ORDER BY o.rank LIMIT 1",
+                              self._args(name, now)).fetchone()
+            if row is None:
                 return None
-            seed = self.meta["seed"]
-            item_id = min(free, key=lambda r: (r[1] != "reconstruction", _order_key(seed, name, r[0])))[0]
             ticket, expires = secrets.token_urlsafe(16), now + self.lease_seconds
-            con.execute("INSERT INTO leases VALUES (?, ?, ?, ?)", (name, item_id, ticket, expires))
-            return CampaignItem(item_id, ticket, expires)
+            con.execute("INSERT INTO leases VALUES (?, ?, ?, ?)", (name, row[0], ticket, expires))
+            return CampaignItem(row[0], ticket, expires)
 
     def image(self, name: Any, item_id: Any, ticket: Any) -> bytes:
         """The PNG of the item currently handed to ``name`` with ``ticket`` (nothing else can be fetched)."""
@@ -336,7 +362,7 @@ class Campaign:
             if lease is None or lease[0] != item_id or lease[1] != ticket:
                 raise AnnotationError("this item is no longer on your screen (stale ticket); ask for the next item.",
                                       409)
-            if item_id not in {i for i, _ in self._free_items(con, name, now)}:
+            if not self._is_open(con, name, item_id, now):
                 con.execute("DELETE FROM leases WHERE annotator = ?", (name,))
                 raise AnnotationError("your time on this item ran out and others answered it meanwhile; "
                                       "here is the next one.", 409)
@@ -362,7 +388,7 @@ class Campaign:
 
     def _progress(self, con: sqlite3.Connection, name: str, now: float) -> dict[str, int]:
         answered = con.execute("SELECT COUNT(*) FROM answers WHERE annotator = ?", (name,)).fetchone()[0]
-        return {"answered": answered, "left": len(self._free_items(con, name, now))}
+        return {"answered": answered, "left": self._open_count(con, name, now)}
 
     def progress(self, name: Any) -> dict[str, int]:
         """``{"answered": n, "left": m}``: ``name``'s answers and the items still open to them."""

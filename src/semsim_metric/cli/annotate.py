@@ -49,8 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("campaign", type=Path)
     e.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     e.add_argument("--dataset", default=None, help="read the rows from here (default: the campaign's dataset)")
-    e.add_argument("--min-votes", type=int, default=3, help="votes for the reference class that make a "
-                                                            "reconstruction recognised (default 3, the study's)")
+    e.add_argument("--min-votes", type=int, default=None,
+                   help="votes for the reference class that make a reconstruction recognised (default: a majority "
+                        "of the campaign's target, 3 of 5 as in the study)")
     e.add_argument("--reference", choices=["true_class", "original_consensus"], default="true_class")
     e.add_argument("--include-incomplete", action="store_true",
                    help="also give images with fewer answers than the target their votes")
@@ -113,8 +114,11 @@ def _export(args: argparse.Namespace) -> int:
     from ..annotate.dataset import export_campaign
     from ..data.schema import RecognitionRule
 
-    result = export_campaign(args.campaign, args.out, dataset=args.dataset,
-                             rule=RecognitionRule(args.min_votes, args.reference),
+    from ..annotate.storage import Campaign
+
+    campaign = Campaign(args.campaign)
+    min_votes = args.min_votes if args.min_votes is not None else campaign.votes_per_item // 2 + 1
+    result = export_campaign(campaign, args.out, dataset=args.dataset, rule=RecognitionRule(min_votes, args.reference),
                              include_incomplete=args.include_incomplete, overwrite=args.overwrite)
     print(result.summary())
     print(f"wrote {result.out} (load it with datasets.load_dataset({str(result.out)!r}))")
