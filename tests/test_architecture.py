@@ -5,8 +5,9 @@ Layers, lowest first (each may import only from itself and the layers below it):
     core        _deps, preprocessing, image_io, pairing, hub, models/, functional, metric, loss
     data        data/
     api         semsim_metric/__init__.py (the public names, imported lazily; load_annotations is data's)
-    generate    generate/      (generate and training are siblings: neither imports the other)
+    generate    generate/      (generate, training and annotate are siblings: none imports another)
     training    training/
+    annotate    annotate/
     evaluation  evaluation/
     cli         cli/
 """
@@ -22,7 +23,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "semsim_metric"
-RANK = {"core": 0, "data": 1, "api": 2, "generate": 3, "training": 3, "evaluation": 4, "cli": 5}
+RANK = {"core": 0, "data": 1, "api": 2, "generate": 3, "training": 3, "annotate": 3, "evaluation": 4, "cli": 5}
 
 
 def module_name(path: Path) -> str:
@@ -36,7 +37,7 @@ def layer(module: str) -> str:
     if module == "semsim_metric":
         return "api"
     second = module.split(".")[1]
-    return second if second in ("data", "generate", "training", "evaluation", "cli") else "core"
+    return second if second in ("data", "generate", "training", "annotate", "evaluation", "cli") else "core"
 
 
 def _resolve(current: str, is_package: bool, node: ast.ImportFrom) -> str:
@@ -126,7 +127,8 @@ def _modules_after(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["generate", "--help"],
-                                  ["score", "--help"], ["convert", "--help"], ["votes", "import", "--help"]])
+                                  ["score", "--help"], ["convert", "--help"], ["votes", "import", "--help"],
+                                  ["annotate", "serve", "--help"], ["annotate", "export", "--help"]])
 def test_help_imports_neither_torch_nor_transformers(argv):
     loaded = _modules_after(
         "from semsim_metric.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass" % (argv,))
@@ -136,7 +138,8 @@ def test_help_imports_neither_torch_nor_transformers(argv):
 def test_importing_the_package_loads_no_training_evaluation_or_generation():
     loaded = _modules_after("import semsim_metric\nsemsim_metric.SemSim, semsim_metric.semsim, semsim_metric.SemSimModel")
     heavy = {m for m in loaded if m.startswith(("semsim_metric.training", "semsim_metric.evaluation",
-                                                "semsim_metric.generate", "semsim_metric.data", "semsim_metric.cli"))}
+                                                "semsim_metric.generate", "semsim_metric.data", "semsim_metric.cli",
+                                                "semsim_metric.annotate"))}
     assert not heavy, heavy
     assert not {"datasets", "sklearn", "piq"} & loaded  # (scipy, matplotlib, accelerate: imported by transformers/torchmetrics themselves when installed)
 

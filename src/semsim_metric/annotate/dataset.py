@@ -226,8 +226,8 @@ def export_campaign(
         result.summary() + ".",
         f"Fleiss' kappa over the {sum(1 for v in votes.values() if len(v) == target)} items with {target} answers: "
         f"{kappa_text}.",
-        "`answers.csv` holds every answer (annotator, item, answer, time); `retracted.csv` every answer that "
-        "its annotator undid.",
+        "`answers.csv` holds every answer (annotator, item, answer, UTC time); `retracted.csv` every answer "
+        "that its annotator undid.",
     ]
     card = DatasetCard(title=f"{Path(str(source)).name}, annotated by people",
                        summary=f"The reconstructions of `{source}` with votes from an annotation campaign of "
@@ -239,11 +239,19 @@ def export_campaign(
                                        "items (items answered by at least one other annotator, without a tie among the others):", "", *table, ""])
     folder.write_text("answers.csv", _csv(["answer_id", "annotator", "kind", "key", "answer", "answer_name",
                                            "answered"],
-                                          [{**a, "answer_name": _name(campaign, a["answer"])} for a in answers]))
+                                          [{**a, "answer_name": _name(campaign, a["answer"]),
+                                            "answered": _iso(a["answered"])} for a in answers]))
     folder.write_text("retracted.csv", _csv(["answer_id", "annotator", "item_id", "answer", "answered", "retracted"],
-                                            campaign.retracted()))
+                                            [{**r, "answered": _iso(r["answered"]), "retracted": _iso(r["retracted"])}
+                                             for r in campaign.retracted()]))
     write_dataset_folder(splits, folder, card)  # marks the folder complete last
     return result
+
+
+def _iso(epoch_seconds: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _name(campaign: Campaign, answer: int) -> str:

@@ -63,11 +63,14 @@ def run(args: argparse.Namespace) -> int:
         rec = get_recipe(recipe_name, **{k: v for k, v in overrides.items() if v is not None})
     except (ValueError, TypeError) as err:
         raise CLIError(str(err)) from err
-    stages = [name for name, on in (("stage 1: class pre-training", rec.pretrain_epochs > 0),
+    pretrain = "stage 1 skipped (fine-tuning --init-from " + str(args.init_from) + ")" if args.init_from else \
+        "stage 1: class pre-training"
+    stages = [name for name, on in ((pretrain, rec.pretrain_epochs > 0),
                                     ("stage 2: vote tuning", rec.vote_epochs > 0),
                                     (f"triplet stage: {rec.epochs} epochs", rec.epochs > 0)) if on]
     print(f"semsim train: recipe {rec.name}{'' if args.recipe else ' (default for this device)'} on "
-          f"{'cuda' if cuda else 'cpu'}, width {rec.base_width}: {'; '.join(stages)}. {rec.description}",
+          f"{'cuda' if cuda else 'cpu'}, width {'of the initial model' if args.init_from else rec.base_width}: "
+          f"{'; '.join(stages)}. {rec.description}",
           file=sys.stderr)
     if not cuda and rec.epochs >= 100:
         print(f"semsim train: note: {rec.epochs} triplet epochs take hours on a CPU; --recipe quick or "

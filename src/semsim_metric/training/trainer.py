@@ -113,9 +113,10 @@ def _time_estimate_callback(stage_name: str, max_steps: int, record: dict[str, A
                 rate = (time.perf_counter() - self.start_time) / timed
                 left = max_steps - state.global_step
                 record.update(seconds_per_step=rate, estimated_seconds=rate * left, timed_steps=timed)
-                logger.info("stage %s: %d of %d steps left at %.3g s/step (measured over %d steps here), "
-                            "so about %s more, validation not included", stage_name, left, max_steps, rate, timed,
-                            format_duration(rate * left))
+                if left > 0:
+                        logger.info("stage %s: %d of %d steps left at %.3g s/step (measured over %d steps here), "
+                                "so about %s more, validation not included", stage_name, left, max_steps, rate,
+                                timed, format_duration(rate * left))
             return control
 
     return TimeEstimate()
@@ -219,7 +220,9 @@ def run_stage(
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     info = {"stage": stage.name, "steps": int(trainer.state.global_step), "processes": world,
             "optimiser": asdict(stage.optimiser), "batch_size": stage.batch_size,
-            "train_loss": float(output.training_loss), "final_loss": float(losses[-1]) if losses else math.nan,
+            "train_loss": float(output.training_loss),
+            # a stage shorter than logging_steps logs no loss: its mean training loss is the last one known
+            "final_loss": float(losses[-1]) if losses else float(output.training_loss),
             "seconds": time.perf_counter() - start, "plan": plan,
             "estimate": estimate, **stage.info}
     info["finished"] = trainer.state.global_step >= stage.max_steps
