@@ -308,6 +308,7 @@ def test_a_model_fine_tuned_on_the_exported_votes_loads_with_semsim(campaign, da
                    progress=False)
     info = json.loads((tmp_path / "model" / "training_info.json").read_text())
     assert info["init_from"] == str(tiny_model_dir) and result.train_seconds > 0
+    assert set(info["estimates"]) == set(info["stages"])  # each stage's timing is recorded (empty below 3 steps)
     metric = SemSim(str(tmp_path / "model"), check_domain=False)  # random inputs are outside any domain
     x = torch.rand(2, 1, 28, 28)
     assert metric(x, x).item() == pytest.approx(0.0, abs=1e-4)

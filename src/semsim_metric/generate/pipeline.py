@@ -186,7 +186,10 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
     import pyarrow.parquet as pq
 
     # read the shards directly: Dataset.from_parquet would go through a cache keyed by file names
-    table_rows = [datasets.Dataset(pq.read_table(str(s))).cast(FEATURES) for s in shards]
+    from .._progress import quiet_datasets_bars
+
+    with quiet_datasets_bars():  # no "Casting the dataset" bar per shard
+        table_rows = [datasets.Dataset(pq.read_table(str(s))).cast(FEATURES) for s in shards]
     rows = [r for ds in table_rows for r in undecoded(ds)]
     splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
     accuracy = {}

@@ -269,7 +269,9 @@ def train(
                      "triplet_stats": train_set.stats if train_set is not None else None, "torch": torch.__version__,
                      "init_from": str(init_from) if init_from is not None else None,
                      "pretraining": stages.get("classes"), "vote_tuning": stages.get("votes"),
-                     "stages": list(stages), "trained_originals": sorted(set(dsd["train"]["original_id"]))}
+                     "stages": list(stages), "trained_originals": sorted(set(dsd["train"]["original_id"])),
+                     # each stage's measured seconds per step and the duration estimated from them
+                     "estimates": {name: s.get("estimate", {}) for name, s in stages.items()}}
     (output_dir / "training_info.json").write_text(json.dumps(training_info, indent=2))
     if write_card:
         from .model_card import write_model_card
