@@ -133,6 +133,8 @@ def test_undo_takes_back_the_last_answer_and_shows_it_again(client, campaign):
     ({"name": "../../etc/passwd", "item_id": 1, "ticket": "x", "answer": 0}, 400, "not allowed"),
     ({"name": "alice'; DROP TABLE answers; --", "item_id": 1, "ticket": "x", "answer": 0}, 400, "not allowed"),
     ({"name": ["alice"], "item_id": 1, "ticket": "x", "answer": 0}, 400, "not allowed"),
+    ({"name": "alice ", "item_id": 1, "ticket": "x", "answer": 0}, 400, "not allowed"),
+    ({"name": "a" * 41, "item_id": 1, "ticket": "x", "answer": 0}, 400, "not allowed"),
 ])
 def test_bad_answers_get_a_clear_4xx_and_write_nothing(client, campaign, body, status, words):
     join(client, "alice")

@@ -44,7 +44,8 @@ __all__ = [
 
 #: The answer "I cannot recognise anything".
 UNRECOGNISABLE = -1
-#: Allowed annotator names: letters, digits, space, ``_ . -``; 1 to 40 characters, starting with a letter or digit.
+#: Allowed annotator names: letters, digits, space, ``_ . -``; 1 to 40 characters, starting with a letter or digit
+#: (and not ending in a space).
 ANNOTATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,39}$")
 SCHEMA_VERSION = 1
 
@@ -178,9 +179,9 @@ def create_campaign(
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not ANNOTATOR_NAME.match(name):
+    if not isinstance(name, str) or not ANNOTATOR_NAME.match(name) or name != name.rstrip():
         raise AnnotationError(f"annotator name {str(name)[:60]!r} is not allowed: use 1 to 40 letters, digits, "
-                              "spaces or _ . - (starting with a letter or digit).", 400)
+                              "spaces or _ . - (starting with a letter or digit, not ending in a space).", 400)
     return name
 
 
