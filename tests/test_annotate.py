@@ -321,3 +321,48 @@ def test_export_refuses_a_rule_no_row_can_meet(campaign, tmp_path):
 
     with pytest.raises(AnnotationError, match="at most 2 votes"):
         export_campaign(campaign, tmp_path / "out", rule=RecognitionRule(min_votes=3))
+
+
+def test_an_old_ticket_is_stale_after_undo_and_after_expiry(client, campaign, monkeypatch):
+    join(client, "alice")
+    item = take(client, "alice")
+    give(client, "alice", item, 1)
+    client.post("/api/undo", json={"name": "alice"})
+    old = give(client, "alice", item, 2)  # the ticket of the undone answer
+    assert old.status_code == 409 and "stale ticket" in old.json()["error"]
+    assert campaign.answers() == []
+    # a lease that expired while others filled the item is refused, and the next call hands out another item
+    import time as time_module
+
+    held = campaign.next_item("alice")
+    real = time_module.time
+    monkeypatch.setattr("semsim_metric.annotate.storage.time.time", lambda: real() + campaign.lease_seconds + 1)
+    for name in ("bob", "cy"):
+        campaign.join(name)
+        while (other := campaign.next_item(name)) is not None and other.item_id != held.item_id:
+            campaign.answer(name, other.item_id, other.ticket, 0)
+        if other is not None:
+            campaign.answer(name, other.item_id, other.ticket, 0)
+    with pytest.raises(AnnotationError, match="ran out"):
+        campaign.answer("alice", held.item_id, held.ticket, 0)
+    assert campaign.next_item("alice").item_id != held.item_id
+
+
+def test_the_command_line_reports_status_exports_and_refuses_an_open_host(campaign, dataset, tmp_path, capsys):
+    from semsim_metric.cli import main
+
+    campaign.join("alice")
+    item = campaign.next_item("alice")
+    campaign.answer("alice", item.item_id, item.ticket, 0)
+    assert main(["annotate", "status", str(campaign.path)]) == 0
+    assert "1 answers (0 undone), 2 annotators per image" in capsys.readouterr().out
+    assert main(["annotate", "status", str(campaign.path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["answers"] == 1
+    assert main(["annotate", "export", str(campaign.path), "--out", str(tmp_path / "out")]) == 0
+    assert "1 with fewer answers than the target" in capsys.readouterr().out
+    assert main(["annotate", "export", str(campaign.path), "--out", str(tmp_path / "o2"), "--min-votes", "3"]) == 2
+    assert "at most 2 votes" in capsys.readouterr().err
+    assert main(["annotate", "serve", str(dataset), "--host", "0.0.0.0", "--campaign", str(tmp_path / "x.sqlite")]) == 2
+    assert "give the campaign a --token" in capsys.readouterr().err
+    assert main(["annotate", "status", str(tmp_path / "missing.sqlite")]) == 2
+    assert "no campaign file" in capsys.readouterr().err

@@ -363,10 +363,9 @@ class Campaign:
             if lease is None or lease[0] != item_id or lease[1] != ticket:
                 raise AnnotationError("this item is no longer on your screen (stale ticket); ask for the next item.",
                                       409)
-            if not self._is_open(con, name, item_id, now):
-                con.execute("DELETE FROM leases WHERE annotator = ?", (name,))
+            if not self._is_open(con, name, item_id, now):  # (the next call hands out another item)
                 raise AnnotationError("your time on this item ran out and others answered it meanwhile; "
-                                      "here is the next one.", 409)
+                                      "ask for the next item.", 409)
             con.execute("INSERT INTO answers (annotator, item_id, answer, ticket, answered) VALUES (?, ?, ?, ?, ?)",
                         (name, item_id, answer, ticket, now))
             con.execute("DELETE FROM leases WHERE annotator = ?", (name,))

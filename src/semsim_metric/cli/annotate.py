@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run)
     st = asub.add_parser("status", help="print a campaign's progress and agreement")
     st.add_argument("campaign", type=Path)
+    st.add_argument("--json", action="store_true", help="print the numbers as JSON")
     st.set_defaults(func=run)
     e = asub.add_parser("export", help="write a campaign's answers as a dataset folder (annotator_kind human)",
                         description="Write every row of the campaign's dataset with the people's votes merged in, "
@@ -106,7 +107,20 @@ def _status(args: argparse.Namespace) -> int:
     from ..annotate.status import campaign_status
     from ..annotate.storage import Campaign
 
-    print(json.dumps(campaign_status(Campaign(args.campaign)), indent=2))
+    status = campaign_status(Campaign(args.campaign))
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    kappa = status["fleiss_kappa"]
+    print(f"{status['answers']} answers ({status['retracted']} undone), {status['votes_per_item']} annotators per "
+          f"image; Fleiss' kappa over {status['kappa_items']} complete items: "
+          f"{'not defined yet' if kappa is None else format(kappa, '.3f')}")
+    for kind, counts in status["items"].items():
+        print(f"  {kind}s: {counts['complete']} of {counts['items']} complete, {counts['answers']} answers")
+    for a in status["annotators"]:
+        agreement = "" if a["agreement"] is None else \
+            f", agrees with the others on {a['agreement']:.1%} of {a['agreement_items']} shared images"
+        print(f"  {a['name']}: {a['answers']} answers{agreement}")
     return 0
 
 
