@@ -8,13 +8,13 @@ import sqlite3
 import pytest
 
 pytest.importorskip("starlette")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from semsim_metric.annotate.dataset import export_campaign, open_or_create_campaign  # noqa: E402
-from semsim_metric.annotate.server import MAX_BODY_BYTES, create_app  # noqa: E402
-from semsim_metric.annotate.storage import AnnotationError, Campaign  # noqa: E402
-from semsim_metric.data.sources import FASHION_MNIST_CLASSES  # noqa: E402
-from tests.annotate_helpers import make_unannotated_dataset  # noqa: E402
+from semsim_metric.annotate.dataset import export_campaign, open_or_create_campaign
+from semsim_metric.annotate.server import MAX_BODY_BYTES, create_app
+from semsim_metric.annotate.storage import AnnotationError
+from semsim_metric.data.sources import FASHION_MNIST_CLASSES
+from tests.annotate_helpers import ROOT, make_unannotated_dataset
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_each_annotator_gets_an_order_of_their_own_with_reconstructions_first(ca
             seen.append(item.item_id)
             campaign.answer(name, item.item_id, item.ticket, -1)
         orders[name] = seen
-    kinds = dict((i, k) for i, k, _ in campaign.items())
+    kinds = {i: k for i, k, _ in campaign.items()}
     for seen in orders.values():
         assert sorted(seen) == sorted(kinds)  # every item once
         first_original = next(n for n, i in enumerate(seen) if kinds[i] == "original")
@@ -366,3 +366,25 @@ def test_the_command_line_reports_status_exports_and_refuses_an_open_host(campai
     assert "give the campaign a --token" in capsys.readouterr().err
     assert main(["annotate", "status", str(tmp_path / "missing.sqlite")]) == 2
     assert "no campaign file" in capsys.readouterr().err
+
+
+def test_rows_the_campaign_did_not_complete_keep_their_earlier_votes_and_the_card_says_so(tmp_path):
+    """Re-annotating a model-judged dataset: finished rows become human, the rest stay model-judge (labelled)."""
+    import datasets
+
+    from semsim_metric.data.hub_folder import DatasetCard, write_dataset_folder
+    from semsim_metric.data.loading import load_folder_or_hub, undecoded
+
+    dsd = undecoded(load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1")))
+    keep = sorted(set(dsd["test"]["original_id"]))[:1]
+    rows = [r for r in dsd["test"] if r["original_id"] in keep]
+    write_dataset_folder({"test": rows}, tmp_path / "judged", DatasetCard(title="judged", summary="model judges"))
+    c, _ = open_or_create_campaign(str(tmp_path / "judged"), tmp_path / "c.sqlite", votes_per_item=1)
+    c.join("alice")
+    item = c.next_item("alice")
+    c.answer("alice", item.item_id, item.ticket, 3)
+    export_campaign(c, tmp_path / "out")
+    out = datasets.load_dataset(str(tmp_path / "out"))["test"]
+    kinds = sorted(out["annotator_kind"])
+    assert kinds.count("human") == 1 and kinds.count("model-judge") == len(rows) - 1
+    assert "NOT the people of this campaign" in (tmp_path / "out" / "README.md").read_text()

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("uvicorn")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from annotate_load import run_load  # noqa: E402
+from annotate_load import run_load
 
 
 @pytest.mark.slow

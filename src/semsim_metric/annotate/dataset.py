@@ -6,9 +6,10 @@ import csv
 import hashlib
 import io
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -219,24 +220,30 @@ def export_campaign(
         share = "" if math.isnan(stats["agreement"]) else f"{stats['agreement']:.1%}"
         table.append(f"| {name} | {per[name]} | {stats['items']} | {share} |")
     kappa_text = "undefined (no complete items, or one answer only)" if math.isnan(kappa) else f"{kappa:.3f}"
+    complete_items = sum(1 for v in votes.values() if len(v) == target)
     notes = [
-        f"Annotated by {n_people} people with `semsim annotate` (campaign `{campaign.path.name}`): each saw one "
-        "image at a time, never beside its original, in an order of their own, and named a class or answered "
-        f"that they could not recognise anything. Target: {target} annotators per image.",
+        (f"Annotated by {n_people} people with `semsim annotate` (campaign `{campaign.path.name}`): each saw one "
+         "image at a time, never beside its original, in an order of their own, and named a class or answered "
+         f"that they could not recognise anything. Target: {target} annotators per image."),
         result.summary() + ".",
-        f"Fleiss' kappa over the {sum(1 for v in votes.values() if len(v) == target)} items with {target} answers: "
-        f"{kappa_text}.",
-        "`answers.csv` holds every answer (annotator, item, answer, UTC time); `retracted.csv` every answer "
-        "that its annotator undid.",
+        f"Fleiss' kappa over the {complete_items} items with {target} answers: {kappa_text}.",
+        ("`answers.csv` holds every answer (annotator, item, answer, UTC time); `retracted.csv` every answer "
+         "that its annotator undid."),
     ]
+    kept = Counter(r["annotator_kind"] for rows in splits.values() for r in rows
+                   if r["reconstruction_id"] not in updates and r["annotator_kind"] != "none")
+    if kept:
+        notes.append(f"Rows this campaign did not complete keep the votes they had before: "
+                     f"{', '.join(f'{n} rows of annotator_kind `{k}`' for k, n in sorted(kept.items()))} "
+                     "(NOT the people of this campaign; filter on `annotator_kind` to use only theirs).")
+    agreement_text = (f"Fleiss' kappa over complete items: {kappa_text}. Agreement of each annotator with the "
+                      "majority answer of the other annotators of the same items (items answered by at least one "
+                      "other annotator, without a tie among the others):")
     card = DatasetCard(title=f"{Path(str(source)).name}, annotated by people",
                        summary=f"The reconstructions of `{source}` with votes from an annotation campaign of "
                                f"{n_people} people.",
                        annotators=f"{n_people} people (annotator_kind `human`)", rule=rule, notes=notes,
-                       extra_sections=["## Annotator agreement", "",
-                                       f"Fleiss' kappa over complete items: {kappa_text}. Agreement of each "
-                                       "annotator with the majority answer of the other annotators of the same "
-                                       "items (items answered by at least one other annotator, without a tie among the others):", "", *table, ""])
+                       extra_sections=["## Annotator agreement", "", agreement_text, "", *table, ""])
     folder.write_text("answers.csv", _csv(["answer_id", "annotator", "kind", "key", "answer", "answer_name",
                                            "answered"],
                                           [{**a, "answer_name": _name(campaign, a["answer"]),
@@ -249,9 +256,9 @@ def export_campaign(
 
 
 def _iso(epoch_seconds: float) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def _name(campaign: Campaign, answer: int) -> str:

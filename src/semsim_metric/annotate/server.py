@@ -28,11 +28,11 @@ from .storage import AnnotationError, Campaign, CampaignItem
 
 starlette = require("starlette", "the annotation app")
 
-from starlette.applications import Starlette  # noqa: E402
-from starlette.concurrency import run_in_threadpool  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 

@@ -126,9 +126,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ..annotate.dataset import export_campaign
-    from ..data.schema import RecognitionRule
-
     from ..annotate.storage import Campaign
+    from ..data.schema import RecognitionRule
 
     campaign = Campaign(args.campaign)
     min_votes = args.min_votes if args.min_votes is not None else campaign.votes_per_item // 2 + 1
