@@ -170,3 +170,24 @@ def test_a_stage_runs_under_torchrun_with_two_gloo_processes(tmp_path):
     assert np.isfinite(ranks[0]["loss"])
     assert (out / "stages" / "votes" / "objective.safetensors").is_file()  # written by rank 0 only, once
     load_file(out / "stages" / "votes" / "objective.safetensors")
+
+
+@pytest.mark.slow
+def test_resume_reuses_a_finished_stage_only_with_the_same_settings(class_folder, tmp_path):
+    """A finished stage is loaded by resume=True; one whose settings changed is trained again."""
+    def run(noise, resume):
+        model = SemSimModel(SemSimConfig(base_width=2))
+        model.load_state_dict(start)
+        settings = PretrainSettings(source=str(class_folder), epochs=1, batch_size=8, learning_rate=0.05, holdout=8,
+                                    noise=noise, seed=3)
+        pretrain_backbone(model, settings, progress=False, output_dir=tmp_path, resume=resume)
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    start = SemSimModel(SemSimConfig(base_width=2)).state_dict()
+    first = run(0.3, resume=False)
+    info = json.loads((tmp_path / "stages" / "classes" / "info.json").read_text())
+    assert info["plan"]["settings"]["noise"] == 0.3 and info["plan"]["items"] > 0
+    assert _same(run(0.3, resume=True), first)  # the finished stage is loaded
+    changed = run(0.0, resume=True)  # other settings: trained again, not loaded
+    assert not _same(changed, first)
+    assert json.loads((tmp_path / "stages" / "classes" / "info.json").read_text())["plan"]["settings"]["noise"] == 0.0

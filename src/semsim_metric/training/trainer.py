@@ -52,6 +52,8 @@ class Stage:
         max_grad_norm: gradient clipping (0 = off).
         evaluate: optional per-epoch validation returning named numbers (logged as ``eval_<name>``).
         save_steps: checkpoint every this many steps (default: every epoch).
+        settings: everything else that decides the result (the stage's settings, data identity); a finished
+            stage is reused by ``resume=True`` only when these match too.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Stage:
     max_grad_norm: float = 0.0
     evaluate: Callable[[], dict[str, float]] | None = None
     save_steps: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -150,7 +153,8 @@ def run_stage(
 
     output_dir = Path(output_dir)
     done_dir = output_dir / "stages" / stage.name
-    plan = {"max_steps": stage.max_steps, "batch_size": stage.batch_size, "optimiser": asdict(stage.optimiser)}
+    plan = {"max_steps": stage.max_steps, "batch_size": stage.batch_size, "optimiser": asdict(stage.optimiser),
+            "items": len(stage.dataset), "settings": stage.settings}
     if resume and _finished(done_dir):
         info = json.loads((done_dir / "info.json").read_text())
         if info.get("plan") == json.loads(json.dumps(plan)):  # the same stage finished before: load it
@@ -178,6 +182,20 @@ def run_stage(
             return metrics
 
     ckpt_dir = output_dir / "checkpoints" / stage.name
+    # checkpoints may continue under a longer schedule (more steps), never with other data or settings
+    same_run = {k: plan[k] for k in ("batch_size", "items", "settings")}
+    plan_file = ckpt_dir.with_name(f"{stage.name}.plan.json")
+    if is_main_process():
+        stored = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+        if ckpt_dir.is_dir() and stored != json.loads(json.dumps(same_run)):
+            import shutil
+
+            if resume and any(ckpt_dir.iterdir()):
+                logger.warning("stage %s: the checkpoints in %s were made with other data or settings; starting "
+                               "the stage afresh", stage.name, ckpt_dir)
+            shutil.rmtree(ckpt_dir)
+        ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+        plan_file.write_text(json.dumps(same_run, indent=2))
     optimizer, scheduler = build_optimiser((p for p in stage.objective.parameters() if p.requires_grad),
                                            stage.optimiser, stage.max_steps)
     args = TrainingArguments(

@@ -178,7 +178,8 @@ def pretrain_backbone(
         name="classes", objective=objective, dataset=_ClassItems(src.images, src.labels, train_idx, settings.seed),
         collator=_ClassCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="onecycle", warmup=0.15),
-        batch_size=settings.batch_size, max_steps=steps, seed=settings.seed, drop_last=True)
+        batch_size=settings.batch_size, max_steps=steps, seed=settings.seed, drop_last=True,
+        settings={**dataclasses.asdict(settings), "images": _image_key(src.images[train_idx])})
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
         info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)

@@ -79,6 +79,15 @@ class VoteTuningSettings:
         return Augmentation.crop_flip_noise(self.noise)
 
 
+def _rows_key(rows: Any) -> str:
+    """A digest of the rows a vote stage learns from (ids, votes, original votes, labels)."""
+    import hashlib
+    import json
+
+    content = json.dumps([list(rows[c]) for c in ("reconstruction_id", "votes", "original_votes", "class_label")])
+    return hashlib.sha1(content.encode()).hexdigest()
+
+
 def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1) -> Tensor:
     """Share of each answer among ``votes``; index ``n_classes`` is "cannot recognise" (vote -1).
 
@@ -238,7 +247,8 @@ def tune_on_votes(
         dataset=_VoteItems(recon, orig, recon_target, orig_target, share, settings.seed, anchors),
         collator=_VoteCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="cosine"),
-        batch_size=bs, max_steps=settings.epochs * max(1, n // bs), seed=settings.seed, drop_last=True)
+        batch_size=bs, max_steps=settings.epochs * max(1, n // bs), seed=settings.seed, drop_last=True,
+        settings={**dataclasses.asdict(settings), "rows": _rows_key(raw)})
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
         info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
