@@ -99,9 +99,10 @@ def test_a_stage_says_how_long_it_will_take_from_timed_steps(class_folder, tmp_p
     # the measured rate is the run's own: the whole stage took about as long per step
     assert estimate["seconds_per_step"] < 3 * info["seconds"] / ESTIMATE_TIMED_STEPS
     said = [r.getMessage() for r in caplog.records if "steps left at" in r.getMessage()]
-    assert said == [f"stage classes: {left} of {steps} steps left at {estimate['seconds_per_step']:.3g} s/step "
-                    f"(measured over {ESTIMATE_TIMED_STEPS} steps here), so about "
-                    f"{format_duration(estimate['estimated_seconds'])} more, validation not included"]
+    expected = (f"stage classes: {left} of {steps} steps left at {estimate['seconds_per_step']:.3g} s/step "
+                f"(measured over {ESTIMATE_TIMED_STEPS} steps here), so about "
+                f"{format_duration(estimate['estimated_seconds'])} more, validation not included")
+    assert said == [expected]
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(12.4, "12 s"), (600, "10 min"), (5 * 3600 + 24 * 60, "5 h 24 min")])
