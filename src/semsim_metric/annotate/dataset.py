@@ -13,7 +13,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from .agreement import agreement_with_majority, fleiss_kappa
+from .status import campaign_status
 from .storage import AnnotationError, Campaign, create_campaign
 
 __all__ = ["ExportResult", "class_names_of", "export_campaign", "open_or_create_campaign"]
@@ -173,7 +173,7 @@ def export_campaign(
 
     campaign = campaign if isinstance(campaign, Campaign) else Campaign(campaign)
     rule = rule or RecognitionRule(min_votes=campaign.votes_per_item // 2 + 1)
-    if rule.min_votes > campaign.votes_per_item and not include_incomplete:
+    if rule.min_votes > campaign.votes_per_item:
         raise AnnotationError(f"the rule needs {rule.min_votes} votes for the reference class, but each image gets at "
                               f"most {campaign.votes_per_item} votes in this campaign: nothing could be recognised. "
                               f"Use --min-votes {campaign.votes_per_item // 2 + 1} (a majority).")
@@ -191,9 +191,8 @@ def export_campaign(
     target = campaign.votes_per_item
     updates: dict[str, dict[str, Any]] = {}
     incomplete = unanswered = 0
-    original_votes = {key: v for (kind, key), v in votes.items() if kind == "original" and len(v) >= target}
-    if include_incomplete:
-        original_votes = {key: v for (kind, key), v in votes.items() if kind == "original"}
+    original_votes = {key: v for (kind, key), v in votes.items()
+                      if kind == "original" and (include_incomplete or len(v) >= target)}
     for rid in ids:
         given = votes.get(("reconstruction", rid), [])
         if not given:
@@ -205,22 +204,22 @@ def export_campaign(
                 continue
         updates[rid] = {"votes": given, "annotator_kind": "human"}
     splits = apply_votes(dsd, updates, rule, original_votes=original_votes)
-    kappa = fleiss_kappa([v for v in votes.values() if len(v) == target])
-    agreement = agreement_with_majority((a["annotator"], a["item_id"], a["answer"]) for a in answers)
+    status = campaign_status(campaign)  # the same numbers as the status page
+    kappa = math.nan if status["fleiss_kappa"] is None else status["fleiss_kappa"]
+    agreement = {a["name"]: {"items": a["agreement_items"],
+                             "agreement": math.nan if a["agreement"] is None else a["agreement"]}
+                 for a in status["annotators"]}
     result = ExportResult(out=folder.path, answers=len(answers), reconstructions_annotated=len(updates),
                           reconstructions_incomplete=incomplete, reconstructions_unanswered=unanswered,
                           originals_annotated=len(original_votes), fleiss_kappa=kappa, rule=rule,
                           agreement=agreement)
     n_people = len({a["annotator"] for a in answers})
     table = ["| annotator | answers | items shared with others | agreement with it |", "|---|---|---|---|"]
-    per: dict[str, int] = defaultdict(int)
-    for a in answers:
-        per[a["annotator"]] += 1
-    for name, stats in agreement.items():
-        share = "" if math.isnan(stats["agreement"]) else f"{stats['agreement']:.1%}"
-        table.append(f"| {name} | {per[name]} | {stats['items']} | {share} |")
+    for a in status["annotators"]:
+        share = "" if a["agreement"] is None else f"{a['agreement']:.1%}"
+        table.append(f"| {a['name']} | {a['answers']} | {a['agreement_items']} | {share} |")
     kappa_text = "undefined (no complete items, or one answer only)" if math.isnan(kappa) else f"{kappa:.3f}"
-    complete_items = sum(1 for v in votes.values() if len(v) == target)
+    complete_items = status["kappa_items"]
     notes = [
         (f"Annotated by {n_people} people with `semsim annotate` (campaign `{campaign.path.name}`): each saw one "
          "image at a time, never beside its original, in an order of their own, and named a class or answered "

@@ -301,15 +301,9 @@ class Campaign:
         return con.execute(f"SELECT {self._OPEN.format(i=':item')}", self._args(name, now, item=item_id)).fetchone()[0] == 1
 
     def _open_count(self, con: sqlite3.Connection, name: str, now: float) -> int:
-        return con.execute(
-            """WITH given AS (SELECT item_id, COUNT(*) AS n, SUM(annotator = :name) AS mine FROM answers
-                              GROUP BY item_id),
-                    held AS (SELECT item_id, COUNT(*) AS n FROM leases WHERE annotator != :name AND expires > :now
-                             GROUP BY item_id)
-               SELECT COUNT(*) FROM items i
-               LEFT JOIN given g ON g.item_id = i.item_id LEFT JOIN held h ON h.item_id = i.item_id
-               WHERE COALESCE(g.mine, 0) = 0 AND COALESCE(g.n, 0) + COALESCE(h.n, 0) < :target""",
-            self._args(name, now)).fetchone()[0]
+        """How many items ``name`` may still answer (the same rule as ``_is_open``, over every item)."""
+        return con.execute(f"SELECT COUNT(*) FROM items i WHERE {self._OPEN.format(i='i.item_id')}",
+                           self._args(name, now)).fetchone()[0]
 
     def next_item(self, name: Any) -> CampaignItem | None:
         """The item on ``name``'s screen: their open lease, else the next open item in their own order (``None``

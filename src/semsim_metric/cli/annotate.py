@@ -134,5 +134,6 @@ def _export(args: argparse.Namespace) -> int:
     result = export_campaign(campaign, args.out, dataset=args.dataset, rule=RecognitionRule(min_votes, args.reference),
                              include_incomplete=args.include_incomplete, overwrite=args.overwrite)
     print(result.summary())
-    print(f"wrote {result.out} (load it with datasets.load_dataset({str(result.out)!r}))")
+    print(f"wrote {result.out} (load it with semsim_metric.load_annotations({str(result.out)!r}), or "
+          f"datasets.load_dataset({str(result.out)!r}, download_mode='force_redownload') after a re-export)")
     return 0

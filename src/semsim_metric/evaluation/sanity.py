@@ -88,7 +88,7 @@ def _score(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> tuple
 def run_sanity(model: Any = None, *, n: int = 200, seed: int = 0,
                domains: tuple[str, ...] = ("fashion-mnist", "photos", "synthetic")) -> list[SanityResult]:
     """Run every check on ``n`` originals of each domain (``model``: as for ``semsim_metric.semsim``)."""
-    net = get_model(model) if not isinstance(model, SemSimModel) else model
+    net = get_model(model)  # a SemSimModel is returned as it is
     out = []
     for domain in domains:
         g = torch.Generator().manual_seed(seed)

@@ -43,7 +43,7 @@ class TinyDatasetWarning(UserWarning):
     """A split too small for its numbers (or a calibration fitted on it) to mean much."""
 from .optim import OptimiserSettings
 from .recipes import Recipe, get_recipe
-from .trainer import Stage, is_main_process, run_stage
+from .trainer import Stage, content_digest, is_main_process, run_stage
 from .validation import pair_distances, validation_metrics
 
 __all__ = ["TrainResult", "train"]
@@ -133,7 +133,10 @@ def triplet_stage(model: SemSimModel, train_set: TripletDataset, val_split: Any,
                                                               global_loss_weight=rec.global_loss_weight),
                  dataset=train_set, collator=TripletCollator(model.config, augment=rec.augment), optimiser=optimiser,
                  batch_size=rec.batch_size, max_steps=steps_per_epoch * rec.epochs, seed=rec.seed, drop_last=False,
-                 max_grad_norm=1.0, evaluate=evaluate)
+                 max_grad_norm=1.0, evaluate=evaluate,
+                 settings={"margin": rec.margin, "global_loss_weight": rec.global_loss_weight, "augment": rec.augment,
+                           "seed": rec.seed,
+                           "triplets": content_digest([train_set.triplets, train_set.share, train_set.rec_image])})
 
 
 def train(

@@ -27,7 +27,7 @@ from torch import nn
 from .optim import OptimiserSettings, build_optimiser
 from .._progress import bar_disabled, logger
 
-__all__ = ["Stage", "format_duration", "run_stage", "world_size"]
+__all__ = ["Stage", "content_digest", "format_duration", "run_stage", "world_size"]
 
 #: optimiser steps not timed at the start of a stage (data loading, allocator and kernel warm-up)
 ESTIMATE_WARMUP_STEPS = 2
@@ -82,6 +82,13 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def content_digest(value: Any) -> str:
+    """A short digest of JSON-serialisable ``value``: what a stage learns from, for its ``settings``."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
 def format_duration(seconds: float) -> str:
     """``"45 s"``, ``"12 min"``, ``"5 h 24 min"``: a duration as a person reads it."""
     if seconds < 90:
@@ -117,7 +124,7 @@ def _time_estimate_callback(stage_name: str, max_steps: int, record: dict[str, A
                 left = max_steps - state.global_step
                 record.update(seconds_per_step=rate, estimated_seconds=rate * left, timed_steps=timed)
                 if left > 0:
-                        logger.info("stage %s: %d of %d steps left at %.3g s/step (measured over %d steps here), "
+                    logger.info("stage %s: %d of %d steps left at %.3g s/step (measured over %d steps here), "
                                 "so about %s more, validation not included", stage_name, left, max_steps, rate,
                                 timed, format_duration(rate * left))
             return control

@@ -35,7 +35,7 @@ from ...models import SemSimModel
 from ...preprocessing import stack_at_model_size, to_model_input
 from ..losses import global_soft_label_loss, soft_cross_entropy
 from ..optim import OptimiserSettings
-from ..trainer import Stage, run_stage
+from ..trainer import Stage, content_digest, run_stage
 
 __all__ = ["VoteObjective", "VoteTuningSettings", "tune_on_votes", "vote_distribution"]
 
@@ -77,15 +77,6 @@ class VoteTuningSettings:
     def augmentation(self) -> Augmentation:
         """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""
         return Augmentation.crop_flip_noise(self.noise)
-
-
-def _rows_key(rows: Any) -> str:
-    """A digest of the rows a vote stage learns from (ids, votes, original votes, labels)."""
-    import hashlib
-    import json
-
-    content = json.dumps([list(rows[c]) for c in ("reconstruction_id", "votes", "original_votes", "class_label")])
-    return hashlib.sha1(content.encode()).hexdigest()
 
 
 def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1) -> Tensor:
@@ -248,7 +239,8 @@ def tune_on_votes(
         collator=_VoteCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="cosine"),
         batch_size=bs, max_steps=settings.epochs * max(1, n // bs), seed=settings.seed, drop_last=True,
-        settings={**dataclasses.asdict(settings), "rows": _rows_key(raw)})
+        settings={**dataclasses.asdict(settings), "rows": content_digest(
+            [list(raw[c]) for c in ("reconstruction_id", "votes", "original_votes", "class_label")])})
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
         info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
