@@ -5,6 +5,7 @@
 Writes docs/heldout.md, its plots and the per-row scores under docs/heldout/ (trained models are not copied).
 """
 
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -64,11 +65,48 @@ loss, a triplet stage afterwards) were run with the code before the architecture
 so their numbers are not quoted here. Rerun them by adding e.g. `--recipe semantic:embedding=pooled
 --recipe semantic:vote_epochs=0` to the command above.
 
+## Domains, calibration and pooling
+
+With rows from two or more image domains (`source_dataset`), `--heldout all` also leaves each domain out
+(`domain=<source_dataset>`: trained on the other domains only, evaluated on every row of the held-out
+one, whose originals are never trained on), and every evaluation split that holds several domains is
+also reported per domain (entries `<protocol> [domain=<d>]`, same baselines, same bootstrap). The
+second table of the summary checks that SemSim's scale holds across settings: the expected calibration
+error (10 equal-width bins) of its calibrated probability on the held-out rows - overall, per domain and
+per victim architecture, target <= 0.05 each - and its pooled ROC-AUC beside the mean of its
+per-architecture ROC-AUCs (target: pooled >= mean; SSIM's for comparison). Entries read "n/a" where the
+committed scores predate the probability, domain and architecture columns.
+
+To run it (one model per protocol and recipe; `domain=NAME` runs a single domain):
+
+```bash
+semsim evaluate DATASET --heldout all --recipe semantic --bootstrap 1000 --out runs/heldout
+python -m semsim_metric.evaluation.heldout runs/heldout/scores   # both tables, from the per-row scores
+```
+
+What the summary (`heldout_summary.json`) and the scores files add:
+
+| field / column | meaning |
+|---|---|
+| `parent`, `domain` | for a per-domain entry `<protocol> [domain=<d>]`: the protocol it is part of, and its domain (`null` otherwise) |
+| `semsim_ece` | expected calibration error of `SemSim[recipe]`'s calibrated probability on the entry's rows (`null` without a calibration) |
+| `semsim_ece_per_domain`, `semsim_ece_per_arch` | the same within each domain / victim architecture |
+| `ece_target_met` | every one of these ECEs <= 0.05 |
+| `semsim_auc_per_arch`, `semsim_auc_per_arch_mean` | SemSim's ROC-AUC within each victim architecture, and their mean (`semsim_auc` is the pooled one) |
+| `ssim_auc_per_arch`, `ssim_auc_per_arch_mean` | the same for SSIM |
+| `pooled_auc_met` | pooled SemSim ROC-AUC >= the mean of its per-architecture ones (`null` with fewer than two architectures) |
+| scores columns `domain`, `victim_arch` | each row's `source_dataset` and victim architecture |
+| scores column `p[SemSim[recipe]]` | each row's calibrated probability of "recognised" (not a metric column) |
+
 The per-row values of every metric on every held-out split are committed in
 [`docs/heldout/scores/`](heldout/scores/index.json); `python -m semsim_metric.evaluation.heldout
 docs/heldout/scores` recomputes the summary table above from them (a test does, and checks the
 published numbers and the default model's calibration against them).
 """
+
+
+def _num(v) -> str:
+    return "n/a" if v is None or math.isnan(v) else f"{v:.3f}"
 
 
 def sanity_of_heldout_models(src: Path, recipes: list[str]) -> list[str]:
@@ -100,11 +138,13 @@ def main() -> None:
     import json
 
     summary = json.loads((src / "heldout_summary.json").read_text())
+    per_domain = [s for s in summary if s.get("parent")]  # "<protocol> [domain=<d>]": subsets, not splits of their own
+    summary = [s for s in summary if not s.get("parent")]
     verdict = ["", "Best recipe per held-out split (by ROC-AUC):", ""]
     for protocol in dict.fromkeys(s["protocol"] for s in summary):
         rows = sorted((s for s in summary if s["protocol"] == protocol), key=lambda s: -s["semsim_auc"])
-        verdict.append(f"- {protocol}: `{rows[0]['recipe']}` {rows[0]['semsim_auc']:.3f} (SSIM {rows[0]['ssim_auc']:.3f}, "
-                       f"best baseline {rows[0]['best_baseline']} {rows[0]['best_baseline_auc']:.3f})"
+        verdict.append(f"- {protocol}: `{rows[0]['recipe']}` {rows[0]['semsim_auc']:.3f} (SSIM {_num(rows[0]['ssim_auc'])}, "
+                       f"best baseline {rows[0]['best_baseline']} {_num(rows[0]['best_baseline_auc'])})"
                        + ("; then " + ", ".join(f"`{r['recipe']}` {r['semsim_auc']:.3f}" for r in rows[1:])
                           if rows[1:] else ""))
     recipes = list(dict.fromkeys(s["recipe"] for s in summary))
@@ -112,6 +152,17 @@ def main() -> None:
              for r in recipes}
     verdict += ["", "Mean SemSim ROC-AUC over the " + str(sum(s["recipe"] == recipes[0] for s in summary))
                 + " evaluable splits: " + ", ".join(f"`{r}` {m:.3f}" for r, m in means.items()) + "."]
+    if per_domain:
+        verdict += ["", f"Per-domain entries (subsets of the splits above, not counted in the mean): {len(per_domain)}."]
+    for recipe in recipes:
+        mine = [s for s in summary if s["recipe"] == recipe]
+        ece = [s["ece_target_met"] for s in mine if s.get("ece_target_met") is not None]
+        pooled = [s["pooled_auc_met"] for s in mine if s.get("pooled_auc_met") is not None]
+        if ece or pooled:
+            verdict += ["", (f"`{recipe}`: expected calibration error <= 0.05 overall, per domain and per victim "
+                             f"architecture on {sum(ece)} of {len(ece)} splits; pooled ROC-AUC >= the mean of the "
+                             f"per-architecture ones on {sum(pooled)} of {len(pooled)} splits with two or more "
+                             "architectures.")]
     sanity_rows = sanity_of_heldout_models(src, recipes)
     if sanity_rows:
         verdict += ["", "Sanity of each recipe's unseen-originals model (`python -m semsim_metric.evaluation.sanity "

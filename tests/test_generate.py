@@ -154,10 +154,11 @@ def test_datasets_and_folder_sources(tmp_path):
     assert src.images.shape == (6, 1, 28, 28) and src.class_names == ["a", "b", "c"] and src.labels.tolist()[:3] == [0, 1, 2]
     with pytest.raises(ValueError, match="no column 'fine_label'"):
         load_hf_dataset(str(tmp_path / "hf"), "test", label_column="fine_label")
-    for cls in ("cat", "dog"):
-        (tmp_path / "folder" / cls).mkdir(parents=True)
-        for i in range(2):
-            imgs[i].save(tmp_path / "folder" / cls / f"{i}.png")
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (tmp_path / "folder" / split / cls).mkdir(parents=True)
+            for i in range(2):
+                imgs[i].save(tmp_path / "folder" / split / cls / f"{i}.png")
     folder = load_image_folder(tmp_path / "folder")
     assert folder.class_names == ["cat", "dog"] and folder.labels.tolist() == [0, 0, 1, 1]
 
@@ -189,3 +190,123 @@ def test_ranks_split_the_shards_and_merge_gives_one_dataset(fmnist_root, tmp_pat
 def test_victim_specs_are_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):
         VictimSpec(**kwargs)
+
+
+# ------------------------------------------------------------------ folder sources: train/ and test/ splits
+def _write_folder(root, splits):
+    """Write ``{split: {class: [uint8 HxW array, ...]}}`` as ``root/<split>/<class>/<i>.png``."""
+    from PIL import Image
+
+    for split, classes in splits.items():
+        for cls, arrays in classes.items():
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            for i, arr in enumerate(arrays):
+                Image.fromarray(arr).save(root / split / cls / f"{i}.png")
+    return root
+
+
+def _pixels(rng, n, size=12):
+    return [rng.integers(0, 256, (size, size), dtype=np.uint8) for _ in range(n)]
+
+
+def test_folder_source_without_train_and_test_splits_is_refused_with_the_expected_layout(tmp_path, capsys):
+    from semsim_metric.cli import main
+    from semsim_metric.data.sources import load_image_folder
+    from semsim_metric.errors import SemSimError
+
+    rng = np.random.default_rng(0)
+    flat = tmp_path / "flat"  # the old layout: class sub-folders directly under the folder
+    for cls in ("cat", "dog"):
+        _write_folder(flat, {".": {cls: _pixels(rng, 2)}})
+    for split in ("train", "test"):
+        with pytest.raises(SemSimError) as info:
+            load_image_folder(flat, split)
+        assert isinstance(info.value, ValueError)
+        message = str(info.value)
+        assert f"{flat}/train/<class>/*.png" in message and f"{flat}/test/<class>/*.png" in message
+        assert "found cat, dog" in message
+    only_train = _write_folder(tmp_path / "only_train", {"train": {"cat": _pixels(rng, 2)}})
+    with pytest.raises(SemSimError, match=r"missing test/"):
+        load_image_folder(only_train, "train")
+
+    out = tmp_path / "gen"
+    assert main(["generate", "--source", str(flat), "--out", str(out), "--num-originals", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("semsim generate: error: ")
+    assert f"{flat}/train/<class>/*.png" in err and f"{flat}/test/<class>/*.png" in err
+    assert not out.exists()  # refused before anything is written
+
+
+def test_folder_source_with_different_classes_in_train_and_test_is_refused_naming_the_difference(tmp_path):
+    from semsim_metric.data.sources import load_image_folder
+    from semsim_metric.errors import SemSimError
+
+    rng = np.random.default_rng(0)
+    root = _write_folder(tmp_path / "src", {"train": {"cat": _pixels(rng, 2), "dog": _pixels(rng, 2)},
+                                            "test": {"cat": _pixels(rng, 2), "bird": _pixels(rng, 2)}})
+    for split in ("train", "test"):
+        with pytest.raises(SemSimError, match=r"only in train/: dog; only in test/: bird"):
+            load_image_folder(root, split)
+
+
+def test_folder_source_train_and_test_splits_are_different_images_with_distinct_ids(tmp_path):
+    from semsim_metric.data.sources import load_image_folder
+
+    rng = np.random.default_rng(0)
+    written = {"train": {"cat": _pixels(rng, 3), "dog": _pixels(rng, 3)},
+               "test": {"cat": _pixels(rng, 2), "dog": _pixels(rng, 2)}}  # same file names (0.png, 1.png) in both
+    root = _write_folder(tmp_path / "pets", written)
+    train, test = load_image_folder(root, "train"), load_image_folder(root, "test")
+    assert (train.split, test.split) == ("train", "test") and train.class_names == test.class_names == ["cat", "dog"]
+    assert len(train) == 6 and len(test) == 4
+    assert train.ids[0] == "pets-train-cat-0" and test.ids[0] == "pets-test-cat-0"
+    assert not set(train.ids) & set(test.ids)
+    for source, split in ((train, "train"), (test, "test")):
+        expected = [a for cls in ("cat", "dog") for a in written[split][cls]]
+        assert all(np.array_equal(source.images[i, 0].numpy(), a) for i, a in enumerate(expected))
+    assert not any(torch.equal(a, b) for a in train.images for b in test.images)
+
+
+def test_victims_never_train_on_an_attacked_original_even_when_train_holds_a_copy(tmp_path, monkeypatch):
+    """A test image that also sits in train/ is attacked, but removed from the victims' training images first."""
+    import json
+
+    from semsim_metric.generate import pipeline
+
+    rng = np.random.default_rng(0)
+    train_imgs = {cls: _pixels(rng, 4) for cls in ("a", "b", "c")}
+    test_imgs = {cls: _pixels(rng, 2) for cls in ("a", "b", "c")}
+    leaked = train_imgs["b"][1]
+    test_imgs["b"].append(leaked.copy())  # an exact copy of a train image among the test images
+    root = _write_folder(tmp_path / "src", {"train": train_imgs, "test": test_imgs})
+
+    seen = []
+
+    def capture(spec, train, test, folder, progress=False):
+        seen.append(train)
+        return load_or_train_victim(spec, train, test, folder, progress=progress)
+
+    from semsim_metric.generate.victims import load_or_train_victim
+
+    monkeypatch.setattr(pipeline, "load_or_train_victim", capture)
+    plan = GenerationPlan(source=str(root), num_originals=7, original_pool=7, shard_size=4,
+                          victims=[VictimSpec("lenet_sigmoid", 1, train_images=64)],
+                          attacks=[AttackConfig("inverting_gradients", 2)])
+    out = tmp_path / "gen"
+    generate(plan, out, progress=False)
+
+    rows = [r for split in load_annotations(out).values() for r in split]
+    attacked = [np.asarray(r["original"]) for r in rows]
+    assert len(attacked) == 7 and any(np.array_equal(a, leaked) for a in attacked)  # the copy was attacked
+    victim_images = [img[0].numpy() for img in seen[0].images]
+    assert not any(np.array_equal(v, a) for v in victim_images for a in attacked)
+    assert len(seen) == 1 and len(seen[0]) == 12 - 1  # only the copy was removed
+    meta = json.loads((out / "victims" / f"{plan.victims[0].name}.json").read_text())
+    assert meta["excluded_as_originals"] == 1
+    assert "1 train-split image(s) byte-identical to an attacked original were removed" in (out / "README.md").read_text()
+
+    # resumed (a shard lost): the checkpoint is reused, its recorded count kept
+    max((out / "shards").glob("*.parquet")).unlink()
+    generate(plan, out, progress=False)
+    assert len(seen) == 2 and len(seen[1]) == 11
+    assert json.loads((out / "victims" / f"{plan.victims[0].name}.json").read_text())["excluded_as_originals"] == 1

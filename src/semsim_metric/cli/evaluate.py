@@ -37,8 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     h = p.add_argument_group("generalisation (train without some settings, evaluate on them)")
     h.add_argument("--heldout", action="append", default=None,
                    help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
-                        "attack=NAME | defense=NAME | all (every axis of the data); repeatable; trains one model "
-                        "per protocol and recipe")
+                        "attack=NAME | defense=NAME | domain=SOURCE_DATASET (leave one image domain out) | all "
+                        "(every axis of the data, domains when it has two or more); repeatable; trains one model "
+                        "per protocol and recipe. The report adds per-domain entries, calibration (ECE per domain "
+                        "and victim architecture) and pooled vs per-architecture ROC-AUC")
     h.add_argument("--recipe", action="append", default=None, help="training recipe(s) for --heldout (default cpu)")
     h.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs for --heldout")
     h.add_argument("--base-width", type=int, default=None, help="override the recipe's width for --heldout")

@@ -17,7 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train victims, run batched gradient-inversion attacks on test originals and write a dataset "
         "folder in the SemSim schema (no votes yet). Resumable: rerun the same command after an interruption.")
     p.add_argument("--out", type=Path, required=True, help="output folder (dataset + shards + victims)")
-    p.add_argument("--source", default="fashion-mnist", help="fashion-mnist (local IDX), hf:<dataset id>, or a folder")
+    p.add_argument("--source", default="fashion-mnist",
+                   help="fashion-mnist (local IDX), hf:<dataset id>, or a folder FOLDER laid out as "
+                        "FOLDER/train/<class>/*.png and FOLDER/test/<class>/*.png (same classes in both); originals "
+                        "are drawn from the test split, victims train on the train split and never see an attacked "
+                        "original (identical train images are removed)")
     p.add_argument("--source-root", default=None, help="folder of the Fashion-MNIST IDX files")
     p.add_argument("--num-originals", type=int, default=16, help="test originals to attack (default 16)")
     p.add_argument("--victim", action="append", default=None,

@@ -3,12 +3,16 @@
 An anchor pair is an image and a second image whose recognisability is known without asking anyone:
 
 * **recognised** (target 1): a mild copy - Gaussian noise of standard deviation up to 0.04, a one-pixel
-  shift, a slight blur, or a small contrast/brightness change;
+  shift, a slight blur, or a small contrast/brightness change (``kind="mild"``); with
+  ``kind="invariances"`` also the changes people ignore at the model's size (32 px): shifts of 1-2 px,
+  contrast x0.5-1.2, brightness +-0.2, Gaussian blur of sigma up to 1.3 px, JPEG quality 20-90, and pairs
+  of these;
 * **not recognised** (target 0): uniform noise, Gaussian noise, a constant image, or a different image of
   another class from the pool.
 
 The pool mixes image domains, each brought to the model's size by the input gate as at scoring time:
-the Fashion-MNIST *train* split (greyscale; the annotated originals are *test* images), random crops of
+the Fashion-MNIST *train* split (greyscale; the annotated originals are *test* images), the emoji-scenes
+*train* split (colour; ``emoji-scenes``, also only its train split), random crops of
 the colour and greyscale photographs that scikit-image ships (only ``TRAIN_PHOTOS``; the others,
 ``HELD_OUT_PHOTOS``, are kept for the sanity tests), and synthetic shapes and letters drawn with PIL.
 MNIST digits are never used: they are reserved as an unseen domain for evaluation.
@@ -26,7 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["HELD_OUT_PHOTOS", "TRAIN_PHOTOS", "AnchorPool", "anchor_pair", "load_photos", "synthetic_image"]
+__all__ = ["ANCHOR_DOMAINS", "ANCHOR_KINDS", "HELD_OUT_PHOTOS", "TRAIN_PHOTOS", "AnchorPool", "anchor_pair",
+           "invariant_copy", "load_photos", "synthetic_image"]
+
+#: the domains an anchor pool can draw from
+ANCHOR_DOMAINS = ("fashion-mnist", "photos", "synthetic", "emoji-scenes")
+#: which copies count as recognised (see the module docstring)
+ANCHOR_KINDS = ("mild", "invariances")
 
 #: scikit-image photographs used for anchors during training.
 TRAIN_PHOTOS = ("astronaut", "coffee", "hubble_deep_field", "immunohistochemistry", "camera", "coins", "moon",
@@ -106,13 +116,36 @@ class AnchorPool:
         return len(self.images)
 
     @classmethod
+    def from_domains(cls, domains: str, *, seed: int = 0, root: str | None = None) -> AnchorPool:
+        """A pool of the named domains joined by ``+`` (see ``ANCHOR_DOMAINS``), each with its default size.
+
+        Raises:
+            ValueError: an unknown domain name.
+        """
+        names = [d for d in domains.split("+") if d]
+        unknown = sorted(set(names) - set(ANCHOR_DOMAINS))
+        if unknown or not names:
+            raise ValueError(f"unknown anchor domain(s) {unknown or [domains]}; choose from {list(ANCHOR_DOMAINS)} "
+                             "joined by '+'.")
+        return cls.default(seed=seed, root=root, fashion_mnist=4000 if "fashion-mnist" in names else 0,
+                           photo_crops=2000 if "photos" in names else 0, synthetic=2000 if "synthetic" in names else 0,
+                           emoji_scenes=3000 if "emoji-scenes" in names else 0)
+
+    @classmethod
     def default(cls, *, seed: int = 0, fashion_mnist: int = 4000, photo_crops: int = 2000, synthetic: int = 2000,
-                root: str | None = None) -> AnchorPool:
-        """The default mix: Fashion-MNIST train images, crops of ``TRAIN_PHOTOS``, synthetic images."""
+                root: str | None = None, emoji_scenes: int = 0) -> AnchorPool:
+        """The default mix: Fashion-MNIST train images, crops of ``TRAIN_PHOTOS``, synthetic images (and
+        emoji-scenes train images when ``emoji_scenes > 0``)."""
         from .sources import load_fashion_mnist
 
         pool = cls()
         rng = np.random.default_rng(seed)
+        if emoji_scenes:
+            from .sources import load_source
+
+            emoji = load_source("emoji-scenes", "train")
+            idx = np.random.default_rng(seed + 1).choice(len(emoji), size=min(emoji_scenes, len(emoji)), replace=False)
+            pool.add("emoji-scenes", [emoji.images[i] for i in idx], [int(emoji.labels[i]) for i in idx])
         if fashion_mnist:
             src = load_fashion_mnist("train", root)
             idx = rng.choice(len(src), size=min(fashion_mnist, len(src)), replace=False)
@@ -178,7 +211,73 @@ def _unrelated(pool: AnchorPool, i: int, x: Tensor, g: torch.Generator) -> Tenso
     return other[: x.shape[0]].contiguous()
 
 
-def anchor_pair(pool: AnchorPool, seed: int) -> tuple[Tensor, Tensor, float]:
+def _at_model_size(x: Tensor, size: int = 32) -> Tensor:
+    if max(x.shape[1:]) <= size:
+        return x
+    return F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0].clamp(0, 1)
+
+
+def _shift(x: Tensor, dy: int, dx: int) -> Tensor:
+    """Translate by whole pixels, filling the uncovered border by replicating the edge."""
+    h, w = x.shape[1:]
+    p = max(abs(dy), abs(dx))
+    padded = F.pad(x[None], (p, p, p, p), mode="replicate")[0]
+    return padded[:, p - dy:p - dy + h, p - dx:p - dx + w].contiguous()
+
+
+def _jpeg(x: Tensor, quality: int) -> Tensor:
+    import io
+
+    from PIL import Image
+
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=int(quality))
+    out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L" if arr.shape[2] == 1 else "RGB"))
+    t = torch.from_numpy(out.copy()).float() / 255
+    return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def invariant_copy(x: Tensor, g: torch.Generator, *, combine: float = 0.3) -> Tensor:
+    """A copy of ``x`` (float ``(C, H, W)`` in ``[0, 1]``, at the model's size) changed in a way people ignore:
+    a 1-2 px shift, contrast x0.5-1.2, brightness +-0.2, Gaussian blur of sigma 0.3-1.3 px, JPEG quality
+    20-90, or faint Gaussian noise; with probability ``combine`` two of these.
+
+    Examples:
+        >>> x = torch.rand(3, 32, 32)
+        >>> y = invariant_copy(x, torch.Generator().manual_seed(0))
+        >>> y.shape == x.shape, float(y.min()) >= 0, float(y.max()) <= 1
+        (True, True, True)
+    """
+    from .augmentation import gaussian_blur
+
+    rounds = 2 if float(torch.rand(1, generator=g)) < combine else 1
+    out = x
+    for _ in range(rounds):
+        kind = int(torch.randint(0, 6, (1,), generator=g))
+        if kind == 0:
+            dy, dx = 0, 0
+            while dy == 0 and dx == 0:
+                dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
+            out = _shift(out, dy, dx)
+        elif kind == 1:
+            factor = 0.5 + 0.7 * float(torch.rand(1, generator=g))
+            m = out.mean()
+            out = ((out - m) * factor + m).clamp(0, 1)
+        elif kind == 2:
+            out = (out + (float(torch.rand(1, generator=g)) * 2 - 1) * 0.2).clamp(0, 1)
+        elif kind == 3:
+            out = gaussian_blur(out, 0.3 + float(torch.rand(1, generator=g)))
+        elif kind == 4:
+            out = _jpeg(out, 20 + int(torch.randint(0, 71, (1,), generator=g)))
+        else:
+            sigma = 0.005 + 0.035 * float(torch.rand(1, generator=g))
+            out = (out + sigma * torch.randn(out.shape, generator=g)).clamp(0, 1)
+    return out
+
+
+def anchor_pair(pool: AnchorPool, seed: int, kind: str = "mild") -> tuple[Tensor, Tensor, float]:
     """``(image, second image, target)`` as float ``(C, H, W)`` in ``[0, 1]``: target 1 = a mild copy
     (recognised), 0 = noise, a constant or another class (not recognised). Half of the pairs are each.
 
@@ -189,9 +288,13 @@ def anchor_pair(pool: AnchorPool, seed: int) -> tuple[Tensor, Tensor, float]:
         >>> a.shape == b.shape, t in (0.0, 1.0)
         (True, True)
     """
+    if kind not in ANCHOR_KINDS:
+        raise ValueError(f"unknown anchor kind {kind!r}; choose from {list(ANCHOR_KINDS)}.")
     g = torch.Generator().manual_seed(int(seed))
     i = int(torch.randint(0, len(pool), (1,), generator=g))
     x = _float(pool.images[i])
+    if kind == "invariances":
+        x = _at_model_size(x)
     if float(torch.rand(1, generator=g)) < 0.5:
-        return x, _mild(x, g), 1.0
+        return x, (invariant_copy(x, g) if kind == "invariances" else _mild(x, g)), 1.0
     return x, _unrelated(pool, i, x, g), 0.0

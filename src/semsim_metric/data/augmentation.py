@@ -6,7 +6,8 @@ augmented batch depends only on ``(seed, epoch, item index)`` - not on batch com
 workers, the number of processes or where a resumed run restarted.
 
 Operations (applied in this order, each off by default): random crop after zero padding, horizontal
-flip, rotation, shear, contrast, brightness, Gaussian noise of random strength on a share of the images.
+flip, rotation, shear, contrast, brightness, Gaussian blur, Gaussian noise of random strength on a share of the
+images.
 Inputs and outputs are float images ``(N, C, H, W)`` in ``[0, 1]``.
 """
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Augmentation", "item_seeds"]
+__all__ = ["Augmentation", "gaussian_blur", "item_seeds"]
 
 _MASK = (1 << 63) - 1
 
@@ -36,6 +37,29 @@ def item_seeds(seed: int, epoch: int, indices: Sequence[int] | Tensor) -> list[i
     return [(base + int(i) * 2_654_435_761) & _MASK for i in indices]
 
 
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Blur one image ``(C, H, W)`` with a Gaussian of ``sigma`` pixels (edges replicated); ``sigma < 0.1`` is
+    returned as it is.
+
+    Examples:
+        >>> x = torch.zeros(1, 9, 9); x[0, 4, 4] = 1
+        >>> y = gaussian_blur(x, 1.0)
+        >>> round(float(y.sum()), 4), bool(y[0, 4, 4] < 0.2)
+        (1.0, True)
+    """
+    if sigma < 0.1:
+        return x
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
+    k = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+    k = (k / k.sum()).to(x.dtype)
+    c = x.shape[0]
+    out = F.pad(x[None], (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    out = F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return out[0]
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Per-image augmentation settings; ``augmentation(x, seeds)`` applies them.
@@ -48,6 +72,8 @@ class Augmentation:
         shear: largest horizontal shear angle in degrees.
         contrast: contrast factor uniform in ``[1 - contrast, 1 + contrast]`` around each image's mean.
         brightness: added brightness uniform in ``[-brightness, brightness]``.
+        blur: largest Gaussian blur sigma in pixels (uniform in ``[0, blur]``; drawn from a generator of its own,
+            so switching it on leaves every other draw unchanged).
         noise: largest standard deviation of Gaussian noise (uniform in ``[0, noise]``).
         noise_share: probability that an image gets noise at all.
 
@@ -68,9 +94,11 @@ class Augmentation:
     brightness: float = 0.0
     noise: float = 0.0
     noise_share: float = 0.5
+    blur: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.crop_padding < 0 or min(self.rotate, self.shear, self.contrast, self.brightness, self.noise) < 0:
+        if self.crop_padding < 0 or min(self.rotate, self.shear, self.contrast, self.brightness, self.noise,
+                                        self.blur) < 0:
             raise ValueError(f"augmentation settings must be non-negative, got {self}.")
         if not 0 <= self.noise_share <= 1:
             raise ValueError(f"noise_share must be in [0, 1], got {self.noise_share}.")
@@ -98,7 +126,7 @@ class Augmentation:
 
         Examples:
             >>> Augmentation.from_policy("crop_flip", 32)
-            Augmentation(crop_padding=4, flip=True, rotate=0.0, shear=0.0, contrast=0.0, brightness=0.0, noise=0.0, noise_share=0.5)
+            Augmentation(crop_padding=4, flip=True, rotate=0.0, shear=0.0, contrast=0.0, brightness=0.0, noise=0.0, noise_share=0.5, blur=0.0)
         """
         if policy == "none":
             return cls()
@@ -152,6 +180,10 @@ class Augmentation:
             out = ((out - m) * f + m).clamp(0, 1)
         if self.brightness:
             out = (out + ((u[:, 6] * 2 - 1) * self.brightness).to(out).view(-1, 1, 1, 1)).clamp(0, 1)
+        if self.blur:
+            sigmas = [self.blur * float(torch.rand(1, generator=torch.Generator().manual_seed((int(s) * 31 + 7) & _MASK),
+                                                   dtype=torch.float64)) for s in seeds]
+            out = torch.stack([gaussian_blur(out[i], sigma) for i, sigma in enumerate(sigmas)])
         if self.noise:
             noisy = []
             for i, g in enumerate(gens):

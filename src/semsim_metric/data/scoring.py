@@ -26,13 +26,19 @@ Scorer = Callable[[Tensor, Tensor], Tensor]
 
 
 def iter_pair_batches(ds: Any, batch_size: int = 256) -> Iterator[tuple[Tensor, Tensor]]:
-    """``(reconstructions, originals)`` float batches in ``[0, 1]`` over the rows of a schema split, in order."""
+    """``(reconstructions, originals)`` float batches in ``[0, 1]`` over the rows of a schema split, in order.
+
+    Rows of several image domains (sizes or channel counts) come in consecutive batches of one shape each,
+    so every pair keeps its own size, as when it is scored alone."""
+    import itertools
+
     cols = ds.select_columns(["original", "reconstruction"])
     for start in range(0, len(ds), batch_size):
         chunk = cols[start:start + batch_size]
-        both = stack_images([decode_image(v) for pair in zip(chunk["reconstruction"], chunk["original"])
-                             for v in pair]).float() / 255
-        yield both[0::2], both[1::2]
+        pairs = [(decode_image(r), decode_image(o)) for r, o in zip(chunk["reconstruction"], chunk["original"])]
+        for _, run in itertools.groupby(pairs, key=lambda p: (tuple(p[0].shape), tuple(p[1].shape))):
+            both = stack_images([v for pair in run for v in pair]).float() / 255
+            yield both[0::2], both[1::2]
 
 
 def semsim_scorer(model: SemSimModel) -> Scorer:

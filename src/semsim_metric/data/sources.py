@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import SemSimError
 from ..image_io import IMAGE_SUFFIXES, decode_image, load_image, stack_images
 
-__all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "load_fashion_mnist", "load_hf_dataset", "load_image_folder",
-           "load_source"]
+__all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "ImageSourceError", "load_fashion_mnist", "load_hf_dataset",
+           "load_image_folder", "load_source"]
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot"]
@@ -110,22 +111,84 @@ def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "imag
                        [f"{slug}-{split}-{i:05d}" for i in range(len(ds))])
 
 
+class ImageSourceError(SemSimError, ValueError):
+    """An image source laid out in a way the loader cannot use (the message shows the expected layout)."""
+
+
+FOLDER_SPLITS = ("train", "test")
+
+
+def _folder_layout(folder: Path) -> str:
+    return f"{folder}/train/<class>/*.png and {folder}/test/<class>/*.png"
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _folder_classes(folder: Path) -> list[str]:
+    """The class names of a split folder source, checked: ``train/`` and ``test/`` with the same classes."""
+    found = _class_dirs(folder) if folder.is_dir() else None
+    if found is None:
+        raise ImageSourceError(f"image folder source {folder} does not exist; expected {_folder_layout(folder)}.")
+    missing = [s for s in FOLDER_SPLITS if s not in found]
+    if missing:
+        seen = ", ".join(found) if found else "no sub-folders"
+        raise ImageSourceError(
+            f"image folder source {folder} needs a train/ and a test/ split (missing {' and '.join(missing)}/): "
+            f"expected {_folder_layout(folder)} with the same class sub-folders in both (victims train on train/, "
+            f"originals come from test/); found {seen}.")
+    classes = {s: _class_dirs(folder / s) for s in FOLDER_SPLITS}
+    if not classes["train"] or not classes["test"]:
+        empty = " and ".join(f"{s}/" for s in FOLDER_SPLITS if not classes[s])
+        raise ImageSourceError(f"image folder source {folder}: {empty} has no class sub-folders; expected "
+                               f"{_folder_layout(folder)}.")
+    if classes["train"] != classes["test"]:
+        only_train = sorted(set(classes["train"]) - set(classes["test"]))
+        only_test = sorted(set(classes["test"]) - set(classes["train"]))
+        raise ImageSourceError(
+            f"image folder source {folder}: train/ and test/ must have the same class sub-folders; only in train/: "
+            f"{', '.join(only_train) or 'none'}; only in test/: {', '.join(only_test) or 'none'}.")
+    return classes["train"]
+
+
 def load_image_folder(folder: str | Path, split: str = "test") -> ImageSource:
-    """A folder with one sub-folder per class (``folder/<class name>/*.png``), classes sorted by name."""
+    """One split of a class-folder source laid out as ``folder/<split>/<class name>/*.png``.
+
+    The folder must hold both ``train/`` and ``test/``, each with the same class sub-folders (classes sorted by
+    name, so labels agree between the splits). Any suffix of ``IMAGE_SUFFIXES`` is read. Ids are
+    ``<folder name>-<split>-<class>-<file stem>``: stable and distinct between the splits.
+
+    Args:
+        folder: the source folder (holding ``train/`` and ``test/``).
+        split: which split to read (``"train"`` or ``"test"``).
+
+    Returns:
+        The images of ``folder/<split>`` as uint8 ``(N, C, H, W)`` with their labels, class names and ids.
+
+    Raises:
+        ImageSourceError: (a ``ValueError``) when ``train/`` or ``test/`` is missing, their class sub-folders
+            differ, ``split`` is not one of them, the split holds no images, or its images differ in size.
+    """
     folder = Path(folder)
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
-    if not classes:
-        raise ValueError(f"{folder} needs one sub-folder per class holding images.")
+    classes = _folder_classes(folder)
+    if split not in FOLDER_SPLITS:
+        raise ImageSourceError(f"image folder source {folder} has the splits train and test, not {split!r}.")
+    root = folder / split
     images, labels, ids = [], [], []
     for label, cls in enumerate(classes):
-        for path in sorted((folder / cls).iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+        for path in sorted((root / cls).iterdir()):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
                 images.append(load_image(path))
                 labels.append(label)
-                ids.append(f"{folder.name}-{cls}-{path.stem}")
+                ids.append(f"{folder.name}-{split}-{cls}-{path.stem}")
     if not images:
-        raise ValueError(f"no images found under {folder}.")
-    return ImageSource(folder.name, split, _stack(images), torch.tensor(labels), classes, ids)
+        raise ImageSourceError(f"no images found under {root}; expected {_folder_layout(folder)}.")
+    try:
+        stacked = _stack(images)
+    except ValueError as err:
+        raise ImageSourceError(f"{root}: {err}") from err
+    return ImageSource(folder.name, split, stacked, torch.tensor(labels), classes, ids)
 
 
 def _stack(images: list[Tensor]) -> Tensor:
@@ -136,9 +199,50 @@ def _stack(images: list[Tensor]) -> Tensor:
 
 
 def load_source(spec: str, split: str, **kwargs: Any) -> ImageSource:
-    """``"fashion-mnist"`` (local IDX), ``"hf:<dataset id>"`` or a folder path."""
+    """``"fashion-mnist"`` (local IDX), ``"emoji-scenes"`` (see ``emoji_scenes_folder``), ``"hf:<dataset id>"``
+    or a folder path."""
     if spec in ("fashion-mnist", "fashion_mnist"):
         return load_fashion_mnist(split, kwargs.get("root"))
+    if spec in ("emoji-scenes", "emoji_scenes"):
+        return load_hf_dataset(str(emoji_scenes_folder()), split)
     if spec.startswith("hf:"):
         return load_hf_dataset(spec[3:], split, **{k: v for k, v in kwargs.items() if k != "root"})
     return load_image_folder(spec, split)
+
+
+#: environment variable naming the emoji-scenes dataset folder (default: ``../shared/data/emoji_scenes``)
+EMOJI_SCENES_ENV = "SEMSIM_EMOJI_SCENES"
+
+
+def emoji_scenes_folder() -> Path:
+    """The local ``emoji_scenes`` dataset folder (32x32 colour, 40 classes, ``train``/``test``).
+
+    Looked up in ``$SEMSIM_EMOJI_SCENES``, then ``../shared/data/emoji_scenes`` from the working directory
+    and from the repository checkout.
+
+    Raises:
+        FileNotFoundError: none of those folders exists (the message names them and the variable to set).
+    """
+    import os
+
+    candidates = [Path(os.environ[EMOJI_SCENES_ENV])] if os.environ.get(EMOJI_SCENES_ENV) else []
+    candidates += [Path.cwd().parent / "shared" / "data" / "emoji_scenes",
+                   Path(__file__).resolve().parents[3].parent / "shared" / "data" / "emoji_scenes"]
+    for folder in candidates:
+        if (folder / "README.md").is_file() and (folder / "data").is_dir():
+            return folder.resolve()
+    raise FileNotFoundError(f"the emoji_scenes dataset folder was not found (looked in {[str(c) for c in candidates]}); "
+                            f"set {EMOJI_SCENES_ENV}=/path/to/emoji_scenes.")
+
+
+def load_sources(spec: str, split: str, **kwargs: Any) -> list[ImageSource]:
+    """Several sources joined by ``+`` (``"fashion-mnist+emoji-scenes"``), each loaded by ``load_source``.
+
+    Examples:
+        >>> [s.name for s in load_sources("fashion-mnist", "test")]  # doctest: +SKIP
+        ['fashion_mnist']
+    """
+    specs = [part for part in spec.split("+") if part]
+    if not specs:
+        raise ValueError(f"no image source in {spec!r}; write e.g. 'fashion-mnist' or 'fashion-mnist+emoji-scenes'.")
+    return [load_source(part, split, **kwargs) for part in specs]

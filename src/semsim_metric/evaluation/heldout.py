@@ -6,20 +6,30 @@ A protocol names what is held out:
 * ``victim_arch=<arch>`` / ``victim=<name>[+<name>...]`` - every setting of those victims;
 * ``attack=<name>`` - every setting of that attack;
 * ``defense=<name>`` - every victim trained with that defence (e.g. ``noise:1e-3``, ``prune:70``);
+* ``domain=<source_dataset>`` - every row of one image domain (leave-one-domain-out);
 * ``all`` - every one of these axes the data has (see ``expand_protocols``).
 
 For each protocol the dataset's rows are re-split by original (seeded); held-out rows of training and
 validation originals are dropped, held-out rows of test originals form the ``test_victim`` /
-``test_attack`` split (so no original is in two splits). SemSim is trained on the rest with each recipe
-and evaluated with the paper's protocol beside every baseline, in one run.
+``test_attack`` split (so no original is in two splits). A held-out domain is evaluated whole (the
+``test_domain`` split: every row of it) and the other domains' rows are split by original as usual, so
+none of its originals is ever trained on. SemSim is trained on the rest with each recipe and evaluated
+with the paper's protocol beside every baseline, in one run.
+
+When an evaluation split holds more than one domain, each domain is also reported on its own (same
+metrics, same bootstrap): summary entries ``"<protocol> [domain=<d>]"``. Every summary entry also
+carries the calibration of each SemSim model on the held-out rows (expected calibration error overall,
+per domain and per victim architecture; target <= ``ECE_TARGET`` each) and its pooled ROC-AUC beside
+the mean of its per-architecture ROC-AUCs (a scale that holds across victims: pooled >= mean).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +41,20 @@ from ..data.splits import split_by_original
 from ..functional import freeze
 from ..models import SemSimModel
 from ..training.run import train
-from .protocol import evaluate_dataset
+from .baselines import leakage_score
+from .protocol import evaluate_dataset, evaluate_table, group_keys
 from .report import EvaluationReport
+from .statistics import expected_calibration_error, image_level
 from .writer import write_report
 
-__all__ = ["HeldoutResult", "build_protocol_splits", "expand_protocols", "run_folder_name", "run_heldout", "slug",
-           "summary_from_scores", "summary_table", "write_scores"]
+__all__ = ["ECE_TARGET", "HeldoutResult", "build_protocol_splits", "calibration_table", "domain_subset_name",
+           "expand_protocols", "probability_column", "run_folder_name", "run_heldout", "slug", "summary_from_scores",
+           "summary_table", "write_scores"]
+
+#: the calibration target: expected calibration error at most this, overall, per domain and per victim architecture
+ECE_TARGET = 0.05
+#: bins of the expected calibration error
+ECE_BINS = 10
 
 
 @dataclass
@@ -46,6 +64,29 @@ class HeldoutResult:
     report: EvaluationReport
     values: dict[str, np.ndarray]
     recognized: np.ndarray
+    #: per row: image domain (``source_dataset``; ``""`` when unknown) and victim architecture
+    domains: np.ndarray | None = None
+    victim_archs: np.ndarray | None = None
+    #: metric name (``SemSim[recipe]``) -> calibrated probability of "recognised" per row (calibrated models only)
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    #: for a per-domain entry: the protocol it is a subset of, and its domain
+    parent: str | None = None
+    domain: str | None = None
+
+
+def domain_subset_name(protocol: str, domain: str) -> str:
+    """Name of the per-domain entry of a protocol's evaluation split.
+
+    Examples:
+        >>> domain_subset_name("unseen-originals", "emoji_scenes")
+        'unseen-originals [domain=emoji_scenes]'
+    """
+    return f"{protocol} [domain={domain}]"
+
+
+def _domains_of(rows: list[dict[str, Any]]) -> list[str]:
+    """The distinct known image domains (``source_dataset``) of schema rows, sorted."""
+    return sorted({str(r.get("source_dataset") or "") for r in rows} - {""})
 
 
 def build_protocol_splits(rows: list[dict[str, Any]], protocol: str, *, seed: int = 0,
@@ -59,6 +100,8 @@ def build_protocol_splits(rows: list[dict[str, Any]], protocol: str, *, seed: in
     if key == "attack":
         splits, _ = split_by_original(rows, fractions=fractions, seed=seed, holdout_attacks=value.split("+"))
         return splits, "test_attack"
+    if key == "domain":
+        return _domain_splits(rows, value, fractions=fractions, seed=seed), "test_domain"
     if key == "victim":
         victims = value.split("+")
     elif key == "victim_arch":
@@ -69,22 +112,43 @@ def build_protocol_splits(rows: list[dict[str, Any]], protocol: str, *, seed: in
         victims = sorted({r["victim"] for r in rows if r["defense"] == value})
     else:
         raise ValueError(f"unknown protocol {protocol!r}: use unseen-originals, victim=, victim_arch=, "
-                         "victim_train_epochs=, defense= or attack= (or 'all').")
+                         "victim_train_epochs=, defense=, attack= or domain= (or 'all').")
     if not victims:
         raise ValueError(f"protocol {protocol!r} selects no rows.")
     splits, _ = split_by_original(rows, fractions=fractions, seed=seed, holdout_victims=victims)
     return splits, "test_victim"
 
 
+def _domain_splits(rows: list[dict[str, Any]], domain: str, *, fractions: dict[str, float],
+                   seed: int) -> dict[str, list]:
+    """Leave one domain out: ``test_domain`` is every row of ``domain``; the other domains' rows are split by
+    original (train / validation / test). A row of another domain whose original also appears in the held-out
+    domain is dropped, so no held-out original is ever trained on."""
+    held = [r for r in rows if str(r.get("source_dataset") or "") == domain]
+    if not held:
+        raise ValueError(f"protocol 'domain={domain}' selects no rows (domains in the data: {_domains_of(rows)}).")
+    held_ids = {r["original_id"] for r in held}
+    rest = [r for r in rows if str(r.get("source_dataset") or "") != domain and r["original_id"] not in held_ids]
+    if not rest:
+        raise ValueError(f"protocol 'domain={domain}' leaves no rows of another domain to train on.")
+    splits, _ = split_by_original(rest, fractions=fractions, seed=seed)
+    splits["test_domain"] = held
+    return splits
+
+
 def expand_protocols(rows: list[dict[str, Any]], protocols: Sequence[str]) -> list[str]:
-    """Replace ``"all"`` by every axis the data has: unseen originals, each victim architecture, each attack
-    and each training defence (other protocols are kept as given, in order).
+    """Replace ``"all"`` by every axis the data has: unseen originals, each victim architecture, each attack,
+    each training defence and - when the rows come from two or more image domains (``source_dataset``) -
+    each domain (other protocols are kept as given, in order).
 
     Examples:
-        >>> rows = [{"victim_arch": "a", "attack": "x", "defense": "none"}, {"victim_arch": "b", "attack": "x",
-        ...          "defense": "noise:1e-3"}]
+        >>> rows = [{"victim_arch": "a", "attack": "x", "defense": "none", "source_dataset": "fashion_mnist"},
+        ...         {"victim_arch": "b", "attack": "x", "defense": "noise:1e-3", "source_dataset": "fashion_mnist"}]
         >>> expand_protocols(rows, ["all"])
         ['unseen-originals', 'victim_arch=a', 'victim_arch=b', 'attack=x', 'defense=noise:1e-3']
+        >>> rows[1]["source_dataset"] = "emoji_scenes"
+        >>> expand_protocols(rows, ["all"])[-2:]
+        ['domain=emoji_scenes', 'domain=fashion_mnist']
     """
     out: list[str] = []
     for protocol in protocols:
@@ -95,7 +159,61 @@ def expand_protocols(rows: list[dict[str, Any]], protocols: Sequence[str]) -> li
         out += [f"victim_arch={v}" for v in sorted({r["victim_arch"] for r in rows})]
         out += [f"attack={a}" for a in sorted({r["attack"] for r in rows})]
         out += [f"defense={d}" for d in sorted({r["defense"] for r in rows} - {"none", ""})]
+        domains = _domains_of(rows)
+        if len(domains) >= 2:
+            out += [f"domain={d}" for d in domains]
     return list(dict.fromkeys(out))
+
+
+def _column(ds: Any, name: str) -> np.ndarray:
+    """A string column of a split as an array (``""`` per row when the split has no such column)."""
+    if name not in ds.column_names:
+        return np.full(len(ds), "", dtype=object)
+    return np.asarray(["" if v is None else str(v) for v in ds[name]], dtype=object)
+
+
+def _probabilities(models: dict[str, Any], values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Calibrated probability of "recognised" per row for each SemSim model that carries a calibration."""
+    import torch
+
+    out = {}
+    for name, model in models.items():
+        if getattr(model.config, "calibration", None) and name in values:
+            distance = torch.as_tensor(np.asarray(values[name], dtype=np.float64))
+            out[name] = model.probability(distance).detach().cpu().numpy().astype(np.float64)
+    return out
+
+
+def _per_domain_results(protocol: str, eval_split: str, recipes: Sequence[str], parent: EvaluationReport,
+                        values: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, ids: np.ndarray,
+                        domains: np.ndarray | None, archs: np.ndarray | None, probabilities: dict[str, np.ndarray],
+                        *, group_by: str, n_boot: int, seed: int) -> tuple[list[HeldoutResult], dict[str, str]]:
+    """One entry per domain of an evaluation split that holds two or more (known) domains, each evaluated
+    like the whole split (every metric of it, bootstrap intervals); returns ``(results, not evaluated)``."""
+    if domains is None:
+        return [], {}
+    names = sorted(set(domains.tolist()) - {""})
+    if len(names) < 2:
+        return [], {}
+    results: list[HeldoutResult] = []
+    skipped: dict[str, str] = {}
+    for d in names:
+        mask = domains == d
+        sub = domain_subset_name(protocol, d)
+        labels = set(y[mask].tolist())
+        if len(labels) < 2:
+            skipped[sub] = (f"all {int(mask.sum())} rows of this domain are "
+                            f"{'recognised' if labels == {True} else 'unrecognised'}: ROC-AUC undefined there")
+            continue
+        sub_values = {m: np.asarray(v)[mask] for m, v in values.items() if m in parent.image}
+        report = evaluate_table(sub_values, y[mask], groups[mask], ids[mask],
+                                title=f"{sub} ({eval_split}, {int(mask.sum())} rows)", group_by=group_by,
+                                n_boot=n_boot, seed=seed, skipped=parent.skipped)
+        sub_p = {m: p[mask] for m, p in probabilities.items()}
+        results += [HeldoutResult(sub, recipe, report, sub_values, y[mask], domains[mask],
+                                  None if archs is None else archs[mask], sub_p, parent=protocol, domain=d)
+                    for recipe in recipes]
+    return results, skipped
 
 
 def run_heldout(
@@ -110,7 +228,12 @@ def run_heldout(
     baselines: Sequence[str] | None = None,
     **overrides: Any,
 ) -> list[HeldoutResult]:
-    """Train one model per (protocol, recipe), evaluate on the held-out rows, write one report into ``out``."""
+    """Train one model per (protocol, recipe), evaluate on the held-out rows, write one report into ``out``.
+
+    Besides each protocol's entry, an evaluation split with rows of two or more domains gets one entry per
+    domain (``domain_subset_name``); a subset whose rows all carry one label is listed as not evaluated.
+    ``<out>/scores`` receives the per-row values (with each row's domain, victim architecture and each
+    calibrated model's probability), from which ``summary_from_scores`` recomputes every entry."""
     out = Path(out)
     dsd = undecoded(load_folder_or_hub(dataset))
     rows = [r for split in dsd.values() for r in split]
@@ -137,12 +260,22 @@ def run_heldout(
             title = f"{protocol} ({eval_split}, {len(eval_ds)} rows)"
             report, values = evaluate_dataset(eval_ds, named, baselines=baselines, group_by=group_by,
                                               title=title, n_boot=n_boot, seed=seed, progress=False)
-            write_scores(out / "scores", protocol, title, eval_ds, values, group_by, report.skipped, recipes)
+            probabilities = _probabilities(named, values)
+            write_scores(out / "scores", protocol, title, eval_ds, values, group_by, report.skipped, recipes,
+                         probabilities=probabilities, eval_split=eval_split)
             report.notes.update({f"training time of SemSim[{r}]": f"{s:.0f} s (stage 1 counted as recorded when "
                                  "reused from the cache)" for r, (_, s) in models.items()})
             y = np.asarray(eval_ds["recognized"], dtype=bool)
+            domains = _column(eval_ds, "source_dataset")
+            archs = _column(eval_ds, "victim_arch")
             for recipe in recipes:
-                results.append(HeldoutResult(protocol, recipe, report, values, y))
+                results.append(HeldoutResult(protocol, recipe, report, values, y, domains, archs, probabilities))
+            subsets, not_evaluated = _per_domain_results(
+                protocol, eval_split, recipes, report, values, y, group_keys(eval_ds, group_by),
+                np.asarray(eval_ds["original_id"]), domains, archs, probabilities, group_by=group_by, n_boot=n_boot,
+                seed=seed)
+            results += subsets
+            skipped.update(not_evaluated)
     reports = list({id(r.report): r.report for r in results}.values())
     values = {r.report.title: (r.values, r.recognized) for r in results}
     intro = _summary(results) + "".join(f"\n\n- **{p} not evaluated**: {why}." for p, why in skipped.items())
@@ -174,39 +307,67 @@ def run_folder_name(protocol: str, recipe: str) -> str:
 
 
 SCORES_INDEX = "index.json"
+#: per-row columns of a scores file that are not metrics (``domain`` and ``victim_arch`` absent from older files)
+SCORES_FIXED = ("reconstruction_id", "original_id", "group", "recognized", "domain", "victim_arch")
+
+
+def probability_column(metric: str) -> str:
+    """Scores-file column of a calibrated model's probability of "recognised" (not a metric column).
+
+    Examples:
+        >>> probability_column("SemSim[quick]")
+        'p[SemSim[quick]]'
+    """
+    return f"p[{metric}]"
+
+
+def _probability_metric(column: str) -> str | None:
+    return column[2:-1] if column.startswith("p[") and column.endswith("]") else None
 
 
 def write_scores(folder: Path, protocol: str, title: str, ds: Any, values: dict[str, np.ndarray], group_by: str,
-                 skipped: dict[str, str], recipes: Sequence[str]) -> Path:
+                 skipped: dict[str, str], recipes: Sequence[str], *,
+                 probabilities: dict[str, np.ndarray] | None = None, eval_split: str | None = None) -> Path:
     """Write the per-row values of every metric on one held-out split (``<folder>/<protocol>.csv.gz``) and
     record it in ``<folder>/index.json``: enough to recompute every held-out table without images or models
-    (``summary_from_scores``)."""
+    (``summary_from_scores``).
+
+    Columns: ``reconstruction_id, original_id, group, recognized, domain`` (the row's ``source_dataset``),
+    ``victim_arch``, one column per metric, then ``p[<model>]`` per calibrated model (its probability of
+    "recognised"; see ``probability_column``)."""
     import csv
     import gzip
-
-    from .protocol import group_keys
 
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{slug(protocol)}.csv.gz"
     groups = group_keys(ds, group_by)
+    domains, archs = _column(ds, "source_dataset"), _column(ds, "victim_arch")
     metrics = list(values)
+    probabilities = dict(probabilities or {})
     with gzip.open(folder / name, "wt", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["reconstruction_id", "original_id", "group", "recognized", *metrics])
+        w.writerow([*SCORES_FIXED, *metrics, *map(probability_column, probabilities)])
         for i, (rid, oid, rec) in enumerate(zip(ds["reconstruction_id"], ds["original_id"], ds["recognized"])):
-            w.writerow([rid, oid, groups[i], int(bool(rec)), *(repr(float(values[m][i])) for m in metrics)])
+            w.writerow([rid, oid, groups[i], int(bool(rec)), domains[i], archs[i],
+                        *(repr(float(values[m][i])) for m in metrics),
+                        *(repr(float(p[i])) for p in probabilities.values())])
     index_path = folder / SCORES_INDEX
     index = json.loads(index_path.read_text()) if index_path.is_file() else []
     index = [e for e in index if e["protocol"] != protocol]
-    index.append({"protocol": protocol, "title": title, "file": name, "group_by": group_by, "recipes": list(recipes),
-                  "skipped": skipped})
+    entry = {"protocol": protocol, "title": title, "file": name, "group_by": group_by, "recipes": list(recipes),
+             "skipped": skipped}
+    if eval_split:
+        entry["eval_split"] = eval_split
+    index.append(entry)
     index_path.write_text(json.dumps(index, indent=2))
     return folder / name
 
 
 def summary_from_scores(folder: str | Path, *, n_boot: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
-    """Recompute the held-out summary (``heldout_summary.json`` entries) from the per-row values written by
-    ``write_scores``: the published tables are reproducible from these files alone.
+    """Recompute the held-out summary (``heldout_summary.json`` entries, per-domain entries and calibration
+    included) from the per-row values written by ``write_scores``: the published tables are reproducible
+    from these files alone. Files written before the ``domain`` / ``victim_arch`` / probability columns
+    existed are read as well (their entries then have no per-domain subsets and no calibration).
 
     Examples:
         >>> summary = summary_from_scores("results/heldout", n_boot=0)  # doctest: +SKIP
@@ -214,22 +375,81 @@ def summary_from_scores(folder: str | Path, *, n_boot: int = 1000, seed: int = 0
     import csv
     import gzip
 
-    from .protocol import evaluate_table
-
     folder = Path(folder)
     results = []
     for entry in json.loads((folder / SCORES_INDEX).read_text()):
         with gzip.open(folder / entry["file"], "rt", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        fixed = {"reconstruction_id", "original_id", "group", "recognized"}
-        metrics = [c for c in rows[0] if c not in fixed]
+            reader = csv.DictReader(fh)
+            columns = list(reader.fieldnames or [])
+            rows = list(reader)
+        probability_of = {c: _probability_metric(c) for c in columns if _probability_metric(c)}
+        metrics = [c for c in columns if c not in SCORES_FIXED and c not in probability_of]
         values = {m: np.array([float(r[m]) for r in rows]) for m in metrics}
+        probabilities = {m: np.array([float(r[c]) for r in rows]) for c, m in probability_of.items()}
         y = np.array([r["recognized"] == "1" for r in rows])
-        report = evaluate_table(values, y, np.array([r["group"] for r in rows]), np.array([r["original_id"] for r in rows]),
-                                title=entry["title"], group_by=entry["group_by"], n_boot=n_boot, seed=seed,
-                                skipped=entry.get("skipped"))
-        results += [HeldoutResult(entry["protocol"], recipe, report, values, y) for recipe in entry["recipes"]]
+        groups, ids = np.array([r["group"] for r in rows]), np.array([r["original_id"] for r in rows])
+        domains = np.array([r["domain"] for r in rows], dtype=object) if "domain" in columns else None
+        archs = np.array([r["victim_arch"] for r in rows], dtype=object) if "victim_arch" in columns else None
+        report = evaluate_table(values, y, groups, ids, title=entry["title"], group_by=entry["group_by"],
+                                n_boot=n_boot, seed=seed, skipped=entry.get("skipped"))
+        results += [HeldoutResult(entry["protocol"], recipe, report, values, y, domains, archs, probabilities)
+                    for recipe in entry["recipes"]]
+        subsets, _ = _per_domain_results(entry["protocol"], entry.get("eval_split", "held-out"), entry["recipes"],
+                                         report, values, y, groups, ids, domains, archs, probabilities,
+                                         group_by=entry["group_by"], n_boot=n_boot, seed=seed)
+        results += subsets
     return _summary_dict(results)
+
+
+def _defined(v: Any) -> bool:
+    """``v`` is a number, not ``None`` or NaN."""
+    return v is not None and not math.isnan(v)
+
+
+def _finite_mean(values: dict[str, float]) -> float | None:
+    finite = [v for v in values.values() if _defined(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def _per_arch_auc(r: HeldoutResult, metric: str) -> dict[str, float]:
+    """ROC-AUC of ``metric`` within each victim architecture of ``r`` (NaN where the rows carry one label)."""
+    if r.victim_archs is None or metric not in r.values:
+        return {}
+    score = leakage_score(metric, r.values[metric])
+    out = {}
+    for arch in sorted(set(r.victim_archs.tolist()) - {""}):
+        mask = r.victim_archs == arch
+        out[arch] = image_level(r.recognized[mask], score[mask], n_boot=0)["roc_auc"]
+    return out
+
+
+def _ece_by(p: np.ndarray, y: np.ndarray, keys: np.ndarray | None) -> dict[str, float]:
+    if keys is None:
+        return {}
+    return {k: expected_calibration_error(p[keys == k], y[keys == k], ECE_BINS)
+            for k in sorted(set(keys.tolist()) - {""})}
+
+
+def _calibration_fields(r: HeldoutResult, name: str) -> dict[str, Any]:
+    """ECE of model ``name`` overall, per domain and per victim architecture; pooled vs per-architecture ROC-AUC."""
+    p = r.probabilities.get(name)
+    fields: dict[str, Any] = {"semsim_ece": None, "semsim_ece_per_domain": None, "semsim_ece_per_arch": None,
+                              "ece_target_met": None}
+    if p is not None:
+        y = np.asarray(r.recognized, dtype=bool)
+        overall = expected_calibration_error(p, y, ECE_BINS)
+        per_domain, per_arch = _ece_by(p, y, r.domains), _ece_by(p, y, r.victim_archs)
+        fields.update(semsim_ece=overall, semsim_ece_per_domain=per_domain, semsim_ece_per_arch=per_arch,
+                      ece_target_met=bool(all(e <= ECE_TARGET for e in [overall, *per_domain.values(),
+                                                                         *per_arch.values()])))
+    semsim_arch, ssim_arch = _per_arch_auc(r, name), _per_arch_auc(r, "SSIM")
+    semsim_mean, ssim_mean = _finite_mean(semsim_arch), _finite_mean(ssim_arch)
+    pooled = r.report.image.get(name, {}).get("roc_auc")
+    comparable = sum(map(_defined, semsim_arch.values())) >= 2 and _defined(pooled)
+    fields.update(semsim_auc_per_arch=semsim_arch, semsim_auc_per_arch_mean=semsim_mean,
+                  ssim_auc_per_arch=ssim_arch, ssim_auc_per_arch_mean=ssim_mean,
+                  pooled_auc_met=bool(pooled >= semsim_mean - 1e-12) if comparable else None)
+    return fields
 
 
 def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:
@@ -241,22 +461,26 @@ def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:
         finite = {k: v for k, v in others.items() if v["roc_auc"] == v["roc_auc"]}
         best = max(finite, key=lambda k: finite[k]["roc_auc"]) if finite else None
         out.append({"protocol": r.protocol, "recipe": r.recipe, "rows": r.report.n, "groups": len(r.report.per_group),
+                    "parent": r.parent, "domain": r.domain,
                     "semsim_auc": r.report.image[name]["roc_auc"], "semsim_auc_ci": r.report.image[name].get("roc_auc_ci"),
                     "ssim_auc": ssim.get("roc_auc"), "ssim_auc_ci": ssim.get("roc_auc_ci"),
                     "psnr_auc": r.report.image.get("PSNR", {}).get("roc_auc"),
                     "best_baseline": best, "best_baseline_auc": others[best]["roc_auc"] if best else None,
                     "semsim_kendall": r.report.model[name].get("kendall"),
-                    "ssim_kendall": r.report.model.get("SSIM", {}).get("kendall")})
+                    "ssim_kendall": r.report.model.get("SSIM", {}).get("kendall"),
+                    **_calibration_fields(r, name)})
     return out
+
+
+def _num(v: Any) -> str:
+    return f"{v:.3f}" if _defined(v) else "n/a"
 
 
 def summary_table(summary: list[dict[str, Any]]) -> str:
     """The held-out target table (Markdown) from ``heldout_summary.json`` entries."""
-    def num(v: Any) -> str:
-        return "n/a" if v is None or v != v else f"{v:.3f}"
-
-    lines = ["| protocol | recipe | rows | SemSim ROC-AUC [95% CI] | SSIM ROC-AUC | SemSim - SSIM | AUC target met "
-             "| best baseline | settings | SemSim Kendall | SSIM Kendall | Kendall target met |",
+    num = _num
+    lines = [("| protocol | recipe | rows | SemSim ROC-AUC [95% CI] | SSIM ROC-AUC | SemSim - SSIM | AUC target met "
+              "| best baseline | settings | SemSim Kendall | SSIM Kendall | Kendall target met |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         gap = s["semsim_auc"] - s["ssim_auc"] if s.get("ssim_auc") is not None else float("nan")
@@ -271,14 +495,46 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def calibration_table(summary: list[dict[str, Any]]) -> str:
+    """The calibration and pooling table (Markdown) from ``heldout_summary.json`` entries: SemSim's expected
+    calibration error overall / per domain / per victim architecture (target <= ``ECE_TARGET`` each) and its
+    pooled ROC-AUC beside the mean of its per-architecture ROC-AUCs (target: pooled >= mean), SSIM's for
+    comparison. Entries without the fields (older summaries) read "n/a"."""
+    def per(d: dict[str, float] | None) -> str:
+        if d is None:
+            return "n/a"
+        return ", ".join(f"{k} {_num(v)}" for k, v in d.items()) or "-"
+
+    def met(v: bool | None, why: str) -> str:
+        return f"n/a ({why})" if v is None else ("yes" if v else "no")
+
+    lines = [(f"| protocol | recipe | rows | SemSim ECE | ECE per domain | ECE per victim arch "
+              f"| ECE <= {ECE_TARGET:g} each | SemSim pooled ROC-AUC | mean of per-arch ROC-AUCs | pooled >= mean "
+              "| SSIM pooled ROC-AUC | SSIM mean of per-arch |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['protocol']} | {s['recipe']} | {s.get('rows', '')} | {_num(s.get('semsim_ece'))} | "
+                     f"{per(s.get('semsim_ece_per_domain'))} | {per(s.get('semsim_ece_per_arch'))} | "
+                     f"{met(s.get('ece_target_met'), 'no probabilities')} | {_num(s.get('semsim_auc'))} | "
+                     f"{_num(s.get('semsim_auc_per_arch_mean'))} | "
+                     f"{met(s.get('pooled_auc_met'), '< 2 architectures')} | {_num(s.get('ssim_auc'))} | "
+                     f"{_num(s.get('ssim_auc_per_arch_mean'))} |")
+    return "\n".join(lines)
+
+
 def _summary(results: list[HeldoutResult]) -> str:
+    summary = _summary_dict(results)
     return ("Target: SemSim ROC-AUC >= SSIM + 0.05 and model-level Kendall >= SSIM's on every held-out split.\n\n"
-            + summary_table(_summary_dict(results)))
+            + summary_table(summary)
+            + f"\n\nCalibration and pooling on the held-out rows. Target: expected calibration error ({ECE_BINS} "
+            f"equal-width bins) of SemSim's calibrated probability <= {ECE_TARGET:g} overall, in every domain and "
+            "for every victim architecture, and the pooled ROC-AUC no worse than the mean of the per-architecture "
+            "ones.\n\n" + calibration_table(summary))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m semsim_metric.evaluation.heldout SCORES_FOLDER``: the held-out summary table from the
-    committed per-row values (see ``summary_from_scores``)."""
+    """``python -m semsim_metric.evaluation.heldout SCORES_FOLDER``: the held-out summary and calibration tables
+    from the committed per-row values (see ``summary_from_scores``)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -288,6 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     summary = summary_from_scores(args.scores, n_boot=args.bootstrap)
     print(summary_table(summary))
+    print()
+    print(calibration_table(summary))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0

@@ -1,5 +1,6 @@
 """Statistics of the protocol: ROC-AUC and best-threshold accuracy per image, correlations per victim
-setting (model level), cluster bootstrap intervals over originals, contradiction rates."""
+setting (model level), cluster bootstrap intervals over originals, contradiction rates, and the expected
+calibration error of calibrated probabilities."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 
 from .._deps import require
 
-__all__ = ["best_threshold_accuracy", "cluster_bootstrap", "contradiction_rate", "image_level", "model_level",
-           "percentile_interval"]
+__all__ = ["best_threshold_accuracy", "cluster_bootstrap", "contradiction_rate", "expected_calibration_error",
+           "image_level", "model_level", "percentile_interval"]
 
 
 def cluster_bootstrap(ids: np.ndarray, n_boot: int, seed: int) -> list[np.ndarray]:
@@ -113,3 +114,39 @@ def contradiction_rate(a: np.ndarray, b: np.ndarray, *, n_pairs: int = 200_000, 
     return float((da[valid] != db[valid]).mean()) if valid.any() else math.nan
 
 
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error (ECE) of predicted probabilities of "recognised" against the labels.
+
+    The interval ``[0, 1]`` is cut into ``n_bins`` equal-width bins (``[0, 1/n), [1/n, 2/n), ...``, the last
+    one closed, so a probability of exactly 1 is in the last bin). In each non-empty bin the mean
+    probability is compared with the share of recognised rows; the ECE is the mean of these absolute gaps
+    weighted by the share of rows in each bin. 0 is perfect calibration; NaN for no rows.
+
+    Examples:
+        Two bins: ``[0, 0.5)`` holds 0.1 and 0.2 (mean 0.15) with labels 0 and 1 (share 0.5): gap 0.35;
+        ``[0.5, 1]`` holds 0.8 and 0.9 (mean 0.85), both recognised (share 1.0): gap 0.15. Each bin holds
+        half of the rows, so the ECE is 0.5 * 0.35 + 0.5 * 0.15 = 0.25.
+
+        >>> round(expected_calibration_error([0.1, 0.2, 0.8, 0.9], [0, 1, 1, 1], n_bins=2), 6)
+        0.25
+        >>> expected_calibration_error([0.25, 0.25, 0.25, 0.25], [1, 0, 0, 0]) < 1e-12  # 1 of 4 recognised at 0.25
+        True
+    """
+    p = np.asarray(probabilities, dtype=float).reshape(-1)
+    y = np.asarray(labels, dtype=float).reshape(-1)
+    if p.shape != y.shape:
+        raise ValueError(f"probabilities ({p.shape[0]}) and labels ({y.shape[0]}) must have the same length.")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}.")
+    if len(p) == 0:
+        return math.nan
+    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+        raise ValueError("probabilities must be finite and in [0, 1].")
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins).astype(float)
+    filled = counts > 0
+    mean_p = np.bincount(bins, p, n_bins)[filled] / counts[filled]
+    mean_y = np.bincount(bins, y, n_bins)[filled] / counts[filled]
+    return float(np.sum(counts[filled] / len(p) * np.abs(mean_p - mean_y)))

@@ -25,7 +25,7 @@ from ..data.loading import undecoded
 from ..data.splits import split_by_original
 from .attacks import AttackConfig, run_attack
 from ..data.sources import ImageSource, load_source
-from ..outputs import OutputFolder
+from ..outputs import OutputFolder, atomic_write_text
 from .victims import VictimSpec, load_or_train_victim
 from .._progress import bar_disabled, quiet_datasets_bars
 
@@ -97,12 +97,52 @@ def _select_originals(test: ImageSource, plan: GenerationPlan) -> ImageSource:
     return test.subset(chosen)
 
 
+EXCLUDED_KEY = "excluded_as_originals"  # victim metadata: train images removed as identical to an original
+
+
+def _without_originals(train: ImageSource, originals: ImageSource) -> tuple[ImageSource, int]:
+    """``train`` without every image byte-identical (same shape and pixels) to one of ``originals``.
+
+    Returns:
+        The remaining training images (``train`` itself when none matches) and how many were removed.
+    """
+    if len(originals) == 0 or tuple(train.images.shape[1:]) != tuple(originals.images.shape[1:]):
+        return train, 0  # images of another shape cannot be identical
+    attacked = {row.tobytes() for row in originals.images.reshape(len(originals), -1).numpy()}
+    keep = [i for i, row in enumerate(train.images.reshape(len(train), -1).numpy()) if row.tobytes() not in attacked]
+    removed = len(train) - len(keep)
+    return (train.subset(keep) if removed else train), removed
+
+
+def _record_removed(folder: Path, v: VictimSpec, meta: dict, removed: int, *, trained_now: bool) -> dict:
+    """Add ``excluded_as_originals`` to the metadata of a victim trained by this run (``folder/<name>.json``).
+
+    A checkpoint from an earlier run keeps its metadata: it already holds the count, or (written before
+    originals were excluded) it must not claim an exclusion it did not have.
+    """
+    if not trained_now or meta.get(EXCLUDED_KEY) == removed:
+        return meta
+    meta = {**meta, EXCLUDED_KEY: removed}
+    atomic_write_text(folder / f"{v.name}.json", json.dumps(meta, indent=2))
+    return meta
+
+
 def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", progress: bool = True,
              source_root: str | None = None, merge: bool = True, overwrite: bool = False) -> Path | None:
     """Run (or resume) the plan into ``out``; merge into a dataset folder when all shards exist.
 
     ``out`` must be new, empty, or a folder that ``semsim generate`` wrote with the same plan (resumed);
     anything else is refused with ``OutputFolderError`` unless ``overwrite``.
+
+    Victims train on the source's *train* split minus every image byte-identical to an attacked original (the
+    count is stored as ``excluded_as_originals`` in ``OUT/victims/<name>.json`` and in the dataset card), so
+    no victim ever sees an image it is attacked on.
+
+    Raises:
+        ValueError: ``out`` holds a different plan, or the plan asks for more originals than the pool has.
+        ImageSourceError: (a ``ValueError``) a folder source without ``train/`` and ``test/`` with the same
+            class sub-folders (see ``semsim_metric.data.sources.load_image_folder``).
+        OutputFolderError: ``out`` holds files that ``semsim generate`` did not write (unless ``overwrite``).
     """
     from tqdm.auto import tqdm
 
@@ -111,13 +151,15 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     plan_json = json.dumps(plan.to_dict(), indent=2, sort_keys=True)
     if plan_path.exists() and plan_path.read_text() != plan_json:
         raise ValueError(f"{out} holds a different generation plan (plan.json); use a new folder or delete it.")
+    # the source is checked before anything is written: a refused source leaves no output folder behind
+    test = load_source(plan.source, "test", root=source_root)
+    train = load_source(plan.source, "train", root=source_root)
+    originals = _select_originals(test, plan)
+    train, removed = _without_originals(train, originals)  # before any victim trains: none sees an attacked original
     folder = OutputFolder(out, command="generate", overwrite=overwrite).claim()
     if not plan_path.exists() or plan_path.read_text() != plan_json:
         folder.write_text("plan.json", plan_json)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    test = load_source(plan.source, "test", root=source_root)
-    train = load_source(plan.source, "train", root=source_root)
-    originals = _select_originals(test, plan)
     shard_dir = out / "shards"
     shard_dir.mkdir(exist_ok=True)
     mine = [s for i, s in enumerate(plan.shards()) if i % world == rank]
@@ -125,7 +167,9 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     victims: dict[str, tuple[torch.nn.Module, dict]] = {}
     for v, a, start, end in tqdm(todo, desc=f"shards (rank {rank})", unit="shard", disable=bar_disabled(progress)):
         if v.name not in victims:
-            victims[v.name] = load_or_train_victim(v, train, test, out / "victims", progress=progress)
+            trained_now = not all((out / "victims" / f"{v.name}{ext}").is_file() for ext in (".safetensors", ".json"))
+            model, meta = load_or_train_victim(v, train, test, out / "victims", progress=progress)
+            victims[v.name] = model, _record_removed(out / "victims", v, meta, removed, trained_now=trained_now)
         model, meta = victims[v.name]
         part = originals.subset(range(start, end))
         x = part.images.float() / 255
@@ -192,11 +236,19 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
         table_rows = [datasets.Dataset(pq.read_table(str(s))).cast(FEATURES) for s in shards]
     rows = [r for ds in table_rows for r in undecoded(ds)]
     splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
-    accuracy = {}
+    accuracy, excluded = {}, {}
     for v in plan["victims"]:  # each victim's metadata, written when it was trained (the same on a resumed run)
         meta = out / "victims" / f"{VictimSpec(**v).name}.json"
         if meta.is_file():
-            accuracy[VictimSpec(**v).name] = json.loads(meta.read_text()).get("test_accuracy")
+            victim_meta = json.loads(meta.read_text())
+            accuracy[VictimSpec(**v).name] = victim_meta.get("test_accuracy")
+            excluded[VictimSpec(**v).name] = victim_meta.get(EXCLUDED_KEY)
+    counts = {n for n in excluded.values() if n is not None}
+    excluded_txt = (f"{counts.pop()} train-split image(s) byte-identical to an attacked original were removed before "
+                    "the victims trained: no victim saw an original it is attacked on."
+                    if len(counts) == 1 and len(excluded) == len(plan["victims"]) and None not in excluded.values() else
+                    "Train-split images removed as identical to an attacked original, per victim: "
+                    + ", ".join(f"{k} {'n/a' if n is None else n}" for k, n in excluded.items()) + ".")
     victims_txt = "; ".join(f"{v['arch']} trained {v['epochs']} epochs (augmentation {v['augmentation']}, defense "
                             f"{v['defense']}, seed {v['seed']}, test accuracy "
                             f"{accuracy.get(VictimSpec(**v).name, 'n/a')})" for v in plan["victims"])
@@ -208,8 +260,8 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
                  "test image each. **Not annotated yet** (`annotator_kind='none'`, empty votes): import votes with "
                  "`semsim votes import`."),
         source=f"{plan['source']} test split ({plan['num_originals']} originals drawn with seed {plan['seed']} from the "
-               f"first {plan['original_pool']}); victims trained on the train split",
+               f"first {plan['original_pool']}); victims trained on the train split without the attacked originals",
         attacks=attacks_txt, annotators="none yet", rule=RecognitionRule(),
-        notes=notes + [f"Victims: {victims_txt}.", f"Plan: `{json.dumps(plan)}`"])
+        notes=notes + [f"Victims: {victims_txt}.", excluded_txt, f"Plan: `{json.dumps(plan)}`"])
     return write_dataset_folder(splits, folder, card)
 

@@ -39,6 +39,10 @@ class Recipe:
     pretrain_source: str = "fashion-mnist"
     pretrain_split: str = "train"
     pretrain_noise: float = 0.3
+    #: stage-1 photometric augmentation: contrast factor range, brightness shift, blur sigma (0 = off)
+    pretrain_contrast: float = 0.0
+    pretrain_brightness: float = 0.0
+    pretrain_blur: float = 0.0
     #: stage 2 (see ``semsim_metric.vote_tuning``): learn the annotators' answers; 0 = off
     vote_epochs: int = 0
     vote_learning_rate: float = 0.01
@@ -51,6 +55,16 @@ class Recipe:
     vote_anchor_centre: float = 0.65
     #: width of the anchor loss's sigmoid (smaller = a sharper boundary)
     vote_anchor_temperature: float = 0.1
+    #: which copies count as "recognised" anchors: "mild" (v5: faint noise, 1-px shift, slight blur and
+    #: contrast) or "invariances" (also 1-2 px shifts, contrast x0.5-1.2, brightness +-0.2, blur sigma up to
+    #: 1.3 px, JPEG quality 20-90, and combinations)
+    vote_anchor_kind: str = "mild"
+    #: image domains of the anchor pool, joined by "+": fashion-mnist, photos, synthetic, emoji-scenes
+    vote_anchor_domains: str = "fashion-mnist+photos+synthetic"
+    #: share of the anchor negatives made by optimising noise toward the anchor against the current model
+    #: (adversarial negatives; 0 = off) and the signed-gradient steps that make each
+    vote_adversarial_share: float = 0.0
+    vote_adversarial_steps: int = 5
     #: "pooled" (the paper) or "spatial" (flattened last feature map); see SemSimConfig
     embedding: str = "pooled"
     description: str = ""
@@ -62,7 +76,8 @@ class Recipe:
         if self.pretrain_epochs <= 0:
             return None
         return PretrainSettings(source=self.pretrain_source, split=self.pretrain_split, epochs=self.pretrain_epochs,
-                                noise=self.pretrain_noise, seed=self.seed)
+                                noise=self.pretrain_noise, seed=self.seed, contrast=self.pretrain_contrast,
+                                brightness=self.pretrain_brightness, blur=self.pretrain_blur)
 
     def vote_settings(self) -> VoteTuningSettings | None:
         """Stage-2 settings, or ``None`` when the recipe does not tune on votes."""
@@ -73,7 +88,10 @@ class Recipe:
         return VoteTuningSettings(epochs=self.vote_epochs, learning_rate=self.vote_learning_rate,
                                   distance_weight=self.vote_distance_weight, noise=self.vote_noise, seed=self.seed,
                                   anchor_weight=self.vote_anchor_weight, anchor_centre=self.vote_anchor_centre,
-                                  anchor_temperature=self.vote_anchor_temperature)
+                                  anchor_temperature=self.vote_anchor_temperature, anchor_kind=self.vote_anchor_kind,
+                                  anchor_domains=self.vote_anchor_domains,
+                                  adversarial_share=self.vote_adversarial_share,
+                                  adversarial_steps=self.vote_adversarial_steps)
 
     def milestone_epochs(self) -> list[int]:
         """Epochs at which the triplet stage's learning rate drops."""
@@ -104,6 +122,21 @@ RECIPES: dict[str, Recipe] = {
         "it learns the distribution of the annotators' answers (a class or 'cannot recognise') for every "
         "reconstruction and the answers for its original (4 epochs, SGD lr 0.01, cosine, crop/flip + noise). "
         "Width 16; the embedding is the flattened last feature map ('spatial').",
+    ),
+    "colour": Recipe(
+        name="colour", epochs=0, base_width=16, embedding="spatial", pretrain_epochs=3.0,
+        pretrain_source="fashion-mnist+emoji-scenes", pretrain_contrast=0.4, pretrain_brightness=0.15,
+        pretrain_blur=1.0, vote_epochs=4, vote_anchor_weight=3.0, vote_anchor_centre=0.95,
+        vote_anchor_kind="invariances", vote_anchor_domains="fashion-mnist+photos+synthetic+emoji-scenes",
+        vote_adversarial_share=0.25, vote_adversarial_steps=5,
+        description="The semantic recipe in two image domains, taught what people ignore and hard to fool. 1: the "
+        "backbone learns the classes of Fashion-MNIST train (greyscale) and emoji-scenes train (colour, repeated to "
+        "40% of Fashion-MNIST's size) together, 3 epochs, crop/flip + noise + contrast/brightness/blur. 2: vote tuning "
+        "(4 epochs) on the answers of every domain (each domain keeps its own classes), with label-free anchors "
+        "(weight 3, boundary 0.95) whose recognised copies are the changes people ignore (1-2 px shifts, contrast "
+        "x0.5-1.2, brightness +-0.2, blur up to 1.3 px, JPEG 20-90) in four image domains, and a quarter of the "
+        "anchors also brings an adversarial negative (noise moved toward the anchor by 5 signed-gradient steps "
+        "against the current model). Width 16, spatial embedding.",
     ),
     "quick": Recipe(
         name="quick", epochs=2, base_width=8, batch_size=16, milestones=(),

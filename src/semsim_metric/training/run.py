@@ -224,8 +224,9 @@ def train(
     if vote_settings is not None:
         from .stages.votes import tune_on_votes
 
-        stages["votes"], _ = tune_on_votes(model, dsd["train"], vote_settings, head=head, progress=progress,
-                                           output_dir=output_dir, resume=bool(resume), **options)
+        offsets = (stages.get("classes") or {}).get("class_offsets")
+        stages["votes"], _ = tune_on_votes(model, dsd["train"], vote_settings, head=head, class_offsets=offsets,
+                                           progress=progress, output_dir=output_dir, resume=bool(resume), **options)
     if train_set is not None:
         model.train()
         stages["triplets"] = run_stage(triplet_stage(model, train_set, val_split, rec), output_dir, resume=resume,

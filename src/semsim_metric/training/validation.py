@@ -12,7 +12,7 @@ from .._deps import require
 from ..data.scoring import score_pairs, semsim_scorer
 from ..data.triplets import TripletDataset
 from ..functional import _semsim_update
-from ..image_io import stack_images
+from ..preprocessing import stack_at_model_size
 from ..models import SemSimModel
 
 __all__ = ["pair_distances", "validation_metrics"]
@@ -59,7 +59,7 @@ def _distance_of(model: SemSimModel, a: torch.Tensor, b: torch.Tensor) -> float:
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        batch = stack_images([a, b])
-        value = float(_semsim_update(batch[1:].to(device), batch[:1].to(device), model, data_range=255)[0])
+        batch = stack_at_model_size([a, b], data_range=255, image_size=model.config.image_size)  # any two domains
+        value = float(_semsim_update(batch[1:].to(device), batch[:1].to(device), model, data_range=1.0)[0])
     model.train(was_training)
     return value

@@ -4,8 +4,12 @@ People call a reconstruction "recognised" when they can name in it what they nam
 A backbone that already separates the classes of the image domain puts that judgement within reach of
 the triplet stage; trained from scratch on a few hundred annotated originals it mostly learns pixel
 similarity. Stage 1 therefore trains the backbone with a temporary linear classifier on a labelled image
-source (default: the Fashion-MNIST *train* split), with per-image crop/flip augmentation plus Gaussian
-pixel noise of random strength (``Augmentation``), which resembles what reconstruction attacks leave behind. The
+source (default: the Fashion-MNIST *train* split; several sources joined by ``+``, e.g.
+``fashion-mnist+emoji-scenes``, train on the union of their classes, each image brought to the model's size
+by the input gate as at scoring time, smaller sources repeated so that each gives at least
+``min_source_share`` of the largest), with per-image crop/flip augmentation plus Gaussian pixel noise of
+random strength (``Augmentation``), which resembles what reconstruction attacks leave behind, and optionally
+contrast, brightness and blur changes that people ignore. The
 classifier is thrown away; only the backbone weights are kept. It trains through the package's one
 ``Trainer`` (``semsim_metric.training.trainer.run_stage``): resume, bf16, ``torchrun`` and logging.
 
@@ -34,7 +38,7 @@ from torch import Tensor, nn
 
 from ...data.augmentation import Augmentation, item_seeds
 from ...models import SemSimModel
-from ...preprocessing import to_model_input
+from ...preprocessing import stack_at_model_size, to_model_input
 from ..optim import OptimiserSettings
 from ..trainer import Stage, run_stage
 
@@ -46,8 +50,8 @@ class PretrainSettings:
     """What stage 1 trains on and how.
 
     Attributes:
-        source: image source spec (``"fashion-mnist"``, ``"hf:<dataset id>"`` or a class-folder path; see
-            ``semsim_metric.data.sources.load_source``).
+        source: image source spec (``"fashion-mnist"``, ``"emoji-scenes"``, ``"hf:<dataset id>"`` or a
+            class-folder path; see ``semsim_metric.data.sources.load_source``), or several joined by ``+``.
         split: split of the source (Fashion-MNIST: ``"train"``; the default dataset's originals come from
             ``"test"``).
         epochs: passes over the source (fractions allowed).
@@ -56,6 +60,11 @@ class PretrainSettings:
         noise: largest standard deviation of the Gaussian noise added to half of the images (0 = off).
         holdout: images of the source kept out of training to report classification accuracy.
         seed: seed of the shuffling, augmentation and classifier.
+        contrast: largest contrast change of the augmentation (factor in ``[1 - contrast, 1 + contrast]``).
+        brightness: largest brightness shift of the augmentation.
+        blur: largest Gaussian blur sigma (pixels at the model's size) of the augmentation.
+        min_source_share: with several sources, each is repeated until it has at least this share of the
+            largest source's images.
     """
 
     source: str = "fashion-mnist"
@@ -66,6 +75,10 @@ class PretrainSettings:
     noise: float = 0.3
     holdout: int = 2000
     seed: int = 0
+    contrast: float = 0.0
+    brightness: float = 0.0
+    blur: float = 0.0
+    min_source_share: float = 0.4
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -74,8 +87,10 @@ class PretrainSettings:
             raise ValueError(f"invalid pre-training settings: {self}.")
 
     def augmentation(self) -> Augmentation:
-        """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""
-        return Augmentation.crop_flip_noise(self.noise)
+        """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images, plus the
+        photometric changes (contrast, brightness, blur) when set."""
+        return dataclasses.replace(Augmentation.crop_flip_noise(self.noise), contrast=self.contrast,
+                                   brightness=self.brightness, blur=self.blur)
 
 
 def _image_key(image: Tensor) -> str:
@@ -118,9 +133,62 @@ class _ClassCollator:
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Tensor]:
         cfg, seeds = self.config, [it["seed"] for it in items]
-        x = to_model_input(torch.stack([it["image"] for it in items]), data_range=255, image_size=cfg.image_size,
-                           mean=cfg.image_mean, std=cfg.image_std, augment=lambda b: self.augmentation(b, seeds))
+        x = _model_input([it["image"] for it in items], cfg, augment=lambda b: self.augmentation(b, seeds))
         return {"pixel_values": x, "labels": torch.tensor([it["label"] for it in items])}
+
+
+def _model_input(images: list[Tensor], cfg: Any, augment: Any = None) -> Tensor:
+    """uint8 images of any sizes and channels -> model input, through the input gate as at scoring time."""
+    x = stack_at_model_size(images, data_range=255, image_size=cfg.image_size)
+    return to_model_input(x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
+                          augment=augment)
+
+
+@dataclass
+class _JoinedSource:
+    """One or more labelled sources as one list of images with class indices offset per source."""
+
+    images: list[Tensor]
+    labels: Tensor
+    class_offsets: dict[str, int]
+    sizes: dict[str, int]
+
+    @classmethod
+    def load(cls, spec: str, split: str, root: str | Path | None) -> _JoinedSource:
+        from ...data.sources import load_sources
+
+        images: list[Tensor] = []
+        labels: list[Tensor] = []
+        offsets: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+        offset = 0
+        for src in load_sources(spec, split, root=root):
+            if src.name in offsets:
+                raise ValueError(f"image source {src.name!r} appears twice in {spec!r}.")
+            offsets[src.name], sizes[src.name] = offset, len(src)
+            images += list(src.images)
+            labels.append(src.labels + offset)
+            offset += max(len(src.class_names), int(src.labels.max()) + 1)
+        return cls(images, torch.cat(labels), offsets, sizes)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def repeated(self, order: Tensor, min_share: float) -> Tensor:
+        """``order`` with each source's indices repeated until it has ``min_share`` of the largest source's."""
+        if len(self.sizes) < 2:
+            return order
+        starts, parts = 0, []
+        bounds = {}
+        for name, n in self.sizes.items():
+            bounds[name] = (starts, starts + n)
+            starts += n
+        largest = max(self.sizes.values())
+        for name, (lo, hi) in bounds.items():
+            mine = order[(order >= lo) & (order < hi)]
+            times = max(1, math.ceil(min_share * largest / max(1, len(mine))))
+            parts.append(mine.repeat(times))
+        return torch.cat(parts)
 
 
 def pretrain_backbone(
@@ -160,16 +228,15 @@ def pretrain_backbone(
     """
     import tempfile
 
-    from ...data.sources import load_source
-
-    src = load_source(settings.source, settings.split, root=root)
+    src = _JoinedSource.load(settings.source, settings.split, root)
     excluded = {_image_key(img) for img in exclude_images}
     keep = [i for i in range(len(src)) if _image_key(src.images[i]) not in excluded] if excluded else list(range(len(src)))
     n_removed = len(src) - len(keep)
     g = torch.Generator().manual_seed(settings.seed)
     order = torch.tensor(keep)[torch.randperm(len(keep), generator=g)]
     holdout = order[: settings.holdout] if settings.holdout < len(order) // 2 else order[:0]
-    train_idx = order[len(holdout):]
+    train_idx = src.repeated(order[len(holdout):], settings.min_source_share)
+    train_idx = train_idx[torch.randperm(len(train_idx), generator=g)] if len(src.sizes) > 1 else train_idx
     n_classes = int(src.labels.max()) + 1
     torch.manual_seed(settings.seed)
     objective = ClassObjective(model, n_classes)
@@ -179,7 +246,8 @@ def pretrain_backbone(
         collator=_ClassCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="onecycle", warmup=0.15),
         batch_size=settings.batch_size, max_steps=steps, seed=settings.seed, drop_last=True,
-        settings={**dataclasses.asdict(settings), "images": _image_key(src.images[train_idx])})
+        settings={**dataclasses.asdict(settings), "images": hashlib.sha1(
+            "".join(_image_key(src.images[int(i)]) for i in train_idx).encode()).hexdigest()})
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
         info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
@@ -190,10 +258,10 @@ def pretrain_backbone(
     with torch.inference_mode():
         for k in range(0, len(holdout), 512):
             idx = holdout[k:k + 512]
-            x = to_model_input(src.images[idx].to(device), data_range=255, image_size=cfg.image_size,
-                               mean=cfg.image_mean, std=cfg.image_std)
+            x = _model_input([src.images[int(i)] for i in idx], cfg).to(device)
             correct += int((objective.head(model.backbone.pooled(x)).argmax(1).cpu() == src.labels[idx]).sum())
-    return {"settings": dataclasses.asdict(settings), "source_images": len(src), "excluded_as_annotated": n_removed,
+    return {"settings": dataclasses.asdict(settings), "source_images": len(src), "class_offsets": src.class_offsets,
+            "source_sizes": src.sizes, "excluded_as_annotated": n_removed,
             "trained_images": len(train_idx), "steps": info["steps"], "final_loss": info["final_loss"],
             "seconds": info["seconds"], "estimate": info.get("estimate", {}), "holdout_images": len(holdout),
             "holdout_accuracy": correct / len(holdout) if len(holdout) else math.nan,
@@ -212,13 +280,18 @@ def pretrain_cached(
     """``pretrain_backbone``, reusing a cached result made with identical settings and architecture.
 
     The cache key covers the settings, the backbone architecture and input gate, and the set of excluded
-    images; the backbone and classifier weights are stored as ``backbone.safetensors`` and
+    images that the source holds (held-out experiments whose annotated originals are not in the source
+    share one entry); the backbone and classifier weights are stored as ``backbone.safetensors`` and
     ``head.safetensors`` beside ``pretraining.json``. An interrupted pre-training resumes from its last
     checkpoint in the cache entry.
     """
     from safetensors.torch import load_file, save_file
 
     exclude = list(exclude_images)
+    if exclude:  # only the excluded images the source really holds change the result (and the key)
+        exclude_keys = {_image_key(i) for i in exclude}
+        held = _JoinedSource.load(settings.source, settings.split, None)
+        exclude = [img for img in held.images if _image_key(img) in exclude_keys]
     arch = {k: v for k, v in model.config.to_dict().items()
             if k in ("backbone", "base_width", "backbone_config", "image_size", "image_mean", "image_std")}
     key_src = json.dumps({"settings": dataclasses.asdict(settings), "arch": arch, "trainer": 2,

@@ -30,14 +30,14 @@ from torch import Tensor, nn
 from ...data.anchors import AnchorPool, anchor_pair
 from ...data.augmentation import Augmentation, item_seeds
 from ...data.loading import undecoded
-from ...image_io import decode_image, stack_images
+from ...image_io import decode_image
 from ...models import SemSimModel
 from ...preprocessing import stack_at_model_size, to_model_input
 from ..losses import global_soft_label_loss, soft_cross_entropy
 from ..optim import OptimiserSettings
 from ..trainer import Stage, content_digest, run_stage
 
-__all__ = ["VoteObjective", "VoteTuningSettings", "tune_on_votes", "vote_distribution"]
+__all__ = ["VoteObjective", "VoteTuningSettings", "domain_class_offsets", "tune_on_votes", "vote_distribution"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,14 @@ class VoteTuningSettings:
             copies and above it for noise, constants and other classes, in several image domains.
         anchor_centre: distance at which the anchor loss's sigmoid is one half.
         anchor_temperature: width of that sigmoid.
+        anchor_kind: which copies are recognised anchors (``"mild"`` or ``"invariances"``; see
+            ``semsim_metric.data.anchors``).
+        anchor_domains: image domains of the anchor pool joined by ``+`` (``AnchorPool.from_domains``).
+        adversarial_share: share of the batch's anchor pairs that also get an adversarial negative: uniform
+            noise moved toward the anchor image by ``adversarial_steps`` signed-gradient steps against the
+            current model, then pushed away like any unrelated image (kept only while its SSIM to the anchor
+            is below 0.3, i.e. while it still does not look like it). 0 = off.
+        adversarial_steps: signed-gradient steps that make each adversarial negative.
     """
 
     epochs: int = 4
@@ -69,10 +77,16 @@ class VoteTuningSettings:
     anchor_weight: float = 0.0
     anchor_centre: float = 0.65
     anchor_temperature: float = 0.1
+    anchor_kind: str = "mild"
+    anchor_domains: str = "fashion-mnist+photos+synthetic"
+    adversarial_share: float = 0.0
+    adversarial_steps: int = 5
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0 or self.anchor_weight < 0:
             raise ValueError(f"invalid vote-tuning settings: {self}.")
+        if not 0 <= self.adversarial_share <= 1 or self.adversarial_steps < 1:
+            raise ValueError(f"adversarial_share must be in [0, 1] and adversarial_steps >= 1, got {self}.")
 
     def augmentation(self) -> Augmentation:
         """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""
@@ -95,6 +109,32 @@ def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1
             raise ValueError(f"vote {v} is not a class index below {n_classes}.")
         out[v if v >= 0 else n_classes] += 1.0
     return out / len(answers)
+
+
+def domain_class_offsets(domains: list[str], labels: list[int], votes: list[list[int]],
+                         original_votes: list[list[int]], known: dict[str, int] | None = None) -> dict[str, int]:
+    """Where each image domain's classes start in one classifier: ``known`` offsets are kept, other domains
+    (in sorted order) follow after the highest class used so far.
+
+    Examples:
+        >>> domain_class_offsets(["a", "b", "b"], [9, 0, 39], [[9], [-1], [3]], [[9], [0], [39]])
+        {'a': 0, 'b': 10}
+        >>> domain_class_offsets(["b"], [0], [[1]], [[0]], known={"a": 0, "b": 10})
+        {'b': 10}
+    """
+    known = dict(known or {})
+    top: dict[str, int] = {}
+    for d, lab, vs, ovs in zip(domains, labels, votes, original_votes):
+        top[d] = max(top.get(d, -1), lab, *vs, *ovs)
+    used = [known[d] + top[d] + 1 for d in top if d in known]
+    nxt = max(used + [max(known.values()) + 1 if known else 0])
+    out = {}
+    for d in sorted(top):
+        if d in known:
+            out[d] = known[d]
+        else:
+            out[d], nxt = nxt, nxt + top[d] + 1
+    return out
 
 
 class VoteObjective(nn.Module):
@@ -126,18 +166,53 @@ class VoteObjective(nn.Module):
             dist = torch.linalg.vector_norm(emb[:bs] - emb[bs:], dim=1)
             loss = loss + self.settings.distance_weight * global_soft_label_loss(dist, share)
         if self.settings.anchor_weight > 0 and anchor_pixel_values is not None and anchor_targets is not None:
+            n_anchor = anchor_targets.shape[0]
+            n_adv = round(self.settings.adversarial_share * n_anchor)
+            if n_adv:
+                adv = self.adversarial_negatives(anchor_pixel_values[:n_adv])
+                anchor_pixel_values = torch.cat([anchor_pixel_values[:n_anchor], anchor_pixel_values[:adv.shape[0]],
+                                                 anchor_pixel_values[n_anchor:], adv])
+                anchor_targets = torch.cat([anchor_targets, anchor_targets.new_zeros(adv.shape[0])])
             a, b = self.model.embed(anchor_pixel_values).float().split(anchor_targets.shape[0])
             dist = torch.linalg.vector_norm(a - b, dim=1)
             loss = loss + self.settings.anchor_weight * global_soft_label_loss(
                 dist, anchor_targets, centre=self.settings.anchor_centre, temperature=self.settings.anchor_temperature)
         return {"loss": loss}
 
+    def adversarial_negatives(self, targets: Tensor) -> Tensor:
+        """Noise optimised toward ``targets`` (model-ready images) against the current model: uniform noise,
+        then ``adversarial_steps`` signed-gradient steps (size drawn in ``[0.01, 0.05]``) that lower the
+        SemSim distance. Images whose SSIM to their target reaches 0.3 are dropped (they may have become a
+        real likeness). Returns model-ready images ``(M, 3, S, S)``, ``M <= len(targets)``."""
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+        cfg = self.model.config
+        mean = torch.tensor(cfg.image_mean, device=targets.device).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.image_std, device=targets.device).view(1, 3, 1, 1)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                goal = self.model.embed(targets).float()
+            x = torch.rand(targets.shape, device=targets.device)
+            step = 0.01 + 0.04 * float(torch.rand(1))
+            for _ in range(self.settings.adversarial_steps):
+                x.requires_grad_(True)
+                d = torch.linalg.vector_norm(self.model.embed((x - mean) / std).float() - goal, dim=1).sum()
+                (grad,) = torch.autograd.grad(d, x)
+                x = (x.detach() - step * grad.sign()).clamp(0, 1)
+        finally:
+            self.model.train(was_training)
+        with torch.no_grad():
+            keep = ssim(x, (targets * std + mean).clamp(0, 1), data_range=1.0, reduction="none") < 0.3
+        return ((x[keep] - mean) / std).detach()
+
 
 class _VoteItems(torch.utils.data.Dataset):
     def __init__(self, recon: list[Tensor], orig: list[Tensor], recon_target: Tensor, orig_target: Tensor,
-                 share: Tensor, seed: int, anchors: AnchorPool | None = None) -> None:
+                 share: Tensor, seed: int, anchors: AnchorPool | None = None, anchor_kind: str = "mild") -> None:
         self.recon, self.orig, self.recon_target, self.orig_target, self.share = recon, orig, recon_target, orig_target, share
-        self.seed, self.epoch, self.anchors = seed, 0, anchors
+        self.seed, self.epoch, self.anchors, self.anchor_kind = seed, 0, anchors, anchor_kind
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -150,7 +225,7 @@ class _VoteItems(torch.utils.data.Dataset):
         item = {"reconstruction": self.recon[i], "original": self.orig[i], "recon_target": self.recon_target[i],
                 "orig_target": self.orig_target[i], "share": self.share[i], "seeds": (s_rec, s_orig)}
         if self.anchors is not None:
-            item["anchor"] = anchor_pair(self.anchors, s_anchor)
+            item["anchor"] = anchor_pair(self.anchors, s_anchor, self.anchor_kind)
         return item
 
 
@@ -161,8 +236,9 @@ class _VoteCollator:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Tensor]:
         cfg = self.config
         seeds = [it["seeds"][0] for it in items] + [it["seeds"][1] for it in items]
-        images = stack_images([it["reconstruction"] for it in items] + [it["original"] for it in items])
-        x = to_model_input(images, data_range=255, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
+        images = stack_at_model_size([it["reconstruction"] for it in items] + [it["original"] for it in items],
+                                     data_range=255, image_size=cfg.image_size)  # image domains of any size
+        x = to_model_input(images, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
                            augment=lambda b: self.augmentation(b, seeds))
         targets = torch.stack([it["recon_target"] for it in items] + [it["orig_target"] for it in items])
         batch = {"pixel_values": x, "targets": targets, "share": torch.stack([it["share"] for it in items])}
@@ -182,6 +258,7 @@ def tune_on_votes(
     settings: VoteTuningSettings,
     *,
     head: nn.Linear | None = None,
+    class_offsets: dict[str, int] | None = None,
     progress: bool = True,
     output_dir: str | Path | None = None,
     resume: bool = False,
@@ -198,6 +275,10 @@ def tune_on_votes(
         split: a ``datasets.Dataset`` in the SemSim schema with ``votes`` (rows without votes are an error).
         settings: see ``VoteTuningSettings``.
         head: a class classifier to start from (e.g. stage 1's); its rows are copied for the classes it has.
+        class_offsets: where each image domain's classes start in ``head`` (stage 1's ``class_offsets``,
+            keyed by ``source_dataset``). Rows of several domains each keep their own classes: a domain
+            without an offset gets classes after all others, so ``class_label`` 0 of two domains never
+            share a classifier row.
         progress: show a progress bar.
         output_dir: folder for the stage's checkpoints (default: a temporary folder).
         resume: continue from the last checkpoint in ``output_dir``.
@@ -214,6 +295,11 @@ def tune_on_votes(
     if missing:
         raise ValueError(f"vote tuning needs the annotators' answers: {missing} of {len(votes)} rows have no votes. "
                          "Import votes first (semsim votes import) or use a recipe without vote tuning.")
+    offsets = domain_class_offsets(raw["source_dataset"], labels, votes, original_votes, class_offsets)
+    domains = raw["source_dataset"]
+    votes = [[v + offsets[d] if v >= 0 else v for v in vs] for vs, d in zip(votes, domains)]
+    original_votes = [[v + offsets[d] if v >= 0 else v for v in vs] for vs, d in zip(original_votes, domains)]
+    labels = [lab + offsets[d] if lab >= 0 else lab for lab, d in zip(labels, domains)]
     n_classes = 1 + max(max(max(v) for v in votes), max((max(v) for v in original_votes if v), default=-1),
                         max(labels), head.out_features - 1 if head is not None else -1)
     recon = [decode_image(x) for x in raw["reconstruction"]]
@@ -232,10 +318,10 @@ def tune_on_votes(
     bs = min(settings.batch_size, n)
     torch.manual_seed(settings.seed)
     objective = VoteObjective(model, n_classes, settings, n / max(1, len(first)), head=head)
-    anchors = AnchorPool.default(seed=settings.seed) if settings.anchor_weight > 0 else None
+    anchors = AnchorPool.from_domains(settings.anchor_domains, seed=settings.seed) if settings.anchor_weight > 0 else None
     stage = Stage(
         name="votes", objective=objective,
-        dataset=_VoteItems(recon, orig, recon_target, orig_target, share, settings.seed, anchors),
+        dataset=_VoteItems(recon, orig, recon_target, orig_target, share, settings.seed, anchors, settings.anchor_kind),
         collator=_VoteCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="cosine"),
         batch_size=bs, max_steps=settings.epochs * max(1, n // bs), seed=settings.seed, drop_last=True,
@@ -246,6 +332,7 @@ def tune_on_votes(
         info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
     model.eval()
     return {"settings": dataclasses.asdict(settings), "rows": n, "originals": len(first), "classes": n_classes,
+            "class_offsets": offsets,
             "anchor_pool": ({d: anchors.domains.count(d) for d in dict.fromkeys(anchors.domains)} if anchors else None),
             "steps": info["steps"], "final_loss": info["final_loss"], "seconds": info["seconds"],
             "estimate": info.get("estimate", {})}, \
