@@ -1,6 +1,7 @@
 """Sanity of a SemSim model in any image domain: what any person would answer, checked without annotators.
 
-For originals of three domains - Fashion-MNIST test images (greyscale 28x28), crops of the scikit-image
+For originals of four domains - Fashion-MNIST test images (greyscale 28x28), emoji-scenes test images
+(colour 32x32), crops of the scikit-image
 photographs never used in training (``HELD_OUT_PHOTOS``, colour and
 greyscale, 48-128 px) and synthetic shapes and letters drawn with PIL (seeds disjoint from training) -
 each scored at its own size through the input gate, as users would:
@@ -48,14 +49,14 @@ class SanityResult:
 
 
 def domain_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Tensor], list[int]]:
-    """``n`` originals of ``domain`` (``fashion-mnist``, ``photos``, ``synthetic``) as uint8 ``(C, H, W)``
+    """``n`` originals of ``domain`` (``fashion-mnist``, ``emoji-scenes``, ``photos``, ``synthetic``) as uint8 ``(C, H, W)``
     with labels (different labels = different classes)."""
     rng = np.random.default_rng(seed)
-    if domain == "fashion-mnist":
-        from ..data.sources import load_fashion_mnist
+    if domain in ("fashion-mnist", "emoji-scenes"):
+        from ..data.sources import load_source
 
-        src = load_fashion_mnist("test")
-        idx = rng.choice(len(src), size=n, replace=False)
+        src = load_source(domain, "test")
+        idx = rng.choice(len(src), size=min(n, len(src)), replace=False)
         return [src.images[i] for i in idx], [int(src.labels[i]) for i in idx]
     if domain == "photos":
         photos = load_photos(HELD_OUT_PHOTOS)
@@ -71,7 +72,7 @@ def domain_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Tensor
     if domain == "synthetic":
         made = [synthetic_image(10**9 + seed * 100_003 + k, size=int(rng.choice([32, 48, 64]))) for k in range(n)]
         return [m[0] for m in made], [m[1] for m in made]
-    raise ValueError(f"unknown domain {domain!r}; choose fashion-mnist, photos or synthetic.")
+    raise ValueError(f"unknown domain {domain!r}; choose fashion-mnist, emoji-scenes, photos or synthetic.")
 
 
 def _score(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +87,7 @@ def _score(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> tuple
 
 
 def run_sanity(model: Any = None, *, n: int = 200, seed: int = 0,
-               domains: tuple[str, ...] = ("fashion-mnist", "photos", "synthetic")) -> list[SanityResult]:
+               domains: tuple[str, ...] = ("fashion-mnist", "emoji-scenes", "photos", "synthetic")) -> list[SanityResult]:
     """Run every check on ``n`` originals of each domain (``model``: as for ``semsim_metric.semsim``)."""
     net = get_model(model)  # a SemSimModel is returned as it is
     out = []

@@ -65,6 +65,10 @@ class Recipe:
     #: (adversarial negatives; 0 = off) and the signed-gradient steps that make each
     vote_adversarial_share: float = 0.0
     vote_adversarial_steps: int = 5
+    #: persistent pool of adversarial negatives (0 = fresh ones every batch); see VoteTuningSettings
+    vote_adversarial_pool: int = 0
+    #: distance at which a recognised anchor's loss is one half (negative = the same as vote_anchor_centre)
+    vote_anchor_copy_centre: float = -1.0
     #: "pooled" (the paper) or "spatial" (flattened last feature map); see SemSimConfig
     embedding: str = "pooled"
     description: str = ""
@@ -91,7 +95,9 @@ class Recipe:
                                   anchor_temperature=self.vote_anchor_temperature, anchor_kind=self.vote_anchor_kind,
                                   anchor_domains=self.vote_anchor_domains,
                                   adversarial_share=self.vote_adversarial_share,
-                                  adversarial_steps=self.vote_adversarial_steps)
+                                  adversarial_steps=self.vote_adversarial_steps,
+                                  adversarial_pool=self.vote_adversarial_pool,
+                                  anchor_copy_centre=None if self.vote_anchor_copy_centre < 0 else self.vote_anchor_copy_centre)
 
     def milestone_epochs(self) -> list[int]:
         """Epochs at which the triplet stage's learning rate drops."""

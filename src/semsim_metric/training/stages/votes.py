@@ -64,7 +64,16 @@ class VoteTuningSettings:
             noise moved toward the anchor image by ``adversarial_steps`` signed-gradient steps against the
             current model, then pushed away like any unrelated image (kept only while its SSIM to the anchor
             is below 0.3, i.e. while it still does not look like it). 0 = off.
-        adversarial_steps: signed-gradient steps that make each adversarial negative.
+        adversarial_steps: signed-gradient steps that make each adversarial negative (per visit of a pool
+            entry when ``adversarial_pool > 0``).
+        adversarial_pool: 0 = every negative starts from fresh noise; ``P > 0`` = a persistent pool of ``P``
+            (anchor, negative) pairs kept in the objective (and its checkpoints): each step refines
+            ``adversarial_share`` of a batch's worth of entries a few steps further, so the negatives get as
+            strong as an optimiser that runs hundreds of steps at the cost of a few. An entry whose SSIM to
+            its anchor reaches 0.3 (a real likeness) is restarted from noise instead of being pushed away.
+        anchor_copy_centre: distance at which the loss of a *recognised* anchor pair (a copy people ignore)
+            is one half; ``None`` = ``anchor_centre``. Lower values pull copies closer than the calibration's
+            p = 0.5 distance, not just closer than unrelated images.
     """
 
     epochs: int = 4
@@ -81,6 +90,8 @@ class VoteTuningSettings:
     anchor_domains: str = "fashion-mnist+photos+synthetic"
     adversarial_share: float = 0.0
     adversarial_steps: int = 5
+    adversarial_pool: int = 0
+    anchor_copy_centre: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0 or self.anchor_weight < 0:
@@ -147,6 +158,11 @@ class VoteObjective(nn.Module):
         self.settings = settings
         self.rows_per_original = rows_per_original
         self.classifier = nn.Linear(model.config.feature_dim, n_classes + 1)
+        if settings.adversarial_pool > 0:  # persistent adversarial negatives (saved with the stage's checkpoints)
+            size = model.config.image_size
+            self.register_buffer("adv_targets", torch.zeros(settings.adversarial_pool, 3, size, size))
+            self.register_buffer("adv_images", torch.zeros(settings.adversarial_pool, 3, size, size))
+            self.register_buffer("adv_live", torch.zeros(settings.adversarial_pool, dtype=torch.bool))
         with torch.no_grad():
             self.classifier.weight.zero_()
             self.classifier.bias.zero_()
@@ -169,43 +185,80 @@ class VoteObjective(nn.Module):
             n_anchor = anchor_targets.shape[0]
             n_adv = round(self.settings.adversarial_share * n_anchor)
             if n_adv:
-                adv = self.adversarial_negatives(anchor_pixel_values[:n_adv])
-                anchor_pixel_values = torch.cat([anchor_pixel_values[:n_anchor], anchor_pixel_values[:adv.shape[0]],
-                                                 anchor_pixel_values[n_anchor:], adv])
+                goals, adv = (self.pooled_negatives(anchor_pixel_values[:n_anchor], n_adv)
+                              if self.settings.adversarial_pool > 0 else self.adversarial_negatives(anchor_pixel_values[:n_adv]))
+                anchor_pixel_values = torch.cat([anchor_pixel_values[:n_anchor], goals, anchor_pixel_values[n_anchor:], adv])
                 anchor_targets = torch.cat([anchor_targets, anchor_targets.new_zeros(adv.shape[0])])
             a, b = self.model.embed(anchor_pixel_values).float().split(anchor_targets.shape[0])
             dist = torch.linalg.vector_norm(a - b, dim=1)
+            copy_centre = self.settings.anchor_copy_centre
+            centre = (self.settings.anchor_centre if copy_centre is None else
+                      torch.where(anchor_targets > 0.5, copy_centre, self.settings.anchor_centre))
             loss = loss + self.settings.anchor_weight * global_soft_label_loss(
-                dist, anchor_targets, centre=self.settings.anchor_centre, temperature=self.settings.anchor_temperature)
+                dist, anchor_targets, centre=centre, temperature=self.settings.anchor_temperature)
         return {"loss": loss}
 
-    def adversarial_negatives(self, targets: Tensor) -> Tensor:
-        """Noise optimised toward ``targets`` (model-ready images) against the current model: uniform noise,
-        then ``adversarial_steps`` signed-gradient steps (size drawn in ``[0.01, 0.05]``) that lower the
-        SemSim distance. Images whose SSIM to their target reaches 0.3 are dropped (they may have become a
-        real likeness). Returns model-ready images ``(M, 3, S, S)``, ``M <= len(targets)``."""
-        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-
+    def _unit(self, device: torch.device) -> tuple[Tensor, Tensor]:
         cfg = self.model.config
-        mean = torch.tensor(cfg.image_mean, device=targets.device).view(1, 3, 1, 1)
-        std = torch.tensor(cfg.image_std, device=targets.device).view(1, 3, 1, 1)
+        return (torch.tensor(cfg.image_mean, device=device).view(1, 3, 1, 1),
+                torch.tensor(cfg.image_std, device=device).view(1, 3, 1, 1))
+
+    def _toward(self, goals: Tensor, start: Tensor, step: float) -> Tensor:
+        """``adversarial_steps`` signed-gradient steps of unit-range images ``start`` that lower their SemSim
+        distance to the model-ready ``goals``, with the model in eval mode (its parameters get no gradient)."""
+        mean, std = self._unit(goals.device)
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
-                goal = self.model.embed(targets).float()
-            x = torch.rand(targets.shape, device=targets.device)
-            step = 0.01 + 0.04 * float(torch.rand(1))
+                goal = self.model.embed(goals).float()
+            x = start
             for _ in range(self.settings.adversarial_steps):
-                x.requires_grad_(True)
+                x = x.detach().requires_grad_(True)
                 d = torch.linalg.vector_norm(self.model.embed((x - mean) / std).float() - goal, dim=1).sum()
                 (grad,) = torch.autograd.grad(d, x)
                 x = (x.detach() - step * grad.sign()).clamp(0, 1)
         finally:
             self.model.train(was_training)
+        return x.detach()
+
+    def _unlike(self, x: Tensor, goals: Tensor) -> Tensor:
+        """True where ``x`` (unit range) still does not look like ``goals`` (model-ready): SSIM below 0.3."""
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+        mean, std = self._unit(goals.device)
         with torch.no_grad():
-            keep = ssim(x, (targets * std + mean).clamp(0, 1), data_range=1.0, reduction="none") < 0.3
-        return ((x[keep] - mean) / std).detach()
+            return ssim(x, (goals * std + mean).clamp(0, 1), data_range=1.0, reduction="none") < 0.3
+
+    def adversarial_negatives(self, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Noise optimised toward ``targets`` (model-ready images) against the current model: uniform noise,
+        then ``adversarial_steps`` signed-gradient steps (size drawn in ``[0.01, 0.05]``) that lower the
+        SemSim distance. Images whose SSIM to their target reaches 0.3 are dropped (they may have become a
+        real likeness). Returns ``(targets kept, negatives)``, both model-ready ``(M, 3, S, S)``."""
+        mean, std = self._unit(targets.device)
+        x = self._toward(targets, torch.rand(targets.shape, device=targets.device), 0.01 + 0.04 * float(torch.rand(1)))
+        keep = self._unlike(x, targets)
+        return targets[keep], ((x[keep] - mean) / std).detach()
+
+    def pooled_negatives(self, anchors: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """Refine ``n`` entries of the persistent pool a few steps further (empty or finished entries start
+        again from noise toward one of this batch's ``anchors``) and return ``(targets, negatives)`` for the
+        entries that still do not look like their target."""
+        mean, std = self._unit(anchors.device)
+        pool = self.adv_targets.shape[0]
+        idx = torch.randperm(pool, device=anchors.device)[:n]
+        restart = ~self.adv_live[idx] | (torch.rand(len(idx), device=anchors.device) < 0.05)
+        if restart.any():
+            k = int(restart.sum())
+            pick = torch.randint(0, anchors.shape[0], (k,), device=anchors.device)
+            self.adv_targets[idx[restart]] = anchors[pick].detach().float()
+            self.adv_images[idx[restart]] = torch.rand(k, *anchors.shape[1:], device=anchors.device)
+        goals = self.adv_targets[idx].to(anchors.dtype)
+        x = self._toward(goals, self.adv_images[idx].to(anchors.dtype), 0.005 + 0.025 * float(torch.rand(1)))
+        unlike = self._unlike(x, goals)
+        self.adv_images[idx] = x.float()
+        self.adv_live[idx] = unlike
+        return goals[unlike], ((x[unlike] - mean) / std).detach()
 
 
 class _VoteItems(torch.utils.data.Dataset):
