@@ -20,18 +20,24 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def class_folder(tmp_path_factory):
     """Two easy classes of 28x28 greyscale images: a vertical bar and a horizontal bar, jittered."""
-    root = tmp_path_factory.mktemp("classes")
-    rng = np.random.default_rng(0)
-    for name, axis in (("horizontal", 0), ("vertical", 1)):
-        (root / name).mkdir()
-        for i in range(96):
-            img = rng.integers(0, 40, (28, 28), dtype=np.uint8)
-            pos = int(rng.integers(8, 20))
-            if axis == 0:
-                img[pos:pos + 4, 4:24] = 255
-            else:
-                img[4:24, pos:pos + 4] = 255
-            Image.fromarray(img, mode="L").save(root / name / f"{i:03d}.png")
+    return _bars(tmp_path_factory.mktemp("classes"), size=28, colour=False)
+
+
+def _bars(root, *, size, colour, n=96):
+    """``root/{train,test}/{horizontal,vertical}/*.png``: bars on noise (greyscale or colour)."""
+    rng = np.random.default_rng(size)
+    for split, count in (("train", n), ("test", 4)):
+        for name, axis in (("horizontal", 0), ("vertical", 1)):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                img = rng.integers(0, 40, (size, size), dtype=np.uint8)
+                pos = int(rng.integers(8, size - 8))
+                if axis == 0:
+                    img[pos:pos + 4, 4:size - 4] = 255
+                else:
+                    img[4:size - 4, pos:pos + 4] = 255
+                pil = Image.fromarray(img, mode="L")
+                (pil.convert("RGB") if colour else pil).save(root / split / name / f"{i:03d}.png")
     return root
 
 
@@ -51,7 +57,7 @@ def test_the_backbone_learns_the_classes(class_folder):
 def test_annotated_originals_are_never_pre_trained_on(class_folder):
     from semsim_metric.image_io import load_image
 
-    annotated = [load_image(p) for p in sorted((class_folder / "vertical").glob("*.png"))[:5]]
+    annotated = [load_image(p) for p in sorted((class_folder / "train" / "vertical").glob("*.png"))[:5]]
     info, _ = pretrain_backbone(SemSimModel(SemSimConfig(base_width=2)), _settings(class_folder, epochs=0.1),
                              exclude_images=annotated, progress=False)
     assert info["excluded_as_annotated"] == 5
@@ -75,6 +81,18 @@ def test_cache_reuses_identical_settings_only(class_folder, tmp_path):
     pretrain_cached(SemSimModel(SemSimConfig(base_width=2)), _settings(class_folder, epochs=0.5, noise=0.0), tmp_path,
                     progress=False)
     assert len(list(tmp_path.iterdir())) == 2  # other settings -> another entry
+
+
+def test_two_domains_pre_train_together_each_with_its_own_classes_at_its_own_size(class_folder, tmp_path):
+    colour = _bars(tmp_path / "colour", size=32, colour=True, n=24)
+    model = SemSimModel(SemSimConfig(base_width=4))
+    info, head = pretrain_backbone(model, _settings(f"{class_folder}+{colour}", epochs=1, holdout=16, min_source_share=0.5),
+                                   progress=False)
+    assert info["class_offsets"] == {class_folder.name: 0, "colour": 2}  # the second domain's classes come after
+    assert head.out_features == 4
+    assert info["source_sizes"] == {class_folder.name: 192, "colour": 48}
+    # the small colour source is repeated up to half of the largest one: more steps than images
+    assert info["trained_images"] > 240 - 16
 
 
 @pytest.fixture(scope="module")

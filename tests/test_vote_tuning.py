@@ -89,3 +89,54 @@ def test_anchor_loss_pushes_noise_away_and_mild_copies_close(small_split):
     assert info["anchor_pool"] == {"fashion-mnist": 4000, "photos": 2000, "synthetic": 2000}
     # with anchors, unrelated images end up much farther than mild copies than without
     assert gaps[2.0] > gaps[0.0] + 0.1, gaps
+
+
+def _objective(**settings):
+    from semsim_metric.training.stages.votes import VoteObjective
+
+    torch.manual_seed(0)
+    model = SemSimModel(SemSimConfig(base_width=4, embedding="spatial"))
+    return VoteObjective(model, 3, VoteTuningSettings(anchor_weight=1.0, **settings), rows_per_original=1.0)
+
+
+def _model_ready(objective, unit):
+    cfg = objective.model.config
+    mean, std = torch.tensor(cfg.image_mean).view(1, 3, 1, 1), torch.tensor(cfg.image_std).view(1, 3, 1, 1)
+    return (unit - mean) / std
+
+
+def test_adversarial_negatives_come_closer_than_the_noise_they_start_from_and_stay_unlike_the_anchor():
+    objective = _objective(adversarial_share=0.5, adversarial_pool=8, adversarial_steps=4)
+    anchors = _model_ready(objective, torch.rand(8, 3, 32, 32))
+    objective.eval()
+    with torch.no_grad():
+        noise_d = objective.model.distance(anchors, _model_ready(objective, torch.rand(8, 3, 32, 32))).mean()
+    for _ in range(6):  # every visit refines pool entries a few steps further
+        goals, negatives = objective.pooled_negatives(anchors, 8)
+    with torch.no_grad():
+        adv_d = objective.model.distance(goals, negatives).mean()
+    assert len(negatives) > 0 and adv_d < noise_d - 0.05, (float(adv_d), float(noise_d))
+    assert bool(objective.adv_live.any())
+    # what is pushed away never looks like its anchor (SSIM < 0.3)
+    assert bool(objective._unlike((negatives * objective._unit(negatives.device)[1]
+                                   + objective._unit(negatives.device)[0]), goals).all())
+
+
+def test_greyscale_anchors_get_greyscale_adversarial_negatives():
+    objective = _objective(adversarial_share=0.5, adversarial_steps=2)
+    grey = torch.rand(4, 1, 32, 32).expand(4, 3, 32, 32)
+    goals, negatives = objective.adversarial_negatives(_model_ready(objective, grey))
+    cfg = objective.model.config
+    unit = negatives * torch.tensor(cfg.image_std).view(1, 3, 1, 1) + torch.tensor(cfg.image_mean).view(1, 3, 1, 1)
+    assert len(negatives) == 4
+    assert float((unit.amax(1) - unit.amin(1)).max()) < 1e-4
+
+
+def test_recognised_anchors_can_be_pulled_closer_than_the_boundary_of_unrelated_ones():
+    objective = _objective(anchor_centre=0.95, anchor_copy_centre=0.3)
+    pairs = _model_ready(objective, torch.rand(4, 3, 32, 32))
+    batch = dict(pixel_values=pairs, targets=torch.full((4, 4), 0.25), share=torch.zeros(2),
+                 anchor_pixel_values=torch.cat([pairs[:2], pairs[2:]]), anchor_targets=torch.tensor([1.0, 1.0]))
+    with_copy_centre = objective(**batch)["loss"]
+    same_centre = _objective(anchor_centre=0.95)(**batch)["loss"]
+    assert float(with_copy_centre) > float(same_centre)  # the same distances cost more with the stricter centre

@@ -16,9 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import BasicBlock
+from .configuration_semsim import EMBEDDINGS
 
 __all__ = ["CifarResNet18", "TransformersBackbone", "build_backbone", "infer_feature_dim"]
 
@@ -32,7 +34,8 @@ class CifarResNet18(nn.Module):
         in_channels: image channels (3; greyscale is repeated by the input gate).
         embedding: ``"pooled"`` (the paper: global average pooling, ``8 * base_width`` values) or
             ``"spatial"`` (the last feature map flattened, ``8 * base_width * (S / 8) ** 2`` values for an
-            ``S x S`` input), which keeps where things are.
+            ``S x S`` input), which keeps where things are, or ``"spatial_smooth"`` (the same size, each cell
+            averaged over its 3x3 neighbourhood first, so that a shift of a few pixels moves it little).
 
     Examples:
         >>> net = CifarResNet18(base_width=8)
@@ -46,8 +49,8 @@ class CifarResNet18(nn.Module):
         super().__init__()
         if base_width < 1:
             raise ValueError(f"base_width must be a positive integer, got {base_width}.")
-        if embedding not in ("pooled", "spatial"):
-            raise ValueError(f"embedding must be 'pooled' or 'spatial', got {embedding!r}.")
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
         self.embedding = embedding
         widths = [base_width, 2 * base_width, 4 * base_width, 8 * base_width]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
@@ -73,7 +76,11 @@ class CifarResNet18(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.feature_map(x)
-        return out.mean(dim=(2, 3)) if self.embedding == "pooled" else out.flatten(1)
+        if self.embedding == "pooled":
+            return out.mean(dim=(2, 3))
+        if self.embedding == "spatial_smooth":  # each cell averaged with its neighbours: small shifts move it little
+            out = F.avg_pool2d(out, 3, stride=1, padding=1, count_include_pad=False)
+        return out.flatten(1)
 
 
 class TransformersBackbone(nn.Module):

@@ -7,13 +7,15 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "SemSimConfig"]
+__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "EMBEDDINGS", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "SemSimConfig"]
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 
 #: largest accepted ``base_width`` (the paper uses 64; 256 is already a 180M-parameter ResNet-18)
+#: the embeddings a CIFAR ResNet-18 backbone can produce (see ``SemSimConfig``)
+EMBEDDINGS = ("pooled", "spatial", "spatial_smooth")
 MAX_BASE_WIDTH = 256
 #: largest accepted ``image_size`` (the paper uses 32)
 MAX_IMAGE_SIZE = 512
@@ -58,7 +60,9 @@ class SemSimConfig(PretrainedConfig):
         base_width: width of the first ResNet stage (64 in the paper -> 512-d embedding).
         backbone_config: ``transformers`` config dictionary of the backbone when
             ``backbone="transformers"``.
-        embedding: ``"pooled"`` (the paper: globally pooled features) or ``"spatial"`` (the flattened
+        embedding: ``"pooled"`` (the paper: globally pooled features), ``"spatial_smooth"`` (the last
+            feature map averaged over each cell's 3x3 neighbourhood, then flattened: layout kept, small
+            shifts absorbed) or ``"spatial"`` (the flattened
             last feature map; CIFAR ResNet-18 only).
         image_size: side of the square model input; every image is resized to it (32 in the paper).
         image_mean: per-channel mean used for normalisation (CIFAR-100's by default).
@@ -104,10 +108,10 @@ class SemSimConfig(PretrainedConfig):
             calibration = _check_calibration(calibration)
         if training_domain is not None and not isinstance(training_domain, dict):
             raise ValueError(f"training_domain must be a dictionary, got {type(training_domain).__name__}.")
-        if embedding not in ("pooled", "spatial"):
-            raise ValueError(f"embedding must be 'pooled' or 'spatial', got {embedding!r}.")
-        if embedding == "spatial" and backbone != "cifar_resnet18":
-            raise ValueError("embedding='spatial' is only available for backbone='cifar_resnet18'.")
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
+        if embedding != "pooled" and backbone != "cifar_resnet18":
+            raise ValueError(f"embedding={embedding!r} is only available for backbone='cifar_resnet18'.")
         self.backbone = backbone
         self.embedding = embedding
         self.base_width = base_width
@@ -122,7 +126,7 @@ class SemSimConfig(PretrainedConfig):
     @property
     def embedding_dim(self) -> int:
         """Size of the embedding (``8 * base_width`` for the pooled CIFAR ResNet-18)."""
-        if self.backbone == "cifar_resnet18" and self.embedding == "spatial":
+        if self.backbone == "cifar_resnet18" and self.embedding != "pooled":
             return 8 * self.base_width * math.ceil(self.image_size / 8) ** 2
         return self.feature_dim
 

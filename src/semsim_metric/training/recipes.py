@@ -69,6 +69,8 @@ class Recipe:
     vote_adversarial_pool: int = 0
     #: distance at which a recognised anchor's loss is one half (negative = the same as vote_anchor_centre)
     vote_anchor_copy_centre: float = -1.0
+    #: repeat the annotated rows of smaller image domains up to this share of the largest one (0 = off)
+    vote_balance_domains: float = 0.0
     #: "pooled" (the paper) or "spatial" (flattened last feature map); see SemSimConfig
     embedding: str = "pooled"
     description: str = ""
@@ -97,7 +99,8 @@ class Recipe:
                                   adversarial_share=self.vote_adversarial_share,
                                   adversarial_steps=self.vote_adversarial_steps,
                                   adversarial_pool=self.vote_adversarial_pool,
-                                  anchor_copy_centre=None if self.vote_anchor_copy_centre < 0 else self.vote_anchor_copy_centre)
+                                  anchor_copy_centre=None if self.vote_anchor_copy_centre < 0 else self.vote_anchor_copy_centre,
+                                  balance_domains=self.vote_balance_domains)
 
     def milestone_epochs(self) -> list[int]:
         """Epochs at which the triplet stage's learning rate drops."""
@@ -130,19 +133,21 @@ RECIPES: dict[str, Recipe] = {
         "Width 16; the embedding is the flattened last feature map ('spatial').",
     ),
     "colour": Recipe(
-        name="colour", epochs=0, base_width=16, embedding="spatial", pretrain_epochs=3.0,
+        name="colour", epochs=0, base_width=16, embedding="spatial_smooth", pretrain_epochs=3.0,
         pretrain_source="fashion-mnist+emoji-scenes", pretrain_contrast=0.4, pretrain_brightness=0.15,
         pretrain_blur=1.0, vote_epochs=4, vote_anchor_weight=3.0, vote_anchor_centre=0.95,
-        vote_anchor_kind="invariances", vote_anchor_domains="fashion-mnist+photos+synthetic+emoji-scenes",
-        vote_adversarial_share=0.25, vote_adversarial_steps=5,
+        vote_anchor_copy_centre=0.3, vote_anchor_kind="invariances",
+        vote_anchor_domains="fashion-mnist+photos+synthetic+emoji-scenes", vote_adversarial_share=0.25,
+        vote_adversarial_steps=5, vote_balance_domains=0.5,
         description="The semantic recipe in two image domains, taught what people ignore and hard to fool. 1: the "
         "backbone learns the classes of Fashion-MNIST train (greyscale) and emoji-scenes train (colour, repeated to "
         "40% of Fashion-MNIST's size) together, 3 epochs, crop/flip + noise + contrast/brightness/blur. 2: vote tuning "
-        "(4 epochs) on the answers of every domain (each domain keeps its own classes), with label-free anchors "
-        "(weight 3, boundary 0.95) whose recognised copies are the changes people ignore (1-2 px shifts, contrast "
-        "x0.5-1.2, brightness +-0.2, blur up to 1.3 px, JPEG 20-90) in four image domains, and a quarter of the "
-        "anchors also brings an adversarial negative (noise moved toward the anchor by 5 signed-gradient steps "
-        "against the current model). Width 16, spatial embedding.",
+        "(4 epochs) on the answers of every domain (each domain keeps its own classes; emoji rows repeated to half of "
+        "the Fashion-MNIST rows), with label-free anchors (weight 3; unrelated images pushed beyond 0.95, copies "
+        "pulled below 0.3) whose recognised copies are the changes people ignore (1-2 px shifts, contrast x0.5-1.2, "
+        "brightness +-0.2, blur up to 1.3 px, JPEG 20-90) in four image domains, and a quarter of the anchors also "
+        "brings an adversarial negative (noise moved toward the anchor by 5 signed-gradient steps against the current "
+        "model). Width 16; embedding: the last feature map smoothed over 3x3 cells, flattened.",
     ),
     "quick": Recipe(
         name="quick", epochs=2, base_width=8, batch_size=16, milestones=(),

@@ -19,6 +19,7 @@ The stage trains through the package's one ``Trainer`` (``semsim_metric.training
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,8 @@ class VoteTuningSettings:
         anchor_copy_centre: distance at which the loss of a *recognised* anchor pair (a copy people ignore)
             is one half; ``None`` = ``anchor_centre``. Lower values pull copies closer than the calibration's
             p = 0.5 distance, not just closer than unrelated images.
+        balance_domains: with rows of several image domains (``source_dataset``), repeat each smaller
+            domain's rows until it has at least this share of the largest domain's rows per epoch (0 = off).
     """
 
     epochs: int = 4
@@ -92,6 +95,7 @@ class VoteTuningSettings:
     adversarial_steps: int = 5
     adversarial_pool: int = 0
     anchor_copy_centre: float | None = None
+    balance_domains: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0 or self.anchor_weight < 0:
@@ -120,6 +124,29 @@ def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1
             raise ValueError(f"vote {v} is not a class index below {n_classes}.")
         out[v if v >= 0 else n_classes] += 1.0
     return out / len(answers)
+
+
+def balanced_rows(domains: list[str], min_share: float) -> list[int]:
+    """Row indices of one epoch: every row once, and the rows of each image domain repeated until the
+    domain has at least ``min_share`` of the largest domain's count (``0`` = every row once).
+
+    Examples:
+        >>> balanced_rows(["a", "a", "a", "a", "b"], 0.5)
+        [0, 1, 2, 3, 4, 4]
+        >>> balanced_rows(["a", "b"], 0.0)
+        [0, 1]
+    """
+    by_domain: dict[str, list[int]] = {}
+    for i, d in enumerate(domains):
+        by_domain.setdefault(d, []).append(i)
+    if min_share <= 0 or len(by_domain) < 2:
+        return list(range(len(domains)))
+    largest = max(len(v) for v in by_domain.values())
+    out = []
+    for d in sorted(by_domain, key=lambda k: by_domain[k][0]):
+        idx = by_domain[d]
+        out += idx * max(1, math.ceil(min_share * largest / len(idx)))
+    return out
 
 
 def domain_class_offsets(domains: list[str], labels: list[int], votes: list[list[int]],
@@ -212,11 +239,15 @@ class VoteObjective(nn.Module):
         try:
             with torch.no_grad():
                 goal = self.model.embed(goals).float()
-            x = start
+            # greyscale goals get greyscale negatives, as an attacker optimising a 1-channel image makes
+            grey = ((goals * std + mean).amax(1) - (goals * std + mean).amin(1)).flatten(1).amax(1) < 1e-3
+            g = grey.view(-1, 1, 1, 1)
+            x = torch.where(g, start.mean(1, keepdim=True).expand_as(start), start)
             for _ in range(self.settings.adversarial_steps):
                 x = x.detach().requires_grad_(True)
                 d = torch.linalg.vector_norm(self.model.embed((x - mean) / std).float() - goal, dim=1).sum()
                 (grad,) = torch.autograd.grad(d, x)
+                grad = torch.where(g, grad.mean(1, keepdim=True).expand_as(grad), grad)
                 x = (x.detach() - step * grad.sign()).clamp(0, 1)
         finally:
             self.model.train(was_training)
@@ -262,21 +293,27 @@ class VoteObjective(nn.Module):
 
 
 class _VoteItems(torch.utils.data.Dataset):
+    """Item ``i`` is row ``rows[i]`` (rows of small image domains may appear several times, each time with
+    augmentation seeds of its own)."""
+
     def __init__(self, recon: list[Tensor], orig: list[Tensor], recon_target: Tensor, orig_target: Tensor,
-                 share: Tensor, seed: int, anchors: AnchorPool | None = None, anchor_kind: str = "mild") -> None:
+                 share: Tensor, seed: int, anchors: AnchorPool | None = None, anchor_kind: str = "mild",
+                 rows: list[int] | None = None) -> None:
         self.recon, self.orig, self.recon_target, self.orig_target, self.share = recon, orig, recon_target, orig_target, share
         self.seed, self.epoch, self.anchors, self.anchor_kind = seed, 0, anchors, anchor_kind
+        self.rows = list(range(len(recon))) if rows is None else list(rows)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.recon)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         s_rec, s_orig, s_anchor = item_seeds(self.seed, self.epoch, [3 * i, 3 * i + 1, 3 * i + 2])
-        item = {"reconstruction": self.recon[i], "original": self.orig[i], "recon_target": self.recon_target[i],
-                "orig_target": self.orig_target[i], "share": self.share[i], "seeds": (s_rec, s_orig)}
+        j = self.rows[i]
+        item = {"reconstruction": self.recon[j], "original": self.orig[j], "recon_target": self.recon_target[j],
+                "orig_target": self.orig_target[j], "share": self.share[j], "seeds": (s_rec, s_orig)}
         if self.anchors is not None:
             item["anchor"] = anchor_pair(self.anchors, s_anchor, self.anchor_kind)
         return item
@@ -367,14 +404,16 @@ def tune_on_votes(
                                for ov, lab in zip(original_votes, labels)])
     share = torch.tensor([float(r) if s is None or s != s else float(s)
                           for s, r in zip(raw["recognized_share"], raw["recognized"])], dtype=torch.float32)
-    n = len(votes)
+    rows = balanced_rows(domains, settings.balance_domains)
+    n = len(rows)
     bs = min(settings.batch_size, n)
     torch.manual_seed(settings.seed)
-    objective = VoteObjective(model, n_classes, settings, n / max(1, len(first)), head=head)
+    objective = VoteObjective(model, n_classes, settings, len(votes) / max(1, len(first)), head=head)
     anchors = AnchorPool.from_domains(settings.anchor_domains, seed=settings.seed) if settings.anchor_weight > 0 else None
     stage = Stage(
         name="votes", objective=objective,
-        dataset=_VoteItems(recon, orig, recon_target, orig_target, share, settings.seed, anchors, settings.anchor_kind),
+        dataset=_VoteItems(recon, orig, recon_target, orig_target, share, settings.seed, anchors, settings.anchor_kind,
+                           rows),
         collator=_VoteCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="cosine"),
         batch_size=bs, max_steps=settings.epochs * max(1, n // bs), seed=settings.seed, drop_last=True,
@@ -384,7 +423,8 @@ def tune_on_votes(
     with tempfile.TemporaryDirectory() as tmp:
         info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
     model.eval()
-    return {"settings": dataclasses.asdict(settings), "rows": n, "originals": len(first), "classes": n_classes,
+    return {"settings": dataclasses.asdict(settings), "rows": len(votes), "items_per_epoch": n,
+            "originals": len(first), "classes": n_classes,
             "class_offsets": offsets,
             "anchor_pool": ({d: anchors.domains.count(d) for d in dict.fromkeys(anchors.domains)} if anchors else None),
             "steps": info["steps"], "final_loss": info["final_loss"], "seconds": info["seconds"],
