@@ -31,6 +31,18 @@ def test_embeddings_are_unit_length_and_distance_in_range(random_model):
     assert float(random_model.distance(x, x).abs().max()) == 0.0
 
 
+def test_smoothed_spatial_embedding_moves_less_than_the_plain_one_when_the_image_shifts():
+    torch.manual_seed(0)
+    plain = SemSimModel(SemSimConfig(base_width=4, embedding="spatial")).eval()
+    smooth = SemSimModel(SemSimConfig(base_width=4, embedding="spatial_smooth")).eval()
+    smooth.load_state_dict(plain.state_dict())  # the same network; only the embedding differs
+    x = torch.rand(4, 3, 32, 32)
+    shifted = torch.roll(x, shifts=(2, 2), dims=(2, 3))
+    with torch.no_grad():
+        assert smooth.embed(x).shape == plain.embed(x).shape
+        assert float(smooth.distance(x, shifted).mean()) < float(plain.distance(x, shifted).mean())
+
+
 def test_spatial_embedding_keeps_the_feature_map_and_the_distance_range():
     model = SemSimModel(SemSimConfig(base_width=4, embedding="spatial")).eval()
     x, y = torch.randn(3, 3, 32, 32), torch.randn(3, 3, 32, 32)
@@ -38,7 +50,7 @@ def test_spatial_embedding_keeps_the_feature_map_and_the_distance_range():
     assert model.config.feature_dim == 32 and model.backbone.pooled(x).shape == (3, 32)
     d = model.distance(x, y)
     assert bool(((d >= 0) & (d <= 2)).all()) and float(model.distance(x, x).abs().max()) == 0.0
-    with pytest.raises(ValueError, match="'pooled' or 'spatial'"):
+    with pytest.raises(ValueError, match="embedding must be one of .*'spatial_smooth'.*got 'mean'"):
         SemSimConfig(embedding="mean")
     with pytest.raises(ValueError, match="only available for backbone='cifar_resnet18'"):
         SemSimConfig(backbone="transformers", backbone_config={"model_type": "resnet"}, embedding="spatial")

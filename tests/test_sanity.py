@@ -1,5 +1,5 @@
-"""The shipped default model behaves as any person would in three image domains (Fashion-MNIST, colour
-and greyscale photographs never used in training, synthetic shapes and letters), each image at its own
+"""The shipped default model behaves as any person would in four image domains (Fashion-MNIST, emoji scenes,
+colour and greyscale photographs never used in training, synthetic shapes and letters), each image at its own
 size through the input gate: noise is never a leak, an identical copy is distance 0, a lightly noised copy
 is recognised, and another class lies farther than that copy."""
 
@@ -17,7 +17,7 @@ def results():
     return {r.domain: r for r in run_sanity(None, n=200, seed=1)}
 
 
-@pytest.mark.parametrize("domain", ["fashion-mnist", "photos", "synthetic"])
+@pytest.mark.parametrize("domain", ["fashion-mnist", "emoji-scenes", "photos", "synthetic"])
 @pytest.mark.parametrize("check", list(TARGETS))
 def test_default_model_is_sane(results, domain, check):
     share = results[domain].shares[check]

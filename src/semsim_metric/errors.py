@@ -7,7 +7,8 @@ Every class also derives from the built-in exception a caller would expect (``Va
 
 from __future__ import annotations
 
-__all__ = ["IncompleteOutputError", "InvalidModelError", "OutputFolderError", "SemSimError", "UnsafeFileError"]
+__all__ = ["ImageSourceError", "IncompleteOutputError", "InvalidModelError", "OutputFolderError", "SemSimError",
+           "UnsafeFileError"]
 
 
 class SemSimError(Exception):
@@ -28,3 +29,8 @@ class OutputFolderError(SemSimError, FileExistsError):
 
 class IncompleteOutputError(SemSimError, RuntimeError):
     """A folder written by a command that did not finish (rerun the command to complete it)."""
+
+
+class ImageSourceError(SemSimError, ValueError):
+    """An image source laid out wrongly (e.g. a folder without ``train/`` and ``test/``); the message shows the
+    expected layout."""

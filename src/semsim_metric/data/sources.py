@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import SemSimError
+from ..errors import ImageSourceError
 from ..image_io import IMAGE_SUFFIXES, decode_image, load_image, stack_images
 
 __all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "ImageSourceError", "load_fashion_mnist", "load_hf_dataset",
@@ -97,7 +97,10 @@ def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "imag
     ``uoft-cs/cifar100`` with ``label_column="fine_label"``) - needs the Hub or a local copy."""
     import datasets
 
-    ds = datasets.load_dataset(name, split=split, revision=revision)
+    from .._progress import quiet_datasets_bars
+
+    with quiet_datasets_bars():
+        ds = datasets.load_dataset(name, split=split, revision=revision)
     for col in (image_column, label_column):
         if col not in ds.column_names:
             raise ValueError(f"{name} has no column {col!r}; it has {ds.column_names}.")
@@ -109,10 +112,6 @@ def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "imag
     slug = name.split("/")[-1]
     return ImageSource(slug, split, _stack(images), torch.tensor(ds[label_column], dtype=torch.int64), names,
                        [f"{slug}-{split}-{i:05d}" for i in range(len(ds))])
-
-
-class ImageSourceError(SemSimError, ValueError):
-    """An image source laid out in a way the loader cannot use (the message shows the expected layout)."""
 
 
 FOLDER_SPLITS = ("train", "test")

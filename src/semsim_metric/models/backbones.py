@@ -20,9 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import BasicBlock
-from .configuration_semsim import EMBEDDINGS
 
-__all__ = ["CifarResNet18", "TransformersBackbone", "build_backbone", "infer_feature_dim"]
+#: the embeddings a CIFAR ResNet-18 backbone can produce (see ``CifarResNet18`` and ``SemSimConfig``)
+EMBEDDINGS = ("pooled", "spatial", "spatial_smooth")
+
+__all__ = ["EMBEDDINGS", "CifarResNet18", "TransformersBackbone", "build_backbone", "infer_feature_dim"]
 
 
 class CifarResNet18(nn.Module):

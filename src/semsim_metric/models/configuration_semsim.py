@@ -7,15 +7,15 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "EMBEDDINGS", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "SemSimConfig"]
+from .backbones import EMBEDDINGS
+
+__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "SemSimConfig"]
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 
 #: largest accepted ``base_width`` (the paper uses 64; 256 is already a 180M-parameter ResNet-18)
-#: the embeddings a CIFAR ResNet-18 backbone can produce (see ``SemSimConfig``)
-EMBEDDINGS = ("pooled", "spatial", "spatial_smooth")
 MAX_BASE_WIDTH = 256
 #: largest accepted ``image_size`` (the paper uses 32)
 MAX_IMAGE_SIZE = 512

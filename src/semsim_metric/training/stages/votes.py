@@ -150,9 +150,11 @@ def balanced_rows(domains: list[str], min_share: float) -> list[int]:
 
 
 def domain_class_offsets(domains: list[str], labels: list[int], votes: list[list[int]],
-                         original_votes: list[list[int]], known: dict[str, int] | None = None) -> dict[str, int]:
+                         original_votes: list[list[int]], known: dict[str, int] | None = None,
+                         first_free: int = 0) -> dict[str, int]:
     """Where each image domain's classes start in one classifier: ``known`` offsets are kept, other domains
-    (in sorted order) follow after the highest class used so far.
+    (in sorted order) follow after the highest class used so far and after ``first_free`` (the classes of a
+    stage-1 head that no domain of the data uses).
 
     Examples:
         >>> domain_class_offsets(["a", "b", "b"], [9, 0, 39], [[9], [-1], [3]], [[9], [0], [39]])
@@ -165,7 +167,7 @@ def domain_class_offsets(domains: list[str], labels: list[int], votes: list[list
     for d, lab, vs, ovs in zip(domains, labels, votes, original_votes):
         top[d] = max(top.get(d, -1), lab, *vs, *ovs)
     used = [known[d] + top[d] + 1 for d in top if d in known]
-    nxt = max(used + [max(known.values()) + 1 if known else 0])
+    nxt = max(used + [max(known.values()) + 1 if known else 0, first_free])
     out = {}
     for d in sorted(top):
         if d in known:
@@ -385,8 +387,11 @@ def tune_on_votes(
     if missing:
         raise ValueError(f"vote tuning needs the annotators' answers: {missing} of {len(votes)} rows have no votes. "
                          "Import votes first (semsim votes import) or use a recipe without vote tuning.")
-    offsets = domain_class_offsets(raw["source_dataset"], labels, votes, original_votes, class_offsets)
     domains = raw["source_dataset"]
+    if class_offsets and len(class_offsets) == 1 and len(set(domains)) == 1:
+        class_offsets = {domains[0]: 0}  # one domain in both stages: stage 1's classes are the data's classes
+    offsets = domain_class_offsets(domains, labels, votes, original_votes, class_offsets,
+                                   first_free=head.out_features if head is not None else 0)
     votes = [[v + offsets[d] if v >= 0 else v for v in vs] for vs, d in zip(votes, domains)]
     original_votes = [[v + offsets[d] if v >= 0 else v for v in vs] for vs, d in zip(original_votes, domains)]
     labels = [lab + offsets[d] if lab >= 0 else lab for lab, d in zip(labels, domains)]
