@@ -1,6 +1,6 @@
 """Copy a held-out experiment report (from `semsim evaluate --heldout ... --out DIR`) into the docs.
 
-    python scripts/publish_heldout.py runs/heldout-v5
+    python scripts/publish_heldout.py runs/heldout-v6
 
 Writes docs/heldout.md, its plots and the per-row scores under docs/heldout/ (trained models are not copied).
 """
@@ -14,56 +14,48 @@ ROOT = Path(__file__).resolve().parents[1]
 
 GUIDE = """
 Each row is a model trained *without* the held-out rows and evaluated beside every baseline in the same
-run, on the same splits. The recipes:
+run, on the same splits. The data is `hub/semsim-judged-v3`: greyscale Fashion-MNIST and colour emoji-scenes
+reconstructions, judged by vision-language-model judges (not people). The recipe is `colour`, the shipped
+default's (revision `v6`; see [Training](training.md#the-colour-recipe-several-image-domains-invariances-adversarial-negatives)):
+stage 1 learns the classes of both domains' *train* splits; stage 2 learns the judges' answers with each
+domain's rows balanced, with anchors of the changes people ignore (copies pulled below distance 0.3,
+unrelated images pushed beyond 0.95) and adversarial negatives (noise moved toward an anchor by 5 steps
+against the model being trained); the embedding is the last feature map smoothed over 3x3 cells.
 
-- `semantic:vote_anchor_weight=1` - the previous default (revision `v4`): stage 1 (class-supervised
-  pre-training on the Fashion-MNIST train split, annotated originals excluded) + stage 2 (vote tuning on
-  the annotators' answers) with label-free anchors (mild copies near; noise, constants and other classes
-  far; in Fashion-MNIST, photographs and synthetic images; see `semsim_metric.data.anchors`) at the
-  anchor loss's default scale (centre 0.65); see [Training](training.md#the-semantic-recipe).
-- `semantic:vote_anchor_weight=3,vote_anchor_centre=0.95` - the same with the anchors weighted 3x and
-  their boundary moved to distance 0.95, so that noise lands beyond the distances the calibration maps
-  to p < 0.05 in every domain.
+## How the recipe was chosen
 
-The shipped default (revision `v5`) uses `semantic:vote_anchor_weight=3,vote_anchor_centre=0.95`: its
-mean ROC-AUC over the evaluable splits is the higher of the two (listed below), it is the only one of the
-two whose sanity holds in photographs and synthetic images (the sanity tables below), and on the large
-splits its numbers are within the other's intervals.
+Candidates were trained on the train split of `hub/semsim-judged-v3` (same stage-1 cache, so they differ
+only in stage 2 and the embedding) and screened on the validation + test originals none of them saw, per
+domain, by `python scripts/screen_recipes.py runs/<candidate> ...`, and by the invariance and robustness
+checks (`python -m semsim_metric.evaluation.invariance --n 100 --model runs/<candidate>`,
+`python -m semsim_metric.evaluation.robustness --n 16 --model runs/<candidate>`). Recipe strings are relative to
+the `colour` recipe as shipped:
 
-## Choosing the anchor scale
+| candidate | recipe | ROC-AUC all / emoji scenes / Fashion-MNIST | invariance checks met (of 21) | Adam-from-noise fooled (of 9 domain x lr, n=16) |
+|---|---|---|---|---|
+| c1 | `colour:embedding=spatial,vote_anchor_copy_centre=-1,vote_balance_domains=0` | 0.891 / 0.780 / 0.904 | 9 | 9 fooled, 38-100% |
+| c2 | c1 + `vote_anchor_copy_centre=0.3,vote_adversarial_pool=512,vote_adversarial_steps=3` | 0.860 / 0.508 / 0.896 | 10 | 3 at 0%, the others 6-69% |
+| c3 | c2 + `embedding=spatial_smooth` | 0.859 / 0.438 / 0.898 | 10 | 3 at 0%, the others 6-50% |
+| c4 | c1 + `vote_adversarial_pool=512,vote_adversarial_steps=3` | 0.864 / 0.557 / 0.896 | - | - |
+| c5 | c1 + `vote_anchor_copy_centre=0.3` | 0.889 / 0.772 / 0.898 | 12 | 1 at 0%, the others 25-100% |
+| c6 | c1 + `vote_balance_domains=0.5` | 0.896 / 0.803 / 0.903 | - | - |
+| SSIM | | 0.859 / 0.866 / 0.861 | | |
 
-The anchor weight and centre were chosen on the unseen-originals split and the sanity checks (never on
-one held-out axis alone), by these runs (same code, same stage-1 cache):
+What this says:
 
-```bash
-semsim evaluate hub/fmnist-judged-v2 --heldout unseen-originals --bootstrap 200 --out runs/anchor-scale \\
-    --recipe semantic:vote_anchor_weight=2,vote_anchor_centre=0.85 \\
-    --recipe semantic:vote_anchor_weight=1,vote_anchor_centre=0.85,vote_anchor_temperature=0.05 \\
-    --recipe semantic:vote_anchor_weight=4,vote_anchor_centre=0.85 \\
-    --recipe semantic:vote_anchor_weight=3,vote_anchor_centre=0.95
-python -m semsim_metric.evaluation.sanity --model runs/anchor-scale/models/unseen_originals__<recipe>
-```
-
-| recipe | unseen-originals ROC-AUC | noise p < 0.05: fashion-mnist / photos / synthetic |
-|---|---|---|
-| `semantic:vote_anchor_weight=1` (v4) | 0.917 | 99.2% / 69.2% / 79.2% |
-| `semantic:vote_anchor_weight=1,vote_anchor_centre=0.85,vote_anchor_temperature=0.05` | 0.917 | 98.5% / 90.5% / 97.8% |
-| `semantic:vote_anchor_weight=2,vote_anchor_centre=0.85` | 0.917 | 99.8% / 97.2% / 100.0% |
-| `semantic:vote_anchor_weight=4,vote_anchor_centre=0.85` | 0.919 | 100.0% / 97.5% / 100.0% |
-| `semantic:vote_anchor_weight=3,vote_anchor_centre=0.95` | 0.916 | 100.0% / 100.0% / 100.0% |
-
-Every other sanity check (identical copy at distance 0, a copy with noise 0.03 recognised, another class
-farther than that copy) held for at least 99% of pairs in every run. At weight 4 and centre 0.85 the missed
-photographs were crops of the retina photograph (dark, nearly featureless) against noise; the boundary at
-0.95 fixed them without moving the ROC-AUC.
-
-Stage 1 ran once per run (it is cached and shared: identical settings, identical excluded originals); its
-time is counted in every model. The `v4` recipe's models were reused from its own run (`runs/heldout-v4`:
-the finished stages of an identical plan are loaded), and give the numbers published for `v4` to the last
-digit. Ablations of earlier choices (pooled vs spatial embedding, no stage 1, no stage 2, the distance
-loss, a triplet stage afterwards) were run with the code before the architecture change (commit 7dd52f7),
-so their numbers are not quoted here. Rerun them by adding e.g. `--recipe semantic:embedding=pooled
---recipe semantic:vote_epochs=0` to the command above.
+- **A persistent pool of adversarial negatives makes SemSim much harder to fool from noise but costs the colour
+  domain most of its agreement with the judges** (c2-c4: emoji-scenes ROC-AUC 0.44-0.56). The reason is in the
+  data: of the colour reconstructions the judges recognised, 62.8% have an SSIM below 0.3 to their original
+  (`python scripts/dataset_statistics.py`; 0.5% in Fashion-MNIST), so "pushed away unless SSIM >= 0.3" teaches the
+  model to reject exactly the noisy reconstructions people-like judges still read. The shipped recipe keeps only
+  fresh 5-step adversarial negatives (no pool) and states the robustness it has (see
+  [Invariance and robustness](invariance.md)).
+- Pulling copies people ignore below 0.3 (c5) raised the invariance checks met from 9 (c1) to 12 of 21 at no cost in
+  ROC-AUC; smoothing the embedding (c3 vs c2) fixed most 2-px shifts; balancing the domains' rows (c6) raised
+  the emoji-scenes ROC-AUC from 0.780 to 0.803. The shipped `colour` recipe combines c5, c6 and the smoothed
+  embedding; its held-out numbers are below. It was the only recipe run through the whole held-out protocol
+  (CPU time): the screen above is on the same originals as the unseen-originals split, so it is not an
+  independent estimate; the other splits are.
 
 ## Domains, calibration and pooling
 

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="model folder to evaluate (not trained on these splits)")
     parser.add_argument("--card", type=Path, default=ROOT / "hub" / "semsim-resnet18-fmnist-judged",
                         help="model folder whose card gets the Full evaluation section")
-    parser.add_argument("--dataset", type=Path, default=ROOT / "hub" / "fmnist-judged-v2")
+    parser.add_argument("--dataset", type=Path, default=ROOT / "hub" / "semsim-judged-v3")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
     model = freeze(SemSimModel.from_pretrained(args.model))

@@ -34,7 +34,7 @@ WEIGHTS_NAME = "model.safetensors"
 #: Hub id of the default SemSim model (its files are also bundled with the package).
 DEFAULT_MODEL_ID = "semsim-metric/semsim-resnet18-fmnist-judged"
 #: Pinned revision (tag) of the default model; the bundled copy is this revision.
-DEFAULT_REVISION = "v5"
+DEFAULT_REVISION = "v6"
 #: Subfolder of the package that holds the bundled default model.
 _BUNDLED = Path(__file__).parent / "_bundled" / "semsim-resnet18-fmnist-judged"
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["ANCHOR_DOMAINS", "ANCHOR_KINDS", "HELD_OUT_PHOTOS", "TRAIN_PHOTOS", "AnchorPool", "anchor_pair",
-           "invariant_copy", "load_photos", "synthetic_image"]
+           "invariant_copy", "jpeg_copy", "load_photos", "shift_image", "synthetic_image"]
 
 #: the domains an anchor pool can draw from
 ANCHOR_DOMAINS = ("fashion-mnist", "photos", "synthetic", "emoji-scenes")
@@ -217,15 +217,23 @@ def _at_model_size(x: Tensor, size: int = 32) -> Tensor:
     return F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0].clamp(0, 1)
 
 
-def _shift(x: Tensor, dy: int, dx: int) -> Tensor:
-    """Translate by whole pixels, filling the uncovered border by replicating the edge."""
+def shift_image(x: Tensor, dy: int, dx: int) -> Tensor:
+    """Translate an image ``(C, H, W)`` by whole pixels (down ``dy``, right ``dx``), filling the uncovered border
+    by replicating the edge.
+
+    Examples:
+        >>> x = torch.zeros(1, 5, 5); x[0, 1, 1] = 1
+        >>> float(shift_image(x, 2, 1)[0, 3, 2])
+        1.0
+    """
     h, w = x.shape[1:]
     p = max(abs(dy), abs(dx))
     padded = F.pad(x[None], (p, p, p, p), mode="replicate")[0]
     return padded[:, p - dy:p - dy + h, p - dx:p - dx + w].contiguous()
 
 
-def _jpeg(x: Tensor, quality: int) -> Tensor:
+def jpeg_copy(x: Tensor, quality: int) -> Tensor:
+    """``x`` (float ``(C, H, W)`` in ``[0, 1]``, C in {1, 3}) saved as JPEG at ``quality`` and decoded again."""
     import io
 
     from PIL import Image
@@ -260,7 +268,7 @@ def invariant_copy(x: Tensor, g: torch.Generator, *, combine: float = 0.3) -> Te
             dy, dx = 0, 0
             while dy == 0 and dx == 0:
                 dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
-            out = _shift(out, dy, dx)
+            out = shift_image(out, dy, dx)
         elif kind == 1:
             factor = 0.5 + 0.7 * float(torch.rand(1, generator=g))
             m = out.mean()
@@ -270,7 +278,7 @@ def invariant_copy(x: Tensor, g: torch.Generator, *, combine: float = 0.3) -> Te
         elif kind == 3:
             out = gaussian_blur(out, 0.3 + float(torch.rand(1, generator=g)))
         elif kind == 4:
-            out = _jpeg(out, 20 + int(torch.randint(0, 71, (1,), generator=g)))
+            out = jpeg_copy(out, 20 + int(torch.randint(0, 71, (1,), generator=g)))
         else:
             sigma = 0.005 + 0.035 * float(torch.rand(1, generator=g))
             out = (out + sigma * torch.randn(out.shape, generator=g)).clamp(0, 1)

@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.anchors import HELD_OUT_PHOTOS, load_photos
+from ..data.anchors import HELD_OUT_PHOTOS, jpeg_copy, load_photos, shift_image
 from ..data.augmentation import gaussian_blur
 from ..functional import get_model, semsim
 from ..models import SemSimModel
+from .sanity import domain_originals
 
 __all__ = ["CHANGES", "INVARIANCE_DOMAINS", "INVARIANCE_TARGETS", "InvarianceResult", "invariance_originals",
            "invariance_table", "run_invariance"]
@@ -44,41 +45,20 @@ INVARIANCE_TARGETS = {"copy_recognised": 0.95, "other_farther": 0.95}
 INVARIANCE_DOMAINS = ("fashion-mnist", "emoji-scenes", "photos")
 
 
-def _shift(x: Tensor, dy: int, dx: int) -> Tensor:
-    h, w = x.shape[-2:]
-    p = max(abs(dy), abs(dx))
-    padded = F.pad(x[None], (p, p, p, p), mode="replicate")[0]
-    return padded[:, p - dy:p - dy + h, p - dx:p - dx + w]
-
-
 def _contrast(x: Tensor, factor: float) -> Tensor:
     m = x.mean()
     return ((x - m) * factor + m).clamp(0, 1)
 
 
-def _jpeg(x: Tensor, quality: int) -> Tensor:
-    import io
-
-    from PIL import Image
-
-    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    grey = arr.shape[2] == 1
-    buf = io.BytesIO()
-    Image.fromarray(arr[:, :, 0] if grey else arr).save(buf, format="JPEG", quality=quality)
-    out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L" if grey else "RGB"))
-    t = torch.from_numpy(out.copy()).float() / 255
-    return t[None] if grey else t.permute(2, 0, 1)
-
-
 #: change name -> function of a float image ``(C, H, W)`` in ``[0, 1]``
 CHANGES: dict[str, Callable[[Tensor], Tensor]] = {
-    "shift 1 px": lambda x: _shift(x, 1, 1),
-    "shift 2 px": lambda x: _shift(x, 2, -2),
+    "shift 1 px": lambda x: shift_image(x, 1, 1),
+    "shift 2 px": lambda x: shift_image(x, 2, -2),
     "contrast x0.6": lambda x: _contrast(x, 0.6),
     "brightness +0.15": lambda x: (x + 0.15).clamp(0, 1),
     "brightness -0.15": lambda x: (x - 0.15).clamp(0, 1),
     "blur sigma 1 px @32": lambda x: gaussian_blur(x, x.shape[-1] / 32),
-    "JPEG quality 30": lambda x: _jpeg(x, 30),
+    "JPEG quality 30": lambda x: jpeg_copy(x, 30),
 }
 
 
@@ -105,11 +85,7 @@ def invariance_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Te
     """
     rng = np.random.default_rng(seed)
     if domain in ("fashion-mnist", "emoji-scenes"):
-        from ..data.sources import load_source
-
-        src = load_source(domain, "test")
-        idx = rng.choice(len(src), size=min(n, len(src)), replace=False)
-        return [src.images[i] for i in idx], [int(src.labels[i]) for i in idx]
+        return domain_originals(domain, n, seed=seed)
     if domain == "photos":
         photos = load_photos(HELD_OUT_PHOTOS)
         out, labels = [], []

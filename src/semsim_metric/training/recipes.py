@@ -156,8 +156,8 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-#: the recipe of the shipped default model (revision v5): what `semsim train` runs on a machine without a GPU
-DEFAULT_MODEL_RECIPE = "semantic:vote_anchor_weight=3,vote_anchor_centre=0.95"
+#: the recipe of the shipped default model (revision v6): what `semsim train` runs on a machine without a GPU
+DEFAULT_MODEL_RECIPE = "colour"
 
 
 def default_recipe(cuda_available: bool) -> str:
