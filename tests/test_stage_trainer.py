@@ -41,11 +41,12 @@ class StopAt(TrainerCallback):
 def class_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("classes")
     rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        (root / name).mkdir()
-        for i in range(40):
-            img = rng.integers(0, 255, (16, 16), dtype=np.uint8)
-            Image.fromarray(img, mode="L").save(root / name / f"{i:03d}.png")
+    for split, count in (("train", 40), ("test", 2)):  # an image source lays out train/ and test/
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                img = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+                Image.fromarray(img, mode="L").save(root / split / name / f"{i:03d}.png")
     return root
 
 
