@@ -181,7 +181,7 @@ def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path |
            f"{', '.join(r.domain for r in sanity if not r.passed)} (targets: {TARGETS}).")
         + " The calibration behind `p_recognised` was fitted on model-judge answers for Fashion-MNIST and emoji-scenes "
           "reconstructions, so outside those domains only the ordering is meaningful.")
-    info["notes"].append(invariance_note(model))
+    info["notes"].append(invariance_note(model, target))
     (target / "training_info.json").write_text(json.dumps(info, indent=2))
     splits = load_folder_or_hub(str(DATASET))
     if info.get("trained_on", "").startswith("every row"):
@@ -234,8 +234,9 @@ are pushed away like any unrelated image while their SSIM to the anchor stays be
 """
 
 
-def invariance_note(model: SemSimModel) -> str:
-    """Invariance and robustness tables of ``model`` (written to the card and to docs/invariance.md)."""
+def invariance_note(model: SemSimModel, target: Path) -> str:
+    """Invariance and robustness tables of ``model`` (written to the card, to docs/invariance.md and, as numbers,
+    to ``target/checks.json``, which tests/test_invariance.py and tests/test_robustness.py hold the weights to)."""
     from semsim_metric.evaluation.invariance import invariance_table, run_invariance
     from semsim_metric.evaluation.robustness import robustness_table, run_robustness
 
@@ -252,6 +253,10 @@ def invariance_note(model: SemSimModel) -> str:
             + "\n\n" + ("No attack from noise fooled it." if not fooled else
                           f"Fooled from noise (target 0%): {', '.join(fooled)}."))
     INVARIANCE_PAGE.write_text(INVARIANCE_INTRO + "## The shipped default\n\n" + text + "\n")
+    checks = {"invariance": [{"domain": r.domain, "change": r.change, "n": r.n, "shares": r.shares, "passed": r.passed}
+                             for r in inv],
+              "robustness": [{"domain": r.domain, "attack": r.attack, "n": r.n, "shares": r.shares} for r in rob]}
+    (target / "checks.json").write_text(json.dumps(checks, indent=2))
     return text
 
 

@@ -9,6 +9,9 @@ changes themselves are checked first, so that a broken change cannot make the mo
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -49,16 +52,53 @@ def test_training_copies_people_ignore_are_reproducible_and_in_range():
     assert 0 <= float(a.min()) and float(a.max()) <= 1
 
 
+SHIPPED_CHECKS = Path(__file__).resolve().parents[1] / "hub" / "semsim-resnet18-fmnist-judged" / "checks.json"
+
+
+def _published_invariance() -> dict[tuple[str, str], dict]:
+    return {(c["domain"], c["change"]): c for c in json.loads(SHIPPED_CHECKS.read_text())["invariance"]}
+
+
 @pytest.mark.slow
 class TestShippedDefault:
+    """The shipped weights against the targets. The card (and ``checks.json`` beside it) publishes every
+    share; a pair it reports as missed is an expected failure here (strict: meeting it later fails the test
+    until the card is regenerated), every other pair must meet the target, and the recomputed shares must be
+    the published ones."""
+
     @pytest.fixture(scope="class")
     def results(self):
         return {(r.domain, r.change): r for r in run_invariance(None, n=200, seed=1)}
 
+    def test_the_published_shares_are_what_the_weights_give(self, results):
+        published = _published_invariance()
+        assert set(published) == set(results)
+        for key, r in results.items():
+            for check, share in published[key]["shares"].items():
+                assert r.shares[check] == pytest.approx(share, abs=0.011), (key, check)  # 2 of 200 for float noise
+
     @pytest.mark.parametrize("domain", INVARIANCE_DOMAINS)
     @pytest.mark.parametrize("change", list(CHANGES))
-    def test_a_copy_people_ignore_is_recognised_and_another_class_is_farther(self, results, domain, change):
+    def test_a_copy_people_ignore_is_recognised_and_another_class_is_farther(self, results, domain, change, request):
         r = results[(domain, change)]
+        if not _published_invariance()[(domain, change)]["passed"]:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=f"the card reports {domain}, {change} as missed"))
         for check, target in INVARIANCE_TARGETS.items():
             assert r.shares[check] >= target, (f"{domain}, {change}: {check} holds for {r.shares[check]:.1%} of "
                                                f"originals (target {target:.0%}); {r.details}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("domain", ["emoji-scenes", "photos", "fashion-mnist"])
+def test_the_default_model_takes_colour_and_greyscale_originals_as_in_domain(domain):
+    import warnings
+
+    from semsim_metric import SemSimModel, semsim
+    from semsim_metric.domain import OutOfDomainWarning
+    from semsim_metric.hub import bundled_model_path
+
+    model = SemSimModel.from_pretrained(bundled_model_path()).eval()  # a fresh config: nothing warned yet
+    originals = torch.stack(invariance_originals(domain, 64, seed=4)[0]).float() / 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDomainWarning)
+        semsim((originals + 0.05 * torch.randn_like(originals)).clamp(0, 1), originals, model=model)

@@ -9,6 +9,9 @@ and in the model card; it has no target.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -28,11 +31,32 @@ def test_pgd_stays_inside_its_ball_and_lowers_the_distance(tiny_model):
     assert out["p"].mean() >= out["p_before"].mean() - 1e-6
 
 
+SHIPPED_CHECKS = Path(__file__).resolve().parents[1] / "hub" / "semsim-resnet18-fmnist-judged" / "checks.json"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    published = json.loads(SHIPPED_CHECKS.read_text())["robustness"]
+    return published, {(r.domain, r.attack): r for r in run_robustness(None, n=32, seed=0)}
+
+
+@pytest.mark.slow
+def test_the_published_robustness_is_what_the_weights_give(shipped):
+    published, results = shipped
+    assert {(p["domain"], p["attack"]) for p in published} == set(results)
+    for p in published:
+        got = results[(p["domain"], p["attack"])].shares["fooled"]
+        assert got == pytest.approx(p["shares"]["fooled"], abs=1 / 16), p  # float noise may flip one or two images
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("domain", ["fashion-mnist", "emoji-scenes", "photos"])
-def test_noise_optimised_toward_an_original_is_not_recognised_unless_it_looks_like_it(domain):
-    results = [r for r in run_robustness(None, n=12, seed=2, domains=(domain,)) if r.attack.startswith("Adam")]
-    assert len(results) == 3
-    for r in results:
+def test_noise_optimised_toward_an_original_is_not_recognised_unless_it_looks_like_it(shipped, domain, request):
+    published, results = shipped
+    mine = [r for (d, a), r in results.items() if d == domain and a.startswith("Adam")]
+    assert len(mine) == 3
+    if any(p["shares"]["fooled"] > 0 for p in published if p["domain"] == domain and p["attack"].startswith("Adam")):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"the card reports that noise fools it in {domain}"))
+    for r in mine:
         assert r.shares["fooled"] == 0.0, (f"{domain}, {r.attack}: {r.shares['fooled']:.0%} reach p > 0.5 with SSIM "
                                            f"< {FOOLED_SSIM} ({r.details})")
