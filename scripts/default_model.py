@@ -214,10 +214,21 @@ shipped default model, in three image domains (Fashion-MNIST test images, emoji-
   image's SSIM to the original is below 0.3 ("fooled"). PGD inside an 8/255 ball around a far reconstruction
   (the original blurred and heavily noised) is reported without a target. Tested by `tests/test_robustness.py`.
 
-How the default learns this (recipe `colour`, see [Training](training.md)): label-free anchor pairs whose
-recognised copies are exactly these changes (and pairs of them), in four image domains; and adversarial
-negatives - noise moved toward an anchor image by signed-gradient steps against the model being trained - that
-are pushed away like any unrelated image while their SSIM to the anchor stays below 0.3.
+How the default learns this (see [Training](training.md)): label-free anchor pairs whose recognised copies are
+exactly these changes (and pairs of them), in four image domains, pulled below the distance at which unrelated
+images are pushed away. It does **not** use adversarial negatives: the `colour` recipe's (noise moved toward an
+anchor by signed-gradient steps against the model being trained, then pushed away) made SemSim somewhat harder to
+fool from noise but cost most of its agreement with the judges on a colour domain whose judgements it had not
+seen ([How the recipe was chosen](heldout.md#how-the-recipe-was-chosen)), and agreeing with people is what SemSim
+is for.
+
+A stronger defence was measured and not shipped: a persistent pool of adversarial negatives refined a few steps
+at every visit (`vote_adversarial_pool`) cut the share of noise that fools SemSim to 0-6% in the colour domains,
+but dropped its agreement with the judges on colour reconstructions from 0.78 to 0.44-0.56 ROC-AUC
+([How the recipe was chosen](heldout.md#how-the-recipe-was-chosen)). The judged data explain why: 62.8% of the
+colour reconstructions the judges recognised have an SSIM below 0.3 to their original
+(`python scripts/dataset_statistics.py`), so "not recognised unless SSIM >= 0.3" is not what the judges do on
+noisy colour reconstructions, and a model trained to enforce it stops agreeing with them.
 
 ## What SemSim as a loss can and cannot promise
 
