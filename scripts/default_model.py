@@ -232,9 +232,11 @@ noisy colour reconstructions, and a model trained to enforce it stops agreeing w
 
 ## What SemSim as a loss can and cannot promise
 
-- It **can** be used as a perceptual training objective or attack objective next to a pixel loss: its gradients
-  reach the inputs, it ignores small shifts and photometric changes, and plain noise optimised against it does
-  not become "recognised" in most cases (table below).
+- It **can** be used as a perceptual term of a training or attack objective *next to* a pixel or SSIM loss: its
+  gradients reach the inputs, and it moves little with contrast, brightness, mild blur and JPEG.
+- It **cannot** be an objective on its own: 200 Adam steps of `SemSimLoss` alone from uniform noise reach
+  `p_recognised > 0.5` for most originals while the image still looks like noise (the share per domain and
+  learning rate is in the table below). A pixel term keeps the optimiser near images that look like something.
 - It **cannot** certify anything: SemSim is a neural network, and a strong enough optimiser (many steps, a
   loss with nothing else in it) finds images it scores as close that a person would not recognise. The shares in
   the table are measured for the attacks named there, not a bound. Do not use SemSim alone as the objective of an

@@ -30,8 +30,8 @@ def test_the_shipped_card_has_hub_metadata_and_real_ids():
     card = ModelCard.load(SHIPPED / "README.md")
     assert card.data.library_name == "semsim-metric"
     assert card.data.pipeline_tag == "image-feature-extraction"
-    assert card.data.datasets == ["semsim-metric/fmnist-judged-v2"]
-    assert "Fashion-MNIST" in card.text or "fmnist" in card.text
+    assert card.data.datasets == ["semsim-metric/semsim-judged-v3"]
+    assert "Fashion-MNIST" in card.text and "emoji" in card.text
 
 
 @pytest.mark.slow

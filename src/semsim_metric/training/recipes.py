@@ -139,7 +139,7 @@ RECIPES: dict[str, Recipe] = {
         vote_anchor_copy_centre=0.3, vote_anchor_kind="invariances",
         vote_anchor_domains="fashion-mnist+photos+synthetic+emoji-scenes", vote_adversarial_share=0.25,
         vote_adversarial_steps=5, vote_balance_domains=0.5,
-        description="The semantic recipe in two image domains, taught what people ignore and hard to fool. 1: the "
+        description="The semantic recipe in two image domains, with anchors of what people ignore and adversarial negatives. 1: the "
         "backbone learns the classes of Fashion-MNIST train (greyscale) and emoji-scenes train (colour, repeated to "
         "40% of Fashion-MNIST's size) together, 3 epochs, crop/flip + noise + contrast/brightness/blur. 2: vote tuning "
         "(4 epochs) on the answers of every domain (each domain keeps its own classes; emoji rows repeated to half of "
