@@ -134,7 +134,7 @@ def _folder_classes(folder: Path) -> list[str]:
     if missing:
         seen = ", ".join(found) if found else "no sub-folders"
         raise ImageSourceError(
-            f"image folder source {folder} needs a train/ and a test/ split (missing {' and '.join(missing)}/): "
+            f"image folder source {folder} needs a train/ and a test/ split (missing {' and '.join(s + '/' for s in missing)}): "
             f"expected {_folder_layout(folder)} with the same class sub-folders in both (victims train on train/, "
             f"originals come from test/); found {seen}.")
     classes = {s: _class_dirs(folder / s) for s in FOLDER_SPLITS}
