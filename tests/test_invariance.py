@@ -16,8 +16,13 @@ import pytest
 import torch
 
 from semsim_metric.data.anchors import invariant_copy
-from semsim_metric.evaluation.invariance import (CHANGES, INVARIANCE_DOMAINS, INVARIANCE_TARGETS, invariance_originals,
-                                                 run_invariance)
+from semsim_metric.evaluation.invariance import (
+    CHANGES,
+    INVARIANCE_DOMAINS,
+    INVARIANCE_TARGETS,
+    invariance_originals,
+    run_invariance,
+)
 
 
 def test_each_change_keeps_the_image_size_and_range_and_really_changes_it():

@@ -19,8 +19,8 @@ from torch import Tensor
 from ..errors import ImageSourceError
 from ..image_io import IMAGE_SUFFIXES, decode_image, load_image, stack_images
 
-__all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "ImageSourceError", "load_fashion_mnist", "load_hf_dataset",
-           "load_image_folder", "load_source"]
+__all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "ImageSourceError", "emoji_scenes_folder", "load_fashion_mnist",
+           "load_hf_dataset", "load_image_folder", "load_source", "load_sources"]
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot"]

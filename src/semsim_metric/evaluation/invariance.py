@@ -156,8 +156,9 @@ def run_invariance(model: Any = None, *, n: int = 200, seed: int = 0,
 
 def invariance_table(results: list[InvarianceResult]) -> str:
     """The results as a Markdown table (share of originals passing; targets in the header)."""
-    lines = ["| domain | change | originals | copy: p > 0.5 (>= 95%) | other class farther than the copy (>= 95%) "
-             "| median d: copy / other | median p of the copy | met |", "|---|---|---|---|---|---|---|---|"]
+    header = ("| domain | change | originals | copy: p > 0.5 (>= 95%) | other class farther than the copy (>= 95%) "
+              "| median d: copy / other | median p of the copy | met |")
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in results:
         s, d = r.shares, r.details
         lines.append(f"| {r.domain} | {r.change} | {r.n} | {s['copy_recognised']:.1%} | {s['other_farther']:.1%} | "

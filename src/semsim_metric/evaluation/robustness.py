@@ -147,8 +147,9 @@ def run_robustness(model: Any = None, *, n: int = 32, seed: int = 0, steps: int 
 
 def robustness_table(results: list[RobustnessResult]) -> str:
     """The results as a Markdown table."""
-    lines = ["| domain | attack | images | fooled (p > 0.5 while SSIM < 0.3; PGD: crossed to p > 0.5) | median p | "
-             "median SSIM to the original | median d |", "|---|---|---|---|---|---|---|"]
+    header = ("| domain | attack | images | fooled (p > 0.5 while SSIM < 0.3; PGD: crossed to p > 0.5) | median p | "
+              "median SSIM to the original | median d |")
+    lines = [header, "|---|---|---|---|---|---|---|"]
     for r in results:
         d = r.details
         lines.append(f"| {r.domain} | {r.attack} | {r.n} | {r.shares['fooled']:.1%} | {d['median_p']:.2f} | "
