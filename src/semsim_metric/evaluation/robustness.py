@@ -81,7 +81,9 @@ def from_noise(model: SemSimModel, originals: Tensor, *, lr: float, steps: int =
 def pgd_toward(model: SemSimModel, reconstructions: Tensor, originals: Tensor, *, eps: float = 8 / 255,
                steps: int = 50, step_size: float = 1 / 255) -> dict[str, np.ndarray]:
     """Signed-gradient descent of the SemSim distance inside an L-infinity ball of ``eps`` around each
-    reconstruction. Returns the ``p`` before and after and the SSIM to the original after."""
+    reconstruction (float ``(N, C, H, W)`` in ``[0, 1]``, like ``originals``). Returns the ``p`` (p_recognised)
+    before and after, the SemSim ``distance`` after (in ``[0, 2]``, lower = more leakage) and the SSIM to the
+    original after."""
     loss_fn = SemSimLoss(model, reduction="none", check_domain=False)
     _, p_before = _scores(model, loss_fn, reconstructions, originals)
     x = reconstructions.clone()
