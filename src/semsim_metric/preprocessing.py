@@ -146,8 +146,40 @@ def resize_images(x: Tensor, size: int) -> Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
 
 
+class _StraightThroughUnitClamp(torch.autograd.Function):
+    """``x.clamp(0, 1)`` forward, identity backward (a straight-through clamp)."""
+
+    generate_vmap_rule = True  # element-wise: works under torch.func transforms too
+
+    @staticmethod
+    def forward(x: Tensor) -> Tensor:  # type: ignore[override]
+        return x.clamp(0.0, 1.0)
+
+    @staticmethod
+    def setup_context(ctx: object, inputs: tuple[Tensor], output: Tensor) -> None:  # type: ignore[override]
+        pass
+
+    @staticmethod
+    def backward(ctx: object, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad
+
+    @staticmethod
+    def jvp(ctx: object, tangent: Tensor) -> Tensor:  # type: ignore[override]
+        return tangent
+
+
+def _clamp_unit_straight_through(x: Tensor) -> Tensor:
+    """Clamp ``x`` to ``[0, 1]`` in value (bit for bit ``x.clamp(0, 1)``) while passing its gradient through
+    unchanged, so that pixels at (or within the gate's tolerance beyond) 0 and 1 keep their gradient."""
+    return _StraightThroughUnitClamp.apply(x)
+
+
 def to_unit_rgb(x: Tensor, *, data_range: float, image_size: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """Validated images ``(N, C, H, W)`` -> float RGB in ``[0, 1]`` at ``image_size x image_size``.
+
+    Pixels the gate let through within its rounding tolerance beyond ``0`` or ``data_range`` are clamped to
+    ``[0, 1]`` in value only: the gradient passes the clamp unchanged (a straight-through clamp), so a pixel at
+    either bound still gets the gradient of a loss and an optimiser can move it back into the range.
 
     Examples:
         >>> to_unit_rgb(torch.full((1, 1, 28, 28), 255, dtype=torch.uint8), data_range=255, image_size=32).shape
@@ -160,7 +192,9 @@ def to_unit_rgb(x: Tensor, *, data_range: float, image_size: int, dtype: torch.d
         x = (x.to(torch.float64) / data_range).to(work_dtype)
     else:
         x = x.to(work_dtype) / data_range
-    x = x.clamp(0.0, 1.0)  # pixels within the gate's rounding tolerance of data_range
+    # pixels within the gate's rounding tolerance of 0 or data_range are clamped in value only: a plain clamp
+    # would give every pixel at 0 or data_range a zero gradient, and a loss could never move it off the bound
+    x = _clamp_unit_straight_through(x)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return resize_images(x, image_size)

@@ -28,6 +28,7 @@ import torch
 from ..data.loading import check_schema, load_folder_or_hub, unique_originals
 from ..data.triplets import TripletDataset
 from ..models import SemSimConfig, SemSimModel
+from ..outputs import atomic_write_text
 from ..preprocessing import to_model_input
 from .._progress import logger
 from .calibration import fit_calibration
@@ -180,6 +181,14 @@ def train(
         progress: show progress bars.
         overrides: recipe fields to change (``epochs=10``, ``base_width=16``, ...).
 
+    With ``resume``, a checkpoint that a killed run left incomplete is skipped (named in a warning) and each stage
+    continues from its newest complete checkpoint.
+
+    Raises:
+        ValueError: the dataset cannot be loaded, has no ``train`` split, is not annotated, or options conflict.
+        IncompleteOutputError: with ``resume``, a finished stage's ``info.json`` (or a pre-training cache entry's
+            ``pretraining.json``) is damaged; the message names the file and the folder to delete to retrain.
+
     Examples:
         >>> from semsim_metric.training import train  # doctest: +SKIP
         >>> result = train("hub/fmnist-judged-v1", "runs/quick", recipe="quick")  # doctest: +SKIP
@@ -276,7 +285,7 @@ def train(
                      "stages": list(stages), "trained_originals": sorted(set(dsd["train"]["original_id"])),
                      # each stage's measured seconds per step and the duration estimated from them
                      "estimates": {name: s.get("estimate", {}) for name, s in stages.items()}}
-    (output_dir / "training_info.json").write_text(json.dumps(training_info, indent=2))
+    atomic_write_text(output_dir / "training_info.json", json.dumps(training_info, indent=2))
     if write_card:
         from .model_card import write_model_card
 

@@ -8,6 +8,11 @@ gets the same resume (``resume=True`` continues from the stage's last checkpoint
 
 A finished stage leaves ``<output_dir>/stages/<name>/objective.safetensors`` and ``info.json``; a resumed
 run loads a finished stage instead of training it again.
+
+A run killed at any point resumes: the stage's files are written aside and renamed into place (``info.json``
+last, it marks the stage finished), and ``resume=True`` continues from the newest *complete* checkpoint - one
+the ``Trainer`` was killed while saving (no readable ``trainer_state.json``, the file it writes last) is named
+in a warning, removed and skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,10 +31,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from .optim import OptimiserSettings, build_optimiser
 from .._progress import bar_disabled, logger
+from ..errors import IncompleteOutputError
+from ..outputs import atomic_write_text
+from .optim import OptimiserSettings, build_optimiser
 
-__all__ = ["Stage", "content_digest", "format_duration", "run_stage", "world_size"]
+__all__ = ["Stage", "complete_checkpoints", "content_digest", "format_duration", "read_json_record", "run_stage",
+           "world_size"]
+
+#: the file ``transformers.Trainer`` writes last into a checkpoint: a checkpoint without it is incomplete
+TRAINER_STATE = "trainer_state.json"
+#: files every checkpoint of ``run_stage`` holds besides the trainer state (weights: one of the first group)
+_CHECKPOINT_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+_CHECKPOINT_FILES = ("optimizer.pt", "scheduler.pt")
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_MISSING = (f"no readable {TRAINER_STATE}, or its weights, optimiser or scheduler file missing: a run was killed "
+            "while saving or removing it")
 
 #: optimiser steps not timed at the start of a stage (data loading, allocator and kernel warm-up)
 ESTIMATE_WARMUP_STEPS = 2
@@ -136,6 +155,79 @@ def _finished(folder: Path) -> bool:
     return (folder / "objective.safetensors").is_file() and (folder / "info.json").is_file()
 
 
+def read_json_record(path: Path, *, fix: str) -> dict[str, Any]:
+    """Read a JSON object this package wrote (a stage's ``info.json``, a cache entry's record).
+
+    Args:
+        path: the file.
+        fix: what the user should do when it is damaged (named in the error).
+
+    Raises:
+        IncompleteOutputError: the file is not a JSON object (truncated by a crash of an older version, edited,
+            or damaged on disk); the message names the file and says how to fix it (``fix``).
+        OSError: the file cannot be read.
+    """
+    try:
+        value = json.loads(path.read_text())
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise IncompleteOutputError(f"{path} is damaged: it is not valid JSON ({err}). {fix}") from err
+    if not isinstance(value, dict):
+        raise IncompleteOutputError(f"{path} is damaged: it holds a JSON {type(value).__name__}, not an object. "
+                                    f"{fix}")
+    return value
+
+
+def _checkpoint_complete(folder: Path) -> bool:
+    """Whether the ``Trainer`` finished writing the checkpoint ``folder`` (its last file reads as a state) and
+    nothing removed part of it since (a kill while the ``Trainer`` deleted an old checkpoint)."""
+    try:
+        state = json.loads((folder / TRAINER_STATE).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(state, dict) and "global_step" in state
+            and any((folder / name).is_file() for name in _CHECKPOINT_WEIGHTS)
+            and all((folder / name).is_file() for name in _CHECKPOINT_FILES))
+
+
+def complete_checkpoints(ckpt_dir: str | Path) -> tuple[list[Path], list[Path]]:
+    """The ``checkpoint-N`` folders of ``ckpt_dir``, oldest first: ``(complete, incomplete)``.
+
+    A checkpoint is complete when its ``trainer_state.json`` - the file ``transformers.Trainer`` writes after the
+    weights, optimiser, scheduler and random states - reads as a trainer state and its weights, optimiser and
+    scheduler files are there; a run killed while saving leaves one without it (or with a truncated one), a run
+    killed while the ``Trainer`` removed an old checkpoint one with files missing. A missing ``ckpt_dir`` has no
+    checkpoints.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return [], []
+    numbered = ((_CHECKPOINT.match(p.name), p) for p in ckpt_dir.iterdir() if p.is_dir())
+    found = sorted(((int(m.group(1)), p) for m, p in numbered if m is not None), key=lambda t: t[0])
+    complete = [p for _, p in found if _checkpoint_complete(p)]
+    return complete, [p for _, p in found if p not in complete]
+
+
+def _resume_checkpoint(stage_name: str, ckpt_dir: Path, resume: bool | str) -> str | None:
+    """The checkpoint ``Trainer.train`` resumes from: ``resume`` itself when it is a path, else the newest complete
+    checkpoint in ``ckpt_dir`` (``None``: start the stage from its beginning). Incomplete checkpoints are named in a
+    warning and removed (by the main process), so that the ``Trainer`` neither picks nor keeps them."""
+    if isinstance(resume, str):
+        if Path(resume).is_dir() and not _checkpoint_complete(Path(resume)):
+            raise IncompleteOutputError(
+                f"stage {stage_name}: cannot resume from {resume}: it is not a complete checkpoint ({_MISSING}). "
+                "Resume from an older checkpoint, or pass resume=True (--resume) to continue from the newest "
+                "complete one.")
+        return resume
+    complete, incomplete = complete_checkpoints(ckpt_dir)
+    latest = complete[-1] if complete else None
+    for bad in incomplete if is_main_process() else []:  # every process resumes from `latest`; one removes
+        logger.warning("stage %s: skipping the incomplete checkpoint %s (%s) and removing it; %s", stage_name, bad,
+                       _MISSING, f"resuming from {latest.name}" if latest is not None else
+                       "no complete checkpoint is left, so the stage starts from its beginning")
+        shutil.rmtree(bad, ignore_errors=True)
+    return str(latest) if latest is not None else None
+
+
 def run_stage(
     stage: Stage,
     output_dir: str | Path,
@@ -153,7 +245,13 @@ def run_stage(
     Checkpoints go to ``output_dir/checkpoints/<stage.name>``; ``resume=True`` continues from the last one
     (or skips a stage that already finished), a path resumes from that checkpoint. ``callbacks`` are extra
     ``transformers.TrainerCallback`` objects (logging, early stop, ...); a stage stopped before
-    ``max_steps`` is not marked finished, so ``resume=True`` continues it.
+    ``max_steps`` is not marked finished, so ``resume=True`` continues it. A checkpoint left incomplete by a
+    killed run is skipped (named in a warning, and removed): the stage resumes from the newest complete one.
+
+    Raises:
+        IncompleteOutputError: the finished stage's ``info.json`` is damaged (the message names it and says to
+            delete the stage folder to train the stage again), or ``resume`` names an incomplete checkpoint.
+        ValueError: the batch size is not divisible by the number of processes.
     """
     from safetensors.torch import load_file, save_file
     from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -163,7 +261,9 @@ def run_stage(
     plan = {"max_steps": stage.max_steps, "batch_size": stage.batch_size, "optimiser": asdict(stage.optimiser),
             "items": len(stage.dataset), "settings": stage.settings}
     if resume and _finished(done_dir):
-        info = json.loads((done_dir / "info.json").read_text())
+        info = read_json_record(done_dir / "info.json", fix=(
+            f"Delete the folder {done_dir} to train the stage {stage.name} again, then rerun with resume "
+            "(--resume)."))
         if info.get("plan") == json.loads(json.dumps(plan)):  # the same stage finished before: load it
             stage.objective.load_state_dict(load_file(str(done_dir / "objective.safetensors")))
             info["resumed_finished_stage"] = True
@@ -193,16 +293,19 @@ def run_stage(
     same_run = {k: plan[k] for k in ("batch_size", "items", "settings")}
     plan_file = ckpt_dir.with_name(f"{stage.name}.plan.json")
     if is_main_process():
-        stored = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+        try:
+            stored = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+        except ValueError:  # damaged: the checkpoints cannot be matched to this run's data and settings
+            logger.warning("stage %s: %s is damaged; the checkpoints beside it cannot be checked", stage.name,
+                           plan_file)
+            stored = None
         if ckpt_dir.is_dir() and stored != json.loads(json.dumps(same_run)):
-            import shutil
-
             if resume and any(ckpt_dir.iterdir()):
                 logger.warning("stage %s: the checkpoints in %s were made with other data or settings; starting "
                                "the stage afresh", stage.name, ckpt_dir)
             shutil.rmtree(ckpt_dir)
         ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
-        plan_file.write_text(json.dumps(same_run, indent=2))
+        atomic_write_text(plan_file, json.dumps(same_run, indent=2))
     optimizer, scheduler = build_optimiser((p for p in stage.objective.parameters() if p.requires_grad),
                                            stage.optimiser, stage.max_steps)
     args = TrainingArguments(
@@ -236,10 +339,7 @@ def run_stage(
                            optimizers=(optimizer, scheduler),
                            callbacks=[_Epochs(), _time_estimate_callback(stage.name, stage.max_steps, estimate),
                                       *(callbacks or [])])
-    resume_arg: bool | str | None = None
-    if resume:
-        has_ckpt = ckpt_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt_dir.iterdir())
-        resume_arg = resume if isinstance(resume, str) else (True if has_ckpt else None)
+    resume_arg = _resume_checkpoint(stage.name, ckpt_dir, resume) if resume else None
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_arg)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -257,5 +357,5 @@ def run_stage(
         tmp = done_dir / "objective.safetensors.tmp"
         save_file(state, str(tmp))
         tmp.replace(done_dir / "objective.safetensors")
-        (done_dir / "info.json").write_text(json.dumps(info, indent=2))
+        atomic_write_text(done_dir / "info.json", json.dumps(info, indent=2))  # last: it marks the stage finished
     return info

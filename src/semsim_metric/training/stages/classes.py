@@ -38,9 +38,10 @@ from torch import Tensor, nn
 
 from ...data.augmentation import Augmentation, item_seeds
 from ...models import SemSimModel
+from ...outputs import atomic_write_text
 from ...preprocessing import stack_at_model_size, to_model_input
 from ..optim import OptimiserSettings
-from ..trainer import Stage, run_stage
+from ..trainer import Stage, read_json_record, run_stage
 
 __all__ = ["ClassObjective", "PretrainSettings", "pretrain_backbone", "pretrain_cached"]
 
@@ -283,7 +284,12 @@ def pretrain_cached(
     images that the source holds (held-out experiments whose annotated originals are not in the source
     share one entry); the backbone and classifier weights are stored as ``backbone.safetensors`` and
     ``head.safetensors`` beside ``pretraining.json``. An interrupted pre-training resumes from its last
-    checkpoint in the cache entry.
+    complete checkpoint in the cache entry. ``pretraining.json`` is written last and atomically: it marks a
+    complete entry.
+
+    Raises:
+        IncompleteOutputError: the cache entry's ``pretraining.json`` is damaged (the message names it and says to
+            delete the entry's folder to pre-train again).
     """
     from safetensors.torch import load_file, save_file
 
@@ -300,7 +306,7 @@ def pretrain_cached(
     weights, head_file, info_file = folder / "backbone.safetensors", folder / "head.safetensors", folder / "pretraining.json"
     if weights.is_file() and head_file.is_file() and info_file.is_file():
         model.backbone.load_state_dict(load_file(str(weights)))
-        info = json.loads(info_file.read_text())
+        info = read_json_record(info_file, fix=f"Delete the folder {folder} to pre-train the backbone again.")
         head_state = load_file(str(head_file))
         head = nn.Linear(head_state["weight"].shape[1], head_state["weight"].shape[0])
         head.load_state_dict(head_state)
@@ -314,5 +320,5 @@ def pretrain_cached(
         tmp = target.with_suffix(".tmp")
         save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
         tmp.replace(target)
-    info_file.write_text(json.dumps(info, indent=2))
+    atomic_write_text(info_file, json.dumps(info, indent=2))
     return info, head
