@@ -118,7 +118,7 @@ def run_load(campaign_path: Path, *, annotators: int = 20, seconds: float = 30.0
                         if r.status_code == 200:
                             del acknowledged[(name, r.json()["item_id"])]
 
-    with _Server(create_app(campaign)) as base:
+    with _Server(create_app(campaign, leases_per_client=None)) as base:
         assert base.startswith("http://127.0.0.1:")
         started = time.time()
         threads = [threading.Thread(target=annotate, args=(k, base)) for k in range(annotators)]

@@ -96,14 +96,14 @@ def _start(page, url: str, name: str) -> None:
     page.fill("#name", name)
     page.click("#join-form button[type=submit]")
     page.wait_for_selector("#work:not([hidden])")
-    page.wait_for_function("document.getElementById('picture').complete && "
+    page.wait_for_function("() => document.getElementById('picture').complete && "
                            "document.getElementById('picture').naturalWidth > 0")
 
 
 def _press(page, key: str, name: str, answered: int) -> None:
     page.keyboard.press(key)
-    page.wait_for_function(f"document.getElementById('progress').textContent.startsWith('{name}: {answered} answered')")
-    page.wait_for_function("document.getElementById('picture').complete")
+    page.wait_for_function(f"() => document.getElementById('progress').textContent.startsWith('{name}: {answered} answered')")
+    page.wait_for_function("() => document.getElementById('picture').complete")
 
 
 @pytest.mark.slow
@@ -118,8 +118,12 @@ def test_two_annotators_in_chromium_survive_a_killed_server(browser, tmp_path):
     server.start()
     try:
         alice, bob = browser.new_page(viewport={"width": 1100, "height": 640}), browser.new_page()
+        dialogs, console = [], []
+        alice.on("console", lambda m: console.append(m.text))
         _start(alice, url, "alice")
         _start(bob, url, "bob")
+        code = alice.inner_text("#resume-code")  # shown once, at join
+        assert len(code) >= 20
         # the protocol's page: a large, pixelated image, every class with its key, and "cannot recognise"
         style = alice.evaluate("(() => { const s = getComputedStyle(document.getElementById('picture'));"
                                " return [s.imageRendering, s.width]; })()")
@@ -137,6 +141,7 @@ def test_two_annotators_in_chromium_survive_a_killed_server(browser, tmp_path):
         alice.screenshot(path=str(ARTIFACTS / "annotate-app.png"))
         status = browser.new_page()
         status.goto(url + "status")
+        status.wait_for_selector("#status table")
         status.screenshot(path=str(ARTIFACTS / "annotate-status.png"), full_page=True)
         assert "Fleiss' kappa" in status.inner_text("body")
 
@@ -147,15 +152,28 @@ def test_two_annotators_in_chromium_survive_a_killed_server(browser, tmp_path):
         assert [r["answer"] for r in Campaign(campaign_file).retracted()] == [-1]
         server.start()
 
-        # a restarted server resumes where each of them stopped
+        # a restarted server resumes where each of them stopped: the browser is still signed in as alice
         alice.reload()
-        assert alice.input_value("#name") == "alice"  # the browser remembers the name
-        alice.click("#join-form button[type=submit]")
-        alice.wait_for_function("document.getElementById('progress').textContent.startsWith('alice: 3 answered')")
-        alice.wait_for_function("document.getElementById('picture').complete")
+        alice.wait_for_function("() => document.getElementById('progress').textContent.startsWith('alice: 3 answered')")
+        alice.wait_for_function("() => document.getElementById('picture').complete")
         _press(alice, "3", "alice", 4)  # Pullover
         after = Campaign(campaign_file).answers()
         assert after[:5] == before and (after[5]["annotator"], after[5]["answer"]) == ("alice", 2)
         assert len({a["item_id"] for a in after if a["annotator"] == "alice"}) == 4  # never the same image twice
+
+        # another browser cannot take over the name; the resume code shown to alice can
+        carol = browser.new_page()
+        carol.goto(url)
+        carol.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        carol.fill("#name", "Alice")
+        carol.click("#join-form button[type=submit]")
+        carol.wait_for_timeout(500)
+        assert dialogs and "is taken" in dialogs[0]
+        carol.click("summary")
+        carol.fill("#resume", code)
+        carol.click("#join-form button[type=submit]")
+        carol.wait_for_function("() => document.getElementById('progress').textContent.startsWith('alice: 4 answered')")
+        # the page ran under its Content-Security-Policy without a violation (the inline script is allowed by hash)
+        assert not [m for m in console if "Content Security Policy" in m], console
     finally:
         server.stop()

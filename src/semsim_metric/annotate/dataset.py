@@ -68,52 +68,84 @@ def open_or_create_campaign(
     include_originals: bool = False,
     class_names: Sequence[str] | None = None,
     token: str | None = None,
-    annotators: Sequence[str] = (),
+    annotators: Sequence[str] | None = None,
+    update_access: bool = False,
 ) -> tuple[Campaign, bool]:
     """Open the campaign at ``path``, or create it from ``dataset``; returns ``(campaign, created)``.
 
     An existing campaign must come from the same dataset (same reconstruction ids) and settings; it then
-    resumes exactly where every annotator stopped.
+    resumes exactly where every annotator stopped, with the access settings it stores. A ``token`` or
+    ``annotators`` list given on resume that differs from the stored one (a token for a campaign without one
+    included) is refused, so a resumed campaign never silently runs with other protection than the caller
+    asked for, unless ``update_access`` stores the new settings.
+
+    Args:
+        dataset: dataset folder or Hub id in the SemSim schema.
+        path: the campaign file.
+        votes_per_item: annotators per image (fixed when the campaign starts).
+        include_originals: also annotate each original, after its reconstructions.
+        class_names: the answers (default: from the dataset).
+        token: the shared token a person needs to join (``None``: none when creating, the stored one on resume).
+        annotators: the only names allowed to join (``None``: anyone when creating, the stored list on resume).
+        update_access: on resume, store ``token``/``annotators`` where they differ instead of refusing.
+
+    Raises:
+        AnnotationError: another dataset, other fixed settings, or other access settings on resume without
+            ``update_access``; a dataset whose class list cannot be told.
     """
+    from .._progress import logger
     from ..data.loading import load_folder_or_hub, undecoded
 
     dsd = undecoded(load_folder_or_hub(dataset))
     ids = [rid for split in dsd.values() for rid in split["reconstruction_id"]]
     fingerprint = _fingerprint(ids)
     path = Path(path)
-    if path.exists():
-        campaign = Campaign(path)
-        if campaign.meta["fingerprint"] != fingerprint:
-            raise AnnotationError(f"campaign {path} was made from another dataset ({campaign.meta['dataset']}); "
-                                  "use another --campaign file for this one.")
-        given = {"votes_per_item": votes_per_item, "class_names": list(class_names) if class_names else None}
-        if given["votes_per_item"] != campaign.votes_per_item:
-            raise AnnotationError(f"campaign {path} asks {campaign.votes_per_item} annotators per item, not "
-                                  f"{votes_per_item}; a campaign's settings are fixed when it starts.")
-        if given["class_names"] and given["class_names"] != campaign.class_names:
-            raise AnnotationError(f"campaign {path} has the classes {campaign.class_names}; they cannot change.")
-        if token is not None:
-            campaign.check_token(token)
-        return campaign, False
-    names = list(class_names) if class_names else class_names_of(dsd)
-    if len(set(ids)) != len(ids):
-        raise AnnotationError(f"dataset {dataset!r} repeats reconstruction ids; each row needs its own id.")
+    if not path.exists():
+        names = list(class_names) if class_names else class_names_of(dsd)
+        if len(set(ids)) != len(ids):
+            raise AnnotationError(f"dataset {dataset!r} repeats reconstruction ids; each row needs its own id.")
 
-    def items() -> Iterator[tuple[str, str, bytes]]:
-        from .._progress import logger
+        def items() -> Iterator[tuple[str, str, bytes, str]]:
+            logger.info("copying %d reconstructions%s into %s", len(ids), " and their originals" if include_originals
+                        else "", path)
+            seen: set[str] = set()
+            for split in dsd.values():
+                for row in split:
+                    yield "reconstruction", row["reconstruction_id"], _png(row["reconstruction"]), row["original_id"]
+                    if include_originals and row["original_id"] not in seen:
+                        seen.add(row["original_id"])
+                        yield "original", row["original_id"], _png(row["original"]), ""
 
-        logger.info("copying %d reconstructions%s into %s", len(ids), " and their originals" if include_originals
-                    else "", path)
-        seen: set[str] = set()
-        for split in dsd.values():
-            for row in split:
-                yield "reconstruction", row["reconstruction_id"], _png(row["reconstruction"])
-                if include_originals and row["original_id"] not in seen:
-                    seen.add(row["original_id"])
-                    yield "original", row["original_id"], _png(row["original"])
-
-    return create_campaign(path, dataset=str(dataset), fingerprint=fingerprint, class_names=names, items=items(),
-                           votes_per_item=votes_per_item, token=token, annotators=annotators), True
+        try:
+            return create_campaign(path, dataset=str(dataset), fingerprint=fingerprint, class_names=names,
+                                   items=items(), votes_per_item=votes_per_item, token=token,
+                                   annotators=annotators or ()), True
+        except AnnotationError:
+            if not path.exists():
+                raise
+            # another process created it meanwhile: resume theirs, with the same checks
+    campaign = Campaign(path)
+    if campaign.meta["fingerprint"] != fingerprint:
+        raise AnnotationError(f"campaign {path} was made from another dataset ({campaign.meta['dataset']}); "
+                              "use another --campaign file for this one.")
+    if votes_per_item != campaign.votes_per_item:
+        raise AnnotationError(f"campaign {path} asks {campaign.votes_per_item} annotators per item, not "
+                              f"{votes_per_item}; a campaign's settings are fixed when it starts.")
+    if class_names and list(class_names) != campaign.class_names:
+        raise AnnotationError(f"campaign {path} has the classes {campaign.class_names}; they cannot change.")
+    differences = campaign.access_differences(token=token, annotators=annotators)
+    if differences and not update_access:
+        raise AnnotationError(f"campaign {path} was started with other access settings: {'; '.join(differences)}. "
+                              "Nothing was changed. Resume without --token/--annotator to keep the stored settings, "
+                              "or add --update-access to store the new ones.", 409)
+    if differences:
+        campaign.set_access(token=token, annotators=annotators)
+        logger.warning("campaign %s: stored new access settings (%s)", path, "; ".join(differences))
+    linked = campaign.link_originals({r: o for split in dsd.values()
+                                      for r, o in zip(split["reconstruction_id"], split["original_id"])})
+    if linked:
+        logger.info("campaign %s: recorded the original of %d reconstructions (upgraded campaign)", path, linked)
+    return campaign, False
 
 
 @dataclass
@@ -185,9 +217,11 @@ def export_campaign(
         raise AnnotationError(f"{source} does not hold the reconstructions this campaign was made from; pass the "
                               "dataset it started with (--dataset).")
     answers = campaign.answers()
+    broken = _answers_after_the_original(campaign, answers, dsd)
     votes: dict[tuple[str, str], list[int]] = defaultdict(list)
     for a in answers:
-        votes[(a["kind"], a["key"])].append(a["answer"])
+        if a["answer_id"] not in broken:
+            votes[(a["kind"], a["key"])].append(a["answer"])
     target = campaign.votes_per_item
     updates: dict[str, dict[str, Any]] = {}
     incomplete = unanswered = 0
@@ -226,9 +260,13 @@ def export_campaign(
          f"that they could not recognise anything. Target: {target} annotators per image."),
         result.summary() + ".",
         f"Fleiss' kappa over the {complete_items} items with {target} answers: {kappa_text}.",
-        ("`answers.csv` holds every answer (annotator, item, answer, UTC time); `retracted.csv` every answer "
-         "that its annotator undid."),
+        ("`answers.csv` holds every answer (annotator, item, answer, UTC time, and `saw_original_first`); "
+         "`retracted.csv` every answer that its annotator undid."),
     ]
+    if broken:
+        notes.append(f"{len(broken)} answers to reconstructions were given after their annotator had seen the "
+                     "original (the protocol's order was broken, e.g. by a campaign written before this rule was "
+                     "kept): they are flagged `saw_original_first=true` in `answers.csv` and left out of the votes.")
     kept = Counter(r["annotator_kind"] for rows in splits.values() for r in rows
                    if r["reconstruction_id"] not in updates and r["annotator_kind"] != "none")
     if kept:
@@ -244,14 +282,29 @@ def export_campaign(
                        annotators=f"{n_people} people (annotator_kind `human`)", rule=rule, notes=notes,
                        extra_sections=["## Annotator agreement", "", agreement_text, "", *table, ""])
     folder.write_text("answers.csv", _csv(["answer_id", "annotator", "kind", "key", "answer", "answer_name",
-                                           "answered"],
+                                           "answered", "saw_original_first"],
                                           [{**a, "answer_name": _name(campaign, a["answer"]),
-                                            "answered": _iso(a["answered"])} for a in answers]))
+                                            "answered": _iso(a["answered"]),
+                                            "saw_original_first": str(a["answer_id"] in broken).lower()}
+                                           for a in answers]))
     folder.write_text("retracted.csv", _csv(["answer_id", "annotator", "item_id", "answer", "answered", "retracted"],
                                             [{**r, "answered": _iso(r["answered"]), "retracted": _iso(r["retracted"])}
                                              for r in campaign.retracted()]))
     write_dataset_folder(splits, folder, card)  # marks the folder complete last
     return result
+
+
+def _answers_after_the_original(campaign: Campaign, answers: list[dict[str, Any]], dsd: Any) -> set[int]:
+    """The ids of answers to a reconstruction given after the same annotator was shown its original."""
+    original_of = {r: o for split in dsd.values() for r, o in zip(split["reconstruction_id"], split["original_id"])}
+    first_seen = {(s["annotator"], s["key"]): s["first_shown"] for s in campaign.shown() if s["kind"] == "original"}
+    broken = set()
+    for a in answers:
+        if a["kind"] == "reconstruction":
+            seen = first_seen.get((a["annotator"], original_of.get(a["key"])))
+            if seen is not None and seen <= a["answered"]:
+                broken.add(a["answer_id"])
+    return broken
 
 
 def _iso(epoch_seconds: float) -> str:

@@ -1,35 +1,53 @@
 """The annotation web app (Starlette): the annotator page, a JSON API and a campaign status page.
 
-Routes (every ``/api`` request carries the annotator's name and, when the campaign has one, its token in the
-``X-Campaign-Token`` header):
+Who may do what (the trust model, in full in ``docs/reliability.md``):
 
-- ``GET /`` - the annotator page; ``GET /status`` - the campaign's status page (``?token=`` when needed);
+- the **campaign token** (optional, shared by everyone the owner invites) is needed to *join* and to read the
+  status; it travels in the ``X-Campaign-Token`` header, never in a URL;
+- joining gives each annotator **a secret of their own** (an HttpOnly, SameSite=Strict cookie, or
+  ``Authorization: Bearer`` for scripts) and shows it as their *resume code*; every call that reads an image or
+  records, undoes or asks for an answer is made with it, so nobody can act as another annotator;
+- every request passes ``security.RequestGuard`` (Host, Origin and content-type checks, no framing), and a
+  client that fails secrets too often is answered 429.
+
+Routes:
+
+- ``GET /`` - the annotator page; ``GET /status`` - the status page (asks for the token when there is one);
 - ``GET /api/campaign`` - class names and whether a token is needed;
-- ``POST /api/join`` ``{"name"}`` - start or resume as ``name``;
-- ``POST /api/next`` ``{"name"}`` - the item on the annotator's screen (``item_id``, ``ticket``) or ``done``;
-- ``GET /api/image/{item_id}?name=&ticket=`` - that item's PNG, nothing else;
-- ``POST /api/answer`` ``{"name", "item_id", "ticket", "answer"}`` - record an answer;
-- ``POST /api/undo`` ``{"name"}`` - take back the last answer and show that item again;
-- ``GET /api/status`` - the status page's numbers as JSON.
+- ``POST /api/join`` ``{"name", "resume_code"?}`` - start, or come back under a name that joined before;
+- ``GET /api/me`` - who this session is, and their progress;
+- ``POST /api/next`` - the item on the annotator's screen (``item_id``, ``ticket``), ``waiting`` or ``done``;
+- ``GET /api/image/{item_id}?ticket=`` - that item's PNG, nothing else;
+- ``POST /api/answer`` ``{"item_id", "ticket", "answer"}`` - record an answer;
+- ``POST /api/undo`` - take back the last answer and show that item again;
+- ``GET /api/status`` (JSON) and ``GET /api/status.html`` - the status page's numbers.
 
-Refused requests get a 4xx JSON ``{"error": message}`` and change nothing.
+Refused requests get a 4xx JSON ``{"error": message}`` (503 when the campaign file cannot be written) and
+change nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
+import re
+import sqlite3
 from importlib import resources
 from typing import Any
 
 from .._deps import require
+from .._progress import logger
+from .security import FailureLimiter, HostRule, RequestGuard
 from .status import campaign_status
-from .storage import AnnotationError, Campaign, CampaignItem
+from .storage import AnnotationError, Campaign, CampaignItem, name_key
 
 starlette = require("starlette", "the annotation app")
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -38,10 +56,14 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 #: Largest request body accepted (an answer is under 200 bytes).
 MAX_BODY_BYTES = 4096
+#: How long the session cookie lasts (the resume code works as long as the campaign).
+SESSION_SECONDS = 30 * 24 * 3600
+#: How long the page waits before asking again when everything left is on others' screens.
+RETRY_SECONDS = 15
 
 
-def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -53,46 +75,130 @@ async def _body(request: Request) -> dict[str, Any]:
         data += chunk
         if len(data) > MAX_BODY_BYTES:
             raise AnnotationError(f"request body too large (limit {MAX_BODY_BYTES} bytes).", 413)
+    if not data.strip():
+        return {}
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise AnnotationError("the request body must be a JSON object.", 400) from None
     if not isinstance(body, dict):
         raise AnnotationError("the request body must be a JSON object.", 400)
     return body
 
 
-def _item_json(campaign: Campaign, name: str, item: CampaignItem | None) -> dict[str, Any]:
-    progress = campaign.progress(name)
-    if item is None:
-        return {"done": True, "progress": progress}
-    return {"done": False, "item_id": item.item_id, "ticket": item.ticket, "progress": progress,
-            "image": f"/api/image/{item.item_id}?ticket={item.ticket}"}
+def _csp(page: str) -> str:
+    """A Content-Security-Policy that allows exactly the page's own inline ``<script>`` and ``<style>``."""
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.DOTALL)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+
+    return (f"default-src 'none'; script-src {hashes('script') or chr(39) + 'none' + chr(39)}; "
+            f"style-src {hashes('style') or chr(39) + 'none' + chr(39)}; img-src 'self'; connect-src 'self'; "
+            "form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
-def create_app(campaign: Campaign | str, *, title: str = "SemSim annotation") -> Starlette:
+def _page(name: str, title: str) -> tuple[str, dict[str, str]]:
+    text = resources.files(__package__).joinpath(f"static/{name}").read_text(encoding="utf-8")
+    text = text.replace("{{title}}", html.escape(title))
+    return text, {"Cache-Control": "no-store", "Content-Security-Policy": _csp(text)}
+
+
+def create_app(
+    campaign: Campaign | str,
+    *,
+    title: str = "SemSim annotation",
+    hosts: HostRule | None = None,
+    leases_per_client: int | None = 4,
+    max_failures: int = 10,
+    failure_window_seconds: float = 60.0,
+) -> Starlette:
     """The ASGI app for ``campaign`` (a ``Campaign`` or the path of its file).
+
+    Args:
+        campaign: the campaign, or the path of its file.
+        title: the page title.
+        hosts: the ``Host`` names it answers (default: the loopback names, for a server on 127.0.0.1).
+        leases_per_client: at most this many images on screen at once from one client address across all names
+            (``None``: no limit), so that one computer cannot reserve every image under many names.
+        max_failures: wrong tokens or session secrets a client address may send within
+            ``failure_window_seconds`` before it is answered 429 for the rest of the window.
+        failure_window_seconds: see ``max_failures``.
+
+    Raises:
+        AnnotationError: the campaign file does not exist or is not a campaign.
 
     Examples:
         >>> from semsim_metric.annotate import create_app  # doctest: +SKIP
         >>> import uvicorn; uvicorn.run(create_app("campaign.sqlite"), host="127.0.0.1", port=8765)  # doctest: +SKIP
     """
     campaign = campaign if isinstance(campaign, Campaign) else Campaign(campaign)
-    page = resources.files(__package__).joinpath("static/annotate.html").read_text(encoding="utf-8")
-    page = page.replace("{{title}}", html.escape(title))
+    page, page_headers = _page("annotate.html", title)
+    status_shell, status_headers = _page("status.html", title)
+    cookie = f"semsim_session_{campaign.meta['seed'][:8]}"
+    limiter = FailureLimiter(max_failures, failure_window_seconds)
+
+    def client_of(request: Request) -> str:
+        return request.client.host if request.client else ""
+
+    def checked(request: Request, check: Any, value: Any) -> Any:
+        """Run a secret check, counting failures per client and refusing clients over the limit."""
+        client = client_of(request)
+        if limiter.blocked(client):
+            raise AnnotationError(f"too many wrong tokens or resume codes from this address; wait "
+                                  f"{limiter.retry_after(client)} s.", 429)
+        try:
+            return check(value)
+        except AnnotationError as err:
+            if err.status == 401:
+                limiter.failed(client)
+            raise
+
+    def check_campaign_token(request: Request) -> None:
+        checked(request, campaign.check_token, request.headers.get("x-campaign-token"))
+
+    def session_secret(request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        return request.cookies.get(cookie)
+
+    def annotator(request: Request, body: dict[str, Any] | None = None) -> str:
+        name = checked(request, campaign.annotator_for, session_secret(request))
+        claimed = (body or {}).get("name")
+        if claimed is not None and (not isinstance(claimed, str) or name_key(claimed) != name_key(name)):
+            raise AnnotationError(f"you are signed in as {name!r}; you cannot act for anyone else.", 403)
+        return name
 
     def guarded(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
-                if request.url.path.startswith("/api/") and request.url.path != "/api/campaign":
-                    campaign.check_token(request.headers.get("x-campaign-token") or request.query_params.get("token"))
                 return await handler(request)
             except AnnotationError as err:
-                return _error(str(err), err.status)
+                retry = {"Retry-After": str(limiter.retry_after(client_of(request)))} if err.status == 429 else None
+                return _error(str(err), err.status, retry)
+            except sqlite3.OperationalError as err:
+                logger.error("campaign %s cannot be written: %s", campaign.path, err)
+                return _error("the campaign file cannot be written right now (read-only or disk full); nothing was "
+                              "recorded. Tell the person who runs the campaign.", 503)
+            except Exception:  # noqa: BLE001 - a bug: answer JSON, keep the details in the server's log only
+                logger.exception("annotation app: unexpected error on %s", request.url.path)
+                return _error("internal error; nothing was recorded.", 500)
         return endpoint
 
+    def item_json(name: str, item: CampaignItem | None) -> dict[str, Any]:
+        progress = campaign.progress(name)
+        if item is not None:
+            return {"done": False, "item_id": item.item_id, "ticket": item.ticket, "progress": progress,
+                    "image": f"/api/image/{item.item_id}?ticket={item.ticket}"}
+        if progress["held_by_others"]:
+            return {"done": False, "waiting": True, "retry_after": RETRY_SECONDS, "progress": progress}
+        return {"done": True, "progress": progress}
+
     async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(page, headers=page_headers)
+
+    async def status_page(request: Request) -> Response:
+        return HTMLResponse(status_shell, headers=status_headers)
 
     async def info(request: Request) -> Response:
         return JSONResponse({"title": title, "class_names": campaign.class_names,
@@ -100,42 +206,54 @@ def create_app(campaign: Campaign | str, *, title: str = "SemSim annotation") ->
 
     async def join(request: Request) -> Response:
         body = await _body(request)
-        await run_in_threadpool(campaign.join, body.get("name"))
-        return JSONResponse({"name": body["name"], "progress": await run_in_threadpool(campaign.progress, body["name"])})
+        check_campaign_token(request)
+        resume = body.get("resume_code") if isinstance(body.get("resume_code"), str) else session_secret(request)
+        secret = await run_in_threadpool(campaign.join, body.get("name"), resume_code=resume)
+        name = await run_in_threadpool(campaign.annotator_for, secret)
+        response = JSONResponse({"name": name, "resume_code": secret,
+                                 "progress": await run_in_threadpool(campaign.progress, name)})
+        response.set_cookie(cookie, secret, max_age=SESSION_SECONDS, httponly=True, samesite="strict")
+        return response
+
+    async def me(request: Request) -> Response:
+        name = annotator(request)
+        return JSONResponse({"name": name, "progress": await run_in_threadpool(campaign.progress, name)})
 
     async def next_item(request: Request) -> Response:
-        body = await _body(request)
-        item = await run_in_threadpool(campaign.next_item, body.get("name"))
-        return JSONResponse(await run_in_threadpool(_item_json, campaign, body.get("name"), item))
+        name = annotator(request, await _body(request))
+        item = await run_in_threadpool(campaign.next_item, name, client=client_of(request),
+                                       max_client_leases=leases_per_client)
+        return JSONResponse(await run_in_threadpool(item_json, name, item))
 
     async def image(request: Request) -> Response:
-        png = await run_in_threadpool(campaign.image, request.query_params.get("name"),
-                                      request.path_params["item_id"], request.query_params.get("ticket"))
+        name = annotator(request)
+        png = await run_in_threadpool(campaign.image, name, request.path_params["item_id"],
+                                      request.query_params.get("ticket"))
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     async def answer(request: Request) -> Response:
         body = await _body(request)
         unknown = sorted(set(body) - {"name", "item_id", "ticket", "answer"})
         if unknown:
-            raise AnnotationError(f"unexpected field(s) {unknown}; an answer has name, item_id, ticket, answer.", 422)
-        progress = await run_in_threadpool(campaign.answer, body.get("name"), body.get("item_id"), body.get("ticket"),
+            raise AnnotationError(f"unexpected field(s) {unknown}; an answer has item_id, ticket, answer.", 422)
+        name = annotator(request, body)
+        progress = await run_in_threadpool(campaign.answer, name, body.get("item_id"), body.get("ticket"),
                                            body.get("answer"))
         return JSONResponse({"recorded": True, "progress": progress})
 
     async def undo(request: Request) -> Response:
-        body = await _body(request)
-        item = await run_in_threadpool(campaign.undo, body.get("name"))
-        return JSONResponse(await run_in_threadpool(_item_json, campaign, body["name"], item))
+        name = annotator(request, await _body(request))
+        item = await run_in_threadpool(campaign.undo, name)
+        return JSONResponse(await run_in_threadpool(item_json, name, item))
 
     async def status_json(request: Request) -> Response:
+        check_campaign_token(request)
         return JSONResponse(await run_in_threadpool(campaign_status, campaign))
 
-    async def status_page(request: Request) -> Response:
-        try:
-            campaign.check_token(request.query_params.get("token"))
-        except AnnotationError as err:
-            return HTMLResponse(f"<p>{html.escape(str(err))} Open /status?token=...</p>", status_code=401)
-        return HTMLResponse(render_status(campaign_status(campaign), title), headers={"Cache-Control": "no-store"})
+    async def status_html(request: Request) -> Response:
+        check_campaign_token(request)
+        status = await run_in_threadpool(campaign_status, campaign)
+        return HTMLResponse(render_status(status, title), headers={"Cache-Control": "no-store"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return _error(f"no such page: {request.url.path[:80]}", 404)
@@ -148,19 +266,22 @@ def create_app(campaign: Campaign | str, *, title: str = "SemSim annotation") ->
         Route("/status", status_page),
         Route("/api/campaign", guarded(info)),
         Route("/api/join", guarded(join), methods=["POST"]),
+        Route("/api/me", guarded(me)),
         Route("/api/next", guarded(next_item), methods=["POST"]),
         Route("/api/image/{item_id:int}", guarded(image)),
         Route("/api/answer", guarded(answer), methods=["POST"]),
         Route("/api/undo", guarded(undo), methods=["POST"]),
         Route("/api/status", guarded(status_json)),
+        Route("/api/status.html", guarded(status_html)),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed},
+                    middleware=[Middleware(RequestGuard, hosts=hosts or HostRule.for_bind_address("127.0.0.1"))])
     app.state.campaign = campaign
     return app
 
 
 def render_status(status: dict[str, Any], title: str) -> str:
-    """The status page: items complete, answers per annotator, agreement."""
+    """The status page's body (HTML, every value escaped): items complete, answers per annotator, agreement."""
     esc = html.escape
     kappa = status["fleiss_kappa"]
     rows = "".join(
@@ -170,15 +291,11 @@ def render_status(status: dict[str, Any], title: str) -> str:
     few = " (too few complete items to trust yet)" if 0 < status["kappa_items"] < 20 else ""
     kinds = "".join(f"<tr><td>{esc(k)}</td><td>{v['items']}</td><td>{v['complete']}</td><td>{v['answers']}</td></tr>"
                     for k, v in status["items"].items())
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}: status</title>
-<meta http-equiv="refresh" content="10"><style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}}
-table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .7rem;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}</style></head><body>
-<h1>{esc(title)}: campaign status</h1>
+    return f"""<h1>{esc(title)}: campaign status</h1>
 <p>{status['answers']} answers from {len(status['annotators'])} annotators; each item needs
 {status['votes_per_item']} different annotators. The page refreshes every 10 s.</p>
 <table><tr><th>items</th><th>total</th><th>complete</th><th>answers</th></tr>{kinds}</table>
 <p><b>Fleiss' kappa</b> over the {status['kappa_items']} complete items:
 {'not defined yet' if kappa is None else format(kappa, '.3f')}{few}</p>
 <table><tr><th>annotator</th><th>answers</th><th>items shared with others</th>
-<th>agreement with that majority</th></tr>{rows}</table></body></html>"""
+<th>agreement with that majority</th></tr>{rows}</table>"""

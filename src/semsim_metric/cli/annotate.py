@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
@@ -33,10 +34,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also annotate each original (after its reconstructions), for --reference original_consensus")
     s.add_argument("--classes", default=None, help="class names in class-label order, comma-separated (default: "
                                                    "from the dataset)")
-    s.add_argument("--annotator", action="append", default=[], metavar="NAME",
-                   help="allow only these names (repeatable; default: anyone who enters a name)")
-    s.add_argument("--token", default=None, help="a shared access token every annotator must enter")
+    s.add_argument("--annotator", action="append", default=None, metavar="NAME",
+                   help="allow only these names (repeatable; default: anyone who enters a name; on resume: the "
+                        "stored list)")
+    s.add_argument("--token-file", type=Path, default=None,
+                   help="a file holding the shared access token people need to join (or set $SEMSIM_ANNOTATE_TOKEN)")
+    s.add_argument("--token", default=None,
+                   help="the token itself (visible to other users of this machine in `ps`: prefer --token-file)")
+    s.add_argument("--update-access", action="store_true",
+                   help="on resume, store a different --token/--annotator list instead of refusing")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="another host name people use to reach the app (repeatable; requests for other names are "
+                        "refused)")
+    s.add_argument("--leases-per-client", type=int, default=4,
+                   help="images one computer may have on screen at once across all names (default 4)")
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--title", default="SemSim annotation", help="the page title")
     s.set_defaults(func=run)
@@ -58,6 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also give images with fewer answers than the target their votes")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(func=run)
+    r = asub.add_parser("resume-code", help="give an annotator who lost their resume code a new one",
+                        description="Print a new resume code for NAME (the old one stops working); they enter it "
+                        "with their name on the start page.")
+    r.add_argument("campaign", type=Path)
+    r.add_argument("name")
+    r.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,39 +83,83 @@ def run(args: argparse.Namespace) -> int:
     from ..annotate.storage import AnnotationError
 
     try:
-        return {"serve": _serve, "status": _status, "export": _export}[args.annotate_command](args)
+        return {"serve": _serve, "status": _status, "export": _export,
+                "resume-code": _resume_code}[args.annotate_command](args)
     except AnnotationError as err:
         raise CLIError(str(err)) from err
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    """The access token from --token-file, --token or $SEMSIM_ANNOTATE_TOKEN (``None``: none given)."""
+    given = [what for what, value in (("--token-file", args.token_file), ("--token", args.token)) if value is not None]
+    if len(given) > 1:
+        raise CLIError("give the token once: --token-file or --token, not both.")
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise CLIError(f"cannot read the token file {args.token_file}: {err.__class__.__name__}.") from err
+        if not token:
+            raise CLIError(f"the token file {args.token_file} is empty.")
+        return token
+    if args.token is not None:
+        print("semsim annotate: warning: a token on the command line is visible to other users of this machine "
+              "(ps); prefer --token-file or $SEMSIM_ANNOTATE_TOKEN.", file=sys.stderr)
+        return args.token
+    return os.environ.get("SEMSIM_ANNOTATE_TOKEN") or None
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
-        loopback = ipaddress.ip_address(args.host).is_loopback
+        loopback = ipaddress.ip_address(args.host.strip("[]")).is_loopback
     except ValueError:
         loopback = args.host == "localhost"
-    if not loopback and not args.token:
-        raise CLIError(f"--host {args.host} lets other machines reach the app; give the campaign a --token as well.")
+    if args.leases_per_client < 1:
+        raise CLIError(f"--leases-per-client must be at least 1, got {args.leases_per_client}.")
+    token = _token(args)
+    path = args.campaign or _default_campaign(args.dataset)
+    if not loopback and not token and not path.exists():
+        raise CLIError(f"--host {args.host} lets other machines reach the app; give the campaign a token as well "
+                       "(--token-file FILE or $SEMSIM_ANNOTATE_TOKEN).")
     from .._deps import require
 
     require("uvicorn", "the annotation app")
     import uvicorn
 
     from ..annotate.dataset import open_or_create_campaign
+    from ..annotate.security import HostRule
     from ..annotate.server import create_app
 
-    path = args.campaign or _default_campaign(args.dataset)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     campaign, created = open_or_create_campaign(args.dataset, path, votes_per_item=args.votes_per_item,
                                                 include_originals=args.originals, class_names=classes,
-                                                token=args.token, annotators=args.annotator)
+                                                token=token, annotators=args.annotator,
+                                                update_access=args.update_access)
+    if not loopback and not campaign.requires_token:  # what is in force, not what was typed
+        raise CLIError(f"campaign {path} has no access token, so it may only be served on this machine; resume it "
+                       f"with --update-access and a token to serve it on --host {args.host}.")
+    campaign.check_writable()
     n = len(campaign.items())
     what = "created" if created else f"resumed ({len(campaign.answers())} answers so far)"
     url = f"http://{args.host}:{args.port}/"
+    access = ("people need the access token to join" if campaign.requires_token else "anyone who can open the page "
+              "may join") + (f"; only {', '.join(campaign.allowed_annotators)}" if campaign.allowed_annotators else "")
     print(f"semsim annotate: campaign {path} {what}: {n} images, {campaign.votes_per_item} annotators each, "
-          f"{len(campaign.class_names)} classes. Every answer is saved at once.", file=sys.stderr)
+          f"{len(campaign.class_names)} classes; {access}. Every answer is saved at once.", file=sys.stderr)
     print(f"semsim annotate: annotators open {url} ; status at {url}status ; Ctrl+C stops (nothing is lost).",
           file=sys.stderr, flush=True)
-    uvicorn.run(create_app(campaign, title=args.title), host=args.host, port=args.port, log_level="warning")
+    app = create_app(campaign, title=args.title, hosts=HostRule.for_bind_address(args.host, args.allowed_host),
+                     leases_per_client=args.leases_per_client)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _resume_code(args: argparse.Namespace) -> int:
+    from ..annotate.storage import Campaign
+
+    code = Campaign(args.campaign).reissue_resume_code(args.name)
+    print(f"new resume code for {args.name}: {code}")
+    print("they enter it with their name on the start page; the old code no longer works.", file=sys.stderr)
     return 0
 
 
