@@ -7,8 +7,8 @@ Every class also derives from the built-in exception a caller would expect (``Va
 
 from __future__ import annotations
 
-__all__ = ["ImageSourceError", "IncompleteOutputError", "InvalidModelError", "OutputFolderError", "SemSimError",
-           "UnsafeFileError"]
+__all__ = ["ImageSourceError", "IncompleteOutputError", "InvalidModelError", "ModelMismatchError", "ModelNotFoundError",
+           "OutputFolderError", "SemSimError", "UnsafeFileError"]
 
 
 class SemSimError(Exception):
@@ -21,6 +21,17 @@ class UnsafeFileError(SemSimError, ValueError):
 
 class InvalidModelError(SemSimError, ValueError):
     """A model folder whose config or weights are malformed (the message names the file and the field)."""
+
+
+class ModelMismatchError(InvalidModelError, RuntimeError):
+    """A model folder whose ``model.safetensors`` does not hold the network its ``config.json`` describes (tensor
+    names or shapes differ, or the config describes a far larger network); found from the weights file's header,
+    before the network is built. Also a ``RuntimeError``, as a mismatch always was."""
+
+
+class ModelNotFoundError(SemSimError, FileNotFoundError):
+    """A model name that is neither a SemSim model folder nor a Hub repository available here; the message says
+    what was looked for (a local folder, the Hugging Face cache, the Hub) and how to fix it."""
 
 
 class OutputFolderError(SemSimError, FileExistsError):

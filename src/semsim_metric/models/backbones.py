@@ -9,6 +9,11 @@ Two families are supported:
   config dictionary (ResNet, ViT, ConvNeXt, ...). The pooled output (or the mean of the last hidden
   state) is the feature vector. Only the architecture is stored in ``SemSimConfig``;
   the weights travel in SemSim's own ``model.safetensors``.
+
+A ``backbone_config`` read from a model folder is untrusted: ``check_backbone_config`` refuses one that names
+another model (``backbone: "org/name"``, a timm model, ``use_pretrained_backbone``, ``auto_map``), which
+transformers would fetch from the Hub or a path while building it, and one with integers too large for any
+vision backbone (``MAX_BACKBONE_INT``) or a huge label table (``MAX_NUM_LABELS``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,140 @@ from .blocks import BasicBlock
 #: the embeddings a CIFAR ResNet-18 backbone can produce (see ``CifarResNet18`` and ``SemSimConfig``)
 EMBEDDINGS = ("pooled", "spatial", "spatial_smooth")
 
-__all__ = ["EMBEDDINGS", "CifarResNet18", "TransformersBackbone", "build_backbone", "infer_feature_dim"]
+__all__ = ["EMBEDDINGS", "MAX_BACKBONE_INT", "MAX_NUM_LABELS", "CifarResNet18", "TransformersBackbone", "build_backbone",
+           "check_backbone_config", "check_num_labels", "infer_feature_dim", "transformers_config"]
+
+#: largest integer (in absolute value) accepted anywhere in a ``backbone_config``: widths, depths, sizes and counts of
+#: real vision backbones stay far below it, and it bounds what a crafted config can make transformers build
+MAX_BACKBONE_INT = 65_536
+#: largest ``num_labels`` (and ``id2label`` size) accepted in a model config. SemSim never uses the labels, but
+#: transformers builds a table of ``num_labels`` names when it reads a config (ImageNet-21k has 21,843 classes)
+MAX_NUM_LABELS = 100_000
+#: deepest nesting of dictionaries and lists accepted in a ``backbone_config``
+_MAX_DEPTH = 16
+#: transformers model types that build their network by name with timm (which may download weights)
+_BUILT_BY_NAME = ("timm_backbone", "timm_wrapper")
+_HOW = ("a SemSim model folder describes its whole network inline in backbone_config and carries every weight in "
+        "model.safetensors")
+
+
+def check_num_labels(value: Any, field: str = "num_labels") -> None:
+    """Refuse a ``num_labels`` that is not an integer in ``[0, MAX_NUM_LABELS]``.
+
+    Raises:
+        ValueError: naming ``field``, the value and the limit.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NUM_LABELS:
+        raise ValueError(f"{field} must be an integer between 0 and {MAX_NUM_LABELS:,} (SemSim does not use it; the "
+                         f"limit keeps transformers from building a huge label table), got {_short_repr(value)}. "
+                         f"Fix: remove {field} from the config or set it to the real number of classes.")
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_entry(key: str, value: Any, path: str) -> None:
+    """Refuse one entry of a (nested) backbone config that points at another model or builds a label table."""
+    if key == "backbone" and value is not None:
+        raise ValueError(f"{path} = {_short_repr(value)} names another model, which transformers would fetch from the "
+                         f"Hugging Face Hub (or a path, or timm) while building the network; {_HOW}. Fix: set {path} "
+                         "to null and give the backbone's own config as a backbone_config dictionary.")
+    if key in ("use_pretrained_backbone", "use_timm_backbone", "trust_remote_code") and value:
+        what = {"use_pretrained_backbone": "would download pretrained backbone weights",
+                "use_timm_backbone": "builds the backbone by name with timm (which may download weights)",
+                "trust_remote_code": "would run model code from another repository"}[key]
+        raise ValueError(f"{path} = {_short_repr(value)} {what}; {_HOW}. Fix: set {path} to false.")
+    if key == "auto_map" and value:
+        raise ValueError(f"{path} points at model code in another repository; {_HOW}. Fix: remove {path}.")
+    if key == "model_type" and value in _BUILT_BY_NAME:
+        raise ValueError(f"{path} = {value!r} builds its network by name with timm (which may download weights); "
+                         f"{_HOW}. Fix: use a transformers vision model type such as 'resnet', 'vit' or 'convnext'.")
+    if key == "num_labels" and value is not None:
+        check_num_labels(value, path)
+    if key in ("id2label", "label2id") and value is not None and (not isinstance(value, dict)
+                                                                   or len(value) > MAX_NUM_LABELS):
+        raise ValueError(f"{path} must be a dictionary of at most {MAX_NUM_LABELS:,} labels, got "
+                         f"{type(value).__name__} of size {len(value) if isinstance(value, (dict, list)) else 1}. "
+                         f"Fix: remove {path} (SemSim does not use labels).")
+
+
+def _walk(value: Any, path: str, depth: int, check_ints: bool) -> None:
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{path} is nested more than {_MAX_DEPTH} levels deep; no vision backbone config is. "
+                         "Fix: give a backbone_config as written by transformers' PretrainedConfig.to_dict().")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}"
+            _check_entry(str(key), item, sub)
+            if key not in ("id2label", "label2id", "num_labels"):
+                _walk(item, sub, depth + 1, check_ints)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _walk(item, f"{path}[{i}]", depth + 1, check_ints)
+    elif check_ints and isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_BACKBONE_INT:
+        raise ValueError(f"{path} = {value} is larger than {MAX_BACKBONE_INT:,}, more than any vision backbone needs "
+                         "(it would make the network or its config enormous). Fix: correct the value.")
+
+
+def check_backbone_config(backbone_config: Any, *, field: str = "backbone_config", check_ints: bool = True) -> None:
+    """Refuse a ``backbone_config`` that would reach outside the model folder or build something enormous.
+
+    Checked at every depth (nested ``backbone_config``, ``vision_config``, ...): no ``backbone`` naming another model
+    (a Hub id, a path or a timm name), no ``use_pretrained_backbone``/``use_timm_backbone``/``trust_remote_code``,
+    no ``auto_map``, no timm model types; ``num_labels`` and label tables at most ``MAX_NUM_LABELS``; with
+    ``check_ints`` every integer at most ``MAX_BACKBONE_INT`` in absolute value; at most 16 levels of nesting.
+
+    Args:
+        backbone_config: the dictionary (``PreTrainedConfig.to_dict()``) to check; it needs a ``model_type``.
+        field: the name used in messages.
+        check_ints: also bound every integer (off for configs transformers filled in with its own defaults).
+
+    Raises:
+        TypeError: ``backbone_config`` is not a dictionary.
+        ValueError: naming the offending field (e.g. ``backbone_config.backbone``) and how to fix it.
+
+    Examples:
+        >>> check_backbone_config({"model_type": "upernet", "backbone": "microsoft/resnet-50"})
+        Traceback (most recent call last):
+        ...
+        ValueError: backbone_config.backbone = 'microsoft/resnet-50' names another model, ...
+    """
+    if not isinstance(backbone_config, dict):
+        raise TypeError(f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "
+                        f"ResNetConfig(...).to_dict()), got {type(backbone_config).__name__}.")
+    if not isinstance(backbone_config.get("model_type"), str):  # a missing field, not a wrong argument type
+        raise ValueError(f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "  # noqa: TRY004
+                         f"ResNetConfig(...).to_dict()), got {_short_repr(backbone_config)}.")
+    _walk(backbone_config, field, 0, check_ints)
+
+
+def transformers_config(backbone_config: dict[str, Any], *, field: str = "backbone_config") -> Any:
+    """The ``transformers`` config object described by ``backbone_config``, checked before and after it is built.
+
+    The dictionary is checked first (``check_backbone_config``: nothing is fetched while building it), then the
+    built config again, with the defaults its class filled in (a DETR-style config defaults to a timm backbone).
+
+    Raises:
+        ValueError: an unknown ``model_type``, a dictionary transformers refuses, or a field
+            ``check_backbone_config`` refuses (named).
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    check_backbone_config(backbone_config, field=field)
+    cfg = dict(backbone_config)
+    model_type = cfg.pop("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise ValueError(f"{field}.model_type = {model_type!r} is not a model type this version of transformers "
+                         "knows. Fix: upgrade transformers or use a known vision model type such as 'resnet' or 'vit'.")
+    try:
+        config = AutoConfig.for_model(model_type, **cfg)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise ValueError(f"{field} is not a valid transformers {model_type!r} config ({err}).") from err
+    check_backbone_config(config.to_dict(), field=field, check_ints=False)
+    return config
 
 
 class CifarResNet18(nn.Module):
@@ -102,17 +240,16 @@ class TransformersBackbone(nn.Module):
     """
 
     def __init__(self, backbone_config: dict[str, Any], pretrained_id: str | None = None) -> None:
-        super().__init__()
-        from transformers import AutoConfig, AutoModel
+        """Build the backbone (randomly initialised unless ``pretrained_id``).
 
-        if "model_type" not in backbone_config:
-            raise ValueError(
-                "backbone_config needs a 'model_type' entry (e.g. 'resnet' or 'vit'); "
-                "pass `SomeConfig(...).to_dict()` from transformers."
-            )
-        cfg_dict = dict(backbone_config)
-        model_type = cfg_dict.pop("model_type")
-        config = AutoConfig.for_model(model_type, **cfg_dict)
+        Raises:
+            ValueError: ``backbone_config`` has no ``model_type``, is not a valid transformers config, or points
+                at another model (see ``check_backbone_config``).
+        """
+        super().__init__()
+        from transformers import AutoModel
+
+        config = transformers_config(backbone_config)
         if pretrained_id is not None:
             self.model = AutoModel.from_pretrained(pretrained_id, config=config)
         else:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from transformers import AutoConfig, PretrainedConfig
+from transformers import PretrainedConfig
 
-from .backbones import EMBEDDINGS
+from .backbones import (
+    EMBEDDINGS,
+    MAX_NUM_LABELS,
+    check_backbone_config,
+    check_num_labels,
+    infer_feature_dim,
+    transformers_config,
+)
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "SemSimConfig"]
+__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "MAX_NUM_LABELS", "SemSimConfig",
+           "check_training_domain"]
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
@@ -51,6 +59,93 @@ def _check_calibration(calibration: Any) -> dict[str, Any]:
     return dict(calibration)
 
 
+def _domain_error(field: str, expected: str, value: Any, *, shown: str | None = None) -> ValueError:
+    if shown is None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return ValueError(f"training_domain.{field} must be {expected}, got {shown}. The record is written by `semsim train` "
+                      "(semsim_metric.domain.summarise_domain); fix or delete the field, or remove training_domain to "
+                      "load the model without a domain check.")
+
+
+def _count(field: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _domain_error(field, f"an integer >= {low}", value)
+    return value
+
+
+def _similarity(field: str, value: Any) -> float:
+    # cosine similarities of L2-normalised vectors, with room for float32 rounding
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.001 <= value <= 1.001:
+        raise _domain_error(field, "a finite number between -1 and 1 (a cosine similarity)", value)
+    return float(value)
+
+
+def check_training_domain(record: Any, *, embedding_dim: int | None = None) -> dict[str, Any]:
+    """Validate a ``training_domain`` record (``semsim_metric.domain``) as read from ``config.json``; returns a copy.
+
+    Every field is optional (older models record fewer), but a field that is present must have the shape
+    ``summarise_domain`` writes: ``description`` a string, ``n`` a count, ``channels`` a list of channel counts
+    (1-4), ``image_sizes`` a list of ``[height, width]`` pairs, ``embedding_mean`` a list of ``embedding_dim``
+    finite numbers together with ``similarity_q01`` (and optionally ``similarity_median``) in ``[-1, 1]``,
+    ``original_fingerprints`` a list of strings. Unknown fields are kept (newer versions may add some).
+
+    Args:
+        record: the value of the config's ``training_domain`` field.
+        embedding_dim: the model's embedding size; ``embedding_mean`` must have this many values.
+
+    Raises:
+        TypeError: the record is not a dictionary.
+        ValueError: naming the field (``training_domain.<field>``), what it must be and what it holds.
+
+    Examples:
+        >>> check_training_domain({"channels": [1], "image_sizes": [[28, 28]]})["channels"]
+        [1]
+        >>> check_training_domain({"channels": "grey"})
+        Traceback (most recent call last):
+        ...
+        ValueError: training_domain.channels must be a list of channel counts (1 to 4), got 'grey'. ...
+    """
+    if not isinstance(record, dict):
+        raise TypeError(f"training_domain must be a dictionary (the record `semsim train` writes), got "
+                         f"{type(record).__name__}. Remove the field to load the model without a domain check.")
+    out = dict(record)
+    if "description" in out and not isinstance(out["description"], str):
+        raise _domain_error("description", "a string", out["description"])
+    if "n" in out:
+        _count("n", out["n"], 0)
+    if "channels" in out:
+        channels = out["channels"]
+        if not isinstance(channels, list) or any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 4
+                                                 for c in channels):
+            raise _domain_error("channels", "a list of channel counts (1 to 4)", channels)
+    if "image_sizes" in out:
+        sizes = out["image_sizes"]
+        if not isinstance(sizes, list) or any(
+                not isinstance(s, list) or len(s) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                              for v in s) for s in sizes):
+            raise _domain_error("image_sizes", "a list of [height, width] pairs of positive integers", sizes)
+    if out.get("embedding_mean") is not None:
+        mean = out["embedding_mean"]
+        if not isinstance(mean, list) or not mean or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in mean):
+            raise _domain_error("embedding_mean", "a non-empty list of finite numbers", mean)
+        if embedding_dim is not None and len(mean) != embedding_dim:
+            raise _domain_error("embedding_mean", f"a list of {embedding_dim} numbers (the model's embedding size)",
+                                mean, shown=f"{len(mean)} numbers")
+        if "similarity_q01" not in out:
+            raise _domain_error("similarity_q01", "present with embedding_mean (the content check compares with it)",
+                                None, shown="nothing")
+    for field in ("similarity_q01", "similarity_median"):
+        if field in out:
+            _similarity(field, out[field])
+    if "original_fingerprints" in out:
+        prints = out["original_fingerprints"]
+        if not isinstance(prints, list) or any(not isinstance(f, str) for f in prints):
+            raise _domain_error("original_fingerprints", "a list of strings (image fingerprints)", prints)
+    return out
+
+
 class SemSimConfig(PretrainedConfig):
     """Configuration of a ``SemSimModel``.
 
@@ -71,7 +166,17 @@ class SemSimConfig(PretrainedConfig):
             distance ``d`` to the probability ``sigmoid(a + b * d)`` that a person (or the annotator
             panel named in ``"fitted_on"``) would recognise the reconstruction.
         training_domain: what the annotated training originals were (channels, sizes, an embedding
-            summary); inputs far outside it raise an ``OutOfDomainWarning``.
+            summary); inputs far outside it raise an ``OutOfDomainWarning``. Checked field by field
+            (``check_training_domain``).
+
+    A config read from a model folder is untrusted, so every field is checked here, before anything is built:
+    sizes are capped (``MAX_BASE_WIDTH``, ``MAX_IMAGE_SIZE``, ``num_labels <= MAX_NUM_LABELS``), and a
+    ``backbone_config`` may not name another model to fetch (``backbone``, ``use_pretrained_backbone``, timm,
+    ``auto_map``) nor hold integers above ``MAX_BACKBONE_INT`` (``semsim_metric.models.backbones``).
+
+    Raises:
+        ValueError: a field of the wrong type, out of range, or pointing outside the model folder; the message
+            names the field.
 
     Examples:
         >>> cfg = SemSimConfig(base_width=16)
@@ -101,13 +206,20 @@ class SemSimConfig(PretrainedConfig):
         image_mean, image_std = _triple("image_mean", image_mean), _triple("image_std", image_std)
         if any(s <= 0 for s in image_std):
             raise ValueError(f"image_std must be positive, got {tuple(image_std)}.")
-        if backbone_config is not None and (not isinstance(backbone_config, dict)
-                                            or not isinstance(backbone_config.get("model_type"), str)):
-            raise ValueError("backbone_config must be a transformers config dictionary with a 'model_type'.")
+        # transformers turns num_labels into a table of label names: refuse a huge one before it is built
+        if kwargs.get("num_labels") is not None:
+            check_num_labels(kwargs["num_labels"])
+        for labels in ("id2label", "label2id"):
+            if kwargs.get(labels) is not None and (not isinstance(kwargs[labels], dict)
+                                                   or len(kwargs[labels]) > MAX_NUM_LABELS):
+                raise ValueError(f"{labels} must be a dictionary of at most {MAX_NUM_LABELS:,} labels. Fix: remove "
+                                 f"{labels} (SemSim does not use labels).")
+        if backbone_config is not None:
+            check_backbone_config(backbone_config)  # never fetches anything, whatever the backbone
+            if backbone == "transformers":
+                transformers_config(backbone_config)  # and again with the defaults transformers fills in
         if calibration is not None:
             calibration = _check_calibration(calibration)
-        if training_domain is not None and not isinstance(training_domain, dict):
-            raise ValueError(f"training_domain must be a dictionary, got {type(training_domain).__name__}.")
         if embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
         if embedding != "pooled" and backbone != "cifar_resnet18":
@@ -120,7 +232,11 @@ class SemSimConfig(PretrainedConfig):
         self.image_mean = image_mean
         self.image_std = image_std
         self.calibration = calibration
-        self.training_domain = dict(training_domain) if training_domain is not None else None
+        self.training_domain = None
+        if training_domain is not None:
+            known_dim = backbone == "cifar_resnet18" or backbone_config is not None
+            self.training_domain = check_training_domain(training_domain,
+                                                         embedding_dim=self.embedding_dim if known_dim else None)
         super().__init__(**kwargs)
 
     @property
@@ -135,7 +251,6 @@ class SemSimConfig(PretrainedConfig):
         """Size of the backbone's pooled features (input of the classifiers used in training)."""
         if self.backbone == "cifar_resnet18":
             return 8 * self.base_width
-        from .backbones import infer_feature_dim
-
-        cfg = dict(self.backbone_config or {})
-        return infer_feature_dim(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
+        if not self.backbone_config:
+            raise ValueError("backbone='transformers' needs backbone_config (a transformers config dictionary).")
+        return infer_feature_dim(transformers_config(self.backbone_config))

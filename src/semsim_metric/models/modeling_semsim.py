@@ -13,7 +13,11 @@ and ``semsim_metric.SemSimLoss`` all use.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,15 @@ from ..hub import CONFIG_NAME, WEIGHTS_NAME, resolve_model_folder
 from .backbones import build_backbone
 from .configuration_semsim import SemSimConfig
 
-__all__ = ["SemSimModel", "SemSimOutput", "embed_pair", "load_weights_strict"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_WEIGHTS_HEADER_BYTES", "SemSimModel", "SemSimOutput", "check_weights_match_config",
+           "embed_pair", "load_config", "load_weights_strict", "read_weights_header"]
+
+#: largest ``config.json`` read, in bytes (the default model's is about 54 KB, mostly its training-domain record)
+MAX_CONFIG_BYTES = 32 * 2**20
+#: largest safetensors header read, in bytes (a SemSim model's lists a few hundred tensors in a few KB)
+MAX_WEIGHTS_HEADER_BYTES = 8 * 2**20
+#: values the network may hold beyond those saved in ``model.safetensors`` (buffers that are not saved)
+_UNSAVED_VALUES = 2**24
 
 
 @dataclass
@@ -148,9 +160,17 @@ class SemSimModel(PreTrainedModel):
                 ``device_map`` (one device, e.g. ``"cuda:0"``), ``use_safetensors`` (must not be False),
                 ``trust_remote_code`` and ``low_cpu_mem_usage`` (nothing to do here); anything else is refused.
 
+        The folder is untrusted: ``config.json`` is validated field by field (``load_config``), and the network
+        it describes is compared with the header of ``model.safetensors`` - tensor names, shapes and sizes,
+        built on the meta device - before any memory is allocated for it (``check_weights_match_config``).
+
         Raises:
-            OSError: when the files cannot be found (offline and not cached, wrong folder).
-            RuntimeError: when the weights do not match the architecture (keys are named).
+            ModelNotFoundError: (an ``OSError``) when the files cannot be found (no such folder, offline and not
+                cached); the message says what was looked for.
+            InvalidModelError: (a ``ValueError``) a malformed ``config.json`` (naming the file and the field),
+                or weights that are not finite floating-point numbers.
+            ModelMismatchError: (also a ``RuntimeError``) weights that do not match the architecture in
+                ``config.json`` (the keys are named), found before the network is built.
 
         Examples:
             >>> import tempfile
@@ -193,8 +213,12 @@ class SemSimModel(PreTrainedModel):
             subfolder=subfolder,
             force_download=force_download,
         )
+        config_source = str(folder / CONFIG_NAME) if config is None else "the config passed to from_pretrained"
         if config is None:
             config = load_config(folder / CONFIG_NAME)
+        # compared with the weights' header on the meta device first: nothing is allocated for a config that
+        # describes another (or an enormous) network
+        check_weights_match_config(cls, config, folder / WEIGHTS_NAME, config_source=config_source)
         model = cls(config)
         load_weights_strict(model, folder / WEIGHTS_NAME)
         if dtype is not None and dtype != "auto":
@@ -352,15 +376,28 @@ def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def load_config(config_file: Path) -> SemSimConfig:
-    """Read and validate ``config.json``; any problem is an
-    ``InvalidModelError`` naming the file and the field."""
+    """Read and validate ``config.json`` (at most ``MAX_CONFIG_BYTES``).
+
+    Raises:
+        InvalidModelError: the file is too large, not JSON, not an object, not a SemSim config, or a field is
+            malformed (the message names the file and the field, e.g. ``backbone_config.backbone``).
+    """
     import json
 
     from ..errors import InvalidModelError
 
     try:
-        raw = json.loads(Path(config_file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+        with Path(config_file).open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise InvalidModelError(f"{config_file} is not a readable JSON file ({err}).") from err
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InvalidModelError(f"{config_file} is larger than {MAX_CONFIG_BYTES // 2**20} MiB, far more than a SemSim "
+                                "config needs (the default model's is 54 KB); it is not read. Check that the folder "
+                                "holds the config.json written by SemSimModel.save_pretrained.")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise InvalidModelError(f"{config_file} is not a readable JSON file ({err}).") from err
     if not isinstance(raw, dict):
         raise InvalidModelError(f"{config_file} must hold a JSON object, got {type(raw).__name__}.")
@@ -368,17 +405,167 @@ def load_config(config_file: Path) -> SemSimConfig:
         raise InvalidModelError(f"{config_file} describes a {raw.get('model_type')!r} model, not a SemSim model.")
     try:
         return SemSimConfig.from_dict(raw)
-    except (TypeError, ValueError, KeyError) as err:
+    except (TypeError, ValueError, KeyError, RecursionError) as err:
         raise InvalidModelError(f"{config_file}: {err}") from err
 
 
+def read_weights_header(weights_file: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Name -> ``(dtype, shape)`` of every tensor in a safetensors file, read from its header alone (no tensor data
+    is read; safetensors checks that the header's tensors exactly cover the file).
+
+    Raises:
+        ModelNotFoundError: (an ``OSError``) there is no such file.
+        InvalidModelError: the header is larger than ``MAX_WEIGHTS_HEADER_BYTES``.
+        OSError: the file is not a readable safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from ..errors import InvalidModelError, ModelNotFoundError
+
+    weights_file = Path(weights_file)
+    if not weights_file.is_file():
+        raise ModelNotFoundError(
+            f"No weights file at {weights_file}. A SemSim model folder holds config.json and "
+            "model.safetensors (other formats, such as pickled .bin files, are refused)."
+        )
+    try:
+        with weights_file.open("rb") as fh:
+            prefix = fh.read(8)
+    except OSError as err:
+        raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
+    if len(prefix) == 8 and int.from_bytes(prefix, "little") > MAX_WEIGHTS_HEADER_BYTES:
+        raise InvalidModelError(
+            f"{weights_file}: its safetensors header claims {int.from_bytes(prefix, 'little'):,} bytes, more than the "
+            f"{MAX_WEIGHTS_HEADER_BYTES // 2**20} MiB any SemSim model needs; it is not read. Re-export the model with "
+            "SemSimModel.save_pretrained.")
+    try:
+        with safe_open(str(weights_file), framework="pt") as f:
+            header = {}
+            for key in f.keys():  # noqa: SIM118 (a safetensors file handle, not a dict)
+                tensor = f.get_slice(key)
+                header[key] = (str(tensor.get_dtype()), tuple(int(n) for n in tensor.get_shape()))
+            return header
+    except (SafetensorError, OSError, ValueError) as err:
+        raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
+
+
+class _BuildTooLarge(Exception):
+    """Raised from inside a module registration hook: the network being built outgrows its weights file."""
+
+
+@contextlib.contextmanager
+def _registration_budget(limit: int) -> Iterator[None]:
+    """Stop (``_BuildTooLarge``) a network being built in this thread once it has registered more than ``limit``
+    parameters, buffers and sub-modules: a crafted config cannot keep Python building modules for hours."""
+    from torch.nn.modules import module as torch_module
+
+    thread = threading.get_ident()
+    registered = 0
+
+    def count(*_: Any) -> None:
+        nonlocal registered
+        if threading.get_ident() == thread:
+            registered += 1
+            if registered > limit:
+                raise _BuildTooLarge
+
+    handles = [torch_module.register_module_parameter_registration_hook(count),
+               torch_module.register_module_buffer_registration_hook(count),
+               torch_module.register_module_module_registration_hook(count)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def check_weights_match_config(model_class: type[SemSimModel], config: SemSimConfig, weights_file: Path, *,
+                               config_source: str = "config.json") -> None:
+    """Check, before allocating anything, that ``weights_file`` holds exactly the network ``config`` describes.
+
+    The network is built on the meta device (shapes, no memory) and compared with the safetensors header
+    (``read_weights_header``): the total size, then every tensor name and shape. Building stops early when the
+    config describes far more modules than the file has tensors. A folder whose ``config.json`` describes a
+    terabyte network beside a 180 KB weights file is refused in well under a second.
+
+    Args:
+        model_class: the class to build (``SemSimModel`` or a subclass).
+        config: the validated config.
+        weights_file: the ``model.safetensors`` to compare with.
+        config_source: what ``config`` came from, for messages.
+
+    Raises:
+        ModelMismatchError: (a ``RuntimeError`` and ``InvalidModelError``) the sizes, names or shapes differ; the
+            message names the files and the first keys.
+        InvalidModelError: the network the config describes cannot be built.
+        ModelNotFoundError, OSError: from ``read_weights_header``.
+    """
+    from ..errors import InvalidModelError, ModelMismatchError
+
+    header = read_weights_header(weights_file)
+    stored = sum(math.prod(shape) for _, shape in header.values())
+    limit = 8 * len(header) + 1024  # real networks register about 2 modules, parameters or buffers per saved tensor
+    try:
+        with _registration_budget(limit), torch.device("meta"):
+            skeleton = model_class(config)
+    except _BuildTooLarge:
+        raise ModelMismatchError(
+            f"{config_source} describes a network with more than {limit:,} modules, parameters and buffers, while "
+            f"{weights_file} holds {len(header):,} tensors: the config does not belong to these weights (it was "
+            "refused before anything was allocated). Check backbone, base_width and backbone_config.") from None
+    except ImportError:
+        raise
+    except (RuntimeError, ValueError, TypeError, AttributeError, NotImplementedError) as err:
+        raise InvalidModelError(f"{config_source}: the network it describes cannot be built ({err}).") from err
+    tensors = {id(t): t for t in [*skeleton.parameters(), *skeleton.buffers()]}
+    needed = sum(t.numel() for t in tensors.values())
+    if needed > stored + _UNSAVED_VALUES:
+        raise ModelMismatchError(
+            f"{config_source} describes a network of {needed:,} values ({needed * 4 / 2**30:,.1f} GiB in float32), "
+            f"but {weights_file} holds {stored:,}: the config does not belong to these weights (refused before "
+            "anything was allocated). Check backbone, base_width and backbone_config.")
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    _check_keys_and_shapes(expected, {key: shape for key, (_, shape) in header.items()}, weights_file)
+
+
+def _check_keys_and_shapes(expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]],
+                           weights_file: Path) -> None:
+    from ..errors import ModelMismatchError
+
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise ModelMismatchError(
+            f"Weights in {weights_file} do not match the architecture in config.json. "
+            f"Missing keys ({len(missing)}): {_short(missing)}; unexpected keys ({len(unexpected)}): "
+            f"{_short(unexpected)}. Check that config.json (backbone, base_width) belongs to these weights."
+        )
+    wrong_shape = [k for k in expected if expected[k] != stored[k]]
+    if wrong_shape:
+        k = wrong_shape[0]
+        raise ModelMismatchError(
+            f"Weights in {weights_file} have the wrong shape for {len(wrong_shape)} keys, e.g. {k}: "
+            f"file {stored[k]} vs model {expected[k]}. Check that config.json (backbone, base_width) belongs to "
+            "these weights."
+        )
+
+
 def load_weights_strict(model: nn.Module, weights_file: Path) -> None:
-    """Load ``weights_file`` (safetensors) into ``model``; any missing/unexpected key is an error."""
+    """Load ``weights_file`` (safetensors) into ``model``; any missing/unexpected key is an error.
+
+    Raises:
+        ModelNotFoundError: (an ``OSError``) there is no such file.
+        OSError: the file is not a readable safetensors file.
+        ModelMismatchError: (a ``RuntimeError``) missing or unexpected keys, or wrong shapes (named).
+        InvalidModelError: a tensor that is not floating point where the model's is, or holds NaN/Inf.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ..errors import InvalidModelError, ModelNotFoundError
+
     if not weights_file.is_file():
-        raise OSError(
+        raise ModelNotFoundError(
             f"No weights file at {weights_file}. A SemSim model folder holds config.json and "
             "model.safetensors (other formats, such as pickled .bin files, are refused)."
         )
@@ -387,23 +574,8 @@ def load_weights_strict(model: nn.Module, weights_file: Path) -> None:
     except (SafetensorError, OSError, ValueError) as err:
         raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise RuntimeError(
-            f"Weights in {weights_file} do not match the architecture in config.json. "
-            f"Missing keys ({len(missing)}): {_short(missing)}; unexpected keys ({len(unexpected)}): "
-            f"{_short(unexpected)}. Check that config.json (backbone, base_width) belongs to these weights."
-        )
-    wrong_shape = [k for k in expected if tuple(expected[k].shape) != tuple(state[k].shape)]
-    if wrong_shape:
-        k = wrong_shape[0]
-        raise RuntimeError(
-            f"Weights in {weights_file} have the wrong shape for {len(wrong_shape)} keys, e.g. {k}: "
-            f"file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}."
-        )
-    from ..errors import InvalidModelError
-
+    _check_keys_and_shapes({k: tuple(v.shape) for k, v in expected.items()},
+                           {k: tuple(v.shape) for k, v in state.items()}, weights_file)
     for key, target in expected.items():
         value = state[key]
         if target.is_floating_point() != value.is_floating_point() or value.is_complex():
