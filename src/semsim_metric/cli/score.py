@@ -69,15 +69,24 @@ def _check_output(path: Path, *, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score the paired files and print (and optionally write) one row per pair."""
+    """Score the paired files and print (and optionally write) one row per pair.
+
+    Each file is reduced while it is read and brought to the model's input size at once
+    (``image_io.load_image_for_model``, then the input gate's ``stack_at_model_size``), so memory holds one
+    decoded file and a batch of model-sized images, whatever the number or the size of the files.
+
+    Raises:
+        CLIError: bad arguments, folders that cannot be paired, an unloadable model, or pairs that could not be
+            scored (listed; the others are scored and written first).
+    """
     import torch
     from tqdm.auto import tqdm
 
-    from ..functional import _semsim_update, get_model
-    from ..image_io import load_image
-    from ..pairing import pair_folders
     from ..domain import check_domain
-    from ..preprocessing import stack_at_model_size
+    from ..functional import _semsim_update, get_model
+    from ..image_io import load_image_for_model
+    from ..pairing import pair_folders
+    from ..preprocessing import stack_at_model_size, to_model_input
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}.")
@@ -105,43 +114,44 @@ def run(args: argparse.Namespace) -> int:
     want_prob = bool(args.probability)
     if want_prob and not model.config.calibration:
         raise CLIError("--probability needs a calibrated model; this one has no calibration.")
-    size = model.config.image_size
+    cfg = model.config
+    size = cfg.image_size
     rows: list[tuple[str, str, float, float | None]] = []
     problems: list[str] = []
     pairs = pairing.pairs
+    content_checked = bool(args.no_domain_check) or not getattr(cfg, "training_domain", None)
     with torch.inference_mode(), tqdm(total=len(pairs), desc="semsim score", unit="pair",
                                       disable=args.quiet or None, file=sys.stderr) as bar:
         for start in range(0, len(pairs), args.batch_size):
             chunk = pairs[start:start + args.batch_size]
-            origs, recs, kept = [], [], []
+            origs, recs, kept, shapes = [], [], [], set()
             for orig_path, rec_path in chunk:
-                try:
-                    o, r = load_image(orig_path), load_image(rec_path)
+                try:  # each file reduced while read, then at the model's size at once: no full-size batch
+                    o, r = load_image_for_model(orig_path, size), load_image_for_model(rec_path, size)
                 except (OSError, ValueError) as err:  # unreadable, too large, or pixels without a meaning
                     problems.append(str(err))
                     continue
                 if o.shape[1:] != r.shape[1:]:
-                    problems.append(f"size mismatch: {orig_path} is {tuple(o.shape[1:])}, {rec_path} is "
-                                    f"{tuple(r.shape[1:])}")
+                    problems.append(f"size mismatch: {orig_path} is {o.shape[1:]}, {rec_path} is {r.shape[1:]}")
                     continue
-                origs.append(o)
-                recs.append(r)
+                origs.append(stack_at_model_size([o.pixels], data_range=255, image_size=size))
+                recs.append(stack_at_model_size([r.pixels], data_range=255, image_size=size))
+                shapes.add(o.shape)
                 kept.append((orig_path, rec_path))
             bar.update(len(chunk))
             if not kept:
                 continue
-            if len({tuple(t.shape) for t in origs + recs}) == 1:  # one size: the gate sees the files as they are
-                target, preds, data_range = torch.stack(origs), torch.stack(recs), 255.0
-                gate_checks_domain = not args.no_domain_check
-            else:  # mixed sizes: bring each file to the model's size first (the same conversion, per image)
-                target = stack_at_model_size(origs, data_range=255, image_size=size)
-                preds = stack_at_model_size(recs, data_range=255, image_size=size)
-                data_range, gate_checks_domain = 1.0, False  # channels and sizes are checked per file here
-                if not args.no_domain_check:
-                    for shape in sorted({tuple(t.shape) for t in origs}):
-                        check_domain(model.config, torch.zeros((1, *shape)))
-            dist = _semsim_update(preds.to(device), target.to(device), model, data_range=data_range,
-                                  check_domain=gate_checks_domain).float().cpu()
+            target, preds = torch.cat(origs).to(device), torch.cat(recs).to(device)
+            if not args.no_domain_check:  # channels and size of the files themselves, not of the model-sized copies
+                for shape in sorted(shapes):
+                    check_domain(cfg, torch.empty((1, *shape), device="meta"))
+            if not content_checked:  # how the originals' embeddings compare with the training ones: first batch
+                dtype = next(model.parameters()).dtype
+                emb = model.embed(to_model_input(target, data_range=1.0, image_size=size, mean=cfg.image_mean,
+                                                 std=cfg.image_std, dtype=dtype))
+                check_domain(cfg, torch.empty((1, *min(shapes)), device="meta"), emb)
+                content_checked = True
+            dist = _semsim_update(preds, target, model, data_range=1.0, check_domain=False).float().cpu()
             prob = model.probability(dist).tolist() if want_prob else [None] * len(kept)
             for (o_p, r_p), d, pr in zip(kept, dist.tolist(), prob):
                 rows.append((str(o_p), str(r_p), d, pr))

@@ -14,13 +14,21 @@ Official layouts (see docs/datasets.md):
 * training archive ``human_anno_id/train_with_ori/``: folder ``N`` holds original N (``*_ori.png``) and
   its recognisable reconstructions; ``-N`` its unrecognisable ones; ``others/`` extra negatives. File
   names ``<idx>_<class>_rec_<k>_<m>.png`` (m = victim index 1..14).
+
+What a converter reads stays inside the folder it is given: a file that is a symbolic link is read only when
+it resolves to a file under that folder, links to folders are not followed, and a CSV manifest's rows may
+not leave the manifest's folder (unless ``allow_outside_paths``). Messages and reports name files, line
+numbers and what was expected, never what a file contains, so a link or a stray file cannot make a
+report publish its content.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,21 +86,23 @@ def parse_votes(text: str, expected: int | None = None) -> list[int]:
     body = text.strip().strip("[]")
     parts = [p for p in re.split(r"[;,\s]+", body) if p]
     votes = []
-    for p in parts:
+    for i, p in enumerate(parts, start=1):  # messages give the position, never the text (it may be anything)
         try:
             v = int(p)
         except ValueError:
-            raise ValueError(f"vote {p!r} is not an integer") from None
+            raise ValueError(f"vote {i} of {len(parts)} is not an integer (votes are class ids, -1 = not "
+                             "recognisable)") from None
         if v < -1:
-            raise ValueError(f"vote {v} is below -1 (-1 means 'not recognisable')")
+            raise ValueError(f"vote {i} of {len(parts)} is below -1 (-1 means 'not recognisable')")
         votes.append(v)
     if expected is not None and len(votes) != expected:
         raise ValueError(f"expected {expected} votes, found {len(votes)}")
     return votes
 
 
-def _read_image(path: Path) -> tuple[dict[str, Any], tuple[int, int]]:
-    """Read and fully decode an image file; return the Image-feature dict and (width, height)."""
+def _read_image(path: Path, name: str | None = None) -> tuple[dict[str, Any], tuple[int, int]]:
+    """Read and fully decode an image file; return the Image-feature dict (``path``: ``name``, default the
+    file's name) and (width, height)."""
     from PIL import Image
 
     data = path.read_bytes()
@@ -102,7 +112,7 @@ def _read_image(path: Path) -> tuple[dict[str, Any], tuple[int, int]]:
             size = img.size
     except Exception as err:  # PIL raises many kinds for corrupt files
         raise OSError(f"unreadable or truncated image ({type(err).__name__}: {err})") from err
-    return {"bytes": data, "path": path.name}, size
+    return {"bytes": data, "path": name or path.name}, size
 
 
 def _finish_row(row: dict[str, Any], rule: RecognitionRule) -> dict[str, Any]:
@@ -113,12 +123,147 @@ def _finish_row(row: dict[str, Any], rule: RecognitionRule) -> dict[str, Any]:
     return row
 
 
+# --------------------------------------------------------------------- staying inside the input folder
+#: a label file holds a handful of integers; anything larger is not read (it cannot be one)
+_MAX_LABEL_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """The folder a converter was given (``root``, as passed) and that folder with its links resolved."""
+
+    root: Path
+    boundary: Path
+
+    @classmethod
+    def of(cls, root: Path) -> _Tree:
+        return cls(root, root.resolve())
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the root (how reports name files)."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def outside(self, path: Path) -> bool:
+        """True when ``path``, with every link resolved, is not under the root (a loop counts as outside)."""
+        try:
+            return not path.resolve().is_relative_to(self.boundary)
+        except (OSError, RuntimeError):  # a link loop
+            return True
+
+    def readable(self, path: Path) -> Path:
+        """``path`` with its links resolved, when that is a file under the root.
+
+        Raises:
+            OSError: ``path`` is a symbolic link to somewhere outside the root, or a link loop (the message
+                names the path, not its target).
+        """
+        if self.outside(path):
+            raise OSError(f"symbolic link to outside the input folder, not read: {self.rel(path)}")
+        return path.resolve()
+
+    def link_reason(self, path: Path) -> str | None:
+        """Why a link (or another entry that is not a regular file) under the root is not read, else ``None``."""
+        if path.is_symlink():
+            if not path.exists():
+                return "broken symbolic link (not read)"
+            if self.outside(path):
+                return "symbolic link to outside the input folder (not read)"
+            if path.is_dir():
+                return "symbolic link to a folder (links to folders are not followed)"
+        if path.is_dir():
+            return "folder that cannot be listed (not read)"
+        if not path.is_file():
+            return "not a regular file (not read)"
+        return None
+
+
+def _tree_entries(root: Path) -> list[Path]:
+    """Every entry under ``root`` that is not a real folder: files, links (to files, to folders, broken) and
+    special files; real folders are descended into, links to folders never are."""
+    out: list[Path] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:  # a folder that cannot be listed is itself an entry, listed with its reason
+            if folder != root:
+                out.append(folder)
+                continue
+            raise
+        for entry in entries:
+            path = folder / entry.name
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(path)
+            else:
+                out.append(path)
+    return sorted(out)
+
+
+def _through_linked_folder(root: Path, path: Path) -> bool:
+    """True when a folder between ``root`` and ``path`` is a symbolic link."""
+    return any(parent.is_symlink() for parent in path.parents if parent != root and parent.is_relative_to(root))
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Real folders directly in ``folder`` (links to folders are not followed; the tree's accounting lists them)."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.is_symlink())
+
+
+def _refuse_linked_folder(folder: Path, what: str) -> None:
+    if folder.is_symlink():
+        raise ConversionError(
+            f"{folder} is a symbolic link to a folder; links to folders are not followed (a converter reads only "
+            f"files under the folder it is given). Replace the link with the {what} folder itself, or pass the "
+            "folder it points to.")
+
+
+def _label_votes(tree: _Tree, path: Path, n_votes: int) -> list[int]:
+    """The votes of a label file under ``tree``. A problem names the file, the line and what was expected,
+    never the file's content.
+
+    Raises:
+        OSError: the file is a link leaving the tree, or cannot be read.
+        ValueError: it is not ``n_votes`` integers >= -1 in UTF-8 text.
+    """
+    name = tree.rel(path)
+    expected = f"expected {n_votes} integers (the class each annotator named, -1 = not recognisable)"
+    real = tree.readable(path)
+    size = real.stat().st_size
+    if size > _MAX_LABEL_BYTES:
+        raise ValueError(f"bad label file: {name} has {size} bytes, too many for a label file; {expected}")
+    try:
+        text = real.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"bad label file: {name} is not UTF-8 text; {expected}") from None
+    votes = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        for k, token in enumerate(re.findall(r"[^;,\s\[\]]+", line), start=1):
+            try:
+                vote = int(token)
+            except ValueError:
+                raise ValueError(f"bad label file: {name}, line {line_no}, value {k} is not an integer; "
+                                 f"{expected}") from None
+            if vote < -1:
+                raise ValueError(f"bad label file: {name}, line {line_no}, value {k} is below -1; {expected}")
+            votes.append(vote)
+    if len(votes) != n_votes:
+        raise ValueError(f"bad label file: {name} holds {len(votes)} values, expected {n_votes} votes")
+    return votes
+
+
 # ------------------------------------------------------------------------------------------ manifest
 _MANIFEST_STR = ("reconstruction_id", "original_id", "class_name", "source_dataset", "victim", "victim_arch",
                  "victim_train_mode", "victim_aug_policy", "attack", "defense", "annotator_kind")
 _MANIFEST_INT = ("class_label", "victim_train_epochs", "attack_iterations", "seed")
 _MANIFEST_KNOWN = set(_MANIFEST_STR + _MANIFEST_INT) | {"original", "reconstruction", "votes", "original_votes",
                                                           "recognized"}
+#: column names shown in notes (others are counted, not repeated)
+_COLUMN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_ .-]{0,40}")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
 
@@ -159,6 +304,9 @@ def convert_manifest(
     report = ConversionReport(source=str(manifest), converter="manifest", strict=strict)
     if annotator_kind is not None and annotator_kind not in ANNOTATOR_KINDS:
         raise ConversionError(f"annotator_kind must be one of {ANNOTATOR_KINDS}, got {annotator_kind!r}.")
+    if not allow_outside_paths and manifest.is_symlink() and _Tree.of(manifest.parent).outside(manifest):
+        raise ConversionError(f"manifest {manifest} is a symbolic link to a file outside its folder; pass the file it "
+                              "points to, or allow_outside_paths=True (--allow-outside-paths) if you trust it.")
     try:
         fh = manifest.open(newline="", encoding="utf-8-sig")
     except OSError as err:
@@ -167,10 +315,12 @@ def convert_manifest(
         reader = csv.DictReader(fh)
         columns = reader.fieldnames or []
         missing = [c for c in ("original", "reconstruction") if c not in columns]
-        if missing:
-            raise ConversionError(f"manifest {manifest} lacks the column(s) {missing}; it has {columns}.")
+        if missing:  # the header is not repeated: a file that is no manifest may hold anything on its first line
+            raise ConversionError(f"manifest {manifest} lacks the column(s) {missing} in its first line (a header of "
+                                  f"{len(columns)} column(s)); a manifest starts with a header such as "
+                                  "'original,reconstruction,votes'.")
         if "votes" not in columns and "recognized" not in columns:
-            raise ConversionError(f"manifest {manifest} needs a 'votes' or a 'recognized' column; it has {columns}.")
+            raise ConversionError(f"manifest {manifest} needs a 'votes' or a 'recognized' column in its header.")
         if annotator_kind is None and "annotator_kind" not in columns:
             raise ConversionError(
                 f"manifest {manifest} does not say who annotated it. Add an 'annotator_kind' column or pass "
@@ -178,9 +328,11 @@ def convert_manifest(
             )
         extra = [c for c in columns if c not in _MANIFEST_KNOWN]
         if extra:
-            report.notes.append(f"columns not in the schema, not converted: {', '.join(extra)}")
+            shown = [repr(c) for c in extra if _COLUMN_NAME.fullmatch(c or "")]
+            more = f" and {len(extra) - len(shown)} unnamed or unusual one(s)" if len(shown) < len(extra) else ""
+            report.notes.append(f"{len(extra)} column(s) not in the schema, not converted: {', '.join(shown)}{more}")
         rows = list(reader)
-    seen_ids: set[str] = set()
+    seen_ids: dict[str, int] = {}
     image_cache: dict[Path, tuple[dict[str, Any], tuple[int, int]]] = {}
     out = []
     for line_no, rec in enumerate(tqdm(rows, desc="manifest rows", unit="row", disable=bar_disabled()), start=2):
@@ -192,30 +344,34 @@ def convert_manifest(
             report.problem(item, str(err))
             continue
         if row["reconstruction_id"] in seen_ids:
-            report.problem(item, f"duplicate reconstruction_id {row['reconstruction_id']!r}")
+            report.problem(item, f"duplicate reconstruction_id (the same as line {seen_ids[row['reconstruction_id']]})")
             continue
-        seen_ids.add(row["reconstruction_id"])
+        seen_ids[row["reconstruction_id"]] = line_no
         out.append(row)
         report.ok()
     report.check_totals()
     return out, report
 
 
-def _load_cached(path: Path, cache: dict) -> tuple[dict[str, Any], tuple[int, int]]:
+def _load_cached(path: Path, cache: dict, tree: _Tree | None = None) -> tuple[dict[str, Any], tuple[int, int]]:
+    """Read ``path`` once (``cache``); under a ``tree``, only when it resolves to a file inside it."""
     if path not in cache:
         if not path.is_file():
             raise OSError(f"missing file: {path}")
+        real = tree.readable(path) if tree is not None else path
         try:
-            cache[path] = _read_image(path)
+            cache[path] = _read_image(real, path.name)
         except OSError as err:
             raise OSError(f"{path}: {err}") from err
     return cache[path]
 
 
-def _load_pair(orig_path: Path, rec_path: Path, cache: dict) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read an (original, reconstruction) pair; a size mismatch is an error."""
-    orig, osize = _load_cached(orig_path, cache)
-    recon, rsize = _load_cached(rec_path, {})
+def _load_pair(orig_path: Path, rec_path: Path, cache: dict,
+               tree: _Tree | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read an (original, reconstruction) pair; a size mismatch is an error, and so is (under a ``tree``) a
+    file that is a link leaving it."""
+    orig, osize = _load_cached(orig_path, cache, tree)
+    recon, rsize = _load_cached(rec_path, {}, tree)
     if osize != rsize:
         raise ValueError(f"size mismatch: original {osize} vs reconstruction {rsize}")
     return orig, recon
@@ -249,8 +405,8 @@ def _manifest_row(rec: dict[str, str], base: Path, rule: RecognitionRule, annota
         if rec.get(col) not in (None, ""):
             try:
                 row[col] = int(float(rec[col]))
-            except ValueError:
-                raise ValueError(f"column {col!r} is not an integer: {rec[col]!r}") from None
+            except (ValueError, OverflowError):
+                raise ValueError(f"column {col!r} is not an integer") from None
     row["reconstruction_id"] = row["reconstruction_id"] or rec_path.stem
     row["original_id"] = row["original_id"] or orig_path.stem
     if source_dataset and not row["source_dataset"]:
@@ -267,14 +423,14 @@ def _manifest_row(rec: dict[str, str], base: Path, rule: RecognitionRule, annota
         row["annotator_kind"] = "none"
     else:
         if kind not in ANNOTATOR_KINDS:
-            raise ValueError(f"annotator_kind must be one of {ANNOTATOR_KINDS}, got {kind!r}")
+            raise ValueError(f"annotator_kind must be one of {ANNOTATOR_KINDS}")
         row["annotator_kind"] = kind
     flag = (rec.get("recognized") or "").strip().lower()
     if row["votes"]:
         _finish_row(row, rule)
     elif flag:
         if flag not in _TRUE | _FALSE:
-            raise ValueError(f"recognized must be true/false (or 1/0), got {rec['recognized']!r}")
+            raise ValueError("recognized must be true/false (or 1/0, yes/no)")
         row["recognized"] = flag in _TRUE
         row["recognized_share"] = 1.0 if row["recognized"] else 0.0
     return row
@@ -299,17 +455,22 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _is_image(p)) if folder.is_dir() else []
 
 
-def _account_for_tree(root: Path, report: ConversionReport, items: set[Path], supporting: set[Path],
+def _account_for_tree(tree: _Tree, report: ConversionReport, items: set[Path], supporting: set[Path],
                       why_ignored: Any) -> None:
-    """Count every file under ``root``; list each one that is neither an item nor used by one, with a reason."""
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    report.files = len(files)
-    items = {p.resolve() for p in items}
-    used = {p.resolve() for p in supporting} - items
-    report.supporting = sum(1 for p in files if p.resolve() in used)
-    for p in files:
-        if p.resolve() not in items and p.resolve() not in used:
-            report.ignore(p.relative_to(root).as_posix(), why_ignored(p.relative_to(root)))
+    """Count every entry under the tree that is not a real folder (files, links, special files); list each one
+    that is neither an item nor used by one, with a reason (links the converter did not follow first).
+
+    Paths are compared as the converter found them (not resolved), so two links to one file are two entries,
+    each accounted for."""
+    entries = _tree_entries(tree.root)
+    report.files = len(entries)
+    items = set(items)
+    used = set(supporting) - items
+    report.supporting = sum(1 for p in entries if p in used)
+    for p in entries:
+        if p not in items and p not in used:
+            rel = p.relative_to(tree.root)
+            report.ignore(rel.as_posix(), tree.link_reason(p) or why_ignored(rel))
 
 
 # ------------------------------------------------------------------------------- official: labels
@@ -318,9 +479,11 @@ _ORI_NAME = re.compile(r"^(?P<idx>\d+)_(?P<cls>\d+)_ori$")
 
 
 def _find_label_file(root: Path, rec_path: Path, victim: str, stem: str) -> Path | None:
+    """The label file of a reconstruction: beside it, then under ``label(s)/<victim>/`` (never through a link to
+    a folder, which the tree's accounting does not follow either)."""
     name = f"{stem}_gt.txt"
     for candidate in (rec_path.parent / name, root / "label" / victim / name, root / "labels" / victim / name):
-        if candidate.is_file():
+        if candidate.is_file() and not _through_linked_folder(root, candidate):
             return candidate
     return None
 
@@ -343,6 +506,9 @@ def convert_official_labels(
     root = Path(root)
     report = ConversionReport(source=str(root), converter="official-labels", strict=strict)
     _check_exists(root)
+    tree = _Tree.of(root)
+    _refuse_linked_folder(root / "original-img", "original-img")
+    _refuse_linked_folder(root / "img", "img")
     if not (root / "original-img").is_dir() or not (root / "img").is_dir():
         raise ConversionError(
             f"{root} is not the official labels layout: it needs 'original-img/' and 'img/<victim>/' folders."
@@ -357,7 +523,7 @@ def convert_official_labels(
     seen: set[str] = set()
     items: set[Path] = set()
     supporting: set[Path] = set()
-    victim_dirs = sorted(d for d in (root / "img").iterdir() if d.is_dir())
+    victim_dirs = _subfolders(root / "img")
     for victim_dir in tqdm(victim_dirs, desc="official-labels victims", unit="victim", disable=bar_disabled()):
         victim = victim_dir.name
         try:
@@ -373,20 +539,19 @@ def convert_official_labels(
                 report.problem(item, "unexpected file name (expected <idx>_<class>_rec.png)")
                 continue
             key = f"{m['idx']}_{m['cls']}"
+            label_file = _find_label_file(root, rec_path, victim, key)
+            if label_file is not None and not tree.outside(label_file):
+                supporting.add(label_file)  # this item's label file, even when another of its files is bad
             try:
                 orig_path = originals.get(key)
                 if orig_path is None:
                     raise OSError(f"missing original: original-img/{key}_ori.png")
+                tree.readable(orig_path)  # a link leaving the tree is not read, and not used
                 supporting.add(orig_path)
-                label_file = _find_label_file(root, rec_path, victim, key)
                 if label_file is None:
                     raise OSError(f"missing label file {key}_gt.txt")
-                supporting.add(label_file)
-                try:
-                    votes = parse_votes(label_file.read_text(encoding="utf-8-sig"), n_votes)
-                except ValueError as err:
-                    raise ValueError(f"bad label file {label_file.name}: {err}") from None
-                orig, recon = _load_pair(orig_path, rec_path, cache)
+                votes = _label_votes(tree, label_file, n_votes)
+                orig, recon = _load_pair(orig_path, rec_path, cache, tree)
             except (OSError, ValueError) as err:
                 report.problem(item, str(err))
                 continue
@@ -425,7 +590,7 @@ def convert_official_labels(
             return "label file of no reconstruction"
         return "outside original-img/, img/ and label(s)/ (not part of the layout)"
 
-    _account_for_tree(root, report, items, supporting, why_ignored)
+    _account_for_tree(tree, report, items, supporting, why_ignored)
     report.check_totals()
     return out, report
 
@@ -453,10 +618,12 @@ def convert_official_training(
     """
     root = Path(root)
     _check_exists(root)
+    _refuse_linked_folder(root / "train_with_ori", "train_with_ori")
     if (root / "train_with_ori").is_dir():
         root = root / "train_with_ori"
+    tree = _Tree.of(root)
     report = ConversionReport(source=str(root), converter="official-training", strict=strict)
-    folders = [d for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    folders = _subfolders(root) if root.is_dir() else []
     numbered = [d for d in folders if re.fullmatch(r"-?\d+", d.name)]
     if not numbered:
         raise ConversionError(f"{root} is not the official training layout: no folders named N / -N found.")
@@ -497,8 +664,9 @@ def convert_official_training(
             if idx not in originals:
                 raise OSError(f"missing original: no folder {idx}/ with {m['idx']}_{m['cls']}_ori.png")
             orig_path, cls = originals[idx]
+            tree.readable(orig_path)  # a link leaving the tree is not read, and not used
             supporting.add(orig_path)
-            orig, recon = _load_pair(orig_path, rec_path, cache)
+            orig, recon = _load_pair(orig_path, rec_path, cache, tree)
         except (OSError, ValueError) as err:
             report.problem(item, str(err))
             continue
@@ -535,7 +703,7 @@ def convert_official_training(
                     else "original that no reconstruction refers to (another *_ori file of this folder is used)")
         return "not part of the layout"
 
-    _account_for_tree(root, report, {p for p, _, _ in items}, supporting, why_ignored)
+    _account_for_tree(tree, report, {p for p, _, _ in items}, supporting, why_ignored)
     report.check_totals()
     return out, report
 
@@ -543,16 +711,34 @@ def convert_official_training(
 # ------------------------------------------------------------------------- labels without images
 def rows_from_human_labels_csv(path: str | Path, *, rule: RecognitionRule | None = None) -> list[dict[str, Any]]:
     """Rows (without images) from the processed human-label table of the study
-    (``semsim_cifar100_human_labels.csv``: victim, image_index, class_id, annotator_1..5, metrics)."""
+    (``semsim_cifar100_human_labels.csv``: victim, image_index, class_id, annotator_1..5, metrics).
+
+    Raises:
+        ConversionError: a line lacks a column or holds a value that is not what the table holds (the
+            message names the file, the line and the column, not the value).
+    """
     rule = rule or RecognitionRule()
+    path = Path(path)
     out = []
-    with Path(path).open(newline="") as fh:
-        for rec in csv.DictReader(fh):
-            row = empty_row()
-            row.update(parse_victim_name(rec["victim"]))
-            votes = [int(rec[f"annotator_{i}"]) for i in range(1, 6)]
-            row.update(reconstruction_id=f"{rec['victim']}/{rec['image_index']}",
-                       original_id=f"cifar100-test-{rec['image_index']}", class_label=int(rec["class_id"]),
+    with path.open(newline="") as fh:
+        for line_no, rec in enumerate(csv.DictReader(fh), start=2):
+            column = "victim"
+            try:
+                row = empty_row()
+                row.update(parse_victim_name(rec[column]))
+                votes = []
+                for i in range(1, 6):
+                    column = f"annotator_{i}"
+                    votes.append(int(rec[column]))
+                column = "image_index"
+                index = int(rec[column])
+                column = "class_id"
+                class_id = int(rec[column])
+            except (KeyError, TypeError, ValueError):
+                raise ConversionError(f"{path}:{line_no}: column {column!r} is missing or not what the study's "
+                                      "human-label table holds (victim folder names and integers).") from None
+            row.update(reconstruction_id=f"{rec['victim']}/{index}",
+                       original_id=f"cifar100-test-{index}", class_label=class_id,
                        votes=votes, source_dataset="cifar100", victim=rec["victim"], attack="inverting_gradients",
                        attack_iterations=8000, annotator_kind="human")
             out.append(_finish_row(row, rule))
