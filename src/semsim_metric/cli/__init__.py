@@ -1,5 +1,5 @@
-"""The ``semsim`` command line: one module per subcommand (``score``, ``convert``, ``votes``, ``train``,
-``evaluate``, ``generate``, ``annotate``).
+"""The ``semsim`` command line: one module per subcommand (``score``, ``report``, ``convert``, ``votes``,
+``train``, ``evaluate``, ``generate``, ``annotate``).
 
 Each subcommand module defines ``register(subparsers)`` (arguments only - it imports nothing heavy, so
 ``semsim --help`` and ``semsim <command> --help`` never import torch) and ``run(args)``, which imports
@@ -18,7 +18,7 @@ from .errors import CLIError
 __all__ = ["COMMANDS", "CLIError", "build_parser", "main"]
 
 #: Subcommand modules of this package, in ``--help`` order.
-COMMANDS = ("score", "convert", "votes", "train", "evaluate", "generate", "annotate")
+COMMANDS = ("score", "report", "convert", "votes", "train", "evaluate", "generate", "annotate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,8 @@ _PUBLIC = {
     "EvaluationReport": ".report", "write_report": ".writer",
     "plot_model_level": ".plots", "plot_roc": ".plots",
     "run_heldout": ".heldout", "build_protocol_splits": ".heldout", "summary_table": ".heldout",
+    "leakage_report": ".leakage", "LeakageReport": ".leakage", "load_pairs": ".leakage",
+    "write_leakage_report": ".leakage_html",
 }
 
 __all__ = sorted(_PUBLIC)
