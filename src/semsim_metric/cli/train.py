@@ -26,13 +26,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", default=None,
                    help="SemSim model folder or Hub id to fine-tune (e.g. the default model on new annotations)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in OUTPUT/checkpoints")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=None)
-    p.add_argument("--base-width", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--margin", type=float, default=None)
-    p.add_argument("--global-loss-weight", type=float, default=None)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the triplet stage on the annotated rows (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="triplets per optimiser step (default: the recipe's)")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="peak learning rate of the triplet stage (default: the recipe's)")
+    p.add_argument("--base-width", type=int, default=None,
+                   help="channels of the ResNet-18's first stage: 16 on CPU, 64 as in the paper (default: the "
+                        "recipe's)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of initialisation, shuffling and augmentation: the same seed gives the same weights "
+                        "(default: the recipe's)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="triplet margin: how much farther an unrecognised reconstruction must be than a "
+                        "recognised one (default: the recipe's)")
+    p.add_argument("--global-loss-weight", type=float, default=None,
+                   help="weight of the global soft-label term (binary cross-entropy between the distance and the vote "
+                        "share) beside the triplet loss (default: the recipe's)")
     p.add_argument("--pretrain-epochs", type=float, default=None,
                    help="stage-1 class-supervised pre-training epochs (semantic recipe: 6; 0 turns it off)")
     p.add_argument("--pretrain-source", default=None,

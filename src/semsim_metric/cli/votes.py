@@ -18,12 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Merge votes (reconstruction_id, votes, annotator_kind[, original_votes]) into a "
                         "dataset; every CSV row is merged or listed in OUT/conversion_report.md.")
     imp.add_argument("dataset", help="dataset folder or Hub id")
-    imp.add_argument("votes_csv", type=Path)
-    imp.add_argument("--out", type=Path, required=True)
-    imp.add_argument("--lenient", action="store_true", help="skip bad rows and report them")
-    imp.add_argument("--min-votes", type=int, default=3)
-    imp.add_argument("--reference", choices=["true_class", "original_consensus"], default="true_class")
-    imp.add_argument("--overwrite", action="store_true")
+    imp.add_argument("votes_csv", type=Path,
+                     help="CSV with reconstruction_id, votes (class ids such as \"3;3;-1\"; -1 = cannot "
+                          "recognise), annotator_kind and optionally original_votes")
+    imp.add_argument("--out", type=Path, required=True, help="dataset folder to write (the input is never changed)")
+    imp.add_argument("--lenient", action="store_true", help="skip bad rows and report them (default: stop at the "
+                                                             "first bad row)")
+    imp.add_argument("--min-votes", type=int, default=3,
+                     help="votes for the reference class that make a reconstruction recognised (default 3, of 5 "
+                          "as in the study)")
+    imp.add_argument("--reference", choices=["true_class", "original_consensus"], default="true_class",
+                     help="what a vote must name: the true class, or the class the annotators gave the original")
+    imp.add_argument("--overwrite", action="store_true", help="replace files in OUT that another command wrote")
     imp.set_defaults(func=run)
 
 
