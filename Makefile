@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 ## Main job: score the committed example reconstructions against their originals with the bundled default model (offline).
 score: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/semsim score examples/originals examples/reconstructions --probability
+	@echo "The judges' verdict on each pair (recognised or not, and why) is in examples/README.md."
 
 ## The test suite (slow tests included) and the strict docs build; `make test-long` and `make mutation` are the long runs.
 test: $(STAMP)

@@ -74,9 +74,9 @@ def test_greyscale_reconstructions_of_colour_originals_are_scored_as_documented(
     assert torch.equal(scores, torch.zeros(2))
 
 
-def test_compute_before_update_raises_for_the_mean(random_model):
-    with pytest.raises(ValueError, match="before any update"):
-        SemSim(random_model).compute()
+def test_compute_before_update_warns_and_gives_nan_for_the_mean(random_model):
+    with pytest.warns(UserWarning, match="no pairs to average"):
+        assert torch.isnan(SemSim(random_model).compute())  # as torchmetrics' means: no exception (issue 22)
     assert float(SemSim(random_model, reduction="sum").compute()) == 0.0
     assert SemSim(random_model, reduction="none").compute().numel() == 0
 

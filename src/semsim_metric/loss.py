@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -22,6 +23,12 @@ class SemSimLoss(_Loss):
     never the network (frozen, always in eval mode); they are finite on constant, all-zero and
     identical images.
 
+    The network follows ``.to(device)``, ``.to(dtype)``, ``.double()``, ``.half()`` and the other casts of a
+    module holding the loss, but is **not** part of its ``state_dict()`` or ``parameters()``: checkpoints of a
+    module that holds a ``SemSimLoss`` keep only that module's own weights. Checkpoints written before this
+    (with the network's ``model.*`` keys) still load, also with ``strict=True``: those keys are ignored. A
+    float64 loss (``.double()``) computes in float64 from the pixels to the loss.
+
     Args:
         model: ``None`` (bundled default), a Hub id, a folder or a ``SemSimModel``.
         revision: Hub revision when ``model`` is a Hub id.
@@ -32,6 +39,11 @@ class SemSimLoss(_Loss):
         compile: ``True`` (or a dict of ``torch.compile`` options) compiles the network's forward pass, which
             every score goes through; the scores are the same. A ``torch.compile``'d model is also accepted.
 
+    Raises:
+        ValueError: an unknown ``reduction`` or a ``data_range`` that is not a positive finite number.
+        TypeError: ``model`` is not a ``SemSimModel``, a Hub id or a folder, or ``data_range`` is not a number.
+        OSError: the model cannot be found or read (e.g. ``DefaultModelMissingError``, ``ModelNotFoundError``).
+
     Examples:
         >>> import torch
         >>> from semsim_metric import SemSimConfig, SemSimLoss, SemSimModel
@@ -41,6 +53,8 @@ class SemSimLoss(_Loss):
         >>> loss.backward()
         >>> bool(x.grad.isfinite().all())
         True
+        >>> loss_fn.state_dict()
+        OrderedDict()
     """
 
     def __init__(
@@ -56,7 +70,31 @@ class SemSimLoss(_Loss):
         super().__init__(reduction=check_reduction(reduction))
         self.check_domain = bool(check_domain)
         self.data_range = check_data_range(data_range)
-        self.model: SemSimModel = frozen_copy(model, revision, compile=compile)
+        # A plain attribute holding a tuple: nn.Module does not register it, so the network stays out of
+        # state_dict() and parameters(); _apply() below gives it every cast and move of the module.
+        self._model: tuple[SemSimModel] = (frozen_copy(model, revision, compile=compile),)
+
+    @property
+    def model(self) -> SemSimModel:
+        """The frozen SemSim network used by this loss."""
+        return self._model[0]
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> SemSimLoss:
+        super()._apply(fn, recurse)
+        if recurse:  # what nn.Module does for a registered child
+            self._model[0]._apply(fn)
+        return self
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any],
+                              strict: bool, missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
+        # checkpoints written while the network was a registered submodule hold it under "<prefix>model.":
+        # drop those keys (the network is frozen and comes from the constructor) so that strict loading works
+        old = f"{prefix}model."
+        for key in [k for k in state_dict if k.startswith(old)]:
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def train(self, mode: bool = True) -> SemSimLoss:
         """Switch the loss module's mode; the SemSim network itself always stays in eval mode."""

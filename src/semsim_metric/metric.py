@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.utilities import rank_zero_warn
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from .functional import (
@@ -30,14 +31,40 @@ class SemSim(Metric):
     """SemSim: a learned, human-aligned distance between reconstructions and their originals.
 
     SemSim is a **distance**: 0 = the reconstruction is semantically identical to its original (the
-    attack leaked what a person can recognise), larger = less leakage, range ``[0, 2]``;
-    ``higher_is_better = False``. ``output="probability"`` reports instead the calibrated probability
-    that the annotators the model was calibrated on (``config.calibration["fitted_on"]``: model judges for
-    the default, not people) would recognise each reconstruction (higher = more leakage).
+    attack leaked what a person can recognise), larger = less leakage, range ``[0, 2]``.
+    ``output="probability"`` reports instead the calibrated probability that the annotators the model was
+    calibrated on (``config.calibration["fitted_on"]``: model judges for the default, not people) would
+    recognise each reconstruction (higher = more leakage), range ``[0, 1]``.
 
-    The network is frozen, stays in eval mode, follows ``.to(device)`` / ``.to(dtype)`` and is **not**
-    part of ``state_dict()`` (checkpoints stay clean). Mean and sum keep two scalar states (constant
-    memory, summed across processes); ``reduction="none"`` keeps every score.
+    "Better" means a better reconstruction, as for PSNR, SSIM and LPIPS: ``higher_is_better`` is ``False``
+    for the distance and ``True`` for the probability, and ``plot_lower_bound`` / ``plot_upper_bound`` are
+    0 and 2 or 0 and 1. ``torchmetrics.wrappers.MetricTracker.best_metric()`` and plots read them, so both
+    outputs pick the same best step; a Lightning ``ModelCheckpoint`` reads only its own ``mode``: pass
+    ``mode="max" if metric.higher_is_better else "min"``.
+
+    The network is frozen, stays in eval mode, follows ``.to(device)``, ``.to(dtype)``, ``set_dtype``,
+    ``.double()`` and ``.float()`` and is **not** part of ``state_dict()`` (checkpoints stay clean). Mean
+    and sum keep two scalar states (constant memory, summed across processes); ``reduction="none"`` keeps
+    every score.
+
+    ``compute()`` with no pairs (no ``update()`` since construction or ``reset()``, on any process: a
+    validation epoch without batches) warns and returns NaN for the mean, as torchmetrics' means do; the
+    sum is then 0 and ``reduction="none"`` an empty tensor.
+
+    Precision: scores are computed in the network's dtype (float32 by default). A float64 network -
+    ``SemSim(model.double())``, ``metric.double()``, ``metric.set_dtype(torch.float64)`` or
+    ``metric.to(torch.float64)`` - keeps float64 from the pixels to the score (and the states), so
+    ``torch.autograd.gradcheck`` holds; ``.half()`` and ``.bfloat16()`` change nothing, as on every
+    torchmetrics metric (use ``set_dtype``). The count of pairs stays an integer in every dtype.
+
+    ``torchmetrics.wrappers.FeatureShare`` works (``feature_network = "net"``): SemSim metrics in one share
+    the first one's network (one copy in memory). Their forward passes are not shared: FeatureShare's cache
+    recognises only the very same input tensor, and each SemSim prepares its own model input.
+
+    ``torch.jit.script(metric)`` gives what it gives for any torchmetrics metric: a module that a scripted
+    parent (``LightningModule.to_torchscript()``) can hold but that cannot score (torchmetrics marks
+    ``forward`` unused). SemSim itself is not TorchScript: the input gate is Python (checks with messages,
+    ``isinstance``), and so is the transformers network; ``compile=True`` is the supported way to speed it up.
 
     Args:
         model: ``None`` (the bundled default), a Hub id, a local folder or a
@@ -53,6 +80,12 @@ class SemSim(Metric):
             every score goes through; the scores are the same. A ``torch.compile``'d model is also accepted.
         kwargs: passed to ``torchmetrics.Metric`` (``sync_on_compute``, ``dist_sync_fn``, ...).
 
+    Raises:
+        ValueError: an unknown ``reduction`` or ``output``, ``output="probability"`` with an uncalibrated
+            model, or a ``data_range`` that is not a positive finite number.
+        TypeError: ``model`` is not a ``SemSimModel``, a Hub id or a folder, or ``data_range`` is not a number.
+        OSError: the model cannot be found or read (e.g. ``DefaultModelMissingError``, ``ModelNotFoundError``).
+
     Examples:
         >>> import torch
         >>> from semsim_metric import SemSim, SemSimConfig, SemSimModel
@@ -66,14 +99,15 @@ class SemSim(Metric):
     """
 
     is_differentiable = True
-    higher_is_better = False
-    full_state_update = False
-    plot_lower_bound = 0.0
-    plot_upper_bound = 2.0
+    full_state_update = False  # both outputs: a batch's value needs only that batch (sums, or its scores)
+    feature_network: str = "net"  # the network torchmetrics.wrappers.FeatureShare shares
+    # torchmetrics' own list (these are properties here) plus the network, which TorchScript cannot type
+    __jit_unused_properties__: ClassVar[list[str]] = [*Metric.__jit_unused_properties__, "net"]
 
-    sum_scores: Tensor
-    total: Tensor
-    scores: list[Tensor]
+    if TYPE_CHECKING:  # the states add_state() creates; for type checkers only (TorchScript cannot read
+        sum_scores: Tensor  # these postponed annotations, so that torch.jit.script would fail on them)
+        total: Tensor
+        scores: list[Tensor]
 
     def __init__(
         self,
@@ -103,11 +137,51 @@ class SemSim(Metric):
         else:
             self.add_state("sum_scores", default=torch.tensor(0.0), dist_reduce_fx="sum")
             self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+        if next(net.parameters()).dtype == torch.float64:
+            self.set_dtype(torch.float64)  # a float64 model: states and later .to(device) keep float64
 
     @property
     def net(self) -> SemSimModel:
         """The frozen SemSim network used by this metric."""
         return self._net[0]
+
+    @property
+    def higher_is_better(self) -> bool:  # type: ignore[override]
+        """``False`` for the distance (lower = better reconstruction), ``True`` for the probability."""
+        return getattr(self, "output", "distance") == "probability"
+
+    @property
+    def plot_lower_bound(self) -> float:  # type: ignore[override]
+        """Lower end of the value range (0 for both outputs)."""
+        return 0.0
+
+    @property
+    def plot_upper_bound(self) -> float:  # type: ignore[override]
+        """Upper end of the value range: 2 for the distance, 1 for the probability."""
+        return 1.0 if getattr(self, "output", "distance") == "probability" else 2.0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set an attribute; ``net`` (what ``FeatureShare`` sets) replaces the network, outside the module tree.
+
+        Raises:
+            TypeError: ``net`` is set to something that is neither a ``SemSimModel`` nor ``FeatureShare``'s
+                cache around one.
+            ValueError: the metric reports probabilities and the new network has no calibration.
+        """
+        if name == "net":
+            self._share_net(value)
+        else:
+            super().__setattr__(name, value)
+
+    def _share_net(self, value: Any) -> None:
+        # FeatureShare hands every metric a NetworkCache whose .network is the first metric's network (its
+        # forward wrapped in a cache); keep that network in the tuple, so it stays out of state_dict() too
+        net = getattr(value, "network", value)
+        if not isinstance(net, SemSimModel):
+            raise TypeError(f"SemSim.net must be a SemSimModel (or FeatureShare's cache around one), got "
+                            f"{type(value).__name__}.")
+        check_output(self.output, net)
+        self._net = (net,)
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add a batch of reconstructions (``preds``) and their originals (``target``)."""
@@ -122,8 +196,10 @@ class SemSim(Metric):
     def compute(self) -> Tensor:
         """Mean or sum of all scores so far, or every score (``reduction="none"``).
 
-        With no pairs yet, ``reduction="none"`` gives an empty tensor and ``"sum"`` gives 0; ``"mean"`` has
-        nothing to average and raises ``ValueError`` (instead of returning NaN).
+        With no pairs (no ``update()`` since construction or ``reset()`` on any process, e.g. a validation
+        epoch without batches) ``"mean"`` has nothing to average: it warns (``UserWarning``) and returns NaN,
+        as torchmetrics' means do, so a ``MetricCollection`` or a Lightning epoch goes on. ``"sum"`` gives 0
+        and ``reduction="none"`` an empty tensor.
         """
         if self.reduction == "none":
             if isinstance(self.scores, Tensor):  # already concatenated by a distributed sync
@@ -134,12 +210,28 @@ class SemSim(Metric):
                 values = torch.cat(self.scores)
             return _semsim_compute(values, reduction="none")
         if self.reduction == "mean" and int(self.total) == 0:
-            raise ValueError("SemSim.compute() was called before any update(): there are no pairs to average. "
-                             "Call update(preds, target) (or metric(preds, target)) first.")
+            rank_zero_warn("SemSim.compute() found no pairs to average (no update() since the metric was created "
+                           "or reset, on any process): the mean is NaN. Call update(preds, target) (or "
+                           "metric(preds, target)) first.", UserWarning)
+            return torch.full((), float("nan"), dtype=self.sum_scores.dtype, device=self.sum_scores.device)
         return _semsim_compute(self.sum_scores, self.total, reduction=self.reduction)
 
+    def set_dtype(self, dst_type: str | torch.dtype) -> SemSim:
+        """Cast the floating states and the network to ``dst_type``; the count of pairs stays an integer.
+
+        (``torchmetrics.Metric.set_dtype`` casts every state, and a bfloat16 count stops at 256.)
+        """
+        if isinstance(dst_type, torch.dtype) and dst_type.is_floating_point:
+            return self.to(dst_type)  # casts floating tensors only, and the metric's dtype with them
+        return super().set_dtype(dst_type)  # type: ignore[return-value]
+
     def _apply(self, fn: Callable, exclude_state: Sequence[str] = "") -> Any:
+        old_dtype, old_device = self._dtype, self._device
         this = super()._apply(fn, exclude_state)
+        if this._dtype != old_dtype:
+            # torchmetrics reads the new dtype off a float32 probe, so a float64 metric moved with .to(device)
+            # would report float32 (and its network be cast to it): probe with the metric's own dtype instead
+            this._dtype = fn(torch.zeros(1, dtype=old_dtype, device=old_device)).dtype
         this._net[0].to(device=this.device, dtype=this.dtype)
         return this
 
@@ -160,3 +252,12 @@ class SemSim(Metric):
             >>> fig, ax = metric.plot(values)
         """
         return self._plot(val, ax)
+
+    # last in the class body: a method named ``float`` would shadow the builtin in annotations below it
+    def double(self) -> SemSim:
+        """Score in float64 from the pixels to the score (``set_dtype(torch.float64)``), e.g. for gradcheck."""
+        return self.set_dtype(torch.float64)
+
+    def float(self) -> SemSim:
+        """Score in float32 (``set_dtype(torch.float32)``), the default."""
+        return self.set_dtype(torch.float32)
