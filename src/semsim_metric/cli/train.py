@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", default=None, help="transformers vision model id/folder to use as backbone")
     p.add_argument("--init-from", default=None,
                    help="SemSim model folder or Hub id to fine-tune (e.g. the default model on new annotations)")
-    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in OUTPUT/checkpoints")
+    p.add_argument("--resume", action="store_true", help="resume from the newest complete checkpoint in OUTPUT/checkpoints (one a kill left half-written "
+                        "is skipped, with a warning)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs of the triplet stage on the annotated rows (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=None,
