@@ -1,4 +1,6 @@
-"""Every ```python block in the README, the quickstart and the Lightning page runs as printed (offline)."""
+"""Every ```python block in the README, the quickstart and the Lightning page runs as printed (offline); the
+README's and the quickstart's blocks run with warnings as errors (``python -W error``), so the first code a reader
+copies prints no warning (no out-of-domain inputs, no ``float()`` of a tensor that needs a gradient)."""
 
 import os
 import re
@@ -9,22 +11,51 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+#: pages whose examples must run without a single warning
+WARNING_FREE = ("README.md", "docs/quickstart.md")
 
 
 def _blocks():
     for doc in ("README.md", "docs/quickstart.md", "docs/lightning.md"):
         for i, code in enumerate(BLOCK.findall((ROOT / doc).read_text())):
-            yield pytest.param(code, id=f"{doc}#{i}")
+            yield pytest.param(code, doc in WARNING_FREE, id=f"{doc}#{i}")
+
+
+def _run(code: str, *, warnings_as_errors: bool) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    flags = ["-W", "error"] if warnings_as_errors else []
+    return subprocess.run([sys.executable, *flags, "-c", code], check=False, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("code", list(_blocks()))
-def test_example_runs_as_printed(code):
+@pytest.mark.parametrize(("code", "warning_free"), list(_blocks()))
+def test_example_runs_as_printed(code, warning_free):
     from semsim_metric.hub import bundled_model_path
 
     if bundled_model_path() is None:
         pytest.skip("no bundled default model in this checkout")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = _run(code, warnings_as_errors=warning_free)
     assert out.returncode == 0, out.stderr[-3000:]
+    if warning_free:
+        assert "Warning" not in out.stderr, out.stderr[-3000:]
+
+
+def test_the_readme_has_examples_that_must_be_warning_free():
+    assert len([p for p in _blocks() if p.values[1] and "README" in p.id]) >= 3
+
+
+@pytest.mark.slow
+def test_warnings_as_errors_would_catch_the_old_quickstart():
+    """The check bites: the README's former quickstart (random images, ``float(loss)`` of a loss that needs a
+    gradient) fails under ``-W error``."""
+    from semsim_metric.hub import bundled_model_path
+
+    if bundled_model_path() is None:
+        pytest.skip("no bundled default model in this checkout")
+    old = ("import torch\nfrom semsim_metric import SemSimLoss\n"
+           "loss = SemSimLoss()(torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(2, 3, 32, 32))\n"
+           "loss.backward()\nprint(float(loss))\n")
+    out = _run(old, warnings_as_errors=True)
+    assert out.returncode != 0 and "Warning" in out.stderr

@@ -11,26 +11,54 @@ each batch of originals with it and warn once (``OutOfDomainWarning``), naming w
 
 Scores are still computed; the calibration (``output="probability"``) is least trustworthy there.
 Silence the check with ``check_domain=False`` (``semsim score --no-domain-check``) or with
-``warnings.filterwarnings("ignore", category=OutOfDomainWarning)``.
+``warnings.filterwarnings("ignore", category=OutOfDomainWarning)``. The warning names the line of the caller's
+code that scored (not a line of this package or of torchmetrics), and its last sentence names the switch of where
+it came from: ``check_domain=False`` in Python, ``--no-domain-check`` on the ``semsim`` command line
+(``OutOfDomainWarning.problem`` holds the difference alone, ``out_of_domain_message`` words it).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["OutOfDomainWarning", "check_domain", "domain_problems", "image_fingerprint", "seen_originals", "summarise_domain"]
+from ._warnings import warn_at_caller
+
+__all__ = ["PYTHON_SWITCH", "OutOfDomainWarning", "check_domain", "domain_problems", "image_fingerprint",
+           "out_of_domain_message", "seen_originals", "summarise_domain"]
+
+#: how the warning says to silence it in Python (the ``semsim`` command names its own flag instead)
+PYTHON_SWITCH = "check_domain=False"
 
 _WARNED: set[tuple[int, str]] = set()
 _KINDS = ("channels", "size", "content")
 
 
 class OutOfDomainWarning(UserWarning):
-    """Inputs differ from what the SemSim model was trained on (scores may not mean what they say)."""
+    """Inputs differ from what the SemSim model was trained on (scores may not mean what they say).
+
+    Attributes:
+        problem: what differs, without advice (``None`` for a warning made from a message alone); the
+            ``semsim`` command words it again with its own switch (``out_of_domain_message``).
+    """
+
+    def __init__(self, message: str = "", problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+def out_of_domain_message(problem: str, switch: str = PYTHON_SWITCH) -> str:
+    """The ``OutOfDomainWarning`` message for ``problem``, naming ``switch`` as the way to silence it.
+
+    Examples:
+        >>> out_of_domain_message("the originals are colour", "--no-domain-check").split(". ")[-1]
+        'Silence with --no-domain-check.'
+    """
+    return (f"SemSim inputs outside the training domain: {problem}. Scores (and above all "
+            f"output='probability') may not mean what they say here. Silence with {switch}.")
 
 
 def image_fingerprint(image: Tensor) -> str:
@@ -123,6 +151,5 @@ def check_domain(config: Any, originals: Tensor, embeddings: Tensor | None = Non
         if key in _WARNED:
             continue
         _WARNED.add(key)
-        warnings.warn(f"SemSim inputs outside the training domain: {message}. Scores (and above all "
-                      "output='probability') may not mean what they say here. Silence with check_domain=False.",
-                      OutOfDomainWarning, stacklevel=4)
+        # attributed to the caller's line, however many frames (torchmetrics' forward, nn.Module) lie between
+        warn_at_caller(OutOfDomainWarning(out_of_domain_message(message), problem=message))

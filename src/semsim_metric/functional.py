@@ -11,23 +11,49 @@ leakage); larger = less leakage; range ``[0, 2]``. Lower is "worse" for privacy.
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
 import torch
 from torch import Tensor
 
 from .domain import check_domain as _check_domain
+from .errors import SemSimError
 from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
+from .image_io import decode_image, load_image, load_image_for_model, stack_images
 from .models import SemSimModel
 from .models.modeling_semsim import embed_pair
-from .preprocessing import check_data_range, check_image_pair, to_model_input
+from .preprocessing import (
+    check_data_range,
+    check_image_pair,
+    check_images,
+    stack_at_model_size,
+    to_model_input,
+)
 
-__all__ = ["semsim", "ModelLike", "Reduction", "Output"]
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+__all__ = ["ImageBatch", "ImageFileError", "ImageInputError", "ModelLike", "Output", "Reduction", "semsim"]
 
 Reduction = Literal["mean", "sum", "none"]
 Output = Literal["distance", "probability"]
 ModelLike = SemSimModel | str | None
+#: what ``semsim``, ``SemSim.update`` and ``SemSimLoss`` take as images: a tensor ``(N, C, H, W)``; one image file
+#: (``str`` / ``os.PathLike``) or PIL image; or a list (or tuple) of files / PIL images, which is a batch
+ImageBatch: TypeAlias = "Tensor | str | os.PathLike[str] | PILImage | Sequence[str | os.PathLike[str] | PILImage]"
+
+
+class ImageInputError(SemSimError, ValueError):
+    """Images given as files or PIL images that cannot be scored as given (a list holding something else, pairs
+    whose counts or sizes differ, pixels without a defined meaning); the message names the image and the fix."""
+
+
+class ImageFileError(SemSimError, OSError):
+    """An image file given to ``semsim``, ``SemSim`` or ``SemSimLoss`` that cannot be read or decoded (missing,
+    not an image, over PIL's decompression-bomb limit); the message names the file."""
 
 _REDUCTIONS = ("mean", "sum", "none")
 _OUTPUTS = ("distance", "probability")
@@ -141,15 +167,144 @@ def _model_dtype(model: SemSimModel) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
+class _Decoded(NamedTuple):
+    """One image read from a file or a PIL image: uint8 pixels ``(C, h, w)``, the stored shape, and its name."""
+
+    pixels: Tensor
+    shape: tuple[int, int, int]
+    name: str
+
+
+def _is_pil(value: object) -> bool:
+    if not type(value).__module__.startswith("PIL"):
+        return False
+    from PIL import Image
+
+    return isinstance(value, Image.Image)
+
+
+def _is_file(value: object) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def _is_image_value(value: object) -> bool:
+    """A file or PIL image, or a non-empty list/tuple holding at least one (its other items are judged later)."""
+    if _is_file(value) or _is_pil(value):
+        return True
+    return isinstance(value, (list, tuple)) and any(_is_file(v) or _is_pil(v) for v in value)
+
+
+def _decode_images(value: Any, name: str, image_size: int | None) -> list[_Decoded]:
+    """Decode one file / PIL image, or a list of them, by the package's one rule set (``image_io``).
+
+    With ``image_size``, files are reduced while read (``load_image_for_model``); without, read whole.
+
+    Raises:
+        ImageInputError: a list item that is neither a file nor a PIL image; pixels without a defined meaning
+            (transparency, float pixels).
+        ImageFileError: a file that cannot be read or decoded.
+    """
+    single = not isinstance(value, (list, tuple))
+    out = []
+    for i, item in enumerate([value] if single else value):
+        label = name if single else f"{name}[{i}]"
+        if not (_is_file(item) or _is_pil(item)):
+            hint = (" Pass one kind per argument: a tensor batch (torch.stack the images) or a list of files / PIL "
+                    "images." if isinstance(item, Tensor) else "")
+            raise ImageInputError(f"{label} is a {type(item).__name__}; a list of images must hold image file paths "
+                                  f"(str or os.PathLike) or PIL images.{hint}")
+        try:
+            if _is_pil(item):
+                pixels = decode_image(item)
+                out.append(_Decoded(pixels, tuple(pixels.shape), f"{label} (a PIL image)"))
+            elif image_size is None:
+                pixels = load_image(item)
+                out.append(_Decoded(pixels, tuple(pixels.shape), str(item)))
+            else:
+                read = load_image_for_model(item, image_size)
+                out.append(_Decoded(read.pixels, read.shape, str(item)))
+        except OSError as err:
+            raise ImageFileError(f"{label}: {err}") from err
+        except ValueError as err:  # transparency, float pixels: no defined meaning
+            raise ImageInputError(f"{label}: {err}") from err
+    return out
+
+
+def _same_count(n_preds: int, n_target: int) -> None:
+    if n_preds != n_target:
+        raise ImageInputError(
+            f"preds and target must hold the same number of images, got {n_preds} reconstructions and {n_target} "
+            "originals. Pair each reconstruction with its original.")
+
+
+def _same_sizes(preds: Sequence[tuple[int, ...]], target: Sequence[tuple[int, ...]], names: Sequence[str]) -> None:
+    for i, (p, t) in enumerate(zip(preds, target)):
+        if tuple(p[-2:]) != tuple(t[-2:]):
+            raise ImageInputError(
+                f"pair {i} ({names[i]}): the reconstruction is {p[-2]}x{p[-1]} but its original is {t[-2]}x{t[-1]}; "
+                "preds and target must have the same height and width. Resize the reconstructions to the originals' "
+                "size first.")
+
+
+def _semsim_update_images(
+    preds: Any,
+    target: Any,
+    model: SemSimModel,
+    *,
+    data_range: float,
+    output: Output,
+    validate_args: bool,
+    check_domain: bool,
+) -> Tensor:
+    """``_semsim_update`` when ``preds`` or ``target`` are files or PIL images (one, or a list = a batch).
+
+    Both decoded: each image is reduced while read and brought to the model's size as ``semsim score`` does
+    (``load_image_for_model``, then the gate's ``stack_at_model_size``), so the scores are the command's; pairs
+    must have the same stored height and width, and the domain check sees the images as stored. One side a tensor:
+    the images are read whole, must have the tensor's height and width, and are put on its scale (uint8 for
+    ``data_range=255``, else floats in ``[0, data_range]``) and device. Either way the input gate then runs as for
+    any tensors.
+    """
+    size = model.config.image_size
+    device = next(model.parameters()).device
+    if _is_image_value(preds) and _is_image_value(target):
+        rec = _decode_images(preds, "preds (reconstructions)", size)
+        ori = _decode_images(target, "target (originals)", size)
+        _same_count(len(rec), len(ori))
+        _same_sizes([r.shape for r in rec], [o.shape for o in ori], [f"{r.name}, {o.name}" for r, o in zip(rec, ori)])
+        x = stack_at_model_size([r.pixels for r in rec], data_range=255, image_size=size).to(device)
+        y = stack_at_model_size([o.pixels for o in ori], data_range=255, image_size=size).to(device)
+        return _semsim_update(x, y, model, data_range=1.0, output=output, validate_args=validate_args,
+                              check_domain=check_domain, domain_shapes=[o.shape for o in ori])
+    decoded_preds = _is_image_value(preds)
+    tensor, tensor_name = (target, "target (originals)") if decoded_preds else (preds, "preds (reconstructions)")
+    check_images(tensor, name=tensor_name, data_range=data_range, validate_args=False)  # type, shape, dtype first
+    images = _decode_images(preds if decoded_preds else target,
+                            "preds (reconstructions)" if decoded_preds else "target (originals)", None)
+    _same_count(*((len(images), tensor.shape[0]) if decoded_preds else (tensor.shape[0], len(images))))
+    shapes = [tuple(tensor.shape[1:])] * len(images)
+    names = [img.name for img in images]
+    _same_sizes(*(([i.shape for i in images], shapes) if decoded_preds else (shapes, [i.shape for i in images])), names)
+    batch = stack_images([img.pixels for img in images])
+    if data_range != 255:  # the tensor's scale: [0, data_range] in its floating dtype (float32 for uint8 tensors)
+        dtype = tensor.dtype if tensor.is_floating_point() else torch.float32
+        batch = batch.to(dtype) / 255 * data_range
+    batch = batch.to(tensor.device)
+    x, y = (batch, tensor) if decoded_preds else (tensor, batch)
+    return _semsim_update(x, y, model, data_range=data_range, output=output, validate_args=validate_args,
+                          check_domain=check_domain)
+
+
 def _semsim_update(
-    preds: Tensor,
-    target: Tensor,
+    preds: ImageBatch,
+    target: ImageBatch,
     model: SemSimModel,
     *,
     data_range: float = 1.0,
     output: Output = "distance",
     validate_args: bool = True,
     check_domain: bool = True,
+    domain_shapes: Sequence[tuple[int, int, int]] | None = None,
 ) -> Tensor:
     """Per-pair scores ``(N,)`` for reconstructions ``preds`` and originals ``target``.
 
@@ -157,7 +312,14 @@ def _semsim_update(
     model's device only if the model lives elsewhere - never the other way round. With ``check_domain``
     the originals are compared with the model's training domain (``semsim_metric.domain``): channels and
     size always, content (their embeddings) only with ``validate_args``, which already reads every value.
+    ``domain_shapes`` (``(C, H, W)`` of the originals as stored) replaces ``target``'s own shape in that check,
+    for originals that were reduced while read. Files and PIL images are decoded first
+    (``_semsim_update_images``).
     """
+    files_or_pil = not (isinstance(preds, Tensor) and isinstance(target, Tensor))
+    if files_or_pil and (_is_image_value(preds) or _is_image_value(target)):
+        return _semsim_update_images(preds, target, model, data_range=data_range, output=output,
+                                     validate_args=validate_args, check_domain=check_domain)
     device = next(model.parameters()).device
     if isinstance(preds, Tensor) and preds.device != device:
         raise ValueError(
@@ -172,7 +334,12 @@ def _semsim_update(
     emb_preds, emb_target = _embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
     distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
     if check_domain:  # the content check reads values (a GPU sync), so validate_args=False skips it
-        _check_domain(cfg, target, emb_target if validate_args else None)
+        emb = emb_target if validate_args else None
+        if domain_shapes is None:
+            _check_domain(cfg, target, emb)
+        else:  # the originals as stored (files reduced while read): their channels and sizes, once each
+            for i, shape in enumerate(sorted(set(domain_shapes))):
+                _check_domain(cfg, torch.empty((1, *shape), device="meta"), emb if i == 0 else None)
     if output == "probability":
         # the calibration runs in float32 at least (bf16/fp16 distances), in float64 for a float64 model
         return model.probability(distance if distance.dtype == torch.float64 else distance.float())
@@ -214,8 +381,8 @@ def _semsim_compute(scores: Tensor, count: Tensor | int | None = None, reduction
 
 
 def semsim(
-    preds: Tensor,
-    target: Tensor,
+    preds: ImageBatch,
+    target: ImageBatch,
     *,
     model: ModelLike = None,
     revision: str | None = None,
@@ -237,8 +404,17 @@ def semsim(
     pixels to the score, so ``torch.autograd.gradcheck`` holds; float32 scores are those of
     ``model.distance`` bit for bit.
 
+    Images may also be given as pyiqa takes them: an image file (``str`` or ``os.PathLike``) or a PIL image, or a
+    list (or tuple) of them, which is a batch. They are decoded by the package's one rule set
+    (``semsim_metric.image_io``: 8-bit, EXIF orientation applied, transparency refused, large files reduced while
+    read) and then pass the same input gate as tensors. When both arguments are files / PIL images each image is
+    brought to the model's input size on its own, exactly as ``semsim score`` does (the scores are the command's);
+    their pixels are 8-bit, so ``data_range`` does not apply to them. When one argument is a tensor, the images of
+    the other are put on its scale (``data_range``) and device and must have its height and width.
+
     Args:
-        preds: reconstructions ``(N, C, H, W)``, ``C`` in {1, 3}, values in ``[0, data_range]``.
+        preds: reconstructions ``(N, C, H, W)``, ``C`` in {1, 3}, values in ``[0, data_range]``; or image files /
+            PIL images (one, or a list).
         target: the originals: as many as ``preds`` and the same height and width. The channel counts may
             differ (a greyscale reconstruction of a colour original): greyscale is repeated to RGB first.
         model: a ``SemSimModel``, a Hub id or a local folder; ``None`` = the
@@ -252,8 +428,11 @@ def semsim(
             far outside what the model was trained on.
 
     Raises:
-        TypeError: images that are not tensors, of an unsupported dtype (or uint8 without ``data_range=255``),
-            or a ``model`` that is not a ``SemSimModel``, a Hub id or a folder.
+        TypeError: images that are neither tensors nor files / PIL images, of an unsupported dtype (or uint8
+            without ``data_range=255``), or a ``model`` that is not a ``SemSimModel``, a Hub id or a folder.
+        ImageInputError: (a ``ValueError``) a list that holds something else than files or PIL images, files whose
+            count or size does not match their partners', or pixels without a defined meaning (transparency).
+        ImageFileError: (an ``OSError``) an image file that cannot be read or decoded (the message names it).
         ValueError: an unknown ``reduction`` or ``output``, ``output="probability"`` with an uncalibrated
             model, a model in training mode, or images the gate refuses (shape, channels, range, NaN/Inf,
             devices).
@@ -264,15 +443,30 @@ def semsim(
         >>> from semsim_metric import SemSimConfig, SemSimModel, semsim
         >>> model = SemSimModel(SemSimConfig(base_width=4)).eval()
         >>> x = torch.rand(3, 1, 28, 28)
-        >>> float(semsim(x, x, model=model))
+        >>> semsim(x, x, model=model).item()
         0.0
         >>> semsim(x, torch.rand(3, 1, 28, 28), model=model, reduction="none").shape
         torch.Size([3])
+
+        Image files and PIL images, as pyiqa takes them (a list is a batch):
+
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = tempfile.mkdtemp()
+        >>> Image.new("L", (28, 28), 200).save(f"{folder}/original.png")
+        >>> Image.new("L", (28, 28), 190).save(f"{folder}/reconstruction.png")
+        >>> d = semsim(f"{folder}/reconstruction.png", f"{folder}/original.png", model=model)
+        >>> 0 <= d.item() <= 2
+        True
+        >>> pil = Image.open(f"{folder}/original.png")
+        >>> semsim([pil, pil], [f"{folder}/original.png"] * 2, model=model, reduction="none").tolist()
+        [0.0, 0.0]
     """
     check_reduction(reduction)
     data_range = check_data_range(data_range)
     # a cached model is shared: a copy on the inputs' device is used, the shared one never moves
-    net = get_model(model, revision, device=preds.device if isinstance(preds, torch.Tensor) else None)
+    on = preds if isinstance(preds, Tensor) else target if isinstance(target, Tensor) else None
+    net = get_model(model, revision, device=on.device if on is not None else None)
     check_output(output, net)
     if net.training:
         raise ValueError("The SemSim model is in training mode; call model.eval() before scoring.")

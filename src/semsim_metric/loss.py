@@ -8,7 +8,15 @@ from typing import Any
 from torch import Tensor
 from torch.nn.modules.loss import _Loss
 
-from .functional import ModelLike, Reduction, _semsim_compute, _semsim_update, check_reduction, frozen_copy
+from .functional import (
+    ImageBatch,
+    ModelLike,
+    Reduction,
+    _semsim_compute,
+    _semsim_update,
+    check_reduction,
+    frozen_copy,
+)
 from .models import SemSimModel
 from .preprocessing import check_data_range
 
@@ -19,7 +27,8 @@ class SemSimLoss(_Loss):
     """SemSim distance as a loss: ``loss(x, y)`` is the semantic distance of ``x`` from ``y``.
 
     Like every SemSim output, the value is a **distance** in ``[0, 2]`` (0 = semantically identical);
-    minimising it pulls ``x`` towards what a person recognises in ``y``. Gradients reach the inputs,
+    minimising it pulls ``x`` towards what a person recognises in ``y`` (pyiqa's ``lower_better`` is ``True``,
+    its ``score_range`` ``"0, 2"``). Gradients reach the inputs,
     never the network (frozen, always in eval mode); they are finite on constant, all-zero and
     identical images.
 
@@ -56,6 +65,10 @@ class SemSimLoss(_Loss):
         >>> loss_fn.state_dict()
         OrderedDict()
     """
+
+    #: pyiqa's conventions: the loss is always the distance (lower = nearer), in [0, 2]
+    lower_better: bool = True
+    score_range: str = "0, 2"
 
     def __init__(
         self,
@@ -102,7 +115,16 @@ class SemSimLoss(_Loss):
         self.model.eval()
         return self
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        """SemSim distance of ``x`` (e.g. a reconstruction) from ``y`` (e.g. the original)."""
+    def forward(self, x: Tensor, y: ImageBatch) -> Tensor:
+        """SemSim distance of ``x`` (e.g. a reconstruction) from ``y`` (e.g. the original).
+
+        ``y`` may also be an image file or a PIL image (or a list of them), decoded as ``semsim_metric.semsim``
+        decodes them: a fixed target read from disk. Gradients reach tensor inputs only.
+
+        Raises:
+            TypeError: images of an unsupported type or dtype (see ``docs/inputs.md``).
+            ValueError: images the input gate refuses (shape, channels, range, NaN/Inf, devices).
+            ImageFileError: an image file that cannot be read (an ``OSError``).
+        """
         scores = _semsim_update(x, y, self.model, data_range=self.data_range, check_domain=self.check_domain)
         return _semsim_compute(scores, reduction=self.reduction)  # type: ignore[arg-type]

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.utilities import rank_zero_warn
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
+from ._warnings import warn_at_caller
 from .functional import (
+    ImageBatch,
     ModelLike,
     Output,
     Reduction,
@@ -27,6 +28,13 @@ from .preprocessing import check_data_range
 __all__ = ["SemSim"]
 
 
+def _rank_zero() -> bool:
+    """Whether this process is rank 0 by torchmetrics' own record (the rule of its ``rank_zero_warn``)."""
+    from torchmetrics.utilities.prints import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 class SemSim(Metric):
     """SemSim: a learned, human-aligned distance between reconstructions and their originals.
 
@@ -40,7 +48,13 @@ class SemSim(Metric):
     for the distance and ``True`` for the probability, and ``plot_lower_bound`` / ``plot_upper_bound`` are
     0 and 2 or 0 and 1. ``torchmetrics.wrappers.MetricTracker.best_metric()`` and plots read them, so both
     outputs pick the same best step; a Lightning ``ModelCheckpoint`` reads only its own ``mode``: pass
-    ``mode="max" if metric.higher_is_better else "min"``.
+    ``mode="max" if metric.higher_is_better else "min"``. pyiqa's names say the same and follow ``output`` too:
+    ``lower_better`` is ``True`` for the distance and ``False`` for the probability, ``score_range`` is
+    ``"0, 2"`` or ``"0, 1"``.
+
+    Besides tensors, ``update`` (and ``metric(preds, target)``) takes image files (paths) and PIL images, one or a
+    list of them per argument, as pyiqa does; they are decoded by the package's one rule set
+    (``semsim_metric.image_io``) and then pass the same input gate (see ``semsim_metric.semsim``).
 
     The network is frozen, stays in eval mode, follows ``.to(device)``, ``.to(dtype)``, ``set_dtype``,
     ``.double()`` and ``.float()`` and is **not** part of ``state_dict()`` (checkpoints stay clean). Mean
@@ -96,13 +110,17 @@ class SemSim(Metric):
         0.0
         >>> metric.state_dict()
         OrderedDict()
+        >>> metric.lower_better, metric.score_range
+        (True, '0, 2')
     """
 
     is_differentiable = True
     full_state_update = False  # both outputs: a batch's value needs only that batch (sums, or its scores)
     feature_network: str = "net"  # the network torchmetrics.wrappers.FeatureShare shares
-    # torchmetrics' own list (these are properties here) plus the network, which TorchScript cannot type
-    __jit_unused_properties__: ClassVar[list[str]] = [*Metric.__jit_unused_properties__, "net"]
+    # torchmetrics' own list (these are properties here) plus the network, which TorchScript cannot type, and
+    # pyiqa's names
+    __jit_unused_properties__: ClassVar[list[str]] = [*Metric.__jit_unused_properties__, "net", "lower_better",
+                                                      "score_range"]
 
     if TYPE_CHECKING:  # the states add_state() creates; for type checkers only (TorchScript cannot read
         sum_scores: Tensor  # these postponed annotations, so that torch.jit.script would fail on them)
@@ -151,6 +169,18 @@ class SemSim(Metric):
         return getattr(self, "output", "distance") == "probability"
 
     @property
+    def lower_better(self) -> bool:
+        """pyiqa's name for the direction: ``True`` for the distance (lower = better reconstruction, more leakage),
+        ``False`` for the probability; always ``not higher_is_better``."""
+        return not self.higher_is_better
+
+    @property
+    def score_range(self) -> str:
+        """pyiqa's value range, in pyiqa's words: ``"0, 2"`` for the distance, ``"0, 1"`` for the probability
+        (the numbers are ``plot_lower_bound`` and ``plot_upper_bound``)."""
+        return f"{self.plot_lower_bound:g}, {self.plot_upper_bound:g}"
+
+    @property
     def plot_lower_bound(self) -> float:  # type: ignore[override]
         """Lower end of the value range (0 for both outputs)."""
         return 0.0
@@ -183,8 +213,19 @@ class SemSim(Metric):
         check_output(self.output, net)
         self._net = (net,)
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add a batch of reconstructions (``preds``) and their originals (``target``)."""
+    def update(self, preds: ImageBatch, target: ImageBatch) -> None:
+        """Add a batch of reconstructions (``preds``) and their originals (``target``).
+
+        Each is a tensor ``(N, C, H, W)``, an image file (``str`` or ``os.PathLike``), a PIL image, or a list of
+        files or PIL images (a batch), as for ``semsim_metric.semsim``.
+
+        Raises:
+            TypeError: images of an unsupported type or dtype (see ``docs/inputs.md``).
+            ValueError: images the input gate refuses (shape, channels, range, NaN/Inf, devices).
+            ImageInputError: a list that holds something else than files or PIL images, or pairs whose counts or
+                sizes differ (a ``ValueError``).
+            ImageFileError: an image file that cannot be read (an ``OSError``).
+        """
         scores = _semsim_update(preds, target, self.net, data_range=self.data_range, output=self.output,
                                 validate_args=self.validate_args, check_domain=self.check_domain)
         if self.reduction == "none":
@@ -210,9 +251,10 @@ class SemSim(Metric):
                 values = torch.cat(self.scores)
             return _semsim_compute(values, reduction="none")
         if self.reduction == "mean" and int(self.total) == 0:
-            rank_zero_warn("SemSim.compute() found no pairs to average (no update() since the metric was created "
-                           "or reset, on any process): the mean is NaN. Call update(preds, target) (or "
-                           "metric(preds, target)) first.", UserWarning)
+            if _rank_zero():  # as torchmetrics' rank_zero_warn, but attributed to the caller's line
+                warn_at_caller("SemSim.compute() found no pairs to average (no update() since the metric was created "
+                               "or reset, on any process): the mean is NaN. Call update(preds, target) (or "
+                               "metric(preds, target)) first.", UserWarning)
             return torch.full((), float("nan"), dtype=self.sum_scores.dtype, device=self.sum_scores.device)
         return _semsim_compute(self.sum_scores, self.total, reduction=self.reduction)
 

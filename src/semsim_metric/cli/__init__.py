@@ -4,21 +4,59 @@
 Each subcommand module defines ``register(subparsers)`` (arguments only - it imports nothing heavy, so
 ``semsim --help`` and ``semsim <command> --help`` never import torch) and ``run(args)``, which imports
 what it needs and raises ``CLIError`` for problems the user can fix.
+
+Warnings raised while a command runs are printed as one line each, ``semsim COMMAND: warning: MESSAGE``, on
+stderr (no ``file:line`` of the package, no source line); an out-of-domain warning names the command's own switch
+(``--no-domain-check``) instead of the Python argument.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from importlib import import_module
+from typing import TextIO
 
 from .errors import CLIError
 
-__all__ = ["COMMANDS", "CLIError", "build_parser", "main"]
+__all__ = ["COMMANDS", "DOMAIN_SWITCHES", "CLIError", "build_parser", "format_warning", "main"]
 
 #: Subcommand modules of this package, in ``--help`` order.
 COMMANDS = ("score", "report", "convert", "votes", "train", "evaluate", "generate", "annotate")
+
+#: The flag that silences the out-of-domain warning, for each command that has one.
+DOMAIN_SWITCHES = {"score": "--no-domain-check", "evaluate": "--no-domain-check"}
+
+
+def format_warning(command: str, message: Warning | str) -> str:
+    """One line for a warning shown by ``semsim COMMAND``.
+
+    An ``OutOfDomainWarning`` is worded with the command's switch (``DOMAIN_SWITCHES``); a command without one
+    leaves the sentence about silencing out (the Python argument ``check_domain=False`` means nothing there).
+
+    Examples:
+        >>> format_warning("train", UserWarning("only 3 rows  in the test split"))
+        'semsim train: warning: only 3 rows in the test split'
+    """
+    text = str(message)
+    problem = getattr(message, "problem", None)
+    if problem and type(message).__name__ == "OutOfDomainWarning":
+        from ..domain import out_of_domain_message
+
+        switch = DOMAIN_SWITCHES.get(command)
+        text = (out_of_domain_message(problem, switch) if switch
+                else out_of_domain_message(problem).rsplit(" Silence", 1)[0])
+    return f"semsim {command}: warning: {' '.join(text.split())}"
+
+
+def _show_warnings_as_lines(command: str) -> Callable[..., None]:
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        print(format_warning(command, message), file=sys.stderr if file is None else file)
+
+    return show
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_cli_logging(-1 if args.log_quiet else min(args.verbose, 1))
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the caller's filters and showwarning afterwards
+            warnings.showwarning = _show_warnings_as_lines(args.command)
+            return int(args.func(args) or 0)
     except CLIError as err:
         print(f"semsim {args.command}: error: {err}", file=sys.stderr)
         return 2

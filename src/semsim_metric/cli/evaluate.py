@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--out", type=Path, default=None, help="folder for report.md, report.json and plots")
     p.add_argument("--allow-seen", action="store_true",
-                   help="evaluate a model on originals it was trained on (in-sample numbers; refused otherwise)")
+                   help="evaluate a model on originals it was trained on (in-sample numbers; refused otherwise, "
+                        "before anything is scored)")
+    p.add_argument("--no-domain-check", action="store_true",
+                   help="do not warn when the originals fall outside what a model was trained on")
     h = p.add_argument_group("generalisation (train without some settings, evaluate on them)")
     h.add_argument("--heldout", action="append", default=None,
                    help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
@@ -48,7 +51,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate a dataset folder (or --table CSV), or run --heldout experiments."""
+    """Evaluate a dataset folder (or --table CSV), or run --heldout experiments.
+
+    Every refusal (arguments, unknown splits or baselines, originals a model was trained on without
+    ``--allow-seen``) comes before a model's weights are loaded and before anything is scored; each step that takes
+    more than a few seconds logs its progress (logger ``semsim_metric``).
+
+    Raises:
+        CLIError: bad arguments, a dataset or model that cannot be loaded, or originals a model was trained on.
+    """
+    if args.no_domain_check:
+        import warnings
+
+        from ..domain import OutOfDomainWarning
+
+        warnings.filterwarnings("ignore", category=OutOfDomainWarning)  # main() restores the filters afterwards
     from ..evaluation.writer import write_report
 
     if args.heldout:
@@ -86,14 +103,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_specs(specs: list[str] | None) -> dict[str, str | None]:
+    """display name -> folder or Hub id (``None``: the bundled default) of each ``--model``."""
+    out: dict[str, str | None] = {}
+    for spec in specs or [None]:
+        name, _, path = (spec or "").rpartition("=") if spec and "=" in spec else ("", "", spec)
+        out[name or ("SemSim" if len(specs or [None]) == 1 else f"SemSim[{Path(str(path)).name}]")] = path
+    return out
+
+
+def _model_configs(paths: dict[str, str | None]) -> dict[str, Any]:
+    """name -> the model's validated ``config.json``, read without its weights (what the refusals need).
+
+    Raises:
+        CLIError: a model that cannot be found.
+    """
+    from ..hub import CONFIG_NAME, DEFAULT_MODEL_ID, resolve_model_folder
+    from ..models.modeling_semsim import load_config
+
+    configs = {}
+    for name, path in paths.items():
+        try:
+            configs[name] = load_config(resolve_model_folder(path or DEFAULT_MODEL_ID) / CONFIG_NAME)
+        except OSError as err:
+            raise CLIError(str(err)) from err
+    return configs
+
+
 def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     import numpy as np
 
+    from .._progress import logger
     from ..data.loading import load_folder_or_hub
     from ..evaluation.baselines import BASELINES
-    from ..evaluation.protocol import evaluate_dataset
-    from ..functional import freeze, get_model
 
+    baselines = args.baselines.split(",") if args.baselines else None
+    if baselines:
+        unknown = [b for b in baselines if b not in BASELINES]
+        if unknown:
+            raise CLIError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}.")
+    logger.info("loading the dataset %s", args.dataset)
     try:
         dsd = load_folder_or_hub(args.dataset)
     except Exception as err:
@@ -102,33 +151,36 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     missing = [s for s in splits if s not in dsd]
     if missing:
         raise CLIError(f"split(s) {missing} not in the dataset (it has {list(dsd)}).")
+    paths = _model_specs(args.model)
+    # the refusal of originals a model was trained on needs only the configs: every split is checked before any
+    # model's weights are loaded and before anything is scored
+    configs = _model_configs(paths)
+    seen_by_split = {split: _seen_by_models(configs, dsd[split]) for split in splits}
+    refused = {split: seen for split, seen in seen_by_split.items() if seen}
+    if refused and not args.allow_seen:
+        raise CLIError(
+            "; ".join(f"{args.dataset} / {split}: " + "; ".join(
+                f"{n} of {total} originals were training data of {name}" for name, (n, total) in seen.items())
+                for split, seen in refused.items())
+            + ". Its numbers there would be in-sample, not a measure of agreement on new data. Evaluate on "
+            "originals it never saw (the held-out protocol: --heldout, or a model's held-out tables), or pass "
+            "--allow-seen to evaluate anyway (the report then says so).")
+    from ..evaluation.protocol import evaluate_dataset
+    from ..functional import freeze, get_model
+
     models = {}
-    for spec in args.model or [None]:
-        name, _, path = (spec or "").rpartition("=") if spec and "=" in spec else ("", "", spec)
+    for name, path in paths.items():
+        logger.info("loading the SemSim model %s", path or "(the bundled default)")
         try:
-            model = freeze(get_model(path))
+            models[name] = freeze(get_model(path))
         except OSError as err:
             raise CLIError(str(err)) from err
-        models[name or ("SemSim" if len(args.model or [None]) == 1 else f"SemSim[{Path(str(path)).name}]")] = model
-    baselines = args.baselines.split(",") if args.baselines else None
-    if baselines:
-        unknown = [b for b in baselines if b not in BASELINES]
-        if unknown:
-            raise CLIError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}.")
     reports, values = [], {}
     for split in splits:
         ds = dsd[split]
-        seen = _seen_by_models(models, ds)
-        if seen and not args.allow_seen:
-            raise CLIError(
-                f"{args.dataset} / {split}: " + "; ".join(f"{n} of {total} originals were training data of {name}"
-                                                          for name, (n, total) in seen.items())
-                + ". Its numbers there would be in-sample, not a measure of agreement on new data. Evaluate on "
-                "originals it never saw (the held-out protocol: --heldout, or a model's held-out tables), or pass "
-                "--allow-seen to evaluate anyway (the report then says so).")
         rep, vals = evaluate_dataset(ds, models, baselines=baselines, group_by=args.group_by,
                                      title=f"{args.dataset} / {split}", n_boot=args.bootstrap)
-        for name, (n, total) in seen.items():
+        for name, (n, total) in seen_by_split[split].items():
             rep.notes[f"in-sample: {name}"] = (f"{n} of {total} originals of this split were training data of "
                                                f"{name} (--allow-seen): its numbers are in-sample")
         reports.append(rep)
@@ -136,18 +188,22 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     return reports, values
 
 
-def _seen_by_models(models: dict[str, Any], ds: Any) -> dict[str, tuple[int, int]]:
-    """name -> (originals of ``ds`` the model was trained on, distinct originals) for models that saw some."""
+def _seen_by_models(configs: dict[str, Any], ds: Any) -> dict[str, tuple[int, int]]:
+    """name -> (originals of ``ds`` the model was trained on, distinct originals) for models that saw some
+    (``configs``: name -> the model's config)."""
+    from .._progress import logger
     from ..data.loading import unique_originals
     from ..domain import seen_originals
 
     originals = None
     out = {}
-    for name, model in models.items():
-        if not (getattr(model.config, "training_domain", None) or {}).get("original_fingerprints"):
+    for name, config in configs.items():
+        if not (getattr(config, "training_domain", None) or {}).get("original_fingerprints"):
             continue
-        originals = originals if originals is not None else unique_originals({"split": ds})
-        n = seen_originals(model.config, originals)
+        if originals is None:
+            logger.info("checking which originals %s was trained on", name)
+            originals = unique_originals({"split": ds})
+        n = seen_originals(config, originals)
         if n:
             out[name] = (n, len(originals))
     return out

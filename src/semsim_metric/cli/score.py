@@ -1,30 +1,39 @@
-"""``semsim score``: score the reconstructions in a folder against their originals."""
+"""``semsim score``: score reconstructions against their originals (two folders, or two image files)."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import CLIError
 
 __all__ = ["register", "run"]
 
+#: what ``--format`` prints on stdout
+FORMATS = ("table", "csv", "json")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``semsim score`` to the command line."""
     p = sub.add_parser(
         "score",
         help="score reconstructions against their originals",
         description=(
             "Score every reconstruction in RECONSTRUCTIONS against its original in ORIGINALS with SemSim "
-            "(a distance: 0 = semantically identical = most leakage, up to 2 = least leakage). Files pair by "
+            "(a distance: 0 = semantically identical = most leakage, up to 2 = least leakage). Give two folders "
+            "or two image files (one pair: `semsim score original.png reconstruction.png`). Folders pair files by "
             "name: 'x.png' with 'x.jpg'; a trailing _rec/_ori (or -rec/-ori, _reconstruction/_original) "
-            "is ignored; several reconstructions of one original are named '<name>__<tag>.png'."
+            "is ignored; several reconstructions of one original are named '<name>__<tag>.png'. "
+            "--format json prints one JSON document on stdout (every message goes to stderr)."
         ),
     )
-    p.add_argument("originals", type=Path, help="folder of original images")
-    p.add_argument("reconstructions", type=Path, help="folder of reconstructed images")
+    p.add_argument("originals", type=Path, help="folder of original images, or one original image file")
+    p.add_argument("reconstructions", type=Path,
+                   help="folder of reconstructed images, or one reconstruction image file (with a file ORIGINALS)")
     p.add_argument("--model", default=None, help="Hub id or model folder (default: the bundled default model)")
     p.add_argument("--revision", default=None, help="Hub revision of --model")
     p.add_argument("--batch-size", type=int, default=256, help="pairs per forward pass (default 256)")
@@ -38,7 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "each reconstruction")
     p.add_argument("--skip-unpaired", action="store_true",
                    help="score the pairs that match and list files without a partner, instead of stopping")
-    p.add_argument("--quiet", action="store_true", help="print only the mean")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="what stdout gets: 'table' (default; one row per pair and the mean), 'csv' (the --output CSV) "
+                        "or 'json' (an object with 'records' - original, reconstruction, distance and, with "
+                        "--probability, p_recognised per pair - and a 'summary'; messages go to stderr)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress; with the table, print only the mean")
     p.add_argument("--no-domain-check", action="store_true",
                    help="do not warn when the originals fall outside what the model was trained on")
     p.set_defaults(func=run)
@@ -68,35 +82,26 @@ def _check_output(path: Path, *, overwrite: bool) -> None:
         raise CLIError(f"--output {path} cannot be written ({err.strerror or err}); choose a writable location.") from err
 
 
-def run(args: argparse.Namespace) -> int:
-    """Score the paired files and print (and optionally write) one row per pair.
-
-    Each file is reduced while it is read and brought to the model's input size at once
-    (``image_io.load_image_for_model``, then the input gate's ``stack_at_model_size``), so memory holds one
-    decoded file and a batch of model-sized images, whatever the number or the size of the files.
+def _pairs(originals: Path, reconstructions: Path, *, skip_unpaired: bool) -> list[tuple[Path, Path]]:
+    """(original, reconstruction) paths: the one pair of two files, or the folders paired by name.
 
     Raises:
-        CLIError: bad arguments, folders that cannot be paired, an unloadable model, or pairs that could not be
-            scored (listed; the others are scored and written first).
+        CLIError: a file beside a folder, a path that is neither, folders that cannot be paired (unless
+            ``skip_unpaired``), or no pairs at all.
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..domain import check_domain
-    from ..functional import _semsim_update, get_model
-    from ..image_io import load_image_for_model
     from ..pairing import pair_folders
-    from ..preprocessing import stack_at_model_size, to_model_input
 
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}.")
-    if args.output is not None:
-        _check_output(args.output, overwrite=args.overwrite)  # before any scoring: fail fast
+    if originals.is_file() or reconstructions.is_file():
+        if not (originals.is_file() and reconstructions.is_file()):
+            folder, file = (reconstructions, originals) if originals.is_file() else (originals, reconstructions)
+            raise CLIError(f"{file} is a file but {folder} is " + ("a folder" if folder.is_dir() else "not a file")
+                           + ": give two folders (paired by file name) or two image files (one pair).")
+        return [(originals, reconstructions)]
     try:
-        pairing = pair_folders(args.originals, args.reconstructions)
+        pairing = pair_folders(originals, reconstructions)
     except NotADirectoryError as err:
-        raise CLIError(str(err)) from err
-    if pairing.problems and args.skip_unpaired:
+        raise CLIError(f"{err} Give two folders (paired by file name) or two image files (one pair).") from err
+    if pairing.problems and skip_unpaired:
         print(f"{len(pairing.problems)} file(s) without a partner, not scored:\n  " + "\n  ".join(pairing.problems),
               file=sys.stderr)
     elif pairing.problems:
@@ -105,7 +110,49 @@ def run(args: argparse.Namespace) -> int:
             + "\n  ".join(pairing.problems) + "\n(pass --skip-unpaired to score the pairs that match)"
         )
     if not pairing.pairs:
-        raise CLIError(f"No image pairs found in {args.originals} and {args.reconstructions}.")
+        raise CLIError(f"No image pairs found in {originals} and {reconstructions}.")
+    return pairing.pairs
+
+
+def _leak_threshold(calibration: dict[str, Any] | None) -> float | None:
+    """The distance below which p_recognised > 0.5 (``None`` for an uncalibrated model)."""
+    if calibration and calibration.get("slope"):
+        return -calibration["intercept"] / calibration["slope"]
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score the paired files and print (and optionally write) one row per pair.
+
+    Each file is reduced while it is read and brought to the model's input size at once
+    (``image_io.load_image_for_model``, then the input gate's ``stack_at_model_size``), so memory holds one
+    decoded file and a batch of model-sized images, whatever the number or the size of the files.
+
+    Every refusal (arguments, the --output file, pairing) comes before the model is loaded. ``--format json``
+    prints one JSON object on stdout - ``records`` (original, reconstruction, distance, p_recognised with
+    --probability) and ``summary`` (pairs, mean distance, model, the calibration's threshold, problems) - and every
+    message on stderr.
+
+    Raises:
+        CLIError: bad arguments, folders that cannot be paired, an unloadable model, or pairs that could not be
+            scored (listed; the others are scored and written first).
+    """
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    if args.output is not None:
+        _check_output(args.output, overwrite=args.overwrite)  # before any scoring: fail fast
+    pairs = _pairs(args.originals, args.reconstructions, skip_unpaired=args.skip_unpaired)
+
+    import torch
+
+    from .._progress import Progress, logger
+    from ..domain import check_domain
+    from ..functional import _semsim_update, get_model
+    from ..image_io import load_image_for_model
+    from ..preprocessing import stack_at_model_size, to_model_input
+
+    fmt = getattr(args, "format", "table")
+    logger.info("loading the SemSim model%s", f" {args.model}" if args.model else "")
     try:
         device = torch.device(args.device)
         model = get_model(args.model, args.revision, device=device)
@@ -118,10 +165,8 @@ def run(args: argparse.Namespace) -> int:
     size = cfg.image_size
     rows: list[tuple[str, str, float, float | None]] = []
     problems: list[str] = []
-    pairs = pairing.pairs
     content_checked = bool(args.no_domain_check) or not getattr(cfg, "training_domain", None)
-    with torch.inference_mode(), tqdm(total=len(pairs), desc="semsim score", unit="pair",
-                                      disable=args.quiet or None, file=sys.stderr) as bar:
+    with torch.inference_mode(), Progress(len(pairs), "semsim score", unit="pair", progress=not args.quiet) as bar:
         for start in range(0, len(pairs), args.batch_size):
             chunk = pairs[start:start + args.batch_size]
             origs, recs, kept, shapes = [], [], [], set()
@@ -155,33 +200,67 @@ def run(args: argparse.Namespace) -> int:
             prob = model.probability(dist).tolist() if want_prob else [None] * len(kept)
             for (o_p, r_p), d, pr in zip(kept, dist.tolist(), prob):
                 rows.append((str(o_p), str(r_p), d, pr))
+    csv_text = _csv(rows, want_prob) if args.output is not None or fmt == "csv" else ""
     if args.output is not None:
-        import io
-
         from ..outputs import atomic_write_text
 
-        buf = io.StringIO(newline="")
-        writer = csv.writer(buf)
-        writer.writerow(_HEADER + (["p_recognised"] if want_prob else []))
-        for o_p, r_p, d, pr in rows:
-            writer.writerow([o_p, r_p, f"{d:.6f}"] + ([f"{pr:.6f}"] if want_prob else []))
-        atomic_write_text(args.output, buf.getvalue())
+        atomic_write_text(args.output, csv_text)
         print(f"scores written to {args.output}", file=sys.stderr)
-    if not args.quiet:
+    threshold = _leak_threshold(cfg.calibration)
+    mean = sum(r[2] for r in rows) / len(rows) if rows else None
+    if fmt == "json":
+        print(json.dumps(_json_document(rows, want_prob, mean, threshold, problems, args), indent=2, allow_nan=False))
+    elif fmt == "csv":
+        sys.stdout.write(csv_text)
+    elif not args.quiet:
         print(f"{'reconstruction':<40} {'original':<40} {'semsim':>8}" + ("  p_recognised" if want_prob else ""))
         for o_p, r_p, d, pr in rows:
             print(f"{Path(r_p).name:<40} {Path(o_p).name:<40} {d:8.4f}" + (f"  {pr:12.3f}" if want_prob else ""))
-    if rows:
-        mean = sum(r[2] for r in rows) / len(rows)
+    # the summary lines: on stdout under the table, on stderr beside a machine-readable stdout
+    summary_to = sys.stdout if fmt == "table" else sys.stderr
+    if mean is not None and not (fmt != "table" and args.quiet):
         print(f"mean SemSim over {len(rows)} pairs: {mean:.4f}  (distance: 0 = identical = most leakage; "
-              "lower = more leakage)")
-        cal = model.config.calibration
-        if cal and cal.get("slope"):
-            leak = -cal["intercept"] / cal["slope"]
-            fitted = str(cal.get("fitted_on", ""))
+              "lower = more leakage)", file=summary_to)
+        if threshold is not None:
+            fitted = str(cfg.calibration.get("fitted_on", ""))
             who = fitted[fitted.find("annotator_kind"):].strip(" ()") if "annotator_kind" in fitted else "see the card"
-            print(f"a distance below {leak:.3f} means p_recognised > 0.5: the annotators the model was calibrated "
-                  f"on ({who}) would recognise such a reconstruction more often than not")
+            print(f"a distance below {threshold:.3f} means p_recognised > 0.5: the annotators the model was calibrated "
+                  f"on ({who}) would recognise such a reconstruction more often than not", file=summary_to)
     if problems:
         raise CLIError(f"{len(problems)} pair(s) could not be scored:\n  " + "\n  ".join(problems))
     return 0
+
+
+def _csv(rows: list[tuple[str, str, float, float | None]], want_prob: bool) -> str:
+    """The CSV of ``--output`` (and of ``--format csv``): one row per pair, distances with 6 decimals."""
+    import io
+
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(_HEADER + (["p_recognised"] if want_prob else []))
+    for o_p, r_p, d, pr in rows:
+        writer.writerow([o_p, r_p, f"{d:.6f}"] + ([f"{pr:.6f}"] if want_prob else []))
+    return buf.getvalue()
+
+
+def _json_document(rows: list[tuple[str, str, float, float | None]], want_prob: bool, mean: float | None,
+                   threshold: float | None, problems: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """``--format json``: ``records`` (one per scored pair) and ``summary``."""
+    from ..hub import DEFAULT_MODEL_ID, DEFAULT_REVISION
+
+    records = []
+    for o_p, r_p, d, pr in rows:
+        record: dict[str, Any] = {"original": o_p, "reconstruction": r_p, "distance": d}
+        if want_prob:
+            record["p_recognised"] = pr
+        records.append(record)
+    summary: dict[str, Any] = {
+        "pairs": len(rows), "mean_distance": mean,
+        "distance": "SemSim distance in [0, 2]: 0 = semantically identical = most leakage; lower = more leakage",
+        "model": args.model or DEFAULT_MODEL_ID,
+        "revision": args.revision if args.model else (args.revision or DEFAULT_REVISION),
+        "distance_below_which_recognised": threshold, "not_scored": problems}
+    if want_prob:
+        summary["mean_p_recognised"] = sum(r[3] for r in rows) / len(rows) if rows else None  # type: ignore[misc]
+        summary["recognised"] = sum(r[3] > 0.5 for r in rows)  # type: ignore[operator]
+    return {"records": records, "summary": summary}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._deps import require
+from .._progress import Progress, logger, show_bars, track
 from ..data.scoring import score_pairs, semsim_scorer
 from .baselines import BASELINES, MetricSpec, leakage_score, metric_spec, weights_available
 from .report import EvaluationReport
@@ -65,12 +66,26 @@ def pair_metric_values(
                 continue
         scorers[name] = spec.fn
     failed: dict[str, str] = {}
-    values = score_pairs(ds, scorers, batch_size=batch_size, failed=failed, progress=progress)
+    if progress:
+        logger.info("scoring %d pairs with %s", len(ds), ", ".join(scorers) or "nothing")
+    # score_pairs draws its bar in a terminal; in a piped log a last pseudo-scorer counts the pairs scored
+    with Progress(len(ds), "scoring pairs", unit="pair", progress=progress and not show_bars(progress)) as bar:
+        def count(preds: Any, target: Any) -> Any:
+            bar.update(len(preds))
+            return preds.new_zeros(len(preds))
+
+        values = score_pairs(ds, {**scorers, _COUNTER: count}, batch_size=batch_size, failed=failed,
+                             progress=progress)
+    values.pop(_COUNTER, None)
     for name, reason in failed.items():
         if name in models:  # SemSim itself must never be silently dropped
             raise RuntimeError(f"{name} could not score the split: {reason}")
         skipped[name] = reason
     return values
+
+
+#: the name of the pseudo-scorer that counts scored pairs for the progress lines (never in the results)
+_COUNTER = "\x00progress"
 
 
 def _smallest_side(ds: Any) -> int:
@@ -92,8 +107,11 @@ def evaluate_table(
     n_boot: int = 1000,
     seed: int = 0,
     skipped: dict[str, str] | None = None,
+    progress: bool = False,
 ) -> EvaluationReport:
     """Run the protocol on metric values already in a table (one array per metric, one row per image).
+
+    ``progress`` shows the bootstrap's progress, one step per metric (a bar in a terminal, log lines otherwise).
 
     Examples:
         >>> import numpy as np
@@ -109,7 +127,9 @@ def evaluate_table(
     report = EvaluationReport(title=title, n=int(len(y)), recognised_share=float(y.mean()), group_by=group_by,
                               skipped=dict(skipped or {}))
     oriented = {}
-    for name, vals in values.items():
+    if progress and n_boot:
+        logger.info("bootstrap: %d resamples of the originals for %d metric(s)", n_boot, len(values))
+    for name, vals in track(values.items(), "bootstrap", total=len(values), unit="metric", progress=progress):
         spec = (specs or {}).get(name) or metric_spec(name)
         oriented[name] = spec.orient(np.asarray(vals, dtype=float))
         if not np.isfinite(oriented[name]).all():
@@ -141,12 +161,19 @@ def evaluate_dataset(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[EvaluationReport, dict[str, np.ndarray]]:
-    """Compute every metric on a schema split and run the protocol. Returns the report and the values."""
+    """Compute every metric on a schema split and run the protocol. Returns the report and the values.
+
+    ``progress`` shows each step: scoring (a bar in a terminal, log lines with an estimate of the time left in a
+    piped log) and the bootstrap.
+    """
     skipped: dict[str, str] = {}
+    if progress:
+        logger.info("%s: %d rows", title, len(ds))
     values = pair_metric_values(models, ds, baselines=baselines, skipped=skipped, progress=progress)
     groups = group_keys(ds, group_by)
     report = evaluate_table(values, np.asarray(ds["recognized"], dtype=bool), groups, np.asarray(ds["original_id"]),
-                            title=title, group_by=group_by, n_boot=n_boot, seed=seed, skipped=skipped)
+                            title=title, group_by=group_by, n_boot=n_boot, seed=seed, skipped=skipped,
+                            progress=progress)
     return report, values
 
 

@@ -27,7 +27,8 @@ from .attacks import AttackConfig, run_attack
 from ..data.sources import ImageSource, load_source
 from ..outputs import OutputFolder, atomic_write_text
 from .victims import VictimSpec, load_or_train_victim
-from .._progress import bar_disabled, quiet_datasets_bars
+from .._progress import logger, quiet_datasets_bars, track
+from ..outputs import read_record
 
 __all__ = ["GenerationPlan", "generate", "merge_shards", "parse_victim_spec"]
 
@@ -144,14 +145,15 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
             class sub-folders (see ``semsim_metric.data.sources.load_image_folder``).
         OutputFolderError: ``out`` holds files that ``semsim generate`` did not write (unless ``overwrite``).
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     plan_path = out / "plan.json"
     plan_json = json.dumps(plan.to_dict(), indent=2, sort_keys=True)
     if plan_path.exists() and plan_path.read_text() != plan_json:
         raise ValueError(f"{out} holds a different generation plan (plan.json); use a new folder or delete it.")
+    if not overwrite:
+        _refuse_foreign_folder(out)  # before the sources are read (claim() below writes, so it comes after them)
     # the source is checked before anything is written: a refused source leaves no output folder behind
+    logger.info("loading the %s source (test and train splits)", plan.source)
     test = load_source(plan.source, "test", root=source_root)
     train = load_source(plan.source, "train", root=source_root)
     originals = _select_originals(test, plan)
@@ -165,9 +167,18 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     mine = [s for i, s in enumerate(plan.shards()) if i % world == rank]
     todo = [s for s in mine if not (shard_dir / _shard_name(*s)).exists()]
     victims: dict[str, tuple[torch.nn.Module, dict]] = {}
-    for v, a, start, end in tqdm(todo, desc=f"shards (rank {rank})", unit="shard", disable=bar_disabled(progress)):
+    if progress:
+        logger.info("%d of %d shard(s) to do%s: %d originals, %d victim(s), %d attack(s)", len(todo), len(mine),
+                    f" on rank {rank}" if world > 1 else "", plan.num_originals, len(plan.victims), len(plan.attacks))
+    for number, (v, a, start, end) in enumerate(track(todo, f"shards (rank {rank})", unit="shard", progress=progress),
+                                                  start=1):
+        if progress:
+            logger.info("shard %d of %d: %s (%d iterations) on %s, originals %d-%d", number, len(todo), a.name,
+                        a.iterations, v.name, start, end - 1)
         if v.name not in victims:
             trained_now = not all((out / "victims" / f"{v.name}{ext}").is_file() for ext in (".safetensors", ".json"))
+            if progress:
+                logger.info("%s victim %s", "training" if trained_now else "loading", v.name)
             model, meta = load_or_train_victim(v, train, test, out / "victims", progress=progress)
             victims[v.name] = model, _record_removed(out / "victims", v, meta, removed, trained_now=trained_now)
         model, meta = victims[v.name]
@@ -195,7 +206,25 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     missing = [s for s in plan.shards() if not (shard_dir / _shard_name(*s)).exists()]
     if missing or not merge or rank != 0:
         return None
+    if progress:
+        logger.info("merging %d shard(s) into the dataset folder %s", len(plan.shards()), out)
     return merge_shards(folder)
+
+
+def _refuse_foreign_folder(out: Path) -> None:
+    """``OutputFolder.claim``'s refusal, checked without writing anything: a file, or a non-empty folder that
+    ``semsim generate`` did not write.
+
+    Raises:
+        OutputFolderError: as ``OutputFolder.claim`` would (the message is its own).
+    """
+    if not out.exists():
+        return
+    record = read_record(out) if out.is_dir() else None
+    foreign = (not out.is_dir() or (record is None and any(out.iterdir()))
+               or (record is not None and record.get("command") != "generate"))
+    if foreign:
+        OutputFolder(out, command="generate").claim()  # raises OutputFolderError with the usual message
 
 
 def hash_index(original_id: str) -> int:

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._progress import Progress
 from ..data.augmentation import Augmentation, item_seeds
 from ..data.sources import ImageSource
 from ..models.blocks import BasicBlock
 from ..outputs import atomic_write_text
-from .._progress import bar_disabled
 
 __all__ = ["VictimSpec", "build_victim", "load_or_train_victim", "train_victim"]
 
@@ -172,8 +172,6 @@ def evaluate_accuracy(model: nn.Module, test: ImageSource, batch_size: int = 100
 def train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None = None,
                  progress: bool = False) -> tuple[nn.Module, dict]:
     """Train a victim on ``train`` (Adam, cross-entropy) in the setting of ``spec``; return it and its metadata."""
-    from tqdm.auto import tqdm
-
     _, c, h, _ = train.images.shape
     model = build_victim(spec, c, len(train.class_names), h)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -181,18 +179,22 @@ def train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None 
     opt = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
     augmentation = Augmentation.from_policy(spec.augmentation, h)
     steps = 0
-    for epoch in tqdm(range(spec.epochs), desc=f"train {spec.name}", disable=bar_disabled(progress)):
-        model.train()
-        order = torch.randperm(len(train), generator=gen)[:n]
-        for i in range(0, n, spec.batch_size):
-            idx = order[i:i + spec.batch_size]
-            x = augmentation(train.images[idx].float() / 255, item_seeds(spec.seed, epoch, idx.tolist()))
-            loss = F.cross_entropy(model(x), train.labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            _defend(model, spec.defense, gen)
-            opt.step()
-            steps += 1
+    per_epoch = -(-n // spec.batch_size)
+    # one step per batch: a bar in a terminal, in a piped log a line every few seconds with the time left
+    with Progress(spec.epochs * per_epoch, f"train {spec.name}", unit="step", progress=progress) as bar:
+        for epoch in range(spec.epochs):
+            model.train()
+            order = torch.randperm(len(train), generator=gen)[:n]
+            for i in range(0, n, spec.batch_size):
+                idx = order[i:i + spec.batch_size]
+                x = augmentation(train.images[idx].float() / 255, item_seeds(spec.seed, epoch, idx.tolist()))
+                loss = F.cross_entropy(model(x), train.labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                _defend(model, spec.defense, gen)
+                opt.step()
+                steps += 1
+                bar.update()
     model.eval()
     meta = {"spec": asdict(spec), "name": spec.name, "steps": steps,
             "test_accuracy": evaluate_accuracy(model, test) if test is not None else None}
