@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from ..._progress import bar_disabled
+from ..._progress import track
 
 __all__ = ["ATTACKS", "AttackConfig", "AttackDefinition", "attack_names", "attack_preset", "register_attack",
            "run_attack", "run_attack_one_at_a_time"]
@@ -237,8 +237,6 @@ def run_attack(
         ``{"reconstructions": (B, C, H, W) in [0, 1], "labels": labels used or recovered (B,),
         "final_loss": (B,)}``.
     """
-    from tqdm.auto import tqdm
-
     device = torch.device(device) if device is not None else next(victim.parameters()).device
     victim = victim.to(device).eval()
     n = originals.shape[0]
@@ -275,7 +273,8 @@ def run_attack(
         argnums = (0, 1) if optimised else 0
         step = vmap(grad(objective, argnums=argnums, has_aux=False), in_dims=(0, 0, 0))
         value_fn = vmap(objective, in_dims=(0, 0, 0))
-        for _ in tqdm(range(cfg.iterations), desc=cfg.name, unit="it", disable=bar_disabled(progress), leave=False):
+        # a bar in a terminal; in a piped log a line every few seconds with an estimate of the time left
+        for _ in track(range(cfg.iterations), cfg.name, unit="it", progress=progress, leave=False):
             grads = step(dummy.detach(), label_param.detach(), target)
             g_dummy = grads[0] if optimised else grads
             dummy.grad = g_dummy.sign() if cfg.signed else g_dummy
