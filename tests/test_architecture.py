@@ -114,6 +114,22 @@ def test_imports_follow_the_layers():
     assert not wrong, "imports against the layer direction:\n" + "\n".join(sorted(wrong))
 
 
+def test_the_converters_stay_small_enough_to_read():
+    """data/convert/ is one module per converter around a shared tree walker: no module over 300 lines, no
+    function over 60 (issue 24)."""
+    paths = sorted((PACKAGE / "data" / "convert").glob("*.py"))
+    assert len(paths) > 1
+    too_long = []
+    for path in paths:
+        text = path.read_text()
+        if len(text.splitlines()) > 300:
+            too_long.append(f"{path.name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                too_long.append(f"{path.name}: {node.name}() has {node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, "split these into named steps:\n" + "\n".join(too_long)
+
+
 def test_a_cycle_is_detected():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
