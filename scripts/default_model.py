@@ -11,6 +11,14 @@
         after model selection on the held-out splits: train the recipe on every judged original (all
         splits), calibrate with the same recipe's unseen-originals held-out model (its distances on
         originals it never saw), and write a model folder to ship with `ship OUT --heldout ...`
+    python scripts/default_model.py folders [--name NAME ...]
+        make every model folder under hub/ (or the named ones) exactly what its Hub repository holds, from
+        the files it already has - nothing is trained or evaluated: config.json (the stored weights' dtype,
+        auto_map, custom_pipelines), preprocessor_config.json, the model code for trust_remote_code
+        (semsim_metric.models.remote_code) and the card's metadata (rewritten by the card writer: the
+        training dataset's Hub id and, as model-index, the held-out results of the model's recipe in
+        docs/heldout/heldout_summary.json, or its results.json; the card's text is kept); the default's
+        files are copied into the package again (src/semsim_metric/_bundled/)
 """
 
 from __future__ import annotations
@@ -26,11 +34,16 @@ import torch
 from semsim_metric.data.loading import load_folder_or_hub, undecoded
 from semsim_metric.evaluation.protocol import compare_on_split
 from semsim_metric.models import SemSimModel
-from semsim_metric.training.model_card import write_model_card
+from semsim_metric.training.model_card import rewrite_card_metadata, write_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "hub" / "semsim-judged-v3"
 DEFAULT_NAME = "semsim-resnet18-fmnist-judged"
+#: the published held-out summary (scripts/publish_heldout.py copies a run's heldout_summary.json there)
+PUBLISHED_HELDOUT = ROOT / "docs" / "heldout" / "heldout_summary.json"
+#: the files of a shipped model folder that the package bundles (the default model)
+BUNDLED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
+
 #: why held-out targets can be missed on this data (quoted in the card when they are)
 LIMITS = ("What limits it: a few hundred training originals per image domain (CPU-only training: width 16, no "
           "larger backbone tried); labels from five model judges, not people, whose disagreement is label noise no "
@@ -183,18 +196,85 @@ def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path |
           "reconstructions, so outside those domains only the ordering is meaningful.")
     info["notes"].append(invariance_note(model, target))
     (target / "training_info.json").write_text(json.dumps(info, indent=2))
-    splits = load_folder_or_hub(str(DATASET))
+    (target / "results.json").write_text(json.dumps(results(target), indent=2))
+    summary = json.loads((heldout / "heldout_summary.json").read_text()) if heldout is not None else None
+    write_card(target, name, summary)
+    publish_folder(target)
+    print(f"shipped {run} -> {target}")
+
+
+def _card_facts(target: Path, name: str, summary: list[dict] | None) -> dict:
+    """What the card of ``target`` states in its metadata: the training dataset, the held-out results of its recipe
+    (``summary``: a heldout_summary.json) and, for a model not trained on every original, its results.json."""
+    info = json.loads((target / "training_info.json").read_text())
+    comparison = None
+    if not info.get("trained_on", "").startswith("every row") and (target / "results.json").is_file():
+        comparison = json.loads((target / "results.json").read_text())  # the default's are in-sample: not quoted
+    heldout = [s for s in summary or [] if s["recipe"] == info["recipe"]["name"]] or None
+    return {"info": info, "dataset": info.get("dataset") or f"hub/{DATASET.name}", "comparison": comparison,
+            "heldout": heldout}
+
+
+def write_card(target: Path, name: str, summary: list[dict] | None) -> None:
+    """Write the card of the shipped model folder ``target`` (``write_model_card``) from its ``training_info.json``,
+    ``results.json`` and the held-out ``summary`` (its rows for the model's recipe become model-index results)."""
+    facts = _card_facts(target, name, summary)
+    info = facts["info"]
+    splits = load_folder_or_hub(str(ROOT / facts["dataset"]))
     if info.get("trained_on", "").startswith("every row"):
         import datasets
 
         splits = {"train (all splits)": datasets.concatenate_datasets(list(splits.values()))}
-    write_model_card(target, dataset=f"hub/{DATASET.name}", training_info=info, splits=splits, default_model=True,
-                     repo_id=f"semsim-metric/{name}",
-                     reproduce="Reproduce: `python scripts/default_model.py check` (recomputes the stored `results.json` "
-                               "from the weights) or `python scripts/default_model.py retrain OUT` (retrain with the "
-                               "recorded recipe and seed).")
-    (target / "results.json").write_text(json.dumps(results(target), indent=2))
-    print(f"shipped {run} -> {target}")
+    option = "" if name == DEFAULT_NAME else f" --name {name}"
+    write_model_card(target, dataset=facts["dataset"], training_info=info, splits=splits,
+                     comparison=facts["comparison"], default_model=name == DEFAULT_NAME, repo_id=f"semsim-metric/{name}",
+                     heldout=facts["heldout"],
+                     reproduce=f"Reproduce: `python scripts/default_model.py check{option}` (recomputes the stored "
+                               f"`results.json` from the weights) or `python scripts/default_model.py retrain OUT{option}` "
+                               "(retrain with the recorded recipe and seed).")
+
+
+def rewrite_metadata(target: Path, name: str, summary: list[dict] | None) -> None:
+    """Rewrite only the card's metadata (``rewrite_card_metadata``): its text is kept, since other scripts keep parts
+    of it up to date (publish_results.py's Full evaluation, the republished robustness table)."""
+    facts = _card_facts(target, name, summary)
+    rewrite_card_metadata(target / "README.md", dataset=facts["dataset"], model_name=name,
+                          comparison=facts["comparison"], heldout=facts["heldout"])
+
+
+def publish_folder(target: Path) -> None:
+    """Make the model folder ``target`` what its Hub repository holds, without touching the weights: ``config.json``
+    rewritten by the current config class with the stored weights' dtype, ``preprocessor_config.json``, and the model
+    code with ``auto_map`` and ``custom_pipelines`` (``semsim_metric.models.remote_code.export_remote_code``)."""
+    from semsim_metric.models.image_processing_semsim import SemSimImageProcessor
+    from semsim_metric.models.modeling_semsim import load_config, read_weights_header
+    from semsim_metric.models.remote_code import export_remote_code
+
+    config = load_config(target / "config.json")
+    stored = {dtype for dtype, _ in read_weights_header(target / "model.safetensors").values()}
+    names = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+    floating = sorted(names[d] for d in stored if d in names)
+    if len(floating) != 1:
+        raise SystemExit(f"{target / 'model.safetensors'} stores weights in {floating or 'no floating dtype'}; "
+                         "expected one floating-point dtype.")
+    config.dtype = floating[0]
+    config.save_pretrained(str(target))
+    SemSimImageProcessor.from_model_config(config).save_pretrained(str(target))
+    export_remote_code(target)
+
+
+def folders(names: list[str]) -> None:
+    """``publish_folder`` and ``write_card`` for the named model folders under hub/ (default: all of them), with the
+    published held-out summary; then the default's files are bundled again."""
+    names = names or sorted(p.name for p in (ROOT / "hub").iterdir() if (p / "model.safetensors").is_file())
+    summary = json.loads(PUBLISHED_HELDOUT.read_text())
+    for name in names:
+        target = ROOT / "hub" / name
+        publish_folder(target)
+        rewrite_metadata(target, name, summary)
+        print(f"rewrote {target.relative_to(ROOT)}: config, preprocessor config, remote code, card metadata")
+    if DEFAULT_NAME in names:
+        bundle(DEFAULT_NAME)
 
 
 INVARIANCE_PAGE = ROOT / "docs" / "invariance.md"
@@ -276,7 +356,7 @@ def invariance_note(model: SemSimModel, target: Path) -> str:
 def bundle(name: str) -> None:
     src, dst = ROOT / "hub" / name, ROOT / "src" / "semsim_metric" / "_bundled" / name
     dst.mkdir(parents=True, exist_ok=True)
-    for f in ("config.json", "model.safetensors", "README.md"):
+    for f in BUNDLED_FILES:
         shutil.copy2(src / f, dst / f)
     print(f"bundled {src} -> {dst}")
 
@@ -316,6 +396,8 @@ def main() -> int:
     a.add_argument("--recipe", default="semantic")
     c = sub.add_parser("check")
     c.add_argument("--name", default=DEFAULT_NAME)
+    f = sub.add_parser("folders", help="rewrite configs, preprocessor configs, remote code and cards of hub/ models")
+    f.add_argument("--name", action="append", default=[], help="a model folder under hub/ (default: every one)")
     r = sub.add_parser("retrain")
     r.add_argument("out", type=Path)
     r.add_argument("--name", default=DEFAULT_NAME)
@@ -330,6 +412,9 @@ def main() -> int:
         return 0
     if args.cmd == "check":
         return check(args.name)
+    if args.cmd == "folders":
+        folders(args.name)
+        return 0
     if args.cmd == "train-all":
         train_all(args.out, args.recipe, args.heldout)
         return 0

@@ -149,9 +149,15 @@ def test_push_to_hub_then_load_back_through_the_local_endpoint(tmp_path, tiny_mo
         assert "/me/semsim-tiny/commit/" in url
         assert any(line.startswith("POST /api/models/me/semsim-tiny/commit/main") for line in log)
         pushed = tmp_path / "server" / "me--semsim-tiny"
-        assert {p.name for p in pushed.iterdir()} == {"config.json", "model.safetensors", "README.md",
-                                                      "configuration_semsim.py", "modeling_semsim.py", "backbones.py",
-                                                      "blocks.py", "hub.py", "errors.py"}  # + code for remote loading
+        from semsim_metric.models.remote_code import EXPORTED_FILES
+
+        # the model, its image processor's settings, a card and the code for remote loading (model, processor,
+        # pipeline and the core modules they import)
+        assert {p.name for p in pushed.iterdir()} == {"config.json", "model.safetensors", "preprocessor_config.json",
+                                                      "README.md", *EXPORTED_FILES}
+        assert set(EXPORTED_FILES) >= {"configuration_semsim.py", "modeling_semsim.py", "backbones.py", "blocks.py",
+                                       "hub.py", "errors.py", "image_processing_semsim.py", "pipeline_semsim.py",
+                                       "preprocessing.py", "image_io.py"}
         assert 'SemSimModel.from_pretrained("me/semsim-tiny")' in (pushed / "README.md").read_text()
         back = SemSimModel.from_pretrained("me/semsim-tiny", cache_dir=tmp_path / "cache")
         x = torch.rand(2, 3, 32, 32)

@@ -4,7 +4,9 @@ SemSim is a **distance** between an original image and its reconstruction: 0 = s
 identical (the attack leaked what a person can recognise), larger = less leakage, range [0, 2].
 
 The public names are imported lazily, so ``import semsim_metric`` is cheap and never imports training,
-evaluation or generation code.
+evaluation or generation code (nor torch or transformers). It registers SemSim with transformers all the same:
+``AutoConfig``, ``AutoModel``, ``AutoImageProcessor`` and ``pipeline("semsim", ...)`` know it from the moment
+transformers imports those registries (``semsim_metric.models.registration``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_exports
+from .models.registration import register_with_transformers
 
 __version__ = "0.1.0"
 
@@ -35,3 +38,4 @@ if TYPE_CHECKING:
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
+register_with_transformers()

@@ -27,15 +27,18 @@ __all__ = [
     "DEFAULT_MODEL_ID",
     "DEFAULT_REVISION",
     "HUB_PREFIX",
+    "PREPROCESSOR_NAME",
     "WEIGHTS_NAME",
     "DefaultModelMissingError",
     "bundled_model_path",
     "resolve_model_folder",
 ]
 
-#: Files of a SemSim model folder (the same names as transformers uses).
+#: Files of a SemSim model folder (the same names as transformers uses). ``PREPROCESSOR_NAME`` (the image
+#: processor's settings, for ``AutoImageProcessor`` and pipelines) is written beside them but never required.
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+PREPROCESSOR_NAME = "preprocessor_config.json"
 
 #: Hub id of the default SemSim model (its files are also bundled with the package).
 DEFAULT_MODEL_ID = "semsim-metric/semsim-resnet18-fmnist-judged"

@@ -16,8 +16,8 @@ from .backbones import (
     transformers_config,
 )
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "MAX_NUM_LABELS", "SemSimConfig",
-           "check_training_domain"]
+__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "FLOAT_DTYPES", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "MAX_NUM_LABELS",
+           "SemSimConfig", "check_dtype_name", "check_image_settings", "check_training_domain"]
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
@@ -27,6 +27,33 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 MAX_BASE_WIDTH = 256
 #: largest accepted ``image_size`` (the paper uses 32)
 MAX_IMAGE_SIZE = 512
+
+
+#: the dtypes a SemSim model can be stored and run in (``dtype`` in ``config.json``, ``from_pretrained(dtype=...)``)
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def check_dtype_name(value: Any, field: str = "dtype") -> str | None:
+    """The name (``"float16"``, ...) of a floating-point dtype given as a name or a ``torch.dtype``; ``None`` stays
+    ``None``.
+
+    Raises:
+        ValueError: anything else (an unknown name, an integer dtype, another type), naming ``field``.
+
+    Examples:
+        >>> import torch
+        >>> check_dtype_name(torch.float16), check_dtype_name("float32"), check_dtype_name(None)
+        ('float16', 'float32', None)
+    """
+    if value is None:
+        return None
+    name = str(value).removeprefix("torch.") if type(value).__name__ == "dtype" else value
+    if not isinstance(name, str) or name not in FLOAT_DTYPES:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        # a ValueError like every malformed config field (load_config turns it into an InvalidModelError)
+        raise ValueError(
+            f"{field} must be one of {', '.join(FLOAT_DTYPES)} (the dtype of the weights), got {shown}.")
+    return name
 
 
 def _int_field(name: str, value: Any, low: int, high: int) -> int:
@@ -46,6 +73,25 @@ def _triple(name: str, values: Any) -> list[float]:
             raise ValueError(f"{name} needs 3 finite numbers (R, G, B), got {values!r}.")
         out.append(float(v))
     return out
+
+
+def check_image_settings(image_size: Any, image_mean: Any, image_std: Any) -> tuple[int, list[float], list[float]]:
+    """Validate the input settings of a model (``config.json``) or an image processor (``preprocessor_config.json``):
+    the side of the square input and the per-channel mean and standard deviation of the normalisation.
+
+    Raises:
+        ValueError: ``image_size`` not an integer in ``[4, MAX_IMAGE_SIZE]``, mean or std not 3 finite numbers, or a
+            standard deviation that is not positive; the message names the field.
+
+    Examples:
+        >>> check_image_settings(32, (0.5, 0.5, 0.5), [0.25, 0.25, 0.25])
+        (32, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+    """
+    image_size = _int_field("image_size", image_size, 4, MAX_IMAGE_SIZE)
+    image_mean, image_std = _triple("image_mean", image_mean), _triple("image_std", image_std)
+    if any(s <= 0 for s in image_std):
+        raise ValueError(f"image_std must be positive, got {tuple(image_std)}.")
+    return image_size, image_mean, image_std
 
 
 def _check_calibration(calibration: Any) -> dict[str, Any]:
@@ -174,6 +220,9 @@ class SemSimConfig(PretrainedConfig):
     ``backbone_config`` may not name another model to fetch (``backbone``, ``use_pretrained_backbone``, timm,
     ``auto_map``) nor hold integers above ``MAX_BACKBONE_INT`` (``semsim_metric.models.backbones``).
 
+    The dtype the weights are stored in is recorded as ``dtype`` (as transformers 5 does; an older ``torch_dtype``
+    is read as ``dtype``); it must be a floating-point dtype (``FLOAT_DTYPES``).
+
     Raises:
         ValueError: a field of the wrong type, out of range, or pointing outside the model folder; the message
             names the field.
@@ -202,10 +251,11 @@ class SemSimConfig(PretrainedConfig):
         if backbone not in ("cifar_resnet18", "transformers"):
             raise ValueError(f"backbone must be 'cifar_resnet18' or 'transformers', got {backbone!r}.")
         base_width = _int_field("base_width", base_width, 1, MAX_BASE_WIDTH)
-        image_size = _int_field("image_size", image_size, 4, MAX_IMAGE_SIZE)
-        image_mean, image_std = _triple("image_mean", image_mean), _triple("image_std", image_std)
-        if any(s <= 0 for s in image_std):
-            raise ValueError(f"image_std must be positive, got {tuple(image_std)}.")
+        image_size, image_mean, image_std = check_image_settings(image_size, image_mean, image_std)
+        # transformers turns a dtype name into getattr(torch, name): only floating-point dtype names get there
+        for field in ("dtype", "torch_dtype"):
+            if kwargs.get(field) is not None:
+                kwargs[field] = check_dtype_name(kwargs[field], field)
         # transformers turns num_labels into a table of label names: refuse a huge one before it is built
         if kwargs.get("num_labels") is not None:
             check_num_labels(kwargs["num_labels"])

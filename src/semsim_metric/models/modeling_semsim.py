@@ -14,13 +14,14 @@ and ``semsim_metric.SemSimLoss`` all use.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +29,13 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ..hub import CONFIG_NAME, WEIGHTS_NAME, resolve_model_folder
+from ..errors import SemSimError
+from ..hub import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, resolve_model_folder
 from .backbones import build_backbone
-from .configuration_semsim import SemSimConfig
+from .configuration_semsim import SemSimConfig, check_dtype_name
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_WEIGHTS_HEADER_BYTES", "SemSimModel", "SemSimOutput", "check_weights_match_config",
-           "embed_pair", "load_config", "load_weights_strict", "read_weights_header"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_WEIGHTS_HEADER_BYTES", "ModelArgumentError", "SemSimModel", "SemSimOutput",
+           "check_weights_match_config", "embed_pair", "load_config", "load_weights_strict", "read_weights_header"]
 
 #: largest ``config.json`` read, in bytes (the default model's is about 54 KB, mostly its training-domain record)
 MAX_CONFIG_BYTES = 32 * 2**20
@@ -132,6 +134,16 @@ class SemSimModel(PreTrainedModel):
         return SemSimOutput(embeddings=self.embed(pixel_values))
 
     # -- strict safetensors I/O -----------------------------------------------------------------
+    @overload
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any,
+                        output_loading_info: Literal[False] = False, **kwargs: Any) -> SemSimModel: ...
+
+    @overload
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any,
+                        output_loading_info: Literal[True], **kwargs: Any) -> tuple[SemSimModel, dict[str, Any]]: ...
+
     @classmethod
     def from_pretrained(  # type: ignore[override]
         cls,
@@ -143,8 +155,10 @@ class SemSimModel(PreTrainedModel):
         token: str | bool | None = None,
         config: SemSimConfig | None = None,
         dtype: torch.dtype | str | None = None,
+        device_map: str | int | torch.device | dict[str, str | int | torch.device] | None = None,
+        output_loading_info: bool = False,
         **kwargs: Any,
-    ) -> SemSimModel:
+    ) -> SemSimModel | tuple[SemSimModel, dict[str, Any]]:
         """Load a SemSim model from a local folder or a Hub repository (strictly, safetensors only).
 
         Args:
@@ -155,14 +169,28 @@ class SemSimModel(PreTrainedModel):
             local_files_only: never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
             token: Hub token for private repositories.
             config: use this config instead of the folder's ``config.json``.
-            dtype: cast the loaded model to this dtype (default: float32).
+            dtype: the dtype of the loaded model (``torch_dtype`` is read as ``dtype``). ``None`` (the default)
+                loads float32 whatever the weights are stored in, so that scores do not depend on how a model was
+                saved; ``"auto"`` loads the dtype recorded in ``config.json`` (``dtype``, written by
+                ``save_pretrained``), or else the dtype of the stored weights, as transformers does; a
+                ``torch.dtype`` or its name loads that dtype. ``model.config.dtype`` is the loaded dtype.
+            device_map: the one device to load onto: ``"cpu"``, ``"cuda:0"``, ``0``, a ``torch.device``, or a
+                map whose every entry names the same device (``{"": "cuda:0"}``). A map over several devices,
+                ``"disk"`` and the strategies (``"auto"``, ``"balanced"``, ...) are refused: a SemSim model is small
+                and lives on one device.
+            output_loading_info: also return the loading report transformers returns (``missing_keys``,
+                ``unexpected_keys``, ``mismatched_keys``, ``error_msgs``): always empty, since loading is strict and
+                any mismatch is an error instead.
             kwargs: ``subfolder`` (files in a sub-folder of the folder or repository), ``force_download``,
-                ``device_map`` (one device, e.g. ``"cuda:0"``), ``use_safetensors`` (must not be False),
-                ``trust_remote_code`` and ``low_cpu_mem_usage`` (nothing to do here); anything else is refused.
+                ``use_safetensors`` (must not be False), ``trust_remote_code`` and ``low_cpu_mem_usage`` (nothing to
+                do here); anything else is refused.
 
         The folder is untrusted: ``config.json`` is validated field by field (``load_config``), and the network
         it describes is compared with the header of ``model.safetensors`` - tensor names, shapes and sizes,
         built on the meta device - before any memory is allocated for it (``check_weights_match_config``).
+
+        Returns:
+            The model in evaluation mode; with ``output_loading_info=True``, ``(model, loading_info)``.
 
         Raises:
             ModelNotFoundError: (an ``OSError``) when the files cannot be found (no such folder, offline and not
@@ -171,39 +199,49 @@ class SemSimModel(PreTrainedModel):
                 or weights that are not finite floating-point numbers.
             ModelMismatchError: (also a ``RuntimeError``) weights that do not match the architecture in
                 ``config.json`` (the keys are named), found before the network is built.
+            ModelArgumentError: (a ``TypeError`` and ``ValueError``) an argument that cannot be honoured: an unknown
+                one, ``use_safetensors=False``, a dtype that is not floating point, a ``device_map`` over several
+                devices or a placement strategy.
 
         Examples:
             >>> import tempfile
             >>> folder = tempfile.mkdtemp()
-            >>> SemSimModel(SemSimConfig(base_width=4)).save_pretrained(folder)
+            >>> SemSimModel(SemSimConfig(base_width=4)).save_pretrained(folder, dtype=torch.float16)
             >>> SemSimModel.from_pretrained(folder).config.base_width
             4
+            >>> SemSimModel.from_pretrained(folder, dtype="auto").dtype
+            torch.float16
+            >>> model, info = SemSimModel.from_pretrained(folder, device_map={"": "cpu"}, output_loading_info=True)
+            >>> info["missing_keys"], model.device
+            (set(), device(type='cpu'))
         """
         # arguments of transformers' from_pretrained: honoured, accepted because they cannot change anything
         # here, or refused - never silently ignored
         subfolder = str(kwargs.pop("subfolder", "") or "")
         force_download = bool(kwargs.pop("force_download", False))
-        device_map = kwargs.pop("device_map", None)
         use_safetensors = kwargs.pop("use_safetensors", None)
         if use_safetensors is False:
-            raise ValueError("SemSim models load from model.safetensors only (use_safetensors=False is refused: "
-                             "other formats would have to be unpickled).")
+            raise ModelArgumentError("SemSim models load from model.safetensors only (use_safetensors=False is "
+                                     "refused: other formats would have to be unpickled).")
         kwargs.pop("trust_remote_code", None)  # the code is this package: nothing remote to trust or refuse
         kwargs.pop("low_cpu_mem_usage", None)  # loading is always one pass over a small safetensors file
-        if dtype is None and kwargs.get("torch_dtype") not in (None, "auto"):
-            dtype = kwargs["torch_dtype"]
-        kwargs.pop("torch_dtype", None)
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        if dtype is None:
+            dtype = torch_dtype
         # AutoModel passes some arguments with empty values (adapter_kwargs={}, code_revision=None, ...)
         unknown = [k for k, v in kwargs.items() if not k.startswith("_") and v not in (None, {}, False, "")]
         if model_args or unknown:
-            raise TypeError(
+            raise ModelArgumentError(
                 f"SemSimModel.from_pretrained() got arguments it cannot honour: {unknown or list(model_args)}. "
-                "Supported: revision, cache_dir, local_files_only, token, config, dtype/torch_dtype, subfolder, "
-                "force_download, device_map (one device), use_safetensors, trust_remote_code."
+                "Supported: revision, cache_dir, local_files_only, token, config, dtype/torch_dtype, device_map (one "
+                "device), output_loading_info, subfolder, force_download, use_safetensors, trust_remote_code."
             )
-        if device_map is not None and not isinstance(device_map, (str, torch.device, int)) or device_map == "auto":
-            raise ValueError(f"device_map={device_map!r}: a SemSim model is small and lives on one device; pass "
-                             "a device such as 'cpu' or 'cuda:0'.")
+        device = _single_device(device_map)
+        if isinstance(dtype, dict):
+            raise ModelArgumentError(f"dtype={dtype!r}: a SemSim model has one dtype; pass a torch.dtype, its name or "
+                                     "'auto'.")
+        if dtype is not None and dtype != "auto":
+            dtype = _float_dtype(dtype)
         folder = resolve_model_folder(
             str(pretrained_model_name_or_path),
             revision=revision,
@@ -219,19 +257,27 @@ class SemSimModel(PreTrainedModel):
         # compared with the weights' header on the meta device first: nothing is allocated for a config that
         # describes another (or an enormous) network
         check_weights_match_config(cls, config, folder / WEIGHTS_NAME, config_source=config_source)
+        if dtype == "auto":
+            dtype = _float_dtype(config.dtype) if getattr(config, "dtype", None) is not None else \
+                _stored_dtype(folder / WEIGHTS_NAME)
         model = cls(config)
         load_weights_strict(model, folder / WEIGHTS_NAME)
-        if dtype is not None and dtype != "auto":
-            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
-        if device_map is not None:
-            model = model.to(torch.device(device_map) if not isinstance(device_map, int) else f"cuda:{device_map}")
-        return model.eval()
+        if dtype is not None:
+            model = model.to(dtype)
+        if device is not None:
+            model = model.to(device)
+        model.config.dtype = next(model.parameters()).dtype
+        model.config._name_or_path = str(pretrained_model_name_or_path)
+        model = model.eval()
+        if output_loading_info:
+            return model, {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
+        return model
 
     def save_pretrained(  # type: ignore[override]
         self,
         save_directory: str | os.PathLike[str],
         *,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         state_dict: dict[str, Tensor] | None = None,
         is_main_process: bool = True,
         safe_serialization: bool = True,
@@ -239,28 +285,44 @@ class SemSimModel(PreTrainedModel):
         push_to_hub: bool = False,
         **push_kwargs: Any,
     ) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (optionally stored in ``dtype``, e.g. fp16).
+        """Write ``config.json``, ``model.safetensors`` (optionally stored in ``dtype``, e.g. fp16) and
+        ``preprocessor_config.json`` (the ``SemSimImageProcessor`` of this config, for ``AutoImageProcessor`` and
+        pipelines).
+
+        ``config.json`` records the dtype the weights are stored in as ``dtype``, as transformers 5 does:
+        ``from_pretrained(folder, dtype="auto")`` loads that dtype (the default, ``dtype=None``, loads float32).
 
         Args:
             save_directory: the folder.
-            dtype: store floating-point weights in this dtype.
+            dtype: store floating-point weights in this dtype (a ``torch.dtype`` or its name; default: the model's).
             state_dict: weights to store instead of the model's own.
             is_main_process: only the main process writes (distributed training).
             safe_serialization: must be true (safetensors only).
             max_shard_size: the weights are never sharded (a SemSim model is small); a limit they exceed is
                 an error, not a silent shard.
-            push_to_hub: afterwards upload the folder (with any ``README.md`` in it) to the Hub repository
-                ``repo_id`` (default: the folder's name); the other keyword arguments are those of
-                ``push_to_hub`` (``token``, ``private``, ``revision``, ``commit_message``, ``create_pr``).
+            push_to_hub: afterwards upload the folder to the Hub repository ``repo_id`` (default: the folder's name),
+                with its ``README.md`` (a card is written there first when it has none, see ``push_to_hub``) and the
+                model code; the other keyword arguments are those of ``push_to_hub`` (``token``, ``private``,
+                ``revision``, ``commit_message``, ``commit_description``, ``create_pr``, ``dataset``, ``license``).
+
+        Raises:
+            ModelArgumentError: (a ``TypeError`` and ``ValueError``) ``safe_serialization=False``, a dtype that is not
+                floating point, weights larger than ``max_shard_size``, or arguments it cannot honour.
         """
         from safetensors.torch import save_file
 
-        allowed = {"repo_id", "token", "private", "revision", "commit_message", "commit_description", "create_pr"}
+        from .image_processing_semsim import SemSimImageProcessor
+
+        allowed = {"repo_id", "token", "private", "revision", "commit_message", "commit_description", "create_pr",
+                   "dataset", "license"}
         unknown = sorted(set(push_kwargs) - allowed)
         if unknown or (push_kwargs and not push_to_hub):
-            raise TypeError(f"save_pretrained() got arguments it cannot honour: {unknown or sorted(push_kwargs)}.")
+            raise ModelArgumentError(f"save_pretrained() got arguments it cannot honour: "
+                                     f"{unknown or sorted(push_kwargs)}.")
         if not safe_serialization:
-            raise ValueError("SemSim saves safetensors only (safe_serialization=False is not supported).")
+            raise ModelArgumentError("SemSim saves safetensors only (safe_serialization=False is not supported).")
+        if dtype is not None:
+            dtype = _float_dtype(dtype)
         if not is_main_process:
             return
         folder = Path(save_directory)
@@ -278,13 +340,23 @@ class SemSimModel(PreTrainedModel):
             limit = convert_file_size_to_int(max_shard_size)
             size = sum(v.numel() * v.element_size() for v in state.values())
             if size > limit:
-                raise ValueError(f"the weights take {size / 2**20:.1f} MiB, more than max_shard_size={max_shard_size}; "
-                                 "SemSim writes one unsharded model.safetensors: pass a larger max_shard_size.")
-        self.config.save_pretrained(str(folder))
+                raise ModelArgumentError(f"the weights take {size / 2**20:.1f} MiB, more than max_shard_size="
+                                         f"{max_shard_size}; SemSim writes one unsharded model.safetensors: pass a "
+                                         "larger max_shard_size.")
+        stored = next((v.dtype for v in state.values() if v.is_floating_point()), None)
+        self.config.dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), None)  # as it runs
+        config = copy.deepcopy(self.config)  # the file records how the weights are stored, not how this model runs
+        config.dtype = stored
+        config.save_pretrained(str(folder))
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
         _readable_like_other_files(folder / WEIGHTS_NAME)
+        SemSimImageProcessor.from_model_config(self.config).save_pretrained(str(folder))
         if push_to_hub:
             repo_id = push_kwargs.pop("repo_id", None) or folder.resolve().name
+            dataset, license = push_kwargs.pop("dataset", None), push_kwargs.pop("license", "apache-2.0")
+            if not (folder / "README.md").is_file():
+                (folder / "README.md").write_text(
+                    _default_card(self.config, repo_id, dataset=dataset, license=license, folder=folder))
             _upload_model_folder(folder, repo_id, **push_kwargs)
 
     def push_to_hub(  # type: ignore[override]
@@ -298,24 +370,103 @@ class SemSimModel(PreTrainedModel):
         revision: str | None = None,
         create_pr: bool = False,
         max_shard_size: int | str | None = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         card: str | None = None,
+        dataset: str | None = None,
+        license: str = "apache-2.0",
     ) -> str:
-        """Upload the model (``config.json``, ``model.safetensors``, a model card and the model code for
-        ``trust_remote_code``) to the Hub repository ``repo_id``, creating it if needed; returns the commit URL.
-        The endpoint is ``HF_ENDPOINT``.
+        """Upload the model (``config.json``, ``model.safetensors``, ``preprocessor_config.json``, a model card and
+        the model code for ``trust_remote_code``) to the Hub repository ``repo_id``, creating it if needed; returns
+        the commit URL. The endpoint is ``HF_ENDPOINT``.
 
-        ``card`` is the ``README.md`` to upload (default: a short card generated from the config: how to load
-        it, and who its calibration's annotators were).
+        ``card`` is the ``README.md`` to upload. By default a card is generated with the same writer as ``semsim
+        train``'s (``semsim_metric.models.card``): Hub metadata (licence, library, pipeline tag, the training
+        dataset's Hub id, ROC-AUCs as ``model-index`` results), how to load the model and its calibration. The
+        dataset and results come from the ``training_info.json`` of the folder the model was loaded from (written by
+        ``semsim train``), when there is one; ``dataset`` names the training dataset otherwise (a Hub id or a
+        project ``hub/<name>`` folder).
+
+        Raises:
+            ModelArgumentError: from ``save_pretrained``.
+            huggingface_hub.errors.HfHubHTTPError: the Hub refused the upload (no token, no rights, ...).
         """
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, dtype=dtype, max_shard_size=max_shard_size)
-            (Path(tmp) / "README.md").write_text(card if card is not None else _default_card(self.config, repo_id))
+            (Path(tmp) / "README.md").write_text(card if card is not None else _default_card(
+                self.config, repo_id, dataset=dataset, license=license))
             return _upload_model_folder(Path(tmp), repo_id, commit_message=commit_message,
                                         commit_description=commit_description, private=private, token=token,
                                         revision=revision, create_pr=create_pr)
+
+
+class ModelArgumentError(SemSimError, TypeError, ValueError):
+    """An argument of ``from_pretrained`` / ``save_pretrained`` that a SemSim model cannot honour (an unknown one, a
+    non-floating dtype, a device map over several devices, pickled formats, ...): refused with a message instead of
+    being ignored. Also a ``TypeError`` and a ``ValueError``, as these refusals always were."""
+
+
+#: safetensors' dtype names of the floating-point dtypes a SemSim model can be stored in
+_SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+#: device_map strategies of transformers (they spread a model over devices; a SemSim model lives on one)
+_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _float_dtype(dtype: Any) -> torch.dtype:
+    """``torch.float16`` from ``torch.float16`` or ``"float16"``.
+
+    Raises:
+        ModelArgumentError: not a floating-point dtype SemSim runs in.
+    """
+    try:
+        return getattr(torch, check_dtype_name(dtype))  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ModelArgumentError(str(err)) from None
+
+
+def _stored_dtype(weights_file: Path) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor in ``weights_file`` (read from its header), for ``dtype="auto"``
+    when ``config.json`` records none."""
+    for stored, _ in read_weights_header(weights_file).values():
+        if stored in _SAFETENSORS_DTYPES:
+            return getattr(torch, _SAFETENSORS_DTYPES[stored])
+    return None
+
+
+def _as_device(value: Any) -> torch.device:
+    if isinstance(value, bool):
+        raise ModelArgumentError(f"device_map entry {value!r} is not a device.")
+    if isinstance(value, int):
+        return torch.device("cuda", value)
+    if value == "disk":
+        raise ModelArgumentError("device_map puts weights on 'disk': a SemSim model is small and is loaded whole on "
+                                 "one device; pass a device such as 'cpu' or 'cuda:0'.")
+    try:
+        return torch.device(value)
+    except (RuntimeError, TypeError) as err:
+        raise ModelArgumentError(f"device_map entry {value!r} is not a device ({err}).") from None
+
+
+def _single_device(device_map: Any) -> torch.device | None:
+    """The one device a ``device_map`` names: a device, or a map whose entries all name the same device.
+
+    Raises:
+        ModelArgumentError: a strategy (``"auto"``, ...), a map over several devices, an empty map, ``"disk"``.
+    """
+    if device_map is None:
+        return None
+    if isinstance(device_map, str) and device_map in _STRATEGIES:
+        raise ModelArgumentError(f"device_map={device_map!r}: a SemSim model is small and lives on one device; pass "
+                                 "a device such as 'cpu' or 'cuda:0' (or {'': 'cuda:0'}).")
+    if isinstance(device_map, dict):
+        devices = {str(_as_device(v)) for v in device_map.values()}
+        if len(devices) != 1:
+            raise ModelArgumentError(
+                f"device_map maps the model onto {len(devices)} devices ({', '.join(sorted(devices)) or 'none'}): a "
+                "SemSim model is small and lives on one device; pass one device, e.g. device_map={'': 'cuda:0'}.")
+        return torch.device(devices.pop())
+    return _as_device(device_map)
 
 
 def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | None = None,
@@ -324,7 +475,12 @@ def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | No
                          create_pr: bool = False) -> str:
     """Create ``repo_id`` if needed and upload the model files of ``folder`` in one commit, with the model code
     (``export_remote_code``) so that it also loads where the package is
-    not installed (``AutoModel.from_pretrained(repo_id, trust_remote_code=True)``)."""
+    not installed (``AutoModel.from_pretrained(repo_id, trust_remote_code=True)``).
+
+    Raises:
+        ImportError: the package is not installed (a copy exported for ``trust_remote_code`` cannot upload).
+        huggingface_hub.errors.HfHubHTTPError: the Hub refused the upload.
+    """
     from huggingface_hub import HfApi
 
     try:  # absolute and inside try: the copy exported for trust_remote_code must not require the package
@@ -338,21 +494,27 @@ def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | No
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
                              commit_message=commit_message or "Upload SemSim model",
                              commit_description=commit_description, create_pr=create_pr,
-                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md", "*.py"])
+                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, PREPROCESSOR_NAME, "README.md", "*.py"])
     return str(info.commit_url if hasattr(info, "commit_url") else info)
 
 
-def _default_card(config: SemSimConfig, repo_id: str) -> str:
-    cal = config.calibration or {}
-    calibration = (f"`output=\"probability\"` is calibrated on: {cal.get('fitted_on', 'see the training record')}."
-                   if cal else "This model has no calibration (`output=\"distance\"` only).")
-    return (
-        "---\nlibrary_name: semsim-metric\ntags:\n- privacy\n- image-similarity\n- gradient-inversion\n- semsim\n"
-        "pipeline_tag: image-feature-extraction\n---\n\n"
-        f"# {repo_id.split('/')[-1]}\n\nA SemSim model (Sun et al., NeurIPS 2023): a learned distance between an "
-        "original image and its reconstruction by a privacy attack (0 = semantically identical = most leakage, up "
-        f"to 2).\n\n```python\nfrom semsim_metric import SemSim, SemSimModel\n\nmodel = SemSimModel.from_pretrained("
-        f"\"{repo_id}\")\nmetric = SemSim(model)\n```\n\n{calibration}\n")
+def _default_card(config: SemSimConfig, repo_id: str, *, dataset: str | None = None, license: str = "apache-2.0",
+                  folder: Path | None = None) -> str:
+    """The card ``push_to_hub`` writes: ``semsim_metric.models.card.model_card`` with the dataset and the ROC-AUCs
+    of the ``training_info.json`` beside the weights the model was loaded from (``semsim train`` writes one), if any.
+
+    Raises:
+        ImportError: the package is not installed (a copy exported for ``trust_remote_code`` writes no cards).
+    """
+    try:  # absolute and inside try, as in _upload_model_folder
+        from semsim_metric.models.card import model_card, read_training_record
+    except ImportError as err:
+        raise ImportError("writing a model card needs the semsim-metric package (pip install semsim-metric)") from err
+
+    source = folder if folder is not None else Path(getattr(config, "_name_or_path", "") or ".")
+    record = read_training_record(source) if source.is_dir() else {}
+    return model_card(config, repo_id, dataset=dataset or record.get("dataset"), results=record.get("results"),
+                      license=license)
 
 
 def _readable_like_other_files(path: Path) -> None:
@@ -599,14 +761,10 @@ def _short(keys: list[str], limit: int = 6) -> str:
 
 
 def _register() -> None:
-    try:
-        AutoConfig.register("semsim", SemSimConfig)
-    except ValueError:  # already registered (module reloaded)
-        pass
-    try:
-        AutoModel.register(SemSimConfig, SemSimModel)
-    except ValueError:
-        pass
+    """Register this module's classes with ``AutoConfig`` / ``AutoModel`` (replacing the stand-in that
+    ``semsim_metric.models.registration`` registers before the model code is imported)."""
+    AutoConfig.register("semsim", SemSimConfig, exist_ok=True)
+    AutoModel.register(SemSimConfig, SemSimModel, exist_ok=True)
 
 
 _register()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_model_card"]
+from ..models.card import HUB_ORG, EvalEntry, card_metadata, hub_dataset_id, is_hub_id
+
+__all__ = ["HUB_ORG", "hub_dataset_id", "rewrite_card_metadata", "write_model_card"]
 
 CITATION = """@inproceedings{sun2023privacy,
   title     = {Privacy Assessment on Reconstructed Images: Are Existing Evaluation Metrics Faithful to Human Perception?},
@@ -28,51 +31,33 @@ def _annotator_text(kinds: set[str]) -> str:
     return "; ".join(parts) or "unknown"
 
 
-#: the Hub organisation of the project's datasets (``hub/<name>`` folders are published as ``<org>/<name>``)
-HUB_ORG = "semsim-metric"
-
-
-def hub_dataset_id(dataset: str) -> str | None:
-    """The Hub id of a training dataset: ``hub/<name>`` (the project's folders) -> ``semsim-metric/<name>``, an
-    ``org/name`` id as it is, a local path -> ``None`` (not on the Hub).
-
-    Examples:
-        >>> hub_dataset_id("hub/fmnist-judged-v2"), hub_dataset_id("me/data"), hub_dataset_id("/tmp/x")
-        ('semsim-metric/fmnist-judged-v2', 'me/data', None)
-    """
-    if dataset.startswith("hub/") and dataset.count("/") == 1:
-        return f"{HUB_ORG}/{dataset.split('/', 1)[1]}"
-    return dataset if _is_hub_id(dataset) else None
-
-
-def _is_hub_id(text: str) -> bool:
-    """``org/name`` that is not a local path."""
-    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists()
+def _eval_entries(comparison: dict[str, dict[str, float]] | None,
+                  heldout: Sequence[Mapping[str, Any]] | None) -> list[EvalEntry]:
+    """SemSim's results as ``model-index`` entries: its ROC-AUC per split of ``comparison``, and per held-out protocol
+    its ROC-AUC and (over at least 3 settings) its model-level Kendall tau."""
+    entries = [EvalEntry("roc_auc", f"ROC-AUC (recognised vs not, {split})", float(table["SemSim"]),
+                         split.split(" ")[0])
+               for split, table in (comparison or {}).items() if "SemSim" in table]
+    for row in heldout or ():
+        where = f"held out: {row['protocol']}, {row['rows']} reconstructions"
+        entries.append(EvalEntry("roc_auc", f"ROC-AUC (recognised vs not, {where})", float(row["semsim_auc"])))
+        if row.get("semsim_kendall") is not None:
+            entries.append(EvalEntry("kendall_tau", f"Kendall tau with the recognition rate over {row['groups']} "
+                                                    f"attack settings ({where})", float(row["semsim_kendall"])))
+    return entries
 
 
 def _front_matter(model: Any, dataset: str, comparison: dict[str, dict[str, float]] | None, name: str,
-                  base_model: str | None = None) -> str:
-    """YAML metadata through huggingface_hub's ModelCardData, with the ROC-AUCs as model-index eval results."""
-    from huggingface_hub import EvalResult, ModelCardData
-
-    dataset_id = hub_dataset_id(dataset)
-    results = []
-    for split, table in (comparison or {}).items():
-        if "SemSim" in table and dataset_id:
-            results.append(EvalResult(task_type="image-feature-extraction", dataset_type=dataset_id,
-                                      dataset_name=dataset_id.split("/")[-1], dataset_split=split.split(" ")[0],
-                                      metric_type="roc_auc", metric_name=f"ROC-AUC (recognised vs not, {split})",
-                                      metric_value=round(float(table["SemSim"]), 4)))
-    data = ModelCardData(license="apache-2.0", library_name="semsim-metric", pipeline_tag="image-feature-extraction",
-                         tags=["privacy", "image-similarity", "gradient-inversion", "semsim"],
-                         datasets=[dataset_id] if dataset_id else None, model_name=name,
-                         base_model=base_model, eval_results=results or None)
-    return "---\n" + data.to_yaml() + "\n---"
+                  base_model: str | None = None, heldout: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """YAML metadata through the one writer (``semsim_metric.models.card.card_metadata``), with the ROC-AUCs (and the
+    held-out results) as model-index eval results."""
+    return card_metadata(model_name=name, dataset=dataset, results=_eval_entries(comparison, heldout),
+                         base_model=base_model)
 
 
 def _hub_model_id(init_from: Any) -> str | None:
     """The Hub id a model was fine-tuned from (``base_model``), or ``None`` for a local folder or none."""
-    return str(init_from) if init_from and _is_hub_id(str(init_from)) else None
+    return str(init_from) if init_from and is_hub_id(str(init_from)) else None
 
 
 def _title(model: Any, dataset: str) -> str:
@@ -83,11 +68,13 @@ def _title(model: Any, dataset: str) -> str:
 
 def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[str, Any], splits: Any,
                      comparison: dict[str, dict[str, float]] | None = None, repo_id: str | None = None,
-                     default_model: bool = False, reproduce: str | None = None) -> Path:
+                     default_model: bool = False, reproduce: str | None = None,
+                     heldout: Sequence[Mapping[str, Any]] | None = None) -> Path:
     """Write ``README.md`` into ``folder`` with data, annotators, recipe, results, intended use, limits.
 
-    The YAML metadata is written with ``huggingface_hub.ModelCardData`` (license, library, pipeline tag,
-    the training dataset's Hub id, and SemSim's ROC-AUC per split as ``model-index`` eval results).
+    The YAML metadata is written with ``huggingface_hub.ModelCardData`` through
+    ``semsim_metric.models.card.card_metadata`` (license, library, pipeline tag, the training dataset's Hub id, and
+    SemSim's ROC-AUC per split - and per held-out protocol - as ``model-index`` eval results).
 
     Args:
         folder: the model folder (``config.json`` + ``model.safetensors``).
@@ -101,6 +88,16 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
             the folder's path).
         default_model: the folder is the package's default model (the usage line is then ``SemSim()``).
         reproduce: a sentence saying how to reproduce the card's numbers (omitted when ``None``).
+        heldout: entries of a held-out run's ``heldout_summary.json`` (``semsim evaluate --heldout``; the published
+            copy is ``docs/heldout/heldout_summary.json``) for this model's recipe: their ROC-AUC and Kendall tau go
+            into ``model-index`` (the card's text quotes them through ``training_info["notes"]``).
+
+    Returns:
+        The path of the card.
+
+    Raises:
+        ModelNotFoundError, InvalidModelError: ``folder`` holds no loadable model.
+        KeyError: ``training_info`` lacks a field the card quotes (``recipe``, ``device``, ...).
     """
     from ..models import SemSimModel
 
@@ -121,7 +118,7 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
     lines = [
         _front_matter(model, dataset, comparison if comparison is not None else own,
                       repo_id.split("/")[-1] if repo_id else folder.name,
-                      base_model=_hub_model_id(training_info.get("init_from"))), "",
+                      base_model=_hub_model_id(training_info.get("init_from")), heldout=heldout), "",
         _title(model, dataset), "",
         "SemSim is a learned distance between an original image and its reconstruction by a privacy attack. "
         "**It is a distance: 0 = semantically identical (the attack leaked what an annotator recognises), larger = "
@@ -205,3 +202,36 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
     path = folder / "README.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def rewrite_card_metadata(card: str | Path, *, dataset: str, model_name: str,
+                          comparison: dict[str, dict[str, float]] | None = None,
+                          heldout: Sequence[Mapping[str, Any]] | None = None, base_model: str | None = None) -> Path:
+    """Replace the YAML header of an existing card (``README.md``) with the one ``write_model_card`` writes for the
+    same facts, keeping its text: for cards whose text other scripts keep up to date (the default model's robustness
+    table, its "Full evaluation" section) and for cards written by an older writer.
+
+    Args:
+        card: the ``README.md``.
+        dataset: the training dataset (``hub/<name>`` folders of the project map to their Hub ids).
+        model_name: the model's name (its repository's name).
+        comparison: ROC-AUC per split and metric, as for ``write_model_card``.
+        heldout: held-out summary entries for the model's recipe, as for ``write_model_card``.
+        base_model: the Hub id the model was fine-tuned from.
+
+    Returns:
+        The path of the card.
+
+    Raises:
+        OSError: the card cannot be read or written.
+        ValueError: the card has no YAML header (``---`` ... ``---`` at its top), or a result is not a finite number.
+    """
+    card = Path(card)
+    text = card.read_text()
+    if not text.startswith("---\n") or "\n---\n" not in text[3:]:
+        raise ValueError(f"{card} has no YAML header (--- ... --- at its top); write the card with write_model_card.")
+    body = text[text.index("\n---\n", 3) + len("\n---\n"):]
+    header = card_metadata(model_name=model_name, dataset=dataset, results=_eval_entries(comparison, heldout),
+                           base_model=base_model)
+    card.write_text(header + "\n" + body)
+    return card

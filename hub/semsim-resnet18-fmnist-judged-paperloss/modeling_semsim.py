@@ -1,0 +1,771 @@
+# Exported from semsim-metric 0.1.0 (semsim_metric/models/modeling_semsim.py) by semsim_metric.models.remote_code.export_remote_code; edit the package, not this copy.
+"""SemSim as a ``transformers`` model: ``SemSimModel`` (the configuration is in
+``semsim_metric.models.configuration_semsim``).
+
+SemSim embeds an image with a backbone (by default the paper's CIFAR ResNet-18) and L2-normalises the
+embedding. The SemSim score of a reconstruction is the L2 distance between its embedding and the
+original's: **a distance, 0 = semantically identical (most leakage), 2 = as far apart as possible (least
+leakage); lower means more leakage.**
+
+The model works on *model-ready* tensors (resized and normalised). Raw images go through the input gate
+``semsim_metric.preprocessing``, which ``semsim_metric.semsim``, ``semsim_metric.SemSim``
+and ``semsim_metric.SemSimLoss`` all use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .errors import SemSimError
+from .hub import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, resolve_model_folder
+from .backbones import build_backbone
+from .configuration_semsim import SemSimConfig, check_dtype_name
+
+__all__ = ["MAX_CONFIG_BYTES", "MAX_WEIGHTS_HEADER_BYTES", "ModelArgumentError", "SemSimModel", "SemSimOutput",
+           "check_weights_match_config", "embed_pair", "load_config", "load_weights_strict", "read_weights_header"]
+
+#: largest ``config.json`` read, in bytes (the default model's is about 54 KB, mostly its training-domain record)
+MAX_CONFIG_BYTES = 32 * 2**20
+#: largest safetensors header read, in bytes (a SemSim model's lists a few hundred tensors in a few KB)
+MAX_WEIGHTS_HEADER_BYTES = 8 * 2**20
+#: values the network may hold beyond those saved in ``model.safetensors`` (buffers that are not saved)
+_UNSAVED_VALUES = 2**24
+
+
+@dataclass
+class SemSimOutput(ModelOutput):
+    """Output of ``SemSimModel.forward``.
+
+    Attributes:
+        embeddings: L2-normalised embeddings ``(N, D)`` of the model-ready images.
+    """
+
+    embeddings: Tensor | None = None
+
+
+class SemSimModel(PreTrainedModel):
+    """SemSim embedding network.
+
+    ``embed`` (and ``forward``) map model-ready images to L2-normalised embeddings, ``distance`` gives the
+    SemSim distance (in ``[0, 2]``, lower = more leakage) and ``probability`` the calibrated probability
+    of recognition. Training objectives wrap this model (see ``semsim_metric.training.stages``).
+
+    Weights load strictly from ``model.safetensors``: a missing or unexpected key is an error, and
+    nothing is ever unpickled.
+
+    Examples:
+        >>> model = SemSimModel(SemSimConfig(base_width=8)).eval()
+        >>> x = torch.randn(4, 3, 32, 32)
+        >>> torch.allclose(model.embed(x).norm(dim=1), torch.ones(4))
+        True
+        >>> float(model.distance(x, x).max())
+        0.0
+    """
+
+    config_class = SemSimConfig
+    base_model_prefix = "semsim"
+    main_input_name = "pixel_values"
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: SemSimConfig) -> None:
+        super().__init__(config)
+        self.backbone = build_backbone(config)
+        self.post_init()
+
+    # -- initialisation -------------------------------------------------------------------------
+    def _init_weights(self, module: nn.Module) -> None:
+        if self.config.backbone != "cifar_resnet18":
+            return  # transformers backbones initialise themselves
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # -- inference ------------------------------------------------------------------------------
+    def embed(self, pixel_values: Tensor) -> Tensor:
+        """Embed model-ready images ``(N, 3, S, S)`` into L2-normalised vectors ``(N, D)``."""
+        features = self.backbone(pixel_values)
+        return F.normalize(features.float(), p=2.0, dim=1, eps=1e-12).to(features.dtype)
+
+    def embed_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Embeddings of two batches of model-ready images of the same shape, in one forward pass (a call of the
+        module itself, so ``model.compile()`` applies)."""
+        return embed_pair(self, x, y)
+
+    def distance(self, x: Tensor, y: Tensor) -> Tensor:
+        """SemSim distance per pair of model-ready images, in ``[0, 2]`` (lower = more leakage)."""
+        ex, ey = self.embed_pair(x, y)
+        return torch.linalg.vector_norm(ex - ey, ord=2, dim=1)
+
+    def probability(self, distance: Tensor) -> Tensor:
+        """Calibrated probability that the reconstruction is recognised, from its distance.
+
+        Raises:
+            ValueError: when the model carries no calibration.
+        """
+        cal = self.config.calibration
+        if not cal:
+            raise ValueError(
+                "This SemSim model has no calibration, so output='probability' is unavailable. "
+                "Use output='distance', or fit one with semsim_metric.training.calibration.fit_calibration()."
+            )
+        return torch.sigmoid(cal["intercept"] + cal["slope"] * distance)
+
+    def forward(self, pixel_values: Tensor, return_dict: bool = True, **unused: Any) -> SemSimOutput:
+        """Embed model-ready images (the same as ``embed``, wrapped in a ``SemSimOutput``).
+
+        Training objectives (triplet loss, class and vote stages) live in ``semsim_metric.training``;
+        the model itself only embeds.
+        """
+        return SemSimOutput(embeddings=self.embed(pixel_values))
+
+    # -- strict safetensors I/O -----------------------------------------------------------------
+    @overload
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any,
+                        output_loading_info: Literal[False] = False, **kwargs: Any) -> SemSimModel: ...
+
+    @overload
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any,
+                        output_loading_info: Literal[True], **kwargs: Any) -> tuple[SemSimModel, dict[str, Any]]: ...
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *model_args: Any,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        token: str | bool | None = None,
+        config: SemSimConfig | None = None,
+        dtype: torch.dtype | str | None = None,
+        device_map: str | int | torch.device | dict[str, str | int | torch.device] | None = None,
+        output_loading_info: bool = False,
+        **kwargs: Any,
+    ) -> SemSimModel | tuple[SemSimModel, dict[str, Any]]:
+        """Load a SemSim model from a local folder or a Hub repository (strictly, safetensors only).
+
+        Args:
+            pretrained_model_name_or_path: a folder holding ``config.json`` and ``model.safetensors``,
+                or a Hub model id such as ``"org/name"``.
+            revision: branch, tag or commit of the Hub repository.
+            cache_dir: huggingface_hub cache folder.
+            local_files_only: never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
+            token: Hub token for private repositories.
+            config: use this config instead of the folder's ``config.json``.
+            dtype: the dtype of the loaded model (``torch_dtype`` is read as ``dtype``). ``None`` (the default)
+                loads float32 whatever the weights are stored in, so that scores do not depend on how a model was
+                saved; ``"auto"`` loads the dtype recorded in ``config.json`` (``dtype``, written by
+                ``save_pretrained``), or else the dtype of the stored weights, as transformers does; a
+                ``torch.dtype`` or its name loads that dtype. ``model.config.dtype`` is the loaded dtype.
+            device_map: the one device to load onto: ``"cpu"``, ``"cuda:0"``, ``0``, a ``torch.device``, or a
+                map whose every entry names the same device (``{"": "cuda:0"}``). A map over several devices,
+                ``"disk"`` and the strategies (``"auto"``, ``"balanced"``, ...) are refused: a SemSim model is small
+                and lives on one device.
+            output_loading_info: also return the loading report transformers returns (``missing_keys``,
+                ``unexpected_keys``, ``mismatched_keys``, ``error_msgs``): always empty, since loading is strict and
+                any mismatch is an error instead.
+            kwargs: ``subfolder`` (files in a sub-folder of the folder or repository), ``force_download``,
+                ``use_safetensors`` (must not be False), ``trust_remote_code`` and ``low_cpu_mem_usage`` (nothing to
+                do here); anything else is refused.
+
+        The folder is untrusted: ``config.json`` is validated field by field (``load_config``), and the network
+        it describes is compared with the header of ``model.safetensors`` - tensor names, shapes and sizes,
+        built on the meta device - before any memory is allocated for it (``check_weights_match_config``).
+
+        Returns:
+            The model in evaluation mode; with ``output_loading_info=True``, ``(model, loading_info)``.
+
+        Raises:
+            ModelNotFoundError: (an ``OSError``) when the files cannot be found (no such folder, offline and not
+                cached); the message says what was looked for.
+            InvalidModelError: (a ``ValueError``) a malformed ``config.json`` (naming the file and the field),
+                or weights that are not finite floating-point numbers.
+            ModelMismatchError: (also a ``RuntimeError``) weights that do not match the architecture in
+                ``config.json`` (the keys are named), found before the network is built.
+            ModelArgumentError: (a ``TypeError`` and ``ValueError``) an argument that cannot be honoured: an unknown
+                one, ``use_safetensors=False``, a dtype that is not floating point, a ``device_map`` over several
+                devices or a placement strategy.
+
+        Examples:
+            >>> import tempfile
+            >>> folder = tempfile.mkdtemp()
+            >>> SemSimModel(SemSimConfig(base_width=4)).save_pretrained(folder, dtype=torch.float16)
+            >>> SemSimModel.from_pretrained(folder).config.base_width
+            4
+            >>> SemSimModel.from_pretrained(folder, dtype="auto").dtype
+            torch.float16
+            >>> model, info = SemSimModel.from_pretrained(folder, device_map={"": "cpu"}, output_loading_info=True)
+            >>> info["missing_keys"], model.device
+            (set(), device(type='cpu'))
+        """
+        # arguments of transformers' from_pretrained: honoured, accepted because they cannot change anything
+        # here, or refused - never silently ignored
+        subfolder = str(kwargs.pop("subfolder", "") or "")
+        force_download = bool(kwargs.pop("force_download", False))
+        use_safetensors = kwargs.pop("use_safetensors", None)
+        if use_safetensors is False:
+            raise ModelArgumentError("SemSim models load from model.safetensors only (use_safetensors=False is "
+                                     "refused: other formats would have to be unpickled).")
+        kwargs.pop("trust_remote_code", None)  # the code is this package: nothing remote to trust or refuse
+        kwargs.pop("low_cpu_mem_usage", None)  # loading is always one pass over a small safetensors file
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        if dtype is None:
+            dtype = torch_dtype
+        # AutoModel passes some arguments with empty values (adapter_kwargs={}, code_revision=None, ...)
+        unknown = [k for k, v in kwargs.items() if not k.startswith("_") and v not in (None, {}, False, "")]
+        if model_args or unknown:
+            raise ModelArgumentError(
+                f"SemSimModel.from_pretrained() got arguments it cannot honour: {unknown or list(model_args)}. "
+                "Supported: revision, cache_dir, local_files_only, token, config, dtype/torch_dtype, device_map (one "
+                "device), output_loading_info, subfolder, force_download, use_safetensors, trust_remote_code."
+            )
+        device = _single_device(device_map)
+        if isinstance(dtype, dict):
+            raise ModelArgumentError(f"dtype={dtype!r}: a SemSim model has one dtype; pass a torch.dtype, its name or "
+                                     "'auto'.")
+        if dtype is not None and dtype != "auto":
+            dtype = _float_dtype(dtype)
+        folder = resolve_model_folder(
+            str(pretrained_model_name_or_path),
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            subfolder=subfolder,
+            force_download=force_download,
+        )
+        config_source = str(folder / CONFIG_NAME) if config is None else "the config passed to from_pretrained"
+        if config is None:
+            config = load_config(folder / CONFIG_NAME)
+        # compared with the weights' header on the meta device first: nothing is allocated for a config that
+        # describes another (or an enormous) network
+        check_weights_match_config(cls, config, folder / WEIGHTS_NAME, config_source=config_source)
+        if dtype == "auto":
+            dtype = _float_dtype(config.dtype) if getattr(config, "dtype", None) is not None else \
+                _stored_dtype(folder / WEIGHTS_NAME)
+        model = cls(config)
+        load_weights_strict(model, folder / WEIGHTS_NAME)
+        if dtype is not None:
+            model = model.to(dtype)
+        if device is not None:
+            model = model.to(device)
+        model.config.dtype = next(model.parameters()).dtype
+        model.config._name_or_path = str(pretrained_model_name_or_path)
+        model = model.eval()
+        if output_loading_info:
+            return model, {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
+        return model
+
+    def save_pretrained(  # type: ignore[override]
+        self,
+        save_directory: str | os.PathLike[str],
+        *,
+        dtype: torch.dtype | str | None = None,
+        state_dict: dict[str, Tensor] | None = None,
+        is_main_process: bool = True,
+        safe_serialization: bool = True,
+        max_shard_size: int | str | None = None,
+        push_to_hub: bool = False,
+        **push_kwargs: Any,
+    ) -> None:
+        """Write ``config.json``, ``model.safetensors`` (optionally stored in ``dtype``, e.g. fp16) and
+        ``preprocessor_config.json`` (the ``SemSimImageProcessor`` of this config, for ``AutoImageProcessor`` and
+        pipelines).
+
+        ``config.json`` records the dtype the weights are stored in as ``dtype``, as transformers 5 does:
+        ``from_pretrained(folder, dtype="auto")`` loads that dtype (the default, ``dtype=None``, loads float32).
+
+        Args:
+            save_directory: the folder.
+            dtype: store floating-point weights in this dtype (a ``torch.dtype`` or its name; default: the model's).
+            state_dict: weights to store instead of the model's own.
+            is_main_process: only the main process writes (distributed training).
+            safe_serialization: must be true (safetensors only).
+            max_shard_size: the weights are never sharded (a SemSim model is small); a limit they exceed is
+                an error, not a silent shard.
+            push_to_hub: afterwards upload the folder to the Hub repository ``repo_id`` (default: the folder's name),
+                with its ``README.md`` (a card is written there first when it has none, see ``push_to_hub``) and the
+                model code; the other keyword arguments are those of ``push_to_hub`` (``token``, ``private``,
+                ``revision``, ``commit_message``, ``commit_description``, ``create_pr``, ``dataset``, ``license``).
+
+        Raises:
+            ModelArgumentError: (a ``TypeError`` and ``ValueError``) ``safe_serialization=False``, a dtype that is not
+                floating point, weights larger than ``max_shard_size``, or arguments it cannot honour.
+        """
+        from safetensors.torch import save_file
+
+        from .image_processing_semsim import SemSimImageProcessor
+
+        allowed = {"repo_id", "token", "private", "revision", "commit_message", "commit_description", "create_pr",
+                   "dataset", "license"}
+        unknown = sorted(set(push_kwargs) - allowed)
+        if unknown or (push_kwargs and not push_to_hub):
+            raise ModelArgumentError(f"save_pretrained() got arguments it cannot honour: "
+                                     f"{unknown or sorted(push_kwargs)}.")
+        if not safe_serialization:
+            raise ModelArgumentError("SemSim saves safetensors only (safe_serialization=False is not supported).")
+        if dtype is not None:
+            dtype = _float_dtype(dtype)
+        if not is_main_process:
+            return
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.architectures = [type(self).__name__]
+        state = {}
+        for key, value in (state_dict if state_dict is not None else self.state_dict()).items():
+            value = value.detach().cpu()
+            if dtype is not None and value.is_floating_point():
+                value = value.to(dtype)
+            state[key] = value.contiguous()
+        if max_shard_size is not None:
+            from transformers.utils.hub import convert_file_size_to_int
+
+            limit = convert_file_size_to_int(max_shard_size)
+            size = sum(v.numel() * v.element_size() for v in state.values())
+            if size > limit:
+                raise ModelArgumentError(f"the weights take {size / 2**20:.1f} MiB, more than max_shard_size="
+                                         f"{max_shard_size}; SemSim writes one unsharded model.safetensors: pass a "
+                                         "larger max_shard_size.")
+        stored = next((v.dtype for v in state.values() if v.is_floating_point()), None)
+        self.config.dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), None)  # as it runs
+        config = copy.deepcopy(self.config)  # the file records how the weights are stored, not how this model runs
+        config.dtype = stored
+        config.save_pretrained(str(folder))
+        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        _readable_like_other_files(folder / WEIGHTS_NAME)
+        SemSimImageProcessor.from_model_config(self.config).save_pretrained(str(folder))
+        if push_to_hub:
+            repo_id = push_kwargs.pop("repo_id", None) or folder.resolve().name
+            dataset, license = push_kwargs.pop("dataset", None), push_kwargs.pop("license", "apache-2.0")
+            if not (folder / "README.md").is_file():
+                (folder / "README.md").write_text(
+                    _default_card(self.config, repo_id, dataset=dataset, license=license, folder=folder))
+            _upload_model_folder(folder, repo_id, **push_kwargs)
+
+    def push_to_hub(  # type: ignore[override]
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        card: str | None = None,
+        dataset: str | None = None,
+        license: str = "apache-2.0",
+    ) -> str:
+        """Upload the model (``config.json``, ``model.safetensors``, ``preprocessor_config.json``, a model card and
+        the model code for ``trust_remote_code``) to the Hub repository ``repo_id``, creating it if needed; returns
+        the commit URL. The endpoint is ``HF_ENDPOINT``.
+
+        ``card`` is the ``README.md`` to upload. By default a card is generated with the same writer as ``semsim
+        train``'s (``semsim_metric.models.card``): Hub metadata (licence, library, pipeline tag, the training
+        dataset's Hub id, ROC-AUCs as ``model-index`` results), how to load the model and its calibration. The
+        dataset and results come from the ``training_info.json`` of the folder the model was loaded from (written by
+        ``semsim train``), when there is one; ``dataset`` names the training dataset otherwise (a Hub id or a
+        project ``hub/<name>`` folder).
+
+        Raises:
+            ModelArgumentError: from ``save_pretrained``.
+            huggingface_hub.errors.HfHubHTTPError: the Hub refused the upload (no token, no rights, ...).
+        """
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp, dtype=dtype, max_shard_size=max_shard_size)
+            (Path(tmp) / "README.md").write_text(card if card is not None else _default_card(
+                self.config, repo_id, dataset=dataset, license=license))
+            return _upload_model_folder(Path(tmp), repo_id, commit_message=commit_message,
+                                        commit_description=commit_description, private=private, token=token,
+                                        revision=revision, create_pr=create_pr)
+
+
+class ModelArgumentError(SemSimError, TypeError, ValueError):
+    """An argument of ``from_pretrained`` / ``save_pretrained`` that a SemSim model cannot honour (an unknown one, a
+    non-floating dtype, a device map over several devices, pickled formats, ...): refused with a message instead of
+    being ignored. Also a ``TypeError`` and a ``ValueError``, as these refusals always were."""
+
+
+#: safetensors' dtype names of the floating-point dtypes a SemSim model can be stored in
+_SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+#: device_map strategies of transformers (they spread a model over devices; a SemSim model lives on one)
+_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _float_dtype(dtype: Any) -> torch.dtype:
+    """``torch.float16`` from ``torch.float16`` or ``"float16"``.
+
+    Raises:
+        ModelArgumentError: not a floating-point dtype SemSim runs in.
+    """
+    try:
+        return getattr(torch, check_dtype_name(dtype))  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ModelArgumentError(str(err)) from None
+
+
+def _stored_dtype(weights_file: Path) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor in ``weights_file`` (read from its header), for ``dtype="auto"``
+    when ``config.json`` records none."""
+    for stored, _ in read_weights_header(weights_file).values():
+        if stored in _SAFETENSORS_DTYPES:
+            return getattr(torch, _SAFETENSORS_DTYPES[stored])
+    return None
+
+
+def _as_device(value: Any) -> torch.device:
+    if isinstance(value, bool):
+        raise ModelArgumentError(f"device_map entry {value!r} is not a device.")
+    if isinstance(value, int):
+        return torch.device("cuda", value)
+    if value == "disk":
+        raise ModelArgumentError("device_map puts weights on 'disk': a SemSim model is small and is loaded whole on "
+                                 "one device; pass a device such as 'cpu' or 'cuda:0'.")
+    try:
+        return torch.device(value)
+    except (RuntimeError, TypeError) as err:
+        raise ModelArgumentError(f"device_map entry {value!r} is not a device ({err}).") from None
+
+
+def _single_device(device_map: Any) -> torch.device | None:
+    """The one device a ``device_map`` names: a device, or a map whose entries all name the same device.
+
+    Raises:
+        ModelArgumentError: a strategy (``"auto"``, ...), a map over several devices, an empty map, ``"disk"``.
+    """
+    if device_map is None:
+        return None
+    if isinstance(device_map, str) and device_map in _STRATEGIES:
+        raise ModelArgumentError(f"device_map={device_map!r}: a SemSim model is small and lives on one device; pass "
+                                 "a device such as 'cpu' or 'cuda:0' (or {'': 'cuda:0'}).")
+    if isinstance(device_map, dict):
+        devices = {str(_as_device(v)) for v in device_map.values()}
+        if len(devices) != 1:
+            raise ModelArgumentError(
+                f"device_map maps the model onto {len(devices)} devices ({', '.join(sorted(devices)) or 'none'}): a "
+                "SemSim model is small and lives on one device; pass one device, e.g. device_map={'': 'cuda:0'}.")
+        return torch.device(devices.pop())
+    return _as_device(device_map)
+
+
+def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | None = None,
+                         commit_description: str | None = None, private: bool | None = None,
+                         token: bool | str | None = None, revision: str | None = None,
+                         create_pr: bool = False) -> str:
+    """Create ``repo_id`` if needed and upload the model files of ``folder`` in one commit, with the model code
+    (``export_remote_code``) so that it also loads where the package is
+    not installed (``AutoModel.from_pretrained(repo_id, trust_remote_code=True)``).
+
+    Raises:
+        ImportError: the package is not installed (a copy exported for ``trust_remote_code`` cannot upload).
+        huggingface_hub.errors.HfHubHTTPError: the Hub refused the upload.
+    """
+    from huggingface_hub import HfApi
+
+    try:  # absolute and inside try: the copy exported for trust_remote_code must not require the package
+        from semsim_metric.models.remote_code import export_remote_code
+    except ImportError as err:
+        raise ImportError("uploading needs the semsim-metric package (pip install semsim-metric)") from err
+
+    export_remote_code(folder)
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
+                             commit_message=commit_message or "Upload SemSim model",
+                             commit_description=commit_description, create_pr=create_pr,
+                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, PREPROCESSOR_NAME, "README.md", "*.py"])
+    return str(info.commit_url if hasattr(info, "commit_url") else info)
+
+
+def _default_card(config: SemSimConfig, repo_id: str, *, dataset: str | None = None, license: str = "apache-2.0",
+                  folder: Path | None = None) -> str:
+    """The card ``push_to_hub`` writes: ``semsim_metric.models.card.model_card`` with the dataset and the ROC-AUCs
+    of the ``training_info.json`` beside the weights the model was loaded from (``semsim train`` writes one), if any.
+
+    Raises:
+        ImportError: the package is not installed (a copy exported for ``trust_remote_code`` writes no cards).
+    """
+    try:  # absolute and inside try, as in _upload_model_folder
+        from semsim_metric.models.card import model_card, read_training_record
+    except ImportError as err:
+        raise ImportError("writing a model card needs the semsim-metric package (pip install semsim-metric)") from err
+
+    source = folder if folder is not None else Path(getattr(config, "_name_or_path", "") or ".")
+    record = read_training_record(source) if source.is_dir() else {}
+    return model_card(config, repo_id, dataset=dataset or record.get("dataset"), results=record.get("results"),
+                      license=license)
+
+
+def _readable_like_other_files(path: Path) -> None:
+    """safetensors writes through a private temporary file (mode 0600); give the weights the mode any other
+    file gets under the user's umask, so a shared or published folder is readable like its config.json."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Embeddings of two same-shaped batches of model-ready images in one call of ``model`` itself (a
+    ``SemSimModel``, or ``torch.compile`` of one: the compiled forward is what runs).
+
+    The embeddings are L2-normalised ``(N, D)``: their Euclidean distance is SemSim, in ``[0, 2]``, lower =
+    more leakage."""
+    if x.shape != y.shape:
+        raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
+    ex, ey = model(torch.cat([x, y], dim=0)).embeddings.split(x.shape[0], dim=0)
+    return ex, ey
+
+
+def load_config(config_file: Path) -> SemSimConfig:
+    """Read and validate ``config.json`` (at most ``MAX_CONFIG_BYTES``).
+
+    Raises:
+        InvalidModelError: the file is too large, not JSON, not an object, not a SemSim config, or a field is
+            malformed (the message names the file and the field, e.g. ``backbone_config.backbone``).
+    """
+    import json
+
+    from .errors import InvalidModelError
+
+    try:
+        with Path(config_file).open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise InvalidModelError(f"{config_file} is not a readable JSON file ({err}).") from err
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InvalidModelError(f"{config_file} is larger than {MAX_CONFIG_BYTES // 2**20} MiB, far more than a SemSim "
+                                "config needs (the default model's is 54 KB); it is not read. Check that the folder "
+                                "holds the config.json written by SemSimModel.save_pretrained.")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise InvalidModelError(f"{config_file} is not a readable JSON file ({err}).") from err
+    if not isinstance(raw, dict):
+        raise InvalidModelError(f"{config_file} must hold a JSON object, got {type(raw).__name__}.")
+    if raw.get("model_type", "semsim") != "semsim":
+        raise InvalidModelError(f"{config_file} describes a {raw.get('model_type')!r} model, not a SemSim model.")
+    try:
+        return SemSimConfig.from_dict(raw)
+    except (TypeError, ValueError, KeyError, RecursionError) as err:
+        raise InvalidModelError(f"{config_file}: {err}") from err
+
+
+def read_weights_header(weights_file: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Name -> ``(dtype, shape)`` of every tensor in a safetensors file, read from its header alone (no tensor data
+    is read; safetensors checks that the header's tensors exactly cover the file).
+
+    Raises:
+        ModelNotFoundError: (an ``OSError``) there is no such file.
+        InvalidModelError: the header is larger than ``MAX_WEIGHTS_HEADER_BYTES``.
+        OSError: the file is not a readable safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from .errors import InvalidModelError, ModelNotFoundError
+
+    weights_file = Path(weights_file)
+    if not weights_file.is_file():
+        raise ModelNotFoundError(
+            f"No weights file at {weights_file}. A SemSim model folder holds config.json and "
+            "model.safetensors (other formats, such as pickled .bin files, are refused)."
+        )
+    try:
+        with weights_file.open("rb") as fh:
+            prefix = fh.read(8)
+    except OSError as err:
+        raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
+    if len(prefix) == 8 and int.from_bytes(prefix, "little") > MAX_WEIGHTS_HEADER_BYTES:
+        raise InvalidModelError(
+            f"{weights_file}: its safetensors header claims {int.from_bytes(prefix, 'little'):,} bytes, more than the "
+            f"{MAX_WEIGHTS_HEADER_BYTES // 2**20} MiB any SemSim model needs; it is not read. Re-export the model with "
+            "SemSimModel.save_pretrained.")
+    try:
+        with safe_open(str(weights_file), framework="pt") as f:
+            header = {}
+            for key in f.keys():  # noqa: SIM118 (a safetensors file handle, not a dict)
+                tensor = f.get_slice(key)
+                header[key] = (str(tensor.get_dtype()), tuple(int(n) for n in tensor.get_shape()))
+            return header
+    except (SafetensorError, OSError, ValueError) as err:
+        raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
+
+
+class _BuildTooLarge(Exception):
+    """Raised from inside a module registration hook: the network being built outgrows its weights file."""
+
+
+@contextlib.contextmanager
+def _registration_budget(limit: int) -> Iterator[None]:
+    """Stop (``_BuildTooLarge``) a network being built in this thread once it has registered more than ``limit``
+    parameters, buffers and sub-modules: a crafted config cannot keep Python building modules for hours."""
+    from torch.nn.modules import module as torch_module
+
+    thread = threading.get_ident()
+    registered = 0
+
+    def count(*_: Any) -> None:
+        nonlocal registered
+        if threading.get_ident() == thread:
+            registered += 1
+            if registered > limit:
+                raise _BuildTooLarge
+
+    handles = [torch_module.register_module_parameter_registration_hook(count),
+               torch_module.register_module_buffer_registration_hook(count),
+               torch_module.register_module_module_registration_hook(count)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def check_weights_match_config(model_class: type[SemSimModel], config: SemSimConfig, weights_file: Path, *,
+                               config_source: str = "config.json") -> None:
+    """Check, before allocating anything, that ``weights_file`` holds exactly the network ``config`` describes.
+
+    The network is built on the meta device (shapes, no memory) and compared with the safetensors header
+    (``read_weights_header``): the total size, then every tensor name and shape. Building stops early when the
+    config describes far more modules than the file has tensors. A folder whose ``config.json`` describes a
+    terabyte network beside a 180 KB weights file is refused in well under a second.
+
+    Args:
+        model_class: the class to build (``SemSimModel`` or a subclass).
+        config: the validated config.
+        weights_file: the ``model.safetensors`` to compare with.
+        config_source: what ``config`` came from, for messages.
+
+    Raises:
+        ModelMismatchError: (a ``RuntimeError`` and ``InvalidModelError``) the sizes, names or shapes differ; the
+            message names the files and the first keys.
+        InvalidModelError: the network the config describes cannot be built.
+        ModelNotFoundError, OSError: from ``read_weights_header``.
+    """
+    from .errors import InvalidModelError, ModelMismatchError
+
+    header = read_weights_header(weights_file)
+    stored = sum(math.prod(shape) for _, shape in header.values())
+    limit = 8 * len(header) + 1024  # real networks register about 2 modules, parameters or buffers per saved tensor
+    try:
+        with _registration_budget(limit), torch.device("meta"):
+            skeleton = model_class(config)
+    except _BuildTooLarge:
+        raise ModelMismatchError(
+            f"{config_source} describes a network with more than {limit:,} modules, parameters and buffers, while "
+            f"{weights_file} holds {len(header):,} tensors: the config does not belong to these weights (it was "
+            "refused before anything was allocated). Check backbone, base_width and backbone_config.") from None
+    except ImportError:
+        raise
+    except (RuntimeError, ValueError, TypeError, AttributeError, NotImplementedError) as err:
+        raise InvalidModelError(f"{config_source}: the network it describes cannot be built ({err}).") from err
+    tensors = {id(t): t for t in [*skeleton.parameters(), *skeleton.buffers()]}
+    needed = sum(t.numel() for t in tensors.values())
+    if needed > stored + _UNSAVED_VALUES:
+        raise ModelMismatchError(
+            f"{config_source} describes a network of {needed:,} values ({needed * 4 / 2**30:,.1f} GiB in float32), "
+            f"but {weights_file} holds {stored:,}: the config does not belong to these weights (refused before "
+            "anything was allocated). Check backbone, base_width and backbone_config.")
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    _check_keys_and_shapes(expected, {key: shape for key, (_, shape) in header.items()}, weights_file)
+
+
+def _check_keys_and_shapes(expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]],
+                           weights_file: Path) -> None:
+    from .errors import ModelMismatchError
+
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise ModelMismatchError(
+            f"Weights in {weights_file} do not match the architecture in config.json. "
+            f"Missing keys ({len(missing)}): {_short(missing)}; unexpected keys ({len(unexpected)}): "
+            f"{_short(unexpected)}. Check that config.json (backbone, base_width) belongs to these weights."
+        )
+    wrong_shape = [k for k in expected if expected[k] != stored[k]]
+    if wrong_shape:
+        k = wrong_shape[0]
+        raise ModelMismatchError(
+            f"Weights in {weights_file} have the wrong shape for {len(wrong_shape)} keys, e.g. {k}: "
+            f"file {stored[k]} vs model {expected[k]}. Check that config.json (backbone, base_width) belongs to "
+            "these weights."
+        )
+
+
+def load_weights_strict(model: nn.Module, weights_file: Path) -> None:
+    """Load ``weights_file`` (safetensors) into ``model``; any missing/unexpected key is an error.
+
+    Raises:
+        ModelNotFoundError: (an ``OSError``) there is no such file.
+        OSError: the file is not a readable safetensors file.
+        ModelMismatchError: (a ``RuntimeError``) missing or unexpected keys, or wrong shapes (named).
+        InvalidModelError: a tensor that is not floating point where the model's is, or holds NaN/Inf.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .errors import InvalidModelError, ModelNotFoundError
+
+    if not weights_file.is_file():
+        raise ModelNotFoundError(
+            f"No weights file at {weights_file}. A SemSim model folder holds config.json and "
+            "model.safetensors (other formats, such as pickled .bin files, are refused)."
+        )
+    try:
+        state = load_file(str(weights_file))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
+    expected = model.state_dict()
+    _check_keys_and_shapes({k: tuple(v.shape) for k, v in expected.items()},
+                           {k: tuple(v.shape) for k, v in state.items()}, weights_file)
+    for key, target in expected.items():
+        value = state[key]
+        if target.is_floating_point() != value.is_floating_point() or value.is_complex():
+            raise InvalidModelError(
+                f"{weights_file}: tensor {key} has dtype {value.dtype}, but the model stores it as {target.dtype}; "
+                "SemSim weights are floating point (save them with SemSimModel.save_pretrained).")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InvalidModelError(
+                f"{weights_file}: tensor {key} holds NaN or infinite values; these weights would make every score "
+                "NaN. Retrain or re-export the model.")
+    with torch.no_grad():
+        for key, target in expected.items():
+            target.copy_(state[key].to(target.dtype))
+
+
+def _short(keys: list[str], limit: int = 6) -> str:
+    if not keys:
+        return "none"
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _register() -> None:
+    """Register this module's classes with ``AutoConfig`` / ``AutoModel`` (replacing the stand-in that
+    ``semsim_metric.models.registration`` registers before the model code is imported)."""
+    AutoConfig.register("semsim", SemSimConfig, exist_ok=True)
+    AutoModel.register(SemSimConfig, SemSimModel, exist_ok=True)
+
+
+_register()
