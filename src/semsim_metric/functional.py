@@ -331,7 +331,7 @@ def _semsim_update(
     dtype = _model_dtype(model)
     kwargs = dict(data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
                   dtype=dtype)
-    emb_preds, emb_target = _embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
+    emb_preds, emb_target = embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
     distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
     if check_domain:  # the content check reads values (a GPU sync), so validate_args=False skips it
         emb = emb_target if validate_args else None
@@ -344,29 +344,6 @@ def _semsim_update(
         # the calibration runs in float32 at least (bf16/fp16 distances), in float64 for a float64 model
         return model.probability(distance if distance.dtype == torch.float64 else distance.float())
     return distance
-
-
-def _embed_pair(model: SemSimModel, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """L2-normalised embeddings of two batches of model-ready images, in the images' precision.
-
-    Float16, bfloat16 and float32 images go through ``embed_pair`` (one call of the model itself, so a compiled
-    forward runs), which normalises in float32. Float64 images (a float64 model) are embedded by the model's
-    backbone and normalised in float64 (eagerly, also for a compiled model): normalising them in float32 rounds
-    every embedding to float32, and ``torch.autograd.gradcheck`` of a float64 model then finds gradients off by up
-    to 0.04.
-
-    Raises:
-        ValueError: ``x`` and ``y`` differ in shape.
-    """
-    if x.dtype != torch.float64:
-        return embed_pair(model, x, y)
-    if x.shape != y.shape:
-        raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
-    net = model._orig_mod if _compiled_semsim(model) else model  # type: ignore[union-attr]
-    features = net.backbone(torch.cat([x, y], dim=0))
-    emb = torch.nn.functional.normalize(features, p=2.0, dim=1, eps=1e-12)
-    ex, ey = emb.split(x.shape[0], dim=0)
-    return ex, ey
 
 
 def _semsim_compute(scores: Tensor, count: Tensor | int | None = None, reduction: Reduction = "mean") -> Tensor:

@@ -97,8 +97,14 @@ class SemSimModel(PreTrainedModel):
 
     # -- inference ------------------------------------------------------------------------------
     def embed(self, pixel_values: Tensor) -> Tensor:
-        """Embed model-ready images ``(N, 3, S, S)`` into L2-normalised vectors ``(N, D)``."""
+        """Embed model-ready images ``(N, 3, S, S)`` into L2-normalised vectors ``(N, D)``.
+
+        Half-precision features are normalised in float32 (then cast back); float32 and float64 ones in their own
+        precision, so a float64 model is float64 end to end (``torch.autograd.gradcheck`` holds).
+        """
         features = self.backbone(pixel_values)
+        if features.dtype == torch.float64:
+            return F.normalize(features, p=2.0, dim=1, eps=1e-12)
         return F.normalize(features.float(), p=2.0, dim=1, eps=1e-12).to(features.dtype)
 
     def embed_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
