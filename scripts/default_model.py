@@ -75,11 +75,12 @@ def train_all(out: Path, recipe: str, heldout: Path) -> None:
 
     from semsim_metric.evaluation.heldout import build_protocol_splits, run_folder_name
     from semsim_metric.training.calibration import fit_calibration
-    from semsim_metric.training.run import train
+    from semsim_metric.training.run import TrainOptions, train
     from semsim_metric.training.validation import pair_distances
 
     data = all_rows_dataset(out.parent / f"{out.name}-data")
-    result = train(data, out, recipe=recipe, write_card=False, pretrain_cache=heldout / "pretrained")
+    options = TrainOptions(write_card=False, pretrain_cache=heldout / "pretrained")
+    result = train(data, out, recipe=recipe, options=options)
     # calibration: the same recipe trained without the unseen-originals test originals, on those originals
     selected = heldout / "models" / run_folder_name("unseen-originals", recipe)
     if not (selected / "model.safetensors").is_file():
@@ -424,7 +425,7 @@ def main() -> int:
     if info.get("trained_on", "").startswith("every row"):
         train_all(args.out, info["recipe"]["name"], args.heldout)
         return 0
-    recipe = Recipe(**{**info["recipe"], "milestones": tuple(info["recipe"]["milestones"])})
+    recipe = Recipe.from_flat(info["recipe"])
     result = train(DATASET, args.out, recipe=recipe)
     print(result.validation, result.test)
     return 0

@@ -325,7 +325,7 @@ def test_a_model_fine_tuned_on_the_exported_votes_loads_with_semsim(campaign, da
 
     from semsim_metric import SemSim
     from semsim_metric.data.loading import load_folder_or_hub
-    from semsim_metric.training import train
+    from semsim_metric.training import TrainerOptions, TrainOptions, train
 
     dsd = load_folder_or_hub(str(dataset))
     truth = {r: c for s in dsd.values() for r, c in zip(s["reconstruction_id"], s["class_label"])}
@@ -341,8 +341,8 @@ def test_a_model_fine_tuned_on_the_exported_votes_loads_with_semsim(campaign, da
             campaign.answer(name, item.item_id, item.ticket, answer)
     exported = export_campaign(campaign, tmp_path / "annotated")  # 2 votes per item: recognised = 2 of 2
     assert exported.rule.min_votes == 2
-    result = train(str(tmp_path / "annotated"), tmp_path / "model", recipe="quick", init_from=str(tiny_model_dir),
-                   progress=False)
+    result = train(str(tmp_path / "annotated"), tmp_path / "model", recipe="quick",
+                   options=TrainOptions(init_from=str(tiny_model_dir), trainer=TrainerOptions(progress=False)))
     info = json.loads((tmp_path / "model" / "training_info.json").read_text())
     assert info["init_from"] == str(tiny_model_dir) and result.train_seconds > 0
     assert set(info["estimates"]) == set(info["stages"])  # each stage's timing is recorded (empty below 3 steps)

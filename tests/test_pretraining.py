@@ -12,9 +12,11 @@ from safetensors.torch import load_file
 from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.training.stages.classes import PretrainSettings, pretrain_backbone, pretrain_cached
-from semsim_metric.training import get_recipe, train
+from semsim_metric.training import TrainOptions, get_recipe, train
+from semsim_metric.training.trainer import TrainerOptions
 
 ROOT = Path(__file__).resolve().parents[1]
+QUIET = TrainerOptions(progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def _settings(folder, **kw):
 
 def test_the_backbone_learns_the_classes(class_folder):
     model = SemSimModel(SemSimConfig(base_width=4))
-    info, head = pretrain_backbone(model, _settings(class_folder), progress=False)
+    info, head = pretrain_backbone(model, _settings(class_folder), options=QUIET)
     assert info["trained_images"] == 192 - 32 and info["holdout_images"] == 32
     assert info["holdout_accuracy"] >= 0.9  # chance is 0.5
     assert info["excluded_as_annotated"] == 0 and head.out_features == 2
@@ -59,27 +61,30 @@ def test_annotated_originals_are_never_pre_trained_on(class_folder):
 
     annotated = [load_image(p) for p in sorted((class_folder / "train" / "vertical").glob("*.png"))[:5]]
     info, _ = pretrain_backbone(SemSimModel(SemSimConfig(base_width=2)), _settings(class_folder, epochs=0.1),
-                             exclude_images=annotated, progress=False)
+                             exclude_images=annotated, options=QUIET)
     assert info["excluded_as_annotated"] == 5
     assert info["trained_images"] + info["holdout_images"] == 192 - 5
 
 
-def test_settings_are_validated():
-    with pytest.raises(ValueError, match="epochs must be > 0"):
-        PretrainSettings(epochs=0)
+def test_settings_are_validated(class_folder):
+    with pytest.raises(ValueError, match="epochs must be >= 0"):
+        PretrainSettings(epochs=-1)
+    assert PretrainSettings(epochs=0).epochs == 0  # what a recipe without stage 1 holds; there is nothing to train
+    with pytest.raises(ValueError, match="pre-training epochs must be > 0"):
+        pretrain_backbone(SemSimModel(SemSimConfig(base_width=2)), _settings(class_folder, epochs=0), options=QUIET)
 
 
 def test_cache_reuses_identical_settings_only(class_folder, tmp_path):
     first = SemSimModel(SemSimConfig(base_width=2))
-    info, _ = pretrain_cached(first, _settings(class_folder, epochs=0.5), tmp_path, progress=False)
+    info, _ = pretrain_cached(first, _settings(class_folder, epochs=0.5), tmp_path, options=QUIET)
     assert "reused_from" not in info
     second = SemSimModel(SemSimConfig(base_width=2))
-    again, _ = pretrain_cached(second, _settings(class_folder, epochs=0.5), tmp_path, progress=False)
+    again, _ = pretrain_cached(second, _settings(class_folder, epochs=0.5), tmp_path, options=QUIET)
     assert again["reused_from"]
     for a, b in zip(first.backbone.state_dict().values(), second.backbone.state_dict().values()):
         assert torch.equal(a, b)
     pretrain_cached(SemSimModel(SemSimConfig(base_width=2)), _settings(class_folder, epochs=0.5, noise=0.0), tmp_path,
-                    progress=False)
+                    options=QUIET)
     assert len(list(tmp_path.iterdir())) == 2  # other settings -> another entry
 
 
@@ -87,7 +92,7 @@ def test_two_domains_pre_train_together_each_with_its_own_classes_at_its_own_siz
     colour = _bars(tmp_path / "colour", size=32, colour=True, n=24)
     model = SemSimModel(SemSimConfig(base_width=4))
     info, head = pretrain_backbone(model, _settings(f"{class_folder}+{colour}", epochs=1, holdout=16, min_source_share=0.5),
-                                   progress=False)
+                                   options=QUIET)
     assert info["class_offsets"] == {class_folder.name: 0, "colour": 2}  # the second domain's classes come after
     assert head.out_features == 4
     assert info["source_sizes"] == {class_folder.name: 192, "colour": 48}
@@ -109,7 +114,7 @@ def tiny_dataset(tmp_path_factory):
 @pytest.mark.slow
 def test_two_stage_training_records_stage_one(class_folder, tiny_dataset, tmp_path):
     result = train(tiny_dataset, tmp_path / "m", recipe="semantic", base_width=2, vote_epochs=1,
-                   pretrain_epochs=0.5, pretrain_source=str(class_folder), write_card=True)
+                   pretrain_epochs=0.5, pretrain_source=str(class_folder))
     info = json.loads((tmp_path / "m" / "training_info.json").read_text())
     assert info["pretraining"]["settings"]["source"] == str(class_folder)
     assert info["vote_tuning"]["rows"] == 96 and info["vote_tuning"]["classes"] == 10
@@ -129,10 +134,11 @@ def test_fine_tuning_starts_from_the_given_model(tiny_dataset, tmp_path):
     start.save_pretrained(tmp_path / "start")
     recipe = get_recipe("quick", epochs=1, learning_rate=0.0, momentum=0.0, nesterov=False,
                         weight_decay=0.0, augment=False)
-    train(tiny_dataset, tmp_path / "tuned", recipe=recipe, init_from=tmp_path / "start", write_card=False)
+    train(tiny_dataset, tmp_path / "tuned", recipe=recipe,
+          options=TrainOptions(init_from=tmp_path / "start", write_card=False))
     tuned = load_file(tmp_path / "tuned" / "model.safetensors")
     for key, value in load_file(tmp_path / "start" / "model.safetensors").items():
         if "running" not in key and "num_batches" not in key:  # BatchNorm statistics still update at lr 0
             assert torch.equal(tuned[key], value), key
     with pytest.raises(ValueError, match="either backbone= or init_from="):
-        train(tiny_dataset, tmp_path / "x", recipe="quick", init_from=tmp_path / "start", backbone="some/model")
+        TrainOptions(init_from=tmp_path / "start", backbone="some/model")

@@ -19,9 +19,11 @@ import torch
 from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.errors import IncompleteOutputError, SemSimError
 from semsim_metric.training.stages.classes import PretrainSettings, pretrain_backbone, pretrain_cached
+from semsim_metric.training.trainer import TrainerOptions
 from tests.test_stage_trainer import StopAt, class_folder  # noqa: F401  (the tiny two-class image source)
 
 ROOT = Path(__file__).resolve().parents[1]
+QUIET = TrainerOptions(progress=False)
 
 
 def _settings(source: Path, epochs: int = 3) -> PretrainSettings:
@@ -79,11 +81,12 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_ends_where_an_uninterrupt
     start = _weights(SemSimModel(SemSimConfig(base_width=2)))
     full = SemSimModel(SemSimConfig(base_width=2))
     full.load_state_dict(start)
-    full_info, _ = pretrain_backbone(full, settings, progress=False, output_dir=tmp_path / "full")
+    full_info, _ = pretrain_backbone(full, settings, options=QUIET, output_dir=tmp_path / "full")
 
     part = SemSimModel(SemSimConfig(base_width=2))
     part.load_state_dict(start)
-    pretrain_backbone(part, settings, progress=False, output_dir=tmp_path / "part", callbacks=[StopAt(13)])
+    pretrain_backbone(part, settings, output_dir=tmp_path / "part",
+                      options=TrainerOptions(progress=False, callbacks=(StopAt(13),)))
     ckpts = tmp_path / "part" / "checkpoints" / "classes"
     complete = [ckpts / "checkpoint-9", ckpts / "checkpoint-13"]
     assert sorted(p.name for p in ckpts.iterdir()) == sorted(p.name for p in complete)
@@ -97,7 +100,7 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_ends_where_an_uninterrupt
     resumed = SemSimModel(SemSimConfig(base_width=2))
     resumed.load_state_dict(start)
     with caplog.at_level(logging.WARNING, logger="semsim_metric"):
-        info, _ = pretrain_backbone(resumed, settings, progress=False, output_dir=tmp_path / "part", resume=True)
+        info, _ = pretrain_backbone(resumed, settings, options=QUIET, output_dir=tmp_path / "part", resume=True)
     said = [r.getMessage() for r in caplog.records if "incomplete checkpoint" in r.getMessage()]
     assert len(said) == 1 and str(killed) in said[0] and "resuming from checkpoint-13" in said[0]
     assert info["steps"] == full_info["steps"]
@@ -145,17 +148,17 @@ def test_info_json_is_written_atomically_and_a_damaged_one_is_named_with_the_fix
     with monkeypatch.context() as m:
         m.setattr(Path, "write_text", killed_half_way)
         with pytest.raises(_Killed):
-            pretrain_backbone(model, settings, progress=False, output_dir=tmp_path, resume=True)
+            pretrain_backbone(model, settings, options=QUIET, output_dir=tmp_path, resume=True)
     info_file = tmp_path / "stages" / "classes" / "info.json"
     assert not info_file.exists()  # never a half-written record under the real name: the stage is not finished
 
-    pretrain_backbone(model, settings, progress=False, output_dir=tmp_path, resume=True)
+    pretrain_backbone(model, settings, options=QUIET, output_dir=tmp_path, resume=True)
     assert json.loads(info_file.read_text())["finished"]
 
     # a record damaged some other way (an older version killed mid-write, an edit) is named with the fix
     info_file.write_text(info_file.read_text()[:40])
     with pytest.raises(IncompleteOutputError) as err:
-        pretrain_backbone(model, settings, progress=False, output_dir=tmp_path, resume=True)
+        pretrain_backbone(model, settings, options=QUIET, output_dir=tmp_path, resume=True)
     assert isinstance(err.value, SemSimError)
     message = str(err.value)
     assert str(info_file) in message and "not valid JSON" in message
@@ -164,11 +167,11 @@ def test_info_json_is_written_atomically_and_a_damaged_one_is_named_with_the_fix
 
 def test_a_damaged_pretraining_cache_record_is_named_with_the_fix(class_folder, tmp_path):  # noqa: F811
     settings = _settings(class_folder, epochs=1)
-    pretrain_cached(SemSimModel(SemSimConfig(base_width=2)), settings, tmp_path, progress=False)
+    pretrain_cached(SemSimModel(SemSimConfig(base_width=2)), settings, tmp_path, options=QUIET)
     (record,) = tmp_path.glob("*/pretraining.json")
     record.write_text(record.read_text()[:30])
     with pytest.raises(IncompleteOutputError, match="pretraining.json is damaged.*Delete the folder"):
-        pretrain_cached(SemSimModel(SemSimConfig(base_width=2)), settings, tmp_path, progress=False)
+        pretrain_cached(SemSimModel(SemSimConfig(base_width=2)), settings, tmp_path, options=QUIET)
 
 
 # --- semsim-local dataset copies ----------------------------------------------------------------------------------

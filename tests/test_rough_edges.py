@@ -118,7 +118,7 @@ def test_a_tiny_validation_split_gets_no_calibration_and_a_warning(tmp_path):
     from semsim_metric.data.hub_folder import DatasetCard, write_dataset_folder
     from semsim_metric.data.loading import load_folder_or_hub, undecoded
     from semsim_metric.models import SemSimModel
-    from semsim_metric.training.run import TinyDatasetWarning, train
+    from semsim_metric.training.run import TinyDatasetWarning, TrainOptions, train
     from tests.test_training import DEFAULT_DATASET
 
     dsd = undecoded(load_folder_or_hub(str(DEFAULT_DATASET)))
@@ -126,7 +126,7 @@ def test_a_tiny_validation_split_gets_no_calibration_and_a_warning(tmp_path):
               "test": list(dsd["test"].select(range(6)))}
     folder = write_dataset_folder(splits, tmp_path / "ds", DatasetCard(title="tiny", summary="tiny"))
     with pytest.warns(TinyDatasetWarning, match="no calibration fitted"):
-        train(folder, tmp_path / "m", recipe="quick", epochs=1, write_card=False)
+        train(folder, tmp_path / "m", recipe="quick", epochs=1, options=TrainOptions(write_card=False))
     assert SemSimModel.from_pretrained(tmp_path / "m").config.calibration is None
 
 

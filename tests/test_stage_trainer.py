@@ -20,8 +20,10 @@ from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.training.stages.classes import PretrainSettings, pretrain_backbone
 from semsim_metric.training.stages.votes import VoteTuningSettings, tune_on_votes
+from semsim_metric.training.trainer import TrainerOptions
 
 ROOT = Path(__file__).resolve().parents[1]
+QUIET = TrainerOptions(progress=False)
 
 
 class StopAt(TrainerCallback):
@@ -67,15 +69,16 @@ def test_class_stage_resumes_to_the_uninterrupted_result(class_folder, tmp_path)
                                 noise=0.3, seed=3)
     full = SemSimModel(SemSimConfig(base_width=2))
     start = {k: v.clone() for k, v in full.state_dict().items()}
-    pretrain_backbone(full, settings, progress=False, output_dir=tmp_path / "full")
+    pretrain_backbone(full, settings, options=QUIET, output_dir=tmp_path / "full")
     part = SemSimModel(SemSimConfig(base_width=2))
     part.load_state_dict(start)
-    pretrain_backbone(part, settings, progress=False, output_dir=tmp_path / "part", callbacks=[StopAt(13)])
+    pretrain_backbone(part, settings, output_dir=tmp_path / "part",
+                      options=TrainerOptions(progress=False, callbacks=(StopAt(13),)))
     assert not (tmp_path / "part" / "stages" / "classes").exists()  # stopped early: not marked finished
     assert not _same(part.state_dict(), full.state_dict())
     resumed = SemSimModel(SemSimConfig(base_width=2))
     resumed.load_state_dict(start)
-    pretrain_backbone(resumed, settings, progress=False, output_dir=tmp_path / "part", resume=True)
+    pretrain_backbone(resumed, settings, options=QUIET, output_dir=tmp_path / "part", resume=True)
     assert _same(resumed.state_dict(), full.state_dict())
     info = json.loads((tmp_path / "part" / "stages" / "classes" / "info.json").read_text())
     assert info["finished"] and info["steps"] == info["plan"]["max_steps"]
@@ -90,7 +93,7 @@ def test_a_stage_says_how_long_it_will_take_from_timed_steps(class_folder, tmp_p
     settings = PretrainSettings(source=str(class_folder), epochs=2, batch_size=8, learning_rate=0.05, holdout=8,
                                 noise=0.3, seed=3)
     with caplog.at_level(logging.INFO, logger="semsim_metric"):
-        info, _ = pretrain_backbone(SemSimModel(SemSimConfig(base_width=2)), settings, progress=False,
+        info, _ = pretrain_backbone(SemSimModel(SemSimConfig(base_width=2)), settings, options=QUIET,
                                     output_dir=tmp_path)
     estimate, steps = info["estimate"], info["steps"]
     assert steps > ESTIMATE_WARMUP_STEPS + ESTIMATE_TIMED_STEPS
@@ -119,11 +122,12 @@ def test_vote_stage_resumes_to_the_uninterrupted_result(small_split, tmp_path):
     torch.manual_seed(0)
     start = SemSimModel(SemSimConfig(base_width=2)).state_dict()
     models = {}
-    for name, extra in (("full", {}), ("part", {"callbacks": [StopAt(5)]}), ("part2", {"resume": True})):
+    stop = TrainerOptions(progress=False, callbacks=(StopAt(5),))
+    for name, options, resume in (("full", QUIET, False), ("part", stop, False), ("part2", QUIET, True)):
         m = SemSimModel(SemSimConfig(base_width=2))
         m.load_state_dict(start)
         folder = tmp_path / ("part" if name.startswith("part") else name)
-        tune_on_votes(m, small_split, settings, progress=False, output_dir=folder, **extra)
+        tune_on_votes(m, small_split, settings, output_dir=folder, resume=resume, options=options)
         models[name] = {k: v.clone() for k, v in m.state_dict().items()}
     assert not _same(models["part"], models["full"])
     assert _same(models["part2"], models["full"])
@@ -134,14 +138,15 @@ import json, sys, torch
 from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.training.stages.votes import VoteTuningSettings, tune_on_votes
+from semsim_metric.training.trainer import TrainerOptions
 import torch.distributed as dist
 train = load_folder_or_hub(sys.argv[1])["train"]
 ids = sorted(set(train["original_id"]))[:4]
 split = train.filter(lambda r: r["original_id"] in ids)
 torch.manual_seed(0)
 model = SemSimModel(SemSimConfig(base_width=2))
-info, _ = tune_on_votes(model, split, VoteTuningSettings(epochs=2, batch_size=8, seed=1), progress=False,
-                        output_dir=sys.argv[2])
+info, _ = tune_on_votes(model, split, VoteTuningSettings(epochs=2, batch_size=8, seed=1),
+                        options=TrainerOptions(progress=False), output_dir=sys.argv[2])
 rank = dist.get_rank()
 weights = torch.cat([p.detach().flatten() for p in model.parameters()])
 json.dump({"rank": rank, "world": dist.get_world_size(), "steps": info["steps"], "loss": info["final_loss"],
@@ -182,7 +187,7 @@ def test_resume_reuses_a_finished_stage_only_with_the_same_settings(class_folder
         model.load_state_dict(start)
         settings = PretrainSettings(source=str(class_folder), epochs=1, batch_size=8, learning_rate=0.05, holdout=8,
                                     noise=noise, seed=3)
-        pretrain_backbone(model, settings, progress=False, output_dir=tmp_path, resume=resume)
+        pretrain_backbone(model, settings, options=QUIET, output_dir=tmp_path, resume=resume)
         return {k: v.clone() for k, v in model.state_dict().items()}
 
     start = SemSimModel(SemSimConfig(base_width=2)).state_dict()

@@ -10,10 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from semsim_metric import SemSimModel
-from semsim_metric.training import RECIPES, get_recipe, train
+from semsim_metric.training import RECIPES, TrainerOptions, TrainOptions, get_recipe, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = ROOT / "hub" / "fmnist-judged-v1"
+NO_CARD = TrainOptions(write_card=False)
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +30,18 @@ def tiny_dataset(tmp_path_factory):
 
 def test_paper_recipe_is_the_papers():
     r = RECIPES["paper"]
-    assert (r.learning_rate, r.momentum, r.nesterov, r.weight_decay, r.batch_size, r.epochs) == (0.05, 0.9, True, 5e-4, 64, 100)
-    assert r.milestone_epochs() == [37, 62, 87] and (r.margin, r.seed, r.base_width, r.augment) == (1.0, 23333, 64, True)
-    assert get_recipe("paper", epochs=10).epochs == 10
+    t = r.triplets
+    assert (t.learning_rate, t.momentum, t.nesterov, t.weight_decay, t.batch_size, t.epochs) == (0.05, 0.9, True, 5e-4, 64, 100)
+    assert t.milestone_epochs() == [37, 62, 87] and (t.margin, r.seed, r.base_width, t.augment) == (1.0, 23333, 64, True)
+    assert get_recipe("paper", epochs=10).triplets.epochs == 10
     with pytest.raises(TypeError, match="unknown recipe field"):
         get_recipe("paper", lr=1)
 
 
 @pytest.mark.slow
 def test_quick_recipe_lowers_the_loss_and_reloads(tiny_dataset, tmp_path):
-    result = train(tiny_dataset, tmp_path / "m", recipe="quick", base_width=4, epochs=3, logging_steps=1,
-                   write_card=False)
+    result = train(tiny_dataset, tmp_path / "m", recipe="quick", base_width=4, epochs=3,
+                   options=TrainOptions(write_card=False, trainer=TrainerOptions(logging_steps=1)))
     ckpts = tmp_path / "m" / "checkpoints" / "triplets"
     history = json.loads((ckpts / sorted(p.name for p in ckpts.iterdir())[-1] / "trainer_state.json").read_text(
     ))["log_history"]
@@ -55,18 +57,18 @@ def test_quick_recipe_lowers_the_loss_and_reloads(tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_same_seed_gives_bit_identical_weights(tiny_dataset, tmp_path):
     for name in ("a", "b"):
-        train(tiny_dataset, tmp_path / name, recipe="quick", base_width=4, epochs=1, write_card=False)
+        train(tiny_dataset, tmp_path / name, recipe="quick", base_width=4, epochs=1, options=NO_CARD)
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(tiny_dataset, tmp_path):
-    train(tiny_dataset, tmp_path / "full", recipe="quick", base_width=4, epochs=2, write_card=False)
-    train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=1, write_card=False)
+    train(tiny_dataset, tmp_path / "full", recipe="quick", base_width=4, epochs=2, options=NO_CARD)
+    train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=1, options=NO_CARD)
     # the interrupted run left checkpoint-<epoch 1>; resuming with the 2-epoch schedule finishes the job
-    resumed = train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=2, resume=True,
-                    write_card=False)
+    resumed = train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=2,
+                    options=TrainOptions(resume=True, write_card=False))
     steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "part" / "checkpoints" / "triplets").iterdir())
     assert steps[-1] == sorted(int(p.name.split("-")[1])
                                for p in (tmp_path / "full" / "checkpoints" / "triplets").iterdir())[-1]
@@ -104,7 +106,8 @@ def test_training_on_a_transformers_backbone(tiny_dataset, tmp_path):
 
     backbone_dir = tmp_path / "tiny-resnet"
     ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])).save_pretrained(backbone_dir)
-    train(tiny_dataset, tmp_path / "m", recipe="quick", epochs=1, backbone=str(backbone_dir), write_card=False)
+    train(tiny_dataset, tmp_path / "m", recipe="quick", epochs=1,
+          options=TrainOptions(backbone=str(backbone_dir), write_card=False))
     model = SemSimModel.from_pretrained(tmp_path / "m")
     assert model.config.backbone == "transformers" and model.config.backbone_config["model_type"] == "resnet"
     assert model.embed(torch.rand(2, 3, 32, 32)).shape == (2, 16)
@@ -112,7 +115,7 @@ def test_training_on_a_transformers_backbone(tiny_dataset, tmp_path):
 
 def test_recipe_variants_are_named_on_the_command_line():
     r = get_recipe("semantic:vote_epochs=2,embedding=pooled,augment=false,milestones=0.5/0.75")
-    assert (r.vote_epochs, r.embedding, r.augment, r.milestones) == (2, "pooled", False, (0.5, 0.75))
+    assert (r.vote_tuning.epochs, r.embedding, r.triplets.augment, r.triplets.milestones) == (2, "pooled", False, (0.5, 0.75))
     assert r.name == "semantic:vote_epochs=2,embedding=pooled,augment=false,milestones=0.5/0.75"
     assert get_recipe("semantic").name == "semantic"
     with pytest.raises(TypeError, match="unknown recipe field"):
@@ -127,6 +130,7 @@ def test_recipe_variants_are_named_on_the_command_line():
 
 def test_semantic_recipe_stages():
     r = RECIPES["semantic"]
-    assert r.pretrain_settings().split == "train"  # the default dataset's originals are Fashion-MNIST *test* images
-    assert r.vote_settings().epochs == r.vote_epochs > 0 and r.epochs == 0 and r.embedding == "spatial"
-    assert RECIPES["paper"].pretrain_settings() is None and RECIPES["paper"].vote_settings() is None
+    assert r.pretrain.split == "train"  # the default dataset's originals are Fashion-MNIST *test* images
+    assert r.vote_tuning.epochs > 0 and r.triplets.epochs == 0 and r.embedding == "spatial"
+    assert r.stages == ("classes", "votes") and RECIPES["paper"].stages == ("triplets",)
+    assert r.pretrain.seed == r.vote_tuning.seed == r.seed  # the recipe's seed is every stage's

@@ -8,8 +8,10 @@ import torch
 from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.training.stages.votes import VoteTuningSettings, tune_on_votes, vote_distribution
+from semsim_metric.training.trainer import TrainerOptions
 
 ROOT = Path(__file__).resolve().parents[1]
+QUIET = TrainerOptions(progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +31,21 @@ def test_vote_distribution_counts_cannot_recognise_last():
 
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="invalid vote-tuning settings"):
-        VoteTuningSettings(epochs=0)
+        VoteTuningSettings(epochs=-1)
+    with pytest.raises(ValueError, match="anchor_copy_centre must be >= 0"):
+        VoteTuningSettings(anchor_copy_centre=-1.0)  # None means "the anchor centre"; the flat form writes -1
+
+
+def test_zero_epochs_is_a_recipe_without_the_stage_not_a_stage_to_run(small_split):
+    assert VoteTuningSettings(epochs=0).epochs == 0  # what a recipe without stage 2 holds
+    with pytest.raises(ValueError, match="vote-tuning epochs must be > 0"):
+        tune_on_votes(SemSimModel(SemSimConfig(base_width=2)), small_split, VoteTuningSettings(epochs=0), options=QUIET)
 
 
 def test_rows_without_votes_are_refused(small_split):
     unvoted = small_split.map(lambda r: {"votes": []})
     with pytest.raises(ValueError, match="96 of 96 rows have no votes"):
-        tune_on_votes(SemSimModel(SemSimConfig(base_width=2)), unvoted, VoteTuningSettings(), progress=False)
+        tune_on_votes(SemSimModel(SemSimConfig(base_width=2)), unvoted, VoteTuningSettings(), options=QUIET)
 
 
 @pytest.mark.slow
@@ -46,7 +56,7 @@ def test_vote_tuning_learns_what_the_annotators_answered(small_split):
     torch.manual_seed(0)
     model = SemSimModel(SemSimConfig(base_width=4))
     info, classifier = tune_on_votes(model, small_split, VoteTuningSettings(epochs=20, batch_size=32, learning_rate=0.05),
-                                     progress=False)
+                                     options=QUIET)
     assert info["classes"] == 10 and info["rows"] == 96 and info["originals"] == 8
     assert classifier.out_features == 11  # 10 classes + "cannot recognise"
     cfg = model.config
@@ -84,7 +94,7 @@ def test_anchor_loss_pushes_noise_away_and_mild_copies_close(small_split):
         model = SemSimModel(SemSimConfig(base_width=4, embedding="spatial"))
         model.load_state_dict(start)
         info, _ = tune_on_votes(model, small_split, VoteTuningSettings(epochs=6, batch_size=16, learning_rate=0.05,
-                                                                       anchor_weight=weight, seed=0), progress=False)
+                                                                       anchor_weight=weight, seed=0), options=QUIET)
         gaps[weight] = anchor_distances(model)
     assert info["anchor_pool"] == {"fashion-mnist": 4000, "photos": 2000, "synthetic": 2000}
     # with anchors, unrelated images end up much farther than mild copies than without

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     """Train, then write the model card with SemSim beside PSNR/SSIM/MSE on the validation and test splits."""
     import torch
 
-    from ..training.run import train
+    from ..training.run import TrainOptions, train
+    from ..training.trainer import TrainerOptions
 
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                  "base_width": args.base_width, "seed": args.seed, "margin": args.margin,
@@ -77,22 +78,22 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from err
     pretrain = "stage 1 skipped (fine-tuning --init-from " + str(args.init_from) + ")" if args.init_from else \
         "stage 1: class pre-training"
-    stages = [name for name, on in ((pretrain, rec.pretrain_epochs > 0),
-                                    ("stage 2: vote tuning", rec.vote_epochs > 0),
-                                    (f"triplet stage: {rec.epochs} epochs", rec.epochs > 0)) if on]
+    stages = [name for name, on in ((pretrain, "classes" in rec.stages),
+                                    ("stage 2: vote tuning", "votes" in rec.stages),
+                                    (f"triplet stage: {rec.triplets.epochs} epochs", "triplets" in rec.stages)) if on]
     print(f"semsim train: recipe {rec.name}{'' if args.recipe else ' (default for this device)'} on "
           f"{'cuda' if cuda else 'cpu'}, width {'of the initial model' if args.init_from else rec.base_width}: "
           f"{'; '.join(stages)}. {rec.description}",
           file=sys.stderr)
-    if not cuda and rec.epochs >= 100:
-        print(f"semsim train: note: {rec.epochs} triplet epochs take hours on a CPU; --recipe quick or "
+    if not cuda and rec.triplets.epochs >= 100:
+        print(f"semsim train: note: {rec.triplets.epochs} triplet epochs take hours on a CPU; --recipe quick or "
               f"{DEFAULT_MODEL_RECIPE} finish well within an hour.", file=sys.stderr)
     args.recipe = recipe_name
     try:
-        result = train(args.dataset, args.output, recipe=args.recipe, backbone=args.backbone, init_from=args.init_from,
-                       resume=args.resume,
-                       report_to=args.report_to, weights_dtype=torch.float16 if args.fp16_weights else None,
-                       **overrides)
+        options = TrainOptions(backbone=args.backbone, init_from=args.init_from, resume=args.resume,
+                               weights_dtype=torch.float16 if args.fp16_weights else None,
+                               trainer=TrainerOptions(report_to=args.report_to))
+        result = train(args.dataset, args.output, recipe=args.recipe, options=options, **overrides)
     except (ValueError, TypeError, OSError) as err:
         raise CLIError(str(err)) from err
     from .._progress import logger

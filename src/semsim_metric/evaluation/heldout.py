@@ -40,7 +40,7 @@ from ..data.loading import load_folder_or_hub, undecoded
 from ..data.splits import split_by_original
 from ..functional import freeze
 from ..models import SemSimModel
-from ..training.run import train
+from ..training.run import TrainOptions, train
 from .baselines import leakage_score
 from .protocol import evaluate_dataset, evaluate_table, group_keys
 from .report import EvaluationReport
@@ -253,8 +253,8 @@ def run_heldout(
             models = {}
             for recipe in recipes:
                 run_dir = out / "models" / run_folder_name(protocol, recipe)
-                result = train(folder, run_dir, recipe=recipe, write_card=False, resume=True,
-                               pretrain_cache=out / "pretrained", **overrides)
+                options = TrainOptions(write_card=False, resume=True, pretrain_cache=out / "pretrained")
+                result = train(folder, run_dir, recipe=recipe, options=options, **overrides)
                 models[recipe] = (freeze(SemSimModel.from_pretrained(run_dir)), result.train_seconds)
             named = {f"SemSim[{r}]": m for r, (m, _) in models.items()}
             title = f"{protocol} ({eval_split}, {len(eval_ds)} rows)"

@@ -3,7 +3,7 @@ model cards. Needs the ``[train]`` extra. Names are imported lazily (``semsim tr
 
 Examples:
     >>> from semsim_metric.training import get_recipe
-    >>> get_recipe("semantic").vote_epochs
+    >>> get_recipe("semantic").vote_tuning.epochs
     4
 """
 
@@ -14,7 +14,9 @@ from .._lazy import lazy_exports
 
 _PUBLIC = {
     "RECIPES": ".recipes", "Recipe": ".recipes", "get_recipe": ".recipes",
-    "TrainResult": ".run", "train": ".run",
+    "PretrainSettings": ".settings", "TripletSettings": ".settings", "VoteTuningSettings": ".settings",
+    "TrainOptions": ".run", "TrainResult": ".run", "train": ".run",
+    "TrainerOptions": ".trainer",
     "fit_calibration": ".calibration",
     "pair_distances": ".validation", "validation_metrics": ".validation",
     "write_model_card": ".model_card",

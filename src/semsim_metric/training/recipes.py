@@ -1,110 +1,163 @@
 """Training recipes: every setting of a training run, by name, with variants ``name:field=value,...``.
 
+A ``Recipe`` holds one settings object per stage (``semsim_metric.training.settings``): ``pretrain``
+(stage 1, ``classes``), ``vote_tuning`` (stage 2, ``votes``) and ``triplets`` (the paper's stage), plus what
+every stage shares (the seed, the network's width and embedding). Recipe strings and ``get_recipe`` keyword
+overrides name fields by their *flat* names (``vote_epochs``, ``pretrain_source``, ``margin``, ...); ``FLAT_FIELDS``
+maps each onto its (section, field), and the same table writes the flat form recorded in ``training_info.json``
+(``Recipe.flat``) and reads it back (``Recipe.from_flat``).
+
 This module imports nothing heavy (no torch), so ``semsim train --help`` can list the recipes quickly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-if TYPE_CHECKING:
-    from .stages.classes import PretrainSettings
-    from .stages.votes import VoteTuningSettings
+from .settings import PretrainSettings, TripletSettings, VoteTuningSettings
 
-__all__ = ["RECIPES", "Recipe", "get_recipe"]
+__all__ = ["FLAT_FIELDS", "RECIPES", "Recipe", "get_recipe"]
+
+#: the stage sections of a recipe (attribute names of ``Recipe``), in the order the stages run
+SECTIONS = ("pretrain", "vote_tuning", "triplets")
+
+#: flat name -> (section, field): ``""`` is the recipe itself. The order is the order of ``Recipe.flat()``; the
+#: names after ``description`` are written only when they differ from the default (recipes recorded before
+#: they could be set keep their exact flat form)
+FLAT_FIELDS: dict[str, tuple[str, str]] = {
+    "name": ("", "name"),
+    **{name: ("triplets", name) for name in ("learning_rate", "momentum", "nesterov", "weight_decay", "batch_size",
+                                             "epochs", "milestones", "gamma", "margin", "augment")},
+    "seed": ("", "seed"),
+    "base_width": ("", "base_width"),
+    "global_loss_weight": ("triplets", "global_loss_weight"),
+    **{f"pretrain_{name}": ("pretrain", name) for name in ("epochs", "source", "split", "noise", "contrast",
+                                                           "brightness", "blur")},
+    **{f"vote_{name}": ("vote_tuning", name) for name in (
+        "epochs", "learning_rate", "distance_weight", "noise", "anchor_weight", "anchor_centre", "anchor_temperature",
+        "anchor_kind", "anchor_domains", "adversarial_share", "adversarial_steps", "adversarial_pool",
+        "anchor_copy_centre", "balance_domains")},
+    "embedding": ("", "embedding"),
+    "description": ("", "description"),
+    **{f"pretrain_{name}": ("pretrain", name) for name in ("batch_size", "learning_rate", "holdout",
+                                                           "min_source_share")},
+    **{f"vote_{name}": ("vote_tuning", name) for name in ("batch_size", "original_weight")},
+}
+#: flat names written only when they differ from the default (see ``FLAT_FIELDS``)
+_WRITTEN_WHEN_SET = frozenset(list(FLAT_FIELDS)[list(FLAT_FIELDS).index("description") + 1:])
+#: flat values that the nested settings hold differently: (flat -> nested, nested -> flat)
+_CONVERSIONS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    # a negative copy centre in the flat form: the same as the anchor centre (None in VoteTuningSettings)
+    "vote_anchor_copy_centre": (lambda v: None if v is not None and v < 0 else v, lambda v: -1.0 if v is None else v),
+}
+
 
 @dataclass(frozen=True)
 class Recipe:
-    """A training recipe. Every field can be overridden (``get_recipe("paper", epochs=30)``)."""
+    """A training recipe: the settings of each stage, and what all stages share.
+
+    A stage whose ``epochs`` is 0 does not run. The recipe's ``seed`` is every stage's seed: the sections'
+    own ``seed`` fields are set from it. Change fields by their flat names with ``get_recipe("paper",
+    epochs=30)`` or ``recipe.with_changes(vote_epochs=2)``; ``FLAT_FIELDS`` lists them.
+
+    Examples:
+        >>> r = RECIPES["semantic"]
+        >>> r.pretrain.epochs, r.vote_tuning.epochs, r.triplets.epochs, r.stages
+        (6.0, 4, 0, ('classes', 'votes'))
+        >>> r.vote_tuning.seed == r.pretrain.seed == r.seed
+        True
+    """
 
     name: str
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    batch_size: int = 64
-    epochs: int = 100
-    #: learning-rate drops (x ``gamma``) at these fractions of training (paper: epochs 37, 62, 87 of 100)
-    milestones: tuple[float, ...] = (0.37, 0.62, 0.87)
-    gamma: float = 0.1
-    margin: float = 1.0
-    augment: bool = True
+    #: stage 1 (``semsim_metric.training.stages.classes``): class-supervised backbone pre-training; epochs 0 = off
+    pretrain: PretrainSettings = field(default_factory=lambda: PretrainSettings(epochs=0.0))
+    #: stage 2 (``semsim_metric.training.stages.votes``): learning the annotators' answers; epochs 0 = off
+    vote_tuning: VoteTuningSettings = field(default_factory=lambda: VoteTuningSettings(epochs=0, noise=0.3))
+    #: the paper's triplet stage (``semsim_metric.training.stages.triplets``); epochs 0 = off
+    triplets: TripletSettings = field(default_factory=TripletSettings)
     seed: int = 23333
+    #: channels of the CIFAR ResNet-18's first stage
     base_width: int = 64
-    global_loss_weight: float = 0.0
-    #: stage 1 (see ``semsim_metric.pretraining``): class-supervised backbone pre-training; 0 = off
-    pretrain_epochs: float = 0.0
-    pretrain_source: str = "fashion-mnist"
-    pretrain_split: str = "train"
-    pretrain_noise: float = 0.3
-    #: stage-1 photometric augmentation: contrast factor range, brightness shift, blur sigma (0 = off)
-    pretrain_contrast: float = 0.0
-    pretrain_brightness: float = 0.0
-    pretrain_blur: float = 0.0
-    #: stage 2 (see ``semsim_metric.vote_tuning``): learn the annotators' answers; 0 = off
-    vote_epochs: int = 0
-    vote_learning_rate: float = 0.01
-    vote_distance_weight: float = 0.0
-    vote_noise: float = 0.3
-    #: weight of the label-free anchor loss in stage 2 (mild copies near, noise/constants/other classes far,
-    #: in several image domains; see ``semsim_metric.data.anchors``); 0 = off
-    vote_anchor_weight: float = 0.0
-    #: distance at which the anchor loss is one half (mild copies are pulled below, unrelated images pushed above)
-    vote_anchor_centre: float = 0.65
-    #: width of the anchor loss's sigmoid (smaller = a sharper boundary)
-    vote_anchor_temperature: float = 0.1
-    #: which copies count as "recognised" anchors: "mild" (v5: faint noise, 1-px shift, slight blur and
-    #: contrast) or "invariances" (also 1-2 px shifts, contrast x0.5-1.2, brightness +-0.2, blur sigma up to
-    #: 1.3 px, JPEG quality 20-90, and combinations)
-    vote_anchor_kind: str = "mild"
-    #: image domains of the anchor pool, joined by "+": fashion-mnist, photos, synthetic, emoji-scenes
-    vote_anchor_domains: str = "fashion-mnist+photos+synthetic"
-    #: share of the anchor negatives made by optimising noise toward the anchor against the current model
-    #: (adversarial negatives; 0 = off) and the signed-gradient steps that make each
-    vote_adversarial_share: float = 0.0
-    vote_adversarial_steps: int = 5
-    #: persistent pool of adversarial negatives (0 = fresh ones every batch); see VoteTuningSettings
-    vote_adversarial_pool: int = 0
-    #: distance at which a recognised anchor's loss is one half (negative = the same as vote_anchor_centre)
-    vote_anchor_copy_centre: float = -1.0
-    #: repeat the annotated rows of smaller image domains up to this share of the largest one (0 = off)
-    vote_balance_domains: float = 0.0
-    #: "pooled" (the paper) or "spatial" (flattened last feature map); see SemSimConfig
+    #: "pooled" (the paper), "spatial" (flattened last feature map) or "spatial_smooth"; see SemSimConfig
     embedding: str = "pooled"
     description: str = ""
 
-    def pretrain_settings(self) -> PretrainSettings | None:
-        """Stage-1 settings, or ``None`` when the recipe does not pre-train."""
-        from .stages.classes import PretrainSettings
+    def __post_init__(self) -> None:
+        for section in SECTIONS:
+            settings = getattr(self, section)
+            if settings.seed != self.seed:
+                object.__setattr__(self, section, dataclasses.replace(settings, seed=self.seed))
 
-        if self.pretrain_epochs <= 0:
-            return None
-        return PretrainSettings(source=self.pretrain_source, split=self.pretrain_split, epochs=self.pretrain_epochs,
-                                noise=self.pretrain_noise, seed=self.seed, contrast=self.pretrain_contrast,
-                                brightness=self.pretrain_brightness, blur=self.pretrain_blur)
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages this recipe runs, in order (``classes``, ``votes``, ``triplets``)."""
+        on = (("classes", self.pretrain.epochs), ("votes", self.vote_tuning.epochs), ("triplets", self.triplets.epochs))
+        return tuple(name for name, epochs in on if epochs > 0)
 
-    def vote_settings(self) -> VoteTuningSettings | None:
-        """Stage-2 settings, or ``None`` when the recipe does not tune on votes."""
-        from .stages.votes import VoteTuningSettings
+    def flat(self) -> dict[str, Any]:
+        """The recipe under its flat names, as ``training_info.json`` records it.
 
-        if self.vote_epochs <= 0:
-            return None
-        return VoteTuningSettings(epochs=self.vote_epochs, learning_rate=self.vote_learning_rate,
-                                  distance_weight=self.vote_distance_weight, noise=self.vote_noise, seed=self.seed,
-                                  anchor_weight=self.vote_anchor_weight, anchor_centre=self.vote_anchor_centre,
-                                  anchor_temperature=self.vote_anchor_temperature, anchor_kind=self.vote_anchor_kind,
-                                  anchor_domains=self.vote_anchor_domains,
-                                  adversarial_share=self.vote_adversarial_share,
-                                  adversarial_steps=self.vote_adversarial_steps,
-                                  adversarial_pool=self.vote_adversarial_pool,
-                                  anchor_copy_centre=None if self.vote_anchor_copy_centre < 0 else self.vote_anchor_copy_centre,
-                                  balance_domains=self.vote_balance_domains)
+        Examples:
+            >>> list(RECIPES["paper"].flat())[:4]
+            ['name', 'learning_rate', 'momentum', 'nesterov']
+            >>> Recipe.from_flat(RECIPES["colour"].flat()) == RECIPES["colour"]
+            True
+        """
+        return {name: _flat_value(self, name) for name in FLAT_FIELDS
+                if name not in _WRITTEN_WHEN_SET or _flat_value(self, name) != _flat_value(_DEFAULT, name)}
 
-    def milestone_epochs(self) -> list[int]:
-        """Epochs at which the triplet stage's learning rate drops."""
-        return [round(m * self.epochs) for m in self.milestones]
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any]) -> Recipe:
+        """A recipe from its flat form (``Recipe.flat()``, a ``training_info.json``'s ``"recipe"``); names left out
+        take the defaults, lists become tuples.
+
+        Raises:
+            TypeError: an unknown flat name, or no ``name``.
+        """
+        _check_names(values)
+        if "name" not in values:
+            raise TypeError("a recipe's flat form needs its 'name'.")
+        nested: dict[str, dict[str, Any]] = {section: {} for section in ("", *SECTIONS)}
+        for name, value in values.items():
+            section, attr = FLAT_FIELDS[name]
+            if name in _CONVERSIONS:
+                value = _CONVERSIONS[name][0](value)
+            nested[section][attr] = tuple(value) if isinstance(value, list) else value
+        sections = {s: dataclasses.replace(getattr(_DEFAULT, s), **nested[s]) for s in SECTIONS}
+        return cls(**nested[""], **sections)
+
+    def with_changes(self, **changes: Any) -> Recipe:
+        """This recipe with fields changed by their flat names (``epochs=10``, ``vote_anchor_weight=1.0``).
+
+        Raises:
+            TypeError: an unknown flat name (the message suggests the nearest ones).
+        """
+        _check_names(changes)
+        return Recipe.from_flat({**self.flat(), **changes})
+
+
+#: the defaults of every field: what a flat form leaves out
+_DEFAULT = Recipe(name="")
+
+
+def _flat_value(recipe: Recipe, name: str) -> Any:
+    """The value of the flat field ``name`` of ``recipe``."""
+    section, attr = FLAT_FIELDS[name]
+    value = getattr(getattr(recipe, section) if section else recipe, attr)
+    return _CONVERSIONS[name][1](value) if name in _CONVERSIONS else value
+
+
+def _check_names(values: Mapping[str, Any]) -> None:
+    bad = sorted(set(values) - set(FLAT_FIELDS))
+    if bad:
+        hints = [f"{b!r} (did you mean {', '.join(map(repr, close))}?)" if (close := difflib.get_close_matches(
+            b, FLAT_FIELDS, n=2)) else repr(b) for b in bad]
+        raise TypeError(f"unknown recipe field(s) {', '.join(hints)}; valid fields: "
+                        f"{sorted(set(FLAT_FIELDS) - {'name'})}.")
 
 
 RECIPES: dict[str, Recipe] = {
@@ -114,18 +167,19 @@ RECIPES: dict[str, Recipe] = {
         "64 triplets per batch, 100 epochs, lr x0.1 at epochs 37/62/87, margin 1.0, crop+flip, seed 23333.",
     ),
     "cpu": Recipe(
-        name="cpu", epochs=24, base_width=32,
+        name="cpu", base_width=32, triplets=TripletSettings(epochs=24),
         description="The paper's loss and optimiser on a CPU budget: width 32, 24 epochs, lr x0.1 at 37/62/87% "
         "of training.",
     ),
     "judged": Recipe(
-        name="judged", epochs=24, base_width=32, global_loss_weight=1.0,
+        name="judged", base_width=32, triplets=TripletSettings(epochs=24, global_loss_weight=1.0),
         description="The cpu recipe plus a global soft-label loss: binary cross-entropy between "
         "sigmoid((1 - d) / 0.25) and the share of annotators who recognised each positive and negative, which "
         "puts distances of different originals on one scale (weight 1.0).",
     ),
     "semantic": Recipe(
-        name="semantic", epochs=0, base_width=16, embedding="spatial", pretrain_epochs=6.0, vote_epochs=4,
+        name="semantic", base_width=16, embedding="spatial", triplets=TripletSettings(epochs=0),
+        pretrain=PretrainSettings(epochs=6.0), vote_tuning=VoteTuningSettings(epochs=4, noise=0.3),
         description="Two stages, no triplets. 1: the backbone learns the image domain's classes (Fashion-MNIST train "
         "split, 6 epochs, crop/flip + Gaussian noise; images equal to annotated originals excluded). 2: vote tuning: "
         "it learns the distribution of the annotators' answers (a class or 'cannot recognise') for every "
@@ -133,12 +187,13 @@ RECIPES: dict[str, Recipe] = {
         "Width 16; the embedding is the flattened last feature map ('spatial').",
     ),
     "colour": Recipe(
-        name="colour", epochs=0, base_width=16, embedding="spatial_smooth", pretrain_epochs=3.0,
-        pretrain_source="fashion-mnist+emoji-scenes", pretrain_contrast=0.4, pretrain_brightness=0.15,
-        pretrain_blur=1.0, vote_epochs=4, vote_anchor_weight=3.0, vote_anchor_centre=0.95,
-        vote_anchor_copy_centre=0.3, vote_anchor_kind="invariances",
-        vote_anchor_domains="fashion-mnist+photos+synthetic+emoji-scenes", vote_adversarial_share=0.25,
-        vote_adversarial_steps=5, vote_balance_domains=0.5,
+        name="colour", base_width=16, embedding="spatial_smooth", triplets=TripletSettings(epochs=0),
+        pretrain=PretrainSettings(epochs=3.0, source="fashion-mnist+emoji-scenes", contrast=0.4, brightness=0.15,
+                                  blur=1.0),
+        vote_tuning=VoteTuningSettings(epochs=4, noise=0.3, anchor_weight=3.0, anchor_centre=0.95,
+                                       anchor_copy_centre=0.3, anchor_kind="invariances",
+                                       anchor_domains="fashion-mnist+photos+synthetic+emoji-scenes",
+                                       adversarial_share=0.25, adversarial_steps=5, balance_domains=0.5),
         description="The semantic recipe in two image domains, with anchors of what people ignore and adversarial negatives. 1: the "
         "backbone learns the classes of Fashion-MNIST train (greyscale) and emoji-scenes train (colour, repeated to "
         "40% of Fashion-MNIST's size) together, 3 epochs, crop/flip + noise + contrast/brightness/blur. 2: vote tuning "
@@ -150,7 +205,7 @@ RECIPES: dict[str, Recipe] = {
         "model). Width 16; embedding: the last feature map smoothed over 3x3 cells, flattened.",
     ),
     "quick": Recipe(
-        name="quick", epochs=2, base_width=8, batch_size=16, milestones=(),
+        name="quick", base_width=8, triplets=TripletSettings(epochs=2, batch_size=16, milestones=()),
         description="A smoke-test recipe for CPUs: width 8, 2 epochs, batch 16.",
     ),
 }
@@ -174,41 +229,51 @@ def default_recipe(cuda_available: bool) -> str:
 
 
 def get_recipe(name: str, **overrides: Any) -> Recipe:
-    """Return the named recipe with ``overrides`` applied (unknown fields raise ``TypeError``).
+    """Return the named recipe with ``overrides`` (flat field names, ``None`` = not given) applied.
 
     ``name`` may carry overrides itself, ``"<recipe>:<field>=<value>,<field>=<value>"``, which is how the
     command line names variants (``--recipe semantic:embedding=pooled``); the variant keeps the whole
-    string as its name.
+    string as its name. Values in the string are read as the type of the field's current value (booleans as
+    ``true``/``false``/``1``/``0``, milestones as ``0.5/0.75``).
+
+    Raises:
+        ValueError: an unknown recipe, a malformed variant, or a value of the wrong type.
+        TypeError: an unknown field name (the message suggests the nearest ones).
 
     Examples:
         >>> r = get_recipe("semantic:embedding=pooled,vote_epochs=2")
-        >>> r.name, r.embedding, r.vote_epochs
+        >>> r.name, r.embedding, r.vote_tuning.epochs
         ('semantic:embedding=pooled,vote_epochs=2', 'pooled', 2)
+        >>> get_recipe("semantic:vote_epoch=2")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: unknown recipe field(s) 'vote_epoch' (did you mean 'vote_epochs'...
     """
     base, _, spec = name.partition(":")
     if base not in RECIPES:
         raise ValueError(f"unknown recipe {base!r}; choose one of {sorted(RECIPES)}.")
-    fields = {f.name for f in dataclasses.fields(Recipe)}
-    from_spec = _parse_recipe_spec(RECIPES[base], spec) if spec else {}
-    bad = sorted((set(overrides) | set(from_spec)) - fields)
-    if bad:
-        raise TypeError(f"unknown recipe field(s) {bad}; valid fields: {sorted(fields - {'name'})}.")
-    changes = {**from_spec, **{k: v for k, v in overrides.items() if v is not None}}
-    extra = {"name": name, "description": f"{RECIPES[base].description} Variant: {spec}."} if spec else {}
-    return dataclasses.replace(RECIPES[base], **changes, **extra)
+    recipe = RECIPES[base]
+    changes = _parse_variant(recipe, spec) if spec else {}
+    _check_names({**changes, **overrides})
+    changes.update({k: v for k, v in overrides.items() if v is not None})
+    if spec:
+        changes.update(name=name, description=f"{recipe.description} Variant: {spec}.")
+    return recipe.with_changes(**changes)
 
 
-def _parse_recipe_spec(recipe: Recipe, spec: str) -> dict[str, Any]:
+def _parse_variant(recipe: Recipe, spec: str) -> dict[str, Any]:
+    """``"field=value,..."`` -> flat changes, each value of the type of the field's value in ``recipe`` (unknown
+    fields are kept as text, for the caller to report with the others)."""
     out: dict[str, Any] = {}
     for item in spec.split(","):
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"recipe variant {spec!r}: write <field>=<value>[,<field>=<value>], got {item!r}.")
-        if not hasattr(recipe, key):
-            out[key] = text  # reported as an unknown field by the caller
+        if key not in FLAT_FIELDS:
+            out[key] = text
             continue
-        current = getattr(recipe, key)
+        current = _flat_value(recipe, key)
         try:
             if isinstance(current, bool):
                 if text.lower() not in ("true", "false", "1", "0"):
@@ -219,5 +284,6 @@ def _parse_recipe_spec(recipe: Recipe, spec: str) -> dict[str, Any]:
             else:
                 out[key] = type(current)(text)
         except ValueError:
-            raise ValueError(f"recipe variant {spec!r}: {key} needs a value of type {type(current).__name__}, got {text!r}.") from None
+            raise ValueError(f"recipe variant {spec!r}: {key} needs a value of type {type(current).__name__}, "
+                             f"got {text!r}.") from None
     return out

@@ -36,8 +36,8 @@ from ..errors import IncompleteOutputError
 from ..outputs import atomic_write_text
 from .optim import OptimiserSettings, build_optimiser
 
-__all__ = ["Stage", "complete_checkpoints", "content_digest", "format_duration", "read_json_record", "run_stage",
-           "world_size"]
+__all__ = ["Stage", "TrainerOptions", "complete_checkpoints", "content_digest", "format_duration", "read_json_record",
+           "run_stage", "world_size"]
 
 #: the file ``transformers.Trainer`` writes last into a checkpoint: a checkpoint without it is incomplete
 TRAINER_STATE = "trainer_state.json"
@@ -89,6 +89,38 @@ class Stage:
     save_steps: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    """How ``run_stage`` runs a stage, not what it learns (that is the stage's settings): never part of a
+    stage's resume plan.
+
+    Attributes:
+        bf16: mixed precision; ``None`` = on when a CUDA GPU with bf16 is present.
+        report_to: ``transformers.Trainer`` reporting integrations (``"none"``, ``"tensorboard"``, ``"wandb"``, ...).
+        logging_steps: log the loss every this many optimiser steps.
+        dataloader_workers: data-loader worker processes (results do not depend on it).
+        progress: show progress bars.
+        callbacks: extra ``transformers.TrainerCallback`` objects (logging, early stop, ...).
+
+    Examples:
+        >>> TrainerOptions(bf16=False).use_bf16()
+        False
+    """
+
+    bf16: bool | None = None
+    report_to: str = "none"
+    logging_steps: int = 10
+    dataloader_workers: int = 0
+    progress: bool = True
+    callbacks: tuple[Any, ...] = ()
+
+    def use_bf16(self) -> bool:
+        """``bf16``, with ``None`` resolved for this machine."""
+        if self.bf16 is not None:
+            return bool(self.bf16)
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
 def world_size() -> int:
@@ -233,18 +265,13 @@ def run_stage(
     output_dir: str | Path,
     *,
     resume: bool | str = False,
-    bf16: bool = False,
-    report_to: str = "none",
-    logging_steps: int = 10,
-    dataloader_workers: int = 0,
-    progress: bool = True,
-    callbacks: list[Any] | None = None,
+    options: TrainerOptions | None = None,
 ) -> dict[str, Any]:
     """Train ``stage`` with ``transformers.Trainer``; returns a JSON-serialisable summary.
 
     Checkpoints go to ``output_dir/checkpoints/<stage.name>``; ``resume=True`` continues from the last one
-    (or skips a stage that already finished), a path resumes from that checkpoint. ``callbacks`` are extra
-    ``transformers.TrainerCallback`` objects (logging, early stop, ...); a stage stopped before
+    (or skips a stage that already finished), a path resumes from that checkpoint. ``options`` say how the
+    ``Trainer`` runs (precision, logging, progress, extra callbacks); a stage that a callback stopped before
     ``max_steps`` is not marked finished, so ``resume=True`` continues it. A checkpoint left incomplete by a
     killed run is skipped (named in a warning, and removed): the stage resumes from the newest complete one.
 
@@ -256,6 +283,7 @@ def run_stage(
     from safetensors.torch import load_file, save_file
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
+    options = options or TrainerOptions()
     output_dir = Path(output_dir)
     done_dir = output_dir / "stages" / stage.name
     plan = {"max_steps": stage.max_steps, "batch_size": stage.batch_size, "optimiser": asdict(stage.optimiser),
@@ -318,17 +346,17 @@ def run_stage(
         save_strategy="steps" if stage.save_steps else "epoch",
         save_steps=stage.save_steps or 500,
         save_total_limit=2,
-        logging_steps=logging_steps,
-        report_to=report_to,
+        logging_steps=options.logging_steps,
+        report_to=options.report_to,
         remove_unused_columns=False,
-        dataloader_num_workers=dataloader_workers,
+        dataloader_num_workers=options.dataloader_workers,
         dataloader_drop_last=stage.drop_last,
         max_grad_norm=stage.max_grad_norm,
-        bf16=bf16,
+        bf16=options.use_bf16(),
         use_cpu=not torch.cuda.is_available(),
         full_determinism=not torch.cuda.is_available(),
         ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
-        disable_tqdm=bar_disabled(progress),
+        disable_tqdm=bar_disabled(options.progress),
         label_names=[],
     )
     estimate: dict[str, Any] = {}
@@ -338,7 +366,7 @@ def run_stage(
                            eval_dataset=[0] if evaluate is not None else None, data_collator=stage.collator,
                            optimizers=(optimizer, scheduler),
                            callbacks=[_Epochs(), _time_estimate_callback(stage.name, stage.max_steps, estimate),
-                                      *(callbacks or [])])
+                                      *options.callbacks])
     resume_arg = _resume_checkpoint(stage.name, ckpt_dir, resume) if resume else None
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_arg)

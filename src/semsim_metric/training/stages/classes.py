@@ -41,57 +41,10 @@ from ...models import SemSimModel
 from ...outputs import atomic_write_text
 from ...preprocessing import stack_at_model_size, to_model_input
 from ..optim import OptimiserSettings
-from ..trainer import Stage, read_json_record, run_stage
+from ..settings import PretrainSettings
+from ..trainer import Stage, TrainerOptions, read_json_record, run_stage
 
-__all__ = ["ClassObjective", "PretrainSettings", "pretrain_backbone", "pretrain_cached"]
-
-
-@dataclass(frozen=True)
-class PretrainSettings:
-    """What stage 1 trains on and how.
-
-    Attributes:
-        source: image source spec (``"fashion-mnist"``, ``"emoji-scenes"``, ``"hf:<dataset id>"`` or a
-            class-folder path; see ``semsim_metric.data.sources.load_source``), or several joined by ``+``.
-        split: split of the source (Fashion-MNIST: ``"train"``; the default dataset's originals come from
-            ``"test"``).
-        epochs: passes over the source (fractions allowed).
-        batch_size: images per step.
-        learning_rate: peak learning rate of the one-cycle SGD schedule.
-        noise: largest standard deviation of the Gaussian noise added to half of the images (0 = off).
-        holdout: images of the source kept out of training to report classification accuracy.
-        seed: seed of the shuffling, augmentation and classifier.
-        contrast: largest contrast change of the augmentation (factor in ``[1 - contrast, 1 + contrast]``).
-        brightness: largest brightness shift of the augmentation.
-        blur: largest Gaussian blur sigma (pixels at the model's size) of the augmentation.
-        min_source_share: with several sources, each is repeated until it has at least this share of the
-            largest source's images.
-    """
-
-    source: str = "fashion-mnist"
-    split: str = "train"
-    epochs: float = 2.0
-    batch_size: int = 128
-    learning_rate: float = 0.1
-    noise: float = 0.3
-    holdout: int = 2000
-    seed: int = 0
-    contrast: float = 0.0
-    brightness: float = 0.0
-    blur: float = 0.0
-    min_source_share: float = 0.4
-
-    def __post_init__(self) -> None:
-        if self.epochs <= 0:
-            raise ValueError(f"pre-training epochs must be > 0, got {self.epochs}.")
-        if self.batch_size < 1 or self.holdout < 0 or self.noise < 0:
-            raise ValueError(f"invalid pre-training settings: {self}.")
-
-    def augmentation(self) -> Augmentation:
-        """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images, plus the
-        photometric changes (contrast, brightness, blur) when set."""
-        return dataclasses.replace(Augmentation.crop_flip_noise(self.noise), contrast=self.contrast,
-                                   brightness=self.brightness, blur=self.blur)
+__all__ = ["ClassObjective", "PretrainSettings", "pretrain_backbone", "pretrain_cache_key", "pretrain_cached"]
 
 
 def _image_key(image: Tensor) -> str:
@@ -99,14 +52,15 @@ def _image_key(image: Tensor) -> str:
 
 
 class ClassObjective(nn.Module):
-    """Cross-entropy of a linear classifier on the backbone's pooled features."""
+    """Cross-entropy of a linear classifier on the backbone's pooled features. ``forward`` takes exactly the
+    collator's keys (a misspelled batch key is a ``TypeError``, not a silently ignored input)."""
 
     def __init__(self, model: SemSimModel, n_classes: int) -> None:
         super().__init__()
         self.model = model
         self.head = nn.Linear(model.config.feature_dim, n_classes)
 
-    def forward(self, pixel_values: Tensor, labels: Tensor, **unused: Any) -> dict[str, Tensor]:
+    def forward(self, pixel_values: Tensor, labels: Tensor) -> dict[str, Tensor]:
         logits = self.head(self.model.backbone.pooled(pixel_values))
         return {"loss": F.cross_entropy(logits, labels), "logits": logits}
 
@@ -197,11 +151,10 @@ def pretrain_backbone(
     settings: PretrainSettings,
     *,
     exclude_images: Iterable[Tensor] = (),
-    progress: bool = True,
     root: str | Path | None = None,
     output_dir: str | Path | None = None,
     resume: bool = False,
-    **trainer_options: Any,
+    options: TrainerOptions | None = None,
 ) -> tuple[dict[str, Any], nn.Linear]:
     """Train ``model.backbone`` in place as a classifier on ``settings.source``.
 
@@ -211,17 +164,19 @@ def pretrain_backbone(
 
     Args:
         model: the SemSim model whose backbone is trained (its input gate settings are used).
-        settings: see ``PretrainSettings``.
+        settings: see ``PretrainSettings`` (``epochs`` > 0).
         exclude_images: uint8 ``(C, H, W)`` images (the annotated originals) that must not be trained on;
             byte-identical source images are removed and counted.
-        progress: show a progress bar.
         root: folder of the Fashion-MNIST IDX files (default: the Debian package's folder).
         output_dir: folder for the stage's checkpoints (default: a temporary folder).
         resume: continue from the last checkpoint in ``output_dir``.
-        trainer_options: passed to ``run_stage`` (``bf16``, ``report_to``, ...).
+        options: how the ``Trainer`` runs (``TrainerOptions``: precision, logging, progress, callbacks).
 
     Returns:
         A JSON-serialisable summary and the trained linear classifier (stage 2 can start from it).
+
+    Raises:
+        ValueError: ``settings.epochs`` is 0 (nothing to train).
 
     Examples:
         >>> from semsim_metric import SemSimConfig, SemSimModel  # doctest: +SKIP
@@ -229,6 +184,8 @@ def pretrain_backbone(
     """
     import tempfile
 
+    if settings.epochs <= 0:
+        raise ValueError(f"pre-training epochs must be > 0, got {settings.epochs}.")
     src = _JoinedSource.load(settings.source, settings.split, root)
     excluded = {_image_key(img) for img in exclude_images}
     keep = [i for i in range(len(src)) if _image_key(src.images[i]) not in excluded] if excluded else list(range(len(src)))
@@ -251,7 +208,7 @@ def pretrain_backbone(
             "".join(_image_key(src.images[int(i)]) for i in train_idx).encode()).hexdigest()})
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
-        info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
+        info = run_stage(stage, output_dir or tmp, resume=resume, options=options)
     model.eval()
     objective.eval()
     cfg, device = model.config, next(model.parameters()).device
@@ -269,14 +226,30 @@ def pretrain_backbone(
             "n_classes": n_classes}, objective.head.cpu()
 
 
+def pretrain_cache_key(settings: PretrainSettings, config: Any, exclude: Iterable[Tensor] = ()) -> str:
+    """The cache entry's name: a digest of the settings, the backbone architecture and input gate of ``config``
+    and the excluded source images. It must not change between versions, or cached backbones stop being
+    reused (and published runs stop reproducing).
+
+    Examples:
+        >>> from semsim_metric import SemSimConfig
+        >>> pretrain_cache_key(PretrainSettings(epochs=6.0, seed=23333), SemSimConfig(base_width=16, embedding="spatial"))
+        'c2e790a2fe0121b3'
+    """
+    arch = {k: v for k, v in config.to_dict().items()
+            if k in ("backbone", "base_width", "backbone_config", "image_size", "image_mean", "image_std")}
+    key_src = json.dumps({"settings": dataclasses.asdict(settings), "arch": arch, "trainer": 2,
+                          "exclude": sorted(_image_key(i) for i in exclude)}, sort_keys=True)
+    return hashlib.sha1(key_src.encode()).hexdigest()[:16]
+
+
 def pretrain_cached(
     model: SemSimModel,
     settings: PretrainSettings,
     cache_dir: str | Path,
     *,
     exclude_images: Iterable[Tensor] = (),
-    progress: bool = True,
-    **trainer_options: Any,
+    options: TrainerOptions | None = None,
 ) -> tuple[dict[str, Any], nn.Linear]:
     """``pretrain_backbone``, reusing a cached result made with identical settings and architecture.
 
@@ -298,11 +271,7 @@ def pretrain_cached(
         exclude_keys = {_image_key(i) for i in exclude}
         held = _JoinedSource.load(settings.source, settings.split, None)
         exclude = [img for img in held.images if _image_key(img) in exclude_keys]
-    arch = {k: v for k, v in model.config.to_dict().items()
-            if k in ("backbone", "base_width", "backbone_config", "image_size", "image_mean", "image_std")}
-    key_src = json.dumps({"settings": dataclasses.asdict(settings), "arch": arch, "trainer": 2,
-                          "exclude": sorted(_image_key(i) for i in exclude)}, sort_keys=True)
-    folder = Path(cache_dir) / hashlib.sha1(key_src.encode()).hexdigest()[:16]
+    folder = Path(cache_dir) / pretrain_cache_key(settings, model.config, exclude)
     weights, head_file, info_file = folder / "backbone.safetensors", folder / "head.safetensors", folder / "pretraining.json"
     if weights.is_file() and head_file.is_file() and info_file.is_file():
         model.backbone.load_state_dict(load_file(str(weights)))
@@ -312,8 +281,8 @@ def pretrain_cached(
         head.load_state_dict(head_state)
         info["reused_from"] = str(folder)
         return info, head
-    info, head = pretrain_backbone(model, settings, exclude_images=exclude, progress=progress,
-                                   output_dir=folder / "run", resume=True, **trainer_options)
+    info, head = pretrain_backbone(model, settings, exclude_images=exclude, output_dir=folder / "run", resume=True,
+                                   options=options)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(folder / "run" / "checkpoints", ignore_errors=True)  # optimiser states are not needed any more
     for target, module in ((head_file, head), (weights, model.backbone)):  # info last: it marks a complete entry

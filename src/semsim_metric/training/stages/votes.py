@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,76 +35,10 @@ from ...models import SemSimModel
 from ...preprocessing import stack_at_model_size, to_model_input
 from ..losses import global_soft_label_loss, soft_cross_entropy
 from ..optim import OptimiserSettings
-from ..trainer import Stage, content_digest, run_stage
+from ..settings import VoteTuningSettings
+from ..trainer import Stage, TrainerOptions, content_digest, run_stage
 
 __all__ = ["VoteObjective", "VoteTuningSettings", "domain_class_offsets", "tune_on_votes", "vote_distribution"]
-
-
-@dataclass(frozen=True)
-class VoteTuningSettings:
-    """How stage 2 trains.
-
-    Attributes:
-        epochs: passes over the training reconstructions.
-        batch_size: reconstructions per step (each with its original).
-        learning_rate: initial learning rate of SGD with a cosine decay.
-        original_weight: weight of the originals' classification loss (per original, not per row).
-        distance_weight: weight of the global soft-label loss on the distance (0 = off).
-        noise: largest Gaussian-noise standard deviation of the augmentation (0 = crop/flip only).
-        seed: seed of the shuffling, augmentation and new classifier rows.
-        anchor_weight: weight of the label-free anchor loss (0 = off): each row also brings one anchor pair
-            (``semsim_metric.data.anchors``) whose distance is pushed below ``anchor_centre`` for mild
-            copies and above it for noise, constants and other classes, in several image domains.
-        anchor_centre: distance at which the anchor loss's sigmoid is one half.
-        anchor_temperature: width of that sigmoid.
-        anchor_kind: which copies are recognised anchors (``"mild"`` or ``"invariances"``; see
-            ``semsim_metric.data.anchors``).
-        anchor_domains: image domains of the anchor pool joined by ``+`` (``AnchorPool.from_domains``).
-        adversarial_share: share of the batch's anchor pairs that also get an adversarial negative: uniform
-            noise moved toward the anchor image by ``adversarial_steps`` signed-gradient steps against the
-            current model, then pushed away like any unrelated image (kept only while its SSIM to the anchor
-            is below 0.3, i.e. while it still does not look like it). 0 = off.
-        adversarial_steps: signed-gradient steps that make each adversarial negative (per visit of a pool
-            entry when ``adversarial_pool > 0``).
-        adversarial_pool: 0 = every negative starts from fresh noise; ``P > 0`` = a persistent pool of ``P``
-            (anchor, negative) pairs kept in the objective (and its checkpoints): each step refines
-            ``adversarial_share`` of a batch's worth of entries a few steps further, so the negatives get as
-            strong as an optimiser that runs hundreds of steps at the cost of a few. An entry whose SSIM to
-            its anchor reaches 0.3 (a real likeness) is restarted from noise instead of being pushed away.
-        anchor_copy_centre: distance at which the loss of a *recognised* anchor pair (a copy people ignore)
-            is one half; ``None`` = ``anchor_centre``. Lower values pull copies closer than the calibration's
-            p = 0.5 distance, not just closer than unrelated images.
-        balance_domains: with rows of several image domains (``source_dataset``), repeat each smaller
-            domain's rows until it has at least this share of the largest domain's rows per epoch (0 = off).
-    """
-
-    epochs: int = 4
-    batch_size: int = 128
-    learning_rate: float = 0.01
-    original_weight: float = 1.0
-    distance_weight: float = 0.0
-    noise: float = 0.0
-    seed: int = 0
-    anchor_weight: float = 0.0
-    anchor_centre: float = 0.65
-    anchor_temperature: float = 0.1
-    anchor_kind: str = "mild"
-    anchor_domains: str = "fashion-mnist+photos+synthetic"
-    adversarial_share: float = 0.0
-    adversarial_steps: int = 5
-    adversarial_pool: int = 0
-    anchor_copy_centre: float | None = None
-    balance_domains: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0 or self.anchor_weight < 0:
-            raise ValueError(f"invalid vote-tuning settings: {self}.")
-        if not 0 <= self.adversarial_share <= 1 or self.adversarial_steps < 1:
-            raise ValueError(f"adversarial_share must be in [0, 1] and adversarial_steps >= 1, got {self}.")
-
-    def augmentation(self) -> Augmentation:
-        """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""
-        return Augmentation.crop_flip_noise(self.noise)
 
 
 def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1) -> Tensor:
@@ -178,7 +111,8 @@ def domain_class_offsets(domains: list[str], labels: list[int], votes: list[list
 
 
 class VoteObjective(nn.Module):
-    """Soft cross-entropy of the answers for reconstructions and originals, plus the optional distance loss."""
+    """Soft cross-entropy of the answers for reconstructions and originals, plus the optional distance loss.
+    ``forward`` takes exactly the collator's keys (a misspelled batch key is a ``TypeError``)."""
 
     def __init__(self, model: SemSimModel, n_classes: int, settings: VoteTuningSettings, rows_per_original: float,
                  head: nn.Linear | None = None) -> None:
@@ -200,7 +134,7 @@ class VoteObjective(nn.Module):
                 self.classifier.bias[: head.out_features] = head.bias
 
     def forward(self, pixel_values: Tensor, targets: Tensor, share: Tensor, anchor_pixel_values: Tensor | None = None,
-                anchor_targets: Tensor | None = None, **unused: Any) -> dict[str, Tensor]:
+                anchor_targets: Tensor | None = None) -> dict[str, Tensor]:
         """``pixel_values``: reconstructions then their originals (``2B`` images); ``targets``: ``(2B, K + 1)``;
         ``anchor_pixel_values``: anchor images then their partners (``2A``) with ``anchor_targets`` ``(A,)``."""
         bs = share.shape[0]
@@ -351,10 +285,9 @@ def tune_on_votes(
     *,
     head: nn.Linear | None = None,
     class_offsets: dict[str, int] | None = None,
-    progress: bool = True,
     output_dir: str | Path | None = None,
     resume: bool = False,
-    **trainer_options: Any,
+    options: TrainerOptions | None = None,
 ) -> tuple[dict[str, Any], nn.Linear]:
     """Train ``model.backbone`` in place on the annotators' answers of a SemSim-schema split.
 
@@ -365,21 +298,25 @@ def tune_on_votes(
     Args:
         model: the model to tune (its input gate settings are used).
         split: a ``datasets.Dataset`` in the SemSim schema with ``votes`` (rows without votes are an error).
-        settings: see ``VoteTuningSettings``.
+        settings: see ``VoteTuningSettings`` (``epochs`` > 0).
         head: a class classifier to start from (e.g. stage 1's); its rows are copied for the classes it has.
         class_offsets: where each image domain's classes start in ``head`` (stage 1's ``class_offsets``,
             keyed by ``source_dataset``). Rows of several domains each keep their own classes: a domain
             without an offset gets classes after all others, so ``class_label`` 0 of two domains never
             share a classifier row.
-        progress: show a progress bar.
         output_dir: folder for the stage's checkpoints (default: a temporary folder).
         resume: continue from the last checkpoint in ``output_dir``.
-        trainer_options: passed to ``run_stage``.
+        options: how the ``Trainer`` runs (``TrainerOptions``: precision, logging, progress, callbacks).
 
     Returns:
         A JSON-serialisable summary (rows, classes, steps, final loss, seconds) and the classifier over
         the classes plus "cannot recognise" (last output).
+
+    Raises:
+        ValueError: rows without votes, or ``settings.epochs`` is 0 (nothing to train).
     """
+    if settings.epochs <= 0:
+        raise ValueError(f"vote-tuning epochs must be > 0, got {settings.epochs}.")
     raw = undecoded(split)
     votes, original_votes = raw["votes"], raw["original_votes"]
     labels = raw["class_label"]
@@ -426,7 +363,7 @@ def tune_on_votes(
             [list(raw[c]) for c in ("reconstruction_id", "votes", "original_votes", "class_label")])})
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
-        info = run_stage(stage, output_dir or tmp, resume=resume, progress=progress, **trainer_options)
+        info = run_stage(stage, output_dir or tmp, resume=resume, options=options)
     model.eval()
     return {"settings": dataclasses.asdict(settings), "rows": len(votes), "items_per_epoch": n,
             "originals": len(first), "classes": n_classes,
