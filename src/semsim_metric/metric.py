@@ -234,6 +234,23 @@ class SemSim(Metric):
             self.sum_scores += scores.sum().to(self.sum_scores.dtype)
             self.total += scores.numel()
 
+    @torch.jit.unused
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Score a batch: add it to the states and return its value, with gradients to the images.
+
+        The returned value keeps its autograd graph; the accumulated states do not (torchmetrics detaches summed
+        states but keeps list states as they are, so ``reduction="none"`` would hold every batch's graph, the
+        network's activations included, until ``reset()``).
+        """
+        value = super().forward(*args, **kwargs)
+        scores = self.__dict__.get("scores")
+        if isinstance(scores, list):  # only this batch's scores can carry a graph: they are last
+            for i in range(len(scores) - 1, -1, -1):
+                if not scores[i].requires_grad:
+                    break
+                scores[i] = scores[i].detach()
+        return value
+
     def compute(self) -> Tensor:
         """Mean or sum of all scores so far, or every score (``reduction="none"``).
 
