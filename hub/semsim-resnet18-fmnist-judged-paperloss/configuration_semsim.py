@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from transformers import PretrainedConfig
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 from .backbones import (
     EMBEDDINGS,
@@ -17,7 +21,7 @@ from .backbones import (
     transformers_config,
 )
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "FLOAT_DTYPES", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "MAX_NUM_LABELS",
+__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "FLOAT_DTYPES", "Calibration", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "MAX_NUM_LABELS",
            "SemSimConfig", "check_dtype_name", "check_image_settings", "check_training_domain"]
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
@@ -93,6 +97,57 @@ def check_image_settings(image_size: Any, image_mean: Any, image_std: Any) -> tu
     if any(s <= 0 for s in image_std):
         raise ValueError(f"image_std must be positive, got {tuple(image_std)}.")
     return image_size, image_mean, image_std
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A model's logistic calibration: ``p_recognised = sigmoid(intercept + slope * distance)``.
+
+    Read from ``config.calibration`` (``SemSimConfig.calibration_curve``); it owns both directions of the map
+    (``probability``, ``distance_at``) and says who the annotators were (``annotator_kind``).
+
+    Examples:
+        >>> cal = Calibration(intercept=3.0, slope=-6.0, fitted_on="validation split (annotator_kind: human)")
+        >>> cal.distance_at(0.5), cal.annotator_kind
+        (0.5, 'human')
+    """
+
+    intercept: float
+    slope: float
+    #: what the rows were and who annotated them, as recorded (``"... (annotator_kind: model-judge)"``)
+    fitted_on: str = ""
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Calibration:
+        """The calibration of a ``config.calibration`` dictionary (checked by ``SemSimConfig``)."""
+        return cls(intercept=record["intercept"], slope=record["slope"], fitted_on=str(record.get("fitted_on", "")))
+
+    def probability(self, distance: Tensor) -> Tensor:
+        """The calibrated probability that a reconstruction at ``distance`` is recognised."""
+        return (self.intercept + self.slope * distance).sigmoid()
+
+    def distance_at(self, probability: float = 0.5) -> float | None:
+        """The distance at which ``p_recognised`` equals ``probability`` (``None`` when the slope is 0: no distance
+        does); with a negative slope, smaller distances have larger probabilities.
+
+        Raises:
+            ValueError: ``probability`` not strictly between 0 and 1.
+        """
+        if not 0 < probability < 1:
+            raise ValueError(f"probability must lie strictly between 0 and 1, got {probability}.")
+        if not self.slope:
+            return None
+        return (math.log(probability / (1 - probability)) - self.intercept) / self.slope
+
+    @property
+    def annotator_kind(self) -> str | None:
+        """Who annotated the rows the calibration was fitted on (``"model-judge"``, ``"human"``, ...), as recorded
+        in ``fitted_on``; ``None`` when it is not recorded."""
+        key = "annotator_kind"
+        if key not in self.fitted_on:
+            return None
+        kind = self.fitted_on[self.fitted_on.find(key) + len(key):].lstrip(" :=").strip(" ()")
+        return kind or None
 
 
 def _check_calibration(calibration: Any) -> dict[str, Any]:
@@ -289,6 +344,12 @@ class SemSimConfig(PretrainedConfig):
             self.training_domain = check_training_domain(training_domain,
                                                          embedding_dim=self.embedding_dim if known_dim else None)
         super().__init__(**kwargs)
+
+    @property
+    def calibration_curve(self) -> Calibration | None:
+        """``calibration`` as a ``Calibration`` (its probability, its inverse, its annotators); ``None`` for an
+        uncalibrated model."""
+        return Calibration.from_record(self.calibration) if self.calibration else None
 
     @property
     def embedding_dim(self) -> int:

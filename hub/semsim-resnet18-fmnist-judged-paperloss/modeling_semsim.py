@@ -124,13 +124,13 @@ class SemSimModel(PreTrainedModel):
         Raises:
             ValueError: when the model carries no calibration.
         """
-        cal = self.config.calibration
-        if not cal:
+        cal = self.config.calibration_curve
+        if cal is None:
             raise ValueError(
                 "This SemSim model has no calibration, so output='probability' is unavailable. "
                 "Use output='distance', or fit one with semsim_metric.training.calibration.fit_calibration()."
             )
-        return torch.sigmoid(cal["intercept"] + cal["slope"] * distance)
+        return cal.probability(distance)
 
     def forward(self, pixel_values: Tensor, return_dict: bool = True, **unused: Any) -> SemSimOutput:
         """Embed model-ready images (the same as ``embed``, wrapped in a ``SemSimOutput``).

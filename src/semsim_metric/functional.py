@@ -36,7 +36,8 @@ from .preprocessing import (
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageBatch", "ImageFileError", "ImageInputError", "ModelLike", "Output", "Reduction", "semsim"]
+__all__ = ["FilePairScores", "ImageBatch", "ImageFileError", "ImageInputError", "ModelLike", "Output", "PairScore",
+           "Reduction", "score_file_pairs", "semsim"]
 
 Reduction = Literal["mean", "sum", "none"]
 Output = Literal["distance", "probability"]
@@ -450,3 +451,110 @@ def semsim(
     scores = _semsim_update(preds, target, net, data_range=data_range, output=output,
                             validate_args=validate_args, check_domain=check_domain)
     return _semsim_compute(scores, reduction=reduction)
+
+
+class PairScore(NamedTuple):
+    """The score of one (original, reconstruction) pair of files."""
+
+    original: str
+    reconstruction: str
+    #: SemSim distance in ``[0, 2]`` (0 = semantically identical = most leakage)
+    distance: float
+    #: the calibrated probability that the reconstruction is recognised (``None`` unless asked for)
+    p_recognised: float | None
+
+
+class FilePairScores(NamedTuple):
+    """What ``score_file_pairs`` returns: the scored pairs in order, and one line for each pair it could not score."""
+
+    rows: list[PairScore]
+    problems: list[str]
+
+
+def _read_file_pairs(chunk: Sequence[tuple[Path, Path]], size: int
+                     ) -> tuple[list[Tensor], list[Tensor], list[tuple[Path, Path]], set[tuple[int, ...]], list[str]]:
+    """One batch of file pairs, each file reduced while read and brought to the model's size at once; the pairs
+    that cannot be read (or differ in size) become problems."""
+    origs, recs, kept, shapes, problems = [], [], [], set(), []
+    for orig_path, rec_path in chunk:
+        try:  # each file reduced while read, then at the model's size at once: no full-size batch
+            o, r = load_image_for_model(orig_path, size), load_image_for_model(rec_path, size)
+        except (OSError, ValueError) as err:  # unreadable, too large, or pixels without a meaning
+            problems.append(str(err))
+            continue
+        if o.shape[1:] != r.shape[1:]:
+            problems.append(f"size mismatch: {orig_path} is {o.shape[1:]}, {rec_path} is {r.shape[1:]}")
+            continue
+        origs.append(stack_at_model_size([o.pixels], data_range=255, image_size=size))
+        recs.append(stack_at_model_size([r.pixels], data_range=255, image_size=size))
+        shapes.add(o.shape)
+        kept.append((orig_path, rec_path))
+    return origs, recs, kept, shapes, problems
+
+
+def score_file_pairs(
+    pairs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    model: SemSimModel,
+    *,
+    batch_size: int = 256,
+    probability: bool = False,
+    check_domain: bool = True,
+    progress: bool = True,
+    description: str = "scoring",
+) -> FilePairScores:
+    """Score (original, reconstruction) image files in batches, whatever their number or size.
+
+    Each file is reduced while it is read and brought to the model's input size at once
+    (``image_io.load_image_for_model``, then the input gate's ``stack_at_model_size``), so memory holds one
+    decoded file and a batch of model-sized images. A pair that cannot be read, or whose files differ in size,
+    is listed in ``problems`` and the others are scored. With ``check_domain`` the channels and sizes of the files
+    as stored are compared with the model's training domain, and the first batch's content too
+    (``OutOfDomainWarning``).
+
+    Args:
+        pairs: (original, reconstruction) file paths (``pairing.pair_folders`` pairs two folders).
+        model: a loaded ``SemSimModel`` (``get_model``); the images go to its device.
+        batch_size: pairs per forward pass.
+        probability: also give each pair's ``p_recognised`` (the model must be calibrated).
+        check_domain: warn when the originals fall outside what the model was trained on.
+        progress: show a progress bar (or, in a piped log, progress lines) named ``description``.
+        description: the progress bar's name.
+
+    Returns:
+        ``FilePairScores``: ``rows`` (one ``PairScore`` per scored pair, in order) and ``problems``.
+
+    Raises:
+        ValueError: ``batch_size`` below 1, or ``probability`` for a model without a calibration.
+    """
+    from ._progress import Progress
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if probability and model.config.calibration_curve is None:
+        raise ValueError("probability=True needs a calibrated model; this one has no calibration.")
+    cfg, size = model.config, model.config.image_size
+    device = next(model.parameters()).device
+    rows: list[PairScore] = []
+    problems: list[str] = []
+    content_checked = not check_domain or not getattr(cfg, "training_domain", None)
+    with torch.inference_mode(), Progress(len(pairs), description, unit="pair", progress=progress) as bar:
+        for start in range(0, len(pairs), batch_size):
+            chunk = [(Path(o), Path(r)) for o, r in pairs[start:start + batch_size]]
+            origs, recs, kept, shapes, unread = _read_file_pairs(chunk, size)
+            problems += unread
+            bar.update(len(chunk))
+            if not kept:
+                continue
+            target, preds = torch.cat(origs).to(device), torch.cat(recs).to(device)
+            if check_domain:  # channels and size of the files themselves, not of the model-sized copies
+                for shape in sorted(shapes):
+                    _check_domain(cfg, torch.empty((1, *shape), device="meta"))
+            if not content_checked:  # how the originals' embeddings compare with the training ones: first batch
+                emb = model.embed(to_model_input(target, data_range=1.0, image_size=size, mean=cfg.image_mean,
+                                                 std=cfg.image_std, dtype=_model_dtype(model)))
+                _check_domain(cfg, torch.empty((1, *min(shapes)), device="meta"), emb)
+                content_checked = True
+            dist = _semsim_update(preds, target, model, data_range=1.0, check_domain=False).float().cpu()
+            prob = model.probability(dist).tolist() if probability else [None] * len(kept)
+            rows += [PairScore(str(o_p), str(r_p), d, p) for (o_p, r_p), d, p in zip(kept, dist.tolist(), prob)]
+    return FilePairScores(rows, problems)

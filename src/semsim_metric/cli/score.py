@@ -7,9 +7,12 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CLIError
+
+if TYPE_CHECKING:
+    from ..functional import PairScore
 
 __all__ = ["register", "run"]
 
@@ -114,28 +117,18 @@ def _pairs(originals: Path, reconstructions: Path, *, skip_unpaired: bool) -> li
     return pairing.pairs
 
 
-def _leak_threshold(calibration: dict[str, Any] | None) -> float | None:
-    """The distance below which p_recognised > 0.5 (``None`` for an uncalibrated model)."""
-    if calibration and calibration.get("slope"):
-        return -calibration["intercept"] / calibration["slope"]
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     """Score the paired files and print (and optionally write) one row per pair.
 
-    Each file is reduced while it is read and brought to the model's input size at once
-    (``image_io.load_image_for_model``, then the input gate's ``stack_at_model_size``), so memory holds one
-    decoded file and a batch of model-sized images, whatever the number or the size of the files.
-
-    Every refusal (arguments, the --output file, pairing) comes before the model is loaded. ``--format json``
-    prints one JSON object on stdout - ``records`` (original, reconstruction, distance, p_recognised with
-    --probability) and ``summary`` (pairs, mean distance, model, the calibration's threshold, problems) - and every
-    message on stderr.
+    Every refusal (arguments, the --output file, pairing) comes before the model is loaded; the scoring is
+    ``functional.score_file_pairs`` (each file reduced while it is read). ``--format json`` prints one JSON object
+    on stdout - ``records`` (original, reconstruction, distance, p_recognised with --probability) and ``summary``
+    (pairs, mean distance, model, the calibration's threshold, problems) - and every message on stderr.
 
     Raises:
-        CLIError: bad arguments, folders that cannot be paired, an unloadable model, or pairs that could not be
-            scored (listed; the others are scored and written first).
+        CLIError: bad arguments, folders that cannot be paired, or pairs that could not be scored (listed; the
+            others are scored and written first).
+        SemSimError: an unloadable model.
     """
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}.")
@@ -143,71 +136,36 @@ def run(args: argparse.Namespace) -> int:
         _check_output(args.output, overwrite=args.overwrite)  # before any scoring: fail fast
     pairs = _pairs(args.originals, args.reconstructions, skip_unpaired=args.skip_unpaired)
 
-    import torch
+    from .._progress import logger
+    from ..functional import get_model, score_file_pairs
 
-    from .._progress import Progress, logger
-    from ..domain import check_domain
-    from ..functional import _semsim_update, get_model
-    from ..image_io import load_image_for_model
-    from ..preprocessing import stack_at_model_size, to_model_input
-
-    fmt = getattr(args, "format", "table")
     logger.info("loading the SemSim model%s", f" {args.model}" if args.model else "")
-    try:
-        device = torch.device(args.device)
-        model = get_model(args.model, args.revision, device=device)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise CLIError(str(err)) from err
-    want_prob = bool(args.probability)
-    if want_prob and not model.config.calibration:
+    model = get_model(args.model, args.revision, device=args.device)
+    calibration = model.config.calibration_curve
+    if args.probability and calibration is None:
         raise CLIError("--probability needs a calibrated model; this one has no calibration.")
-    cfg = model.config
-    size = cfg.image_size
-    rows: list[tuple[str, str, float, float | None]] = []
-    problems: list[str] = []
-    content_checked = bool(args.no_domain_check) or not getattr(cfg, "training_domain", None)
-    with torch.inference_mode(), Progress(len(pairs), "semsim score", unit="pair", progress=not args.quiet) as bar:
-        for start in range(0, len(pairs), args.batch_size):
-            chunk = pairs[start:start + args.batch_size]
-            origs, recs, kept, shapes = [], [], [], set()
-            for orig_path, rec_path in chunk:
-                try:  # each file reduced while read, then at the model's size at once: no full-size batch
-                    o, r = load_image_for_model(orig_path, size), load_image_for_model(rec_path, size)
-                except (OSError, ValueError) as err:  # unreadable, too large, or pixels without a meaning
-                    problems.append(str(err))
-                    continue
-                if o.shape[1:] != r.shape[1:]:
-                    problems.append(f"size mismatch: {orig_path} is {o.shape[1:]}, {rec_path} is {r.shape[1:]}")
-                    continue
-                origs.append(stack_at_model_size([o.pixels], data_range=255, image_size=size))
-                recs.append(stack_at_model_size([r.pixels], data_range=255, image_size=size))
-                shapes.add(o.shape)
-                kept.append((orig_path, rec_path))
-            bar.update(len(chunk))
-            if not kept:
-                continue
-            target, preds = torch.cat(origs).to(device), torch.cat(recs).to(device)
-            if not args.no_domain_check:  # channels and size of the files themselves, not of the model-sized copies
-                for shape in sorted(shapes):
-                    check_domain(cfg, torch.empty((1, *shape), device="meta"))
-            if not content_checked:  # how the originals' embeddings compare with the training ones: first batch
-                dtype = next(model.parameters()).dtype
-                emb = model.embed(to_model_input(target, data_range=1.0, image_size=size, mean=cfg.image_mean,
-                                                 std=cfg.image_std, dtype=dtype))
-                check_domain(cfg, torch.empty((1, *min(shapes)), device="meta"), emb)
-                content_checked = True
-            dist = _semsim_update(preds, target, model, data_range=1.0, check_domain=False).float().cpu()
-            prob = model.probability(dist).tolist() if want_prob else [None] * len(kept)
-            for (o_p, r_p), d, pr in zip(kept, dist.tolist(), prob):
-                rows.append((str(o_p), str(r_p), d, pr))
+    scores = score_file_pairs(pairs, model, batch_size=args.batch_size, probability=args.probability,
+                              check_domain=not args.no_domain_check, progress=not args.quiet,
+                              description="semsim score")
+    _print_scores(scores.rows, args, calibration.distance_at(0.5) if calibration else None,
+                  calibration.annotator_kind if calibration else None, scores.problems)
+    if scores.problems:
+        raise CLIError(f"{len(scores.problems)} pair(s) could not be scored:\n  " + "\n  ".join(scores.problems))
+    return 0
+
+
+def _print_scores(rows: list[PairScore], args: argparse.Namespace, threshold: float | None,
+                  annotators: str | None, problems: list[str]) -> None:
+    """Write --output and print the rows in --format, then the summary lines (on stdout under the table, on
+    stderr beside a machine-readable stdout)."""
+    fmt, want_prob = getattr(args, "format", "table"), bool(args.probability)
     csv_text = _csv(rows, want_prob) if args.output is not None or fmt == "csv" else ""
     if args.output is not None:
         from ..outputs import atomic_write_text
 
         atomic_write_text(args.output, csv_text)
         print(f"scores written to {args.output}", file=sys.stderr)
-    threshold = _leak_threshold(cfg.calibration)
-    mean = sum(r[2] for r in rows) / len(rows) if rows else None
+    mean = sum(r.distance for r in rows) / len(rows) if rows else None
     if fmt == "json":
         print(json.dumps(_json_document(rows, want_prob, mean, threshold, problems, args), indent=2, allow_nan=False))
     elif fmt == "csv":
@@ -216,22 +174,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'reconstruction':<40} {'original':<40} {'semsim':>8}" + ("  p_recognised" if want_prob else ""))
         for o_p, r_p, d, pr in rows:
             print(f"{Path(r_p).name:<40} {Path(o_p).name:<40} {d:8.4f}" + (f"  {pr:12.3f}" if want_prob else ""))
-    # the summary lines: on stdout under the table, on stderr beside a machine-readable stdout
     summary_to = sys.stdout if fmt == "table" else sys.stderr
-    if mean is not None and not (fmt != "table" and args.quiet):
-        print(f"mean SemSim over {len(rows)} pairs: {mean:.4f}  (distance: 0 = identical = most leakage; "
-              "lower = more leakage)", file=summary_to)
-        if threshold is not None:
-            fitted = str(cfg.calibration.get("fitted_on", ""))
-            who = fitted[fitted.find("annotator_kind"):].strip(" ()") if "annotator_kind" in fitted else "see the card"
-            print(f"a distance below {threshold:.3f} means p_recognised > 0.5: the annotators the model was calibrated "
-                  f"on ({who}) would recognise such a reconstruction more often than not", file=summary_to)
-    if problems:
-        raise CLIError(f"{len(problems)} pair(s) could not be scored:\n  " + "\n  ".join(problems))
-    return 0
+    if mean is None or (fmt != "table" and args.quiet):
+        return
+    print(f"mean SemSim over {len(rows)} pairs: {mean:.4f}  (distance: 0 = identical = most leakage; "
+          "lower = more leakage)", file=summary_to)
+    if threshold is not None:
+        who = f"annotator_kind: {annotators}" if annotators else "see the card"
+        print(f"a distance below {threshold:.3f} means p_recognised > 0.5: the annotators the model was calibrated "
+              f"on ({who}) would recognise such a reconstruction more often than not", file=summary_to)
 
 
-def _csv(rows: list[tuple[str, str, float, float | None]], want_prob: bool) -> str:
+def _csv(rows: list[PairScore], want_prob: bool) -> str:
     """The CSV of ``--output`` (and of ``--format csv``): one row per pair, distances with 6 decimals."""
     import io
 
@@ -243,7 +197,7 @@ def _csv(rows: list[tuple[str, str, float, float | None]], want_prob: bool) -> s
     return buf.getvalue()
 
 
-def _json_document(rows: list[tuple[str, str, float, float | None]], want_prob: bool, mean: float | None,
+def _json_document(rows: list[PairScore], want_prob: bool, mean: float | None,
                    threshold: float | None, problems: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """``--format json``: ``records`` (one per scored pair) and ``summary``."""
     from ..hub import DEFAULT_MODEL_ID, DEFAULT_REVISION

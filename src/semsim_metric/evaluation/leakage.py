@@ -893,7 +893,6 @@ def leakage_report(
                        baselines={name: float(values[name][i]) for name in computed}, disagreement=flags[i])
             for i in range(n)]
     name, rev = _model_identity(model, revision, net)
-    logit = math.log(threshold / (1 - threshold))
     seen = seen_originals(net.config, list(seen_fps.values()))
     if seen:
         notes.append(f"{seen} of the {len(seen_fps)} originals were among the model's training originals: its numbers "
@@ -901,7 +900,7 @@ def leakage_report(
     return LeakageReport(
         rows=rows, threshold=threshold, n_leaked=k_leaked, leak_rate=k_leaked / n, interval=interval,
         n_originals=len(set(pairs.original_ids)), n_boot=n_boot, seed=seed,
-        distance_threshold=(logit - float(cal["intercept"])) / float(cal["slope"]), baselines=computed,
+        distance_threshold=net.config.calibration_curve.distance_at(threshold), baselines=computed,
         rule_baselines=rule, disagreements={"semsim_only": flags.count("semsim_only"),
                                             "pixels_only": flags.count("pixels_only")},
         baseline_summary=summary, model_name=name, model_revision=rev, calibration=cal, source=pairs.source,
