@@ -96,6 +96,7 @@ def test_train_without_a_recipe_says_what_runs_and_fits_the_device(monkeypatch, 
     import torch
 
     from semsim_metric.cli import main
+    from semsim_metric.errors import InvalidInputError
     from semsim_metric.training import recipes
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -103,7 +104,7 @@ def test_train_without_a_recipe_says_what_runs_and_fits_the_device(monkeypatch, 
 
     def fake_train(dataset, output, *, recipe, **kwargs):
         seen["recipe"] = recipe
-        raise ValueError("stop here")
+        raise InvalidInputError("stop here")  # a user error: reported, exit 2
 
     monkeypatch.setattr("semsim_metric.training.run.train", fake_train)
     assert main(["train", "--dataset", "x", "--output", "y"]) == 2

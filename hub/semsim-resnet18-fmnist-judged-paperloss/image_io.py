@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import ImageFileError, InvalidInputError
+
 __all__ = ["IMAGE_SUFFIXES", "READ_MIN_SIDE", "READ_MODEL_SIDES", "ModelSizedImage", "decode_image", "load_image",
            "load_image_for_model", "read_side", "stack_images"]
 
@@ -68,7 +70,7 @@ def read_side(image_size: int) -> int:
         (512, 896)
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}.")
+        raise InvalidInputError(f"image_size must be a positive integer, got {image_size!r}.")
     return max(READ_MIN_SIDE, READ_MODEL_SIDES * image_size)
 
 
@@ -186,14 +188,14 @@ def _open(source: Any, name: str, image_size: int | None = None) -> tuple[Tensor
             arr, shape = _to_array(img, name, keep, stored)
             return _as_tensor(arr), shape
     except Image.DecompressionBombError as err:
-        raise OSError(f"cannot read image {name}: {err} Such sizes are refused to protect memory; shrink the image "
+        raise ImageFileError(f"cannot read image {name}: {err} Such sizes are refused to protect memory; shrink the image "
                       "(SemSim resizes to its input size anyway).") from err
     except (OSError, UnidentifiedImageError, SyntaxError, EOFError) as err:
-        raise OSError(f"cannot read image {name}: {err}") from err
+        raise ImageFileError(f"cannot read image {name}: {err}") from err
     except _UndefinedPixels:
         raise
     except ValueError as err:
-        raise OSError(f"cannot read image {name}: {err}") from err
+        raise ImageFileError(f"cannot read image {name}: {err}") from err
 
 
 def load_image(path: str | Path) -> Tensor:
@@ -272,13 +274,13 @@ def decode_image(value: Any, *, allow_paths: bool = False) -> Tensor:
             return _open(io.BytesIO(value["bytes"]), str(value.get("path") or "image bytes"))[0]
         if value.get("path"):
             if not allow_paths:
-                raise ValueError(
+                raise InvalidInputError(
                     f"image cell holds only a path ({value['path']!r}), no bytes: SemSim datasets embed their images, "
                     "and a cell pointing at a local file is not opened. Rebuild the dataset with embedded images "
                     "(`semsim convert`, or datasets' `Dataset.to_parquet` after `cast_column(col, Image())`), or "
                     "pass allow_paths=True for a dataset you made yourself.")
             return load_image(value["path"])
-        raise ValueError("image cell holds neither bytes nor a path.")
+        raise InvalidInputError("image cell holds neither bytes nor a path.")
     if isinstance(value, (bytes, bytearray)):
         return _open(io.BytesIO(value), "image bytes")[0]
     if isinstance(value, (str, Path)):

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import InvalidInputError, InvalidInputTypeError
 from .blocks import BasicBlock
 
 #: the embeddings a CIFAR ResNet-18 backbone can produce (see ``CifarResNet18`` and ``SemSimConfig``)
@@ -54,7 +55,7 @@ def check_num_labels(value: Any, field: str = "num_labels") -> None:
         ValueError: naming ``field``, the value and the limit.
     """
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NUM_LABELS:
-        raise ValueError(f"{field} must be an integer between 0 and {MAX_NUM_LABELS:,} (SemSim does not use it; the "
+        raise InvalidInputError(f"{field} must be an integer between 0 and {MAX_NUM_LABELS:,} (SemSim does not use it; the "
                          f"limit keeps transformers from building a huge label table), got {_short_repr(value)}. "
                          f"Fix: remove {field} from the config or set it to the real number of classes.")
 
@@ -67,31 +68,31 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 def _check_entry(key: str, value: Any, path: str) -> None:
     """Refuse one entry of a (nested) backbone config that points at another model or builds a label table."""
     if key == "backbone" and value is not None:
-        raise ValueError(f"{path} = {_short_repr(value)} names another model, which transformers would fetch from the "
+        raise InvalidInputError(f"{path} = {_short_repr(value)} names another model, which transformers would fetch from the "
                          f"Hugging Face Hub (or a path, or timm) while building the network; {_HOW}. Fix: set {path} "
                          "to null and give the backbone's own config as a backbone_config dictionary.")
     if key in ("use_pretrained_backbone", "use_timm_backbone", "trust_remote_code") and value:
         what = {"use_pretrained_backbone": "would download pretrained backbone weights",
                 "use_timm_backbone": "builds the backbone by name with timm (which may download weights)",
                 "trust_remote_code": "would run model code from another repository"}[key]
-        raise ValueError(f"{path} = {_short_repr(value)} {what}; {_HOW}. Fix: set {path} to false.")
+        raise InvalidInputError(f"{path} = {_short_repr(value)} {what}; {_HOW}. Fix: set {path} to false.")
     if key == "auto_map" and value:
-        raise ValueError(f"{path} points at model code in another repository; {_HOW}. Fix: remove {path}.")
+        raise InvalidInputError(f"{path} points at model code in another repository; {_HOW}. Fix: remove {path}.")
     if key == "model_type" and value in _BUILT_BY_NAME:
-        raise ValueError(f"{path} = {value!r} builds its network by name with timm (which may download weights); "
+        raise InvalidInputError(f"{path} = {value!r} builds its network by name with timm (which may download weights); "
                          f"{_HOW}. Fix: use a transformers vision model type such as 'resnet', 'vit' or 'convnext'.")
     if key == "num_labels" and value is not None:
         check_num_labels(value, path)
     if key in ("id2label", "label2id") and value is not None and (not isinstance(value, dict)
                                                                    or len(value) > MAX_NUM_LABELS):
-        raise ValueError(f"{path} must be a dictionary of at most {MAX_NUM_LABELS:,} labels, got "
+        raise InvalidInputError(f"{path} must be a dictionary of at most {MAX_NUM_LABELS:,} labels, got "
                          f"{type(value).__name__} of size {len(value) if isinstance(value, (dict, list)) else 1}. "
                          f"Fix: remove {path} (SemSim does not use labels).")
 
 
 def _walk(value: Any, path: str, depth: int, check_ints: bool) -> None:
     if depth > _MAX_DEPTH:
-        raise ValueError(f"{path} is nested more than {_MAX_DEPTH} levels deep; no vision backbone config is. "
+        raise InvalidInputError(f"{path} is nested more than {_MAX_DEPTH} levels deep; no vision backbone config is. "
                          "Fix: give a backbone_config as written by transformers' PretrainedConfig.to_dict().")
     if isinstance(value, dict):
         for key, item in value.items():
@@ -103,7 +104,7 @@ def _walk(value: Any, path: str, depth: int, check_ints: bool) -> None:
         for i, item in enumerate(value):
             _walk(item, f"{path}[{i}]", depth + 1, check_ints)
     elif check_ints and isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_BACKBONE_INT:
-        raise ValueError(f"{path} = {value} is larger than {MAX_BACKBONE_INT:,}, more than any vision backbone needs "
+        raise InvalidInputError(f"{path} = {value} is larger than {MAX_BACKBONE_INT:,}, more than any vision backbone needs "
                          "(it would make the network or its config enormous). Fix: correct the value.")
 
 
@@ -131,10 +132,10 @@ def check_backbone_config(backbone_config: Any, *, field: str = "backbone_config
         ValueError: backbone_config.backbone = 'microsoft/resnet-50' names another model, ...
     """
     if not isinstance(backbone_config, dict):
-        raise TypeError(f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "
+        raise InvalidInputTypeError(f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "
                         f"ResNetConfig(...).to_dict()), got {type(backbone_config).__name__}.")
     if not isinstance(backbone_config.get("model_type"), str):  # a missing field, not a wrong argument type
-        raise ValueError(f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "  # noqa: TRY004
+        raise InvalidInputError(f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "  # noqa: TRY004
                          f"ResNetConfig(...).to_dict()), got {_short_repr(backbone_config)}.")
     _walk(backbone_config, field, 0, check_ints)
 
@@ -156,12 +157,12 @@ def transformers_config(backbone_config: dict[str, Any], *, field: str = "backbo
     cfg = dict(backbone_config)
     model_type = cfg.pop("model_type")
     if model_type not in CONFIG_MAPPING:
-        raise ValueError(f"{field}.model_type = {model_type!r} is not a model type this version of transformers "
+        raise InvalidInputError(f"{field}.model_type = {model_type!r} is not a model type this version of transformers "
                          "knows. Fix: upgrade transformers or use a known vision model type such as 'resnet' or 'vit'.")
     try:
         config = AutoConfig.for_model(model_type, **cfg)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
-        raise ValueError(f"{field} is not a valid transformers {model_type!r} config ({err}).") from err
+        raise InvalidInputError(f"{field} is not a valid transformers {model_type!r} config ({err}).") from err
     check_backbone_config(config.to_dict(), field=field, check_ints=False)
     return config
 
@@ -189,9 +190,9 @@ class CifarResNet18(nn.Module):
     def __init__(self, base_width: int = 64, in_channels: int = 3, embedding: str = "pooled") -> None:
         super().__init__()
         if base_width < 1:
-            raise ValueError(f"base_width must be a positive integer, got {base_width}.")
+            raise InvalidInputError(f"base_width must be a positive integer, got {base_width}.")
         if embedding not in EMBEDDINGS:
-            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
+            raise InvalidInputError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
         self.embedding = embedding
         widths = [base_width, 2 * base_width, 4 * base_width, 8 * base_width]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
@@ -280,7 +281,7 @@ def infer_feature_dim(config: Any) -> int:
             return int(value[-1])
         if isinstance(value, int):
             return value
-    raise ValueError(
+    raise InvalidInputError(
         f"Cannot tell the feature size of a '{config.model_type}' backbone: its config has none of "
         "hidden_sizes, hidden_size, embed_dim, dims."
     )
@@ -292,8 +293,8 @@ def build_backbone(config: Any) -> nn.Module:
         return CifarResNet18(base_width=config.base_width, embedding=getattr(config, "embedding", "pooled"))
     if config.backbone == "transformers":
         if not config.backbone_config:
-            raise ValueError("backbone='transformers' needs backbone_config (a transformers config dict).")
+            raise InvalidInputError("backbone='transformers' needs backbone_config (a transformers config dict).")
         return TransformersBackbone(config.backbone_config)
-    raise ValueError(
+    raise InvalidInputError(
         f"Unknown backbone {config.backbone!r}; expected 'cifar_resnet18' or 'transformers'."
     )

@@ -12,6 +12,7 @@ from transformers import PretrainedConfig
 if TYPE_CHECKING:
     from torch import Tensor
 
+from .errors import InvalidInputError, InvalidInputTypeError
 from .backbones import (
     EMBEDDINGS,
     MAX_NUM_LABELS,
@@ -56,26 +57,26 @@ def check_dtype_name(value: Any, field: str = "dtype") -> str | None:
     if not isinstance(name, str) or name not in FLOAT_DTYPES:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         # a ValueError like every malformed config field (load_config turns it into an InvalidModelError)
-        raise ValueError(
+        raise InvalidInputError(
             f"{field} must be one of {', '.join(FLOAT_DTYPES)} (the dtype of the weights), got {shown}.")
     return name
 
 
 def _int_field(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float) and value.is_integer()):
-        raise ValueError(f"{name} must be an integer, got {value!r}.")
+        raise InvalidInputError(f"{name} must be an integer, got {value!r}.")
     if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+        raise InvalidInputError(f"{name} must be between {low} and {high}, got {value}.")
     return int(value)
 
 
 def _triple(name: str, values: Any) -> list[float]:
     if not isinstance(values, (list, tuple)) or len(values) != 3:
-        raise ValueError(f"{name} needs 3 numbers (R, G, B), got {values!r}.")
+        raise InvalidInputError(f"{name} needs 3 numbers (R, G, B), got {values!r}.")
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} needs 3 finite numbers (R, G, B), got {values!r}.")
+            raise InvalidInputError(f"{name} needs 3 finite numbers (R, G, B), got {values!r}.")
         out.append(float(v))
     return out
 
@@ -95,7 +96,7 @@ def check_image_settings(image_size: Any, image_mean: Any, image_std: Any) -> tu
     image_size = _int_field("image_size", image_size, 4, MAX_IMAGE_SIZE)
     image_mean, image_std = _triple("image_mean", image_mean), _triple("image_std", image_std)
     if any(s <= 0 for s in image_std):
-        raise ValueError(f"image_std must be positive, got {tuple(image_std)}.")
+        raise InvalidInputError(f"image_std must be positive, got {tuple(image_std)}.")
     return image_size, image_mean, image_std
 
 
@@ -134,7 +135,7 @@ class Calibration:
             ValueError: ``probability`` not strictly between 0 and 1.
         """
         if not 0 < probability < 1:
-            raise ValueError(f"probability must lie strictly between 0 and 1, got {probability}.")
+            raise InvalidInputError(f"probability must lie strictly between 0 and 1, got {probability}.")
         if not self.slope:
             return None
         return (math.log(probability / (1 - probability)) - self.intercept) / self.slope
@@ -152,11 +153,11 @@ class Calibration:
 
 def _check_calibration(calibration: Any) -> dict[str, Any]:
     if not isinstance(calibration, dict):
-        raise ValueError(f"calibration must be a dictionary with 'intercept' and 'slope', got {calibration!r}.")
+        raise InvalidInputError(f"calibration must be a dictionary with 'intercept' and 'slope', got {calibration!r}.")
     for key in ("intercept", "slope"):
         v = calibration.get(key)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"calibration needs a finite number '{key}', got {v!r} (it maps a distance d to "
+            raise InvalidInputError(f"calibration needs a finite number '{key}', got {v!r} (it maps a distance d to "
                              "sigmoid(intercept + slope * d)).")
     return dict(calibration)
 
@@ -209,7 +210,7 @@ def check_training_domain(record: Any, *, embedding_dim: int | None = None) -> d
         ValueError: training_domain.channels must be a list of channel counts (1 to 4), got 'grey'. ...
     """
     if not isinstance(record, dict):
-        raise TypeError(f"training_domain must be a dictionary (the record `semsim train` writes), got "
+        raise InvalidInputTypeError(f"training_domain must be a dictionary (the record `semsim train` writes), got "
                          f"{type(record).__name__}. Remove the field to load the model without a domain check.")
     out = dict(record)
     if "description" in out and not isinstance(out["description"], str):
@@ -305,7 +306,7 @@ class SemSimConfig(PretrainedConfig):
         **kwargs: Any,
     ) -> None:
         if backbone not in ("cifar_resnet18", "transformers"):
-            raise ValueError(f"backbone must be 'cifar_resnet18' or 'transformers', got {backbone!r}.")
+            raise InvalidInputError(f"backbone must be 'cifar_resnet18' or 'transformers', got {backbone!r}.")
         base_width = _int_field("base_width", base_width, 1, MAX_BASE_WIDTH)
         image_size, image_mean, image_std = check_image_settings(image_size, image_mean, image_std)
         # transformers turns a dtype name into getattr(torch, name): only floating-point dtype names get there
@@ -318,7 +319,7 @@ class SemSimConfig(PretrainedConfig):
         for labels in ("id2label", "label2id"):
             if kwargs.get(labels) is not None and (not isinstance(kwargs[labels], dict)
                                                    or len(kwargs[labels]) > MAX_NUM_LABELS):
-                raise ValueError(f"{labels} must be a dictionary of at most {MAX_NUM_LABELS:,} labels. Fix: remove "
+                raise InvalidInputError(f"{labels} must be a dictionary of at most {MAX_NUM_LABELS:,} labels. Fix: remove "
                                  f"{labels} (SemSim does not use labels).")
         if backbone_config is not None:
             check_backbone_config(backbone_config)  # never fetches anything, whatever the backbone
@@ -327,9 +328,9 @@ class SemSimConfig(PretrainedConfig):
         if calibration is not None:
             calibration = _check_calibration(calibration)
         if embedding not in EMBEDDINGS:
-            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
+            raise InvalidInputError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
         if embedding != "pooled" and backbone != "cifar_resnet18":
-            raise ValueError(f"embedding={embedding!r} is only available for backbone='cifar_resnet18'.")
+            raise InvalidInputError(f"embedding={embedding!r} is only available for backbone='cifar_resnet18'.")
         self.backbone = backbone
         self.embedding = embedding
         self.base_width = base_width
@@ -364,5 +365,5 @@ class SemSimConfig(PretrainedConfig):
         if self.backbone == "cifar_resnet18":
             return 8 * self.base_width
         if not self.backbone_config:
-            raise ValueError("backbone='transformers' needs backbone_config (a transformers config dictionary).")
+            raise InvalidInputError("backbone='transformers' needs backbone_config (a transformers config dictionary).")
         return infer_feature_dim(transformers_config(self.backbone_config))

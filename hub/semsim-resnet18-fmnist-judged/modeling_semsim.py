@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .errors import SemSimError
+from .errors import InvalidInputError, ModelArgumentError, UnreadableWeightsError
 from .hub import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, resolve_model_folder
 from .backbones import build_backbone
 from .configuration_semsim import SemSimConfig, check_dtype_name
@@ -126,7 +126,7 @@ class SemSimModel(PreTrainedModel):
         """
         cal = self.config.calibration_curve
         if cal is None:
-            raise ValueError(
+            raise InvalidInputError(
                 "This SemSim model has no calibration, so output='probability' is unavailable. "
                 "Use output='distance', or fit one with semsim_metric.training.calibration.fit_calibration()."
             )
@@ -408,12 +408,6 @@ class SemSimModel(PreTrainedModel):
                                         revision=revision, create_pr=create_pr)
 
 
-class ModelArgumentError(SemSimError, TypeError, ValueError):
-    """An argument of ``from_pretrained`` / ``save_pretrained`` that a SemSim model cannot honour (an unknown one, a
-    non-floating dtype, a device map over several devices, pickled formats, ...): refused with a message instead of
-    being ignored. Also a ``TypeError`` and a ``ValueError``, as these refusals always were."""
-
-
 #: safetensors' dtype names of the floating-point dtypes a SemSim model can be stored in
 _SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
 #: device_map strategies of transformers (they spread a model over devices; a SemSim model lives on one)
@@ -539,7 +533,7 @@ def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     The embeddings are L2-normalised ``(N, D)``: their Euclidean distance is SemSim, in ``[0, 2]``, lower =
     more leakage."""
     if x.shape != y.shape:
-        raise ValueError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
+        raise InvalidInputError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
     ex, ey = model(torch.cat([x, y], dim=0)).embeddings.split(x.shape[0], dim=0)
     return ex, ey
 
@@ -601,7 +595,7 @@ def read_weights_header(weights_file: Path) -> dict[str, tuple[str, tuple[int, .
         with weights_file.open("rb") as fh:
             prefix = fh.read(8)
     except OSError as err:
-        raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
+        raise UnreadableWeightsError(f"{weights_file} is not a readable safetensors file ({err}).") from err
     if len(prefix) == 8 and int.from_bytes(prefix, "little") > MAX_WEIGHTS_HEADER_BYTES:
         raise InvalidModelError(
             f"{weights_file}: its safetensors header claims {int.from_bytes(prefix, 'little'):,} bytes, more than the "
@@ -615,7 +609,7 @@ def read_weights_header(weights_file: Path) -> dict[str, tuple[str, tuple[int, .
                 header[key] = (str(tensor.get_dtype()), tuple(int(n) for n in tensor.get_shape()))
             return header
     except (SafetensorError, OSError, ValueError) as err:
-        raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
+        raise UnreadableWeightsError(f"{weights_file} is not a readable safetensors file ({err}).") from err
 
 
 class _BuildTooLarge(Exception):
@@ -741,7 +735,7 @@ def load_weights_strict(model: nn.Module, weights_file: Path) -> None:
     try:
         state = load_file(str(weights_file))
     except (SafetensorError, OSError, ValueError) as err:
-        raise OSError(f"{weights_file} is not a readable safetensors file ({err}).") from err
+        raise UnreadableWeightsError(f"{weights_file} is not a readable safetensors file ({err}).") from err
     expected = model.state_dict()
     _check_keys_and_shapes({k: tuple(v.shape) for k, v in expected.items()},
                            {k: tuple(v.shape) for k, v in state.items()}, weights_file)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import InvalidInputError, InvalidInputTypeError
+
 __all__ = ["check_data_range", "check_image_pair", "check_images", "resize_images", "stack_at_model_size",
            "to_model_input", "to_unit_rgb"]
 
@@ -31,10 +33,10 @@ def check_data_range(data_range: float) -> float:
     if isinstance(data_range, Tensor) and data_range.numel() == 1 and not data_range.dtype.is_complex:
         data_range = data_range.item()
     if isinstance(data_range, bool) or not isinstance(data_range, numbers.Real):  # numpy scalars are Real too
-        raise TypeError(f"data_range must be a number such as 1.0 or 255, got {type(data_range).__name__}.")
+        raise InvalidInputTypeError(f"data_range must be a number such as 1.0 or 255, got {type(data_range).__name__}.")
     value = float(data_range)
     if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"data_range must be a positive finite number such as 1.0 or 255, got {data_range}.")
+        raise InvalidInputError(f"data_range must be a positive finite number such as 1.0 or 255, got {data_range}.")
     return value
 
 
@@ -50,11 +52,11 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
             hint = " Convert PIL images with torchvision.transforms.functional.pil_to_tensor(img).unsqueeze(0)."
         elif type(x).__module__.startswith("numpy"):
             hint = " Convert numpy arrays with torch.from_numpy(a).permute(0, 3, 1, 2) for (N, H, W, C) data."
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}.{hint}")
+        raise InvalidInputTypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}.{hint}")
     if x.ndim != 4:
         hint = (" Add the batch dimension with x.unsqueeze(0)." if x.ndim == 3 else
                 " Add batch and channel dimensions with x[None, None]." if x.ndim == 2 else "")
-        raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}.{hint}")
+        raise InvalidInputError(f"{name} must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}.{hint}")
     n, c, h, w = x.shape
     if c not in (1, 3):
         hint = ""
@@ -62,24 +64,24 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
             hint = " The channels seem to be last: use x.permute(0, 3, 1, 2)."
         elif c == 4:
             hint = " Drop the alpha channel with x[:, :3]."
-        raise ValueError(f"{name} must have 1 or 3 channels, got {c} (shape {tuple(x.shape)}).{hint}")
+        raise InvalidInputError(f"{name} must have 1 or 3 channels, got {c} (shape {tuple(x.shape)}).{hint}")
     if n == 0 or h == 0 or w == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one image.")
+        raise InvalidInputError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one image.")
     if x.device.type == "meta":
-        raise ValueError(f"{name} is on the meta device, which holds no pixel values; pass real tensors.")
+        raise InvalidInputError(f"{name} is on the meta device, which holds no pixel values; pass real tensors.")
     if x.dtype == torch.uint8:
         if data_range != 255:
-            raise TypeError(
+            raise InvalidInputTypeError(
                 f"{name} is uint8 but data_range={data_range:g}. uint8 images need data_range=255, "
                 "or convert them with x.float() / 255 and keep data_range=1.0."
             )
     elif x.is_floating_point() and x.dtype.itemsize < 2:
-        raise TypeError(
+        raise InvalidInputTypeError(
             f"{name} has dtype {x.dtype}, a float8 storage format SemSim does not compute in; convert with "
             "x.float() (values in [0, data_range]) first."
         )
     elif not x.is_floating_point():
-        raise TypeError(
+        raise InvalidInputTypeError(
             f"{name} has dtype {x.dtype}; expected a floating dtype (values in [0, data_range]) or uint8 "
             "with data_range=255. Convert with x.float() / x.max() or x.to(torch.uint8)."
         )
@@ -89,7 +91,7 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = int((~finite).sum())
-        raise ValueError(f"{name} contains {bad} NaN or infinite values; SemSim needs finite pixels.")
+        raise InvalidInputError(f"{name} contains {bad} NaN or infinite values; SemSim needs finite pixels.")
     lo, hi = float(x.min()), float(x.max())
     # a pixel equal to data_range may round up in a low-precision dtype (bf16: up to 0.4% above)
     tol = max(1e-4, torch.finfo(x.dtype).eps) * data_range
@@ -99,13 +101,13 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
             hint = f" Images in [-1, 1]? Map them with (x + 1) / 2{'' if data_range == 1 else ' * data_range'}."
         else:
             hint = " Normalised images (mean/std)? Pass unnormalised pixels; SemSim normalises itself."
-        raise ValueError(f"{name} values reach {lo:.4g}, below 0; expected [0, {data_range:g}].{hint}")
+        raise InvalidInputError(f"{name} values reach {lo:.4g}, below 0; expected [0, {data_range:g}].{hint}")
     if hi > data_range + tol:
         if data_range == 1.0 and hi <= 255.0 + 1e-3:
             hint = " Images in [0, 255]? Pass data_range=255 (or divide by 255)."
         else:
             hint = f" Set data_range to at least the images' maximum value ({hi!r}) or rescale them."
-        raise ValueError(f"{name} values reach {hi!r}, above data_range={data_range!r} (dtype {x.dtype}).{hint}")
+        raise InvalidInputError(f"{name} values reach {hi!r}, above data_range={data_range!r} (dtype {x.dtype}).{hint}")
 
 
 def check_image_pair(
@@ -124,17 +126,17 @@ def check_image_pair(
     check_images(preds, name="preds (reconstructions)", data_range=data_range, validate_args=validate_args)
     check_images(target, name="target (originals)", data_range=data_range, validate_args=validate_args)
     if preds.shape[0] != target.shape[0]:
-        raise ValueError(
+        raise InvalidInputError(
             f"preds and target must hold the same number of images, got {preds.shape[0]} reconstructions "
             f"and {target.shape[0]} originals. Pair each reconstruction with its original."
         )
     if preds.shape[2:] != target.shape[2:]:
-        raise ValueError(
+        raise InvalidInputError(
             f"preds and target must have the same height and width, got {tuple(preds.shape[2:])} and "
             f"{tuple(target.shape[2:])}. Resize the reconstructions to the originals' size first."
         )
     if preds.device != target.device:
-        raise ValueError(
+        raise InvalidInputError(
             f"preds is on {preds.device} but target is on {target.device}; move both to one device."
         )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
+from .errors import MissingExtraError
+
 __all__ = ["EXTRAS", "MissingExtraError", "require"]
 
 #: Import name -> (distribution name, the extra that installs it).
@@ -26,10 +28,6 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "starlette": ("starlette", "annotate"),
     "uvicorn": ("uvicorn", "annotate"),
 }
-
-
-class MissingExtraError(ModuleNotFoundError):
-    """An optional dependency is not installed; the message names the ``pip install`` that fixes it."""
 
 
 def require(module: str, purpose: str = "") -> ModuleType:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .domain import check_domain as _check_domain
-from .errors import SemSimError
+from .errors import ImageFileError, ImageInputError, InvalidInputError, InvalidInputTypeError
 from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
 from .image_io import decode_image, load_image, load_image_for_model, stack_images
 from .models import SemSimModel
@@ -47,15 +47,6 @@ ModelLike = SemSimModel | str | None
 ImageBatch: TypeAlias = "Tensor | str | os.PathLike[str] | PILImage | Sequence[str | os.PathLike[str] | PILImage]"
 
 
-class ImageInputError(SemSimError, ValueError):
-    """Images given as files or PIL images that cannot be scored as given (a list holding something else, pairs
-    whose counts or sizes differ, pixels without a defined meaning); the message names the image and the fix."""
-
-
-class ImageFileError(SemSimError, OSError):
-    """An image file given to ``semsim``, ``SemSim`` or ``SemSimLoss`` that cannot be read or decoded (missing,
-    not an image, over PIL's decompression-bomb limit); the message names the file."""
-
 _REDUCTIONS = ("mean", "sum", "none")
 _OUTPUTS = ("distance", "probability")
 
@@ -63,16 +54,16 @@ _OUTPUTS = ("distance", "probability")
 def check_reduction(reduction: str) -> str:
     """Validate a reduction name."""
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
+        raise InvalidInputError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
     return reduction
 
 
 def check_output(output: str, model: SemSimModel) -> str:
     """Validate an output kind against what the model provides."""
     if output not in _OUTPUTS:
-        raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}.")
+        raise InvalidInputError(f"output must be one of {_OUTPUTS}, got {output!r}.")
     if output == "probability" and not model.config.calibration:
-        raise ValueError(
+        raise InvalidInputError(
             "output='probability' needs a calibrated model (config.calibration), and this one has none. "
             "Use output='distance' or a model trained with `semsim train` (which fits a calibration)."
         )
@@ -85,20 +76,33 @@ def get_model(model: ModelLike, revision: str | None = None, device: torch.devic
     ``None`` means the default model (bundled with the package); a string is a Hub id or a folder. Cached
     models are shared by every caller in the process and never moved: ``device`` selects (and caches) a
     copy on that device instead. A ``SemSimModel`` passed in is returned as it is.
+
+    Raises:
+        InvalidInputTypeError: ``model`` of another type.
+        InvalidInputError: a ``device`` that is not a torch device, or not available here.
+        ModelNotFoundError, InvalidModelError, DefaultModelMissingError: a model that cannot be found or loaded.
     """
     if isinstance(model, SemSimModel) or _compiled_semsim(model):
         return model  # type: ignore[return-value]
     if model is None:
         model = DEFAULT_MODEL_ID
     if not isinstance(model, str):
-        raise TypeError(
+        raise InvalidInputTypeError(
             f"model must be a SemSimModel (plain or torch.compile'd), a Hub id or a local folder, got "
             f"{type(model).__name__}."
         )
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise InvalidInputError(f"device {device!r} is not a torch device such as 'cpu' or 'cuda:0' ({err}).") from err
     net = load_model_cached(model, revision)
-    if device is None or torch.device(device) == next(net.parameters()).device:
+    if device is None or device == next(net.parameters()).device:
         return net
-    return _on_device(net, str(torch.device(device)))
+    try:
+        return _on_device(net, str(device))
+    except (RuntimeError, AssertionError) as err:  # e.g. cuda asked for on a machine without it
+        raise InvalidInputError(f"cannot place the SemSim model on {device}: {err}") from err
 
 
 @functools.lru_cache(maxsize=16)
@@ -106,7 +110,7 @@ def _on_device(net: SemSimModel, device: str) -> SemSimModel:
     import copy
 
     if torch.device(device).type == "meta":
-        raise ValueError("the images are on the meta device, which holds no values to score; pass real tensors.")
+        raise InvalidInputError("the images are on the meta device, which holds no values to score; pass real tensors.")
     return freeze(copy.deepcopy(net).to(device))
 
 
@@ -323,7 +327,7 @@ def _semsim_update(
                                      validate_args=validate_args, check_domain=check_domain)
     device = next(model.parameters()).device
     if isinstance(preds, Tensor) and preds.device != device:
-        raise ValueError(
+        raise InvalidInputError(
             f"The images are on {preds.device} but the SemSim network is on {device}. Move the metric or "
             f"model with .to({str(preds.device)!r}) (or the images with .to({str(device)!r}))."
         )
@@ -447,7 +451,7 @@ def semsim(
     net = get_model(model, revision, device=on.device if on is not None else None)
     check_output(output, net)
     if net.training:
-        raise ValueError("The SemSim model is in training mode; call model.eval() before scoring.")
+        raise InvalidInputError("The SemSim model is in training mode; call model.eval() before scoring.")
     scores = _semsim_update(preds, target, net, data_range=data_range, output=output,
                             validate_args=validate_args, check_domain=check_domain)
     return _semsim_compute(scores, reduction=reduction)
@@ -529,9 +533,9 @@ def score_file_pairs(
     from ._progress import Progress
 
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}.")
     if probability and model.config.calibration_curve is None:
-        raise ValueError("probability=True needs a calibrated model; this one has no calibration.")
+        raise InvalidInputError("probability=True needs a calibrated model; this one has no calibration.")
     cfg, size = model.config, model.config.image_size
     device = next(model.parameters()).device
     rows: list[PairScore] = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from .errors import DefaultModelMissingError, ModelNotFoundError
 
 __all__ = [
     "CONFIG_NAME",
@@ -48,10 +48,6 @@ DEFAULT_REVISION = "v6"
 HUB_PREFIX = "hf://"
 #: Subfolder of the package that holds the bundled default model.
 _BUNDLED = Path(__file__).parent / "_bundled" / "semsim-resnet18-fmnist-judged"
-
-
-class DefaultModelMissingError(OSError):
-    """Raised when the default model is requested but neither bundled nor downloadable."""
 
 
 def bundled_model_path() -> Path | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..errors import InvalidInputError
+
 __all__ = ["agreement_with_majority", "fleiss_kappa"]
 
 
@@ -32,7 +34,7 @@ def fleiss_kappa(ratings: Iterable[Sequence[int]]) -> float:
         return float("nan")
     sizes = {len(r) for r in items}
     if len(sizes) != 1:
-        raise ValueError(f"Fleiss' kappa needs the same number of answers per item, got sizes {sorted(sizes)}.")
+        raise InvalidInputError(f"Fleiss' kappa needs the same number of answers per item, got sizes {sorted(sizes)}.")
     n = sizes.pop()
     if n < 2:
         return float("nan")

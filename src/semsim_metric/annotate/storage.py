@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import SemSimError
+from ..errors import AnnotationError
 
 __all__ = [
     "ANNOTATOR_NAME",
@@ -120,17 +120,6 @@ CREATE TABLE retracted (
     retracted REAL NOT NULL
 );
 """
-
-
-class AnnotationError(SemSimError, ValueError):
-    """A request the campaign refuses; ``status`` is the HTTP status the app answers with.
-
-    Nothing is written when it is raised.
-    """
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 
 Each subcommand module defines ``register(subparsers)`` (arguments only - it imports nothing heavy, so
 ``semsim --help`` and ``semsim <command> --help`` never import torch) and ``run(args)``, which imports
-what it needs and raises ``CLIError`` for problems the user can fix.
+what it needs and raises ``CLIError`` for a bad argument; ``main`` prints any ``SemSimError`` (the package's
+one hierarchy of errors a user can fix) as one line, exit code 2, and lets every other exception through.
 
 Warnings raised while a command runs are printed as one line each, ``semsim COMMAND: warning: MESSAGE``, on
 stderr (no ``file:line`` of the package, no source line); an out-of-domain warning names the command's own switch
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import TextIO
 
+from ..errors import SemSimError
 from .errors import CLIError
 
 __all__ = ["COMMANDS", "DOMAIN_SWITCHES", "CLIError", "build_parser", "format_warning", "main"]
@@ -84,23 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():  # restores the caller's filters and showwarning afterwards
             warnings.showwarning = _show_warnings_as_lines(args.command)
             return int(args.func(args) or 0)
-    except CLIError as err:
+    except SemSimError as err:  # a problem the user can fix (CLIError, MissingExtraError, ...); anything else is a bug
         print(f"semsim {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except ModuleNotFoundError as err:
-        from .._deps import MissingExtraError
-
-        if isinstance(err, MissingExtraError):
-            print(f"semsim {args.command}: error: {err}", file=sys.stderr)
-            return 2
-        raise
-    except Exception as err:
-        from ..errors import SemSimError
-
-        if isinstance(err, SemSimError):
-            print(f"semsim {args.command}: error: {err}", file=sys.stderr)
-            return 2
-        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

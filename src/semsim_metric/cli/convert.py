@@ -44,50 +44,57 @@ def run(args: argparse.Namespace) -> int:
     """Convert, split and write the dataset folder; every input item is converted or reported."""
     from ..data.convert import convert_manifest, convert_official_labels, convert_official_training
     from ..data.hub_folder import DatasetCard, write_dataset_folder
-    from ..data.report import ConversionError
     from ..data.schema import RecognitionRule
     from ..data.splits import split_by_original
-
     from ..outputs import OutputFolder
 
     rule = RecognitionRule(args.min_votes, args.reference)
     strict = not args.lenient
-    try:
-        # claim the folder before anything is written: someone else's folder is refused untouched
-        folder = OutputFolder(args.out, command="convert", overwrite=args.overwrite).claim()
-        fractions = dict(zip(("train", "validation", "test"), (float(v) for v in args.fractions.split(","))))
-        if args.layout == "manifest":
-            rows, report = convert_manifest(args.source, rule=rule, strict=strict, annotator_kind=args.annotator_kind,
-                                            source_dataset=args.source_dataset,
-                                            allow_outside_paths=args.allow_outside_paths)
-        elif args.layout == "official-labels":
-            rows, report = convert_official_labels(args.source, rule=rule, strict=strict,
-                                                   source_dataset=args.source_dataset or "cifar100",
-                                                   annotator_kind=args.annotator_kind or "human")
-        else:
-            rows, report = convert_official_training(args.source, strict=strict,
-                                                     source_dataset=args.source_dataset or "cifar100",
-                                                     annotator_kind=args.annotator_kind or "human")
-        report.write(folder)
-        print(report.summary())
-        if not rows:
-            raise CLIError(f"nothing could be converted; see {args.out / 'conversion_report.md'}")
-        splits, notes = split_by_original(rows, fractions=fractions, seed=args.seed,
-                                          holdout_victims=args.holdout_victim, holdout_attacks=args.holdout_attack)
-        empty = [name for name, share in fractions.items() if share > 0 and not splits.get(name)]
-        if empty:
-            n_orig = len({r["original_id"] for r in rows})
-            print(f"semsim convert: warning: {n_orig} originals leave the {', '.join(empty)} split(s) empty at "
-                  f"--fractions {args.fractions}; annotate more originals (training needs validation rows for a "
-                  "calibration and test rows to report).", file=sys.stderr)
-        kinds = sorted({r["annotator_kind"] for r in rows})
-        card = DatasetCard(
-            title=f"SemSim annotations converted from {args.source.name}",
-            summary=f"Reconstructions with annotators' judgements, converted by `semsim convert {args.layout}`.",
-            source=str(rows[0]["source_dataset"] or "unknown"), annotators=", ".join(kinds), rule=rule,
-            notes=notes + [report.summary().replace("\n", "; ")])
-        write_dataset_folder(splits, folder, card)
-    except (ConversionError, ValueError, FileExistsError) as err:
-        raise CLIError(str(err)) from err
+    # claim the folder before anything is written: someone else's folder is refused untouched
+    folder = OutputFolder(args.out, command="convert", overwrite=args.overwrite).claim()
+    fractions = _fractions(args.fractions)
+    if args.layout == "manifest":
+        rows, report = convert_manifest(args.source, rule=rule, strict=strict, annotator_kind=args.annotator_kind,
+                                        source_dataset=args.source_dataset,
+                                        allow_outside_paths=args.allow_outside_paths)
+    elif args.layout == "official-labels":
+        rows, report = convert_official_labels(args.source, rule=rule, strict=strict,
+                                               source_dataset=args.source_dataset or "cifar100",
+                                               annotator_kind=args.annotator_kind or "human")
+    else:
+        rows, report = convert_official_training(args.source, strict=strict,
+                                                 source_dataset=args.source_dataset or "cifar100",
+                                                 annotator_kind=args.annotator_kind or "human")
+    report.write(folder)
+    print(report.summary())
+    if not rows:
+        raise CLIError(f"nothing could be converted; see {args.out / 'conversion_report.md'}")
+    splits, notes = split_by_original(rows, fractions=fractions, seed=args.seed,
+                                      holdout_victims=args.holdout_victim, holdout_attacks=args.holdout_attack)
+    empty = [name for name, share in fractions.items() if share > 0 and not splits.get(name)]
+    if empty:
+        n_orig = len({r["original_id"] for r in rows})
+        print(f"semsim convert: warning: {n_orig} originals leave the {', '.join(empty)} split(s) empty at "
+              f"--fractions {args.fractions}; annotate more originals (training needs validation rows for a "
+              "calibration and test rows to report).", file=sys.stderr)
+    kinds = sorted({r["annotator_kind"] for r in rows})
+    card = DatasetCard(
+        title=f"SemSim annotations converted from {args.source.name}",
+        summary=f"Reconstructions with annotators' judgements, converted by `semsim convert {args.layout}`.",
+        source=str(rows[0]["source_dataset"] or "unknown"), annotators=", ".join(kinds), rule=rule,
+        notes=notes + [report.summary().replace("\n", "; ")])
+    write_dataset_folder(splits, folder, card)
     print(f"wrote {args.out} ({', '.join(f'{k}: {len(v)}' for k, v in splits.items())})")
     return 0
+
+
+def _fractions(text: str) -> dict[str, float]:
+    """``--fractions train,validation,test`` as numbers.
+
+    Raises:
+        CLIError: a value that is not a number.
+    """
+    try:
+        return dict(zip(("train", "validation", "test"), (float(v) for v in text.split(","))))
+    except ValueError as err:
+        raise CLIError(f"--fractions {text}: {err}; write three numbers such as 0.8,0.1,0.1.") from err

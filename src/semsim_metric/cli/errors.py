@@ -1,7 +1,6 @@
-"""The error every ``semsim`` subcommand raises for a problem the user can fix (no traceback, exit 2)."""
+"""The error every ``semsim`` subcommand raises for a bad argument (no traceback, exit 2); it lives, with every
+other error the package raises, in ``semsim_metric.errors``."""
+
+from ..errors import CLIError
 
 __all__ = ["CLIError"]
-
-
-class CLIError(Exception):
-    """An error reported to the user without a traceback (exit code 2)."""

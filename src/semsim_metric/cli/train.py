@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from ..training.recipes import DEFAULT_MODEL_RECIPE, RECIPES
-from .errors import CLIError
 
 __all__ = ["register", "run"]
 
@@ -72,10 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     cuda = torch.cuda.is_available()
     recipe_name = args.recipe or default_recipe(cuda)
-    try:
-        rec = get_recipe(recipe_name, **{k: v for k, v in overrides.items() if v is not None})
-    except (ValueError, TypeError) as err:
-        raise CLIError(str(err)) from err
+    rec = get_recipe(recipe_name, **{k: v for k, v in overrides.items() if v is not None})
     pretrain = "stage 1 skipped (fine-tuning --init-from " + str(args.init_from) + ")" if args.init_from else \
         "stage 1: class pre-training"
     stages = [name for name, on in ((pretrain, "classes" in rec.stages),
@@ -89,13 +85,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"semsim train: note: {rec.triplets.epochs} triplet epochs take hours on a CPU; --recipe quick or "
               f"{DEFAULT_MODEL_RECIPE} finish well within an hour.", file=sys.stderr)
     args.recipe = recipe_name
-    try:
-        options = TrainOptions(backbone=args.backbone, init_from=args.init_from, resume=args.resume,
-                               weights_dtype=torch.float16 if args.fp16_weights else None,
-                               trainer=TrainerOptions(report_to=args.report_to))
-        result = train(args.dataset, args.output, recipe=args.recipe, options=options, **overrides)
-    except (ValueError, TypeError, OSError) as err:
-        raise CLIError(str(err)) from err
+    options = TrainOptions(backbone=args.backbone, init_from=args.init_from, resume=args.resume,
+                           weights_dtype=torch.float16 if args.fp16_weights else None,
+                           trainer=TrainerOptions(report_to=args.report_to))
+    result = train(args.dataset, args.output, recipe=args.recipe, options=options, **overrides)
     from .._progress import logger
 
     logger.info("writing the model card (SemSim beside PSNR, SSIM and MSE on the validation and test splits)")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .errors import CLIError
-
 __all__ = ["register", "run"]
 
 
@@ -35,15 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Merge the votes and report every CSV row that could not be merged."""
-    from ..data.report import ConversionError
     from ..data.schema import RecognitionRule
     from ..data.votes import import_votes
 
-    try:
-        report = import_votes(args.dataset, args.votes_csv, args.out, rule=RecognitionRule(args.min_votes, args.reference),
-                              strict=not args.lenient, overwrite=args.overwrite)
-    except (ConversionError, ValueError, FileExistsError) as err:
-        raise CLIError(str(err)) from err
+    report = import_votes(args.dataset, args.votes_csv, args.out, rule=RecognitionRule(args.min_votes, args.reference),
+                          strict=not args.lenient, overwrite=args.overwrite)
     print(report.summary())
     print(f"wrote {args.out}")
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-
 _PUBLIC = {
     "convert_manifest": ".convert", "convert_official_labels": ".convert", "convert_official_training": ".convert",
     "parse_victim_name": ".convert", "parse_votes": ".convert", "rows_from_human_labels_csv": ".convert",

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import InvalidInputError
+
 __all__ = ["ANCHOR_DOMAINS", "ANCHOR_KINDS", "HELD_OUT_PHOTOS", "TRAIN_PHOTOS", "AnchorPool", "anchor_pair",
            "invariant_copy", "jpeg_copy", "load_photos", "shift_image", "synthetic_image"]
 
@@ -125,7 +127,7 @@ class AnchorPool:
         names = [d for d in domains.split("+") if d]
         unknown = sorted(set(names) - set(ANCHOR_DOMAINS))
         if unknown or not names:
-            raise ValueError(f"unknown anchor domain(s) {unknown or [domains]}; choose from {list(ANCHOR_DOMAINS)} "
+            raise InvalidInputError(f"unknown anchor domain(s) {unknown or [domains]}; choose from {list(ANCHOR_DOMAINS)} "
                              "joined by '+'.")
         return cls.default(seed=seed, root=root, fashion_mnist=4000 if "fashion-mnist" in names else 0,
                            photo_crops=2000 if "photos" in names else 0, synthetic=2000 if "synthetic" in names else 0,
@@ -297,7 +299,7 @@ def anchor_pair(pool: AnchorPool, seed: int, kind: str = "mild") -> tuple[Tensor
         (True, True)
     """
     if kind not in ANCHOR_KINDS:
-        raise ValueError(f"unknown anchor kind {kind!r}; choose from {list(ANCHOR_KINDS)}.")
+        raise InvalidInputError(f"unknown anchor kind {kind!r}; choose from {list(ANCHOR_KINDS)}.")
     g = torch.Generator().manual_seed(int(seed))
     i = int(torch.randint(0, len(pool), (1,), generator=g))
     x = _float(pool.images[i])

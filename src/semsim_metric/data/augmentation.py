@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import InvalidInputError
+
 __all__ = ["Augmentation", "gaussian_blur", "item_seeds"]
 
 _MASK = (1 << 63) - 1
@@ -99,9 +101,9 @@ class Augmentation:
     def __post_init__(self) -> None:
         if self.crop_padding < 0 or min(self.rotate, self.shear, self.contrast, self.brightness, self.noise,
                                         self.blur) < 0:
-            raise ValueError(f"augmentation settings must be non-negative, got {self}.")
+            raise InvalidInputError(f"augmentation settings must be non-negative, got {self}.")
         if not 0 <= self.noise_share <= 1:
-            raise ValueError(f"noise_share must be in [0, 1], got {self.noise_share}.")
+            raise InvalidInputError(f"noise_share must be in [0, 1], got {self.noise_share}.")
 
     @property
     def is_identity(self) -> bool:
@@ -137,7 +139,7 @@ class Augmentation:
         settings: dict[str, float | int | bool] = {}
         for op in ops:
             if op not in known:
-                raise ValueError(f"unknown augmentation op {op!r} in {policy!r}; choose from {sorted(known)} "
+                raise InvalidInputError(f"unknown augmentation op {op!r} in {policy!r}; choose from {sorted(known)} "
                                  "(or the settings 'none' and 'crop_flip').")
             settings.update(known[op])
         return cls(**settings)  # type: ignore[arg-type]
@@ -146,7 +148,7 @@ class Augmentation:
         """Augment ``x`` ``(N, C, H, W)`` in ``[0, 1]``; image ``i`` uses its own generator ``seeds[i]``."""
         n, _, h, w = x.shape
         if len(seeds) != n:
-            raise ValueError(f"{len(seeds)} seeds for {n} images.")
+            raise InvalidInputError(f"{len(seeds)} seeds for {n} images.")
         if self.is_identity:
             return x
         draws = []

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._deps import require
+from ..errors import InvalidInputError
 
 datasets = require("datasets", "SemSim datasets")
 
@@ -189,12 +190,12 @@ def check_schema(ds: datasets.Dataset, *, needs_votes: bool = False) -> None:
     required = ["original", "reconstruction", "original_id", "recognized"]
     missing = [c for c in required if c not in ds.column_names]
     if missing:
-        raise ValueError(
+        raise InvalidInputError(
             f"dataset is not in the SemSim schema: missing column(s) {missing} (it has {ds.column_names}). "
             "Convert it first with `semsim convert`."
         )
     if needs_votes and "votes" not in ds.column_names:
-        raise ValueError("dataset has no 'votes' column.")
+        raise InvalidInputError("dataset has no 'votes' column.")
 
 
 def load_annotations(

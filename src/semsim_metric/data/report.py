@@ -7,14 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConversionError
+
 if TYPE_CHECKING:
     from ..outputs import OutputFolder
 
 __all__ = ["ConversionError", "ConversionReport"]
-
-
-class ConversionError(ValueError):
-    """Raised in strict mode at the first problem, or when nothing could be converted."""
 
 
 def _count(entries: list[dict[str, str]]) -> dict[str, int]:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._deps import require
+from ..errors import InvalidInputError
 
 datasets = require("datasets", "SemSim datasets")
 
@@ -131,9 +132,9 @@ class RecognitionRule:
 
     def __post_init__(self) -> None:
         if self.min_votes < 1:
-            raise ValueError(f"min_votes must be at least 1, got {self.min_votes}.")
+            raise InvalidInputError(f"min_votes must be at least 1, got {self.min_votes}.")
         if self.reference not in ("true_class", "original_consensus"):
-            raise ValueError(f"reference must be 'true_class' or 'original_consensus', got {self.reference!r}.")
+            raise InvalidInputError(f"reference must be 'true_class' or 'original_consensus', got {self.reference!r}.")
 
     def reference_class(self, class_label: int, original_votes: Sequence[int] = ()) -> int:
         if self.reference == "original_consensus" and original_votes:

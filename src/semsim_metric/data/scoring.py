@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._progress import bar_disabled
 from ..functional import _semsim_update
 from ..image_io import decode_image, stack_images
 from ..models import SemSimModel
-from .._progress import bar_disabled
 
 __all__ = ["Scorer", "iter_pair_batches", "score_pairs", "semsim_scorer"]
 

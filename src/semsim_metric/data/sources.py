@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ImageSourceError
+from ..errors import ImageSourceError, InvalidInputError, MissingFileError
 from ..image_io import IMAGE_SUFFIXES, decode_image, load_image, stack_images
 
 __all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "ImageSourceError", "emoji_scenes_folder", "load_fashion_mnist",
@@ -52,14 +52,14 @@ def _read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as fh:
         data = fh.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path} is not an IDX file (bad magic number).")
+        raise InvalidInputError(f"{path} is not an IDX file (bad magic number).")
     dtype_code, ndim = data[2], data[3]
     if dtype_code != 0x08:
-        raise ValueError(f"{path}: only unsigned-byte IDX files are supported (type code {dtype_code:#x}).")
+        raise InvalidInputError(f"{path}: only unsigned-byte IDX files are supported (type code {dtype_code:#x}).")
     dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: truncated IDX file ({body.size} values for shape {dims}).")
+        raise InvalidInputError(f"{path}: truncated IDX file ({body.size} values for shape {dims}).")
     return body.reshape(dims)
 
 
@@ -67,7 +67,7 @@ def _find(folder: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz"):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"{stem}[.gz] not found in {folder}. Install the Debian package `dataset-fashion-mnist` "
         "(apt-get install dataset-fashion-mnist) or pass the folder holding the IDX files."
     )
@@ -79,13 +79,13 @@ def load_fashion_mnist(split: str = "test", root: str | Path | None = None) -> I
     Ids are ``fmnist-<split>-NNNNN`` (the index in the split), as in the default dataset.
     """
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+        raise InvalidInputError(f"split must be 'train' or 'test', got {split!r}.")
     folder = Path(root) if root is not None else FASHION_MNIST_DIR
     prefix = "train" if split == "train" else "t10k"
     images = _read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"))
     labels = _read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"))
     if len(images) != len(labels):
-        raise ValueError(f"{folder}: {len(images)} images but {len(labels)} labels in the {split} split.")
+        raise InvalidInputError(f"{folder}: {len(images)} images but {len(labels)} labels in the {split} split.")
     return ImageSource("fashion_mnist", split, torch.from_numpy(images.copy()).unsqueeze(1),
                        torch.from_numpy(labels.astype(np.int64)), FASHION_MNIST_CLASSES,
                        [f"fmnist-{split}-{i:05d}" for i in range(len(labels))])
@@ -103,7 +103,7 @@ def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "imag
         ds = datasets.load_dataset(name, split=split, revision=revision)
     for col in (image_column, label_column):
         if col not in ds.column_names:
-            raise ValueError(f"{name} has no column {col!r}; it has {ds.column_names}.")
+            raise InvalidInputError(f"{name} has no column {col!r}; it has {ds.column_names}.")
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     images = [decode_image(img) for img in ds[image_column]]
@@ -193,7 +193,7 @@ def load_image_folder(folder: str | Path, split: str = "test") -> ImageSource:
 def _stack(images: list[Tensor]) -> Tensor:
     shapes = {tuple(i.shape[1:]) for i in images}
     if len(shapes) != 1:
-        raise ValueError(f"images of one source must share a size, found {sorted(shapes)}.")
+        raise InvalidInputError(f"images of one source must share a size, found {sorted(shapes)}.")
     return stack_images(images)
 
 
@@ -230,7 +230,7 @@ def emoji_scenes_folder() -> Path:
     for folder in candidates:
         if (folder / "README.md").is_file() and (folder / "data").is_dir():
             return folder.resolve()
-    raise FileNotFoundError(f"the emoji_scenes dataset folder was not found (looked in {[str(c) for c in candidates]}); "
+    raise MissingFileError(f"the emoji_scenes dataset folder was not found (looked in {[str(c) for c in candidates]}); "
                             f"set {EMOJI_SCENES_ENV}=/path/to/emoji_scenes.")
 
 
@@ -243,5 +243,5 @@ def load_sources(spec: str, split: str, **kwargs: Any) -> list[ImageSource]:
     """
     specs = [part for part in spec.split("+") if part]
     if not specs:
-        raise ValueError(f"no image source in {spec!r}; write e.g. 'fashion-mnist' or 'fashion-mnist+emoji-scenes'.")
+        raise InvalidInputError(f"no image source in {spec!r}; write e.g. 'fashion-mnist' or 'fashion-mnist+emoji-scenes'.")
     return [load_source(part, split, **kwargs) for part in specs]

@@ -12,6 +12,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import InvalidInputError
+
 __all__ = ["split_by_original"]
 
 
@@ -43,11 +45,11 @@ def split_by_original(
     """
     fractions = fractions or {"train": 0.8, "validation": 0.1, "test": 0.1}
     if any(f < 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
-        raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}.")
+        raise InvalidInputError(f"split fractions must be non-negative and sum to 1, got {fractions}.")
     unknown_v = set(holdout_victims) - {r["victim"] for r in rows}
     unknown_a = set(holdout_attacks) - {r["attack"] for r in rows}
     if unknown_v or unknown_a:
-        raise ValueError(f"held-out victims/attacks not in the data: {sorted(unknown_v | unknown_a)}.")
+        raise InvalidInputError(f"held-out victims/attacks not in the data: {sorted(unknown_v | unknown_a)}.")
     originals = sorted({r["original_id"] for r in rows})
     random.Random(seed).shuffle(originals)
     names = list(fractions)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from ..errors import InvalidInputError
 from ..image_io import decode_image
 from .augmentation import item_seeds
 from .loading import check_schema
@@ -46,16 +47,16 @@ class TripletDataset(torch.utils.data.Dataset):
                  negative_fallback: Literal["other_original", "skip"] = "other_original") -> None:
         check_schema(ds)
         if negative_fallback not in ("other_original", "skip"):
-            raise ValueError(f"negative_fallback must be 'other_original' or 'skip', got {negative_fallback!r}.")
+            raise InvalidInputError(f"negative_fallback must be 'other_original' or 'skip', got {negative_fallback!r}.")
         if len(ds) == 0:
-            raise ValueError("the dataset split is empty; triplets need rows.")
+            raise InvalidInputError("the dataset split is empty; triplets need rows.")
         self.seed = int(seed)
         self.epoch = 0
         recognized = [bool(v) for v in ds["recognized"]]
         if not any(recognized):
-            raise ValueError("no recognised reconstructions: triplets need positives (recognized=True rows).")
+            raise InvalidInputError("no recognised reconstructions: triplets need positives (recognized=True rows).")
         if all(recognized):
-            raise ValueError("no unrecognised reconstructions: triplets need negatives (recognized=False rows).")
+            raise InvalidInputError("no unrecognised reconstructions: triplets need negatives (recognized=False rows).")
         shares = ds["recognized_share"] if "recognized_share" in ds.column_names else None
         original_ids = list(ds["original_id"])
         self.images: list[Tensor] = []
@@ -93,7 +94,7 @@ class TripletDataset(torch.utils.data.Dataset):
                 stats["triplets_with_fallback_negative"] += len(pos)
             self.triplets += [(oid, p, neg) for p in pos]
         if not self.triplets:
-            raise ValueError("no triplet can be formed: no original has both recognised and unrecognised "
+            raise InvalidInputError("no triplet can be formed: no original has both recognised and unrecognised "
                              "reconstructions (use negative_fallback='other_original').")
         self.stats = stats
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-
 _PUBLIC = {
     "BASELINES": ".baselines", "MetricSpec": ".baselines", "leakage_score": ".baselines",
     "compare_on_split": ".protocol", "evaluate_dataset": ".protocol", "evaluate_table": ".protocol",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import UnsafeFileError
+from ..errors import MissingFileError, UnsafeFileError
 
 __all__ = ["BASELINES", "SEMSIM_SPEC", "MetricSpec", "leakage_score", "load_cached_weights",
            "metric_spec", "weights_available"]
@@ -89,7 +89,7 @@ def load_cached_weights(url: str, model_dir: str | None = None, map_location: An
     folder = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "checkpoints"
     path = folder / (file_name or os.path.basename(urlparse(url).path))
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: weights are never downloaded by semsim-metric; place the file "
+        raise MissingFileError(f"{path} is missing: weights are never downloaded by semsim-metric; place the file "
                                 f"from {url} there yourself.")
     try:
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)

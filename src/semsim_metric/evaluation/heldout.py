@@ -38,6 +38,7 @@ import numpy as np
 from ..data.hub_folder import DatasetCard, write_dataset_folder
 from ..data.loading import load_folder_or_hub, undecoded
 from ..data.splits import split_by_original
+from ..errors import InvalidInputError
 from ..functional import freeze
 from ..models import SemSimModel
 from ..training.run import TrainOptions, train
@@ -111,10 +112,10 @@ def build_protocol_splits(rows: list[dict[str, Any]], protocol: str, *, seed: in
     elif key == "defense":
         victims = sorted({r["victim"] for r in rows if r["defense"] == value})
     else:
-        raise ValueError(f"unknown protocol {protocol!r}: use unseen-originals, victim=, victim_arch=, "
+        raise InvalidInputError(f"unknown protocol {protocol!r}: use unseen-originals, victim=, victim_arch=, "
                          "victim_train_epochs=, defense=, attack= or domain= (or 'all').")
     if not victims:
-        raise ValueError(f"protocol {protocol!r} selects no rows.")
+        raise InvalidInputError(f"protocol {protocol!r} selects no rows.")
     splits, _ = split_by_original(rows, fractions=fractions, seed=seed, holdout_victims=victims)
     return splits, "test_victim"
 
@@ -126,11 +127,11 @@ def _domain_splits(rows: list[dict[str, Any]], domain: str, *, fractions: dict[s
     domain is dropped, so no held-out original is ever trained on."""
     held = [r for r in rows if str(r.get("source_dataset") or "") == domain]
     if not held:
-        raise ValueError(f"protocol 'domain={domain}' selects no rows (domains in the data: {_domains_of(rows)}).")
+        raise InvalidInputError(f"protocol 'domain={domain}' selects no rows (domains in the data: {_domains_of(rows)}).")
     held_ids = {r["original_id"] for r in held}
     rest = [r for r in rows if str(r.get("source_dataset") or "") != domain and r["original_id"] not in held_ids]
     if not rest:
-        raise ValueError(f"protocol 'domain={domain}' leaves no rows of another domain to train on.")
+        raise InvalidInputError(f"protocol 'domain={domain}' leaves no rows of another domain to train on.")
     splits, _ = split_by_original(rest, fractions=fractions, seed=seed)
     splits["test_domain"] = held
     return splits

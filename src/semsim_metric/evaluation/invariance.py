@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..data.anchors import HELD_OUT_PHOTOS, jpeg_copy, load_photos, shift_image
 from ..data.augmentation import gaussian_blur
+from ..errors import InvalidInputError
 from ..functional import get_model, semsim
 from ..models import SemSimModel
 from .sanity import domain_originals
@@ -99,7 +100,7 @@ def invariance_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Te
             out.append(small.round().clamp(0, 255).to(torch.uint8))
             labels.append(p)
         return out, labels
-    raise ValueError(f"unknown domain {domain!r}; choose one of {list(INVARIANCE_DOMAINS)}.")
+    raise InvalidInputError(f"unknown domain {domain!r}; choose one of {list(INVARIANCE_DOMAINS)}.")
 
 
 def _distances(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> np.ndarray:
@@ -131,7 +132,7 @@ def run_invariance(model: Any = None, *, n: int = 200, seed: int = 0,
     """
     net = get_model(model)
     if not net.config.calibration:
-        raise ValueError("the invariance checks need a calibrated model (p_recognised); this one has no calibration.")
+        raise InvalidInputError("the invariance checks need a calibrated model (p_recognised); this one has no calibration.")
     out = []
     for domain in domains:
         origs_u8, labels = invariance_originals(domain, n, seed=seed)

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .._progress import bar_disabled, logger
-from ..errors import SemSimError, UnsafeFileError
+from ..errors import InvalidInputError, LeakageInputError, SemSimError, UnsafeFileError
 from .baselines import BASELINES, weights_available
 from .statistics import percentile_interval
 
@@ -59,11 +59,6 @@ DISAGREEMENT_RULE = (
 
 InputLike = str | Path | Tensor | np.ndarray | Mapping[str, Any]
 """What ``leakage_report`` and ``load_pairs`` accept for the originals and the reconstructions."""
-
-
-class LeakageInputError(SemSimError, ValueError):
-    """Inputs of a leakage report that cannot be used as they are; the message names the file or argument, what
-    was found (e.g. the shape) and how to fix it."""
 
 
 # -- inputs -------------------------------------------------------------------------------------------------
@@ -611,11 +606,11 @@ def leak_rate_interval(recognised: Sequence[bool] | np.ndarray, original_ids: Se
     y = np.asarray(recognised, dtype=float).reshape(-1)
     ids = np.asarray(original_ids).reshape(-1)
     if len(y) != len(ids):
-        raise ValueError(f"{len(y)} flags but {len(ids)} original ids.")
+        raise InvalidInputError(f"{len(y)} flags but {len(ids)} original ids.")
     if len(y) == 0:
-        raise ValueError("no rows to bootstrap.")
+        raise InvalidInputError("no rows to bootstrap.")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}.")
+        raise InvalidInputError(f"n_boot must be at least 1, got {n_boot}.")
     uniq, inverse = np.unique(ids, return_inverse=True)
     hits = np.bincount(inverse, y, len(uniq))
     sizes = np.bincount(inverse, minlength=len(uniq)).astype(float)

@@ -22,6 +22,7 @@ import numpy as np
 from .._deps import require
 from .._progress import Progress, logger, show_bars, track
 from ..data.scoring import score_pairs, semsim_scorer
+from ..errors import InvalidInputError
 from .baselines import BASELINES, MetricSpec, leakage_score, metric_spec, weights_available
 from .report import EvaluationReport
 from .statistics import contradiction_rate, image_level, model_level
@@ -182,7 +183,7 @@ def group_keys(ds: Any, group_by: str) -> np.ndarray:
     cols = [c.strip() for c in group_by.split(",") if c.strip()]
     missing = [c for c in cols if c not in ds.column_names]
     if missing:
-        raise ValueError(f"group_by column(s) {missing} not in the dataset (it has {ds.column_names}).")
+        raise InvalidInputError(f"group_by column(s) {missing} not in the dataset (it has {ds.column_names}).")
     values = [ds[c] for c in cols]
     return np.asarray(["/".join(str(v[i]) for v in values) for i in range(len(ds))])
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InvalidInputError
 from ..functional import get_model
 from ..loss import SemSimLoss
 from ..models import SemSimModel
@@ -121,7 +122,7 @@ def run_robustness(model: Any = None, *, n: int = 32, seed: int = 0, steps: int 
     """
     net = get_model(model)
     if not net.config.calibration:
-        raise ValueError("the robustness checks need a calibrated model (p_recognised); this one has no calibration.")
+        raise InvalidInputError("the robustness checks need a calibrated model (p_recognised); this one has no calibration.")
     out = []
     for domain in domains:
         origs_u8, _ = invariance_originals(domain, n, seed=seed)

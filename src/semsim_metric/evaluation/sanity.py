@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..data.anchors import HELD_OUT_PHOTOS, load_photos, synthetic_image
+from ..errors import InvalidInputError
 from ..functional import get_model, semsim
 from ..models import SemSimModel
 
@@ -72,7 +73,7 @@ def domain_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Tensor
     if domain == "synthetic":
         made = [synthetic_image(10**9 + seed * 100_003 + k, size=int(rng.choice([32, 48, 64]))) for k in range(n)]
         return [m[0] for m in made], [m[1] for m in made]
-    raise ValueError(f"unknown domain {domain!r}; choose fashion-mnist, emoji-scenes, photos or synthetic.")
+    raise InvalidInputError(f"unknown domain {domain!r}; choose fashion-mnist, emoji-scenes, photos or synthetic.")
 
 
 def _score(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._deps import require
+from ..errors import InvalidInputError
 
 __all__ = ["best_threshold_accuracy", "cluster_bootstrap", "contradiction_rate", "expected_calibration_error",
            "image_level", "model_level", "percentile_interval"]
@@ -137,13 +138,13 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_
     p = np.asarray(probabilities, dtype=float).reshape(-1)
     y = np.asarray(labels, dtype=float).reshape(-1)
     if p.shape != y.shape:
-        raise ValueError(f"probabilities ({p.shape[0]}) and labels ({y.shape[0]}) must have the same length.")
+        raise InvalidInputError(f"probabilities ({p.shape[0]}) and labels ({y.shape[0]}) must have the same length.")
     if n_bins < 1:
-        raise ValueError(f"n_bins must be at least 1, got {n_bins}.")
+        raise InvalidInputError(f"n_bins must be at least 1, got {n_bins}.")
     if len(p) == 0:
         return math.nan
     if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError("probabilities must be finite and in [0, 1].")
+        raise InvalidInputError("probabilities must be finite and in [0, 1].")
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     counts = np.bincount(bins, minlength=n_bins).astype(float)
     filled = counts > 0

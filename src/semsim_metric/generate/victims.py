@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from .._progress import Progress
 from ..data.augmentation import Augmentation, item_seeds
 from ..data.sources import ImageSource
+from ..errors import InvalidInputError
 from ..models.blocks import BasicBlock
 from ..outputs import atomic_write_text
 
@@ -103,7 +104,7 @@ class VictimSpec:
 
     def __post_init__(self) -> None:
         if self.arch not in ("lenet_sigmoid", "conv_relu", "resnet20"):
-            raise ValueError(f"unknown victim architecture {self.arch!r}; choose lenet_sigmoid, conv_relu or resnet20.")
+            raise InvalidInputError(f"unknown victim architecture {self.arch!r}; choose lenet_sigmoid, conv_relu or resnet20.")
         Augmentation.from_policy(self.augmentation, 32)  # raises ValueError naming an unknown op
         kind, _, value = self.defense.partition(":")
         if self.defense != "none":
@@ -113,9 +114,9 @@ class VictimSpec:
                 amount = -1.0
             if (kind not in ("prune", "noise") or not math.isfinite(amount) or amount < 0
                     or (kind == "prune" and amount > 100)):
-                raise ValueError(f"defense {self.defense!r}: use none, prune:<percent 0-100> or noise:<sigma >= 0>.")
+                raise InvalidInputError(f"defense {self.defense!r}: use none, prune:<percent 0-100> or noise:<sigma >= 0>.")
         if self.epochs < 0 or self.width < 0 or self.train_images < 1:
-            raise ValueError(f"invalid victim settings: {self}.")
+            raise InvalidInputError(f"invalid victim settings: {self}.")
 
     @property
     def name(self) -> str:
@@ -136,7 +137,7 @@ def build_victim(spec: VictimSpec, channels: int, num_classes: int, size: int) -
         return ConvReLU(channels, num_classes, spec.width or 16)
     if spec.arch == "resnet20":
         return ResNet20(channels, num_classes, spec.width or 1)
-    raise ValueError(f"unknown victim architecture {spec.arch!r}; choose lenet_sigmoid, conv_relu or resnet20.")
+    raise InvalidInputError(f"unknown victim architecture {spec.arch!r}; choose lenet_sigmoid, conv_relu or resnet20.")
 
 
 # --------------------------------------------------------------------------------------- training
@@ -156,7 +157,7 @@ def _defend(model: nn.Module, defense: str, gen: torch.Generator) -> None:
         elif kind == "noise":
             p.grad += torch.randn(p.grad.shape, generator=gen) * float(value)
         else:
-            raise ValueError(f"unknown defense {defense!r}; use prune:<percent> or noise:<sigma>.")
+            raise InvalidInputError(f"unknown defense {defense!r}; use prune:<percent> or noise:<sigma>.")
 
 
 def evaluate_accuracy(model: nn.Module, test: ImageSource, batch_size: int = 1000) -> float:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..errors import InvalidInputError
+
 __all__ = ["HUB_ORG", "LICENSE", "TAGS", "EvalEntry", "card_metadata", "hub_dataset_id", "is_hub_id", "model_card",
            "read_training_record"]
 
@@ -97,7 +99,7 @@ def card_metadata(*, model_name: str, dataset: str | None = None, results: Itera
     evals = []
     for entry in results:
         if isinstance(entry.value, bool) or not isinstance(entry.value, (int, float)) or not math.isfinite(entry.value):
-            raise ValueError(f"evaluation result {entry.metric_name!r} must be a finite number, got {entry.value!r}.")
+            raise InvalidInputError(f"evaluation result {entry.metric_name!r} must be a finite number, got {entry.value!r}.")
         if dataset_id:
             evals.append(EvalResult(task_type="image-feature-extraction", dataset_type=dataset_id,
                                     dataset_name=dataset_id.split("/")[-1], dataset_split=entry.split,

@@ -38,18 +38,12 @@ from torch import Tensor
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
-from ..errors import SemSimError
+from ..errors import ImageInputError, InvalidInputError
 from ..image_io import decode_image
 from ..preprocessing import check_data_range, check_image_pair, check_images, to_model_input
 from .configuration_semsim import CIFAR100_MEAN, CIFAR100_STD, check_image_settings
 
 __all__ = ["ImageInputError", "SemSimImageProcessor", "SemSimImagesKwargs"]
-
-
-class ImageInputError(SemSimError, TypeError, ValueError):
-    """An input the image processor or the ``semsim`` pipeline cannot read as images (a type it does not know, a
-    tensor or array of the wrong rank, pairs that do not pair up). Problems with the pixels themselves (channels,
-    dtype, range, NaN) are the input gate's ``TypeError`` / ``ValueError``."""
 
 
 class SemSimImagesKwargs(ImagesKwargs, total=False):
@@ -125,7 +119,7 @@ class SemSimImageProcessor(BaseImageProcessor):
                  image_std: Sequence[float] = CIFAR100_STD, data_range: float = 1.0, **kwargs: Any) -> None:
         clashing = sorted(k for k in kwargs if k != "image_processor_type" and hasattr(type(self), k))
         if clashing:  # preprocessor_config.json is untrusted: its entries become attributes, never methods
-            raise ValueError(f"preprocessor_config.json: {clashing} are not settings of SemSimImageProcessor; remove "
+            raise InvalidInputError(f"preprocessor_config.json: {clashing} are not settings of SemSimImageProcessor; remove "
                              "them (the file holds image_size, image_mean, image_std and data_range).")
         super().__init__(**kwargs)
         self.image_size, self.image_mean, self.image_std = check_image_settings(image_size, image_mean, image_std)

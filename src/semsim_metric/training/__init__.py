@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-
 _PUBLIC = {
     "RECIPES": ".recipes", "Recipe": ".recipes", "get_recipe": ".recipes",
     "PretrainSettings": ".settings", "TripletSettings": ".settings", "VoteTuningSettings": ".settings",

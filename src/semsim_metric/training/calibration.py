@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._deps import require
+from ..errors import InvalidInputError
 
 __all__ = ["fit_calibration"]
 
@@ -28,7 +29,7 @@ def fit_calibration(distances: np.ndarray, recognized: np.ndarray, *, fitted_on:
     linear_model = require("sklearn.linear_model", "fitting the calibration")
     y = np.asarray(recognized, dtype=int)
     if y.min() == y.max():
-        raise ValueError("calibration needs both recognised and unrecognised rows.")
+        raise InvalidInputError("calibration needs both recognised and unrecognised rows.")
     lr = linear_model.LogisticRegression(C=1e4, max_iter=1000).fit(np.asarray(distances).reshape(-1, 1), y)
     return {"intercept": float(lr.intercept_[0]), "slope": float(lr.coef_[0, 0]), "fitted_on": fitted_on,
             "n": int(len(y))}

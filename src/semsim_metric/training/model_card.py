@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInputError
 from ..models.card import HUB_ORG, EvalEntry, card_metadata, hub_dataset_id, is_hub_id
 
 __all__ = ["HUB_ORG", "hub_dataset_id", "rewrite_card_metadata", "write_model_card"]
@@ -229,7 +230,7 @@ def rewrite_card_metadata(card: str | Path, *, dataset: str, model_name: str,
     card = Path(card)
     text = card.read_text()
     if not text.startswith("---\n") or "\n---\n" not in text[3:]:
-        raise ValueError(f"{card} has no YAML header (--- ... --- at its top); write the card with write_model_card.")
+        raise InvalidInputError(f"{card} has no YAML header (--- ... --- at its top); write the card with write_model_card.")
     body = text[text.index("\n---\n", 3) + len("\n---\n"):]
     header = card_metadata(model_name=model_name, dataset=dataset, results=_eval_entries(comparison, heldout),
                            base_model=base_model)

@@ -16,6 +16,8 @@ from typing import Literal
 
 import torch
 
+from ..errors import InvalidInputError
+
 __all__ = ["OptimiserSettings", "build_optimiser"]
 
 
@@ -40,9 +42,9 @@ class OptimiserSettings:
 
     def __post_init__(self) -> None:
         if not self.learning_rate >= 0:
-            raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}.")
+            raise InvalidInputError(f"learning_rate must be >= 0, got {self.learning_rate}.")
         if self.schedule not in ("multistep", "onecycle", "cosine"):
-            raise ValueError(f"schedule must be multistep, onecycle or cosine, got {self.schedule!r}.")
+            raise InvalidInputError(f"schedule must be multistep, onecycle or cosine, got {self.schedule!r}.")
 
 
 def build_optimiser(params: Iterable[torch.nn.Parameter], settings: OptimiserSettings, total_steps: int

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import InvalidInputError, InvalidInputTypeError
 from .settings import PretrainSettings, TripletSettings, VoteTuningSettings
 
 __all__ = ["FLAT_FIELDS", "RECIPES", "Recipe", "get_recipe"]
@@ -120,7 +121,7 @@ class Recipe:
         """
         _check_names(values)
         if "name" not in values:
-            raise TypeError("a recipe's flat form needs its 'name'.")
+            raise InvalidInputTypeError("a recipe's flat form needs its 'name'.")
         nested: dict[str, dict[str, Any]] = {section: {} for section in ("", *SECTIONS)}
         for name, value in values.items():
             section, attr = FLAT_FIELDS[name]
@@ -156,7 +157,7 @@ def _check_names(values: Mapping[str, Any]) -> None:
     if bad:
         hints = [f"{b!r} (did you mean {', '.join(map(repr, close))}?)" if (close := difflib.get_close_matches(
             b, FLAT_FIELDS, n=2)) else repr(b) for b in bad]
-        raise TypeError(f"unknown recipe field(s) {', '.join(hints)}; valid fields: "
+        raise InvalidInputTypeError(f"unknown recipe field(s) {', '.join(hints)}; valid fields: "
                         f"{sorted(set(FLAT_FIELDS) - {'name'})}.")
 
 
@@ -251,7 +252,7 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
     """
     base, _, spec = name.partition(":")
     if base not in RECIPES:
-        raise ValueError(f"unknown recipe {base!r}; choose one of {sorted(RECIPES)}.")
+        raise InvalidInputError(f"unknown recipe {base!r}; choose one of {sorted(RECIPES)}.")
     recipe = RECIPES[base]
     changes = _parse_variant(recipe, spec) if spec else {}
     _check_names({**changes, **overrides})
@@ -269,7 +270,7 @@ def _parse_variant(recipe: Recipe, spec: str) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"recipe variant {spec!r}: write <field>=<value>[,<field>=<value>], got {item!r}.")
+            raise InvalidInputError(f"recipe variant {spec!r}: write <field>=<value>[,<field>=<value>], got {item!r}.")
         if key not in FLAT_FIELDS:
             out[key] = text
             continue
@@ -277,13 +278,13 @@ def _parse_variant(recipe: Recipe, spec: str) -> dict[str, Any]:
         try:
             if isinstance(current, bool):
                 if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(text)
+                    raise InvalidInputError(text)
                 out[key] = text.lower() in ("true", "1")
             elif isinstance(current, tuple):
                 out[key] = tuple(float(v) for v in text.split("/") if v)
             else:
                 out[key] = type(current)(text)
         except ValueError:
-            raise ValueError(f"recipe variant {spec!r}: {key} needs a value of type {type(current).__name__}, "
+            raise InvalidInputError(f"recipe variant {spec!r}: {key} needs a value of type {type(current).__name__}, "
                              f"got {text!r}.") from None
     return out

@@ -32,6 +32,7 @@ import torch
 from .._progress import logger
 from ..data.loading import check_schema, load_folder_or_hub, unique_originals
 from ..data.triplets import TripletDataset
+from ..errors import InvalidInputError, InvalidInputTypeError
 from ..models import SemSimConfig, SemSimModel
 from ..outputs import atomic_write_text
 from ..preprocessing import to_model_input
@@ -86,7 +87,7 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         if self.backbone is not None and self.init_from is not None:
-            raise ValueError("pass either backbone= or init_from=, not both (init_from keeps its own backbone).")
+            raise InvalidInputError("pass either backbone= or init_from=, not both (init_from keeps its own backbone).")
 
 
 @dataclass
@@ -108,13 +109,13 @@ def load_training_splits(dataset: str | os.PathLike[str], revision: str | None =
     try:
         dsd = load_folder_or_hub(dataset, revision=revision)
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as err:
-        raise ValueError(f"cannot load dataset {dataset!r}: {err}") from err
+        raise InvalidInputError(f"cannot load dataset {dataset!r}: {err}") from err
     if "train" not in dsd:
-        raise ValueError(f"dataset {dataset!r} has no 'train' split (it has {list(dsd)}).")
+        raise InvalidInputError(f"dataset {dataset!r} has no 'train' split (it has {list(dsd)}).")
     for split in dsd.values():
         check_schema(split)
     if all(k == "none" for k in set(dsd["train"]["annotator_kind"])):
-        raise ValueError(f"dataset {dataset!r} is not annotated yet (annotator_kind 'none'); import votes first.")
+        raise InvalidInputError(f"dataset {dataset!r} is not annotated yet (annotator_kind 'none'); import votes first.")
     # rows nobody annotated yet (a campaign in progress) have no votes: they are neither recognised nor not
     for name in list(dsd):
         kinds = dsd[name]["annotator_kind"]
@@ -180,9 +181,9 @@ def resolve_recipe(recipe: str | Recipe, overrides: Mapping[str, Any] | None = N
     overrides = dict(overrides or {})
     for name in overrides:
         if name in _RUN_OPTIONS:
-            raise TypeError(f"{name} is a run option, not a recipe field: pass options=TrainOptions({name}=...).")
+            raise InvalidInputTypeError(f"{name} is a run option, not a recipe field: pass options=TrainOptions({name}=...).")
         if name in _TRAINER_OPTIONS:
-            raise TypeError(f"{name} is a Trainer option, not a recipe field: pass "
+            raise InvalidInputTypeError(f"{name} is a Trainer option, not a recipe field: pass "
                             f"options=TrainOptions(trainer=TrainerOptions({name}=...)).")
     if isinstance(recipe, Recipe):
         changes = {k: v for k, v in overrides.items() if v is not None}

@@ -15,6 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import InvalidInputError
+
 if TYPE_CHECKING:
     from ..data.augmentation import Augmentation
 
@@ -64,9 +66,9 @@ class PretrainSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
-            raise ValueError(f"pre-training epochs must be >= 0 (0 = no pre-training), got {self.epochs}.")
+            raise InvalidInputError(f"pre-training epochs must be >= 0 (0 = no pre-training), got {self.epochs}.")
         if self.batch_size < 1 or self.holdout < 0 or self.noise < 0:
-            raise ValueError(f"invalid pre-training settings: {self}.")
+            raise InvalidInputError(f"invalid pre-training settings: {self}.")
 
     def augmentation(self) -> Augmentation:
         """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images, plus the
@@ -139,11 +141,11 @@ class VoteTuningSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 2 or self.learning_rate <= 0 or self.anchor_weight < 0:
-            raise ValueError(f"invalid vote-tuning settings: {self}.")
+            raise InvalidInputError(f"invalid vote-tuning settings: {self}.")
         if not 0 <= self.adversarial_share <= 1 or self.adversarial_steps < 1:
-            raise ValueError(f"adversarial_share must be in [0, 1] and adversarial_steps >= 1, got {self}.")
+            raise InvalidInputError(f"adversarial_share must be in [0, 1] and adversarial_steps >= 1, got {self}.")
         if self.anchor_copy_centre is not None and self.anchor_copy_centre < 0:
-            raise ValueError(f"anchor_copy_centre must be >= 0 (None = anchor_centre), got {self.anchor_copy_centre}.")
+            raise InvalidInputError(f"anchor_copy_centre must be >= 0 (None = anchor_centre), got {self.anchor_copy_centre}.")
 
     def augmentation(self) -> Augmentation:
         """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""
@@ -191,7 +193,7 @@ class TripletSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:
-            raise ValueError(f"invalid triplet settings: {self}.")
+            raise InvalidInputError(f"invalid triplet settings: {self}.")
 
     def milestone_epochs(self) -> list[int]:
         """Epochs at which the learning rate drops."""

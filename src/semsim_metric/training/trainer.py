@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .._progress import bar_disabled, logger
-from ..errors import IncompleteOutputError
+from ..errors import IncompleteOutputError, InvalidInputError
 from ..outputs import atomic_write_text
 from .optim import OptimiserSettings, build_optimiser
 
@@ -298,7 +298,7 @@ def run_stage(
             return info
     world = world_size()
     if stage.batch_size % world:
-        raise ValueError(f"stage {stage.name}: batch size {stage.batch_size} is not divisible by the {world} "
+        raise InvalidInputError(f"stage {stage.name}: batch size {stage.batch_size} is not divisible by the {world} "
                          "processes; choose a batch size that is.")
     dataset = stage.dataset
 

@@ -12,8 +12,8 @@ from .._deps import require
 from ..data.scoring import score_pairs, semsim_scorer
 from ..data.triplets import TripletDataset
 from ..functional import _semsim_update
-from ..preprocessing import stack_at_model_size
 from ..models import SemSimModel
+from ..preprocessing import stack_at_model_size
 
 __all__ = ["pair_distances", "validation_metrics"]
 

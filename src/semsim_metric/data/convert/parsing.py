@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ...errors import InvalidInputError
+
 __all__ = ["ORIGINAL_NAME", "parse_victim_name", "parse_votes"]
 
 _VICTIM = re.compile(
@@ -30,7 +32,7 @@ def parse_victim_name(name: str) -> dict[str, Any]:
     """
     m = _VICTIM.match(name)
     if not m:
-        raise ValueError(
+        raise InvalidInputError(
             f"victim folder name {name!r} does not follow the official pattern "
             "'<arch>_<epochs>_inversed_<mode>_auglist_<policy>_rlabel_<bool>[_defense_<name>]'."
         )
@@ -63,11 +65,11 @@ def parse_votes(text: str, expected: int | None = None) -> list[int]:
         try:
             v = int(p)
         except ValueError:
-            raise ValueError(f"vote {i} of {len(parts)} is not an integer (votes are class ids, -1 = not "
+            raise InvalidInputError(f"vote {i} of {len(parts)} is not an integer (votes are class ids, -1 = not "
                              "recognisable)") from None
         if v < -1:
-            raise ValueError(f"vote {i} of {len(parts)} is below -1 (-1 means 'not recognisable')")
+            raise InvalidInputError(f"vote {i} of {len(parts)} is below -1 (-1 means 'not recognisable')")
         votes.append(v)
     if expected is not None and len(votes) != expected:
-        raise ValueError(f"expected {expected} votes, found {len(votes)}")
+        raise InvalidInputError(f"expected {expected} votes, found {len(votes)}")
     return votes

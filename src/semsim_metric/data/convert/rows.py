@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ...errors import ImageFileError, ItemProblem
 from ..schema import RecognitionRule
 from .tree import Tree
 
@@ -22,11 +23,6 @@ __all__ = ["ImageCache", "ImageCell", "ItemProblem", "finish_row", "load_image",
 ImageCell = dict[str, Any]
 #: images already read, by the path the converter found them under: (cell, (width, height))
 ImageCache = dict[Path, tuple[ImageCell, tuple[int, int]]]
-
-
-class ItemProblem(ValueError):
-    """An input item cannot be converted; the message is the reason the report gives (it names files, never
-    what they contain)."""
 
 
 def read_image(real: Path, shown: Path) -> tuple[ImageCell, tuple[int, int]]:
@@ -42,7 +38,7 @@ def read_image(real: Path, shown: Path) -> tuple[ImageCell, tuple[int, int]]:
     try:
         data = real.read_bytes()
     except OSError as err:  # a real I/O error: reported as the system says it, after the file's path
-        raise OSError(f"{shown}: {err}") from err
+        raise ImageFileError(f"{shown}: {err}") from err
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()

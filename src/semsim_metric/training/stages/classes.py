@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...data.augmentation import Augmentation, item_seeds
+from ...errors import InvalidInputError
 from ...models import SemSimModel
 from ...outputs import atomic_write_text
 from ...preprocessing import stack_at_model_size, to_model_input
@@ -119,7 +120,7 @@ class _JoinedSource:
         offset = 0
         for src in load_sources(spec, split, root=root):
             if src.name in offsets:
-                raise ValueError(f"image source {src.name!r} appears twice in {spec!r}.")
+                raise InvalidInputError(f"image source {src.name!r} appears twice in {spec!r}.")
             offsets[src.name], sizes[src.name] = offset, len(src)
             images += list(src.images)
             labels.append(src.labels + offset)
@@ -185,7 +186,7 @@ def pretrain_backbone(
     import tempfile
 
     if settings.epochs <= 0:
-        raise ValueError(f"pre-training epochs must be > 0, got {settings.epochs}.")
+        raise InvalidInputError(f"pre-training epochs must be > 0, got {settings.epochs}.")
     src = _JoinedSource.load(settings.source, settings.split, root)
     excluded = {_image_key(img) for img in exclude_images}
     keep = [i for i in range(len(src)) if _image_key(src.images[i]) not in excluded] if excluded else list(range(len(src)))

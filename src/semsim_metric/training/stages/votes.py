@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from ...data.anchors import AnchorPool, anchor_pair
 from ...data.augmentation import Augmentation, item_seeds
 from ...data.loading import undecoded
+from ...errors import InvalidInputError
 from ...image_io import decode_image
 from ...models import SemSimModel
 from ...preprocessing import stack_at_model_size, to_model_input
@@ -54,7 +55,7 @@ def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1
     answers = list(votes) or [fallback_class]
     for v in answers:
         if v >= n_classes:
-            raise ValueError(f"vote {v} is not a class index below {n_classes}.")
+            raise InvalidInputError(f"vote {v} is not a class index below {n_classes}.")
         out[v if v >= 0 else n_classes] += 1.0
     return out / len(answers)
 
@@ -316,13 +317,13 @@ def tune_on_votes(
         ValueError: rows without votes, or ``settings.epochs`` is 0 (nothing to train).
     """
     if settings.epochs <= 0:
-        raise ValueError(f"vote-tuning epochs must be > 0, got {settings.epochs}.")
+        raise InvalidInputError(f"vote-tuning epochs must be > 0, got {settings.epochs}.")
     raw = undecoded(split)
     votes, original_votes = raw["votes"], raw["original_votes"]
     labels = raw["class_label"]
     missing = sum(1 for v in votes if not v)
     if missing:
-        raise ValueError(f"vote tuning needs the annotators' answers: {missing} of {len(votes)} rows have no votes. "
+        raise InvalidInputError(f"vote tuning needs the annotators' answers: {missing} of {len(votes)} rows have no votes. "
                          "Import votes first (semsim votes import) or use a recipe without vote tuning.")
     domains = raw["source_dataset"]
     if class_offsets and len(class_offsets) == 1 and len(set(domains)) == 1:
