@@ -11,6 +11,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from ._warnings import warn_at_caller
+from .errors import InvalidInputTypeError
 from .functional import (
     ImageBatch,
     ModelLike,
@@ -208,7 +209,7 @@ class SemSim(Metric):
         # forward wrapped in a cache); keep that network in the tuple, so it stays out of state_dict() too
         net = getattr(value, "network", value)
         if not isinstance(net, SemSimModel):
-            raise TypeError(f"SemSim.net must be a SemSimModel (or FeatureShare's cache around one), got "
+            raise InvalidInputTypeError(f"SemSim.net must be a SemSimModel (or FeatureShare's cache around one), got "
                             f"{type(value).__name__}.")
         check_output(self.output, net)
         self._net = (net,)
