@@ -310,6 +310,7 @@ def _semsim_update(
     validate_args: bool = True,
     check_domain: bool = True,
     domain_shapes: Sequence[tuple[int, int, int]] | None = None,
+    dedup_target: bool = False,
 ) -> Tensor:
     """Per-pair scores ``(N,)`` for reconstructions ``preds`` and originals ``target``.
 
@@ -319,7 +320,13 @@ def _semsim_update(
     size always, content (their embeddings) only with ``validate_args``, which already reads every value.
     ``domain_shapes`` (``(C, H, W)`` of the originals as stored) replaces ``target``'s own shape in that check,
     for originals that were reduced while read. Files and PIL images are decoded first
-    (``_semsim_update_images``).
+    (``_semsim_update_images``). With ``dedup_target`` each distinct original (equal model input) is embedded
+    once and its embedding shared by its pairs (``embed_batch_dedup``): the same scores, fewer forward passes when
+    originals repeat across reconstructions (scoring loops, evaluation; not for training, where the batch is
+    the unit of the gradient).
+
+    Raises:
+        InvalidInputError, InvalidInputTypeError: images the input gate refuses, or on another device than the model.
     """
     files_or_pil = not (isinstance(preds, Tensor) and isinstance(target, Tensor))
     if files_or_pil and (_is_image_value(preds) or _is_image_value(target)):
@@ -336,7 +343,11 @@ def _semsim_update(
     dtype = _model_dtype(model)
     kwargs = dict(data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
                   dtype=dtype)
-    emb_preds, emb_target = embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
+    if dedup_target:
+        emb_preds, emb_target = embed_batch_dedup(model, to_model_input(preds, **kwargs),
+                                                  to_model_input(target, **kwargs))
+    else:
+        emb_preds, emb_target = embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
     distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
     if check_domain:  # the content check reads values (a GPU sync), so validate_args=False skips it
         emb = emb_target if validate_args else None
@@ -349,6 +360,26 @@ def _semsim_update(
         # the calibration runs in float32 at least (bf16/fp16 distances), in float64 for a float64 model
         return model.probability(distance if distance.dtype == torch.float64 else distance.float())
     return distance
+
+
+def embed_batch_dedup(model: SemSimModel, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Embeddings of model-ready ``x`` and ``y`` (same shape) in one call of ``model``, each distinct image of ``y``
+    embedded once: the rows of ``y`` are grouped by exact equality (``torch.unique`` over the flattened images) and
+    the distinct ones go through the network after ``x``; their embeddings are shared by the rows that repeat them.
+
+    Exact: an image's embedding does not depend on the rest of the batch (eval mode), so the scores equal
+    ``embed_pair``'s up to the float rounding of a different batch size.
+
+    Raises:
+        InvalidInputError: ``x`` and ``y`` of different shapes.
+    """
+    if x.shape != y.shape:
+        raise InvalidInputError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
+    distinct, inverse = torch.unique(y.reshape(y.shape[0], -1), dim=0, return_inverse=True)
+    if distinct.shape[0] == y.shape[0]:
+        return embed_pair(model, x, y)
+    emb = model(torch.cat([x, distinct.reshape(-1, *y.shape[1:])], dim=0)).embeddings
+    return emb[: x.shape[0]], emb[x.shape[0]:][inverse]
 
 
 def _semsim_compute(scores: Tensor, count: Tensor | int | None = None, reduction: Reduction = "mean") -> Tensor:
@@ -558,7 +589,8 @@ def score_file_pairs(
                                                  std=cfg.image_std, dtype=_model_dtype(model)))
                 _check_domain(cfg, torch.empty((1, *min(shapes)), device="meta"), emb)
                 content_checked = True
-            dist = _semsim_update(preds, target, model, data_range=1.0, check_domain=False).float().cpu()
+            dist = _semsim_update(preds, target, model, data_range=1.0, check_domain=False,
+                                  dedup_target=True).float().cpu()
             prob = model.probability(dist).tolist() if probability else [None] * len(kept)
             rows += [PairScore(str(o_p), str(r_p), d, p) for (o_p, r_p), d, p in zip(kept, dist.tolist(), prob)]
     return FilePairScores(rows, problems)

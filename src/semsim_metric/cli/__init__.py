@@ -77,12 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``semsim`` command."""
+    """Entry point of the ``semsim`` command.
+
+    Intra-op threads are chosen once, before the command runs (``_threads.configure_threads``: the CPUs the
+    process may use divided by the local workers; an explicit ``SEMSIM_NUM_THREADS`` / ``OMP_NUM_THREADS`` wins).
+    """
     args = build_parser().parse_args(argv)
     from .._progress import configure_cli_logging
+    from .._threads import configure_threads
 
     configure_cli_logging(-1 if args.log_quiet else min(args.verbose, 1))
     try:
+        configure_threads()
         with warnings.catch_warnings():  # restores the caller's filters and showwarning afterwards
             warnings.showwarning = _show_warnings_as_lines(args.command)
             return int(args.func(args) or 0)

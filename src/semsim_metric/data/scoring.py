@@ -47,7 +47,7 @@ def semsim_scorer(model: SemSimModel) -> Scorer:
     device = next(model.parameters()).device
 
     def score(preds: Tensor, target: Tensor) -> Tensor:
-        return _semsim_update(preds.to(device), target.to(device), model, data_range=1.0)
+        return _semsim_update(preds.to(device), target.to(device), model, data_range=1.0, dedup_target=True)
 
     return score
 

@@ -744,7 +744,7 @@ def leakage_report(
     from tqdm.auto import tqdm
 
     from ..domain import OutOfDomainWarning, domain_problems, seen_originals
-    from ..functional import get_model, semsim
+    from ..functional import _semsim_update, get_model
     from ..preprocessing import to_model_input
 
     if batch_size < 1:
@@ -813,7 +813,8 @@ def leakage_report(
             for ks in groups.values():
                 o = torch.stack([by_row[k][0] for k in ks])
                 r = torch.stack([by_row[k][1] for k in ks])
-                d = semsim(r.to(dev), o.to(dev), model=net, reduction="none").float().cpu()
+                # each distinct original embedded once (they repeat across reconstructions): the same distances
+                d = _semsim_update(r.to(dev), o.to(dev), net, data_range=1.0, dedup_target=True).float().cpu()
                 dist[ks] = d.numpy()
                 emb = None
                 if domain and not content_checked:  # the originals' embeddings vs the training ones: first batch

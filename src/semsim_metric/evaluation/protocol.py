@@ -46,7 +46,13 @@ def pair_metric_values(
         ds: a split in the SemSim schema.
         baselines: names from ``BASELINES`` (default: all).
         skipped: filled with ``name -> reason`` for each baseline that could not run.
+
+    Raises:
+        InvalidInputError: a malformed ``SEMSIM_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``LOCAL_WORLD_SIZE``.
     """
+    from .._threads import configure_threads
+
+    configure_threads()  # intra-op threads from the CPUs this process may use (never the user's own choice)
     if models is None:
         models = {}
     elif not isinstance(models, dict):

@@ -279,10 +279,14 @@ def run_stage(
         IncompleteOutputError: the finished stage's ``info.json`` is damaged (the message names it and says to
             delete the stage folder to train the stage again), or ``resume`` names an incomplete checkpoint.
         ValueError: the batch size is not divisible by the number of processes.
+        InvalidInputError: a malformed ``SEMSIM_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``LOCAL_WORLD_SIZE``.
     """
     from safetensors.torch import load_file, save_file
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
+    from .._threads import configure_threads
+
+    configure_threads()  # the process's CPUs divided by its local workers (LOCAL_WORLD_SIZE), unless the user chose
     options = options or TrainerOptions()
     output_dir = Path(output_dir)
     done_dir = output_dir / "stages" / stage.name

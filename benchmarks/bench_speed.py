@@ -1,0 +1,138 @@
+"""SemSim's scoring speed vs the LPIPS networks (and SSIM), side by side in one run, on CPU.
+
+    python benchmarks/bench_speed.py [--batch-size 256] [--repeats 5] [--sizes 32,64] [--per-original 14]
+
+Times, interleaved so that they share the machine's noise (medians of ``--repeats``):
+
+* SemSim, the default model (width 16, spatial embedding), fp32, each pair's original embedded with it
+  (``embed_pair``: 2 x batch images through the network) - the scoring path before issue 23;
+* SemSim with each distinct original embedded once per batch (``dedup``: the batch holds
+  ``batch / per_original`` distinct originals, as in the judged datasets and ``semsim score`` of a folder of
+  reconstructions of a few originals; exact, the same numbers);
+* the candidates ``channels_last`` and ``bf16 autocast`` (on CPUs with AVX-512 bf16 / AMX), with and without dedup;
+* torchmetrics' LPIPS with AlexNet, SqueezeNet and VGG-16 (random weights: ``_LPIPS(pretrained=False,
+  pnet_rand=True)``; speed does not depend on the weights) and torchmetrics SSIM.
+
+Prints pairs/s, SemSim / LPIPS ratios (target, issue 23: SemSim >= LPIPS-SqueezeNet at 32x32, > LPIPS-VGG at every
+size) and SemSim's achieved GFLOP/s (network FLOPs from ``torch.utils.flop_counter.FlopCounterMode``) against the
+peak given by ``--peak-gflops`` (default: cores x GHz x 64 FP32 FLOP/cycle = two 512-bit FMA units, read from this
+machine), and the largest |distance difference| of each candidate from the fp32 reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from torchmetrics.functional.image.lpips import _LPIPS
+from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+from semsim_metric.functional import _semsim_update, get_model
+
+
+def cpu_ghz() -> float:
+    """The nominal clock of this CPU in GHz (``cpu MHz`` of /proc/cpuinfo; 3.0 when it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("cpu MHz"):
+                    return float(line.split(":")[1]) / 1000
+    except OSError:
+        pass
+    return 3.0
+
+
+def network_flops(model: torch.nn.Module, images: torch.Tensor) -> float:
+    """FLOPs of one forward of ``model`` on ``images`` (FlopCounterMode: convolutions and matrix products)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(images)
+    return float(counter.get_total_flops())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", default="32", help="comma-separated image sides (the model resizes to 32)")
+    parser.add_argument("--per-original", type=int, default=14, help="reconstructions per original in a batch")
+    parser.add_argument("--peak-gflops", type=float, default=None, help="FP32 peak of the cores used")
+    parser.add_argument("--no-vgg", action="store_true", help="skip LPIPS-VGG (slow)")
+    args = parser.parse_args()
+    threads = torch.get_num_threads()
+    peak = args.peak_gflops or threads * cpu_ghz() * 64
+    model = get_model(None)
+    n = args.batch_size
+    torch.manual_seed(0)
+    lpips = {name: _LPIPS(pretrained=False, net=net, pnet_rand=True).eval()
+             for name, net in (("LPIPS-AlexNet", "alex"), ("LPIPS-SqueezeNet", "squeeze"), ("LPIPS-VGG", "vgg"))
+             if not (args.no_vgg and net == "vgg")}
+    ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # the same weights, NHWC layout
+    print(f"threads={threads} batch={n} repeats={args.repeats} per_original={args.per_original} "
+          f"peak={peak:.0f} GFLOP/s FP32 ({threads} cores x {cpu_ghz():.2f} GHz x 64 FLOP/cycle)")
+    for side in (int(s) for s in args.sizes.split(",")):
+        n_orig = max(1, n // args.per_original)
+        originals = torch.rand(n_orig, 3, side, side)
+        target = originals[torch.arange(n) % n_orig]
+        preds = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
+
+        def semsim(dedup: bool, bf16: bool = False, cl: bool = False) -> Callable[[], torch.Tensor]:
+            def run() -> torch.Tensor:
+                p, t = (preds, target) if not cl else (preds.contiguous(memory_format=torch.channels_last),
+                                                        target.contiguous(memory_format=torch.channels_last))
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    return _semsim_update(p, t, cl_model if cl else model, data_range=1.0, check_domain=False,
+                                          dedup_target=dedup).float()
+            return run
+
+        fns: dict[str, Callable[[], torch.Tensor]] = {
+            "SemSim fp32 (before)": semsim(False),
+            "SemSim fp32 + dedup": semsim(True),
+            "SemSim channels_last + dedup": semsim(True, cl=True),
+            "SemSim bf16 autocast": semsim(False, bf16=True),
+            "SemSim bf16 autocast + dedup": semsim(True, bf16=True),
+        }
+        for name, net in lpips.items():
+            fns[name] = (lambda net=net: net(preds, target, normalize=True))
+        fns["torchmetrics SSIM"] = lambda: (ssim.reset(), ssim.update(preds, target), ssim.compute())[-1]
+        with torch.inference_mode():
+            outs = {name: fn() for name, fn in fns.items()}  # warm-up, and the scores compared below
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(args.repeats):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    fn()
+                times[name].append(time.perf_counter() - t0)
+        rate = {name: n / statistics.median(t) for name, t in times.items()}
+        ref = outs["SemSim fp32 (before)"]
+        cfg = model.config
+        x = torch.rand(1, 3, cfg.image_size, cfg.image_size)
+        flops_img = network_flops(model, x)
+        print(f"\n{side}x{side} RGB, {n_orig} distinct originals per batch of {n}; "
+              f"SemSim network: {flops_img / 1e6:.1f} MFLOP per image")
+        for name, r in rate.items():
+            line = f"  {name:<30} {r:9.1f} pairs/s"
+            if name.startswith("SemSim"):
+                images = n + (n_orig if "dedup" in name else n)
+                gflops = flops_img * images / statistics.median(times[name]) / 1e9
+                diff = float((outs[name].float() - ref).abs().max())
+                line += f"  {gflops:6.1f} GFLOP/s ({gflops / peak:5.1%} of FP32 peak)  max|d - d_fp32| {diff:.5f}"
+            print(line)
+        print("  ratios (SemSim / other):")
+        for name in [k for k in rate if k.startswith("SemSim")]:
+            ratios = "  ".join(f"/{o.replace('LPIPS-', '')} {rate[name] / rate[o]:5.2f}"
+                               for o in rate if not o.startswith("SemSim"))
+            print(f"    {name:<30} {ratios}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()

@@ -1,0 +1,171 @@
+"""Intra-op threads that fit the machine: one choice, made at every entry point.
+
+PyTorch starts with one intra-op thread per CPU in the process's affinity mask. That ignores a container's CPU
+quota (cgroup ``cpu.max``: a pod limited to 2 CPUs on a 64-core host starts 64 threads, which the quota then
+throttles) and the other workers on the same machine (``torchrun --nproc-per-node 4`` starts 4 processes that would
+each take every core). ``configure_threads`` sets ``torch.set_num_threads`` to::
+
+    max(1, floor(min(len(os.sched_getaffinity(0)), ceil(cgroup quota / period))) // LOCAL_WORLD_SIZE)
+
+once per entry point (``semsim`` CLI ``main``, ``training.trainer.run_stage``, ``evaluation.protocol``'s
+evaluations). A choice the user made is never overridden: ``SEMSIM_NUM_THREADS`` (this package's own switch, taken
+as it is), ``OMP_NUM_THREADS`` in the environment (except ``torchrun``'s default of 1 per worker, which it sets
+when the user did not: then the cores are divided), or a ``torch.set_num_threads`` call made before (seen as a
+thread count other than PyTorch's start value and the one this module set last).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+from .errors import InvalidInputError
+
+__all__ = ["available_cpus", "cgroup_cpu_limit", "configure_threads", "local_workers", "pick_threads",
+           "user_threads"]
+
+#: where cgroup v2 and v1 keep the CPU quota of this process's group
+_CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
+_CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+#: marks an ``OMP_NUM_THREADS`` this module wrote (before torch was imported), so it is not taken for the user's
+_MARKER = "SEMSIM_AUTO_OMP_NUM_THREADS"
+#: the thread count this module set last (so a later call tells it from the user's own ``torch.set_num_threads``)
+_applied: int | None = None
+
+
+def cgroup_cpu_limit(v2: Path | None = None, v1: tuple[Path, Path] | None = None) -> float | None:
+    """The CPUs the process's cgroup may use (``quota / period``), or ``None`` without a quota.
+
+    Reads cgroup v2 ``cpu.max`` (``"200000 100000"`` = 2 CPUs, ``"max 100000"`` = no limit), else cgroup v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota ``-1`` = no limit). Unreadable files mean no limit.
+    """
+    v2 = _CGROUP_V2 if v2 is None else v2
+    v1 = _CGROUP_V1 if v1 is None else v1
+    try:
+        quota, period = v2.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us, period_us = (int(p.read_text().strip()) for p in v1)
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by the cgroup quota rounded up (at least 1)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        cpus = min(cpus, math.ceil(limit))
+    return max(1, cpus)
+
+
+def local_workers() -> int:
+    """Processes sharing this machine's cores: ``LOCAL_WORLD_SIZE`` (set by ``torchrun``), else 1.
+
+    Raises:
+        InvalidInputError: ``LOCAL_WORLD_SIZE`` is not a positive integer.
+    """
+    value = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+    if not value:
+        return 1
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise InvalidInputError(f"LOCAL_WORLD_SIZE must be a positive integer (the processes on this machine), "
+                                f"got {value!r}.")
+    return workers
+
+
+def _env_threads(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise InvalidInputError(f"{name} must be a positive integer (intra-op threads), got {value!r}.")
+    return threads
+
+
+def user_threads() -> int | None:
+    """The thread count the user asked for, or ``None``: ``SEMSIM_NUM_THREADS``, else ``OMP_NUM_THREADS`` (not the
+    ``1`` that ``torchrun`` sets for its workers on its own), else a ``torch.set_num_threads`` made before
+    (``torch`` imported and its count neither PyTorch's start value nor the one ``configure_threads`` set).
+
+    Raises:
+        InvalidInputError: ``SEMSIM_NUM_THREADS`` or ``OMP_NUM_THREADS`` is not a positive integer.
+    """
+    own = _env_threads("SEMSIM_NUM_THREADS")
+    if own is not None:
+        return own
+    omp = _env_threads("OMP_NUM_THREADS")
+    torchrun_default = omp == 1 and "TORCHELASTIC_RUN_ID" in os.environ and local_workers() > 1
+    ours = omp is not None and os.environ.get(_MARKER) == os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp is not None and not torchrun_default and not ours:
+        return omp
+    torch = sys.modules.get("torch")
+    if torch is not None and (omp is None or ours):
+        current = int(torch.get_num_threads())
+        try:
+            start = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            start = os.cpu_count() or 1
+        if current not in (start, _applied):
+            return current
+    return None
+
+
+def pick_threads(workers: int | None = None) -> int:
+    """Intra-op threads for one of ``workers`` processes (default ``local_workers()``) sharing this process's CPUs:
+    ``max(1, available_cpus() // workers)``, or the user's own choice (``user_threads``).
+
+    Raises:
+        InvalidInputError: ``workers`` below 1, or a malformed ``LOCAL_WORLD_SIZE`` / thread variable.
+    """
+    chosen = user_threads()
+    if chosen is not None:
+        return chosen
+    workers = local_workers() if workers is None else workers
+    if workers < 1:
+        raise InvalidInputError(f"workers must be at least 1, got {workers}.")
+    return max(1, available_cpus() // workers)
+
+
+def configure_threads(workers: int | None = None) -> int:
+    """Set PyTorch's intra-op threads to ``pick_threads(workers)`` and return it; idempotent, cheap.
+
+    Called once at each entry point. A user's explicit choice is kept (and returned); otherwise
+    ``torch.set_num_threads`` gets the CPUs available to the process divided by the local workers. Before
+    ``torch`` is imported (the CLI, whose light commands never import it) the choice goes to ``OMP_NUM_THREADS``
+    instead, marked as this module's so that a worker process started later makes its own choice.
+
+    Raises:
+        InvalidInputError: as ``pick_threads``.
+    """
+    global _applied
+    explicit = user_threads()
+    threads = explicit if explicit is not None else pick_threads(workers)
+    torch = sys.modules.get("torch")
+    if torch is None:
+        if explicit is None or "SEMSIM_NUM_THREADS" in os.environ:
+            os.environ["OMP_NUM_THREADS"] = os.environ[_MARKER] = str(threads)
+        _applied = threads
+        return threads
+    if explicit is not None and "SEMSIM_NUM_THREADS" not in os.environ:
+        return explicit  # the user's OMP_NUM_THREADS / torch.set_num_threads: already in effect
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    _applied = threads
+    return threads
