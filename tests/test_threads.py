@@ -126,3 +126,4 @@ def test_cli_main_configures_threads_before_the_command(monkeypatch):
     args.func = lambda a: calls.append("command") or 0
     assert cli.main(["score", "a.png", "b.png"]) == 0
     assert calls == ["threads", "command"]
+

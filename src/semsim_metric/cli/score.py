@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "run"]
 
+#: what ``--precision`` accepts, and the ``bf16`` argument of ``score_file_pairs`` each means
+PRECISIONS = {"auto": None, "float32": False, "bfloat16": True}
 #: what ``--format`` prints on stdout
 FORMATS = ("table", "csv", "json")
 
@@ -41,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", default=None, help="Hub revision of --model")
     p.add_argument("--batch-size", type=int, default=256, help="pairs per forward pass (default 256)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="'auto' (default): bf16 autocast on a CPU with native bf16 (AVX-512 BF16 / AMX; about twice "
+                        "as fast, distances within 0.01 of float32), else float32; 'float32': exact; 'bfloat16': "
+                        "bf16 autocast on any device")
     p.add_argument("--output", type=Path, default=None, help="write per-image scores to this CSV file")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --output file that is not a `semsim score` CSV")
@@ -146,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--probability needs a calibrated model; this one has no calibration.")
     scores = score_file_pairs(pairs, model, batch_size=args.batch_size, probability=args.probability,
                               check_domain=not args.no_domain_check, progress=not args.quiet,
-                              description="semsim score")
+                              description="semsim score", bf16=PRECISIONS[args.precision])
     _print_scores(scores.rows, args, calibration.distance_at(0.5) if calibration else None,
                   calibration.annotator_kind if calibration else None, scores.problems)
     if scores.problems:
