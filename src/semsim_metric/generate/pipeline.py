@@ -13,6 +13,7 @@ import io
 import json
 import os
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,19 +26,25 @@ from ..data.loading import undecoded
 from ..data.splits import split_by_original
 from .attacks import AttackConfig, run_attack
 from ..data.sources import ImageSource, load_source
+from ..errors import InvalidInputError
 from ..outputs import OutputFolder, atomic_write_text
 from .victims import VictimSpec, load_or_train_victim
-from .._progress import logger, quiet_datasets_bars, track
+from .._progress import format_duration, logger, quiet_datasets_bars, track
 from ..outputs import read_record
 
 __all__ = ["GenerationPlan", "generate", "merge_shards", "parse_victim_spec"]
 
 
 def parse_victim_spec(text: str, *, seed: int = 0, train_images: int = 20000) -> VictimSpec:
-    """``arch:epochs[:augmentation[:defense]]``, e.g. ``conv_relu:4:crop_flip:prune=70``."""
+    """``arch:epochs[:augmentation[:defense]]``, e.g. ``conv_relu:4:crop_flip:prune=70``.
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) not two to four ``:``-separated fields, or a setting
+            ``VictimSpec`` refuses.
+    """
     parts = text.split(":")
     if not 2 <= len(parts) <= 4:
-        raise ValueError(f"victim {text!r}: expected arch:epochs[:augmentation[:defense]].")
+        raise InvalidInputError(f"victim {text!r}: expected arch:epochs[:augmentation[:defense]].")
     arch, epochs = parts[0], parts[1]
     width = 0
     if "-" in arch:
@@ -93,7 +100,7 @@ def _png(x: torch.Tensor) -> dict[str, Any]:
 def _select_originals(test: ImageSource, plan: GenerationPlan) -> ImageSource:
     pool = min(plan.original_pool, len(test))
     if plan.num_originals > pool:
-        raise ValueError(f"{plan.num_originals} originals requested but the pool has {pool} test images.")
+        raise InvalidInputError(f"{plan.num_originals} originals requested but the pool has {pool} test images.")
     chosen = sorted(random.Random(plan.seed).sample(range(pool), plan.num_originals))
     return test.subset(chosen)
 
@@ -129,8 +136,14 @@ def _record_removed(folder: Path, v: VictimSpec, meta: dict, removed: int, *, tr
 
 
 def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", progress: bool = True,
-             source_root: str | None = None, merge: bool = True, overwrite: bool = False) -> Path | None:
+             source_root: str | None = None, merge: bool = True, overwrite: bool = False,
+             max_memory: int | None = None) -> Path | None:
     """Run (or resume) the plan into ``out``; merge into a dataset folder when all shards exist.
+
+    Each shard's attacks run in batches chosen from the memory there is (``max_memory`` bytes, else
+    ``$SEMSIM_ATTACK_MEMORY``, else 1 GiB on the CPU; never more than half the available memory - see
+    ``semsim_metric.generate.attacks.run_attack``); the batch does not change the result. With ``progress``,
+    every shard and the whole run log their reconstructions per minute.
 
     ``out`` must be new, empty, or a folder that ``semsim generate`` wrote with the same plan (resumed);
     anything else is refused with ``OutputFolderError`` unless ``overwrite``.
@@ -140,7 +153,8 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     no victim ever sees an image it is attacked on.
 
     Raises:
-        ValueError: ``out`` holds a different plan, or the plan asks for more originals than the pool has.
+        InvalidInputError: (a ``ValueError``) ``out`` holds a different plan, or the plan asks for more originals
+            than the pool has.
         ImageSourceError: (a ``ValueError``) a folder source without ``train/`` and ``test/`` with the same
             class sub-folders (see ``semsim_metric.data.sources.load_image_folder``).
         OutputFolderError: ``out`` holds files that ``semsim generate`` did not write (unless ``overwrite``).
@@ -149,7 +163,7 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     plan_path = out / "plan.json"
     plan_json = json.dumps(plan.to_dict(), indent=2, sort_keys=True)
     if plan_path.exists() and plan_path.read_text() != plan_json:
-        raise ValueError(f"{out} holds a different generation plan (plan.json); use a new folder or delete it.")
+        raise InvalidInputError(f"{out} holds a different generation plan (plan.json); use a new folder or delete it.")
     if not overwrite:
         _refuse_foreign_folder(out)  # before the sources are read (claim() below writes, so it comes after them)
     # the source is checked before anything is written: a refused source leaves no output folder behind
@@ -167,6 +181,7 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     mine = [s for i, s in enumerate(plan.shards()) if i % world == rank]
     todo = [s for s in mine if not (shard_dir / _shard_name(*s)).exists()]
     victims: dict[str, tuple[torch.nn.Module, dict]] = {}
+    made, attacking = 0, 0.0  # reconstructions written by this run and the seconds their shards took
     if progress:
         logger.info("%d of %d shard(s) to do%s: %d originals, %d victim(s), %d attack(s)", len(todo), len(mine),
                     f" on rank {rank}" if world > 1 else "", plan.num_originals, len(plan.victims), len(plan.attacks))
@@ -185,7 +200,9 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
         part = originals.subset(range(start, end))
         x = part.images.float() / 255
         seeds = [plan.seed * 1_000_003 + hash_index(oid) for oid in part.ids]
-        result = run_attack(model, x, part.labels, a, seeds=seeds, device=device, progress=progress)
+        began = time.perf_counter()
+        result = run_attack(model, x, part.labels, a, seeds=seeds, device=device, progress=progress,
+                            max_memory=max_memory)
         rows = []
         for i, oid in enumerate(part.ids):
             row = empty_row()
@@ -203,12 +220,25 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
         with quiet_datasets_bars():
             datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(str(tmp))
         tmp.replace(shard_dir / _shard_name(v, a, start, end))
+        spent = time.perf_counter() - began
+        made, attacking = made + len(rows), attacking + spent
+        if progress:
+            logger.info("shard %d of %d: %d reconstructions in %s (%s)", number, len(todo), len(rows),
+                        format_duration(spent), _per_minute(len(rows), spent))
+    if progress and made:
+        logger.info("generated %d reconstructions in %s of attacks (%s)", made, format_duration(attacking),
+                    _per_minute(made, attacking))
     missing = [s for s in plan.shards() if not (shard_dir / _shard_name(*s)).exists()]
     if missing or not merge or rank != 0:
         return None
     if progress:
         logger.info("merging %d shard(s) into the dataset folder %s", len(plan.shards()), out)
     return merge_shards(folder)
+
+
+def _per_minute(count: int, seconds: float) -> str:
+    """``"1,234 reconstructions per minute"``: the generation rate of ``count`` made in ``seconds``."""
+    return f"{count / max(seconds, 1e-9) * 60:,.0f} reconstructions per minute"
 
 
 def _refuse_foreign_folder(out: Path) -> None:
@@ -239,13 +269,17 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
 
     The merge is atomic (``data/`` is built aside and swapped in; the folder is marked complete last), so a
     merge killed half-way is refused by the loaders and redone by rerunning the command.
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) ``out`` has no ``plan.json``, or some of the plan's shards are
+            missing (the message says how many and names one).
     """
     import datasets
 
     folder = out if isinstance(out, OutputFolder) else OutputFolder(out, command="generate", overwrite=overwrite)
     out = folder.path
     if not (out / "plan.json").is_file():
-        raise ValueError(f"{out} has no plan.json: it is not a `semsim generate` folder.")
+        raise InvalidInputError(f"{out} has no plan.json: it is not a `semsim generate` folder.")
     plan = json.loads((out / "plan.json").read_text())
     expected = GenerationPlan(**{**plan, "victims": [VictimSpec(**v) for v in plan["victims"]],
                                  "attacks": [AttackConfig(**{**a, "milestones": tuple(a["milestones"])})
@@ -253,7 +287,7 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
     names = [_shard_name(*s) for s in expected]
     missing = [n for n in names if not (out / "shards" / n).is_file()]
     if missing:
-        raise ValueError(f"{len(names) - len(missing)} of {len(names)} shards present in {out / 'shards'} (missing "
+        raise InvalidInputError(f"{len(names) - len(missing)} of {len(names)} shards present in {out / 'shards'} (missing "
                          f"e.g. {missing[0]}); rerun `semsim generate` with the same arguments to finish them.")
     shards = [out / "shards" / n for n in names]
     import pyarrow.parquet as pq

@@ -6,14 +6,16 @@ from .engine import (
     ATTACKS,
     AttackConfig,
     AttackDefinition,
+    BatchPlan,
     attack_names,
     attack_preset,
+    plan_batches,
     register_attack,
     run_attack,
     run_attack_one_at_a_time,
 )
 
-__all__ = ["ATTACKS", "AttackConfig", "AttackDefinition", "attack_names", "attack_preset", "register_attack",
-           "run_attack", "run_attack_one_at_a_time"]
+__all__ = ["ATTACKS", "AttackConfig", "AttackDefinition", "BatchPlan", "attack_names", "attack_preset", "plan_batches",
+           "register_attack", "run_attack", "run_attack_one_at_a_time"]
 
 attack_names()  # register every attack module of this package
