@@ -144,7 +144,8 @@ def _serve(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}/"
     access = ("people need the access token to join" if campaign.requires_token else "anyone who can open the page "
               "may join") + (f"; only {', '.join(campaign.allowed_annotators)}" if campaign.allowed_annotators else "")
-    print(f"semsim annotate: campaign {path} {what}: {n} images, {campaign.votes_per_item} annotators each, "
+    where = f"{path.resolve()}" + ("" if args.campaign else " (the default beside you; --campaign FILE to choose)")
+    print(f"semsim annotate: campaign {where} {what}: {n} images, {campaign.votes_per_item} annotators each, "
           f"{len(campaign.class_names)} classes; {access}. Every answer is saved at once.", file=sys.stderr)
     print(f"semsim annotate: annotators open {url} ; status at {url}status ; Ctrl+C stops (nothing is lost).",
           file=sys.stderr, flush=True)
