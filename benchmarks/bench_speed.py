@@ -9,14 +9,16 @@ Times, interleaved so that they share the machine's noise (medians of ``--repeat
 * SemSim with each distinct original embedded once per batch (``dedup``: the batch holds
   ``batch / per_original`` distinct originals, as in the judged datasets and ``semsim score`` of a folder of
   reconstructions of a few originals; exact, the same numbers);
-* the candidates ``channels_last`` and ``bf16 autocast`` (on CPUs with AVX-512 bf16 / AMX), with and without dedup;
+* the candidates channels-last weights (``functional.scoring_copy``), ``bf16 autocast`` (on CPUs with AVX-512 BF16 /
+  AMX) and, with ``--compile``, ``torch.compile``; the row marked ``(default)`` is what ``semsim score`` runs;
 * torchmetrics' LPIPS with AlexNet, SqueezeNet and VGG-16 (random weights: ``_LPIPS(pretrained=False,
   pnet_rand=True)``; speed does not depend on the weights) and torchmetrics SSIM.
 
 Prints pairs/s, SemSim / LPIPS ratios (target, issue 23: SemSim >= LPIPS-SqueezeNet at 32x32, > LPIPS-VGG at every
-size) and SemSim's achieved GFLOP/s (network FLOPs from ``torch.utils.flop_counter.FlopCounterMode``) against the
-peak given by ``--peak-gflops`` (default: cores x GHz x 64 FP32 FLOP/cycle = two 512-bit FMA units, read from this
-machine), and the largest |distance difference| of each candidate from the fp32 reference.
+size) and SemSim's achieved GFLOP/s (network FLOPs from ``torch.utils.flop_counter.FlopCounterMode``, times the
+images through the network) against the peak: FP32 ``--peak-gflops`` (default: threads x GHz x 64 FLOP/cycle = two
+512-bit FMA units), bf16 threads x GHz x 1,024 FLOP/cycle with AMX (else 128, AVX-512 BF16); and the largest
+|distance difference| of each candidate from the fp32 reference.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics.functional.image.lpips import _LPIPS
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
-from semsim_metric.functional import _semsim_update, get_model
+from semsim_metric.functional import _semsim_update, cpu_has_fast_bf16, get_model, scoring_copy
 
 
 def cpu_ghz() -> float:
@@ -64,9 +66,13 @@ def main() -> None:
     parser.add_argument("--per-original", type=int, default=14, help="reconstructions per original in a batch")
     parser.add_argument("--peak-gflops", type=float, default=None, help="FP32 peak of the cores used")
     parser.add_argument("--no-vgg", action="store_true", help="skip LPIPS-VGG (slow)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the model (slow start)")
     args = parser.parse_args()
     threads = torch.get_num_threads()
     peak = args.peak_gflops or threads * cpu_ghz() * 64
+    # bf16: AMX tiles (1,024 bf16 FLOP/cycle/core) where present, else AVX-512 BF16 dot products (128)
+    amx = "amx_bf16" in open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else False
+    peak_bf16 = threads * cpu_ghz() * (1024 if amx else 128)
     model = get_model(None)
     n = args.batch_size
     torch.manual_seed(0)
@@ -74,31 +80,40 @@ def main() -> None:
              for name, net in (("LPIPS-AlexNet", "alex"), ("LPIPS-SqueezeNet", "squeeze"), ("LPIPS-VGG", "vgg"))
              if not (args.no_vgg and net == "vgg")}
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
-    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # the same weights, NHWC layout
+    cl_model = scoring_copy(model)  # the same weights, channels-last (NHWC) layout, as the scoring loops use
+    compiled = torch.compile(copy.deepcopy(model), dynamic=True) if args.compile else None
     print(f"threads={threads} batch={n} repeats={args.repeats} per_original={args.per_original} "
-          f"peak={peak:.0f} GFLOP/s FP32 ({threads} cores x {cpu_ghz():.2f} GHz x 64 FLOP/cycle)")
+          f"peak={peak:.0f} GFLOP/s FP32 ({threads} cores x {cpu_ghz():.2f} GHz x 64 FLOP/cycle), "
+          f"{peak_bf16:.0f} GFLOP/s bf16 ({'AMX, 1,024' if amx else 'AVX-512 BF16, 128'} FLOP/cycle); "
+          f"native bf16: {cpu_has_fast_bf16()}")
     for side in (int(s) for s in args.sizes.split(",")):
         n_orig = max(1, n // args.per_original)
         originals = torch.rand(n_orig, 3, side, side)
         target = originals[torch.arange(n) % n_orig]
         preds = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
 
-        def semsim(dedup: bool, bf16: bool = False, cl: bool = False) -> Callable[[], torch.Tensor]:
+        def semsim(dedup: bool, bf16: bool = False, cl: bool = False,
+                   net: torch.nn.Module | None = None) -> Callable[[], torch.Tensor]:
             def run() -> torch.Tensor:
                 p, t = (preds, target) if not cl else (preds.contiguous(memory_format=torch.channels_last),
                                                         target.contiguous(memory_format=torch.channels_last))
+                chosen = net if net is not None else cl_model if cl else model
                 with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    return _semsim_update(p, t, cl_model if cl else model, data_range=1.0, check_domain=False,
+                    return _semsim_update(p, t, chosen, data_range=1.0, check_domain=False,
                                           dedup_target=dedup).float()
             return run
 
         fns: dict[str, Callable[[], torch.Tensor]] = {
             "SemSim fp32 (before)": semsim(False),
             "SemSim fp32 + dedup": semsim(True),
-            "SemSim channels_last + dedup": semsim(True, cl=True),
-            "SemSim bf16 autocast": semsim(False, bf16=True),
-            "SemSim bf16 autocast + dedup": semsim(True, bf16=True),
+            "SemSim fp32 + dedup + chlast": semsim(True, cl=True),
+            "SemSim bf16": semsim(False, bf16=True),
+            "SemSim bf16 + dedup": semsim(True, bf16=True),
+            "SemSim bf16+dedup+chlast (default)": semsim(True, bf16=True, cl=True),
         }
+        if compiled is not None:
+            fns["SemSim compiled fp32 + dedup"] = semsim(True, net=compiled)
+            fns["SemSim compiled bf16 + dedup"] = semsim(True, bf16=True, net=compiled)
         for name, net in lpips.items():
             fns[name] = (lambda net=net: net(preds, target, normalize=True))
         fns["torchmetrics SSIM"] = lambda: (ssim.reset(), ssim.update(preds, target), ssim.compute())[-1]
@@ -119,18 +134,19 @@ def main() -> None:
         print(f"\n{side}x{side} RGB, {n_orig} distinct originals per batch of {n}; "
               f"SemSim network: {flops_img / 1e6:.1f} MFLOP per image")
         for name, r in rate.items():
-            line = f"  {name:<30} {r:9.1f} pairs/s"
+            line = f"  {name:<36} {r:9.1f} pairs/s"
             if name.startswith("SemSim"):
                 images = n + (n_orig if "dedup" in name else n)
                 gflops = flops_img * images / statistics.median(times[name]) / 1e9
                 diff = float((outs[name].float() - ref).abs().max())
-                line += f"  {gflops:6.1f} GFLOP/s ({gflops / peak:5.1%} of FP32 peak)  max|d - d_fp32| {diff:.5f}"
+                share = f"{gflops / peak_bf16:5.1%} of bf16" if "bf16" in name else f"{gflops / peak:5.1%} of FP32"
+                line += f"  {gflops:6.1f} GFLOP/s ({share} peak)  max|d - d_fp32| {diff:.5f}"
             print(line)
         print("  ratios (SemSim / other):")
         for name in [k for k in rate if k.startswith("SemSim")]:
             ratios = "  ".join(f"/{o.replace('LPIPS-', '')} {rate[name] / rate[o]:5.2f}"
                                for o in rate if not o.startswith("SemSim"))
-            print(f"    {name:<30} {ratios}")
+            print(f"    {name:<36} {ratios}")
 
 
 if __name__ == "__main__":
