@@ -109,6 +109,7 @@ def main() -> None:
             "SemSim fp32 + dedup + chlast": semsim(True, cl=True),
             "SemSim bf16": semsim(False, bf16=True),
             "SemSim bf16 + dedup": semsim(True, bf16=True),
+            "SemSim bf16 + chlast (no dedup)": semsim(False, bf16=True, cl=True),
             "SemSim bf16+dedup+chlast (default)": semsim(True, bf16=True, cl=True),
         }
         if compiled is not None:
