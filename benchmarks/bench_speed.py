@@ -28,7 +28,7 @@ import copy
 import os
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -71,7 +71,10 @@ def main() -> None:
     threads = torch.get_num_threads()
     peak = args.peak_gflops or threads * cpu_ghz() * 64
     # bf16: AMX tiles (1,024 bf16 FLOP/cycle/core) where present, else AVX-512 BF16 dot products (128)
-    amx = "amx_bf16" in open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else False
+    amx = False
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as fh:
+            amx = "amx_bf16" in fh.read()
     peak_bf16 = threads * cpu_ghz() * (1024 if amx else 128)
     model = get_model(None)
     n = args.batch_size
@@ -92,8 +95,8 @@ def main() -> None:
         target = originals[torch.arange(n) % n_orig]
         preds = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
 
-        def semsim(dedup: bool, bf16: bool = False, cl: bool = False,
-                   net: torch.nn.Module | None = None) -> Callable[[], torch.Tensor]:
+        def semsim(dedup: bool, bf16: bool = False, cl: bool = False, net: torch.nn.Module | None = None,
+                   preds: torch.Tensor = preds, target: torch.Tensor = target) -> Callable[[], torch.Tensor]:
             def run() -> torch.Tensor:
                 p, t = (preds, target) if not cl else (preds.contiguous(memory_format=torch.channels_last),
                                                         target.contiguous(memory_format=torch.channels_last))
@@ -116,8 +119,8 @@ def main() -> None:
             fns["SemSim compiled fp32 + dedup"] = semsim(True, net=compiled)
             fns["SemSim compiled bf16 + dedup"] = semsim(True, bf16=True, net=compiled)
         for name, net in lpips.items():
-            fns[name] = (lambda net=net: net(preds, target, normalize=True))
-        fns["torchmetrics SSIM"] = lambda: (ssim.reset(), ssim.update(preds, target), ssim.compute())[-1]
+            fns[name] = (lambda net=net, p=preds, t=target: net(p, t, normalize=True))
+        fns["torchmetrics SSIM"] = lambda p=preds, t=target: (ssim.reset(), ssim.update(p, t), ssim.compute())[-1]
         with torch.inference_mode():
             outs = {name: fn() for name, fn in fns.items()}  # warm-up, and the scores compared below
         times: dict[str, list[float]] = {name: [] for name in fns}
