@@ -159,6 +159,9 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
             class sub-folders (see ``semsim_metric.data.sources.load_image_folder``).
         OutputFolderError: ``out`` holds files that ``semsim generate`` did not write (unless ``overwrite``).
     """
+    from .._threads import configure_threads
+
+    configure_threads()  # the cores this process may use (a user's OMP_NUM_THREADS / SEMSIM_NUM_THREADS is kept)
     out = Path(out)
     plan_path = out / "plan.json"
     plan_json = json.dumps(plan.to_dict(), indent=2, sort_keys=True)
