@@ -20,9 +20,11 @@ score: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/semsim score examples/originals examples/reconstructions --probability
 	@echo "The judges' verdict on each pair (recognised or not, and why) is in examples/README.md."
 
-## The test suite (slow tests included) and the strict docs build; `make test-long` and `make mutation` are the long runs.
+## Lint and format check, the test suite (slow tests included) and the strict docs build; `make test-long` and
+## `make mutation` are the long runs.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not long"
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not long" --durations=15
 	$(BIN)/mkdocs build --strict --site-dir /tmp/semsim-site
 
 ## Quick loop: skip tests marked slow.

@@ -53,7 +53,9 @@ class _Server:
         import uvicorn
 
         self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -70,17 +72,29 @@ class _Server:
         self.thread.join(timeout=30)
 
 
-def run_load(campaign_path: Path, *, annotators: int = 20, seconds: float = 30.0, items: int = 900,
-             votes_per_item: int = 5, seed: int = 0) -> dict[str, Any]:
+def run_load(
+    campaign_path: Path,
+    *,
+    annotators: int = 20,
+    seconds: float = 30.0,
+    items: int = 900,
+    votes_per_item: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Create a campaign at ``campaign_path``, serve it, load it for ``seconds`` and check it; returns the numbers."""
     import httpx
 
     from semsim_metric.annotate.server import create_app
     from semsim_metric.annotate.storage import create_campaign
 
-    campaign = create_campaign(campaign_path, dataset="synthetic", fingerprint="synthetic",
-                               class_names=[f"class {k}" for k in range(10)], items=_synthetic_items(items, seed),
-                               votes_per_item=votes_per_item)
+    campaign = create_campaign(
+        campaign_path,
+        dataset="synthetic",
+        fingerprint="synthetic",
+        class_names=[f"class {k}" for k in range(10)],
+        items=_synthetic_items(items, seed),
+        votes_per_item=votes_per_item,
+    )
     acknowledged: dict[tuple[str, int], int] = {}
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
@@ -98,8 +112,12 @@ def run_load(campaign_path: Path, *, annotators: int = 20, seconds: float = 30.0
                 item = r.json()
                 if item.get("done"):
                     break
-                body = {"name": name, "item_id": item["item_id"], "ticket": item["ticket"],
-                        "answer": rng.randrange(-1, 10)}
+                body = {
+                    "name": name,
+                    "item_id": item["item_id"],
+                    "ticket": item["ticket"],
+                    "answer": rng.randrange(-1, 10),
+                }
                 r = http.post("/api/answer", json=body)
                 with lock:
                     statuses[r.status_code] += 1
@@ -130,12 +148,17 @@ def run_load(campaign_path: Path, *, annotators: int = 20, seconds: float = 30.0
     stored = {(a["annotator"], a["item_id"]): a["answer"] for a in campaign.answers()}
     per_item = Counter(item for _, item in stored)
     return {
-        "annotators": annotators, "seconds": round(elapsed, 1), "requests": sum(statuses.values()),
-        "answers_acknowledged": len(acknowledged), "answers_stored": len(stored),
-        "answers_per_second": round(len(stored) / elapsed, 1), "statuses": dict(statuses),
+        "annotators": annotators,
+        "seconds": round(elapsed, 1),
+        "requests": sum(statuses.values()),
+        "answers_acknowledged": len(acknowledged),
+        "answers_stored": len(stored),
+        "answers_per_second": round(len(stored) / elapsed, 1),
+        "statuses": dict(statuses),
         "lost": len(set(acknowledged.items()) - set(stored.items())),
         "unacknowledged_stored": len(set(stored.items()) - set(acknowledged.items())),
-        "max_answers_per_item": max(per_item.values(), default=0), "votes_per_item": votes_per_item,
+        "max_answers_per_item": max(per_item.values(), default=0),
+        "votes_per_item": votes_per_item,
         "retracted": len(campaign.retracted()),
     }
 
@@ -147,11 +170,15 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=900)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_load(Path(tmp) / "load.sqlite", annotators=args.annotators, seconds=args.seconds,
-                          items=args.items)
+        result = run_load(
+            Path(tmp) / "load.sqlite", annotators=args.annotators, seconds=args.seconds, items=args.items
+        )
     print(json.dumps(result, indent=2))
-    ok = result["lost"] == 0 and result["unacknowledged_stored"] == 0 and \
-        result["max_answers_per_item"] <= result["votes_per_item"]
+    ok = (
+        result["lost"] == 0
+        and result["unacknowledged_stored"] == 0
+        and result["max_answers_per_item"] <= result["votes_per_item"]
+    )
     print("no answer lost, none beyond the target" if ok else "FAILED: see lost / max_answers_per_item")
     raise SystemExit(0 if ok else 1)
 

@@ -85,20 +85,26 @@ def _worker(argv: list[str]) -> None:
         cfg = AttackConfig(a.attack, a.iterations)
         run_attack(victim, x[:2], y[:2], AttackConfig(a.attack, 2), device=a.device)  # warm-up
         batched_s, single_s = [], []
-        for _ in range(a.repeats):  # alternating, the fastest of each: robust to other work on a shared machine
+        for _ in range(
+            a.repeats
+        ):  # alternating, the fastest of each: robust to other work on a shared machine
             t = time.perf_counter()
             batched = run_attack(victim, x, y, cfg, device=a.device)
             batched_s.append(time.perf_counter() - t)
             t = time.perf_counter()
-            single = run_attack_one_at_a_time(victim, x[:a.single], y[:a.single], cfg, device=a.device)
+            single = run_attack_one_at_a_time(victim, x[: a.single], y[: a.single], cfg, device=a.device)
             single_s.append((time.perf_counter() - t) / a.single * a.batch)
         result["batched_s"], result["single_s"] = min(batched_s), min(single_s)
         result["plain_ratio"] = _plain_ratio(victim, x, y, a.repeats)
-        result["max_abs_diff"] = float((batched["reconstructions"][:a.single] - single["reconstructions"]).abs().max())
+        result["max_abs_diff"] = float(
+            (batched["reconstructions"][: a.single] - single["reconstructions"]).abs().max()
+        )
         try:
             from semsim_metric.generate.attacks import plan_batches
 
-            result["chunk"] = plan_batches(victim, (a.channels, a.size, a.size), a.batch, device=a.device).chunk
+            result["chunk"] = plan_batches(
+                victim, (a.channels, a.size, a.size), a.batch, device=a.device
+            ).chunk
         except ImportError:  # an engine without memory planning (measuring an older commit)
             result["chunk"] = a.batch
     elif a.kind == "shard":
@@ -116,7 +122,7 @@ def _plain_ratio(victim: Any, x: Any, y: Any, repeats: int) -> float:
     import torch
     import torch.nn.functional as F
 
-    params = [p for p in victim.parameters()]
+    params = list(victim.parameters())
 
     def per_image(images: Any, labels: Any) -> float:
         images = images.clone().requires_grad_(True)
@@ -124,8 +130,9 @@ def _plain_ratio(victim: Any, x: Any, y: Any, repeats: int) -> float:
         for _ in range(repeats + 1):  # the first is a warm-up
             t = time.perf_counter()
             for _ in range(3):
-                g = torch.autograd.grad(F.cross_entropy(victim(images), labels, reduction="sum"), params,
-                                        create_graph=True)
+                g = torch.autograd.grad(
+                    F.cross_entropy(victim(images), labels, reduction="sum"), params, create_graph=True
+                )
                 torch.autograd.grad(sum(t.square().sum() for t in g), [images])
             best = min(best, (time.perf_counter() - t) / 3 / len(images))
         return best
@@ -153,8 +160,13 @@ def _shard(arch: str, attack: str, n: int, iterations: int, device: str) -> dict
         return {"seconds": seconds, "source": "random", "reported_per_minute": n / seconds * 60}
     from semsim_metric.generate.pipeline import GenerationPlan, generate
 
-    plan = GenerationPlan(source="emoji-scenes", num_originals=n, victims=[VictimSpec(arch, 0)],
-                          attacks=[AttackConfig(attack, iterations)], shard_size=n)
+    plan = GenerationPlan(
+        source="emoji-scenes",
+        num_originals=n,
+        victims=[VictimSpec(arch, 0)],
+        attacks=[AttackConfig(attack, iterations)],
+        shard_size=n,
+    )
     import logging
     import re
 
@@ -168,44 +180,90 @@ def _shard(arch: str, attack: str, n: int, iterations: int, device: str) -> dict
         t = time.perf_counter()
         generate(plan, Path(tmp) / "out", device=device, progress=True, merge=False)
         seconds = time.perf_counter() - t
-    reported = [m for m in (re.search(r"shard 1 of 1: .*\(([0-9,]+) reconstructions per minute", line)
-                            for line in lines) if m]
+    reported = [
+        m
+        for m in (
+            re.search(r"shard 1 of 1: .*\(([0-9,]+) reconstructions per minute", line) for line in lines
+        )
+        if m
+    ]
     rate = float(reported[0].group(1).replace(",", "")) if reported else None  # older commits report none
     return {"seconds": seconds, "source": "emoji-scenes", "reported_per_minute": rate}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--attack", default="inverting_gradients")
-    parser.add_argument("--batch", type=int, default=32, help="attacks run batched per configuration (default 32)")
+    parser.add_argument(
+        "--batch", type=int, default=32, help="attacks run batched per configuration (default 32)"
+    )
     parser.add_argument("--single", type=int, default=2, help="of them, run one at a time (default 2)")
     parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--shard", type=int, default=100, help="originals of the generation shard (default 100)")
-    parser.add_argument("--shard-iterations", default="2,8", help="two iteration counts for the shard (default 2,8)")
+    parser.add_argument(
+        "--shard", type=int, default=100, help="originals of the generation shard (default 100)"
+    )
+    parser.add_argument(
+        "--shard-iterations", default="2,8", help="two iteration counts for the shard (default 2,8)"
+    )
     parser.add_argument("--archs", default=",".join(ARCHS))
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="timed runs of each path, alternating; the fastest counts (default 2)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="timed runs of each path, alternating; the fastest counts (default 2)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-shard", action="store_true", help="skip part 2")
     args = parser.parse_args()
     archs = [s for s in args.archs.split(",") if s]
     imports = _run_worker(["imports"])
-    print(f"attack={args.attack} device={args.device} threads={imports['threads']} "
-          f"(peak RSS of a process that only imports the engine: {imports['peak_rss_mb']:.0f} MB)")
-    print(f"\nPart 1: {args.batch} attacks batched vs {args.single} one at a time, {args.iterations} iterations")
-    print(f"{'victim':15s} {'images':10s} {'batched/min':>12s} {'single/min':>11s} {'speed-up':>9s} "
-          f"{'plain':>6s} {'chunk':>6s} {'peak RSS':>9s}")
+    print(
+        f"attack={args.attack} device={args.device} threads={imports['threads']} "
+        f"(peak RSS of a process that only imports the engine: {imports['peak_rss_mb']:.0f} MB)"
+    )
+    print(
+        f"\nPart 1: {args.batch} attacks batched vs {args.single} one at a time, {args.iterations} iterations"
+    )
+    print(
+        f"{'victim':15s} {'images':10s} {'batched/min':>12s} {'single/min':>11s} {'speed-up':>9s} "
+        f"{'plain':>6s} {'chunk':>6s} {'peak RSS':>9s}"
+    )
     for arch in archs:
         for domain, (channels, size) in DOMAINS.items():
-            r = _run_worker(["speed", "--arch", arch, "--channels", str(channels), "--size", str(size),
-                             "--attack", args.attack, "--batch", str(args.batch), "--single", str(args.single),
-                             "--iterations", str(args.iterations), "--repeats", str(args.repeats),
-                             "--device", args.device])
-            print(f"{arch:15s} {domain:10s} {args.batch / r['batched_s'] * 60:12.1f} "
-                  f"{args.batch / r['single_s'] * 60:11.1f} {r['single_s'] / r['batched_s']:8.1f}x "
-                  f"{r['plain_ratio']:5.1f}x {r['chunk']:6d} {r['peak_rss_mb']:6.0f} MB")
-    print("target: >= 10x for every architecture. plain: the same ratio for one plain second-order autograd step\n"
-          "(summed loss, no per-sample gradients) at the batch vs one image - what batching alone gains on this hardware")
+            r = _run_worker(
+                [
+                    "speed",
+                    "--arch",
+                    arch,
+                    "--channels",
+                    str(channels),
+                    "--size",
+                    str(size),
+                    "--attack",
+                    args.attack,
+                    "--batch",
+                    str(args.batch),
+                    "--single",
+                    str(args.single),
+                    "--iterations",
+                    str(args.iterations),
+                    "--repeats",
+                    str(args.repeats),
+                    "--device",
+                    args.device,
+                ]
+            )
+            print(
+                f"{arch:15s} {domain:10s} {args.batch / r['batched_s'] * 60:12.1f} "
+                f"{args.batch / r['single_s'] * 60:11.1f} {r['single_s'] / r['batched_s']:8.1f}x "
+                f"{r['plain_ratio']:5.1f}x {r['chunk']:6d} {r['peak_rss_mb']:6.0f} MB"
+            )
+    print(
+        "target: >= 10x for every architecture. plain: the same ratio for one plain second-order autograd step\n"
+        "(summed loss, no per-sample gradients) at the batch vs one image - what batching alone gains on this hardware"
+    )
     if args.no_shard:
         return
     counts = [int(s) for s in args.shard_iterations.split(",")]
@@ -214,17 +272,36 @@ def main() -> None:
     for arch in archs:
         peaks = []
         for iterations in counts:
-            r = _run_worker(["shard", "--arch", arch, "--attack", args.attack, "--batch", str(args.shard),
-                             "--iterations", str(iterations), "--device", args.device])
+            r = _run_worker(
+                [
+                    "shard",
+                    "--arch",
+                    arch,
+                    "--attack",
+                    args.attack,
+                    "--batch",
+                    str(args.shard),
+                    "--iterations",
+                    str(iterations),
+                    "--device",
+                    args.device,
+                ]
+            )
             peaks.append(r["peak_rss_mb"])
             reported = r["reported_per_minute"]
-            print(f"{arch:15s} {iterations:10d} {r['peak_rss_mb']:6.0f} MB "
-                  f"{'n/a' if reported is None else f'{reported:.0f}':>12s} {args.shard / r['seconds'] * 60:8.0f} "
-                  f"{r['source']}")
-        print(f"{'':15s} {'growth':>10s} {peaks[-1] - peaks[0]:+6.0f} MB over {counts[-1] - counts[0]} iterations")
-    print("attacks/min: the shard's reconstructions per minute as generate() logs them (attacks and writing);\n"
-          "run/min: the same over the whole call (source loading and victim set-up included)\n"
-          "target: at most 2 GB (2048 MB) for every victim, flat in the iterations")
+            print(
+                f"{arch:15s} {iterations:10d} {r['peak_rss_mb']:6.0f} MB "
+                f"{'n/a' if reported is None else f'{reported:.0f}':>12s} {args.shard / r['seconds'] * 60:8.0f} "
+                f"{r['source']}"
+            )
+        print(
+            f"{'':15s} {'growth':>10s} {peaks[-1] - peaks[0]:+6.0f} MB over {counts[-1] - counts[0]} iterations"
+        )
+    print(
+        "attacks/min: the shard's reconstructions per minute as generate() logs them (attacks and writing);\n"
+        "run/min: the same over the whole call (source loading and victim set-up included)\n"
+        "target: at most 2 GB (2048 MB) for every victim, flat in the iterations"
+    )
 
 
 if __name__ == "__main__":

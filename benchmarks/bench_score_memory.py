@@ -24,10 +24,12 @@ import numpy as np
 from PIL import Image
 
 #: the child prints its own high-water mark on exit (a parent's RUSAGE_CHILDREN is a maximum over all children)
-_CHILD = ("import atexit, resource, sys\n"
-          "atexit.register(lambda: print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
-          "from semsim_metric.cli import main\n"
-          "sys.exit(main(sys.argv[1:]))\n")
+_CHILD = (
+    "import atexit, resource, sys\n"
+    "atexit.register(lambda: print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+    "from semsim_metric.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
 
 
 def build(folder: Path, n: int, side: int, sources: Path) -> tuple[Path, Path]:
@@ -38,7 +40,7 @@ def build(folder: Path, n: int, side: int, sources: Path) -> tuple[Path, Path]:
         for k in range(4):
             a = np.zeros((side, side, 3), dtype=np.uint8)
             a[..., k % 3] = 200
-            a[k * side // 8:(k + 4) * side // 8, side // 4:side // 2] = rng.integers(0, 256, 3)
+            a[k * side // 8 : (k + 4) * side // 8, side // 4 : side // 2] = rng.integers(0, 256, 3)
             Image.fromarray(a).save(sources / f"o{k}.png")
             Image.fromarray(255 - a).save(sources / f"r{k}.png")
     o, r = folder / f"originals_{n}", folder / f"reconstructions_{n}"
@@ -53,8 +55,23 @@ def build(folder: Path, n: int, side: int, sources: Path) -> tuple[Path, Path]:
 def peak_of_score(o: Path, r: Path, batch_size: int) -> tuple[float, float, str]:
     """(peak RSS in MB, seconds, last line printed) of one `semsim score` run in a fresh process."""
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _CHILD, "score", str(o), str(r), "--quiet", "--no-domain-check",
-                          "--batch-size", str(batch_size)], check=False, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            "score",
+            str(o),
+            str(r),
+            "--quiet",
+            "--no-domain-check",
+            "--batch-size",
+            str(batch_size),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - t
     if out.returncode != 0:
         raise SystemExit(f"semsim score failed:\n{out.stderr[-3000:]}")
@@ -64,7 +81,9 @@ def peak_of_score(o: Path, r: Path, batch_size: int) -> tuple[float, float, str]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--counts", default="4,16,64", help="numbers of pairs, comma-separated")
     parser.add_argument("--side", type=int, default=4000, help="side of the square PNGs (default 4000)")
     parser.add_argument("--batch-size", type=int, default=256, help="semsim score --batch-size (default 256)")
@@ -81,15 +100,21 @@ def main() -> None:
         for n in counts:
             o, r = build(root, n, args.side, root / "sources")
             size_kb = sum(p.stat().st_size for p in o.iterdir()) / n / 1024
-            rows.append((f"{n} pairs of {args.side}x{args.side} PNG (~{size_kb:.0f} KB each)",
-                         *peak_of_score(o, r, args.batch_size)))
+            rows.append(
+                (
+                    f"{n} pairs of {args.side}x{args.side} PNG (~{size_kb:.0f} KB each)",
+                    *peak_of_score(o, r, args.batch_size),
+                )
+            )
     print(f"{'semsim score on':<44} {'peak RSS':>10} {'time':>8}  result")
     for label, mb, seconds, mean in rows:
         print(f"{label:<44} {mb:>7.0f} MB {seconds:>6.1f} s  {mean}")
     peaks = [mb for _, mb, _, _ in rows[1:]]
     spread = max(peaks) - min(peaks)
-    print(f"spread of the peak over {', '.join(map(str, counts))} pairs: {spread:.0f} MB "
-          f"({'flat' if spread < 0.1 * min(peaks) else 'NOT flat'}; target: under 10% of the smallest peak)")
+    print(
+        f"spread of the peak over {', '.join(map(str, counts))} pairs: {spread:.0f} MB "
+        f"({'flat' if spread < 0.1 * min(peaks) else 'NOT flat'}; target: under 10% of the smallest peak)"
+    )
 
 
 if __name__ == "__main__":

@@ -59,14 +59,20 @@ def network_flops(model: torch.nn.Module, images: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", default="32", help="comma-separated image sides (the model resizes to 32)")
-    parser.add_argument("--per-original", type=int, default=14, help="reconstructions per original in a batch")
+    parser.add_argument(
+        "--per-original", type=int, default=14, help="reconstructions per original in a batch"
+    )
     parser.add_argument("--peak-gflops", type=float, default=None, help="FP32 peak of the cores used")
     parser.add_argument("--no-vgg", action="store_true", help="skip LPIPS-VGG (slow)")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the model (slow start)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile of the model (slow start)"
+    )
     args = parser.parse_args()
     threads = torch.get_num_threads()
     peak = args.peak_gflops or threads * cpu_ghz() * 64
@@ -79,31 +85,49 @@ def main() -> None:
     model = get_model(None)
     n = args.batch_size
     torch.manual_seed(0)
-    lpips = {name: _LPIPS(pretrained=False, net=net, pnet_rand=True).eval()
-             for name, net in (("LPIPS-AlexNet", "alex"), ("LPIPS-SqueezeNet", "squeeze"), ("LPIPS-VGG", "vgg"))
-             if not (args.no_vgg and net == "vgg")}
+    lpips = {
+        name: _LPIPS(pretrained=False, net=net, pnet_rand=True).eval()
+        for name, net in (("LPIPS-AlexNet", "alex"), ("LPIPS-SqueezeNet", "squeeze"), ("LPIPS-VGG", "vgg"))
+        if not (args.no_vgg and net == "vgg")
+    }
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
     cl_model = scoring_copy(model)  # the same weights, channels-last (NHWC) layout, as the scoring loops use
     compiled = torch.compile(copy.deepcopy(model), dynamic=True) if args.compile else None
-    print(f"threads={threads} batch={n} repeats={args.repeats} per_original={args.per_original} "
-          f"peak={peak:.0f} GFLOP/s FP32 ({threads} cores x {cpu_ghz():.2f} GHz x 64 FLOP/cycle), "
-          f"{peak_bf16:.0f} GFLOP/s bf16 ({'AMX, 1,024' if amx else 'AVX-512 BF16, 128'} FLOP/cycle); "
-          f"native bf16: {cpu_has_fast_bf16()}")
+    print(
+        f"threads={threads} batch={n} repeats={args.repeats} per_original={args.per_original} "
+        f"peak={peak:.0f} GFLOP/s FP32 ({threads} cores x {cpu_ghz():.2f} GHz x 64 FLOP/cycle), "
+        f"{peak_bf16:.0f} GFLOP/s bf16 ({'AMX, 1,024' if amx else 'AVX-512 BF16, 128'} FLOP/cycle); "
+        f"native bf16: {cpu_has_fast_bf16()}"
+    )
     for side in (int(s) for s in args.sizes.split(",")):
         n_orig = max(1, n // args.per_original)
         originals = torch.rand(n_orig, 3, side, side)
         target = originals[torch.arange(n) % n_orig]
         preds = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
 
-        def semsim(dedup: bool, bf16: bool = False, cl: bool = False, net: torch.nn.Module | None = None,
-                   preds: torch.Tensor = preds, target: torch.Tensor = target) -> Callable[[], torch.Tensor]:
+        def semsim(
+            dedup: bool,
+            bf16: bool = False,
+            cl: bool = False,
+            net: torch.nn.Module | None = None,
+            preds: torch.Tensor = preds,
+            target: torch.Tensor = target,
+        ) -> Callable[[], torch.Tensor]:
             def run() -> torch.Tensor:
-                p, t = (preds, target) if not cl else (preds.contiguous(memory_format=torch.channels_last),
-                                                        target.contiguous(memory_format=torch.channels_last))
+                p, t = (
+                    (preds, target)
+                    if not cl
+                    else (
+                        preds.contiguous(memory_format=torch.channels_last),
+                        target.contiguous(memory_format=torch.channels_last),
+                    )
+                )
                 chosen = net if net is not None else cl_model if cl else model
                 with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    return _semsim_update(p, t, chosen, data_range=1.0, check_domain=False,
-                                          dedup_target=dedup).float()
+                    return _semsim_update(
+                        p, t, chosen, data_range=1.0, check_domain=False, dedup_target=dedup
+                    ).float()
+
             return run
 
         fns: dict[str, Callable[[], torch.Tensor]] = {
@@ -119,8 +143,12 @@ def main() -> None:
             fns["SemSim compiled fp32 + dedup"] = semsim(True, net=compiled)
             fns["SemSim compiled bf16 + dedup"] = semsim(True, bf16=True, net=compiled)
         for name, net in lpips.items():
-            fns[name] = (lambda net=net, p=preds, t=target: net(p, t, normalize=True))
-        fns["torchmetrics SSIM"] = lambda p=preds, t=target: (ssim.reset(), ssim.update(p, t), ssim.compute())[-1]
+            fns[name] = lambda net=net, p=preds, t=target: net(p, t, normalize=True)
+        fns["torchmetrics SSIM"] = lambda p=preds, t=target: (
+            ssim.reset(),
+            ssim.update(p, t),
+            ssim.compute(),
+        )[-1]
         with torch.inference_mode():
             outs = {name: fn() for name, fn in fns.items()}  # warm-up, and the scores compared below
         times: dict[str, list[float]] = {name: [] for name in fns}
@@ -135,21 +163,30 @@ def main() -> None:
         cfg = model.config
         x = torch.rand(1, 3, cfg.image_size, cfg.image_size)
         flops_img = network_flops(model, x)
-        print(f"\n{side}x{side} RGB, {n_orig} distinct originals per batch of {n}; "
-              f"SemSim network: {flops_img / 1e6:.1f} MFLOP per image")
+        print(
+            f"\n{side}x{side} RGB, {n_orig} distinct originals per batch of {n}; "
+            f"SemSim network: {flops_img / 1e6:.1f} MFLOP per image"
+        )
         for name, r in rate.items():
             line = f"  {name:<36} {r:9.1f} pairs/s"
             if name.startswith("SemSim"):
                 images = n + (n_orig if "dedup" in name else n)
                 gflops = flops_img * images / statistics.median(times[name]) / 1e9
                 diff = float((outs[name].float() - ref).abs().max())
-                share = f"{gflops / peak_bf16:5.1%} of bf16" if "bf16" in name else f"{gflops / peak:5.1%} of FP32"
+                share = (
+                    f"{gflops / peak_bf16:5.1%} of bf16"
+                    if "bf16" in name
+                    else f"{gflops / peak:5.1%} of FP32"
+                )
                 line += f"  {gflops:6.1f} GFLOP/s ({share} peak)  max|d - d_fp32| {diff:.5f}"
             print(line)
         print("  ratios (SemSim / other):")
         for name in [k for k in rate if k.startswith("SemSim")]:
-            ratios = "  ".join(f"/{o.replace('LPIPS-', '')} {rate[name] / rate[o]:5.2f}"
-                               for o in rate if not o.startswith("SemSim"))
+            ratios = "  ".join(
+                f"/{o.replace('LPIPS-', '')} {rate[name] / rate[o]:5.2f}"
+                for o in rate
+                if not o.startswith("SemSim")
+            )
             print(f"    {name:<36} {ratios}")
 
 

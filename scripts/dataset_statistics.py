@@ -30,8 +30,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for d in sorted(set(domains)):
         rec, unrec = (domains == d) & recognised, (domains == d) & ~recognised
-        print(f"| {d} | {int((domains == d).sum())} | {int(rec.sum())} | {(values[rec] < 0.3).mean():.1%} | "
-              f"{np.median(values[rec]):.3f} / {np.median(values[unrec]):.3f} |")
+        print(
+            f"| {d} | {int((domains == d).sum())} | {int(rec.sum())} | {(values[rec] < 0.3).mean():.1%} | "
+            f"{np.median(values[rec]):.3f} / {np.median(values[unrec]):.3f} |"
+        )
 
 
 if __name__ == "__main__":

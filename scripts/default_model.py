@@ -1,24 +1,24 @@
 """Ship, check and retrain the default model.
 
-    python scripts/default_model.py ship RUN_DIR [--name semsim-resnet18-fmnist-judged]
-        copy a trained model folder into hub/<name>/ (fp16 weights, card regenerated from the stored
-        weights, results.json) and into the package (src/semsim_metric/_bundled/<name>/)
-    python scripts/default_model.py check
-        recompute the card's ROC-AUC table from the bundled weights and compare it with results.json
-    python scripts/default_model.py retrain OUT
-        retrain with the recipe recorded in hub/<name>/training_info.json (same data, same seed)
-    python scripts/default_model.py train-all OUT --heldout runs/heldout-v6 --recipe colour
-        after model selection on the held-out splits: train the recipe on every judged original (all
-        splits), calibrate with the same recipe's unseen-originals held-out model (its distances on
-        originals it never saw), and write a model folder to ship with `ship OUT --heldout ...`
-    python scripts/default_model.py folders [--name NAME ...]
-        make every model folder under hub/ (or the named ones) exactly what its Hub repository holds, from
-        the files it already has - nothing is trained or evaluated: config.json (the stored weights' dtype,
-        auto_map, custom_pipelines), preprocessor_config.json, the model code for trust_remote_code
-        (semsim_metric.models.remote_code) and the card's metadata (rewritten by the card writer: the
-        training dataset's Hub id and, as model-index, the held-out results of the model's recipe in
-        docs/heldout/heldout_summary.json, or its results.json; the card's text is kept); the default's
-        files are copied into the package again (src/semsim_metric/_bundled/)
+python scripts/default_model.py ship RUN_DIR [--name semsim-resnet18-fmnist-judged]
+    copy a trained model folder into hub/<name>/ (fp16 weights, card regenerated from the stored
+    weights, results.json) and into the package (src/semsim_metric/_bundled/<name>/)
+python scripts/default_model.py check
+    recompute the card's ROC-AUC table from the bundled weights and compare it with results.json
+python scripts/default_model.py retrain OUT
+    retrain with the recipe recorded in hub/<name>/training_info.json (same data, same seed)
+python scripts/default_model.py train-all OUT --heldout runs/heldout-v6 --recipe colour
+    after model selection on the held-out splits: train the recipe on every judged original (all
+    splits), calibrate with the same recipe's unseen-originals held-out model (its distances on
+    originals it never saw), and write a model folder to ship with `ship OUT --heldout ...`
+python scripts/default_model.py folders [--name NAME ...]
+    make every model folder under hub/ (or the named ones) exactly what its Hub repository holds, from
+    the files it already has - nothing is trained or evaluated: config.json (the stored weights' dtype,
+    auto_map, custom_pipelines), preprocessor_config.json, the model code for trust_remote_code
+    (semsim_metric.models.remote_code) and the card's metadata (rewritten by the card writer: the
+    training dataset's Hub id and, as model-index, the held-out results of the model's recipe in
+    docs/heldout/heldout_summary.json, or its results.json; the card's text is kept); the default's
+    files are copied into the package again (src/semsim_metric/_bundled/)
 """
 
 from __future__ import annotations
@@ -45,11 +45,13 @@ PUBLISHED_HELDOUT = ROOT / "docs" / "heldout" / "heldout_summary.json"
 BUNDLED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
 
 #: why held-out targets can be missed on this data (quoted in the card when they are)
-LIMITS = ("What limits it: a few hundred training originals per image domain (CPU-only training: width 16, no "
-          "larger backbone tried); labels from five model judges, not people, whose disagreement is label noise no "
-          "metric can explain (kappa in the dataset READMEs); held-out victim architectures whose reconstructions are "
-          "rarely recognised and look unlike those left for training; and model-level Kendall computed over only the "
-          "few settings of a split, where one swapped pair moves Kendall by a large step.")
+LIMITS = (
+    "What limits it: a few hundred training originals per image domain (CPU-only training: width 16, no "
+    "larger backbone tried); labels from five model judges, not people, whose disagreement is label noise no "
+    "metric can explain (kappa in the dataset READMEs); held-out victim architectures whose reconstructions are "
+    "rarely recognised and look unlike those left for training; and model-level Kendall computed over only the "
+    "few settings of a split, where one swapped pair moves Kendall by a large step."
+)
 
 
 def results(folder: Path) -> dict[str, dict[str, float]]:
@@ -94,17 +96,25 @@ def train_all(out: Path, recipe: str, heldout: Path) -> None:
     distances = pair_distances(SemSimModel.from_pretrained(selected), held)
     model = SemSimModel.from_pretrained(out)
     model.config.calibration = fit_calibration(
-        distances, held["recognized"],
+        distances,
+        held["recognized"],
         fitted_on=f"distances of the held-out model {selected.name} (same recipe, trained without these "
-                  f"originals) on the unseen-originals test rows of {DATASET.name} (annotator_kind: model-judge)")
+        f"originals) on the unseen-originals test rows of {DATASET.name} (annotator_kind: model-judge)",
+    )
     if model.config.training_domain:  # name the dataset, not the temporary all-rows copy it was read from
-        model.config.training_domain["description"] = f"the annotated originals of hub/{DATASET.name} (all splits)"
+        model.config.training_domain["description"] = (
+            f"the annotated originals of hub/{DATASET.name} (all splits)"
+        )
     model.save_pretrained(out)
     info = json.loads((out / "training_info.json").read_text())
     n_originals = len(set(raw["original_id"]))
-    info["trained_on"] = (f"every row of hub/{DATASET.name} (train + validation + test splits, {n_originals} originals)")
+    info["trained_on"] = (
+        f"every row of hub/{DATASET.name} (train + validation + test splits, {n_originals} originals)"
+    )
     (out / "training_info.json").write_text(json.dumps(info, indent=2))
-    print(f"trained on all originals in {result.train_seconds:.0f} s -> {out}; calibration {model.config.calibration}")
+    print(
+        f"trained on all originals in {result.train_seconds:.0f} s -> {out}; calibration {model.config.calibration}"
+    )
 
 
 def heldout_note(heldout: Path, recipe: str) -> str:
@@ -112,36 +122,58 @@ def heldout_note(heldout: Path, recipe: str) -> str:
 
     summary = json.loads((heldout / "heldout_summary.json").read_text())
     mine = [s for s in summary if s["recipe"] == recipe]
-    groups = {rep["title"].split(" (")[0]: len(rep["per_group"])
-              for rep in json.loads((heldout / "report.json").read_text())}
+    groups = {
+        rep["title"].split(" (")[0]: len(rep["per_group"])
+        for rep in json.loads((heldout / "report.json").read_text())
+    }
     for s in mine:
         s.setdefault("groups", groups.get(s["protocol"], "the held-out"))
+
     def misses(s: dict) -> bool:
         auc_short = not s["semsim_auc"] >= s["ssim_auc"] + 0.05
-        kendall_short = s.get("semsim_kendall") is not None and s.get("ssim_kendall") is not None and \
-            s["semsim_kendall"] < s["ssim_kendall"]
+        kendall_short = (
+            s.get("semsim_kendall") is not None
+            and s.get("ssim_kendall") is not None
+            and s["semsim_kendall"] < s["ssim_kendall"]
+        )
         return auc_short or kendall_short
 
     def num(v: object) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
     missed = [s for s in mine if misses(s)]
-    verdict = "The target (ROC-AUC >= SSIM + 0.05 and Kendall >= SSIM's on every held-out split) is met." if not missed else (
-        "**The target (ROC-AUC >= SSIM + 0.05 and Kendall >= SSIM's on every held-out split) is not met** on "
-        + "; ".join(f"{s['protocol']} (ROC-AUC {num(s['semsim_auc'])} vs SSIM {num(s['ssim_auc'])}, Kendall "
-                    f"{num(s.get('semsim_kendall'))} vs {num(s.get('ssim_kendall'))} over {s.get('groups', 'the held-out')} "
-                    "settings)" for s in missed)
-        + ". " + LIMITS
-        + f" SemSim has the highest ROC-AUC of all metrics on "
-          f"{sum(s['best_baseline_auc'] is not None and s['semsim_auc'] > s['best_baseline_auc'] for s in mine)} "
-          f"of the {len(mine)} held-out splits.")
-    return ("**Held-out evaluation** (model selection; each row is a model of this recipe trained *without* the "
-            "held-out rows, evaluated beside every baseline in one run; the ablations are in docs/heldout.md):\n\n"
-            + summary_table(mine) + "\n\n" + verdict + "\n\n" + heldout_tables(heldout, recipe))
+    verdict = (
+        "The target (ROC-AUC >= SSIM + 0.05 and Kendall >= SSIM's on every held-out split) is met."
+        if not missed
+        else (
+            "**The target (ROC-AUC >= SSIM + 0.05 and Kendall >= SSIM's on every held-out split) is not met** on "
+            + "; ".join(
+                f"{s['protocol']} (ROC-AUC {num(s['semsim_auc'])} vs SSIM {num(s['ssim_auc'])}, Kendall "
+                f"{num(s.get('semsim_kendall'))} vs {num(s.get('ssim_kendall'))} over {s.get('groups', 'the held-out')} "
+                "settings)"
+                for s in missed
+            )
+            + ". "
+            + LIMITS
+            + f" SemSim has the highest ROC-AUC of all metrics on "
+            f"{sum(s['best_baseline_auc'] is not None and s['semsim_auc'] > s['best_baseline_auc'] for s in mine)} "
+            f"of the {len(mine)} held-out splits."
+        )
+    )
+    return (
+        "**Held-out evaluation** (model selection; each row is a model of this recipe trained *without* the "
+        "held-out rows, evaluated beside every baseline in one run; the ablations are in docs/heldout.md):\n\n"
+        + summary_table(mine)
+        + "\n\n"
+        + verdict
+        + "\n\n"
+        + heldout_tables(heldout, recipe)
+    )
 
 
 def heldout_tables(heldout: Path, recipe: str) -> str:
     """Per held-out split: this recipe's model beside every baseline, with 95% bootstrap intervals over originals."""
+
     def ci(v: dict, key: str) -> str:
         c = v.get(f"{key}_ci")
         return f" [{c[0]:.3f}, {c[1]:.3f}]" if c else ""
@@ -149,16 +181,31 @@ def heldout_tables(heldout: Path, recipe: str) -> str:
     parts = []
     for rep in json.loads((heldout / "report.json").read_text()):
         names = [n for n in rep["image_level"] if not n.startswith("SemSim") or n == f"SemSim[{recipe}]"]
-        names.sort(key=lambda n: -(rep["image_level"][n]["roc_auc"] if rep["image_level"][n]["roc_auc"] == rep["image_level"][n]["roc_auc"] else -1))
-        lines = [f"*{rep['title']}* (model level over {len(rep['per_group'])} settings: victim x attack x iterations)", "",
-                 "| metric | ROC-AUC [95% CI] | Kendall [95% CI] | Spearman [95% CI] |", "|---|---|---|---|"]
+        names.sort(
+            key=lambda n: (
+                -(
+                    rep["image_level"][n]["roc_auc"]
+                    if rep["image_level"][n]["roc_auc"] == rep["image_level"][n]["roc_auc"]
+                    else -1
+                )
+            )
+        )
+        lines = [
+            f"*{rep['title']}* (model level over {len(rep['per_group'])} settings: victim x attack x iterations)",
+            "",
+            "| metric | ROC-AUC [95% CI] | Kendall [95% CI] | Spearman [95% CI] |",
+            "|---|---|---|---|",
+        ]
         for n in names:
             im, mo = rep["image_level"][n], rep["model_level"].get(n, {})
             kendall = f"{mo['kendall']:.3f}{ci(mo, 'kendall')}" if "kendall" in mo else "-"
             spearman = f"{mo['spearman']:.3f}{ci(mo, 'spearman')}" if "spearman" in mo else "-"
             lines.append(f"| {n} | {im['roc_auc']:.3f}{ci(im, 'roc_auc')} | {kendall} | {spearman} |")
         if rep.get("skipped"):
-            lines += ["", "Not computable here: " + "; ".join(f"{k} ({v})" for k, v in rep["skipped"].items()) + "."]
+            lines += [
+                "",
+                "Not computable here: " + "; ".join(f"{k} ({v})" for k, v in rep["skipped"].items()) + ".",
+            ]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
@@ -176,12 +223,15 @@ def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path |
             f"**Model selection.** This model (recipe `{info['recipe']['name']}`) was chosen over `{compare_with.name}` "
             f"by validation ROC-AUC ({mine['validation']['SemSim']:.3f} vs {other['validation']['SemSim']:.3f}; "
             f"test: {mine['test']['SemSim']:.3f} vs {other['test']['SemSim']:.3f}). It was trained on the train split (70% of the originals) only; retraining "
-            "on all originals after selection was not done for lack of CPU time."]
+            "on all originals after selection was not done for lack of CPU time."
+        ]
     if heldout is not None:
-        info["notes"] = [heldout_note(heldout, info["recipe"]["name"]),
-                         "This model was trained on **every** original of the dataset after model selection, so the "
-                         "dataset's validation/test splits are training data for it: judge it by the held-out table "
-                         "above, not by in-sample numbers."]
+        info["notes"] = [
+            heldout_note(heldout, info["recipe"]["name"]),
+            "This model was trained on **every** original of the dataset after model selection, so the "
+            "dataset's validation/test splits are training data for it: judge it by the held-out table "
+            "above, not by in-sample numbers.",
+        ]
     from semsim_metric.evaluation.sanity import TARGETS, run_sanity, sanity_table
 
     sanity = run_sanity(model)
@@ -189,12 +239,17 @@ def ship(run: Path, name: str, compare_with: Path | None = None, heldout: Path |
     info.setdefault("notes", []).append(
         "**Sanity in four image domains** (`python -m semsim_metric.evaluation.sanity --model <folder>`; originals never "
         "used in training, each scored at its own size; share of pairs that pass, target in the header):\n\n"
-        + sanity_table(sanity) + "\n\n"
-        + (f"All checks are met in every domain." if len(met) == len(sanity) else
-           f"All checks are met in: {', '.join(met) or 'no domain'}; not met in: "
-           f"{', '.join(r.domain for r in sanity if not r.passed)} (targets: {TARGETS}).")
+        + sanity_table(sanity)
+        + "\n\n"
+        + (
+            "All checks are met in every domain."
+            if len(met) == len(sanity)
+            else f"All checks are met in: {', '.join(met) or 'no domain'}; not met in: "
+            f"{', '.join(r.domain for r in sanity if not r.passed)} (targets: {TARGETS})."
+        )
         + " The calibration behind `p_recognised` was fitted on model-judge answers for Fashion-MNIST and emoji-scenes "
-          "reconstructions, so outside those domains only the ordering is meaningful.")
+        "reconstructions, so outside those domains only the ordering is meaningful."
+    )
     info["notes"].append(invariance_note(model, target))
     (target / "training_info.json").write_text(json.dumps(info, indent=2))
     (target / "results.json").write_text(json.dumps(results(target), indent=2))
@@ -210,10 +265,16 @@ def _card_facts(target: Path, name: str, summary: list[dict] | None) -> dict:
     info = json.loads((target / "training_info.json").read_text())
     comparison = None
     if not info.get("trained_on", "").startswith("every row") and (target / "results.json").is_file():
-        comparison = json.loads((target / "results.json").read_text())  # the default's are in-sample: not quoted
+        comparison = json.loads(
+            (target / "results.json").read_text()
+        )  # the default's are in-sample: not quoted
     heldout = [s for s in summary or [] if s["recipe"] == info["recipe"]["name"]] or None
-    return {"info": info, "dataset": info.get("dataset") or f"hub/{DATASET.name}", "comparison": comparison,
-            "heldout": heldout}
+    return {
+        "info": info,
+        "dataset": info.get("dataset") or f"hub/{DATASET.name}",
+        "comparison": comparison,
+        "heldout": heldout,
+    }
 
 
 def write_card(target: Path, name: str, summary: list[dict] | None) -> None:
@@ -227,20 +288,32 @@ def write_card(target: Path, name: str, summary: list[dict] | None) -> None:
 
         splits = {"train (all splits)": datasets.concatenate_datasets(list(splits.values()))}
     option = "" if name == DEFAULT_NAME else f" --name {name}"
-    write_model_card(target, dataset=facts["dataset"], training_info=info, splits=splits,
-                     comparison=facts["comparison"], default_model=name == DEFAULT_NAME, repo_id=f"semsim-metric/{name}",
-                     heldout=facts["heldout"],
-                     reproduce=f"Reproduce: `python scripts/default_model.py check{option}` (recomputes the stored "
-                               f"`results.json` from the weights) or `python scripts/default_model.py retrain OUT{option}` "
-                               "(retrain with the recorded recipe and seed).")
+    write_model_card(
+        target,
+        dataset=facts["dataset"],
+        training_info=info,
+        splits=splits,
+        comparison=facts["comparison"],
+        default_model=name == DEFAULT_NAME,
+        repo_id=f"semsim-metric/{name}",
+        heldout=facts["heldout"],
+        reproduce=f"Reproduce: `python scripts/default_model.py check{option}` (recomputes the stored "
+        f"`results.json` from the weights) or `python scripts/default_model.py retrain OUT{option}` "
+        "(retrain with the recorded recipe and seed).",
+    )
 
 
 def rewrite_metadata(target: Path, name: str, summary: list[dict] | None) -> None:
     """Rewrite only the card's metadata (``rewrite_card_metadata``): its text is kept, since other scripts keep parts
     of it up to date (publish_results.py's Full evaluation, the republished robustness table)."""
     facts = _card_facts(target, name, summary)
-    rewrite_card_metadata(target / "README.md", dataset=facts["dataset"], model_name=name,
-                          comparison=facts["comparison"], heldout=facts["heldout"])
+    rewrite_card_metadata(
+        target / "README.md",
+        dataset=facts["dataset"],
+        model_name=name,
+        comparison=facts["comparison"],
+        heldout=facts["heldout"],
+    )
 
 
 def publish_folder(target: Path) -> None:
@@ -256,8 +329,10 @@ def publish_folder(target: Path) -> None:
     names = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
     floating = sorted(names[d] for d in stored if d in names)
     if len(floating) != 1:
-        raise SystemExit(f"{target / 'model.safetensors'} stores weights in {floating or 'no floating dtype'}; "
-                         "expected one floating-point dtype.")
+        raise SystemExit(
+            f"{target / 'model.safetensors'} stores weights in {floating or 'no floating dtype'}; "
+            "expected one floating-point dtype."
+        )
     config.dtype = floating[0]
     config.save_pretrained(str(target))
     SemSimImageProcessor.from_model_config(config).save_pretrained(str(target))
@@ -337,19 +412,37 @@ def invariance_note(model: SemSimModel, target: Path) -> str:
     inv = run_invariance(model, n=200, seed=1)
     rob = run_robustness(model, n=32, seed=0)
     missed = [f"{r.domain} / {r.change}" for r in inv if not r.passed]
-    fooled = [f"{r.domain} / {r.attack} ({r.shares['fooled']:.0%})" for r in rob
-              if r.attack.startswith("Adam") and r.shares["fooled"] > 0]
-    text = ("**Invariance** (`python -m semsim_metric.evaluation.invariance --n 200 --seed 1`; share of originals):\n\n"
-            + invariance_table(inv) + "\n\n"
-            + ("Every invariance target is met." if not missed else
-               f"Targets met for {len(inv) - len(missed)} of {len(inv)} (domain, change) pairs; not met: {', '.join(missed)}.")
-            + "\n\n**Robustness** (`python -m semsim_metric.evaluation.robustness --n 32`):\n\n" + robustness_table(rob)
-            + "\n\n" + ("No attack from noise fooled it." if not fooled else
-                          f"Fooled from noise (target 0%): {', '.join(fooled)}."))
+    fooled = [
+        f"{r.domain} / {r.attack} ({r.shares['fooled']:.0%})"
+        for r in rob
+        if r.attack.startswith("Adam") and r.shares["fooled"] > 0
+    ]
+    text = (
+        "**Invariance** (`python -m semsim_metric.evaluation.invariance --n 200 --seed 1`; share of originals):\n\n"
+        + invariance_table(inv)
+        + "\n\n"
+        + (
+            "Every invariance target is met."
+            if not missed
+            else f"Targets met for {len(inv) - len(missed)} of {len(inv)} (domain, change) pairs; not met: {', '.join(missed)}."
+        )
+        + "\n\n**Robustness** (`python -m semsim_metric.evaluation.robustness --n 32`):\n\n"
+        + robustness_table(rob)
+        + "\n\n"
+        + (
+            "No attack from noise fooled it."
+            if not fooled
+            else f"Fooled from noise (target 0%): {', '.join(fooled)}."
+        )
+    )
     INVARIANCE_PAGE.write_text(INVARIANCE_INTRO + "## The shipped default\n\n" + text + "\n")
-    checks = {"invariance": [{"domain": r.domain, "change": r.change, "n": r.n, "shares": r.shares, "passed": r.passed}
-                             for r in inv],
-              "robustness": [{"domain": r.domain, "attack": r.attack, "n": r.n, "shares": r.shares} for r in rob]}
+    checks = {
+        "invariance": [
+            {"domain": r.domain, "change": r.change, "n": r.n, "shares": r.shares, "passed": r.passed}
+            for r in inv
+        ],
+        "robustness": [{"domain": r.domain, "attack": r.attack, "n": r.n, "shares": r.shares} for r in rob],
+    }
     (target / "checks.json").write_text(json.dumps(checks, indent=2))
     return text
 
@@ -368,8 +461,12 @@ def check(name: str) -> int:
     folder = (bundled_model_path() if name == DEFAULT_NAME else None) or ROOT / "hub" / name
     expected = json.loads((ROOT / "hub" / name / "results.json").read_text())
     got = results(folder)
-    bad = [(s, m, expected[s][m], got[s].get(m)) for s in expected for m in expected[s]
-           if abs(expected[s][m] - got[s].get(m, float("nan"))) > 1e-4]
+    bad = [
+        (s, m, expected[s][m], got[s].get(m))
+        for s in expected
+        for m in expected[s]
+        if abs(expected[s][m] - got[s].get(m, float("nan"))) > 1e-4
+    ]
     for split, table in got.items():
         print(split, {k: round(v, 4) for k, v in table.items()})
     if bad:
@@ -381,9 +478,15 @@ def check(name: str) -> int:
 
 def main() -> int:
     global DATASET
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", type=Path, default=DATASET,
-                        help=f"the judged dataset folder (default {DATASET.relative_to(ROOT)})")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=DATASET,
+        help=f"the judged dataset folder (default {DATASET.relative_to(ROOT)})",
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("ship")
     p.add_argument("run", type=Path)
@@ -397,13 +500,21 @@ def main() -> int:
     a.add_argument("--recipe", default="semantic")
     c = sub.add_parser("check")
     c.add_argument("--name", default=DEFAULT_NAME)
-    f = sub.add_parser("folders", help="rewrite configs, preprocessor configs, remote code and cards of hub/ models")
-    f.add_argument("--name", action="append", default=[], help="a model folder under hub/ (default: every one)")
+    f = sub.add_parser(
+        "folders", help="rewrite configs, preprocessor configs, remote code and cards of hub/ models"
+    )
+    f.add_argument(
+        "--name", action="append", default=[], help="a model folder under hub/ (default: every one)"
+    )
     r = sub.add_parser("retrain")
     r.add_argument("out", type=Path)
     r.add_argument("--name", default=DEFAULT_NAME)
-    r.add_argument("--heldout", type=Path, default=ROOT / "runs" / "heldout-v6",
-                   help="held-out run for models trained on every original (calibration)")
+    r.add_argument(
+        "--heldout",
+        type=Path,
+        default=ROOT / "runs" / "heldout-v6",
+        help="held-out run for models trained on every original (calibration)",
+    )
     args = parser.parse_args()
     DATASET = args.dataset.resolve()
     if args.cmd == "ship":

@@ -1,17 +1,17 @@
 """Figure for docs/generating.md: originals beside their reconstructions from a generated dataset.
 
-    python scripts/make_generation_figure.py GENERATED_FOLDER docs/img/generation.png
+python scripts/make_generation_figure.py GENERATED_FOLDER docs/img/generation.png
 """
 
 import sys
 from pathlib import Path
 
-
-from semsim_metric.data.loading import load_folder_or_hub
 import matplotlib
 
+from semsim_metric.data.loading import load_folder_or_hub
+
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def main() -> None:
@@ -20,8 +20,12 @@ def main() -> None:
     settings = sorted({(r["victim"], r["attack"], r["attack_iterations"]) for r in rows})
     originals = sorted({r["original_id"] for r in rows})[:6]
     by_key = {(r["original_id"], (r["victim"], r["attack"], r["attack_iterations"])): r for r in rows}
-    fig, axes = plt.subplots(len(originals), 1 + len(settings), figsize=(1.3 * (1 + len(settings)), 1.3 * len(originals)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(originals),
+        1 + len(settings),
+        figsize=(1.3 * (1 + len(settings)), 1.3 * len(originals)),
+        squeeze=False,
+    )
     for i, oid in enumerate(originals):
         first = next(r for r in rows if r["original_id"] == oid)
         axes[i, 0].imshow(first["original"], cmap="gray")

@@ -23,8 +23,12 @@ def golden_inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 def main() -> None:
     torch.manual_seed(1234)
-    model = SemSimModel(SemSimConfig(base_width=4, calibration={"intercept": 2.0, "slope": -4.0,
-                                                                "fitted_on": "synthetic (test fixture)", "n": 0}))
+    model = SemSimModel(
+        SemSimConfig(
+            base_width=4,
+            calibration={"intercept": 2.0, "slope": -4.0, "fitted_on": "synthetic (test fixture)", "n": 0},
+        )
+    )
     # give BatchNorm non-trivial running statistics so that loading them matters
     model.train()
     with torch.no_grad():

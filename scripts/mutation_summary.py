@@ -16,11 +16,15 @@ from collections import Counter, defaultdict
 
 
 def _mutmut(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "mutmut", *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "mutmut", *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--show-survivors", action="store_true")
     args = parser.parse_args()
     by_module: dict[str, Counter] = defaultdict(Counter)
@@ -44,8 +48,10 @@ def main() -> int:
         print(f"| `{module}` | {n} | {c['killed']} | {c['survived']} | {other} | {c['killed'] / n:.1%} |")
     n = sum(total.values())
     if n:
-        print(f"| **all** | {n} | {total['killed']} | {total['survived']} | {n - total['killed'] - total['survived']} "
-              f"| {total['killed'] / n:.1%} |")
+        print(
+            f"| **all** | {n} | {total['killed']} | {total['survived']} | {n - total['killed'] - total['survived']} "
+            f"| {total['killed'] / n:.1%} |"
+        )
     if args.show_survivors:
         for name in survivors:
             print(f"\n## {name}\n")

@@ -158,46 +158,81 @@ def main() -> None:
         shutil.copy2(png, dst / png.name)
     shutil.copy2(src / "heldout_summary.json", dst / "heldout_summary.json")
     shutil.copytree(src / "scores", dst / "scores")  # per-row values: the tables are reproducible from them
-    for extra in sys.argv[2:]:  # further held-out runs whose per-row scores are published beside (NAME=RUN_DIR)
+    for extra in sys.argv[
+        2:
+    ]:  # further held-out runs whose per-row scores are published beside (NAME=RUN_DIR)
         name, _, folder = extra.partition("=")
         shutil.copytree(Path(folder) / "scores", dst / name)
     import json
 
     summary = json.loads((src / "heldout_summary.json").read_text())
-    per_domain = [s for s in summary if s.get("parent")]  # "<protocol> [domain=<d>]": subsets, not splits of their own
+    per_domain = [
+        s for s in summary if s.get("parent")
+    ]  # "<protocol> [domain=<d>]": subsets, not splits of their own
     summary = [s for s in summary if not s.get("parent")]
     verdict = ["", "Best recipe per held-out split (by ROC-AUC):", ""]
     for protocol in dict.fromkeys(s["protocol"] for s in summary):
         rows = sorted((s for s in summary if s["protocol"] == protocol), key=lambda s: -s["semsim_auc"])
-        verdict.append(f"- {protocol}: `{rows[0]['recipe']}` {rows[0]['semsim_auc']:.3f} (SSIM {_num(rows[0]['ssim_auc'])}, "
-                       f"best baseline {rows[0]['best_baseline']} {_num(rows[0]['best_baseline_auc'])})"
-                       + ("; then " + ", ".join(f"`{r['recipe']}` {r['semsim_auc']:.3f}" for r in rows[1:])
-                          if rows[1:] else ""))
+        verdict.append(
+            f"- {protocol}: `{rows[0]['recipe']}` {rows[0]['semsim_auc']:.3f} (SSIM {_num(rows[0]['ssim_auc'])}, "
+            f"best baseline {rows[0]['best_baseline']} {_num(rows[0]['best_baseline_auc'])})"
+            + (
+                "; then " + ", ".join(f"`{r['recipe']}` {r['semsim_auc']:.3f}" for r in rows[1:])
+                if rows[1:]
+                else ""
+            )
+        )
     recipes = list(dict.fromkeys(s["recipe"] for s in summary))
-    means = {r: sum(s["semsim_auc"] for s in summary if s["recipe"] == r) / sum(s["recipe"] == r for s in summary)
-             for r in recipes}
-    verdict += ["", "Mean SemSim ROC-AUC over the " + str(sum(s["recipe"] == recipes[0] for s in summary))
-                + " evaluable splits: " + ", ".join(f"`{r}` {m:.3f}" for r, m in means.items()) + "."]
+    means = {
+        r: sum(s["semsim_auc"] for s in summary if s["recipe"] == r) / sum(s["recipe"] == r for s in summary)
+        for r in recipes
+    }
+    verdict += [
+        "",
+        "Mean SemSim ROC-AUC over the "
+        + str(sum(s["recipe"] == recipes[0] for s in summary))
+        + " evaluable splits: "
+        + ", ".join(f"`{r}` {m:.3f}" for r, m in means.items())
+        + ".",
+    ]
     if per_domain:
-        verdict += ["", f"Per-domain entries (subsets of the splits above, not counted in the mean): {len(per_domain)}."]
+        verdict += [
+            "",
+            f"Per-domain entries (subsets of the splits above, not counted in the mean): {len(per_domain)}.",
+        ]
     for recipe in recipes:
         mine = [s for s in summary if s["recipe"] == recipe]
         ece = [s["ece_target_met"] for s in mine if s.get("ece_target_met") is not None]
         pooled = [s["pooled_auc_met"] for s in mine if s.get("pooled_auc_met") is not None]
         if ece or pooled:
-            verdict += ["", (f"`{recipe}`: expected calibration error <= 0.05 overall, per domain and per victim "
-                             f"architecture on {sum(ece)} of {len(ece)} splits; pooled ROC-AUC >= the mean of the "
-                             f"per-architecture ones on {sum(pooled)} of {len(pooled)} splits with two or more "
-                             "architectures.")]
+            verdict += [
+                "",
+                (
+                    f"`{recipe}`: expected calibration error <= 0.05 overall, per domain and per victim "
+                    f"architecture on {sum(ece)} of {len(ece)} splits; pooled ROC-AUC >= the mean of the "
+                    f"per-architecture ones on {sum(pooled)} of {len(pooled)} splits with two or more "
+                    "architectures."
+                ),
+            ]
     sanity_rows = sanity_of_heldout_models(src, recipes)
     if sanity_rows:
-        verdict += ["", "Sanity of each recipe's unseen-originals model (`python -m semsim_metric.evaluation.sanity "
-                    "--model <folder>`, 200 originals per domain never used in training):", ""] + sanity_rows
+        verdict += [
+            "",
+            "Sanity of each recipe's unseen-originals model (`python -m semsim_metric.evaluation.sanity "
+            "--model <folder>`, 200 originals per domain never used in training):",
+            "",
+        ] + sanity_rows
     text = (src / "report.md").read_text().replace("](", "](heldout/")
     text = text.replace("\n## ", "\n" + "\n".join(verdict) + "\n\n## ", 1)
-    command = (src / "command.txt").read_text().strip().replace(str(ROOT) + "/", "")  # by `semsim evaluate --heldout`
-    header = ("# Held-out evaluation\n\nGenerated by:\n\n```bash\n" + command
-              + f"\npython scripts/publish_heldout.py {' '.join(sys.argv[1:])}\n```\n" + GUIDE)
+    command = (
+        (src / "command.txt").read_text().strip().replace(str(ROOT) + "/", "")
+    )  # by `semsim evaluate --heldout`
+    header = (
+        "# Held-out evaluation\n\nGenerated by:\n\n```bash\n"
+        + command
+        + f"\npython scripts/publish_heldout.py {' '.join(sys.argv[1:])}\n```\n"
+        + GUIDE
+    )
     (ROOT / "docs" / "heldout.md").write_text(text.replace("# SemSim agreement report", header, 1))
     print(ROOT / "docs" / "heldout.md")
 

@@ -28,7 +28,9 @@ def main() -> None:
     from semsim_metric.data.scoring import score_pairs, semsim_scorer
     from semsim_metric.models import SemSimModel
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("models", nargs="+", type=Path, help="model folders trained on the train split")
     parser.add_argument("--dataset", default=str(ROOT / "hub" / "semsim-judged-v3"))
     args = parser.parse_args()
@@ -45,10 +47,16 @@ def main() -> None:
     print("|---|---|" + "---|" * len(names) + "---|")
     for name, v in values.items():
         per_domain = [roc_auc_score(y[domains == d], -v[domains == d]) for d in names]
-        per_arch = [roc_auc_score(y[archs == a], -v[archs == a]) for a in sorted(set(archs))
-                    if len(set(y[archs == a])) > 1]
-        print(f"| {name} | {roc_auc_score(y, -v):.3f} | " + " | ".join(f"{a:.3f}" for a in per_domain)
-              + f" | {np.mean(per_arch):.3f} |")
+        per_arch = [
+            roc_auc_score(y[archs == a], -v[archs == a])
+            for a in sorted(set(archs))
+            if len(set(y[archs == a])) > 1
+        ]
+        print(
+            f"| {name} | {roc_auc_score(y, -v):.3f} | "
+            + " | ".join(f"{a:.3f}" for a in per_domain)
+            + f" | {np.mean(per_arch):.3f} |"
+        )
 
 
 if __name__ == "__main__":

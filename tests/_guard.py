@@ -10,7 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 _real_connect = socket.socket.connect
 
 
-def _guarded_connect(self, address):  # noqa: ANN001, ANN202
+def _guarded_connect(self, address):
     host = address[0] if isinstance(address, tuple) else address
     if isinstance(host, str) and (host in ("127.0.0.1", "::1", "localhost") or host.startswith("/")):
         return _real_connect(self, address)

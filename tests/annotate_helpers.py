@@ -18,8 +18,13 @@ def make_unannotated_dataset(out: Path, originals_per_split: int = 2) -> Path:
         keep = sorted(set(split["original_id"]))[:originals_per_split]
         rows = [r for r in split if r["original_id"] in keep]
         for r in rows:
-            r.update(votes=[], original_votes=[], recognized=False, recognized_share=float("nan"),
-                     annotator_kind="none")
+            r.update(
+                votes=[],
+                original_votes=[],
+                recognized=False,
+                recognized_share=float("nan"),
+                annotator_kind="none",
+            )
         splits[name] = rows
     write_dataset_folder(splits, out, DatasetCard(title="to annotate", summary="test rows without votes"))
     return out

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+import torch
+
 import tests._guard  # noqa: F401  (offline Hub, no network) - first, before anything reads HF_HUB_OFFLINE
-
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -34,14 +34,14 @@ def tiny_model_dir() -> Path:
     return FIXTURES / "tiny_model"
 
 
-@pytest.fixture()
+@pytest.fixture
 def tiny_model():
     from semsim_metric import SemSimModel
 
     return SemSimModel.from_pretrained(FIXTURES / "tiny_model")
 
 
-@pytest.fixture()
+@pytest.fixture
 def random_model():
     from semsim_metric import SemSimConfig, SemSimModel
 
@@ -49,13 +49,13 @@ def random_model():
     return SemSimModel(SemSimConfig(base_width=4)).eval()
 
 
-@pytest.fixture()
+@pytest.fixture
 def images():
     g = torch.Generator().manual_seed(1)
     return torch.rand(6, 3, 28, 28, generator=g), torch.rand(6, 3, 28, 28, generator=g)
 
 
-@pytest.fixture()
+@pytest.fixture
 def score_folders(tmp_path):
     """Two originals ``a.png``, ``b.png`` (greyscale 28x28) and one random reconstruction of each, same names."""
     import numpy as np
@@ -69,3 +69,20 @@ def score_folders(tmp_path):
         Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(o / f"{name}.png")
         Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(r / f"{name}.png")
     return o, r
+
+
+@pytest.fixture(scope="module")
+def class_folder(tmp_path_factory):
+    """A tiny two-class image source (`train/` and `test/`, 16x16 greyscale) for stage-1 tests."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("classes")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 40), ("test", 2)):  # an image source lays out train/ and test/
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                img = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+                Image.fromarray(img, mode="L").save(root / split / name / f"{i:03d}.png")
+    return root

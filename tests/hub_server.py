@@ -19,16 +19,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def make_server(repos: dict[str, tuple[Path, dict[str, str]]],
-                upload_root: Path | None = None) -> tuple[ThreadingHTTPServer, list[str]]:
+def make_server(
+    repos: dict[str, tuple[Path, dict[str, str]]], upload_root: Path | None = None
+) -> tuple[ThreadingHTTPServer, list[str]]:
     """``repos``: repo id -> (folder, {revision: commit sha}). Returns the server and its request log."""
     log: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # noqa: ANN002, ANN202
+        def log_message(self, *args):
             pass
 
-        def _resolve(self):  # noqa: ANN202
+        def _resolve(self):
             parts = self.path.split("?")[0].strip("/").split("/")
             log.append(f"{self.command} {self.path}")
             if len(parts) < 5 or parts[2] != "resolve":
@@ -73,7 +74,7 @@ def make_server(repos: dict[str, tuple[Path, dict[str, str]]],
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self):  # noqa: N802, ANN202
+        def do_POST(self):
             log.append(f"POST {self.path}")
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             path = self.path.split("?")[0].strip("/").split("/")
@@ -87,7 +88,9 @@ def make_server(repos: dict[str, tuple[Path, dict[str, str]]],
                 # a bare name goes to the token owner's namespace, here always "me"
                 repo = f"{req['organization'] or 'me'}/{req['name']}"
                 if repo in repos:
-                    return self._json(409, {"error": "You already created this model repo", "url": f"{host}/{repo}"})
+                    return self._json(
+                        409, {"error": "You already created this model repo", "url": f"{host}/{repo}"}
+                    )
                 folder = upload_root / repo.replace("/", "--")
                 folder.mkdir(parents=True, exist_ok=True)
                 repos[repo] = (folder, {})
@@ -98,8 +101,15 @@ def make_server(repos: dict[str, tuple[Path, dict[str, str]]],
                     return self._json(404, {"error": "Repository not found"})
                 if path[4] == "preupload":
                     files = json.loads(body)["files"]
-                    return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                      for f in files]})
+                    return self._json(
+                        200,
+                        {
+                            "files": [
+                                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                for f in files
+                            ]
+                        },
+                    )
                 folder, revisions = repos[repo]
                 for line in body.splitlines():
                     item = json.loads(line)
@@ -109,14 +119,20 @@ def make_server(repos: dict[str, tuple[Path, dict[str, str]]],
                         target.write_bytes(base64.b64decode(item["value"]["content"]))
                 commit = hashlib.sha1(body).hexdigest()
                 revisions[revision] = commit
-                return self._json(200, {"commitUrl": f"{host}/{repo}/commit/{commit}", "commitOid": commit,
-                                        "pullRequestUrl": None})
+                return self._json(
+                    200,
+                    {
+                        "commitUrl": f"{host}/{repo}/commit/{commit}",
+                        "commitOid": commit,
+                        "pullRequestUrl": None,
+                    },
+                )
             return self._json(404, {"error": f"not implemented here: {self.path}"})
 
-        def do_HEAD(self):  # noqa: N802, ANN202
+        def do_HEAD(self):
             self._answer(body=False)
 
-        def do_GET(self):  # noqa: N802, ANN202
+        def do_GET(self):
             self._answer(body=True)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -18,7 +18,7 @@ def _stop_here() -> None:
 
 
 def main() -> int:
-    point, args = sys.argv[1], sys.argv[sys.argv.index("--") + 1:]
+    point, args = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
     import semsim_metric.generate.pipeline as pipeline
     import semsim_metric.generate.victims as victims
 

@@ -19,12 +19,16 @@ from tests.annotate_helpers import ROOT, make_unannotated_dataset
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return make_unannotated_dataset(tmp_path_factory.mktemp("annotate") / "to-annotate", originals_per_split=1)
+    return make_unannotated_dataset(
+        tmp_path_factory.mktemp("annotate") / "to-annotate", originals_per_split=1
+    )
 
 
-@pytest.fixture()
+@pytest.fixture
 def campaign(dataset, tmp_path):
-    c, created = open_or_create_campaign(str(dataset), tmp_path / "c.sqlite", votes_per_item=2, include_originals=True)
+    c, created = open_or_create_campaign(
+        str(dataset), tmp_path / "c.sqlite", votes_per_item=2, include_originals=True
+    )
     assert created
     return c
 
@@ -46,7 +50,7 @@ class AppClient(TestClient):
         return self.people[name]
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(campaign):
     return AppClient(create_app(campaign))
 
@@ -64,8 +68,9 @@ def take(client, name):
 
 
 def give(client, name, item, answer=0):
-    return client.as_(name).post("/api/answer", json={"item_id": item["item_id"], "ticket": item["ticket"],
-                                                      "answer": answer})
+    return client.as_(name).post(
+        "/api/answer", json={"item_id": item["item_id"], "ticket": item["ticket"], "answer": answer}
+    )
 
 
 def test_a_campaign_holds_every_reconstruction_then_every_original(campaign, dataset):
@@ -99,7 +104,9 @@ def test_each_annotator_gets_an_order_of_their_own_with_reconstructions_first(ca
     for seen in orders.values():
         assert sorted(seen) == sorted(kinds)  # every item once
         first_original = next(n for n, i in enumerate(seen) if kinds[i] == "original")
-        assert all(kinds[i] == "original" for i in seen[first_original:])  # originals only after reconstructions
+        assert all(
+            kinds[i] == "original" for i in seen[first_original:]
+        )  # originals only after reconstructions
     assert orders["alice"] != orders["bob"]
 
 
@@ -137,34 +144,46 @@ def test_undo_takes_back_the_last_answer_and_shows_it_again(client, campaign):
     assert give(client, "alice", item, 3).json()["progress"]["answered"] == 1
     back = client.as_("alice").post("/api/undo", json={}).json()
     assert back["item_id"] == item["item_id"] and back["ticket"] != item["ticket"]
-    assert campaign.answers() == [] and [r["answer"] for r in campaign.retracted()] == [3]  # kept, not deleted
+    assert campaign.answers() == [] and [r["answer"] for r in campaign.retracted()] == [
+        3
+    ]  # kept, not deleted
     assert give(client, "alice", back, 4).status_code == 200
     assert [a["answer"] for a in campaign.answers()] == [4]
 
 
-@pytest.mark.parametrize(("body", "status", "words"), [
-    ({"name": "mallory", "item_id": 1, "ticket": "x", "answer": 0}, 403, "signed in as 'alice'"),
-    ({"name": "alice", "item_id": 1, "ticket": "forged", "answer": 0}, 409, "stale ticket"),
-    ({"item_id": 2**70, "ticket": "T", "answer": 0}, 422, "whole number"),
-    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": 10}, 422, "class index 0..9"),
-    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": "Trouser"}, 422, "class index"),
-    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": True}, 422, "class index"),
-    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": -2}, 422, "class index"),
-    ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": 0, "admin": 1}, 422, "unexpected field"),
-    ({"name": "../../etc/passwd", "item_id": 1, "ticket": "x", "answer": 0}, 403, "signed in as"),
-    ({"name": ["alice"], "item_id": 1, "ticket": "x", "answer": 0}, 403, "signed in as"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"name": "mallory", "item_id": 1, "ticket": "x", "answer": 0}, 403, "signed in as 'alice'"),
+        ({"name": "alice", "item_id": 1, "ticket": "forged", "answer": 0}, 409, "stale ticket"),
+        ({"item_id": 2**70, "ticket": "T", "answer": 0}, 422, "whole number"),
+        ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": 10}, 422, "class index 0..9"),
+        ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": "Trouser"}, 422, "class index"),
+        ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": True}, 422, "class index"),
+        ({"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": -2}, 422, "class index"),
+        (
+            {"name": "alice", "item_id": "ITEM", "ticket": "T", "answer": 0, "admin": 1},
+            422,
+            "unexpected field",
+        ),
+        ({"name": "../../etc/passwd", "item_id": 1, "ticket": "x", "answer": 0}, 403, "signed in as"),
+        ({"name": ["alice"], "item_id": 1, "ticket": "x", "answer": 0}, 403, "signed in as"),
+    ],
+)
 def test_bad_answers_get_a_clear_4xx_and_write_nothing(client, campaign, body, status, words):
     join(client, "alice")
     item = take(client, "alice")
-    body = {k: (item["item_id"] if v == "ITEM" else item["ticket"] if v == "T" else v) for k, v in body.items()}
+    body = {
+        k: (item["item_id"] if v == "ITEM" else item["ticket"] if v == "T" else v) for k, v in body.items()
+    }
     r = client.as_("alice").post("/api/answer", json=body)
     assert r.status_code == status and words in r.json()["error"], r.text
     assert campaign.answers() == []
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "alice'; DROP TABLE answers; --", ["alice"], "alice ", "a" * 41,
-                                  None])
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "alice'; DROP TABLE answers; --", ["alice"], "alice ", "a" * 41, None]
+)
 def test_names_that_are_not_allowed_cannot_join(client, campaign, name):
     r = client.post("/api/join", json={"name": name})
     assert r.status_code == 400 and "not allowed" in r.json()["error"], r.text
@@ -179,18 +198,22 @@ def test_duplicate_and_stale_submissions_are_refused(client, campaign):
     assert again.status_code == 409 and "duplicate submission" in again.json()["error"]
     join(client, "bob")
     bobs = take(client, "bob")
-    theft = client.as_("alice").post("/api/answer", json={"item_id": bobs["item_id"], "ticket": bobs["ticket"],
-                                                           "answer": 0})
+    theft = client.as_("alice").post(
+        "/api/answer", json={"item_id": bobs["item_id"], "ticket": bobs["ticket"], "answer": 0}
+    )
     assert theft.status_code == 409  # another annotator's ticket
     assert len(campaign.answers()) == 1
 
 
-@pytest.mark.parametrize(("content", "status", "words"), [
-    (b"{not json", 400, "JSON object"),
-    (b"[1, 2]", 400, "JSON object"),
-    (b"\xff\xfe", 400, "JSON object"),
-    (b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}", 413, "too large"),
-])
+@pytest.mark.parametrize(
+    ("content", "status", "words"),
+    [
+        (b"{not json", 400, "JSON object"),
+        (b"[1, 2]", 400, "JSON object"),
+        (b"\xff\xfe", 400, "JSON object"),
+        (b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}", 413, "too large"),
+    ],
+)
 def test_malformed_and_oversized_bodies_are_refused(client, campaign, content, status, words):
     join(client, "alice")
     r = client.as_("alice").post("/api/answer", content=content, headers={"Content-Type": "application/json"})
@@ -207,8 +230,13 @@ def test_images_are_only_served_for_the_item_on_the_annotators_screen(client):
     assert client.get(item["image"]).status_code == 401  # nobody without a session gets anything
     alice = client.as_("alice")
     assert alice.get(f"/api/image/{item['item_id'] + 1}?ticket={item['ticket']}").status_code == 404
-    for trick in ("/api/image/..%2F..%2Fetc%2Fpasswd", "/api/image/-1", "/api/image/1.png", "/api/../c.sqlite",
-                  f"/api/image/{2**70}"):
+    for trick in (
+        "/api/image/..%2F..%2Fetc%2Fpasswd",
+        "/api/image/-1",
+        "/api/image/1.png",
+        "/api/../c.sqlite",
+        f"/api/image/{2**70}",
+    ):
         r = alice.get(trick + "?ticket=x")
         assert r.status_code == 404 and "error" in r.json(), trick
     assert client.get("/api/answer").status_code == 405
@@ -221,7 +249,9 @@ def test_a_token_is_required_everywhere_when_set(dataset, tmp_path):
     r = client.post("/api/join", json={"name": "alice"})
     assert r.status_code == 401 and "access token" in r.json()["error"]
     assert client.get("/api/status").status_code == 401 and client.get("/api/status.html").status_code == 401
-    assert client.get("/status?token=s3cret").status_code == 200 and "s3cret" not in client.get("/status").text
+    assert (
+        client.get("/status?token=s3cret").status_code == 200 and "s3cret" not in client.get("/status").text
+    )
     assert client.get("/api/status.html?token=s3cret").status_code == 401  # never from a URL
     join(client, "alice", **{"X-Campaign-Token": "s3cret"})
     assert client.get("/api/status", headers={"X-Campaign-Token": "s3cret"}).status_code == 200
@@ -295,7 +325,10 @@ def test_export_writes_human_votes_loadable_with_load_dataset(campaign, dataset,
     card = (tmp_path / "out" / "README.md").read_text()
     assert "Fleiss' kappa" in card and "| alice |" in card and "crowdsourced" in card
     with_incomplete = export_campaign(campaign, tmp_path / "out2", include_incomplete=True)
-    assert with_incomplete.reconstructions_annotated == result.reconstructions_annotated + result.reconstructions_incomplete
+    assert (
+        with_incomplete.reconstructions_annotated
+        == result.reconstructions_annotated + result.reconstructions_incomplete
+    )
 
 
 def test_export_refuses_a_different_dataset(campaign, tmp_path):
@@ -308,8 +341,18 @@ def test_fleiss_kappa_matches_the_textbook_example():
     """Fleiss (1971) as reproduced on Wikipedia: 10 items, 14 raters, 5 categories, kappa 0.210."""
     from semsim_metric.annotate.agreement import fleiss_kappa
 
-    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     ratings = [[cat for cat, n in enumerate(row) for _ in range(n)] for row in table]
     assert fleiss_kappa(ratings) == pytest.approx(0.210, abs=5e-4)
     with pytest.raises(ValueError, match="same number of answers"):
@@ -317,7 +360,9 @@ def test_fleiss_kappa_matches_the_textbook_example():
 
 
 @pytest.mark.slow
-def test_a_model_fine_tuned_on_the_exported_votes_loads_with_semsim(campaign, dataset, tmp_path, tiny_model_dir):
+def test_a_model_fine_tuned_on_the_exported_votes_loads_with_semsim(
+    campaign, dataset, tmp_path, tiny_model_dir
+):
     """Export -> `semsim train --init-from` (here the tiny test model) -> SemSim(folder)."""
     import zlib
 
@@ -341,15 +386,26 @@ def test_a_model_fine_tuned_on_the_exported_votes_loads_with_semsim(campaign, da
             campaign.answer(name, item.item_id, item.ticket, answer)
     exported = export_campaign(campaign, tmp_path / "annotated")  # 2 votes per item: recognised = 2 of 2
     assert exported.rule.min_votes == 2
-    result = train(str(tmp_path / "annotated"), tmp_path / "model", recipe="quick",
-                   options=TrainOptions(init_from=str(tiny_model_dir), trainer=TrainerOptions(progress=False)))
+    result = train(
+        str(tmp_path / "annotated"),
+        tmp_path / "model",
+        recipe="quick",
+        options=TrainOptions(init_from=str(tiny_model_dir), trainer=TrainerOptions(progress=False)),
+    )
     info = json.loads((tmp_path / "model" / "training_info.json").read_text())
     assert info["init_from"] == str(tiny_model_dir) and result.train_seconds > 0
-    assert set(info["estimates"]) == set(info["stages"])  # each stage's timing is recorded (empty below 3 steps)
+    assert set(info["estimates"]) == set(
+        info["stages"]
+    )  # each stage's timing is recorded (empty below 3 steps)
     from safetensors.torch import load_file
 
-    tuned, start = load_file(tmp_path / "model" / "model.safetensors"), load_file(tiny_model_dir / "model.safetensors")
-    assert tuned.keys() == start.keys() and any(not torch.equal(tuned[k], start[k]) for k in tuned)  # it was trained
+    tuned, start = (
+        load_file(tmp_path / "model" / "model.safetensors"),
+        load_file(tiny_model_dir / "model.safetensors"),
+    )
+    assert tuned.keys() == start.keys() and any(
+        not torch.equal(tuned[k], start[k]) for k in tuned
+    )  # it was trained
     metric = SemSim(str(tmp_path / "model"), check_domain=False)  # random inputs are outside any domain
     x = torch.rand(2, 1, 28, 28)
     assert metric(x, x).item() == pytest.approx(0.0, abs=1e-4)
@@ -375,7 +431,9 @@ def test_an_old_ticket_is_stale_after_undo_and_after_expiry(client, campaign, mo
 
     held = campaign.next_item("alice")
     real = time_module.time
-    monkeypatch.setattr("semsim_metric.annotate.storage.time.time", lambda: real() + campaign.lease_seconds + 1)
+    monkeypatch.setattr(
+        "semsim_metric.annotate.storage.time.time", lambda: real() + campaign.lease_seconds + 1
+    )
     for name in ("bob", "cy"):
         campaign.join(name)
         while (other := campaign.next_item(name)) is not None and other.item_id != held.item_id:
@@ -387,7 +445,9 @@ def test_an_old_ticket_is_stale_after_undo_and_after_expiry(client, campaign, mo
     assert campaign.next_item("alice").item_id != held.item_id
 
 
-def test_the_command_line_reports_status_exports_and_refuses_an_open_host(campaign, dataset, tmp_path, capsys):
+def test_the_command_line_reports_status_exports_and_refuses_an_open_host(
+    campaign, dataset, tmp_path, capsys
+):
     from semsim_metric.cli import main
 
     campaign.join("alice")
@@ -399,9 +459,17 @@ def test_the_command_line_reports_status_exports_and_refuses_an_open_host(campai
     assert json.loads(capsys.readouterr().out)["answers"] == 1
     assert main(["annotate", "export", str(campaign.path), "--out", str(tmp_path / "out")]) == 0
     assert "1 with fewer answers than the target" in capsys.readouterr().out
-    assert main(["annotate", "export", str(campaign.path), "--out", str(tmp_path / "o2"), "--min-votes", "3"]) == 2
+    assert (
+        main(["annotate", "export", str(campaign.path), "--out", str(tmp_path / "o2"), "--min-votes", "3"])
+        == 2
+    )
     assert "at most 2 votes" in capsys.readouterr().err
-    assert main(["annotate", "serve", str(dataset), "--host", "0.0.0.0", "--campaign", str(tmp_path / "x.sqlite")]) == 2
+    assert (
+        main(
+            ["annotate", "serve", str(dataset), "--host", "0.0.0.0", "--campaign", str(tmp_path / "x.sqlite")]
+        )
+        == 2
+    )
     assert "give the campaign a token" in capsys.readouterr().err
     assert main(["annotate", "status", str(tmp_path / "missing.sqlite")]) == 2
     assert "no campaign file" in capsys.readouterr().err
@@ -417,7 +485,9 @@ def test_rows_the_campaign_did_not_complete_keep_their_earlier_votes_and_the_car
     dsd = undecoded(load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1")))
     keep = sorted(set(dsd["test"]["original_id"]))[:1]
     rows = [r for r in dsd["test"] if r["original_id"] in keep]
-    write_dataset_folder({"test": rows}, tmp_path / "judged", DatasetCard(title="judged", summary="model judges"))
+    write_dataset_folder(
+        {"test": rows}, tmp_path / "judged", DatasetCard(title="judged", summary="model judges")
+    )
     c, _ = open_or_create_campaign(str(tmp_path / "judged"), tmp_path / "c.sqlite", votes_per_item=1)
     c.join("alice")
     item = c.next_item("alice")

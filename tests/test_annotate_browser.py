@@ -28,8 +28,12 @@ def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=False,
-                       capture_output=True, timeout=900)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+            check=False,
+            capture_output=True,
+            timeout=900,
+        )
         found = shutil.which("chromium")
     if found is None:
         message = "headless Chromium is not installed: apt-get install -y chromium chromium-driver"
@@ -61,14 +65,33 @@ class Server:
     """``semsim annotate serve`` in a subprocess of its own (so that SIGKILL kills the real server)."""
 
     def __init__(self, dataset: Path, campaign: Path, port: int) -> None:
-        self.cmd = [sys.executable, "-m", "semsim_metric.cli", "annotate", "serve", str(dataset), "--campaign",
-                    str(campaign), "--port", str(port), "--votes-per-item", "2", "--originals"]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "semsim_metric.cli",
+            "annotate",
+            "serve",
+            str(dataset),
+            "--campaign",
+            str(campaign),
+            "--port",
+            str(port),
+            "--votes-per-item",
+            "2",
+            "--originals",
+        ]
         self.port = port
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -96,13 +119,17 @@ def _start(page, url: str, name: str) -> None:
     page.fill("#name", name)
     page.click("#join-form button[type=submit]")
     page.wait_for_selector("#work:not([hidden])")
-    page.wait_for_function("() => document.getElementById('picture').complete && "
-                           "document.getElementById('picture').naturalWidth > 0")
+    page.wait_for_function(
+        "() => document.getElementById('picture').complete && "
+        "document.getElementById('picture').naturalWidth > 0"
+    )
 
 
 def _press(page, key: str, name: str, answered: int) -> None:
     page.keyboard.press(key)
-    page.wait_for_function(f"() => document.getElementById('progress').textContent.startsWith('{name}: {answered} answered')")
+    page.wait_for_function(
+        f"() => document.getElementById('progress').textContent.startsWith('{name}: {answered} answered')"
+    )
     page.wait_for_function("() => document.getElementById('picture').complete")
 
 
@@ -125,8 +152,10 @@ def test_two_annotators_in_chromium_survive_a_killed_server(browser, tmp_path):
         code = alice.inner_text("#resume-code")  # shown once, at join
         assert len(code) >= 20
         # the protocol's page: a large, pixelated image, every class with its key, and "cannot recognise"
-        style = alice.evaluate("(() => { const s = getComputedStyle(document.getElementById('picture'));"
-                               " return [s.imageRendering, s.width]; })()")
+        style = alice.evaluate(
+            "(() => { const s = getComputedStyle(document.getElementById('picture'));"
+            " return [s.imageRendering, s.width]; })()"
+        )
         assert style == ["pixelated", "448px"]
         buttons = alice.locator("#answers button").all_inner_texts()
         assert len(buttons) == len(FASHION_MNIST_CLASSES) + 1 and buttons[1] == "2Trouser"
@@ -148,18 +177,27 @@ def test_two_annotators_in_chromium_survive_a_killed_server(browser, tmp_path):
         server.kill()  # SIGKILL: no shutdown handler runs
         before = Campaign(campaign_file).answers()
         assert [(a["annotator"], a["answer"]) for a in before] == [
-            ("alice", 1), ("alice", -1), ("alice", 7), ("bob", 0), ("bob", 4)]
+            ("alice", 1),
+            ("alice", -1),
+            ("alice", 7),
+            ("bob", 0),
+            ("bob", 4),
+        ]
         assert [r["answer"] for r in Campaign(campaign_file).retracted()] == [-1]
         server.start()
 
         # a restarted server resumes where each of them stopped: the browser is still signed in as alice
         alice.reload()
-        alice.wait_for_function("() => document.getElementById('progress').textContent.startsWith('alice: 3 answered')")
+        alice.wait_for_function(
+            "() => document.getElementById('progress').textContent.startsWith('alice: 3 answered')"
+        )
         alice.wait_for_function("() => document.getElementById('picture').complete")
         _press(alice, "3", "alice", 4)  # Pullover
         after = Campaign(campaign_file).answers()
         assert after[:5] == before and (after[5]["annotator"], after[5]["answer"]) == ("alice", 2)
-        assert len({a["item_id"] for a in after if a["annotator"] == "alice"}) == 4  # never the same image twice
+        assert (
+            len({a["item_id"] for a in after if a["annotator"] == "alice"}) == 4
+        )  # never the same image twice
 
         # another browser cannot take over the name; the resume code shown to alice can
         carol = browser.new_page()
@@ -172,7 +210,9 @@ def test_two_annotators_in_chromium_survive_a_killed_server(browser, tmp_path):
         carol.click("summary")
         carol.fill("#resume", code)
         carol.click("#join-form button[type=submit]")
-        carol.wait_for_function("() => document.getElementById('progress').textContent.startsWith('alice: 4 answered')")
+        carol.wait_for_function(
+            "() => document.getElementById('progress').textContent.startsWith('alice: 4 answered')"
+        )
         # the page ran under its Content-Security-Policy without a violation (the inline script is allowed by hash)
         assert not [m for m in console if "Content Security Policy" in m], console
     finally:

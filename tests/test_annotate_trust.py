@@ -47,7 +47,7 @@ def joined(app, name, **headers) -> TestClient:
     return client
 
 
-@pytest.fixture()
+@pytest.fixture
 def served(monkeypatch):
     """Run `semsim annotate serve ...` up to the point where uvicorn would start; returns the app it would serve."""
     import uvicorn
@@ -66,20 +66,42 @@ def served(monkeypatch):
 
 # -- 1. a resumed campaign keeps its protection ------------------------------------------------------------------
 
-def test_a_token_given_when_resuming_a_campaign_without_one_is_refused_not_ignored(dataset, tmp_path, served, capsys):
+
+def test_a_token_given_when_resuming_a_campaign_without_one_is_refused_not_ignored(
+    dataset, tmp_path, served, capsys
+):
     path = tmp_path / "c.sqlite"
     token_file = tmp_path / "token"
     token_file.write_text("s3cret\n")
     code, started = served(str(dataset), "--campaign", str(path))  # created without a token
     assert code == 0 and started["host"] == "127.0.0.1"
-    code, started = served(str(dataset), "--campaign", str(path), "--token-file", str(token_file), "--annotator",
-                           "alice", "--host", "0.0.0.0")
+    code, started = served(
+        str(dataset),
+        "--campaign",
+        str(path),
+        "--token-file",
+        str(token_file),
+        "--annotator",
+        "alice",
+        "--host",
+        "0.0.0.0",
+    )
     err = capsys.readouterr().err
     assert code == 2 and started == {}, "the server must not start with less protection than asked for"
     assert "no access token but one was given" in err and "--update-access" in err
     assert Campaign(path).requires_token is False  # nothing changed
-    code, started = served(str(dataset), "--campaign", str(path), "--token-file", str(token_file), "--annotator",
-                           "alice", "--host", "0.0.0.0", "--update-access")
+    code, started = served(
+        str(dataset),
+        "--campaign",
+        str(path),
+        "--token-file",
+        str(token_file),
+        "--annotator",
+        "alice",
+        "--host",
+        "0.0.0.0",
+        "--update-access",
+    )
     assert code == 0 and started["host"] == "0.0.0.0"
     stored = Campaign(path)
     assert stored.requires_token and stored.allowed_annotators == ["alice"]
@@ -87,7 +109,9 @@ def test_a_token_given_when_resuming_a_campaign_without_one_is_refused_not_ignor
     assert r.status_code == 401  # what is in force is the new token
 
 
-def test_resuming_with_another_token_or_list_is_refused_and_resuming_without_keeps_the_stored_one(dataset, tmp_path):
+def test_resuming_with_another_token_or_list_is_refused_and_resuming_without_keeps_the_stored_one(
+    dataset, tmp_path
+):
     path = tmp_path / "c.sqlite"
     open_or_create_campaign(str(dataset), path, token="s3cret", annotators=["alice", "bob"])
     with pytest.raises(AnnotationError, match="its access token is not the one given"):
@@ -96,7 +120,9 @@ def test_resuming_with_another_token_or_list_is_refused_and_resuming_without_kee
         open_or_create_campaign(str(dataset), path, token="")
     with pytest.raises(AnnotationError, match="annotator list"):
         open_or_create_campaign(str(dataset), path, annotators=["alice"])
-    campaign, created = open_or_create_campaign(str(dataset), path, token="s3cret", annotators=["Bob", "alice"])
+    campaign, created = open_or_create_campaign(
+        str(dataset), path, token="s3cret", annotators=["Bob", "alice"]
+    )
     assert not created and campaign.requires_token  # the same settings (names compared as names)
     campaign, _ = open_or_create_campaign(str(dataset), path)
     assert campaign.requires_token and campaign.allowed_annotators == ["alice", "bob"]
@@ -110,8 +136,9 @@ def test_the_open_host_guard_checks_the_protection_in_force(dataset, tmp_path, s
     monkeypatch.delenv("SEMSIM_ANNOTATE_TOKEN")
     code, started = served(str(dataset), "--campaign", str(with_token), "--host", "0.0.0.0")
     assert code == 0 and started["host"] == "0.0.0.0"  # no token typed, but the stored one is in force
-    code, _ = served(str(dataset), "--campaign", str(with_token), "--host", "0.0.0.0", "--token",
-                     "from-the-environment")
+    code, _ = served(
+        str(dataset), "--campaign", str(with_token), "--host", "0.0.0.0", "--token", "from-the-environment"
+    )
     assert code == 0 and "visible to other users" in capsys.readouterr().err  # a typed token is warned about
     without = tmp_path / "n.sqlite"
     assert served(str(dataset), "--campaign", str(without))[0] == 0
@@ -124,10 +151,12 @@ def test_the_open_host_guard_checks_the_protection_in_force(dataset, tmp_path, s
 
 # -- 2. everyone is only themselves ------------------------------------------------------------------------------
 
-@pytest.fixture()
+
+@pytest.fixture
 def app(dataset, tmp_path):
-    campaign, _ = open_or_create_campaign(str(dataset), tmp_path / "c.sqlite", votes_per_item=2,
-                                          include_originals=True, token="s3cret")
+    campaign, _ = open_or_create_campaign(
+        str(dataset), tmp_path / "c.sqlite", votes_per_item=2, include_originals=True, token="s3cret"
+    )
     return create_app(campaign)
 
 
@@ -138,7 +167,12 @@ def test_someone_with_the_shared_token_cannot_undo_answer_or_look_as_someone_els
     campaign = app.state.campaign
     alice, bob = joined(app, "alice", **TOKEN), joined(app, "bob", **TOKEN)
     item = alice.post("/api/next", json={}).json()
-    assert alice.post("/api/answer", json={**{k: item[k] for k in ("item_id", "ticket")}, "answer": 3}).status_code == 200
+    assert (
+        alice.post(
+            "/api/answer", json={**{k: item[k] for k in ("item_id", "ticket")}, "answer": 3}
+        ).status_code
+        == 200
+    )
     r = bob.post("/api/undo", json={"name": "alice"})
     assert r.status_code == 403 and "signed in as 'bob'" in r.json()["error"]
     assert bob.post("/api/undo", json={}).status_code == 409  # bob has nothing of his own to undo
@@ -186,8 +220,9 @@ def test_one_computer_cannot_reserve_every_item_under_many_names(dataset, tmp_pa
     assert len({r.json()["item_id"] for r in held[:3]}) == 3
 
 
-def test_an_annotator_whose_remaining_items_are_on_others_screens_is_told_to_wait_not_that_all_is_done(dataset,
-                                                                                                         tmp_path):
+def test_an_annotator_whose_remaining_items_are_on_others_screens_is_told_to_wait_not_that_all_is_done(
+    dataset, tmp_path
+):
     campaign, _ = open_or_create_campaign(str(dataset), tmp_path / "c.sqlite", votes_per_item=1)
     n = len(campaign.items())
     app = create_app(campaign, leases_per_client=None)
@@ -200,15 +235,18 @@ def test_an_annotator_whose_remaining_items_are_on_others_screens_is_told_to_wai
 
 # -- 3. other sites cannot drive the app -------------------------------------------------------------------------
 
+
 def test_requests_from_other_sites_are_refused_and_change_nothing(app):
     alice = joined(app, "alice", **TOKEN)
     item = alice.post("/api/next", json={}).json()
     alice.post("/api/answer", json={"item_id": item["item_id"], "ticket": item["ticket"], "answer": 1})
-    for headers, status in [({"Origin": "http://evil.example", "Content-Type": "application/json"}, 403),
-                            ({"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}, 403),
-                            ({"Content-Type": "text/plain"}, 415),
-                            ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
-                            ({"Host": "evil.example:8765", "Content-Type": "application/json"}, 421)]:
+    for headers, status in [
+        ({"Origin": "http://evil.example", "Content-Type": "application/json"}, 403),
+        ({"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}, 403),
+        ({"Content-Type": "text/plain"}, 415),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ({"Host": "evil.example:8765", "Content-Type": "application/json"}, 421),
+    ]:
         r = alice.post("/api/undo", content=b'{"name": "alice"}', headers=headers)
         assert r.status_code == status and "error" in r.json(), (headers, r.text)
     assert len(app.state.campaign.answers()) == 1 and app.state.campaign.retracted() == []
@@ -231,7 +269,11 @@ def test_no_page_can_be_framed_and_the_page_runs_only_its_own_script(app):
 
 def test_the_host_rule_answers_the_bound_names_only():
     loopback = HostRule.for_bind_address("127.0.0.1")
-    assert loopback.allows("127.0.0.1:8765") and loopback.allows("localhost:8765") and loopback.allows("[::1]:8765")
+    assert (
+        loopback.allows("127.0.0.1:8765")
+        and loopback.allows("localhost:8765")
+        and loopback.allows("[::1]:8765")
+    )
     assert not loopback.allows("attacker.example:8765") and not loopback.allows(None)
     everywhere = HostRule.for_bind_address("0.0.0.0", extra=["annotate.lab.example"])
     assert everywhere.allows("192.168.1.20:8765") and everywhere.allows("annotate.lab.example")
@@ -241,7 +283,12 @@ def test_the_host_rule_answers_the_bound_names_only():
 def test_wrong_secrets_are_rate_limited_per_address(app):
     client = browser(app)
     for _ in range(10):
-        assert client.post("/api/join", json={"name": "alice"}, headers={"X-Campaign-Token": "guess"}).status_code == 401
+        assert (
+            client.post(
+                "/api/join", json={"name": "alice"}, headers={"X-Campaign-Token": "guess"}
+            ).status_code
+            == 401
+        )
     r = client.post("/api/join", json={"name": "alice"}, headers=TOKEN)  # even the right one, for a while
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
     assert app.state.campaign.annotators() == []
@@ -249,38 +296,54 @@ def test_wrong_secrets_are_rate_limited_per_address(app):
 
 # -- 4. the protocol's order holds when leases expire ------------------------------------------------------------
 
+
 def _reconstruction_of(campaign, original_key):
     with sqlite3.connect(campaign.path) as con:
-        return con.execute("SELECT item_id FROM items WHERE kind = 'reconstruction' AND original_key = ? "
-                           "ORDER BY item_id LIMIT 1", (original_key,)).fetchone()[0]
+        return con.execute(
+            "SELECT item_id FROM items WHERE kind = 'reconstruction' AND original_key = ? "
+            "ORDER BY item_id LIMIT 1",
+            (original_key,),
+        ).fetchone()[0]
 
 
-def test_a_reconstruction_is_never_offered_to_someone_who_has_seen_its_original(dataset, tmp_path, monkeypatch):
+def test_a_reconstruction_is_never_offered_to_someone_who_has_seen_its_original(
+    dataset, tmp_path, monkeypatch
+):
     import time as time_module
 
-    campaign, _ = open_or_create_campaign(str(dataset), tmp_path / "c.sqlite", votes_per_item=1,
-                                          include_originals=True)
+    campaign, _ = open_or_create_campaign(
+        str(dataset), tmp_path / "c.sqlite", votes_per_item=1, include_originals=True
+    )
     campaign.join("alice")
     campaign.join("bob")
     held = campaign.next_item("alice")  # a reconstruction on alice's screen...
     with sqlite3.connect(campaign.path) as con:
-        original_key = con.execute("SELECT original_key FROM items WHERE item_id = ?", (held.item_id,)).fetchone()[0]
+        original_key = con.execute(
+            "SELECT original_key FROM items WHERE item_id = ?", (held.item_id,)
+        ).fetchone()[0]
     seen_original = False
-    while (item := campaign.next_item("bob")) is not None:  # ...while bob answers everything else, its original too
+    while (
+        item := campaign.next_item("bob")
+    ) is not None:  # ...while bob answers everything else, its original too
         kind = next(k for i, k, _ in campaign.items() if i == item.item_id)
-        seen_original |= kind == "original" and next(key for i, _, key in campaign.items()
-                                                     if i == item.item_id) == original_key
+        seen_original |= (
+            kind == "original"
+            and next(key for i, _, key in campaign.items() if i == item.item_id) == original_key
+        )
         campaign.answer("bob", item.item_id, item.ticket, 0)
     assert seen_original
     real = time_module.time
-    monkeypatch.setattr("semsim_metric.annotate.storage.time.time", lambda: real() + campaign.lease_seconds + 1)
+    monkeypatch.setattr(
+        "semsim_metric.annotate.storage.time.time", lambda: real() + campaign.lease_seconds + 1
+    )
     assert campaign.next_item("bob") is None  # alice's lease expired, but bob has seen the original
     assert campaign.next_item("alice").item_id == held.item_id
 
 
 def test_answers_that_broke_the_order_are_flagged_in_the_export_and_left_out_of_the_votes(dataset, tmp_path):
-    campaign, _ = open_or_create_campaign(str(dataset), tmp_path / "c.sqlite", votes_per_item=1,
-                                          include_originals=True)
+    campaign, _ = open_or_create_campaign(
+        str(dataset), tmp_path / "c.sqlite", votes_per_item=1, include_originals=True
+    )
     campaign.join("alice")
     while (item := campaign.next_item("alice")) is not None:
         campaign.answer("alice", item.item_id, item.ticket, 2)
@@ -288,20 +351,30 @@ def test_answers_that_broke_the_order_are_flagged_in_the_export_and_left_out_of_
     recon = _reconstruction_of(campaign, original)
     with sqlite3.connect(campaign.path) as con:  # as a campaign written before the rule would hold it
         answered = con.execute("SELECT answered FROM answers WHERE item_id = ?", (recon,)).fetchone()[0]
-        con.execute("UPDATE shown SET first_shown = ? WHERE item_id = (SELECT item_id FROM items WHERE kind = "
-                    "'original' AND key = ?)", (answered, original))
-        broken = {k for (k,) in con.execute(
-            "SELECT i.key FROM answers a JOIN items i USING (item_id) WHERE i.original_key = ? AND a.answered >= ?",
-            (original, answered))}
+        con.execute(
+            "UPDATE shown SET first_shown = ? WHERE item_id = (SELECT item_id FROM items WHERE kind = "
+            "'original' AND key = ?)",
+            (answered, original),
+        )
+        broken = {
+            k
+            for (k,) in con.execute(
+                "SELECT i.key FROM answers a JOIN items i USING (item_id) WHERE i.original_key = ? AND a.answered >= ?",
+                (original, answered),
+            )
+        }
     result = export_campaign(campaign, tmp_path / "out")
     rows = list(csv.DictReader((tmp_path / "out" / "answers.csv").read_text().splitlines()))
     flagged = {r["key"] for r in rows if r["saw_original_first"] == "true"}
     assert flagged == broken and len(broken) >= 1 and len(rows) == len(campaign.answers())
-    assert result.reconstructions_annotated == sum(k == "reconstruction" for _, k, _ in campaign.items()) - len(broken)
+    assert result.reconstructions_annotated == sum(
+        k == "reconstruction" for _, k, _ in campaign.items()
+    ) - len(broken)
     assert "saw_original_first=true" in (tmp_path / "out" / "README.md").read_text()
 
 
 # -- 9. broken requests and files get clear answers --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("content", [b"[" * 4000, b"{" * 4000])
 def test_a_deeply_nested_body_is_a_400_not_a_500(app, content):
@@ -310,16 +383,19 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(app, content):
     assert r.status_code == 400 and "JSON object" in r.json()["error"]
 
 
-def test_a_campaign_file_that_cannot_be_written_is_refused_at_start_and_answers_503(dataset, tmp_path, monkeypatch,
-                                                                                    served, capsys):
+def test_a_campaign_file_that_cannot_be_written_is_refused_at_start_and_answers_503(
+    dataset, tmp_path, monkeypatch, served, capsys
+):
     path = tmp_path / "c.sqlite"
     campaign, _ = open_or_create_campaign(str(dataset), path, votes_per_item=1)
     app = create_app(campaign)
     alice = joined(app, "alice")
     uri = f"file:{path}?mode=ro"  # read-only, as a file on a read-only or full disk behaves (root ignores chmod)
     real_connect = sqlite3.connect
-    monkeypatch.setattr("semsim_metric.annotate.storage.sqlite3.connect",
-                        lambda *a, **kw: real_connect(uri, uri=True, **{k: v for k, v in kw.items() if k != "uri"}))
+    monkeypatch.setattr(
+        "semsim_metric.annotate.storage.sqlite3.connect",
+        lambda *a, **kw: real_connect(uri, uri=True, **{k: v for k, v in kw.items() if k != "uri"}),
+    )
     with pytest.raises(AnnotationError, match="cannot be written") as caught:
         campaign.check_writable()
     assert caught.value.status == 503
@@ -337,5 +413,7 @@ def test_campaign_files_are_private_and_created_under_a_lock(dataset, tmp_path):
     with open(tmp_path / "other.sqlite.lock", "w") as lock:  # another process is creating it
         fcntl.flock(lock, fcntl.LOCK_EX)
         with pytest.raises(AnnotationError, match="in use"):
-            create_campaign(other, dataset="d", fingerprint="f", class_names=["a"], items=[("original", "o", b"x")])
+            create_campaign(
+                other, dataset="d", fingerprint="f", class_names=["a"], items=[("original", "o", b"x")]
+            )
     assert not other.exists() and not other.with_name("other.sqlite.creating").exists()

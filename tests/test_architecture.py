@@ -23,7 +23,16 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "semsim_metric"
-RANK = {"core": 0, "data": 1, "api": 2, "generate": 3, "training": 3, "annotate": 3, "evaluation": 4, "cli": 5}
+RANK = {
+    "core": 0,
+    "data": 1,
+    "api": 2,
+    "generate": 3,
+    "training": 3,
+    "annotate": 3,
+    "evaluation": 4,
+    "cli": 5,
+}
 
 
 def module_name(path: Path) -> str:
@@ -80,7 +89,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -95,7 +104,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_sees_imports_inside_functions():
     graph = project_imports()
-    assert "semsim_metric.training.stages.classes" in graph["semsim_metric.training.run"]  # a function-level import
+    assert (
+        "semsim_metric.training.stages.classes" in graph["semsim_metric.training.run"]
+    )  # a function-level import
     assert "semsim_metric.hub" in graph["semsim_metric.models.modeling_semsim"]
 
 
@@ -125,7 +136,10 @@ def test_the_converters_stay_small_enough_to_read():
         if len(text.splitlines()) > 300:
             too_long.append(f"{path.name}: {len(text.splitlines())} lines")
         for node in ast.walk(ast.parse(text, str(path))):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.end_lineno - node.lineno >= 60
+            ):
                 too_long.append(f"{path.name}: {node.name}() has {node.end_lineno - node.lineno + 1} lines")
     assert not too_long, "split these into named steps:\n" + "\n".join(too_long)
 
@@ -136,28 +150,60 @@ def test_a_cycle_is_detected():
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print('MODULES:', *sorted(sys.modules))"],
-                         capture_output=True, text=True, check=True, cwd=SRC.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print('MODULES:', *sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=SRC.parent,
+    )
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("MODULES:"))
     return set(line.split()[1:])
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["generate", "--help"],
-                                  ["score", "--help"], ["convert", "--help"], ["votes", "import", "--help"],
-                                  ["annotate", "serve", "--help"], ["annotate", "export", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["evaluate", "--help"],
+        ["generate", "--help"],
+        ["score", "--help"],
+        ["convert", "--help"],
+        ["votes", "import", "--help"],
+        ["annotate", "serve", "--help"],
+        ["annotate", "export", "--help"],
+    ],
+)
 def test_help_imports_neither_torch_nor_transformers(argv):
     loaded = _modules_after(
-        "from semsim_metric.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass" % (argv,))
+        f"from semsim_metric.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+    )
     assert "torch" not in loaded and "transformers" not in loaded
 
 
 def test_importing_the_package_loads_no_training_evaluation_or_generation():
-    loaded = _modules_after("import semsim_metric\nsemsim_metric.SemSim, semsim_metric.semsim, semsim_metric.SemSimModel")
-    heavy = {m for m in loaded if m.startswith(("semsim_metric.training", "semsim_metric.evaluation",
-                                                "semsim_metric.generate", "semsim_metric.data", "semsim_metric.cli",
-                                                "semsim_metric.annotate"))}
+    loaded = _modules_after(
+        "import semsim_metric\nsemsim_metric.SemSim, semsim_metric.semsim, semsim_metric.SemSimModel"
+    )
+    heavy = {
+        m
+        for m in loaded
+        if m.startswith(
+            (
+                "semsim_metric.training",
+                "semsim_metric.evaluation",
+                "semsim_metric.generate",
+                "semsim_metric.data",
+                "semsim_metric.cli",
+                "semsim_metric.annotate",
+            )
+        )
+    }
     assert not heavy, heavy
-    assert not {"datasets", "sklearn", "piq"} & loaded  # (scipy, matplotlib, accelerate: imported by transformers/torchmetrics themselves when installed)
+    assert (
+        not {"datasets", "sklearn", "piq"} & loaded
+    )  # (scipy, matplotlib, accelerate: imported by transformers/torchmetrics themselves when installed)
 
 
 def test_public_api_is_unchanged():
@@ -169,7 +215,12 @@ def test_public_api_is_unchanged():
 
 STDLIB = set(sys.stdlib_module_names)
 #: import name -> distribution name, where they differ
-DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "huggingface_hub": "huggingface-hub"}
+DIST = {
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "huggingface_hub": "huggingface-hub",
+}
 
 
 def _declared() -> set[str]:
@@ -190,8 +241,12 @@ def test_every_imported_package_is_declared():
                 imported |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
-            elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "require" and node.args
-                  and isinstance(node.args[0], ast.Constant)):
+            elif (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "require"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 imported.add(node.args[0].value.split(".")[0])  # optional imports through _deps.require()
     third_party = {m for m in imported - STDLIB if m not in ("semsim_metric", "__future__")}
     missing = {DIST.get(m, m) for m in third_party} - _declared()
@@ -226,7 +281,9 @@ def _exception_classes() -> list[tuple[str, str, list[str]]]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ClassDef):
                 bases = [ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases]
-                if node.name.endswith(("Error", "Problem")) or any(b.endswith(("Error", "Exception")) for b in bases):
+                if node.name.endswith(("Error", "Problem")) or any(
+                    b.endswith(("Error", "Exception")) for b in bases
+                ):
                     found.append((module_name(path), node.name, bases))
     return found
 
@@ -246,13 +303,19 @@ def test_every_error_raised_to_users_is_a_semsim_error():
             continue
         if isinstance(cls, type) and issubclass(cls, BaseException) and not issubclass(cls, SemSimError):
             outside.append(f"{mod}.{name}")
-    assert not outside, f"exception classes outside SemSimError (define them in semsim_metric.errors): {outside}"
+    assert not outside, (
+        f"exception classes outside SemSimError (define them in semsim_metric.errors): {outside}"
+    )
 
 
 def test_user_facing_errors_are_defined_in_errors_py():
-    defined_elsewhere = [f"{mod}.{name}" for mod, name, _ in _exception_classes()
-                         if mod != "semsim_metric.errors" and name not in PRIVATE_EXCEPTIONS
-                         and (mod, name) not in PENDING_EXCEPTIONS]
+    defined_elsewhere = [
+        f"{mod}.{name}"
+        for mod, name, _ in _exception_classes()
+        if mod != "semsim_metric.errors"
+        and name not in PRIVATE_EXCEPTIONS
+        and (mod, name) not in PENDING_EXCEPTIONS
+    ]
     assert not defined_elsewhere, defined_elsewhere
 
 
@@ -261,8 +324,11 @@ def test_cli_modules_import_no_private_names():
     for path in (PACKAGE / "cli").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom):
-                private += [f"{path.name}: from {'.' * node.level}{node.module or ''} import {a.name}"
-                            for a in node.names if a.name.startswith("_") and not a.name.endswith("__")]
+                private += [
+                    f"{path.name}: from {'.' * node.level}{node.module or ''} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.endswith("__")
+                ]
     assert not private, private
 
 
@@ -274,7 +340,11 @@ def test_old_import_paths_of_errors_still_work():
     from semsim_metric.data.report import ConversionError
     from semsim_metric.hub import DefaultModelMissingError
 
-    assert MissingExtraError is errors.MissingExtraError and issubclass(MissingExtraError, ModuleNotFoundError)
+    assert MissingExtraError is errors.MissingExtraError and issubclass(
+        MissingExtraError, ModuleNotFoundError
+    )
     assert issubclass(DefaultModelMissingError, OSError) and issubclass(ConversionError, ValueError)
     assert issubclass(ItemProblem, ValueError) and issubclass(CLIError, errors.SemSimError)
-    assert issubclass(errors.InvalidInputError, ValueError) and issubclass(errors.InvalidInputTypeError, TypeError)
+    assert issubclass(errors.InvalidInputError, ValueError) and issubclass(
+        errors.InvalidInputTypeError, TypeError
+    )

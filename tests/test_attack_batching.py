@@ -70,18 +70,22 @@ def test_layerwise_gradients_equal_plain_autograd_image_by_image(arch, width, ch
     x = _images(3, channels, size)
     y_soft = F.softmax(torch.randn(3, 10, generator=torch.Generator().manual_seed(3)), dim=-1)
     params = dict(victim.named_parameters())
-    direction = {k: torch.randn((3, *p.shape), generator=torch.Generator().manual_seed(4)) for k, p in params.items()}
+    direction = {
+        k: torch.randn((3, *p.shape), generator=torch.Generator().manual_seed(4)) for k, p in params.items()
+    }
     xb = x.clone().requires_grad_(True)
     grads, bn_inputs = lw.gradients(xb, y_soft, create_graph=True)
     (batched_dx,) = torch.autograd.grad(sum((grads[k] * direction[k]).sum() for k in grads), [xb])
     assert set(grads) == set(params) and all(grads[k].shape == (3, *params[k].shape) for k in params)
     assert len(bn_inputs) == sum(isinstance(m, nn.BatchNorm2d) for m in victim.modules())
     for i in range(3):
-        xi = x[i:i + 1].clone().requires_grad_(True)
-        loss = -(y_soft[i:i + 1] * F.log_softmax(victim(xi), dim=-1)).sum()
+        xi = x[i : i + 1].clone().requires_grad_(True)
+        loss = -(y_soft[i : i + 1] * F.log_softmax(victim(xi), dim=-1)).sum()
         reference = torch.autograd.grad(loss, list(params.values()), create_graph=True)
         for (name, _), ref in zip(params.items(), reference):
-            torch.testing.assert_close(grads[name][i], ref, atol=2e-6, rtol=2e-4, msg=f"{arch} {name} image {i}")
+            torch.testing.assert_close(
+                grads[name][i], ref, atol=2e-6, rtol=2e-4, msg=f"{arch} {name} image {i}"
+            )
         (dx,) = torch.autograd.grad(sum((g * direction[k][i]).sum() for k, g in zip(params, reference)), [xi])
         torch.testing.assert_close(batched_dx[i], dx[0], atol=2e-6, rtol=2e-4, msg=f"{arch} d/dx image {i}")
 
@@ -135,15 +139,20 @@ def test_unsupported_victims_fall_back_to_vmap_and_still_batch():
     Bugs caught: an unsupported layer silently treated as parameter-free (its gradient missing).
     """
     torch.manual_seed(0)
-    victim = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(),
-                           nn.Linear(4 * 8 * 8, 10)).eval()
+    victim = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10)
+    ).eval()
     with pytest.raises(UnsupportedVictimError, match="GroupNorm"):
         LayerwiseGradients(victim)
     x, y = _images(3, 1, 8), torch.tensor([1, 2, 3])
     assert _engine(victim, x, y) == "vmap"
     cfg = attack_preset("idlg", "quick", iterations=5)
-    torch.testing.assert_close(run_attack(victim, x, y, cfg)["reconstructions"],
-                               run_attack_one_at_a_time(victim, x, y, cfg)["reconstructions"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        run_attack(victim, x, y, cfg)["reconstructions"],
+        run_attack_one_at_a_time(victim, x, y, cfg)["reconstructions"],
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_an_in_place_activation_is_caught_and_the_attack_falls_back():
@@ -152,8 +161,13 @@ def test_an_in_place_activation_is_caught_and_the_attack_falls_back():
     Bugs caught: per-sample gradients formed from an overwritten activation (silently wrong attacks).
     """
     torch.manual_seed(0)
-    victim = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Flatten(),
-                           nn.Linear(4 * 8 * 8, 10)).eval()
+    victim = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),
+        nn.Linear(4 * 8 * 8, 10),
+    ).eval()
     x, y = _images(2, 1, 8), torch.tensor([1, 2])
     with pytest.raises(RuntimeError, match="modified in place"):
         LayerwiseGradients(victim).gradients(x, F.one_hot(y, 10).float(), create_graph=False)
@@ -176,8 +190,9 @@ def test_the_probe_refuses_layerwise_gradients_that_disagree_with_vmap(monkeypat
 
     monkeypatch.setattr(LayerwiseGradients, "_layer_gradients", doubled)
     assert _engine(victim, x, y) == "vmap"
-    torch.testing.assert_close(run_attack(victim, x, y, cfg)["reconstructions"], good["reconstructions"],
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        run_attack(victim, x, y, cfg)["reconstructions"], good["reconstructions"], atol=1e-4, rtol=0
+    )
 
 
 # --------------------------------------------------------------------------- memory
@@ -238,8 +253,10 @@ def test_the_budget_is_the_least_of_cap_and_half_the_available_memory(tmp_path, 
         _memory.chunk_size(10, 1, cpu, max_memory=0)
 
 
-@pytest.mark.parametrize("text, expected", [("1024", 1024), ("512M", 512 * 2**20), ("1.5G", 3 * 2**29),
-                                            ("800k", 800 * 1024), ("2GiB", 2 * 2**30)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [("1024", 1024), ("512M", 512 * 2**20), ("1.5G", 3 * 2**29), ("800k", 800 * 1024), ("2GiB", 2 * 2**30)],
+)
 def test_memory_sizes_are_parsed(text, expected):
     """Bugs caught: suffixes read as powers of 1000, or case-sensitively."""
     assert _memory.parse_memory(text) == expected
@@ -247,11 +264,19 @@ def test_memory_sizes_are_parsed(text, expected):
 
 def test_the_estimate_grows_with_the_victim():
     """Bugs caught: an estimate that ignores activations or parameters (wide victims overflow the budget)."""
-    small = _memory.bytes_per_attack(build_victim(VictimSpec("resnet20"), 3, 10, 32), (3, 32, 32), "layerwise")
-    wide = _memory.bytes_per_attack(build_victim(VictimSpec("resnet20", width=4), 3, 10, 32), (3, 32, 32), "layerwise")
-    larger_images = _memory.bytes_per_attack(build_victim(VictimSpec("resnet20"), 3, 10, 64), (3, 64, 64), "layerwise")
+    small = _memory.bytes_per_attack(
+        build_victim(VictimSpec("resnet20"), 3, 10, 32), (3, 32, 32), "layerwise"
+    )
+    wide = _memory.bytes_per_attack(
+        build_victim(VictimSpec("resnet20", width=4), 3, 10, 32), (3, 32, 32), "layerwise"
+    )
+    larger_images = _memory.bytes_per_attack(
+        build_victim(VictimSpec("resnet20"), 3, 10, 64), (3, 64, 64), "layerwise"
+    )
     assert wide > 4 * small and larger_images > 3 * small
-    assert _memory.bytes_per_attack(build_victim(VictimSpec("resnet20"), 3, 10, 32), (3, 32, 32), "vmap") > small
+    assert (
+        _memory.bytes_per_attack(build_victim(VictimSpec("resnet20"), 3, 10, 32), (3, 32, 32), "vmap") > small
+    )
 
 
 def _live_tensors() -> tuple[int, int]:
@@ -270,6 +295,7 @@ def test_memory_is_flat_in_the_iterations(force_vmap, monkeypatch):
     victim = _victim("conv_relu", 4, 3, 12)
     x, y = _images(3, 3, 12), torch.tensor([1, 2, 3])
     if force_vmap:
+
         def refuse(*args, **kwargs):
             raise UnsupportedVictimError("forced for the test")
 
@@ -310,8 +336,13 @@ def test_generation_reports_reconstructions_per_minute_and_chunks_do_not_change_
     from semsim_metric.generate.pipeline import GenerationPlan, generate
 
     source = _colour_folder(tmp_path / "source")
-    plan = GenerationPlan(source=str(source), num_originals=4, victims=[VictimSpec("conv_relu", 0, width=4)],
-                          attacks=[AttackConfig("inverting_gradients", 4)], shard_size=4)
+    plan = GenerationPlan(
+        source=str(source),
+        num_originals=4,
+        victims=[VictimSpec("conv_relu", 0, width=4)],
+        attacks=[AttackConfig("inverting_gradients", 4)],
+        shard_size=4,
+    )
     with caplog.at_level(logging.DEBUG, logger="semsim_metric"):
         generate(plan, tmp_path / "one", progress=True, merge=False, max_memory=1 << 40)
         assert "in chunks of 4" in caplog.text

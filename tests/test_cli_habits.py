@@ -32,7 +32,7 @@ def _save(path: Path, seed: int, size: tuple[int, int] = (28, 28), mode: str = "
     return path
 
 
-@pytest.fixture()
+@pytest.fixture
 def files(tmp_path):
     """Three originals and three reconstructions, greyscale 28x28 PNGs."""
     origs = [_save(tmp_path / f"o{i}.png", i) for i in range(3)]
@@ -62,9 +62,15 @@ def test_a_tensor_beside_files_is_scored_on_its_own_scale(files, tiny_model):
     origs, recs = files
     expected = semsim(_as_batch(recs), _as_batch(origs), model=tiny_model, data_range=255, reduction="none")
     floats = _as_batch(recs).float() / 255
-    torch.testing.assert_close(semsim(floats, origs, model=tiny_model, reduction="none"), expected, atol=1e-5, rtol=0)
-    torch.testing.assert_close(semsim(_as_batch(recs), origs, model=tiny_model, data_range=255, reduction="none"),
-                               expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        semsim(floats, origs, model=tiny_model, reduction="none"), expected, atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        semsim(_as_batch(recs), origs, model=tiny_model, data_range=255, reduction="none"),
+        expected,
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_metric_and_loss_take_files_too(files, tiny_model):
@@ -84,12 +90,28 @@ def test_metric_and_loss_take_files_too(files, tiny_model):
 def test_file_inputs_give_the_scores_of_semsim_score(files, tiny_model_dir, capsys):
     origs, recs = files
     model = SemSimModel.from_pretrained(tiny_model_dir).eval()
-    assert main(["score", str(origs[0]), str(recs[0]), "--model", str(tiny_model_dir), "--format", "json",
-                 "--precision", "float32"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(origs[0]),
+                str(recs[0]),
+                "--model",
+                str(tiny_model_dir),
+                "--format",
+                "json",
+                "--precision",
+                "float32",
+            ]
+        )
+        == 0
+    )
     record = json.loads(capsys.readouterr().out)["records"][0]
     assert semsim(recs[0], origs[0], model=model).item() == pytest.approx(record["distance"], abs=1e-6)
     # the default (auto: bf16 autocast on a CPU with native bf16) stays within the documented 0.01 of float32
-    assert main(["score", str(origs[0]), str(recs[0]), "--model", str(tiny_model_dir), "--format", "json"]) == 0
+    assert (
+        main(["score", str(origs[0]), str(recs[0]), "--model", str(tiny_model_dir), "--format", "json"]) == 0
+    )
     record = json.loads(capsys.readouterr().out)["records"][0]
     assert semsim(recs[0], origs[0], model=model).item() == pytest.approx(record["distance"], abs=0.01)
 
@@ -113,7 +135,9 @@ def test_unusable_files_and_lists_are_named_with_the_projects_errors(files, tiny
     Image.new("RGBA", (28, 28), (0, 0, 0, 0)).save(rgba)
     with pytest.raises(ImageInputError, match="transparent"):
         semsim(rgba, origs[0], model=tiny_model)
-    with pytest.raises(TypeError, match="must be a torch.Tensor"):  # neither tensors nor images: the gate's message
+    with pytest.raises(
+        TypeError, match="must be a torch.Tensor"
+    ):  # neither tensors nor images: the gate's message
         semsim(np.zeros((1, 28, 28, 1)), np.zeros((1, 28, 28, 1)), model=tiny_model)
 
 
@@ -128,25 +152,46 @@ def test_score_takes_two_files(files, tiny_model_dir, capsys):
 def test_score_refuses_a_file_beside_a_folder(files, tiny_model_dir, capsys, monkeypatch):
     from semsim_metric import functional
 
-    monkeypatch.setattr(functional, "get_model", lambda *a, **k: pytest.fail("the model was loaded before the refusal"))
+    monkeypatch.setattr(
+        functional, "get_model", lambda *a, **k: pytest.fail("the model was loaded before the refusal")
+    )
     origs, _ = files
     assert main(["score", str(origs[0]), str(origs[0].parent), "--model", str(tiny_model_dir)]) == 2
     err = capsys.readouterr().err
     assert "is a file but" in err and "two image files" in err
 
 
-def test_score_json_is_machine_readable_on_stdout_with_messages_on_stderr(files, tiny_model_dir, tmp_path, capsys):
+def test_score_json_is_machine_readable_on_stdout_with_messages_on_stderr(
+    files, tiny_model_dir, tmp_path, capsys
+):
     o, r = tmp_path / "O", tmp_path / "R"
     o.mkdir(), r.mkdir()
     for i, (a, b) in enumerate(zip(*files)):
         shutil.copy(a, o / f"img{i}.png")
         shutil.copy(b, r / f"img{i}.png")
     out_csv = tmp_path / "scores.csv"
-    assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--format", "json", "--probability",
-                 "--output", str(out_csv)]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(o),
+                str(r),
+                "--model",
+                str(tiny_model_dir),
+                "--format",
+                "json",
+                "--probability",
+                "--output",
+                str(out_csv),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     doc = json.loads(captured.out)  # stdout is the JSON document and nothing else
-    assert [sorted(rec) for rec in doc["records"]] == [["distance", "original", "p_recognised", "reconstruction"]] * 3
+    assert [sorted(rec) for rec in doc["records"]] == [
+        ["distance", "original", "p_recognised", "reconstruction"]
+    ] * 3
     rows = list(csv.DictReader(out_csv.open()))
     assert [round(rec["distance"], 6) for rec in doc["records"]] == [float(row["semsim"]) for row in rows]
     summary = doc["summary"]
@@ -162,7 +207,9 @@ def test_score_json_is_machine_readable_on_stdout_with_messages_on_stderr(files,
 
 def test_score_csv_format_prints_the_csv(files, tiny_model_dir, capsys):
     origs, recs = files
-    assert main(["score", str(origs[1]), str(recs[1]), "--model", str(tiny_model_dir), "--format", "csv"]) == 0
+    assert (
+        main(["score", str(origs[1]), str(recs[1]), "--model", str(tiny_model_dir), "--format", "csv"]) == 0
+    )
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 1 and rows[0]["original"] == str(origs[1])
 
@@ -206,7 +253,11 @@ def test_warnings_point_at_the_callers_line_whichever_way_in(tiny_model_dir, tmp
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             call()
-        ours = [w for w in caught if issubclass(w.category, OutOfDomainWarning) or str(w.message).startswith("SemSim")]
+        ours = [
+            w
+            for w in caught
+            if issubclass(w.category, OutOfDomainWarning) or str(w.message).startswith("SemSim")
+        ]
         assert ours, way
         for w in ours:
             assert (w.filename, way) == (__file__, way), w.lineno
@@ -219,7 +270,9 @@ def test_the_cli_prints_each_warning_as_one_line_naming_its_switch(tiny_model_di
     assert main(["score", str(a), str(b), "--model", str(model)]) == 0
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if "warning" in ln.lower()]
-    assert len(lines) == 2 and all(ln.startswith("semsim score: warning: SemSim inputs outside") for ln in lines)
+    assert len(lines) == 2 and all(
+        ln.startswith("semsim score: warning: SemSim inputs outside") for ln in lines
+    )
     assert all(ln.endswith("Silence with --no-domain-check.") for ln in lines)
     assert "check_domain=False" not in err and ".py:" not in err and "warnings.warn" not in err
     model2 = _domain_model(tiny_model_dir, tmp_path / "m2")
@@ -231,14 +284,16 @@ def test_format_warning_leaves_out_a_switch_the_command_lacks():
     from semsim_metric.cli import format_warning
     from semsim_metric.domain import out_of_domain_message
 
-    w = OutOfDomainWarning(out_of_domain_message("the originals are colour"), problem="the originals are colour")
+    w = OutOfDomainWarning(
+        out_of_domain_message("the originals are colour"), problem="the originals are colour"
+    )
     assert format_warning("evaluate", w).endswith("Silence with --no-domain-check.")
     text = format_warning("train", w)
     assert text.startswith("semsim train: warning: SemSim inputs outside") and "Silence" not in text
 
 
 # ----------------------------------------------------------------------------------- 5. progress and refusal order
-@pytest.fixture()
+@pytest.fixture
 def log_lines(caplog, monkeypatch):
     """INFO records of the package's logger, with a progress line at every step (no waiting 10 s)."""
     from semsim_metric import _progress as progress
@@ -273,10 +328,14 @@ def _two_split_dataset(tmp_path: Path) -> tuple[Path, list[str]]:
         part.to_parquet(str(ds / "data" / f"{split}-00000-of-00001.parquet"))
     raw = undecoded(load_folder_or_hub(str(DEFAULT_DATASET), split="test").select(range(12)))
     seen = sorted(set(raw["original_id"]))[:2]
-    return ds, sorted({image_fingerprint(decode_image(r["original"])) for r in raw if r["original_id"] in seen})
+    return ds, sorted(
+        {image_fingerprint(decode_image(r["original"])) for r in raw if r["original_id"] in seen}
+    )
 
 
-def test_evaluate_refuses_seen_originals_before_loading_or_scoring(tmp_path, tiny_model_dir, capsys, monkeypatch):
+def test_evaluate_refuses_seen_originals_before_loading_or_scoring(
+    tmp_path, tiny_model_dir, capsys, monkeypatch
+):
     from semsim_metric import functional
     from semsim_metric.evaluation import protocol
 
@@ -284,15 +343,37 @@ def test_evaluate_refuses_seen_originals_before_loading_or_scoring(tmp_path, tin
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     cfg = json.loads((model / "config.json").read_text())
-    cfg["training_domain"] = {"description": "test", "n": 2, "channels": [1], "image_sizes": [[28, 28]],
-                              "original_fingerprints": fingerprints}
+    cfg["training_domain"] = {
+        "description": "test",
+        "n": 2,
+        "channels": [1],
+        "image_sizes": [[28, 28]],
+        "original_fingerprints": fingerprints,
+    }
     (model / "config.json").write_text(json.dumps(cfg))
     heavy = []
     monkeypatch.setattr(functional, "get_model", lambda *a, **k: heavy.append("model weights loaded"))
     monkeypatch.setattr(protocol, "evaluate_dataset", lambda *a, **k: heavy.append("split scored"))
     # the unseen validation split comes first: it used to be scored in full before the test split was refused
-    assert main(["evaluate", str(ds), "--split", "validation", "--split", "test", "--model", str(model),
-                 "--baselines", "SSIM", "--bootstrap", "5"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                str(ds),
+                "--split",
+                "validation",
+                "--split",
+                "test",
+                "--model",
+                str(model),
+                "--baselines",
+                "SSIM",
+                "--bootstrap",
+                "5",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "/ test: 2 of" in err and "--allow-seen" in err
     assert heavy == []
@@ -300,10 +381,19 @@ def test_evaluate_refuses_seen_originals_before_loading_or_scoring(tmp_path, tin
 
 def test_evaluate_shows_progress_of_each_step(tmp_path, tiny_model_dir, log_lines, capsys):
     ds, _ = _two_split_dataset(tmp_path)
-    assert main(["evaluate", str(ds), "--model", str(tiny_model_dir), "--baselines", "PSNR", "--bootstrap", "5"]) == 0
+    assert (
+        main(["evaluate", str(ds), "--model", str(tiny_model_dir), "--baselines", "PSNR", "--bootstrap", "5"])
+        == 0
+    )
     lines = log_lines()
-    for expected in ("loading the dataset", "loading the SemSim model", "scoring 12 pairs with SemSim, PSNR",
-                     "scoring pairs: 12 of 12 pair (100%)", "bootstrap: 5 resamples", "bootstrap: 2 of 2 metric"):
+    for expected in (
+        "loading the dataset",
+        "loading the SemSim model",
+        "scoring 12 pairs with SemSim, PSNR",
+        "scoring pairs: 12 of 12 pair (100%)",
+        "bootstrap: 5 resamples",
+        "bootstrap: 2 of 2 metric",
+    ):
         assert any(expected in ln for ln in lines), (expected, lines)
 
 
@@ -317,7 +407,7 @@ def _idx(path: Path, array: np.ndarray) -> None:
         fh.write(header + array.astype(np.uint8).tobytes())
 
 
-@pytest.fixture()
+@pytest.fixture
 def fmnist_root(tmp_path):
     """A miniature Fashion-MNIST (random pixels) in the IDX layout."""
     root = tmp_path / "fmnist"
@@ -332,12 +422,38 @@ def fmnist_root(tmp_path):
 
 def test_generate_shows_progress_of_each_step(fmnist_root, tmp_path, log_lines, capsys):
     out = tmp_path / "gen"
-    assert main(["generate", "--out", str(out), "--source-root", str(fmnist_root), "--num-originals", "2",
-                 "--victim", "lenet_sigmoid:1", "--train-images", "32", "--iterations", "3", "--shard-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--out",
+                str(out),
+                "--source-root",
+                str(fmnist_root),
+                "--num-originals",
+                "2",
+                "--victim",
+                "lenet_sigmoid:1",
+                "--train-images",
+                "32",
+                "--iterations",
+                "3",
+                "--shard-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     lines = log_lines()
-    for expected in ("loading the fashion-mnist source", "1 of 1 shard(s) to do", "shard 1 of 1: inverting_gradients",
-                     "training victim lenet_sigmoid", "train lenet_sigmoid", "3 of 3 it (100%)",
-                     "merging 1 shard(s)"):
+    for expected in (
+        "loading the fashion-mnist source",
+        "1 of 1 shard(s) to do",
+        "shard 1 of 1: inverting_gradients",
+        "training victim lenet_sigmoid",
+        "train lenet_sigmoid",
+        "3 of 3 it (100%)",
+        "merging 1 shard(s)",
+    ):
         assert any(expected in ln for ln in lines), (expected, lines)
 
 
@@ -347,7 +463,9 @@ def test_generate_refuses_a_foreign_folder_before_reading_the_source(tmp_path, m
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep")
-    monkeypatch.setattr(pipeline, "load_source", lambda *a, **k: pytest.fail("the source was read before the refusal"))
+    monkeypatch.setattr(
+        pipeline, "load_source", lambda *a, **k: pytest.fail("the source was read before the refusal")
+    )
     assert main(["generate", "--out", str(out), "--num-originals", "1"]) == 2
     assert "was not written by `semsim generate`" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "keep"

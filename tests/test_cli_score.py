@@ -17,7 +17,7 @@ def _png(path, seed, size=(28, 28), mode="L"):
     Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
 
 
-@pytest.fixture()
+@pytest.fixture
 def folders(tmp_path):
     o, r = tmp_path / "orig", tmp_path / "rec"
     o.mkdir(), r.mkdir()
@@ -28,17 +28,39 @@ def folders(tmp_path):
     return o, r
 
 
-@pytest.mark.parametrize(("name", "key"), [("cat.png", "cat"), ("0042_3_rec.png", "0042_3"),
-                                            ("0042_3_ori.jpg", "0042_3"), ("cat__ig.png", "cat"),
-                                            ("cat-rec.png", "cat")])
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("cat.png", "cat"),
+        ("0042_3_rec.png", "0042_3"),
+        ("0042_3_ori.jpg", "0042_3"),
+        ("cat__ig.png", "cat"),
+        ("cat-rec.png", "cat"),
+    ],
+)
 def test_pairing_rule(name, key, tmp_path):
     assert file_key(tmp_path / name) == key
 
 
 def test_scores_every_pair_and_writes_csv(folders, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "scores.csv"
-    assert main(["score", str(folders[0]), str(folders[1]), "--model", str(tiny_model_dir), "--output", str(out),
-                 "--batch-size", "2", "--probability"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(folders[0]),
+                str(folders[1]),
+                "--model",
+                str(tiny_model_dir),
+                "--output",
+                str(out),
+                "--batch-size",
+                "2",
+                "--probability",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 4
     from semsim_metric import SemSimModel

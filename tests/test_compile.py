@@ -8,7 +8,7 @@ import torch
 from semsim_metric import SemSim, SemSimConfig, SemSimLoss, SemSimModel, semsim
 
 
-@pytest.fixture()
+@pytest.fixture
 def model_and_pairs():
     torch.manual_seed(0)
     model = SemSimModel(SemSimConfig(base_width=4)).eval()
@@ -35,7 +35,9 @@ def test_a_torch_compiled_model_is_accepted_everywhere(model_and_pairs):
     model, x, y = model_and_pairs
     ref = _reference(model, x, y)
     compiled = torch.compile(model, backend="eager")
-    torch.testing.assert_close(semsim(x, y, model=compiled, reduction="none").detach(), ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        semsim(x, y, model=compiled, reduction="none").detach(), ref, atol=1e-6, rtol=0
+    )
     metric = SemSim(compiled, reduction="none")
     torch.testing.assert_close(metric(x, y), ref, atol=1e-6, rtol=0)
 

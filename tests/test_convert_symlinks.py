@@ -27,8 +27,11 @@ SECRET = "API_KEY=sk-live-0123456789abcdef"
 
 def _entries(root: Path) -> int:
     """Entries under ``root`` that are not real folders (files, links of any kind), counted independently."""
-    return sum(1 for dirpath, dirnames, filenames in os.walk(root)
-               for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))])
+    return sum(
+        1
+        for dirpath, dirnames, filenames in os.walk(root)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+    )
 
 
 def _adds_up(report, root: Path) -> None:
@@ -41,7 +44,7 @@ def _written(report, folder: Path) -> str:
     return (folder / "conversion_report.md").read_text() + (folder / "conversion_report.json").read_text()
 
 
-@pytest.fixture()
+@pytest.fixture
 def labels_tree(tmp_path):
     """The labels layout with two originals, two victims; and a folder outside it holding private files."""
     root = tmp_path / "human_annos_subset"
@@ -191,10 +194,25 @@ def test_semsim_convert_writes_no_content_of_a_linked_file(labels_tree, tmp_path
     label.unlink()
     label.symlink_to(outside / "secret.txt")
     out = tmp_path / "converted"
-    assert main(["convert", "official-labels", str(root), "--out", str(out), "--lenient",
-                 "--fractions", "0.67,0,0.33"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "official-labels",
+                str(root),
+                "--out",
+                str(out),
+                "--lenient",
+                "--fractions",
+                "0.67,0,0.33",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
-    written = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and p.suffix in (".md", ".json"))
+    written = "".join(
+        p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and p.suffix in (".md", ".json")
+    )
     for text in (written, captured.out, captured.err):
         assert "API_KEY" not in text and "sk-live" not in text
     assert f"img/{VICTIMS[0]}/1_4_gt.txt" in (out / "conversion_report.md").read_text()
@@ -217,12 +235,14 @@ def test_manifest_messages_name_lines_and_columns_not_values(tmp_path):
     assert "API_KEY" not in str(err.value)
     png(folder / "o.png", 1)
     png(folder / "r.png", 2)
-    (folder / "rows.csv").write_text(f"original,reconstruction,class_label,votes,recognized,{SECRET}\n"
-                                     f"o.png,r.png,{SECRET},1;1;1,,\n"
-                                     f"o.png,r.png,1,1;{SECRET};1,,\n"
-                                     f"o.png,r.png,1,,{SECRET}\n"
-                                     "o.png,r.png,1,1;1;1,,\n"
-                                     "o.png,r.png,1,1;1;1,,\n")
+    (folder / "rows.csv").write_text(
+        f"original,reconstruction,class_label,votes,recognized,{SECRET}\n"
+        f"o.png,r.png,{SECRET},1;1;1,,\n"
+        f"o.png,r.png,1,1;{SECRET};1,,\n"
+        f"o.png,r.png,1,,{SECRET}\n"
+        "o.png,r.png,1,1;1;1,,\n"
+        "o.png,r.png,1,1;1;1,,\n"
+    )
     rows, report = convert_manifest(folder / "rows.csv", annotator_kind="human")
     assert len(rows) == 1 and report.skipped == 4
     text = _written(report, tmp_path / "out") + report.summary()

@@ -5,15 +5,12 @@ import io
 from pathlib import Path
 
 import datasets
-
-from semsim_metric.data.loading import load_folder_or_hub
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from semsim_metric import load_annotations
-from semsim_metric.training.stages.triplets import TripletCollator
 from semsim_metric.data import (
     FEATURES,
     ConversionError,
@@ -28,7 +25,9 @@ from semsim_metric.data import (
     split_by_original,
     write_dataset_folder,
 )
+from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.models import SemSimConfig
+from semsim_metric.training.stages.triplets import TripletCollator
 from tests.conftest import shared_file
 
 VICTIMS = [
@@ -43,7 +42,7 @@ def png(path: Path, seed: int, size=(32, 32)) -> None:
     Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
 
 
-@pytest.fixture()
+@pytest.fixture
 def official_labels(tmp_path):
     """The labels archive layout: original-img/, img/<victim>/ with *_rec.png and *_gt.txt."""
     root = tmp_path / "human_annos_subset"
@@ -56,7 +55,7 @@ def official_labels(tmp_path):
     return root
 
 
-@pytest.fixture()
+@pytest.fixture
 def official_training(tmp_path):
     """The training archive layout: train_with_ori/N, -N, others/."""
     root = tmp_path / "human_anno_id" / "train_with_ori"
@@ -77,8 +76,12 @@ def test_victim_names_parse_like_the_published_table():
     assert len(seen) == 14
     for name, r in seen.items():
         parsed = parse_victim_name(name)
-        assert (parsed["victim_arch"], parsed["victim_train_mode"], parsed["victim_aug_policy"], parsed["defense"]) == (
-            r["arch"], r["train_mode"], r["aug_policy"], r["defense"])
+        assert (
+            parsed["victim_arch"],
+            parsed["victim_train_mode"],
+            parsed["victim_aug_policy"],
+            parsed["defense"],
+        ) == (r["arch"], r["train_mode"], r["aug_policy"], r["defense"])
 
 
 def test_human_label_table_gives_the_published_figures():
@@ -121,11 +124,11 @@ def test_official_labels_convert_and_round_trip(official_labels, tmp_path):
 
 def test_official_labels_bad_inputs_are_reported_and_add_up(official_labels):
     v0 = official_labels / "img" / VICTIMS[0]
-    (official_labels / "original-img" / "4_51_ori.png").unlink()              # missing original
-    (v0 / "6_92_gt.txt").write_text("92 92 -1 5\n")                           # wrong vote count
+    (official_labels / "original-img" / "4_51_ori.png").unlink()  # missing original
+    (v0 / "6_92_gt.txt").write_text("92 92 -1 5\n")  # wrong vote count
     (official_labels / "img" / VICTIMS[1] / "6_92_gt.txt").write_text("92 x 92 92 92")  # non-integer
     (official_labels / "img" / VICTIMS[1] / "3_72_rec.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")  # corrupt
-    png(v0 / "3_72_rec.png", 0, size=(16, 16))                               # size mismatch
+    png(v0 / "3_72_rec.png", 0, size=(16, 16))  # size mismatch
     rows, report = convert_official_labels(official_labels, strict=False)
     assert report.inputs == 6 and report.converted + report.skipped == report.inputs
     reasons = " | ".join(p["reason"] for p in report.problems)
@@ -154,7 +157,7 @@ def test_official_training_layout(official_training):
 
 def test_official_training_missing_original_is_reported(official_training):
     png(official_training / "train_with_ori" / "-9" / "9_10_rec_0_1.png", 9)
-    rows, report = convert_official_training(official_training)
+    _, report = convert_official_training(official_training)
     assert report.skipped == 1 and "missing original" in report.problems[0]["reason"]
     assert report.inputs == report.converted + report.skipped == 6
 
@@ -169,13 +172,16 @@ def _manifest(tmp_path, lines, header="original,reconstruction,class_label,votes
 
 
 def test_manifest_converter_and_its_errors(tmp_path):
-    path = _manifest(tmp_path, [
-        "o/0.png,r/0.png,1,1;1;1;-1;2,v1,ig",
-        "o/1.png,r/1.png,2,2;-1;-1;-1;-1,v1,ig",
-        "o/9.png,r/2.png,2,2;2;2;2;2,v2,dlg",       # missing original
-        "o/2.png,r/2.png,2,2;two;2;2;2,v2,dlg",     # non-integer vote
-        "o/2.png,r/0.png,2,2;2;2;2;2,v2,dlg",       # duplicate reconstruction id
-    ])
+    path = _manifest(
+        tmp_path,
+        [
+            "o/0.png,r/0.png,1,1;1;1;-1;2,v1,ig",
+            "o/1.png,r/1.png,2,2;-1;-1;-1;-1,v1,ig",
+            "o/9.png,r/2.png,2,2;2;2;2;2,v2,dlg",  # missing original
+            "o/2.png,r/2.png,2,2;two;2;2;2,v2,dlg",  # non-integer vote
+            "o/2.png,r/0.png,2,2;2;2;2;2,v2,dlg",  # duplicate reconstruction id
+        ],
+    )
     with pytest.raises(ConversionError, match="does not say who annotated"):
         convert_manifest(path)
     rows, report = convert_manifest(path, annotator_kind="model-judge")
@@ -185,7 +191,9 @@ def test_manifest_converter_and_its_errors(tmp_path):
 
 
 def test_manifest_with_recognized_flags_only(tmp_path):
-    path = _manifest(tmp_path, ["o/0.png,r/0.png,yes", "o/1.png,r/1.png,0"], header="original,reconstruction,recognized")
+    path = _manifest(
+        tmp_path, ["o/0.png,r/0.png,yes", "o/1.png,r/1.png,0"], header="original,reconstruction,recognized"
+    )
     rows, _ = convert_manifest(path, annotator_kind="human")
     assert [r["recognized"] for r in rows] == [True, False]
 
@@ -195,8 +203,14 @@ def _rows(n_orig=20, per=4, seed=0):
     rows = []
     for o in range(n_orig):
         for k in range(per):
-            rows.append({"original_id": f"o{o}", "victim": f"v{k % 2}", "attack": "ig" if k < 3 else "dlg",
-                         "recognized": bool(rng.integers(0, 2))})
+            rows.append(
+                {
+                    "original_id": f"o{o}",
+                    "victim": f"v{k % 2}",
+                    "attack": "ig" if k < 3 else "dlg",
+                    "recognized": bool(rng.integers(0, 2)),
+                }
+            )
     return rows
 
 
@@ -209,7 +223,8 @@ def test_splits_never_share_an_original_and_are_deterministic():
     for name, split in a.items():
         for r in split:
             assert owners.setdefault(r["original_id"], name if not name.startswith("test") else "test") == (
-                name if not name.startswith("test") else "test")
+                name if not name.startswith("test") else "test"
+            )
     assert all(r["victim"] == "v1" for r in a["test_victim"])
     assert not any(r["victim"] == "v1" or r["attack"] == "dlg" for r in a["train"])
     with pytest.raises(ValueError, match="not in the data"):
@@ -220,12 +235,25 @@ def _tiny_split(recognized):
     buf = io.BytesIO()
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(buf, format="PNG")
     img = {"bytes": buf.getvalue(), "path": None}
-    data = {"original": [img] * len(recognized), "reconstruction": [img] * len(recognized),
-            "original_id": [f"o{i // 2}" for i in range(len(recognized))], "recognized": recognized,
-            "recognized_share": [float(r) for r in recognized]}
-    return datasets.Dataset.from_dict(data, features=datasets.Features({
-        "original": datasets.Image(), "reconstruction": datasets.Image(), "original_id": datasets.Value("string"),
-        "recognized": datasets.Value("bool"), "recognized_share": datasets.Value("float32")}))
+    data = {
+        "original": [img] * len(recognized),
+        "reconstruction": [img] * len(recognized),
+        "original_id": [f"o{i // 2}" for i in range(len(recognized))],
+        "recognized": recognized,
+        "recognized_share": [float(r) for r in recognized],
+    }
+    return datasets.Dataset.from_dict(
+        data,
+        features=datasets.Features(
+            {
+                "original": datasets.Image(),
+                "reconstruction": datasets.Image(),
+                "original_id": datasets.Value("string"),
+                "recognized": datasets.Value("bool"),
+                "recognized_share": datasets.Value("float32"),
+            }
+        ),
+    )
 
 
 def test_triplets_are_deterministic_and_collate_for_the_model():
@@ -234,7 +262,7 @@ def test_triplets_are_deterministic_and_collate_for_the_model():
     assert len(trip) == 3 and trip.stats["originals_without_negative"] == 1
     first = [trip.draw(i) for i in range(len(trip))]
     assert first == [TripletDataset(ds, seed=7).draw(i) for i in range(3)]
-    for oid, pos, neg in first:
+    for _oid, pos, neg in first:
         assert ds[pos]["recognized"] and not ds[neg]["recognized"]
     batch = TripletCollator(SemSimConfig(base_width=4))([trip[i] for i in range(3)])
     assert batch["anchor"].shape == (3, 3, 32, 32) and batch["positive_share"].tolist() == [1.0, 1.0, 1.0]
@@ -254,13 +282,39 @@ def test_convert_cli_end_to_end(official_labels, tmp_path):
     from semsim_metric.cli import main
 
     out = tmp_path / "converted"
-    assert main(["convert", "official-labels", str(official_labels), "--out", str(out), "--fractions", "0.67,0,0.33"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "official-labels",
+                str(official_labels),
+                "--out",
+                str(out),
+                "--fractions",
+                "0.67,0,0.33",
+            ]
+        )
+        == 0
+    )
     assert (out / "conversion_report.json").exists() and (out / "README.md").exists()
     assert sum(len(s) for s in load_annotations(out).values()) == 6
     (official_labels / "original-img" / "3_72_ori.png").unlink()
     assert main(["convert", "official-labels", str(official_labels), "--out", str(tmp_path / "c2")]) == 2
-    assert main(["convert", "official-labels", str(official_labels), "--out", str(tmp_path / "c3"), "--lenient",
-                 "--fractions", "0.5,0,0.5"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "official-labels",
+                str(official_labels),
+                "--out",
+                str(tmp_path / "c3"),
+                "--lenient",
+                "--fractions",
+                "0.5,0,0.5",
+            ]
+        )
+        == 0
+    )
 
 
 def test_triplet_collate_matches_the_input_gate():
@@ -268,10 +322,21 @@ def test_triplet_collate_matches_the_input_gate():
 
     cfg = SemSimConfig(base_width=4)
     img = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)
-    batch = TripletCollator(cfg, augment=False)([{"anchor": img, "positive": img, "negative": img,
-                                                  "positive_share": 1.0, "negative_share": 0.0,
-                                                  "seeds": (1, 2, 3)}])
-    expected = to_model_input(img[None], data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
+    batch = TripletCollator(cfg, augment=False)(
+        [
+            {
+                "anchor": img,
+                "positive": img,
+                "negative": img,
+                "positive_share": 1.0,
+                "negative_share": 0.0,
+                "seeds": (1, 2, 3),
+            }
+        ]
+    )
+    expected = to_model_input(
+        img[None], data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std
+    )
     torch.testing.assert_close(batch["anchor"], expected)
 
 
@@ -279,11 +344,17 @@ def test_two_folders_with_the_same_name_never_share_a_cache(official_labels, tmp
     """datasets keys a local folder's cache by its name and split layout; the project's loader re-reads."""
     rows, _ = convert_official_labels(official_labels)
     for sub, n in (("a", 2), ("b", 6)):
-        write_dataset_folder({"train": rows[:n]}, tmp_path / sub / "data_folder", DatasetCard(title="t", summary="s"))
+        write_dataset_folder(
+            {"train": rows[:n]}, tmp_path / sub / "data_folder", DatasetCard(title="t", summary="s")
+        )
     assert len(load_annotations(tmp_path / "a" / "data_folder", split="train")) == 2
     assert len(load_annotations(tmp_path / "b" / "data_folder", split="train")) == 6
-    write_dataset_folder({"train": rows[:3]}, tmp_path / "a" / "data_folder", DatasetCard(title="t", summary="s"),
-                         overwrite=True)
+    write_dataset_folder(
+        {"train": rows[:3]},
+        tmp_path / "a" / "data_folder",
+        DatasetCard(title="t", summary="s"),
+        overwrite=True,
+    )
     assert len(load_annotations(tmp_path / "a" / "data_folder", split="train")) == 3
 
 
@@ -294,11 +365,15 @@ def test_every_file_of_the_labels_layout_is_accounted_for(official_labels):
     Image.open(root / "original-img" / "3_72_ori.png").save(root / "original-img" / "7_11_ori.PNG")
     png(root / "img" / victim / "7_11_rec.PNG", 50)
     (root / "img" / victim / "7_11_gt.txt").write_text("\ufeff11 11 11 -1 -1\n", encoding="utf-8")
-    Image.open(root / "original-img" / "4_51_ori.png").save(root / "original-img" / "8_12_ori.jpg", quality=95)
-    Image.open(root / "original-img" / "4_51_ori.png").save(root / "img" / victim / "8_12_rec.jpeg", quality=95)
+    Image.open(root / "original-img" / "4_51_ori.png").save(
+        root / "original-img" / "8_12_ori.jpg", quality=95
+    )
+    Image.open(root / "original-img" / "4_51_ori.png").save(
+        root / "img" / victim / "8_12_rec.jpeg", quality=95
+    )
     (root / "img" / victim / "8_12_gt.txt").write_text("12 12 12 12 -1\n")
-    png(root / "img" / "stray_rec.png", 51)                      # directly under img/
-    png(root / "img" / victim / "nested" / "3_72_rec.png", 52)   # in a sub-folder
+    png(root / "img" / "stray_rec.png", 51)  # directly under img/
+    png(root / "img" / victim / "nested" / "3_72_rec.png", 52)  # in a sub-folder
     (root / "notes.txt").write_text("hello")
     files = sum(1 for p in root.rglob("*") if p.is_file())
     rows, report = convert_official_labels(root)
@@ -319,7 +394,7 @@ def test_every_file_of_the_training_layout_is_accounted_for(official_training):
     root = official_training / "train_with_ori"
     Image.open(root / "3" / "3_72_rec_0_1.png").save(root / "3" / "3_72_rec_4_6.jpg", quality=95)
     png(root / "3" / "3_72_rec_5_8.PNG", 20)
-    png(root / "-3" / "3_72_ori.png", 21)      # an original where none belongs
+    png(root / "-3" / "3_72_ori.png", 21)  # an original where none belongs
     png(root / "3" / "deeper" / "3_72_rec_6_9.png", 22)
     (root / "README.txt").write_text("x")
     files = sum(1 for p in root.rglob("*") if p.is_file())

@@ -22,7 +22,7 @@ def _data():
     return torch.rand(10, 3, 32, 32, generator=g), torch.rand(10, 3, 32, 32, generator=g)
 
 
-def _worker(rank: int, world: int, port: int, reduction: str, queue) -> None:  # noqa: ANN001
+def _worker(rank: int, world: int, port: int, reduction: str, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:

@@ -25,8 +25,15 @@ def _blocks():
 def _run(code: str, *, warnings_as_errors: bool) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     flags = ["-W", "error"] if warnings_as_errors else []
-    return subprocess.run([sys.executable, *flags, "-c", code], check=False, cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, *flags, "-c", code],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -54,8 +61,10 @@ def test_warnings_as_errors_would_catch_the_old_quickstart():
 
     if bundled_model_path() is None:
         pytest.skip("no bundled default model in this checkout")
-    old = ("import torch\nfrom semsim_metric import SemSimLoss\n"
-           "loss = SemSimLoss()(torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(2, 3, 32, 32))\n"
-           "loss.backward()\nprint(float(loss))\n")
+    old = (
+        "import torch\nfrom semsim_metric import SemSimLoss\n"
+        "loss = SemSimLoss()(torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(2, 3, 32, 32))\n"
+        "loss.backward()\nprint(float(loss))\n"
+    )
     out = _run(old, warnings_as_errors=True)
     assert out.returncode != 0 and "Warning" in out.stderr

@@ -19,10 +19,11 @@ def _model_with_domain() -> tuple[SemSimModel, torch.Tensor]:
     # training originals: dark greyscale 28x28 images with a bright bar
     originals = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
     for i in range(64):
-        originals[i, 0, 4 + i % 16: 8 + i % 16, 4:24] = 255
+        originals[i, 0, 4 + i % 16 : 8 + i % 16, 4:24] = 255
     with torch.no_grad():
-        emb = model.embed(to_model_input(originals, data_range=255, image_size=32, mean=cfg.image_mean,
-                                         std=cfg.image_std))
+        emb = model.embed(
+            to_model_input(originals, data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
+        )
     cfg.training_domain = summarise_domain(list(originals), emb, description="bar images")
     return model, originals
 
@@ -44,14 +45,16 @@ def test_colour_and_size_and_content_differences_are_named():
     noise = torch.rand(8, 1, 28, 28)
     cfg = model.config
     with torch.no_grad():
-        emb = model.embed(to_model_input(noise, data_range=1.0, image_size=32, mean=cfg.image_mean, std=cfg.image_std))
+        emb = model.embed(
+            to_model_input(noise, data_range=1.0, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
+        )
     assert [k for k, _ in domain_problems(domain, noise, emb)] == ["content"]
 
 
 def test_the_warning_comes_once_and_can_be_silenced():
     model, _ = _model_with_domain()
     x = torch.rand(2, 3, 40, 40)
-    with pytest.warns(OutOfDomainWarning, match="colour") as record:
+    with pytest.warns(OutOfDomainWarning, match="colour") as record:  # noqa: PT031 - warned once over two calls
         semsim(x, x, model=model)
         semsim(x, x, model=model)
     assert sum("colour" in str(w.message) for w in record) == 1

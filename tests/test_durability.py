@@ -16,24 +16,58 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _args(out: Path, source_root: Path) -> list[str]:
-    return ["--out", str(out), "--source-root", str(source_root), "--num-originals", "6", "--shard-size", "3",
-            "--victim", "conv_relu:1", "--train-images", "64", "--attack", "inverting_gradients", "--iterations", "6",
-            "--seed", "3"]
+    return [
+        "--out",
+        str(out),
+        "--source-root",
+        str(source_root),
+        "--num-originals",
+        "6",
+        "--shard-size",
+        "3",
+        "--victim",
+        "conv_relu:1",
+        "--train-images",
+        "64",
+        "--attack",
+        "inverting_gradients",
+        "--iterations",
+        "6",
+        "--seed",
+        "3",
+    ]
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "HF_HUB_OFFLINE": "1",
-            "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TQDM_DISABLE": "1",
+    }
 
 
 def _run(out: Path, source_root: Path) -> None:
-    subprocess.run([sys.executable, "-m", "semsim_metric.cli", "generate", *_args(out, source_root)], check=True,
-                   env=_env(), cwd=ROOT, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "semsim_metric.cli", "generate", *_args(out, source_root)],
+        check=True,
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 def _kill_at(point: str, out: Path, source_root: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.kill_points", point, "--", *_args(out, source_root)],
-                            env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.kill_points", point, "--", *_args(out, source_root)],
+        env=_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         for line in proc.stdout:  # type: ignore[union-attr]
             if "KILL-POINT" in line:
@@ -52,8 +86,10 @@ def _content(folder: Path) -> dict[str, list]:
 
     out = {}
     for split, ds in undecoded(load_annotations(folder)).items():
-        out[split] = sorted((r["reconstruction_id"], r["original"]["bytes"], r["reconstruction"]["bytes"], r["seed"])
-                            for r in ds)
+        out[split] = sorted(
+            (r["reconstruction_id"], r["original"]["bytes"], r["reconstruction"]["bytes"], r["seed"])
+            for r in ds
+        )
     return out
 
 

@@ -60,8 +60,10 @@ def test_contradiction_rate_of_a_metric_and_its_mirror():
     assert contradiction_rate(a, -a) == 1.0
 
 
-@pytest.mark.parametrize(("name", "higher_is_leakage"), [("PSNR", True), ("SSIM", True), ("MSE", False),
-                                                         ("SemSim", False), ("GMSD", False), ("LPIPS", False)])
+@pytest.mark.parametrize(
+    ("name", "higher_is_leakage"),
+    [("PSNR", True), ("SSIM", True), ("MSE", False), ("SemSim", False), ("GMSD", False), ("LPIPS", False)],
+)
 def test_orientation(name, higher_is_leakage):
     v = np.array([1.0, 2.0])
     assert (leakage_score(name, v)[1] > leakage_score(name, v)[0]) == higher_is_leakage
@@ -82,14 +84,19 @@ def test_baselines_that_cannot_run_are_listed_with_a_reason(tiny_model):
 
     def img(seed):
         buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)).save(buf, "PNG")
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)).save(
+            buf, "PNG"
+        )
         return {"bytes": buf.getvalue(), "path": None}
 
-    ds = datasets.Dataset.from_dict({"original": [img(i) for i in range(4)], "reconstruction": [img(9 + i) for i in range(4)]},
-                                    features=datasets.Features({"original": datasets.Image(),
-                                                                "reconstruction": datasets.Image()}))
+    ds = datasets.Dataset.from_dict(
+        {"original": [img(i) for i in range(4)], "reconstruction": [img(9 + i) for i in range(4)]},
+        features=datasets.Features({"original": datasets.Image(), "reconstruction": datasets.Image()}),
+    )
     skipped = {}
-    values = pair_metric_values({"SemSim": tiny_model}, ds, baselines=["PSNR", "MS-SSIM", "LPIPS"], skipped=skipped)
+    values = pair_metric_values(
+        {"SemSim": tiny_model}, ds, baselines=["PSNR", "MS-SSIM", "LPIPS"], skipped=skipped
+    )
     assert set(values) == {"SemSim", "PSNR"}
     assert "161" in skipped["MS-SSIM"] and "not available offline" in skipped["LPIPS"]
     assert values["SemSim"].shape == (4,)
@@ -115,16 +122,29 @@ def test_reproduces_the_real_human_cifar100_table():
     groups = np.array([r["victim"] for r in rows])
     from semsim_metric.evaluation import MetricSpec
 
-    specs = {"psnr": MetricSpec("psnr", None, True), "ssim": MetricSpec("ssim", None, True),
-             "mse": MetricSpec("mse", None, False), "lpips_squeeze": MetricSpec("lpips", None, False),
-             "dreamsim": MetricSpec("dreamsim", None, False)}
+    specs = {
+        "psnr": MetricSpec("psnr", None, True),
+        "ssim": MetricSpec("ssim", None, True),
+        "mse": MetricSpec("mse", None, False),
+        "lpips_squeeze": MetricSpec("lpips", None, False),
+        "dreamsim": MetricSpec("dreamsim", None, False),
+    }
     values = {k: np.array([float(r[k]) for r in rows]) for k in specs}
     rep = evaluate_table(values, y, groups, specs=specs, n_boot=0)
     published = {  # ../shared/data/README.md
-        "psnr": (0.745, 0.538, 0.659, 0.606), "ssim": (0.495, 0.363, 0.315, 0.585), "mse": (0.710, 0.495, 0.653, 0.606),
-        "lpips_squeeze": (0.820, 0.626, 0.741, 0.698), "dreamsim": (0.358, 0.253, 0.611, 0.706)}
+        "psnr": (0.745, 0.538, 0.659, 0.606),
+        "ssim": (0.495, 0.363, 0.315, 0.585),
+        "mse": (0.710, 0.495, 0.653, 0.606),
+        "lpips_squeeze": (0.820, 0.626, 0.741, 0.698),
+        "dreamsim": (0.358, 0.253, 0.611, 0.706),
+    }
     for k, (sp, ke, pe, auc) in published.items():
-        got = (rep.model[k]["spearman"], rep.model[k]["kendall"], rep.model[k]["pearson"], rep.image[k]["roc_auc"])
+        got = (
+            rep.model[k]["spearman"],
+            rep.model[k]["kendall"],
+            rep.model[k]["pearson"],
+            rep.image[k]["roc_auc"],
+        )
         assert got == pytest.approx((sp, ke, pe, auc), abs=6e-4), k
     assert rep.recognised_share == pytest.approx(0.554, abs=5e-4)
 
@@ -137,10 +157,27 @@ def test_cli_end_to_end_on_a_tiny_dataset(tmp_path, tiny_model_dir):
 
     test = load_folder_or_hub(str(DEFAULT_DATASET), split="test")
     ids = sorted(set(test["original_id"]))[:10]
-    test.filter(lambda r: r["original_id"] in ids).to_parquet(str(tmp_path / "ds" / "data" / "test-00000-of-00001.parquet"))
+    test.filter(lambda r: r["original_id"] in ids).to_parquet(
+        str(tmp_path / "ds" / "data" / "test-00000-of-00001.parquet")
+    )
     out = tmp_path / "report"
-    assert main(["evaluate", str(tmp_path / "ds"), "--model", str(tiny_model_dir), "--bootstrap", "50",
-                 "--baselines", "PSNR,SSIM,MS-SSIM,LPIPS", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "ds"),
+                "--model",
+                str(tiny_model_dir),
+                "--bootstrap",
+                "50",
+                "--baselines",
+                "PSNR,SSIM,MS-SSIM,LPIPS",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())[0]
     assert set(report["image_level"]) == {"SemSim", "PSNR", "SSIM"}
     assert set(report["skipped"]) == {"MS-SSIM", "LPIPS"}
@@ -151,9 +188,18 @@ def test_cli_end_to_end_on_a_tiny_dataset(tmp_path, tiny_model_dir):
 def test_heldout_protocol_splits_keep_originals_apart():
     from semsim_metric.evaluation.heldout import build_protocol_splits
 
-    rows = [{"original_id": f"o{o}", "victim": v, "victim_arch": v.split("_")[0], "victim_train_epochs": 0,
-             "attack": a, "recognized": (o + k) % 2 == 0}
-            for o in range(20) for k, (v, a) in enumerate([("lenet_e0", "ig"), ("conv_e0", "ig"), ("conv_e1", "l2")])]
+    rows = [
+        {
+            "original_id": f"o{o}",
+            "victim": v,
+            "victim_arch": v.split("_")[0],
+            "victim_train_epochs": 0,
+            "attack": a,
+            "recognized": (o + k) % 2 == 0,
+        }
+        for o in range(20)
+        for k, (v, a) in enumerate([("lenet_e0", "ig"), ("conv_e0", "ig"), ("conv_e1", "l2")])
+    ]
     for protocol, split_name, check in [
         ("victim_arch=conv", "test_victim", lambda r: r["victim_arch"] == "conv"),
         ("attack=l2", "test_attack", lambda r: r["attack"] == "l2"),
@@ -177,11 +223,33 @@ def test_heldout_cli_trains_and_reports(tmp_path):
 
     full = load_folder_or_hub(str(DEFAULT_DATASET))
     ids = sorted(set(full["train"]["original_id"]))[:20]
-    full["train"].filter(lambda r: r["original_id"] in ids).to_parquet(str(tmp_path / "ds" / "data" / "train-00000-of-00001.parquet"))
+    full["train"].filter(lambda r: r["original_id"] in ids).to_parquet(
+        str(tmp_path / "ds" / "data" / "train-00000-of-00001.parquet")
+    )
     out = tmp_path / "heldout"
-    assert main(["evaluate", str(tmp_path / "ds"), "--heldout", "attack=l2_gradient_matching", "--recipe", "quick",
-                 "--epochs", "1", "--base-width", "4", "--baselines", "PSNR,SSIM", "--bootstrap", "20",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "ds"),
+                "--heldout",
+                "attack=l2_gradient_matching",
+                "--recipe",
+                "quick",
+                "--epochs",
+                "1",
+                "--base-width",
+                "4",
+                "--baselines",
+                "PSNR,SSIM",
+                "--bootstrap",
+                "20",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "heldout_summary.json").read_text())
     assert summary[0]["protocol"] == "attack=l2_gradient_matching"
     from semsim_metric.evaluation.heldout import summary_from_scores

@@ -49,7 +49,9 @@ def test_the_issues_fashion_mnist_original_gets_a_gradient_at_every_pixel():
     reconstruction (most of its background is exactly 0)."""
     from semsim_metric.data.loading import load_folder_or_hub, unique_originals
 
-    originals = unique_originals({"train": load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1"), "train")})
+    originals = unique_originals(
+        {"train": load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1"), "train")}
+    )
     x = originals[0].float().unsqueeze(0) / 255
     y = originals[1].float().unsqueeze(0) / 255
     assert int((x == 0).sum()) > 300
@@ -96,12 +98,23 @@ def test_the_clamp_leaves_values_bit_for_bit_as_before(tiny_model, data_range):
         assert torch.equal(new.detach(), old)
         assert new.min() >= 0 and new.max() <= 1
     cfg = tiny_model.config
-    kw = {"data_range": data_range, "image_size": cfg.image_size, "mean": cfg.image_mean, "std": cfg.image_std}
+    kw = {
+        "data_range": data_range,
+        "image_size": cfg.image_size,
+        "mean": cfg.image_mean,
+        "std": cfg.image_std,
+    }
     assert torch.equal(to_model_input(x, **kw), to_model_input(x.clone().requires_grad_(True), **kw).detach())
     y = _at_bounds(data_range, seed=7)
     plain = semsim(x, y, model=tiny_model, data_range=data_range, reduction="none", check_domain=False)
-    with_grad = semsim(x.clone().requires_grad_(True), y, model=tiny_model, data_range=data_range,
-                       reduction="none", check_domain=False)
+    with_grad = semsim(
+        x.clone().requires_grad_(True),
+        y,
+        model=tiny_model,
+        data_range=data_range,
+        reduction="none",
+        check_domain=False,
+    )
     assert torch.equal(plain, with_grad.detach())
 
 
@@ -115,5 +128,6 @@ def test_the_gradient_works_under_torch_func():
         return (to_unit_rgb(v, data_range=1.0, image_size=5)[:, 0] * weights).sum()
 
     assert torch.equal(torch.func.grad(f)(x)[0, 0], weights)
-    assert torch.equal(torch.func.vmap(torch.func.grad(f))(x.repeat(2, 1, 1, 1, 1))[:, 0, 0],
-                       weights.expand(2, 5, 5))
+    assert torch.equal(
+        torch.func.vmap(torch.func.grad(f))(x.repeat(2, 1, 1, 1, 1))[:, 0, 0], weights.expand(2, 5, 5)
+    )

@@ -11,18 +11,46 @@ import pytest
 import torch
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, event, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
-from semsim_metric import SemSimConfig, SemSimModel, semsim  # noqa: E402
+from semsim_metric import SemSimConfig, SemSimModel, semsim
 
-_MODEL = SemSimModel(SemSimConfig(base_width=2, image_size=8,
-                                  calibration={"intercept": 2.0, "slope": -4.0})).eval()
+_MODEL = SemSimModel(
+    SemSimConfig(base_width=2, image_size=8, calibration={"intercept": 2.0, "slope": -4.0})
+).eval()
 
-DTYPES = [torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32, torch.int64,
-          torch.bool, torch.float8_e4m3fn, torch.complex64]
-SPECIAL = [0.0, 1.0, -1.0, 255.0, 256.0, 1e-45, 5e-324, 1e-300, 1e38, 3.5e38, 1e300, float("nan"), float("inf"),
-           -float("inf"), 0.5, 1.0001, -0.0]
+DTYPES = [
+    torch.uint8,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+    torch.float8_e4m3fn,
+    torch.complex64,
+]
+SPECIAL = [
+    0.0,
+    1.0,
+    -1.0,
+    255.0,
+    256.0,
+    1e-45,
+    5e-324,
+    1e-300,
+    1e38,
+    3.5e38,
+    1e300,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    0.5,
+    1.0001,
+    -0.0,
+]
 
 
 @st.composite
@@ -43,8 +71,11 @@ def data_ranges(draw):
 def image_batches(draw, n: int, h: int, w: int, data_range):
     c = draw(st.sampled_from([1, 1, 3, 3, 3, 2, 4]))
     dtype = draw(st.sampled_from(DTYPES + [torch.float32] * 6 + [torch.float64] * 2))
-    scale = float(data_range) if isinstance(data_range, (int, float, np.number)) and not isinstance(data_range, bool) \
+    scale = (
+        float(data_range)
+        if isinstance(data_range, (int, float, np.number)) and not isinstance(data_range, bool)
         else 1.0
+    )
     seed = draw(st.integers(0, 2**31 - 1))
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, c, h, w, generator=g, dtype=torch.float64)
@@ -71,8 +102,18 @@ def cases(draw):
     h, w = draw(st.integers(1, 24)), draw(st.integers(1, 24))
     preds = draw(image_batches(n, h, w, data_range))
     same = draw(st.booleans())
-    target = preds.clone() if same else draw(image_batches(
-        n if draw(st.integers(0, 9)) else n + 1, h if draw(st.integers(0, 9)) else h + 1, w, data_range))
+    target = (
+        preds.clone()
+        if same
+        else draw(
+            image_batches(
+                n if draw(st.integers(0, 9)) else n + 1,
+                h if draw(st.integers(0, 9)) else h + 1,
+                w,
+                data_range,
+            )
+        )
+    )
     output = draw(st.sampled_from(["distance", "probability"]))
     reduction = draw(st.sampled_from(["mean", "none", "sum"]))
     validate = draw(st.sampled_from([True, True, True, False]))
@@ -83,8 +124,16 @@ def _check(case) -> None:
     preds, target, data_range, output, reduction, validate = case
     try:
         with torch.no_grad():
-            out = semsim(preds, target, model=_MODEL, data_range=data_range, output=output, reduction="none",
-                         validate_args=validate, check_domain=False)
+            out = semsim(
+                preds,
+                target,
+                model=_MODEL,
+                data_range=data_range,
+                output=output,
+                reduction="none",
+                validate_args=validate,
+                check_domain=False,
+            )
     except (ValueError, TypeError) as err:
         event(f"refused: {type(err).__name__}")
         return  # the gate refused it (the message is checked by the example-based tests)

@@ -10,10 +10,16 @@ import torch
 
 from semsim_metric import load_annotations
 from semsim_metric.data import ConversionError
-from semsim_metric.data.votes import import_votes
-from semsim_metric.generate.attacks import AttackConfig, attack_names, attack_preset, run_attack, run_attack_one_at_a_time
-from semsim_metric.generate.pipeline import GenerationPlan, generate, parse_victim_spec
 from semsim_metric.data.sources import load_fashion_mnist
+from semsim_metric.data.votes import import_votes
+from semsim_metric.generate.attacks import (
+    AttackConfig,
+    attack_names,
+    attack_preset,
+    run_attack,
+    run_attack_one_at_a_time,
+)
+from semsim_metric.generate.pipeline import GenerationPlan, generate, parse_victim_spec
 from semsim_metric.generate.victims import VictimSpec, build_victim, train_victim
 
 
@@ -59,13 +65,24 @@ def test_victim_training_is_reproducible_and_defences_run(fmnist_root):
     b, _ = train_victim(spec, train, test)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert 0 <= meta["test_accuracy"] <= 1 and meta["steps"] == 6
-    train_victim(VictimSpec("lenet_sigmoid", 1, augmentation="policy:rotate+contrast", defense="noise:1e-3",
-                            train_images=128), train, test)
+    train_victim(
+        VictimSpec(
+            "lenet_sigmoid", 1, augmentation="policy:rotate+contrast", defense="noise:1e-3", train_images=128
+        ),
+        train,
+        test,
+    )
 
 
 def test_victim_spec_parsing():
     spec = parse_victim_spec("resnet20-4:3:crop_flip:prune=70")
-    assert (spec.arch, spec.width, spec.epochs, spec.augmentation, spec.defense) == ("resnet20", 4, 3, "crop_flip", "prune:70")
+    assert (spec.arch, spec.width, spec.epochs, spec.augmentation, spec.defense) == (
+        "resnet20",
+        4,
+        3,
+        "crop_flip",
+        "prune:70",
+    )
     assert spec.name == "resnet20-4_e3_crop_flip_prune-70"
     with pytest.raises(ValueError):
         parse_victim_spec("lenet")
@@ -89,7 +106,10 @@ def test_idlg_recovers_the_label_and_ig_gets_closer():
     victim = build_victim(VictimSpec("lenet_sigmoid"), 1, 10, 28).eval()
     x = torch.rand(4, 1, 28, 28)
     y = torch.tensor([0, 3, 6, 9])
-    assert run_attack(victim, x, y, attack_preset("idlg", "quick", iterations=1))["labels"].tolist() == y.tolist()
+    assert (
+        run_attack(victim, x, y, attack_preset("idlg", "quick", iterations=1))["labels"].tolist()
+        == y.tolist()
+    )
     short = run_attack(victim, x, y, AttackConfig("inverting_gradients", 5))
     long = run_attack(victim, x, y, AttackConfig("inverting_gradients", 60))
     assert long["final_loss"].mean() < short["final_loss"].mean()
@@ -104,9 +124,13 @@ def test_attack_presets():
 
 @pytest.mark.slow
 def test_generate_resume_and_import_votes(fmnist_root, tmp_path):
-    plan = GenerationPlan(num_originals=6, original_pool=40, shard_size=3,
-                          victims=[VictimSpec("lenet_sigmoid", 0), VictimSpec("conv_relu", 1, width=4, train_images=64)],
-                          attacks=[AttackConfig("inverting_gradients", 8)])
+    plan = GenerationPlan(
+        num_originals=6,
+        original_pool=40,
+        shard_size=3,
+        victims=[VictimSpec("lenet_sigmoid", 0), VictimSpec("conv_relu", 1, width=4, train_images=64)],
+        attacks=[AttackConfig("inverting_gradients", 8)],
+    )
     out = tmp_path / "gen"
     # a first run that is "killed" after some shards: emulate by generating without merging, then deleting one shard
     generate(plan, out, source_root=str(fmnist_root), progress=False, merge=False)
@@ -118,17 +142,28 @@ def test_generate_resume_and_import_votes(fmnist_root, tmp_path):
     assert {s.name: s.read_bytes() for s in sorted((out / "shards").glob("*.parquet"))} == reference
     dsd = load_annotations(out)
     rows = [r for split in dsd.values() for r in split]
-    assert len(rows) == 12 and {r["annotator_kind"] for r in rows} == {"none"} and all(r["votes"] == [] for r in rows)
+    assert (
+        len(rows) == 12
+        and {r["annotator_kind"] for r in rows} == {"none"}
+        and all(r["votes"] == [] for r in rows)
+    )
     assert len({r["original_id"] for r in rows}) == 6
     with pytest.raises(ValueError, match="different generation plan"):
-        generate(GenerationPlan(num_originals=5, original_pool=40), out, source_root=str(fmnist_root), progress=False)
+        generate(
+            GenerationPlan(num_originals=5, original_pool=40),
+            out,
+            source_root=str(fmnist_root),
+            progress=False,
+        )
     votes = tmp_path / "votes.csv"
     ids = [r["reconstruction_id"] for r in rows]
     with votes.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["reconstruction_id", "votes", "annotator_kind"])
         for r in rows[:8]:
-            w.writerow([r["reconstruction_id"], ";".join([str(r["class_label"])] * 3 + ["-1", "-1"]), "human"])
+            w.writerow(
+                [r["reconstruction_id"], ";".join([str(r["class_label"])] * 3 + ["-1", "-1"]), "human"]
+            )
         w.writerow(["nope", "1;1;1;1;1", "human"])
         w.writerow([ids[9], "1;x", "human"])
     with pytest.raises(ConversionError):
@@ -136,7 +171,9 @@ def test_generate_resume_and_import_votes(fmnist_root, tmp_path):
     report = import_votes(out, votes, tmp_path / "voted2")
     assert (report.inputs, report.converted, report.skipped) == (10, 8, 2)
     voted = [r for split in load_annotations(tmp_path / "voted2").values() for r in split]
-    assert sum(r["annotator_kind"] == "human" for r in voted) == 8 and sum(r["recognized"] for r in voted) == 8
+    assert (
+        sum(r["annotator_kind"] == "human" for r in voted) == 8 and sum(r["recognized"] for r in voted) == 8
+    )
 
 
 def test_datasets_and_folder_sources(tmp_path):
@@ -147,11 +184,17 @@ def test_datasets_and_folder_sources(tmp_path):
 
     rng = np.random.default_rng(1)
     imgs = [Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(6)]
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])}
+    )
     ds = datasets.Dataset.from_dict({"image": imgs, "label": [0, 1, 2, 0, 1, 2]}, features=features)
     ds.to_parquet(str(tmp_path / "hf" / "data" / "test-00000-of-00001.parquet"))
     src = load_hf_dataset(str(tmp_path / "hf"), "test")
-    assert src.images.shape == (6, 1, 28, 28) and src.class_names == ["a", "b", "c"] and src.labels.tolist()[:3] == [0, 1, 2]
+    assert (
+        src.images.shape == (6, 1, 28, 28)
+        and src.class_names == ["a", "b", "c"]
+        and src.labels.tolist()[:3] == [0, 1, 2]
+    )
     with pytest.raises(ValueError, match="no column 'fine_label'"):
         load_hf_dataset(str(tmp_path / "hf"), "test", label_column="fine_label")
     for split in ("train", "test"):
@@ -168,25 +211,35 @@ def test_ranks_split_the_shards_and_merge_gives_one_dataset(fmnist_root, tmp_pat
     """What torchrun does: each rank (RANK/WORLD_SIZE) generates its shards; a final merge writes the dataset."""
     from semsim_metric.generate.pipeline import merge_shards
 
-    plan = GenerationPlan(num_originals=4, original_pool=40, shard_size=2, victims=[VictimSpec("lenet_sigmoid", 0)],
-                          attacks=[AttackConfig("inverting_gradients", 4), AttackConfig("idlg", 4)])
+    plan = GenerationPlan(
+        num_originals=4,
+        original_pool=40,
+        shard_size=2,
+        victims=[VictimSpec("lenet_sigmoid", 0)],
+        attacks=[AttackConfig("inverting_gradients", 4), AttackConfig("idlg", 4)],
+    )
     out = tmp_path / "ddp"
     monkeypatch.setenv("WORLD_SIZE", "2")
     for rank in ("0", "1"):
         monkeypatch.setenv("RANK", rank)
-        assert generate(plan, out, source_root=str(fmnist_root), progress=False) is None  # only a merge writes the dataset
+        assert (
+            generate(plan, out, source_root=str(fmnist_root), progress=False) is None
+        )  # only a merge writes the dataset
     assert len(list((out / "shards").glob("*.parquet"))) == 4
     merge_shards(out)
     rows = [r for split in load_annotations(out).values() for r in split]
     assert len(rows) == 8 and {r["attack"] for r in rows} == {"inverting_gradients", "idlg"}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"augmentation": "policy:spin"}, "unknown augmentation op 'spin'"),
-    ({"defense": "prune:300"}, "prune:<percent 0-100>"),
-    ({"defense": "blur:2"}, "use none, prune"),
-    ({"arch": "vgg"}, "unknown victim architecture"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"augmentation": "policy:spin"}, "unknown augmentation op 'spin'"),
+        ({"defense": "prune:300"}, "prune:<percent 0-100>"),
+        ({"defense": "blur:2"}, "use none, prune"),
+        ({"arch": "vgg"}, "unknown victim architecture"),
+    ],
+)
 def test_victim_specs_are_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):
         VictimSpec(**kwargs)
@@ -232,7 +285,9 @@ def test_folder_source_without_train_and_test_splits_is_refused_with_the_expecte
     out = tmp_path / "gen"
     assert main(["generate", "--source", str(flat), "--out", str(out), "--num-originals", "1"]) == 2
     err = capsys.readouterr().err
-    errors = [ln for ln in err.splitlines() if not ln.startswith("semsim: ")]  # "semsim: ..." lines are progress
+    errors = [
+        ln for ln in err.splitlines() if not ln.startswith("semsim: ")
+    ]  # "semsim: ..." lines are progress
     assert len(errors) == 1 and errors[0].startswith("semsim generate: error: ")
     assert f"{flat}/train/<class>/*.png" in err and f"{flat}/test/<class>/*.png" in err
     assert not out.exists()  # refused before anything is written
@@ -243,8 +298,13 @@ def test_folder_source_with_different_classes_in_train_and_test_is_refused_namin
     from semsim_metric.errors import SemSimError
 
     rng = np.random.default_rng(0)
-    root = _write_folder(tmp_path / "src", {"train": {"cat": _pixels(rng, 2), "dog": _pixels(rng, 2)},
-                                            "test": {"cat": _pixels(rng, 2), "bird": _pixels(rng, 2)}})
+    root = _write_folder(
+        tmp_path / "src",
+        {
+            "train": {"cat": _pixels(rng, 2), "dog": _pixels(rng, 2)},
+            "test": {"cat": _pixels(rng, 2), "bird": _pixels(rng, 2)},
+        },
+    )
     for split in ("train", "test"):
         with pytest.raises(SemSimError, match=r"only in train/: dog; only in test/: bird"):
             load_image_folder(root, split)
@@ -254,11 +314,16 @@ def test_folder_source_train_and_test_splits_are_different_images_with_distinct_
     from semsim_metric.data.sources import load_image_folder
 
     rng = np.random.default_rng(0)
-    written = {"train": {"cat": _pixels(rng, 3), "dog": _pixels(rng, 3)},
-               "test": {"cat": _pixels(rng, 2), "dog": _pixels(rng, 2)}}  # same file names (0.png, 1.png) in both
+    written = {
+        "train": {"cat": _pixels(rng, 3), "dog": _pixels(rng, 3)},
+        "test": {"cat": _pixels(rng, 2), "dog": _pixels(rng, 2)},
+    }  # same file names (0.png, 1.png) in both
     root = _write_folder(tmp_path / "pets", written)
     train, test = load_image_folder(root, "train"), load_image_folder(root, "test")
-    assert (train.split, test.split) == ("train", "test") and train.class_names == test.class_names == ["cat", "dog"]
+    assert (train.split, test.split) == ("train", "test") and train.class_names == test.class_names == [
+        "cat",
+        "dog",
+    ]
     assert len(train) == 6 and len(test) == 4
     assert train.ids[0] == "pets-train-cat-0" and test.ids[0] == "pets-test-cat-0"
     assert not set(train.ids) & set(test.ids)
@@ -290,9 +355,14 @@ def test_victims_never_train_on_an_attacked_original_even_when_train_holds_a_cop
     from semsim_metric.generate.victims import load_or_train_victim
 
     monkeypatch.setattr(pipeline, "load_or_train_victim", capture)
-    plan = GenerationPlan(source=str(root), num_originals=7, original_pool=7, shard_size=4,
-                          victims=[VictimSpec("lenet_sigmoid", 1, train_images=64)],
-                          attacks=[AttackConfig("inverting_gradients", 2)])
+    plan = GenerationPlan(
+        source=str(root),
+        num_originals=7,
+        original_pool=7,
+        shard_size=4,
+        victims=[VictimSpec("lenet_sigmoid", 1, train_images=64)],
+        attacks=[AttackConfig("inverting_gradients", 2)],
+    )
     out = tmp_path / "gen"
     generate(plan, out, progress=False)
 
@@ -304,10 +374,16 @@ def test_victims_never_train_on_an_attacked_original_even_when_train_holds_a_cop
     assert len(seen) == 1 and len(seen[0]) == 12 - 1  # only the copy was removed
     meta = json.loads((out / "victims" / f"{plan.victims[0].name}.json").read_text())
     assert meta["excluded_as_originals"] == 1
-    assert "1 train-split image(s) byte-identical to an attacked original were removed" in (out / "README.md").read_text()
+    assert (
+        "1 train-split image(s) byte-identical to an attacked original were removed"
+        in (out / "README.md").read_text()
+    )
 
     # resumed (a shard lost): the checkpoint is reused, its recorded count kept
     max((out / "shards").glob("*.parquet")).unlink()
     generate(plan, out, progress=False)
     assert len(seen) == 2 and len(seen[1]) == 11
-    assert json.loads((out / "victims" / f"{plan.victims[0].name}.json").read_text())["excluded_as_originals"] == 1
+    assert (
+        json.loads((out / "victims" / f"{plan.victims[0].name}.json").read_text())["excluded_as_originals"]
+        == 1
+    )

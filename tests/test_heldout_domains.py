@@ -31,10 +31,20 @@ DOMAINS = ("emoji_scenes", "fashion_mnist")
 def _rows(n_originals: int = 20) -> list[dict]:
     """Schema-like rows: originals 0..9 are emoji scenes, the rest Fashion-MNIST; three settings each."""
     settings = [("lenet_e0", "lenet", "ig"), ("conv_e0", "conv", "ig"), ("conv_e1", "conv", "l2")]
-    return [{"original_id": f"o{o}", "source_dataset": DOMAINS[0] if o < n_originals // 2 else DOMAINS[1],
-             "victim": v, "victim_arch": arch, "victim_train_epochs": 0, "attack": a, "defense": "none",
-             "recognized": (o + k) % 2 == 0}
-            for o in range(n_originals) for k, (v, arch, a) in enumerate(settings)]
+    return [
+        {
+            "original_id": f"o{o}",
+            "source_dataset": DOMAINS[0] if o < n_originals // 2 else DOMAINS[1],
+            "victim": v,
+            "victim_arch": arch,
+            "victim_train_epochs": 0,
+            "attack": a,
+            "defense": "none",
+            "recognized": (o + k) % 2 == 0,
+        }
+        for o in range(n_originals)
+        for k, (v, arch, a) in enumerate(settings)
+    ]
 
 
 # --------------------------------------------------------------------------- the domain protocol
@@ -43,8 +53,9 @@ def test_leaving_a_domain_out_evaluates_every_row_of_it_and_never_trains_on_its_
     held = [r for r in rows if r["source_dataset"] == "emoji_scenes"]
     splits, name = build_protocol_splits(rows, "domain=emoji_scenes", seed=3)
     assert name == "test_domain"
-    assert sorted(r["original_id"] + r["victim"] for r in splits[name]) == sorted(r["original_id"] + r["victim"]
-                                                                                   for r in held)
+    assert sorted(r["original_id"] + r["victim"] for r in splits[name]) == sorted(
+        r["original_id"] + r["victim"] for r in held
+    )
     held_ids = {r["original_id"] for r in held}
     for split in ("train", "validation"):
         assert splits[split], split
@@ -54,7 +65,9 @@ def test_leaving_a_domain_out_evaluates_every_row_of_it_and_never_trains_on_its_
 
 def test_an_original_shared_with_the_held_out_domain_is_not_trained_on():
     rows = _rows()
-    shared = dict(rows[0], source_dataset="fashion_mnist", victim="conv_e4")  # o0 is an emoji-scenes original too
+    shared = dict(
+        rows[0], source_dataset="fashion_mnist", victim="conv_e4"
+    )  # o0 is an emoji-scenes original too
     splits, name = build_protocol_splits([*rows, shared], "domain=emoji_scenes")
     trained = {r["original_id"] for split in ("train", "validation", "test") for r in splits[split]}
     assert "o0" not in trained
@@ -76,11 +89,16 @@ def test_a_single_domain_cannot_be_left_out():
 def test_all_adds_one_protocol_per_domain_only_when_the_data_has_two_or_more():
     rows = _rows()
     protocols = expand_protocols(rows, ["all"])
-    assert [p for p in protocols if p.startswith("domain=")] == ["domain=emoji_scenes", "domain=fashion_mnist"]
+    assert [p for p in protocols if p.startswith("domain=")] == [
+        "domain=emoji_scenes",
+        "domain=fashion_mnist",
+    ]
     assert protocols[0] == "unseen-originals" and "victim_arch=conv" in protocols and "attack=l2" in protocols
     one = [dict(r, source_dataset="fashion_mnist") for r in rows]
     assert not [p for p in expand_protocols(one, ["all"]) if p.startswith("domain=")]
-    unknown = [dict(r, source_dataset="" if r["source_dataset"] == "emoji_scenes" else "fashion_mnist") for r in rows]
+    unknown = [
+        dict(r, source_dataset="" if r["source_dataset"] == "emoji_scenes" else "fashion_mnist") for r in rows
+    ]
     assert not [p for p in expand_protocols(unknown, ["all"]) if p.startswith("domain=")]  # "" is no domain
 
 
@@ -121,9 +139,16 @@ def _scored_split(seed: int = 0):
     rows = []
     for o in range(40):
         for k, (victim, arch) in enumerate([("lenet_e0", "lenet"), ("conv_e0", "conv"), ("conv_e1", "conv")]):
-            rows.append({"reconstruction_id": f"r{o}-{k}", "original_id": f"o{o}", "victim": victim,
-                         "victim_arch": arch, "source_dataset": DOMAINS[o % 2],
-                         "recognized": bool(rng.random() < 0.3 + 0.4 * (k == 0))})
+            rows.append(
+                {
+                    "reconstruction_id": f"r{o}-{k}",
+                    "original_id": f"o{o}",
+                    "victim": victim,
+                    "victim_arch": arch,
+                    "source_dataset": DOMAINS[o % 2],
+                    "recognized": bool(rng.random() < 0.3 + 0.4 * (k == 0)),
+                }
+            )
     y = np.array([r["recognized"] for r in rows])
     distance = np.clip(0.8 - 0.5 * y + rng.normal(0, 0.25, len(y)), 0, 2).astype(np.float32)
     ssim = np.clip(0.5 + 0.3 * y + rng.normal(0, 0.3, len(y)), -1, 1).astype(np.float32)
@@ -134,8 +159,18 @@ def _scored_split(seed: int = 0):
 
 def test_scores_round_trip_with_domain_victim_arch_and_probability_columns(tmp_path):
     split, values, probabilities = _scored_split()
-    path = write_scores(tmp_path, "unseen-originals", "unseen-originals (test, 120 rows)", split, values, "victim",
-                        {}, ["quick"], probabilities=probabilities, eval_split="test")
+    path = write_scores(
+        tmp_path,
+        "unseen-originals",
+        "unseen-originals (test, 120 rows)",
+        split,
+        values,
+        "victim",
+        {},
+        ["quick"],
+        probabilities=probabilities,
+        eval_split="test",
+    )
     with gzip.open(path, "rt", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["domain"] for r in rows] == split["source_dataset"]
@@ -154,17 +189,24 @@ def test_scores_round_trip_with_domain_victim_arch_and_probability_columns(tmp_p
     assert whole["semsim_ece"] == pytest.approx(expected_calibration_error(p, y))
     domains, archs = np.array(split["source_dataset"]), np.array(split["victim_arch"])
     for d in DOMAINS:
-        assert whole["semsim_ece_per_domain"][d] == pytest.approx(expected_calibration_error(p[domains == d],
-                                                                                            y[domains == d]))
+        assert whole["semsim_ece_per_domain"][d] == pytest.approx(
+            expected_calibration_error(p[domains == d], y[domains == d])
+        )
     for a in ("conv", "lenet"):
         m = archs == a
         assert whole["semsim_ece_per_arch"][a] == pytest.approx(expected_calibration_error(p[m], y[m]))
-        assert whole["semsim_auc_per_arch"][a] == pytest.approx(roc_auc_score(y[m], -values["SemSim[quick]"][m]))
+        assert whole["semsim_auc_per_arch"][a] == pytest.approx(
+            roc_auc_score(y[m], -values["SemSim[quick]"][m])
+        )
         assert whole["ssim_auc_per_arch"][a] == pytest.approx(roc_auc_score(y[m], values["SSIM"][m]))
     mean = np.mean(list(whole["semsim_auc_per_arch"].values()))
     assert whole["semsim_auc_per_arch_mean"] == pytest.approx(mean)
     assert whole["pooled_auc_met"] == (whole["semsim_auc"] >= mean)
-    eces = [whole["semsim_ece"], *whole["semsim_ece_per_domain"].values(), *whole["semsim_ece_per_arch"].values()]
+    eces = [
+        whole["semsim_ece"],
+        *whole["semsim_ece_per_domain"].values(),
+        *whole["semsim_ece_per_arch"].values(),
+    ]
     assert whole["ece_target_met"] == all(e <= ECE_TARGET for e in eces)
 
     # one entry per domain of the split, with its own bootstrap interval, every metric evaluated
@@ -182,27 +224,53 @@ def test_scores_round_trip_with_domain_victim_arch_and_probability_columns(tmp_p
     json.dumps(summary)  # the summary stays writable as heldout_summary.json
 
     text = calibration_table(summary)
-    assert "ECE per domain" in text and f"emoji_scenes {whole['semsim_ece_per_domain']['emoji_scenes']:.3f}" in text
+    assert (
+        "ECE per domain" in text
+        and f"emoji_scenes {whole['semsim_ece_per_domain']['emoji_scenes']:.3f}" in text
+    )
     assert "| unseen-originals [domain=fashion_mnist] | quick |" in summary_table(summary)
 
 
 def test_a_split_of_one_domain_gets_no_per_domain_entries(tmp_path):
     split, values, probabilities = _scored_split()
     one = _Split([dict(r, source_dataset="fashion_mnist") for r in split.rows])
-    write_scores(tmp_path, "attack=x", "attack=x", one, values, "victim", {}, ["quick"], probabilities=probabilities)
+    write_scores(
+        tmp_path, "attack=x", "attack=x", one, values, "victim", {}, ["quick"], probabilities=probabilities
+    )
     assert [s["protocol"] for s in summary_from_scores(tmp_path, n_boot=0)] == ["attack=x"]
 
 
 def test_scores_files_without_the_new_columns_are_still_read(tmp_path):
     split, values, _ = _scored_split()
-    with gzip.open(tmp_path / "old.csv.gz", "wt", newline="") as fh:  # the format before domains and probabilities
+    with gzip.open(
+        tmp_path / "old.csv.gz", "wt", newline=""
+    ) as fh:  # the format before domains and probabilities
         w = csv.writer(fh)
         w.writerow(["reconstruction_id", "original_id", "group", "recognized", *values])
         for i, r in enumerate(split.rows):
-            w.writerow([r["reconstruction_id"], r["original_id"], r["victim"], int(r["recognized"]),
-                        *(repr(float(v[i])) for v in values.values())])
-    (tmp_path / "index.json").write_text(json.dumps([{"protocol": "unseen-originals", "title": "t", "file": "old.csv.gz",
-                                                      "group_by": "victim", "recipes": ["quick"], "skipped": {}}]))
+            w.writerow(
+                [
+                    r["reconstruction_id"],
+                    r["original_id"],
+                    r["victim"],
+                    int(r["recognized"]),
+                    *(repr(float(v[i])) for v in values.values()),
+                ]
+            )
+    (tmp_path / "index.json").write_text(
+        json.dumps(
+            [
+                {
+                    "protocol": "unseen-originals",
+                    "title": "t",
+                    "file": "old.csv.gz",
+                    "group_by": "victim",
+                    "recipes": ["quick"],
+                    "skipped": {},
+                }
+            ]
+        )
+    )
     [entry] = summary_from_scores(tmp_path, n_boot=0)
     y = np.array(split["recognized"])
     assert entry["semsim_auc"] == pytest.approx(roc_auc_score(y, -values["SemSim[quick]"]))
@@ -211,7 +279,9 @@ def test_scores_files_without_the_new_columns_are_still_read(tmp_path):
 
 
 # --------------------------------------------------------------------------- run_heldout end to end (training stubbed)
-def test_run_heldout_reports_domains_calibration_and_reproduces_from_scores(tmp_path, monkeypatch, tiny_model_dir):
+def test_run_heldout_reports_domains_calibration_and_reproduces_from_scores(
+    tmp_path, monkeypatch, tiny_model_dir
+):
     from semsim_metric.data.hub_folder import DatasetCard, write_dataset_folder
     from semsim_metric.data.loading import load_folder_or_hub, undecoded
     from semsim_metric.evaluation import heldout
@@ -220,31 +290,50 @@ def test_run_heldout_reports_domains_calibration_and_reproduces_from_scores(tmp_
 
     test = undecoded(load_folder_or_hub(str(DEFAULT_DATASET), split="test"))
     ids = sorted(set(test["original_id"]))[:24]
-    rows = [dict(r, source_dataset=DOMAINS[ids.index(r["original_id"]) % 2]) for r in test
-            if r["original_id"] in ids]
-    folder = write_dataset_folder({"test": rows}, tmp_path / "ds", DatasetCard(title="t", summary="two domains"))
+    rows = [
+        dict(r, source_dataset=DOMAINS[ids.index(r["original_id"]) % 2])
+        for r in test
+        if r["original_id"] in ids
+    ]
+    folder = write_dataset_folder(
+        {"test": rows}, tmp_path / "ds", DatasetCard(title="t", summary="two domains")
+    )
 
     trained: dict[str, list[dict]] = {}
 
     def fake_train(dataset, run_dir, **kwargs):  # records what each model would have been trained on
         splits = load_folder_or_hub(str(dataset))
-        trained[run_dir.name] = [{"original_id": o, "source_dataset": s, "split": name} for name in ("train", "validation")
-                                 for o, s in zip(splits[name]["original_id"], splits[name]["source_dataset"])]
+        trained[run_dir.name] = [
+            {"original_id": o, "source_dataset": s, "split": name}
+            for name in ("train", "validation")
+            for o, s in zip(splits[name]["original_id"], splits[name]["source_dataset"])
+        ]
         return SimpleNamespace(train_seconds=0.0)
 
     monkeypatch.setattr(heldout, "train", fake_train)
-    monkeypatch.setattr(heldout, "SemSimModel",
-                        SimpleNamespace(from_pretrained=lambda _: SemSimModel.from_pretrained(tiny_model_dir)))
+    monkeypatch.setattr(
+        heldout,
+        "SemSimModel",
+        SimpleNamespace(from_pretrained=lambda _: SemSimModel.from_pretrained(tiny_model_dir)),
+    )
     out = tmp_path / "heldout"
-    results = heldout.run_heldout(folder, ["unseen-originals", "domain=emoji_scenes"], ["quick"], out,
-                                  n_boot=20, baselines=["PSNR", "SSIM"])
+    results = heldout.run_heldout(
+        folder,
+        ["unseen-originals", "domain=emoji_scenes"],
+        ["quick"],
+        out,
+        n_boot=20,
+        baselines=["PSNR", "SSIM"],
+    )
 
     emoji = {r["original_id"] for r in rows if r["source_dataset"] == "emoji_scenes"}
     domain_run = trained[heldout.run_folder_name("domain=emoji_scenes", "quick")]
     assert domain_run and not emoji & {r["original_id"] for r in domain_run}
     assert {r["source_dataset"] for r in domain_run} == {"fashion_mnist"}
     by_protocol = {r.protocol: r for r in results}
-    assert by_protocol["domain=emoji_scenes"].report.n == sum(r["source_dataset"] == "emoji_scenes" for r in rows)
+    assert by_protocol["domain=emoji_scenes"].report.n == sum(
+        r["source_dataset"] == "emoji_scenes" for r in rows
+    )
 
     summary = json.loads((out / "heldout_summary.json").read_text())
     skipped = json.loads((out / "heldout_skipped.json").read_text())
@@ -266,6 +355,16 @@ def test_run_heldout_reports_domains_calibration_and_reproduces_from_scores(tmp_
     again = summary_from_scores(out / "scores", n_boot=20)
     assert [s["protocol"] for s in again] == names
     for mine, published in zip(again, summary):
-        for key in ("rows", "semsim_auc", "ssim_auc", "semsim_auc_ci", "semsim_ece", "semsim_ece_per_domain",
-                    "semsim_ece_per_arch", "semsim_auc_per_arch_mean", "pooled_auc_met", "ece_target_met"):
+        for key in (
+            "rows",
+            "semsim_auc",
+            "ssim_auc",
+            "semsim_auc_ci",
+            "semsim_ece",
+            "semsim_ece_per_domain",
+            "semsim_ece_per_arch",
+            "semsim_auc_per_arch_mean",
+            "pooled_auc_met",
+            "ece_target_met",
+        ):
             assert mine[key] == pytest.approx(published[key], abs=1e-12, nan_ok=True), (mine["protocol"], key)

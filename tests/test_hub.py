@@ -71,8 +71,14 @@ DOWNLOAD_SCRIPT = textwrap.dedent("""
 def _run(env_extra, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(env_extra)
-    out = subprocess.run([sys.executable, "-c", DOWNLOAD_SCRIPT, *args], env=env, capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", DOWNLOAD_SCRIPT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -83,12 +89,18 @@ def test_download_from_a_local_hub_then_load_offline_from_the_cache(tmp_path, ti
     server, log = make_server({"org/semsim-tiny": (tiny_model_dir, {"v1": commit, "main": commit})})
     try:
         endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-        env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
-               "HF_HUB_DISABLE_XET": "1"}
+        env = {
+            "HF_ENDPOINT": endpoint,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_XET": "1",
+        }
         online = _run(env, "org/semsim-tiny", "v1", "online")
         assert "embedding" in online, online
         assert any("/org/semsim-tiny/resolve/v1/model.safetensors" in line for line in log)
-        snapshots = list((tmp_path / "hf" / "hub").glob("models--org--semsim-tiny/snapshots/*/model.safetensors"))
+        snapshots = list(
+            (tmp_path / "hf" / "hub").glob("models--org--semsim-tiny/snapshots/*/model.safetensors")
+        )
         assert snapshots and snapshots[0].parent.name == commit
         requests_before = len(log)
         offline = _run({**env, "HF_HUB_OFFLINE": "1"}, "org/semsim-tiny", "v1", "online")
@@ -120,8 +132,14 @@ def test_bundled_default_reproduces_its_model_card():
     """The committed card's ROC-AUC table is recomputed from the bundled weights (scripts/default_model.py check)."""
     if hub_module.bundled_model_path() is None:
         pytest.skip("this checkout has no bundled default model")
-    out = subprocess.run([sys.executable, "scripts/default_model.py", "check"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, "scripts/default_model.py", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "the card's numbers are reproduced" in out.stdout
 
@@ -129,13 +147,12 @@ def test_bundled_default_reproduces_its_model_card():
 @pytest.mark.slow
 def test_push_to_hub_then_load_back_through_the_local_endpoint(tmp_path, tiny_model, monkeypatch):
     """push_to_hub and save_pretrained(push_to_hub=True) upload to the Hub API; from_pretrained reads it back."""
-    import torch
-
-    from semsim_metric import SemSimModel
-
     import importlib
 
     import huggingface_hub.constants as hf_constants
+    import torch
+
+    from semsim_metric import SemSimModel
 
     server, log = make_server({}, upload_root=tmp_path / "server")
     try:
@@ -153,18 +170,35 @@ def test_push_to_hub_then_load_back_through_the_local_endpoint(tmp_path, tiny_mo
 
         # the model, its image processor's settings, a card and the code for remote loading (model, processor,
         # pipeline and the core modules they import)
-        assert {p.name for p in pushed.iterdir()} == {"config.json", "model.safetensors", "preprocessor_config.json",
-                                                      "README.md", *EXPORTED_FILES}
-        assert set(EXPORTED_FILES) >= {"configuration_semsim.py", "modeling_semsim.py", "backbones.py", "blocks.py",
-                                       "hub.py", "errors.py", "image_processing_semsim.py", "pipeline_semsim.py",
-                                       "preprocessing.py", "image_io.py"}
+        assert {p.name for p in pushed.iterdir()} == {
+            "config.json",
+            "model.safetensors",
+            "preprocessor_config.json",
+            "README.md",
+            *EXPORTED_FILES,
+        }
+        assert set(EXPORTED_FILES) >= {
+            "configuration_semsim.py",
+            "modeling_semsim.py",
+            "backbones.py",
+            "blocks.py",
+            "hub.py",
+            "errors.py",
+            "image_processing_semsim.py",
+            "pipeline_semsim.py",
+            "preprocessing.py",
+            "image_io.py",
+        }
         assert 'SemSimModel.from_pretrained("me/semsim-tiny")' in (pushed / "README.md").read_text()
         back = SemSimModel.from_pretrained("me/semsim-tiny", cache_dir=tmp_path / "cache")
         x = torch.rand(2, 3, 32, 32)
         torch.testing.assert_close(back.embed(x), tiny_model.embed(x))
-        tiny_model.save_pretrained(tmp_path / "semsim-other", push_to_hub=True, token="test-token",
-                                   max_shard_size="10MB")
-        assert (tmp_path / "server" / "me--semsim-other" / "model.safetensors").is_file()  # repo named after the folder
+        tiny_model.save_pretrained(
+            tmp_path / "semsim-other", push_to_hub=True, token="test-token", max_shard_size="10MB"
+        )
+        assert (
+            tmp_path / "server" / "me--semsim-other" / "model.safetensors"
+        ).is_file()  # repo named after the folder
         with pytest.raises(ValueError, match="max_shard_size"):
             tiny_model.save_pretrained(tmp_path / "x", max_shard_size="1KB")
         with pytest.raises(TypeError, match="cannot honour"):
@@ -179,8 +213,9 @@ def test_from_pretrained_honours_subfolder_and_device_map_and_refuses_the_rest(t
     from semsim_metric import SemSimModel
 
     tiny_model.save_pretrained(tmp_path / "repo" / "semsim")
-    model = SemSimModel.from_pretrained(tmp_path / "repo", subfolder="semsim", device_map="cpu",
-                                        trust_remote_code=True)
+    model = SemSimModel.from_pretrained(
+        tmp_path / "repo", subfolder="semsim", device_map="cpu", trust_remote_code=True
+    )
     assert model.config.base_width == tiny_model.config.base_width
     with pytest.raises(OSError, match="no sub-folder 'nope'"):
         SemSimModel.from_pretrained(tmp_path / "repo", subfolder="nope")

@@ -30,7 +30,9 @@ def _example_arrays() -> tuple[list[str], np.ndarray, np.ndarray]:
     """The committed example pairs as uint8 (N, 1, 28, 28) arrays, in the order `semsim score` pairs them
     (reconstruction file names sorted), read with PIL (not through the package)."""
     recs = sorted(RECONSTRUCTIONS.glob("*.png"))
-    orig = np.stack([np.asarray(Image.open(ORIGINALS / (p.stem.split("__")[0] + ".png")))[None] for p in recs])
+    orig = np.stack(
+        [np.asarray(Image.open(ORIGINALS / (p.stem.split("__")[0] + ".png")))[None] for p in recs]
+    )
     rec = np.stack([np.asarray(Image.open(p))[None] for p in recs])
     return [p.name for p in recs], orig, rec
 
@@ -63,13 +65,19 @@ def test_leak_rate_is_the_share_of_independently_computed_probabilities(folder_r
     from semsim_metric import semsim
 
     names, orig, rec = examples
-    p = semsim(torch.from_numpy(rec).float() / 255, torch.from_numpy(orig).float() / 255, reduction="none",
-               output="probability").numpy()
+    p = semsim(
+        torch.from_numpy(rec).float() / 255,
+        torch.from_numpy(orig).float() / 255,
+        reduction="none",
+        output="probability",
+    ).numpy()
     assert [r.id for r in folder_report.rows] == names
     np.testing.assert_allclose([r.p_recognised for r in folder_report.rows], p, atol=1e-5)
     assert folder_report.n_leaked == int((p > 0.5).sum())
     assert folder_report.leak_rate == pytest.approx(float((p > 0.5).mean()))
-    assert 0 < folder_report.n_leaked < folder_report.n  # the examples hold both kinds: the test can fail both ways
+    assert (
+        0 < folder_report.n_leaked < folder_report.n
+    )  # the examples hold both kinds: the test can fail both ways
     assert folder_report.sentence().startswith(f"{int((p > 0.5).sum())} of 12 reconstructions (")
     # the distance threshold is where the calibration crosses 0.5
     assert all((r.distance < folder_report.distance_threshold) == r.recognised for r in folder_report.rows)
@@ -81,9 +89,12 @@ def test_psnr_and_ssim_are_the_torchmetrics_values(folder_report, examples):
     _, orig, rec = examples
     for row, o, r in zip(folder_report.rows, orig, rec):
         x, y = torch.from_numpy(r[None]).float() / 255, torch.from_numpy(o[None]).float() / 255
-        assert row.baselines["PSNR"] == pytest.approx(float(tmf.peak_signal_noise_ratio(x, y, data_range=1.0)), rel=1e-4)
-        assert row.baselines["SSIM"] == pytest.approx(float(tmf.structural_similarity_index_measure(x, y, data_range=1.0)),
-                                                      abs=1e-5)
+        assert row.baselines["PSNR"] == pytest.approx(
+            float(tmf.peak_signal_noise_ratio(x, y, data_range=1.0)), rel=1e-4
+        )
+        assert row.baselines["SSIM"] == pytest.approx(
+            float(tmf.structural_similarity_index_measure(x, y, data_range=1.0)), abs=1e-5
+        )
 
 
 def test_disagreements_follow_the_matched_count_rule(folder_report):
@@ -95,11 +106,21 @@ def test_disagreements_follow_the_matched_count_rule(folder_report):
         top[name] = {r.id for r in order[:k]}
     for r in rows:
         in_top = [r.id in top["PSNR"], r.id in top["SSIM"]]
-        want = "semsim_only" if r.recognised and not any(in_top) else "pixels_only" if not r.recognised and all(in_top) else ""
+        want = (
+            "semsim_only"
+            if r.recognised and not any(in_top)
+            else "pixels_only"
+            if not r.recognised and all(in_top)
+            else ""
+        )
         assert r.disagreement == want, r
-    assert folder_report.disagreements == {"semsim_only": sum(r.disagreement == "semsim_only" for r in rows),
-                                           "pixels_only": sum(r.disagreement == "pixels_only" for r in rows)}
-    assert sum(folder_report.disagreements.values()) >= 1  # the examples hold at least one: the rule is exercised
+    assert folder_report.disagreements == {
+        "semsim_only": sum(r.disagreement == "semsim_only" for r in rows),
+        "pixels_only": sum(r.disagreement == "pixels_only" for r in rows),
+    }
+    assert (
+        sum(folder_report.disagreements.values()) >= 1
+    )  # the examples hold at least one: the rule is exercised
 
 
 def test_the_interval_resamples_originals_not_reconstructions():
@@ -135,31 +156,51 @@ def test_several_reconstructions_of_one_original_are_one_cluster(folder_report, 
     order = np.argsort(first)  # originals in order of first appearance
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    rep2 = leakage_report(orig[np.sort(first)], rec, original_index=rank[index.reshape(-1)], n_boot=500, progress=False)
+    rep2 = leakage_report(
+        orig[np.sort(first)], rec, original_index=rank[index.reshape(-1)], n_boot=500, progress=False
+    )
     np.testing.assert_allclose([r.distance for r in rep2.rows], [r.distance for r in rep.rows], atol=1e-6)
     assert rep2.interval == rep.interval and rep2.n_originals == 6
     # and the interval is the bootstrap over the originals, computed directly
     ids = [r.original_id for r in rep.rows]
     codes = {o: i for i, o in enumerate(dict.fromkeys(ids))}
-    assert rep.interval == leak_rate_interval([r.recognised for r in rep.rows], [codes[o] for o in ids], n_boot=500)
+    assert rep.interval == leak_rate_interval(
+        [r.recognised for r in rep.rows], [codes[o] for o in ids], n_boot=500
+    )
 
 
 def test_pt_npz_and_folder_inputs_give_the_same_numbers(tmp_path, folder_report, examples):
     _, orig, rec = examples
-    torch.save({"originals": torch.from_numpy(orig), "reconstructions": torch.from_numpy(rec)}, tmp_path / "attack.pt")
+    torch.save(
+        {"originals": torch.from_numpy(orig), "reconstructions": torch.from_numpy(rec)},
+        tmp_path / "attack.pt",
+    )
     torch.save(torch.from_numpy(rec).permute(0, 2, 3, 1).float() / 255, tmp_path / "rec.pt")  # NHWC float
     np.savez(tmp_path / "orig.npz", x=orig)  # one array under another name
     uniq_first = sorted(np.unique(orig.reshape(12, -1), axis=0, return_index=True)[1])
     index = [uniq_first.index(next(j for j in uniq_first if (orig[j] == orig[i]).all())) for i in range(12)]
-    np.savez(tmp_path / "both.npz", gt=orig[uniq_first].transpose(0, 2, 3, 1), x_hat=rec, original_index=index)
-    reports = [leakage_report(tmp_path / "attack.pt", n_boot=500, progress=False),
-               leakage_report(tmp_path / "orig.npz", tmp_path / "rec.pt", n_boot=500, progress=False),
-               leakage_report(tmp_path / "both.npz", n_boot=500, progress=False)]
+    np.savez(
+        tmp_path / "both.npz", gt=orig[uniq_first].transpose(0, 2, 3, 1), x_hat=rec, original_index=index
+    )
+    reports = [
+        leakage_report(tmp_path / "attack.pt", n_boot=500, progress=False),
+        leakage_report(tmp_path / "orig.npz", tmp_path / "rec.pt", n_boot=500, progress=False),
+        leakage_report(tmp_path / "both.npz", n_boot=500, progress=False),
+    ]
     for rep in reports:
-        np.testing.assert_allclose([r.distance for r in rep.rows], [r.distance for r in folder_report.rows], atol=1e-6)
-        np.testing.assert_allclose([r.baselines["SSIM"] for r in rep.rows],
-                                   [r.baselines["SSIM"] for r in folder_report.rows], atol=1e-6)
-        assert (rep.n_leaked, rep.n_originals, rep.interval) == (folder_report.n_leaked, 6, folder_report.interval)
+        np.testing.assert_allclose(
+            [r.distance for r in rep.rows], [r.distance for r in folder_report.rows], atol=1e-6
+        )
+        np.testing.assert_allclose(
+            [r.baselines["SSIM"] for r in rep.rows],
+            [r.baselines["SSIM"] for r in folder_report.rows],
+            atol=1e-6,
+        )
+        assert (rep.n_leaked, rep.n_originals, rep.interval) == (
+            folder_report.n_leaked,
+            6,
+            folder_report.interval,
+        )
         assert rep.sentence() == folder_report.sentence()
 
 
@@ -202,16 +243,32 @@ def _bad(tmp_path, kind):
         return (tmp_path / "orig.npz", path), UnsafeFileError, r"rec\.npz.*unpickling"
     if kind == "3d":
         np.save(tmp_path / "rec.npy", rec[:, 0])
-        return (tmp_path / "orig.npz", tmp_path / "rec.npy"), LeakageInputError, r"rec\.npy: images of shape \(4, 8, 8\).*x\[:, None\]"
+        return (
+            (tmp_path / "orig.npz", tmp_path / "rec.npy"),
+            LeakageInputError,
+            r"rec\.npy: images of shape \(4, 8, 8\).*x\[:, None\]",
+        )
     if kind == "0-255 floats":
         torch.save(torch.full((4, 3, 8, 8), 200.0), tmp_path / "rec.pt")
-        return (tmp_path / "orig.npz", tmp_path / "rec.pt"), LeakageInputError, r"rec\.pt: float pixels span \[200, 200\].*divide by 255"
+        return (
+            (tmp_path / "orig.npz", tmp_path / "rec.pt"),
+            LeakageInputError,
+            r"rec\.pt: float pixels span \[200, 200\].*divide by 255",
+        )
     if kind == "int64":
         np.save(tmp_path / "rec.npy", rec.astype(np.int64))
-        return (tmp_path / "orig.npz", tmp_path / "rec.npy"), LeakageInputError, r"rec\.npy: images of dtype int64"
+        return (
+            (tmp_path / "orig.npz", tmp_path / "rec.npy"),
+            LeakageInputError,
+            r"rec\.npy: images of dtype int64",
+        )
     if kind == "rgba":
         np.save(tmp_path / "rec.npy", np.zeros((4, 8, 8, 4), np.uint8))
-        return (tmp_path / "orig.npz", tmp_path / "rec.npy"), LeakageInputError, r"shape \(4, 8, 8, 4\) has 4 channels"
+        return (
+            (tmp_path / "orig.npz", tmp_path / "rec.npy"),
+            LeakageInputError,
+            r"shape \(4, 8, 8, 4\) has 4 channels",
+        )
     if kind == "nan":
         x = torch.rand(4, 1, 8, 8)
         x[0, 0, 0, 0] = float("nan")
@@ -219,24 +276,56 @@ def _bad(tmp_path, kind):
         return (tmp_path / "orig.npz", tmp_path / "rec.pt"), LeakageInputError, "1 value\\(s\\) are NaN"
     if kind == "counts":
         np.save(tmp_path / "rec.npy", np.zeros((3, 1, 8, 8), np.uint8))
-        return (tmp_path / "orig.npz", tmp_path / "rec.npy"), LeakageInputError, r"4 originals .* but 3 reconstructions"
+        return (
+            (tmp_path / "orig.npz", tmp_path / "rec.npy"),
+            LeakageInputError,
+            r"4 originals .* but 3 reconstructions",
+        )
     if kind == "sizes":
         np.save(tmp_path / "rec.npy", np.zeros((4, 1, 9, 9), np.uint8))
-        return (tmp_path / "orig.npz", tmp_path / "rec.npy"), LeakageInputError, r"originals are 8x8 .* reconstructions are 9x9"
+        return (
+            (tmp_path / "orig.npz", tmp_path / "rec.npy"),
+            LeakageInputError,
+            r"originals are 8x8 .* reconstructions are 9x9",
+        )
     if kind == "keys":
         torch.save({"a": torch.zeros(4, 1, 8, 8), "b": torch.zeros(4, 1, 8, 8)}, tmp_path / "attack.pt")
-        return (tmp_path / "attack.pt", None), LeakageInputError, r"attack\.pt holds the keys \['a', 'b'\].*'originals'"
+        return (
+            (tmp_path / "attack.pt", None),
+            LeakageInputError,
+            r"attack\.pt holds the keys \['a', 'b'\].*'originals'",
+        )
     if kind == "one batch":
         torch.save(torch.zeros(4, 1, 8, 8), tmp_path / "rec.pt")
-        return (tmp_path / "rec.pt", None), LeakageInputError, r"rec\.pt holds one batch.*give the reconstructions as well"
+        return (
+            (tmp_path / "rec.pt", None),
+            LeakageInputError,
+            r"rec\.pt holds one batch.*give the reconstructions as well",
+        )
     if kind == "folder and file":
         np.save(tmp_path / "rec.npy", rec)
-        return (ORIGINALS, tmp_path / "rec.npy"), LeakageInputError, "is a folder but the reconstructions are not"
+        return (
+            (ORIGINALS, tmp_path / "rec.npy"),
+            LeakageInputError,
+            "is a folder but the reconstructions are not",
+        )
     raise AssertionError(kind)
 
 
-BAD = ["pickle", "object-npz", "3d", "0-255 floats", "int64", "rgba", "nan", "counts", "sizes", "keys", "one batch",
-       "folder and file"]
+BAD = [
+    "pickle",
+    "object-npz",
+    "3d",
+    "0-255 floats",
+    "int64",
+    "rgba",
+    "nan",
+    "counts",
+    "sizes",
+    "keys",
+    "one batch",
+    "folder and file",
+]
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -273,7 +362,9 @@ def test_unpaired_files_are_listed_or_skipped_with_a_note(tmp_path):
     assert len(pairs) == 12 and "stray.png" in pairs.notes[0]
 
 
-def test_lpips_is_skipped_with_a_note_without_its_weights_and_shown_with_them(tmp_path, monkeypatch, examples):
+def test_lpips_is_skipped_with_a_note_without_its_weights_and_shown_with_them(
+    tmp_path, monkeypatch, examples
+):
     from semsim_metric.evaluation import baselines, leakage
 
     _, orig, rec = examples
@@ -282,7 +373,9 @@ def test_lpips_is_skipped_with_a_note_without_its_weights_and_shown_with_them(tm
     assert "LPIPS" not in rep.baselines and any(n.startswith("LPIPS not computed") for n in rep.notes)
     assert "LPIPS is shown only when its weights are on this machine" in render_html(rep, histogram=b"")
     # with weights present (here: a stand-in metric), LPIPS is a column of every row and of the page
-    fake = baselines.MetricSpec("LPIPS", lambda x, y: (x - y).abs().flatten(1).mean(1), False, needs_weights=("w.pt",))
+    fake = baselines.MetricSpec(
+        "LPIPS", lambda x, y: (x - y).abs().flatten(1).mean(1), False, needs_weights=("w.pt",)
+    )
     monkeypatch.setitem(baselines.BASELINES, "LPIPS", fake)
     monkeypatch.setattr(leakage, "weights_available", lambda files: (True, ""))
     rep = leakage_report(orig[:4], rec[:4], n_boot=50, progress=False)
@@ -301,8 +394,22 @@ def test_the_command_writes_a_self_contained_page_a_figure_and_json(tmp_path, fo
     from semsim_metric.cli import main
 
     out = tmp_path / "report.html"
-    assert main(["report", str(ORIGINALS), str(RECONSTRUCTIONS), "--out", str(out), "--json", str(tmp_path / "r.json"),
-                 "--bootstrap", "500"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(ORIGINALS),
+                str(RECONSTRUCTIONS),
+                "--out",
+                str(out),
+                "--json",
+                str(tmp_path / "r.json"),
+                "--bootstrap",
+                "500",
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     assert folder_report.sentence() in capsys.readouterr().out
     assert not _EXTERNAL.search(text) and "<script" not in text.lower() and "<link" not in text.lower()
@@ -325,7 +432,10 @@ def test_the_command_writes_a_self_contained_page_a_figure_and_json(tmp_path, fo
     other = tmp_path / "notes.html"
     other.write_text("<p>mine</p>")
     assert main(["report", str(ORIGINALS), str(RECONSTRUCTIONS), "--out", str(other)]) == 2
-    assert "was not written by a leakage report" in capsys.readouterr().err and other.read_text() == "<p>mine</p>"
+    assert (
+        "was not written by a leakage report" in capsys.readouterr().err
+        and other.read_text() == "<p>mine</p>"
+    )
 
 
 def test_a_long_report_shows_the_ends_and_lists_everything(folder_report):
@@ -336,8 +446,10 @@ def test_a_long_report_shows_the_ends_and_lists_everything(folder_report):
 
 
 def test_report_help_imports_neither_torch_nor_transformers():
-    code = ("from semsim_metric.cli import main\ntry:\n    main(['report', '--help'])\nexcept SystemExit:\n    pass\n"
-            "import sys; print('MODULES:', *sorted(sys.modules))")
+    code = (
+        "from semsim_metric.cli import main\ntry:\n    main(['report', '--help'])\nexcept SystemExit:\n    pass\n"
+        "import sys; print('MODULES:', *sorted(sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     loaded = set(next(ln for ln in out.stdout.splitlines() if ln.startswith("MODULES:")).split()[1:])
     assert "torch" not in loaded and "transformers" not in loaded
@@ -360,11 +472,15 @@ def test_the_page_opens_in_headless_chromium(tmp_path, monkeypatch):
             page = browser.new_page(viewport={"width": 1100, "height": 1350})
             page.on("request", lambda req: requests.append(req.url))
             page.goto(html_path.as_uri())
-            page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+            page.wait_for_function(
+                "() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+            )
             assert page.inner_text("#rate") == report.sentence()
             assert page.locator("img.rec").count() == report.n == 12
             assert page.locator("img.orig").count() == 12
-            widths = page.eval_on_selector_all("img.rec", "els => els.map(e => e.getBoundingClientRect().width)")
+            widths = page.eval_on_selector_all(
+                "img.rec", "els => els.map(e => e.getBoundingClientRect().width)"
+            )
             assert min(widths) > 28 * 2  # upscaled from 28 px
             rendering = page.eval_on_selector("img.rec", "e => getComputedStyle(e).imageRendering")
             assert rendering == "pixelated"
@@ -376,7 +492,6 @@ def test_the_page_opens_in_headless_chromium(tmp_path, monkeypatch):
         finally:
             browser.close()
     assert requests == [html_path.as_uri()]  # nothing but the page itself was fetched
-
 
 
 @pytest.mark.filterwarnings("ignore::semsim_metric.domain.OutOfDomainWarning")

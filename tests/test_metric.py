@@ -27,7 +27,7 @@ def test_golden_values_of_the_committed_tiny_checkpoint(tiny_model):
 
 
 def test_same_input_same_output_across_calls(tiny_model):
-    (p, t), = batches(1)
+    ((p, t),) = batches(1)
     assert torch.equal(semsim(p, t, model=tiny_model), semsim(p, t, model=tiny_model))
 
 
@@ -44,7 +44,7 @@ def test_accumulated_batches_equal_one_functional_call(tiny_model, reduction):
 
 
 def test_forward_equals_update_then_compute(tiny_model):
-    (p, t), = batches(1)
+    ((p, t),) = batches(1)
     a, b = SemSim(tiny_model), SemSim(tiny_model)
     batch_value = a(p, t)
     b.update(p, t)
@@ -70,7 +70,7 @@ def test_network_is_frozen_out_of_state_dict_and_stays_in_eval(tiny_model):
 
 def test_pickle_and_clone_keep_behaviour(tiny_model):
     metric = SemSim(tiny_model)
-    (p, t), = batches(1)
+    ((p, t),) = batches(1)
     metric.update(p, t)
     for other in (pickle.loads(pickle.dumps(metric)), metric.clone(), copy.deepcopy(metric)):
         torch.testing.assert_close(other.compute(), metric.compute())
@@ -88,7 +88,7 @@ def test_reset_clears_the_states(tiny_model):
 def test_float64_follows_to_dtype(tiny_model):
     metric = SemSim(tiny_model).to(torch.float64)
     assert metric.net.backbone.conv1.weight.dtype == torch.float64
-    (p, t), = batches(1)
+    ((p, t),) = batches(1)
     metric.update(p.double(), t.double())
     out = metric.compute()
     assert out.dtype == torch.float64
@@ -99,17 +99,21 @@ def test_bf16_on_cpu_is_close_to_float32(tiny_model):
     metric = SemSim(tiny_model)
     metric.set_dtype(torch.bfloat16)
     assert metric.net.backbone.conv1.weight.dtype == torch.bfloat16
-    (p, t), = batches(1)
+    ((p, t),) = batches(1)
     metric.update(p, t)
-    torch.testing.assert_close(metric.compute().float(), semsim(p, t, model=tiny_model).detach(), atol=0.05, rtol=0.1)
+    torch.testing.assert_close(
+        metric.compute().float(), semsim(p, t, model=tiny_model).detach(), atol=0.05, rtol=0.1
+    )
 
 
 def test_works_in_a_metric_collection_with_psnr_and_ssim(tiny_model):
-    collection = MetricCollection({
-        "psnr": PeakSignalNoiseRatio(data_range=1.0),
-        "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
-        "semsim": SemSim(tiny_model),
-    })
+    collection = MetricCollection(
+        {
+            "psnr": PeakSignalNoiseRatio(data_range=1.0),
+            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+            "semsim": SemSim(tiny_model),
+        }
+    )
     for p, t in batches():
         collection.update(p, t)
     out = collection.compute()
@@ -121,14 +125,18 @@ def test_works_in_a_metric_collection_with_psnr_and_ssim(tiny_model):
 
 def test_metadata_and_plot(tiny_model):
     metric = SemSim(tiny_model)
-    assert (metric.higher_is_better, metric.is_differentiable, metric.full_state_update) == (False, True, False)
+    assert (metric.higher_is_better, metric.is_differentiable, metric.full_state_update) == (
+        False,
+        True,
+        False,
+    )
     values = [metric(p, t) for p, t in batches()]
-    fig, ax = metric.plot(values)
+    fig, _ax = metric.plot(values)
     assert fig is not None
 
 
 def test_probability_output_uses_the_calibration(tiny_model):
-    (p, t), = batches(1)
+    ((p, t),) = batches(1)
     d = semsim(p, t, model=tiny_model, reduction="none").detach()
     prob = SemSim(tiny_model, output="probability", reduction="none")
     prob.update(p, t)
@@ -169,7 +177,7 @@ def test_loss_gradients_reach_inputs_only_and_are_finite(tiny_model, make):
 
 
 def test_loss_reductions(tiny_model):
-    (p, t), = batches(1)
+    ((p, t),) = batches(1)
     none = SemSimLoss(tiny_model, reduction="none")(p, t)
     torch.testing.assert_close(SemSimLoss(tiny_model, reduction="sum")(p, t), none.sum())
     torch.testing.assert_close(SemSimLoss(tiny_model)(p, t), none.mean())

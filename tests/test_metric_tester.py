@@ -45,9 +45,18 @@ from tests.conftest import FIXTURES
 OUTPUTS = ("distance", "probability")
 REDUCTIONS = ("mean", "sum", "none")
 CASES = [(o, r) for o in OUTPUTS for r in REDUCTIONS]
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")),
+]
 # the attributes torchmetrics refuses to let a user change (Metric.__setattr__)
-CONSTANTS = ("higher_is_better", "is_differentiable", "full_state_update", "plot_lower_bound", "plot_upper_bound")
+CONSTANTS = (
+    "higher_is_better",
+    "is_differentiable",
+    "full_state_update",
+    "plot_lower_bound",
+    "plot_upper_bound",
+)
 NOT_UPDATED = "ignore:The ``compute`` method of metric SemSim was called before the ``update``:UserWarning"
 
 
@@ -61,7 +70,9 @@ def _cat(batches: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
     return torch.cat([p for p, _ in batches]), torch.cat([t for _, t in batches])
 
 
-def _reference(batches: list[tuple[Tensor, Tensor]], model: SemSimModel, output: str, reduction: str) -> Tensor:
+def _reference(
+    batches: list[tuple[Tensor, Tensor]], model: SemSimModel, output: str, reduction: str
+) -> Tensor:
     """The functional on all the pairs of ``batches`` at once."""
     return semsim(*_cat(batches), model=model, output=output, reduction=reduction).detach()
 
@@ -81,7 +92,9 @@ def model(tiny_model_dir) -> SemSimModel:
 
 # --------------------------------------------------------------------------- class test (one process)
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
-@pytest.mark.filterwarnings("ignore:This property will be removed in 2.0.0:DeprecationWarning")  # torchmetrics, scripted
+@pytest.mark.filterwarnings(
+    "ignore:This property will be removed in 2.0.0:DeprecationWarning"
+)  # torchmetrics, scripted
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("output", "reduction"), CASES)
 def test_class_against_the_functional(model, output, reduction, device):
@@ -165,8 +178,9 @@ def _ddp_cases(rank: int, model: SemSimModel) -> dict:
             warnings.simplefilter("ignore")  # rank 1: compute before update
             out[("idle_rank", case)] = metric.compute().tolist()
 
-    collection = MetricCollection({f"{o}-{r}": SemSim(model, output=o, reduction=r) for o, r in CASES},
-                                  compute_groups=True)
+    collection = MetricCollection(
+        {f"{o}-{r}": SemSim(model, output=o, reduction=r) for o, r in CASES}, compute_groups=True
+    )
     for i in _UNEVEN[rank]:
         collection.update(*data[i])
     out[("collection", "groups")] = sorted(sorted(group) for group in collection.compute_groups.values())
@@ -237,7 +251,10 @@ def test_ddp_dist_sync_on_step(ddp_results, model, output, reduction):
     for result in ddp_results.values():
         batch_values, final = result[("sync_on_step", case)]
         for step, value in enumerate(batch_values):  # the step's value covers both ranks' batches
-            _close(torch.tensor(value), _reference([data[2 * step], data[2 * step + 1]], model, output, reduction))
+            _close(
+                torch.tensor(value),
+                _reference([data[2 * step], data[2 * step + 1]], model, output, reduction),
+            )
         _close(torch.tensor(final), _gathered(model, output, reduction, {0: [0, 2], 1: [1, 3]}))
 
 
@@ -255,11 +272,17 @@ def test_ddp_a_rank_without_batches(ddp_results, model, output, reduction):
 def test_ddp_metric_collection_with_compute_groups(ddp_results, model):
     for result in ddp_results.values():
         # the mean and the sum of one output keep the same states: one group each; "none" keeps its own
-        assert result[("collection", "groups")] == [["distance-mean", "distance-sum"], ["distance-none"],
-                                                    ["probability-mean", "probability-sum"], ["probability-none"]]
+        assert result[("collection", "groups")] == [
+            ["distance-mean", "distance-sum"],
+            ["distance-none"],
+            ["probability-mean", "probability-sum"],
+            ["probability-none"],
+        ]
         values = result[("collection", "values")]
         for output, reduction in CASES:
-            _close(torch.tensor(values[f"{output}-{reduction}"]), _gathered(model, output, reduction, _UNEVEN))
+            _close(
+                torch.tensor(values[f"{output}-{reduction}"]), _gathered(model, output, reduction, _UNEVEN)
+            )
 
 
 # --------------------------------------------------------------------------- state: pickle, state_dict, clone
@@ -285,7 +308,9 @@ def test_pickle_clone_and_state_dict_keep_the_state(model, output, reduction):
         assert other.net is not metric.net
         other.update(*data[1])  # each goes on from the state it was given, independently of the others
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The ``compute`` method", UserWarning)  # torchmetrics: no update count
+        warnings.filterwarnings(
+            "ignore", "The ``compute`` method", UserWarning
+        )  # torchmetrics: no update count
         values = [other.compute() for other in copies]
     expected = _reference(data[:2], model, output, reduction)
     for value in [metric.compute(), *values]:
@@ -299,22 +324,27 @@ def test_pickle_clone_and_state_dict_keep_the_state(model, output, reduction):
 def test_float64_matches_the_float64_functional(model, output, reduction):
     data = _batches(2, seed=5)
     model64 = copy.deepcopy(model).double()
-    casts = {"double": lambda m: m.double(), "set_dtype": lambda m: m.set_dtype(torch.float64),
-             "to": lambda m: m.to(torch.float64)}
+    casts = {
+        "double": lambda m: m.double(),
+        "set_dtype": lambda m: m.set_dtype(torch.float64),
+        "to": lambda m: m.to(torch.float64),
+    }
     for name, cast in casts.items():
         metric = cast(SemSim(model, output=output, reduction=reduction))
         for p, t in data:
             metric.update(p.double(), t.double())
         value = metric.compute()
         assert value.dtype == torch.float64, name
-        expected = semsim(*(x.double() for x in _cat(data)), model=model64, output=output, reduction=reduction)
+        expected = semsim(
+            *(x.double() for x in _cat(data)), model=model64, output=output, reduction=reduction
+        )
         torch.testing.assert_close(value, expected.detach(), rtol=1e-12, atol=1e-12, msg=name)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize(("output", "reduction"), CASES)
 def test_half_precision_on_cpu(model, output, reduction, dtype):
-    (p, t), = _batches(1, seed=6)
+    ((p, t),) = _batches(1, seed=6)
     low_p, low_t = p.to(dtype), t.to(dtype)
     exact = _reference([(low_p.float(), low_t.float())], model, output, reduction)
     # low-precision images (run_precision_test_cpu): scored by the float32 network as their float32 values
@@ -355,13 +385,18 @@ def test_is_differentiable_agrees_with_forward(model, output, reduction):
 @pytest.mark.parametrize(("output", "reduction"), CASES)
 def test_gradcheck_of_the_functional_in_float64(tiny_model_dir, output, reduction):
     model64 = SemSimModel.from_pretrained(tiny_model_dir).double().eval()
-    g = torch.Generator().manual_seed(0)  # the inputs of test_torchmetrics_habits' gradcheck: away from ReLU kinks
+    g = torch.Generator().manual_seed(
+        0
+    )  # the inputs of test_torchmetrics_habits' gradcheck: away from ReLU kinks
     x = (torch.rand(1, 1, 8, 8, generator=g, dtype=torch.float64) * 0.8 + 0.1).requires_grad_(True)
     g = torch.Generator().manual_seed(1)
     y = torch.rand(1, 1, 8, 8, generator=g, dtype=torch.float64) * 0.8 + 0.1
     assert torch.autograd.gradcheck(
-        lambda a: semsim(a, y, model=model64, output=output, reduction=reduction, check_domain=False), (x,),
-        eps=1e-6, atol=1e-6)
+        lambda a: semsim(a, y, model=model64, output=output, reduction=reduction, check_domain=False),
+        (x,),
+        eps=1e-6,
+        atol=1e-6,
+    )
 
 
 # --------------------------------------------------------------------------- MetricCollection
@@ -369,15 +404,24 @@ def test_gradcheck_of_the_functional_in_float64(tiny_model_dir, output, reductio
 def test_metric_collection_membership_and_compute_groups(model, compute_groups):
     data = _batches(5, seed=9)
     members = {f"{o}-{r}": SemSim(model, output=o, reduction=r) for o, r in CASES}
-    collection = MetricCollection({**members, "psnr": PeakSignalNoiseRatio(data_range=1.0)},
-                                  compute_groups=compute_groups, prefix="val/")
+    collection = MetricCollection(
+        {**members, "psnr": PeakSignalNoiseRatio(data_range=1.0)},
+        compute_groups=compute_groups,
+        prefix="val/",
+    )
     collection.update(*data[0])  # the first update forms the compute groups (forward alone does not)
     batch_values = [collection(p, t) for p, t in data[1:4]]  # each member's own forward
-    collection.update(*data[4])  # grouped: only the first member of a group updates, the others share its states
+    collection.update(
+        *data[4]
+    )  # grouped: only the first member of a group updates, the others share its states
     if compute_groups:  # the mean and the sum of one output keep the same states; "none" and PSNR stand alone
         assert sorted(sorted(g) for g in collection.compute_groups.values()) == [
-            ["distance-mean", "distance-sum"], ["distance-none"], ["probability-mean", "probability-sum"],
-            ["probability-none"], ["psnr"]]
+            ["distance-mean", "distance-sum"],
+            ["distance-none"],
+            ["probability-mean", "probability-sum"],
+            ["probability-none"],
+            ["psnr"],
+        ]
     else:
         assert collection.compute_groups == {}
     result = collection.compute()

@@ -21,7 +21,9 @@ def _code_block(card: str) -> str:
 
 def _run(code: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_shipped_card_has_hub_metadata_and_real_ids():
@@ -43,8 +45,17 @@ def test_the_shipped_cards_code_runs_as_printed(tmp_path):
 
 def _training_info() -> dict:
     recipe = {"name": "quick", "description": "a smoke test", "epochs": 2, "base_width": 4}
-    return {"recipe": recipe, "device": "cpu", "bf16": False, "train_seconds": 1.0, "torch": "x", "train_loss": 0.5,
-            "triplet_stats": {}, "validation": {"roc_auc": 0.7}, "test": {"roc_auc": 0.6}}
+    return {
+        "recipe": recipe,
+        "device": "cpu",
+        "bf16": False,
+        "train_seconds": 1.0,
+        "torch": "x",
+        "train_loss": 0.5,
+        "triplet_stats": {},
+        "validation": {"roc_auc": 0.7},
+        "test": {"roc_auc": 0.6},
+    }
 
 
 @pytest.mark.slow
@@ -57,10 +68,17 @@ def test_a_card_for_a_users_model_loads_that_model_and_reports_eval_results(tmp_
 
     folder = tmp_path / "my-model"
     shutil.copytree(tiny_model_dir, folder)
-    splits = {s: load_folder_or_hub(str(DEFAULT_DATASET), split=s).select(range(4)) for s in ("validation", "test")}
+    splits = {
+        s: load_folder_or_hub(str(DEFAULT_DATASET), split=s).select(range(4)) for s in ("validation", "test")
+    }
     comparison = {"validation": {"SemSim": 0.71, "SSIM": 0.65}, "test": {"SemSim": 0.61, "SSIM": 0.6}}
-    write_model_card(folder, dataset="hub/fmnist-judged-v1", training_info=_training_info(), splits=splits,
-                     comparison=comparison)
+    write_model_card(
+        folder,
+        dataset="hub/fmnist-judged-v1",
+        training_info=_training_info(),
+        splits=splits,
+        comparison=comparison,
+    )
     text = (folder / "README.md").read_text()
     assert "scripts/default_model.py" not in text and 'SemSim("' not in text
     card = ModelCard.load(folder / "README.md")
@@ -70,8 +88,13 @@ def test_a_card_for_a_users_model_loads_that_model_and_reports_eval_results(tmp_
     assert out.returncode == 0, out.stderr[-2000:]
     published = tmp_path / "pub"
     shutil.copytree(tiny_model_dir, published)
-    write_model_card(published, dataset="/some/local/folder", training_info=_training_info(), splits=splits,
-                     repo_id="me/semsim-mine")
+    write_model_card(
+        published,
+        dataset="/some/local/folder",
+        training_info=_training_info(),
+        splits=splits,
+        repo_id="me/semsim-mine",
+    )
     text = (published / "README.md").read_text()
     assert 'SemSimModel.from_pretrained("me/semsim-mine")' in text
     assert ModelCard.load(published / "README.md").data.datasets is None  # a local path is not a Hub id
@@ -89,7 +112,13 @@ def test_a_fine_tuned_models_card_names_its_base_model(tmp_path, tiny_model_dir)
     splits = {"test": load_folder_or_hub(str(DEFAULT_DATASET), split="test").select(range(2))}
     info = {**_training_info(), "init_from": "semsim-metric/semsim-resnet18-fmnist-judged"}
     write_model_card(folder, dataset="hub/fmnist-judged-v1", training_info=info, splits=splits)
-    assert ModelCard.load(folder / "README.md").data.base_model == "semsim-metric/semsim-resnet18-fmnist-judged"
-    write_model_card(folder, dataset="hub/fmnist-judged-v1", training_info={**info, "init_from": str(tmp_path)},
-                     splits=splits)
+    assert (
+        ModelCard.load(folder / "README.md").data.base_model == "semsim-metric/semsim-resnet18-fmnist-judged"
+    )
+    write_model_card(
+        folder,
+        dataset="hub/fmnist-judged-v1",
+        training_info={**info, "init_from": str(tmp_path)},
+        splits=splits,
+    )
     assert ModelCard.load(folder / "README.md").data.base_model is None  # a local folder is not a Hub id

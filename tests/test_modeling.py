@@ -90,11 +90,20 @@ def test_registered_with_auto_classes(tmp_path, random_model):
     torch.testing.assert_close(loaded.embed(x), random_model.embed(x))
 
 
-@pytest.mark.parametrize("backbone_config", [
-    ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]).to_dict(),
-    ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32,
-              patch_size=8).to_dict(),
-])
+@pytest.mark.parametrize(
+    "backbone_config",
+    [
+        ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]).to_dict(),
+        ViTConfig(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            image_size=32,
+            patch_size=8,
+        ).to_dict(),
+    ],
+)
 def test_transformers_backbone_adapter(tmp_path, backbone_config):
     cfg = SemSimConfig(backbone="transformers", backbone_config=backbone_config)
     model = SemSimModel(cfg).eval()
@@ -110,7 +119,9 @@ def test_missing_and_unexpected_keys_are_named(tmp_path, random_model):
     state.pop("backbone.conv1.weight")
     state["backbone.extra.weight"] = torch.zeros(1)
     save_file(state, tmp_path / "model.safetensors")
-    with pytest.raises(RuntimeError, match=r"Missing keys \(1\): backbone.conv1.weight.*backbone.extra.weight"):
+    with pytest.raises(
+        RuntimeError, match=r"Missing keys \(1\): backbone.conv1.weight.*backbone.extra.weight"
+    ):
         SemSimModel.from_pretrained(tmp_path)
 
 

@@ -74,7 +74,13 @@ def _rows(n):
     for i in range(n):
         row = empty_row()
         img = {"bytes": _png_bytes(i), "path": None}
-        row.update(reconstruction_id=f"r{i}", original_id=f"o{i}", original=img, reconstruction=img, recognized=bool(i % 2))
+        row.update(
+            reconstruction_id=f"r{i}",
+            original_id=f"o{i}",
+            original=img,
+            reconstruction=img,
+            recognized=bool(i % 2),
+        )
         rows.append(row)
     return rows
 
@@ -86,7 +92,9 @@ def _png_bytes(seed):
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (8, 8), dtype=np.uint8)).save(buf, format="PNG")
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (8, 8), dtype=np.uint8)).save(
+        buf, format="PNG"
+    )
     return buf.getvalue()
 
 
@@ -123,11 +131,15 @@ def test_a_killed_dataset_write_is_refused_by_load_annotations(tmp_path, monkeyp
 
     monkeypatch.setattr(datasets.Dataset, "to_parquet", dies_after_one)
     with pytest.raises(SystemExit):
-        write_dataset_folder({"train": _rows(5), "test": _rows(3)}, tmp_path / "ds", DatasetCard(title="t", summary="s"))
+        write_dataset_folder(
+            {"train": _rows(5), "test": _rows(3)}, tmp_path / "ds", DatasetCard(title="t", summary="s")
+        )
     monkeypatch.setattr(datasets.Dataset, "to_parquet", real)
     with pytest.raises(IncompleteOutputError, match="rerun|Rerun"):
         load_annotations(tmp_path / "ds")
-    write_dataset_folder({"train": _rows(5), "test": _rows(3)}, tmp_path / "ds", DatasetCard(title="t", summary="s"))
+    write_dataset_folder(
+        {"train": _rows(5), "test": _rows(3)}, tmp_path / "ds", DatasetCard(title="t", summary="s")
+    )
     assert len(load_annotations(tmp_path / "ds", split="train")) == 5
     assert json.loads((tmp_path / "ds" / RECORD_NAME).read_text())["complete"] is True
 
@@ -163,8 +175,11 @@ def test_dataset_cards_carry_the_hubs_metadata(tmp_path):
     rows = _rows(3)
     for r in rows:
         r["annotator_kind"] = "model-judge"
-    write_dataset_folder({"train": rows}, tmp_path / "ds", DatasetCard(title="Judged", summary="s",
-                                                                      source_datasets=["zalando-datasets/fashion_mnist"]))
+    write_dataset_folder(
+        {"train": rows},
+        tmp_path / "ds",
+        DatasetCard(title="Judged", summary="s", source_datasets=["zalando-datasets/fashion_mnist"]),
+    )
     card = HubDatasetCard.load(tmp_path / "ds" / "README.md")
     assert card.data.annotations_creators == ["machine-generated"]
     assert card.data.size_categories == ["n<1K"] and card.data.pretty_name == "Judged"

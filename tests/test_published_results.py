@@ -17,8 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCORES = ROOT / "docs" / "heldout" / "scores"
 PUBLISHED = ROOT / "docs" / "heldout" / "heldout_summary.json"
-BUNDLED = ROOT / "hub" / "semsim-resnet18-fmnist-judged"  # the shipped folder (the package bundles its weights, config, card)
-
+BUNDLED = (
+    ROOT / "hub" / "semsim-resnet18-fmnist-judged"
+)  # the shipped folder (the package bundles its weights, config, card)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,14 @@ def test_the_published_summary_is_recomputed_from_the_committed_scores(recompute
         mine = by_key[key(s)]
         for field in ("rows", "groups", "best_baseline"):
             assert mine[field] == s[field], (key(s), field)
-        for field in ("semsim_auc", "ssim_auc", "psnr_auc", "best_baseline_auc", "semsim_kendall", "ssim_kendall"):
+        for field in (
+            "semsim_auc",
+            "ssim_auc",
+            "psnr_auc",
+            "best_baseline_auc",
+            "semsim_kendall",
+            "ssim_kendall",
+        ):
             a, b = mine[field], s[field]
             if a is None or b is None or (isinstance(a, float) and math.isnan(a)):
                 assert (a is None or math.isnan(a)) and (b is None or math.isnan(b)), (key(s), field)
@@ -66,7 +74,9 @@ def test_the_default_calibration_is_refitted_from_the_committed_scores():
 
     config = json.loads((BUNDLED / "config.json").read_text())
     recipe = json.loads((BUNDLED / "training_info.json").read_text())["recipe"]["name"]
-    entry = next(e for e in json.loads((SCORES / "index.json").read_text()) if e["protocol"] == "unseen-originals")
+    entry = next(
+        e for e in json.loads((SCORES / "index.json").read_text()) if e["protocol"] == "unseen-originals"
+    )
     with gzip.open(SCORES / entry["file"], "rt", newline="") as fh:
         rows = list(csv.DictReader(fh))
     d = np.array([float(r[f"SemSim[{recipe}]"]) for r in rows])

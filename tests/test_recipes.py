@@ -16,18 +16,33 @@ from semsim_metric.training.recipes import DEFAULT_MODEL_RECIPE, FLAT_FIELDS, RE
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "hub" / "semsim-resnet18-fmnist-judged" / "training_info.json"
 #: recipe strings as users and the docs write them (also found in README.md, docs/, scripts/, hub/ below)
-STRINGS = [*RECIPES, DEFAULT_MODEL_RECIPE, "colour:embedding=spatial,vote_anchor_copy_centre=-1",
-           "colour:embedding=spatial,vote_anchor_copy_centre=-1,vote_balance_domains=0",
-           "semantic:embedding=pooled,vote_epochs=2", "semantic:vote_epochs=2,embedding=pooled",
-           "semantic:vote_epochs=2,embedding=pooled,augment=false,milestones=0.5/0.75", "semantic:vote_anchor_weight=1",
-           "semantic:vote_distance_weight=1", "semantic:vote_anchor_weight=3,vote_anchor_centre=0.95",
-           "semantic:epochs=12", "paper:pretrain_epochs=2", "colour:vote_anchor_copy_centre=0.2", "quick:milestones="]
+STRINGS = [
+    *RECIPES,
+    DEFAULT_MODEL_RECIPE,
+    "colour:embedding=spatial,vote_anchor_copy_centre=-1",
+    "colour:embedding=spatial,vote_anchor_copy_centre=-1,vote_balance_domains=0",
+    "semantic:embedding=pooled,vote_epochs=2",
+    "semantic:vote_epochs=2,embedding=pooled",
+    "semantic:vote_epochs=2,embedding=pooled,augment=false,milestones=0.5/0.75",
+    "semantic:vote_anchor_weight=1",
+    "semantic:vote_distance_weight=1",
+    "semantic:vote_anchor_weight=3,vote_anchor_centre=0.95",
+    "semantic:epochs=12",
+    "paper:pretrain_epochs=2",
+    "colour:vote_anchor_copy_centre=0.2",
+    "quick:milestones=",
+]
 
 
 def _strings_in_the_repository() -> set[str]:
     pattern = re.compile(r"\b((?:" + "|".join(RECIPES) + r"):[a-z_]+=[^\s`\"'|)\]]*)")
-    files = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "scripts").glob("*.py"),
-             *(ROOT / "hub").glob("*/README.md"), *(ROOT / "hub").glob("*/training_info.json")]
+    files = [
+        ROOT / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "scripts").glob("*.py"),
+        *(ROOT / "hub").glob("*/README.md"),
+        *(ROOT / "hub").glob("*/training_info.json"),
+    ]
     found = {m.rstrip(".,:") for f in files for m in pattern.findall(f.read_text())}
     return {s for s in found if "..." not in s and not s.endswith("=value")}
 
@@ -55,14 +70,35 @@ def test_the_flat_form_is_written_as_before():
         '"vote_anchor_kind": "mild", "vote_anchor_domains": "fashion-mnist+photos+synthetic", '
         '"vote_adversarial_share": 0.0, "vote_adversarial_steps": 5, "vote_adversarial_pool": 0, '
         '"vote_anchor_copy_centre": -1.0, "vote_balance_domains": 0.0, "embedding": "pooled", '
-        '"description": "A smoke-test recipe for CPUs: width 8, 2 epochs, batch 16."}')
+        '"description": "A smoke-test recipe for CPUs: width 8, 2 epochs, batch 16."}'
+    )
     variant = get_recipe("semantic:embedding=pooled,vote_epochs=2").flat()
-    assert {k: variant[k] for k in ("name", "epochs", "base_width", "pretrain_epochs", "vote_epochs", "vote_noise",
-                                    "vote_anchor_copy_centre", "embedding")} == {
-        "name": "semantic:embedding=pooled,vote_epochs=2", "epochs": 0, "base_width": 16, "pretrain_epochs": 6.0,
-        "vote_epochs": 2, "vote_noise": 0.3, "vote_anchor_copy_centre": -1.0, "embedding": "pooled"}
+    assert {
+        k: variant[k]
+        for k in (
+            "name",
+            "epochs",
+            "base_width",
+            "pretrain_epochs",
+            "vote_epochs",
+            "vote_noise",
+            "vote_anchor_copy_centre",
+            "embedding",
+        )
+    } == {
+        "name": "semantic:embedding=pooled,vote_epochs=2",
+        "epochs": 0,
+        "base_width": 16,
+        "pretrain_epochs": 6.0,
+        "vote_epochs": 2,
+        "vote_noise": 0.3,
+        "vote_anchor_copy_centre": -1.0,
+        "embedding": "pooled",
+    }
     assert variant["description"].endswith("('spatial'). Variant: embedding=pooled,vote_epochs=2.")
-    assert len(variant) == 37  # the names that can only be set since the recipe was nested are left out at default
+    assert (
+        len(variant) == 37
+    )  # the names that can only be set since the recipe was nested are left out at default
 
 
 def test_the_shipped_model_records_its_recipe_and_stage_settings_exactly_as_they_are_made_now():
@@ -94,12 +130,26 @@ def test_stage_cache_keys_and_plans_are_unchanged():
         def __len__(self):
             return 130
 
-    stage = triplet_stage(SemSimModel(SemSimConfig(base_width=2)), Triplets(), None, get_recipe("paper").triplets)
-    assert stage.settings == {"margin": 1.0, "global_loss_weight": 0.0, "augment": True, "seed": 23333,
-                              "triplets": "fd862838ad9376b1f9b8b22c9d34192932bff023"}
+    stage = triplet_stage(
+        SemSimModel(SemSimConfig(base_width=2)), Triplets(), None, get_recipe("paper").triplets
+    )
+    assert stage.settings == {
+        "margin": 1.0,
+        "global_loss_weight": 0.0,
+        "augment": True,
+        "seed": 23333,
+        "triplets": "fd862838ad9376b1f9b8b22c9d34192932bff023",
+    }
     assert dataclasses.asdict(stage.optimiser) == {
-        "learning_rate": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0005, "schedule": "multistep",
-        "milestones": (0.37, 0.62, 0.87), "gamma": 0.1, "warmup": 0.15}
+        "learning_rate": 0.05,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 0.0005,
+        "schedule": "multistep",
+        "milestones": (0.37, 0.62, 0.87),
+        "gamma": 0.1,
+        "warmup": 0.15,
+    }
     assert (stage.max_steps, stage.batch_size, stage.seed) == (300, 64, 23333)
 
 
@@ -118,7 +168,9 @@ def test_every_flat_name_reaches_one_nested_field():
 
 
 def test_a_misspelled_recipe_field_is_a_clear_error():
-    with pytest.raises(TypeError, match=r"unknown recipe field\(s\) 'vote_epoch' \(did you mean 'vote_epochs'"):
+    with pytest.raises(
+        TypeError, match=r"unknown recipe field\(s\) 'vote_epoch' \(did you mean 'vote_epochs'"
+    ):
         get_recipe("semantic:vote_epoch=2")
     with pytest.raises(TypeError, match="'pretrain_sorce' \\(did you mean 'pretrain_source'"):
         get_recipe("semantic", pretrain_sorce="emoji-scenes")
@@ -154,5 +206,9 @@ def test_an_objective_refuses_a_misspelled_batch_key():
         TripletObjective(model)(anchor=x, positive=x, negative=x, positive_shares=torch.ones(2))
     votes = VoteObjective(model, 3, VoteTuningSettings(), rows_per_original=1.0)
     with pytest.raises(TypeError, match="anchor_target"):
-        votes(pixel_values=torch.rand(4, 3, 32, 32), targets=torch.full((4, 4), 0.25), share=torch.ones(2),
-              anchor_target=torch.ones(1))
+        votes(
+            pixel_values=torch.rand(4, 3, 32, 32),
+            targets=torch.full((4, 4), 0.25),
+            share=torch.ones(2),
+            anchor_target=torch.ones(1),
+        )

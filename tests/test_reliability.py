@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from semsim_metric import SemSim, SemSimConfig, SemSimModel, semsim
+from semsim_metric import SemSim, SemSimModel, semsim
 from semsim_metric.errors import InvalidModelError
 
 
@@ -20,12 +20,15 @@ def test_the_reported_nan_reproducer_is_finite(random_model):
     assert float(semsim(zeros, zeros, model=random_model, data_range=5e-324).detach()) == 0.0
 
 
-@pytest.mark.parametrize("dtype, value, data_range", [
-    (torch.float64, 5e-324, 5e-324),       # a data_range float32 cannot hold
-    (torch.float64, 1e300, 1e300),         # pixels float32 cannot hold
-    (torch.float64, 4e-310, 5e-310),       # subnormal float64 pixels
-    (torch.float32, 3e38, 3.4e38),
-])
+@pytest.mark.parametrize(
+    "dtype, value, data_range",
+    [
+        (torch.float64, 5e-324, 5e-324),  # a data_range float32 cannot hold
+        (torch.float64, 1e300, 1e300),  # pixels float32 cannot hold
+        (torch.float64, 4e-310, 5e-310),  # subnormal float64 pixels
+        (torch.float32, 3e38, 3.4e38),
+    ],
+)
 def test_extreme_but_accepted_input_gives_a_finite_score(random_model, dtype, value, data_range):
     x = torch.full((2, 1, 3, 3), value, dtype=dtype)
     y = x.clone()
@@ -107,7 +110,7 @@ def test_a_device_copy_is_used_instead_of_moving_the_shared_model():
 
 
 # --------------------------------------------------------------------------- loading validates config and weights
-@pytest.fixture()
+@pytest.fixture
 def model_copy(tmp_path, tiny_model_dir):
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
@@ -134,17 +137,20 @@ def _edit_weights(folder, fn):
     return key
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"image_size": 0}, "image_size"),
-    ({"image_size": "32"}, "image_size"),
-    ({"base_width": 3000}, "base_width"),
-    ({"base_width": True}, "base_width"),
-    ({"calibration": {"slope": -4.0}}, "intercept"),
-    ({"calibration": {"intercept": float("nan"), "slope": -1.0}}, "intercept"),
-    ({"image_std": [0.2, 0.2]}, "image_std"),
-    ({"image_mean": [0.1, 0.2, float("inf")]}, "image_mean"),
-    ({"training_domain": "fmnist"}, "training_domain"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"image_size": 0}, "image_size"),
+        ({"image_size": "32"}, "image_size"),
+        ({"base_width": 3000}, "base_width"),
+        ({"base_width": True}, "base_width"),
+        ({"calibration": {"slope": -4.0}}, "intercept"),
+        ({"calibration": {"intercept": float("nan"), "slope": -1.0}}, "intercept"),
+        ({"image_std": [0.2, 0.2]}, "image_std"),
+        ({"image_mean": [0.1, 0.2, float("inf")]}, "image_mean"),
+        ({"training_domain": "fmnist"}, "training_domain"),
+    ],
+)
 def test_malformed_config_fields_are_refused_at_load_naming_file_and_field(model_copy, changes, field):
     _edit_config(model_copy, **changes)
     with pytest.raises(InvalidModelError) as err:
@@ -202,10 +208,12 @@ def test_manifest_rows_pointing_outside_its_folder_are_refused(tmp_path):
     for name in ("o", "r1", "r2", "r3"):
         Image.new("L", (8, 8)).save(inside / f"{name}.png")
     manifest = inside / "m.csv"
-    manifest.write_text("original,reconstruction,recognized\n"
-                        f"{outside / 'o.png'},r1.png,true\n"
-                        "../secret/o.png,r2.png,true\n"
-                        "o.png,r3.png,true\n")
+    manifest.write_text(
+        "original,reconstruction,recognized\n"
+        f"{outside / 'o.png'},r1.png,true\n"
+        "../secret/o.png,r2.png,true\n"
+        "o.png,r3.png,true\n"
+    )
     rows, report = convert_manifest(manifest, annotator_kind="human")
     assert len(rows) == 1 and report.skipped == 2
     assert all("outside the manifest's folder" in p["reason"] for p in report.problems)
@@ -221,8 +229,16 @@ def test_recipe_strings_never_reach_the_file_system_unslugged():
         assert "/" not in name and "\\" not in name and ".." not in name
 
 
-@pytest.mark.parametrize("spec", ["conv_relu:4:none:noise=nan", "conv_relu:4:none:noise=inf", "conv_relu:4:bogus",
-                                  "conv_relu:4:none:prune=101", "conv_relu:4:none:blur=1"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "conv_relu:4:none:noise=nan",
+        "conv_relu:4:none:noise=inf",
+        "conv_relu:4:bogus",
+        "conv_relu:4:none:prune=101",
+        "conv_relu:4:none:blur=1",
+    ],
+)
 def test_bogus_victim_specs_are_refused(spec):
     from semsim_metric.generate.pipeline import parse_victim_spec
 
@@ -231,8 +247,9 @@ def test_bogus_victim_specs_are_refused(spec):
 
 
 # --------------------------------------------------------------------------- semsim score: fail fast, score the rest
-def test_a_decompression_bomb_is_reported_per_file_and_the_rest_scored(score_folders, tiny_model_dir, tmp_path,
-                                                                         monkeypatch, capsys):
+def test_a_decompression_bomb_is_reported_per_file_and_the_rest_scored(
+    score_folders, tiny_model_dir, tmp_path, monkeypatch, capsys
+):
     from PIL import Image
 
     from semsim_metric.cli import main
@@ -242,13 +259,17 @@ def test_a_decompression_bomb_is_reported_per_file_and_the_rest_scored(score_fol
     Image.new("L", (64, 64)).save(r / "c.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 > 2 x 1000 pixels: a "bomb" here
     out = tmp_path / "scores.csv"
-    assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(out), "--quiet"]) == 2
+    assert (
+        main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(out), "--quiet"]) == 2
+    )
     err = capsys.readouterr().err
     assert "c.png" in err and "1 pair(s) could not be scored" in err
     assert len(out.read_text().splitlines()) == 3  # header + the two readable pairs
 
 
-def test_an_unwritable_output_fails_before_any_scoring(score_folders, tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_an_unwritable_output_fails_before_any_scoring(
+    score_folders, tiny_model_dir, tmp_path, monkeypatch, capsys
+):
     import semsim_metric.functional as functional
     from semsim_metric.cli import main
 
@@ -257,7 +278,10 @@ def test_an_unwritable_output_fails_before_any_scoring(score_folders, tiny_model
     monkeypatch.setattr(functional, "_semsim_update", lambda *a, **k: calls.append(1))
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(blocker / "s.csv")]) == 2
+    assert (
+        main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(blocker / "s.csv")])
+        == 2
+    )
     assert "cannot be written" in capsys.readouterr().err and not calls
 
 
@@ -269,9 +293,26 @@ def test_score_never_replaces_a_file_it_did_not_write(score_folders, tiny_model_
     precious.write_text("my,own,data\n")
     assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious)]) == 2
     assert precious.read_text() == "my,own,data\n"
-    assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious),
-                 "--overwrite", "--quiet"]) == 0
-    assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(o),
+                str(r),
+                "--model",
+                str(tiny_model_dir),
+                "--output",
+                str(precious),
+                "--overwrite",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious), "--quiet"])
+        == 0
+    )
 
 
 # --------------------------------------------------------------------------- gaps found by mutation testing
@@ -281,7 +322,9 @@ def test_the_loss_honours_data_range_and_reduction(random_model):
     g = torch.Generator().manual_seed(3)
     x, y = torch.rand(3, 3, 16, 16, generator=g), torch.rand(3, 3, 16, 16, generator=g)
     per_pair = semsim(x, y, model=random_model, reduction="none").detach()
-    torch.testing.assert_close(SemSimLoss(random_model, data_range=255)(x * 255, y * 255).detach(), per_pair.mean())
+    torch.testing.assert_close(
+        SemSimLoss(random_model, data_range=255)(x * 255, y * 255).detach(), per_pair.mean()
+    )
     torch.testing.assert_close(SemSimLoss(random_model, reduction="none")(x, y).detach(), per_pair)
     torch.testing.assert_close(SemSimLoss(random_model, reduction="sum")(x, y).detach(), per_pair.sum())
     loss = SemSimLoss(random_model).train()

@@ -42,9 +42,20 @@ def test_an_exported_folder_loads_without_the_package(tmp_path, tiny_model):
     assert "from ..hub" not in (folder / "modeling_semsim.py").read_text()
     x = torch.rand(2, 3, 32, 32)
     torch.save(x, tmp_path / "x.pt")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    out = subprocess.run([sys.executable, "-c", WITHOUT_PACKAGE, str(folder), str(tmp_path / "x.pt")], env=env,
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "PYTHONPATH": "",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PACKAGE, str(folder), str(tmp_path / "x.pt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert not result["cls"].startswith("semsim_metric")  # the class came from the folder, not the package
@@ -85,15 +96,28 @@ def test_a_pushed_model_loads_from_the_hub_endpoint_without_the_package(tmp_path
         env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
         env.update(hub_env, HF_HOME=str(tmp_path / "hf-user"), PYTHONPATH="")
         requests_before = len(log)
-        out = subprocess.run([sys.executable, "-c", WITHOUT_PACKAGE, "me/semsim-remote", str(tmp_path / "x.pt")],
-                             env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+        out = subprocess.run(
+            [sys.executable, "-c", WITHOUT_PACKAGE, "me/semsim-remote", str(tmp_path / "x.pt")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            check=False,
+        )
     finally:
         server.shutdown()
         monkeypatch.undo()
         importlib.reload(hf_constants)
     assert out.returncode == 0, out.stderr[-3000:]
     downloaded = " ".join(log[requests_before:])
-    for name in ("config.json", "modeling_semsim.py", "configuration_semsim.py", "backbones.py", "model.safetensors"):
+    for name in (
+        "config.json",
+        "modeling_semsim.py",
+        "configuration_semsim.py",
+        "backbones.py",
+        "model.safetensors",
+    ):
         assert f"/me/semsim-remote/resolve/main/{name}" in downloaded, name
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["cls"].startswith("transformers_modules")  # the class came from the downloaded code

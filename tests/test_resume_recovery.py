@@ -20,15 +20,16 @@ from semsim_metric import SemSimConfig, SemSimModel
 from semsim_metric.errors import IncompleteOutputError, SemSimError
 from semsim_metric.training.stages.classes import PretrainSettings, pretrain_backbone, pretrain_cached
 from semsim_metric.training.trainer import TrainerOptions
-from tests.test_stage_trainer import StopAt, class_folder  # noqa: F401  (the tiny two-class image source)
+from tests.test_stage_trainer import StopAt
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = TrainerOptions(progress=False)
 
 
 def _settings(source: Path, epochs: int = 3) -> PretrainSettings:
-    return PretrainSettings(source=str(source), epochs=epochs, batch_size=8, learning_rate=0.05, holdout=8, noise=0.3,
-                            seed=3)
+    return PretrainSettings(
+        source=str(source), epochs=epochs, batch_size=8, learning_rate=0.05, holdout=8, noise=0.3, seed=3
+    )
 
 
 def _weights(model: SemSimModel) -> dict[str, torch.Tensor]:
@@ -39,8 +40,13 @@ def _same(a: dict, b: dict) -> bool:
     return set(a) == set(b) and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
-def _fake_checkpoint(folder: Path, step: int, *, state: str | None,
-                     files: tuple[str, ...] = ("model.safetensors", "optimizer.pt", "scheduler.pt")) -> Path:
+def _fake_checkpoint(
+    folder: Path,
+    step: int,
+    *,
+    state: str | None,
+    files: tuple[str, ...] = ("model.safetensors", "optimizer.pt", "scheduler.pt"),
+) -> Path:
     """A ``checkpoint-<step>`` holding ``files`` and the trainer state ``state`` (``None``: no
     ``trainer_state.json``, as a kill while saving leaves it)."""
     ckpt = folder / f"checkpoint-{step}"
@@ -63,7 +69,9 @@ def test_complete_checkpoints_are_told_from_ones_a_kill_left_half_written(tmp_pa
     truncated = _fake_checkpoint(tmp_path, 36, state='{"global_step": 36, "log_hist')
     _fake_checkpoint(tmp_path, 5, state="[]")  # valid JSON, but no trainer state
     # killed while the Trainer deleted this old checkpoint: its state is still there, its optimiser is not
-    half_deleted = _fake_checkpoint(tmp_path, 3, state=json.dumps({"global_step": 3}), files=("model.safetensors",))
+    half_deleted = _fake_checkpoint(
+        tmp_path, 3, state=json.dumps({"global_step": 3}), files=("model.safetensors",)
+    )
     (tmp_path / "checkpoint-x").mkdir()  # not a checkpoint name
     complete, incomplete = complete_checkpoints(tmp_path)
     assert complete == good  # oldest first, by step (not by name: 9 < 18)
@@ -72,7 +80,10 @@ def test_complete_checkpoints_are_told_from_ones_a_kill_left_half_written(tmp_pa
 
 
 def test_resume_skips_a_checkpoint_killed_mid_save_and_ends_where_an_uninterrupted_run_ends(
-        class_folder, tmp_path, caplog):  # noqa: F811
+    class_folder,
+    tmp_path,
+    caplog,
+):
     """The issue's reproducer: a SIGKILL while the Trainer saves ``checkpoint-N`` leaves it without
     ``trainer_state.json``; ``resume`` used to die on it. Now it resumes from the newest complete checkpoint (and
     says which one it skipped), to exactly the uninterrupted result."""
@@ -85,8 +96,12 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_ends_where_an_uninterrupt
 
     part = SemSimModel(SemSimConfig(base_width=2))
     part.load_state_dict(start)
-    pretrain_backbone(part, settings, output_dir=tmp_path / "part",
-                      options=TrainerOptions(progress=False, callbacks=(StopAt(13),)))
+    pretrain_backbone(
+        part,
+        settings,
+        output_dir=tmp_path / "part",
+        options=TrainerOptions(progress=False, callbacks=(StopAt(13),)),
+    )
     ckpts = tmp_path / "part" / "checkpoints" / "classes"
     complete = [ckpts / "checkpoint-9", ckpts / "checkpoint-13"]
     assert sorted(p.name for p in ckpts.iterdir()) == sorted(p.name for p in complete)
@@ -100,7 +115,9 @@ def test_resume_skips_a_checkpoint_killed_mid_save_and_ends_where_an_uninterrupt
     resumed = SemSimModel(SemSimConfig(base_width=2))
     resumed.load_state_dict(start)
     with caplog.at_level(logging.WARNING, logger="semsim_metric"):
-        info, _ = pretrain_backbone(resumed, settings, options=QUIET, output_dir=tmp_path / "part", resume=True)
+        info, _ = pretrain_backbone(
+            resumed, settings, options=QUIET, output_dir=tmp_path / "part", resume=True
+        )
     said = [r.getMessage() for r in caplog.records if "incomplete checkpoint" in r.getMessage()]
     assert len(said) == 1 and str(killed) in said[0] and "resuming from checkpoint-13" in said[0]
     assert info["steps"] == full_info["steps"]
@@ -134,7 +151,10 @@ class _Killed(BaseException):
 
 
 def test_info_json_is_written_atomically_and_a_damaged_one_is_named_with_the_fix(
-        class_folder, tmp_path, monkeypatch):  # noqa: F811
+    class_folder,
+    tmp_path,
+    monkeypatch,
+):
     settings = _settings(class_folder, epochs=1)
     model = SemSimModel(SemSimConfig(base_width=2))
     real_write = Path.write_text
@@ -150,7 +170,9 @@ def test_info_json_is_written_atomically_and_a_damaged_one_is_named_with_the_fix
         with pytest.raises(_Killed):
             pretrain_backbone(model, settings, options=QUIET, output_dir=tmp_path, resume=True)
     info_file = tmp_path / "stages" / "classes" / "info.json"
-    assert not info_file.exists()  # never a half-written record under the real name: the stage is not finished
+    assert (
+        not info_file.exists()
+    )  # never a half-written record under the real name: the stage is not finished
 
     pretrain_backbone(model, settings, options=QUIET, output_dir=tmp_path, resume=True)
     assert json.loads(info_file.read_text())["finished"]
@@ -165,7 +187,7 @@ def test_info_json_is_written_atomically_and_a_damaged_one_is_named_with_the_fix
     assert f"Delete the folder {info_file.parent}" in message
 
 
-def test_a_damaged_pretraining_cache_record_is_named_with_the_fix(class_folder, tmp_path):  # noqa: F811
+def test_a_damaged_pretraining_cache_record_is_named_with_the_fix(class_folder, tmp_path):
     settings = _settings(class_folder, epochs=1)
     pretrain_cached(SemSimModel(SemSimConfig(base_width=2)), settings, tmp_path, options=QUIET)
     (record,) = tmp_path.glob("*/pretraining.json")
@@ -188,10 +210,12 @@ def test_stale_dataset_copies_of_dead_processes_are_removed(tmp_path):
 
     dead = _dead_pid()
     stale = [tmp_path / f"pid-{dead}", tmp_path / f"pid-{dead}@{_host()}"]
-    kept = [tmp_path / f"pid-{os.getpid()}@{_host()}",  # alive (this process)
-            tmp_path / f"pid-{os.getppid()}",  # alive
-            tmp_path / f"pid-{dead}@another-machine",  # a shared cache: not this machine's to judge
-            tmp_path / "notes"]  # not a process copy
+    kept = [
+        tmp_path / f"pid-{os.getpid()}@{_host()}",  # alive (this process)
+        tmp_path / f"pid-{os.getppid()}",  # alive
+        tmp_path / f"pid-{dead}@another-machine",  # a shared cache: not this machine's to judge
+        tmp_path / "notes",
+    ]  # not a process copy
     for folder in stale + kept:
         (folder / "abc123").mkdir(parents=True)
         (folder / "abc123" / "data.arrow").write_bytes(b"x" * 100)
@@ -216,10 +240,22 @@ def _loader(tmp_path: Path, mode: str) -> subprocess.Popen:
     data = tmp_path / "table"
     data.mkdir(exist_ok=True)
     (data / "train.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
-    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT / "src"),
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    return subprocess.Popen([sys.executable, "-c", LOADER, str(data), mode], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "HF_DATASETS_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": str(ROOT / "src"),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TQDM_DISABLE": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", LOADER, str(data), mode],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_process_removes_its_dataset_copy_on_exit_and_the_stale_ones_it_finds(tmp_path):

@@ -50,17 +50,29 @@ def test_the_published_robustness_is_what_the_weights_give(shipped):
     assert {(p["domain"], p["attack"]) for p in published} == set(results)
     for p in published:
         got = results[(p["domain"], p["attack"])].shares["fooled"]
-        assert got == pytest.approx(p["shares"]["fooled"], abs=1 / 16), p  # float noise may flip one or two images
+        assert got == pytest.approx(p["shares"]["fooled"], abs=1 / 16), (
+            p
+        )  # float noise may flip one or two images
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("domain", ["fashion-mnist", "emoji-scenes", "photos"])
-def test_noise_optimised_toward_an_original_is_not_recognised_unless_it_looks_like_it(shipped, domain, request):
+def test_noise_optimised_toward_an_original_is_not_recognised_unless_it_looks_like_it(
+    shipped, domain, request
+):
     published, results = shipped
     mine = [r for (d, a), r in results.items() if d == domain and a.startswith("Adam")]
     assert len(mine) == 3
-    if any(p["shares"]["fooled"] > 0 for p in published if p["domain"] == domain and p["attack"].startswith("Adam")):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"the card reports that noise fools it in {domain}"))
+    if any(
+        p["shares"]["fooled"] > 0
+        for p in published
+        if p["domain"] == domain and p["attack"].startswith("Adam")
+    ):
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason=f"the card reports that noise fools it in {domain}")
+        )
     for r in mine:
-        assert r.shares["fooled"] == 0.0, (f"{domain}, {r.attack}: {r.shares['fooled']:.0%} reach p > 0.5 with SSIM "
-                                           f"< {FOOLED_SSIM} ({r.details})")
+        assert r.shares["fooled"] == 0.0, (
+            f"{domain}, {r.attack}: {r.shares['fooled']:.0%} reach p > 0.5 with SSIM "
+            f"< {FOOLED_SSIM} ({r.details})"
+        )

@@ -37,7 +37,9 @@ def test_evaluate_table_names_a_missing_label_column(tmp_path, capsys):
 
     table = tmp_path / "t.csv"
     table.write_text("psnr,victim\n1,a\n2,b\n")
-    assert main(["evaluate", "--table", str(table), "--metric", "psnr:higher", "--label", "n_correct>=3"]) == 2
+    assert (
+        main(["evaluate", "--table", str(table), "--metric", "psnr:higher", "--label", "n_correct>=3"]) == 2
+    )
     assert "no column 'n_correct'" in capsys.readouterr().err
 
 
@@ -56,12 +58,19 @@ def test_evaluate_refuses_originals_the_model_was_trained_on(tmp_path, tiny_mode
     test.to_parquet(str(ds / "data" / "test-00000-of-00001.parquet"))
     raw = undecoded(test)
     seen_ids = sorted(set(raw["original_id"]))[:2]
-    fingerprints = sorted({image_fingerprint(decode_image(r["original"])) for r in raw if r["original_id"] in seen_ids})
+    fingerprints = sorted(
+        {image_fingerprint(decode_image(r["original"])) for r in raw if r["original_id"] in seen_ids}
+    )
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     cfg = json.loads((model / "config.json").read_text())
-    cfg["training_domain"] = {"description": "test", "n": 2, "channels": [1], "image_sizes": [[28, 28]],
-                              "original_fingerprints": fingerprints}
+    cfg["training_domain"] = {
+        "description": "test",
+        "n": 2,
+        "channels": [1],
+        "image_sizes": [[28, 28]],
+        "original_fingerprints": fingerprints,
+    }
     (model / "config.json").write_text(json.dumps(cfg))
     args = ["evaluate", str(ds), "--model", str(model), "--baselines", "SSIM", "--bootstrap", "5"]
     assert main(args) == 2
@@ -73,8 +82,9 @@ def test_evaluate_refuses_originals_the_model_was_trained_on(tmp_path, tiny_mode
     assert any("in-sample" in k for k in report["notes"])
 
 
-def test_score_can_skip_unpaired_files_and_says_where_the_csv_went(score_folders, tmp_path, tiny_model_dir,
-                                                                    capsys):
+def test_score_can_skip_unpaired_files_and_says_where_the_csv_went(
+    score_folders, tmp_path, tiny_model_dir, capsys
+):
     import shutil
 
     from semsim_metric.cli import main
@@ -123,8 +133,11 @@ def test_a_tiny_validation_split_gets_no_calibration_and_a_warning(tmp_path):
     from tests.test_training import DEFAULT_DATASET
 
     dsd = undecoded(load_folder_or_hub(str(DEFAULT_DATASET)))
-    splits = {"train": list(dsd["train"].select(range(48))), "validation": list(dsd["validation"].select(range(6))),
-              "test": list(dsd["test"].select(range(6)))}
+    splits = {
+        "train": list(dsd["train"].select(range(48))),
+        "validation": list(dsd["validation"].select(range(6))),
+        "test": list(dsd["test"].select(range(6))),
+    }
     folder = write_dataset_folder(splits, tmp_path / "ds", DatasetCard(title="tiny", summary="tiny"))
     with pytest.warns(TinyDatasetWarning, match="no calibration fitted"):
         train(folder, tmp_path / "m", recipe="quick", epochs=1, options=TrainOptions(write_card=False))
@@ -145,15 +158,48 @@ def test_piped_output_has_no_progress_bar_noise_and_steps_are_logged(tmp_path):
     manifest.write_text("original,reconstruction,recognized\no.png,r.png,true\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "semsim_metric.cli"]
-    out = subprocess.run(cmd + ["convert", "manifest", str(manifest), "--out", str(tmp_path / "ds"),
-                                "--annotator-kind", "human", "--fractions", "1,0,0"],
-                         capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    out = subprocess.run(
+        cmd
+        + [
+            "convert",
+            "manifest",
+            str(manifest),
+            "--out",
+            str(tmp_path / "ds"),
+            "--annotator-kind",
+            "human",
+            "--fractions",
+            "1,0,0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "\r" not in out.stderr  # stderr is a pipe: no bars
     assert "semsim: writing" in out.stderr  # the step is logged instead
-    quiet = subprocess.run(cmd + ["-q", "convert", "manifest", str(manifest), "--out", str(tmp_path / "ds"),
-                                  "--annotator-kind", "human", "--fractions", "1,0,0"],
-                           capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    quiet = subprocess.run(
+        cmd
+        + [
+            "-q",
+            "convert",
+            "manifest",
+            str(manifest),
+            "--out",
+            str(tmp_path / "ds"),
+            "--annotator-kind",
+            "human",
+            "--fractions",
+            "1,0,0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
     assert quiet.returncode == 0 and "semsim: writing" not in quiet.stderr
 
 
@@ -167,7 +213,9 @@ def test_docstrings_render_on_the_api_page():
     offenders = []
     for path in src.rglob("*.py"):
         text = path.read_text()
-        if re.search(r"(?m)^\s*Example:\s*$", text) or re.search(r":(class|func|meth|mod|data|attr|exc):`", text):
+        if re.search(r"(?m)^\s*Example:\s*$", text) or re.search(
+            r":(class|func|meth|mod|data|attr|exc):`", text
+        ):
             offenders.append(path.name)
     assert not offenders
 
@@ -183,6 +231,18 @@ def test_convert_warns_when_a_split_ends_up_empty(tmp_path, capsys):
         Image.new("L", (8, 8), 10 * i + 5).save(tmp_path / f"r{i}.png")
         lines.append(f"o{i}.png,r{i}.png,{'true' if i % 2 else 'false'}")
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
-    assert main(["convert", "manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "ds"),
-                 "--annotator-kind", "human"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "manifest",
+                str(tmp_path / "m.csv"),
+                "--out",
+                str(tmp_path / "ds"),
+                "--annotator-kind",
+                "human",
+            ]
+        )
+        == 0
+    )
     assert "split(s) empty" in capsys.readouterr().err

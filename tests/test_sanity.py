@@ -21,4 +21,6 @@ def results():
 @pytest.mark.parametrize("check", list(TARGETS))
 def test_default_model_is_sane(results, domain, check):
     share = results[domain].shares[check]
-    assert share >= TARGETS[check], f"{domain}: {check} holds for {share:.1%} of pairs (target {TARGETS[check]:.0%})"
+    assert share >= TARGETS[check], (
+        f"{domain}: {check} holds for {share:.1%} of pairs (target {TARGETS[check]:.0%})"
+    )

@@ -17,7 +17,7 @@ class _Payload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (Path.write_text, (self.marker, "pwned"))
 
 
@@ -27,7 +27,7 @@ def _plant(path: Path, marker: Path) -> None:
     torch.save({"weights": _Payload(marker)}, path)
 
 
-@pytest.fixture()
+@pytest.fixture
 def poisoned_hub(tmp_path, monkeypatch):
     hub = tmp_path / "torch-home" / "hub"
     marker = tmp_path / "marker.txt"
@@ -60,7 +60,9 @@ def test_learned_baselines_refuse_a_planted_pickle(poisoned_hub, name):
     assert not poisoned_hub.exists()
 
 
-def test_evaluate_stops_with_a_clear_error_and_never_runs_the_pickle(poisoned_hub, tmp_path, tiny_model_dir, capsys):
+def test_evaluate_stops_with_a_clear_error_and_never_runs_the_pickle(
+    poisoned_hub, tmp_path, tiny_model_dir, capsys
+):
     from semsim_metric.cli import main
     from semsim_metric.data import load_folder_or_hub
     from tests.test_training import DEFAULT_DATASET
@@ -68,8 +70,20 @@ def test_evaluate_stops_with_a_clear_error_and_never_runs_the_pickle(poisoned_hu
     test = load_folder_or_hub(str(DEFAULT_DATASET), split="test").select(range(8))
     folder = tmp_path / "ds"
     test.to_parquet(str(folder / "data" / "test-00000-of-00001.parquet"))
-    rc = main(["evaluate", str(folder), "--model", str(tiny_model_dir), "--baselines", "SSIM,LPIPS",
-               "--bootstrap", "10", "--out", str(tmp_path / "out")])
+    rc = main(
+        [
+            "evaluate",
+            str(folder),
+            "--model",
+            str(tiny_model_dir),
+            "--baselines",
+            "SSIM,LPIPS",
+            "--bootstrap",
+            "10",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert rc == 2
     assert "refusing" in capsys.readouterr().err
     assert not poisoned_hub.exists()

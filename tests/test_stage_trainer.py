@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
@@ -32,24 +31,11 @@ class StopAt(TrainerCallback):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+    def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= self.step:
             control.should_save = True
             control.should_training_stop = True
         return control
-
-
-@pytest.fixture(scope="module")
-def class_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("classes")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 40), ("test", 2)):  # an image source lays out train/ and test/
-        for name in ("a", "b"):
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                img = rng.integers(0, 255, (16, 16), dtype=np.uint8)
-                Image.fromarray(img, mode="L").save(root / split / name / f"{i:03d}.png")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +51,20 @@ def _same(a: dict, b: dict) -> bool:
 
 @pytest.mark.slow
 def test_class_stage_resumes_to_the_uninterrupted_result(class_folder, tmp_path):
-    settings = PretrainSettings(source=str(class_folder), epochs=3, batch_size=8, learning_rate=0.05, holdout=8,
-                                noise=0.3, seed=3)
+    settings = PretrainSettings(
+        source=str(class_folder), epochs=3, batch_size=8, learning_rate=0.05, holdout=8, noise=0.3, seed=3
+    )
     full = SemSimModel(SemSimConfig(base_width=2))
     start = {k: v.clone() for k, v in full.state_dict().items()}
     pretrain_backbone(full, settings, options=QUIET, output_dir=tmp_path / "full")
     part = SemSimModel(SemSimConfig(base_width=2))
     part.load_state_dict(start)
-    pretrain_backbone(part, settings, output_dir=tmp_path / "part",
-                      options=TrainerOptions(progress=False, callbacks=(StopAt(13),)))
+    pretrain_backbone(
+        part,
+        settings,
+        output_dir=tmp_path / "part",
+        options=TrainerOptions(progress=False, callbacks=(StopAt(13),)),
+    )
     assert not (tmp_path / "part" / "stages" / "classes").exists()  # stopped early: not marked finished
     assert not _same(part.state_dict(), full.state_dict())
     resumed = SemSimModel(SemSimConfig(base_width=2))
@@ -90,11 +81,13 @@ def test_a_stage_says_how_long_it_will_take_from_timed_steps(class_folder, tmp_p
 
     from semsim_metric.training.trainer import ESTIMATE_TIMED_STEPS, ESTIMATE_WARMUP_STEPS, format_duration
 
-    settings = PretrainSettings(source=str(class_folder), epochs=2, batch_size=8, learning_rate=0.05, holdout=8,
-                                noise=0.3, seed=3)
+    settings = PretrainSettings(
+        source=str(class_folder), epochs=2, batch_size=8, learning_rate=0.05, holdout=8, noise=0.3, seed=3
+    )
     with caplog.at_level(logging.INFO, logger="semsim_metric"):
-        info, _ = pretrain_backbone(SemSimModel(SemSimConfig(base_width=2)), settings, options=QUIET,
-                                    output_dir=tmp_path)
+        info, _ = pretrain_backbone(
+            SemSimModel(SemSimConfig(base_width=2)), settings, options=QUIET, output_dir=tmp_path
+        )
     estimate, steps = info["estimate"], info["steps"]
     assert steps > ESTIMATE_WARMUP_STEPS + ESTIMATE_TIMED_STEPS
     assert estimate["timed_steps"] == ESTIMATE_TIMED_STEPS and estimate["seconds_per_step"] > 0
@@ -103,13 +96,17 @@ def test_a_stage_says_how_long_it_will_take_from_timed_steps(class_folder, tmp_p
     # the timed steps are part of the stage: they cannot have taken longer than the whole of it
     assert estimate["seconds_per_step"] * ESTIMATE_TIMED_STEPS <= info["seconds"]
     said = [r.getMessage() for r in caplog.records if "steps left at" in r.getMessage()]
-    expected = (f"stage classes: {left} of {steps} steps left at {estimate['seconds_per_step']:.3g} s/step "
-                f"(measured over {ESTIMATE_TIMED_STEPS} steps here), so about "
-                f"{format_duration(estimate['estimated_seconds'])} more, validation not included")
+    expected = (
+        f"stage classes: {left} of {steps} steps left at {estimate['seconds_per_step']:.3g} s/step "
+        f"(measured over {ESTIMATE_TIMED_STEPS} steps here), so about "
+        f"{format_duration(estimate['estimated_seconds'])} more, validation not included"
+    )
     assert said == [expected]
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(12.4, "12 s"), (600, "10 min"), (5 * 3600 + 24 * 60, "5 h 24 min")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(12.4, "12 s"), (600, "10 min"), (5 * 3600 + 24 * 60, "5 h 24 min")]
+)
 def test_durations_read_as_a_person_reads_them(seconds, text):
     from semsim_metric.training.trainer import format_duration
 
@@ -165,15 +162,32 @@ def test_a_stage_runs_under_torchrun_with_two_gloo_processes(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(port), str(script), str(ROOT / "hub" / "fmnist-judged-v1"), str(out)],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            str(script),
+            str(ROOT / "hub" / "fmnist-judged-v1"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2]
     # 48 rows, global batch 8 (4 per process) -> 6 steps per epoch, 2 epochs
     assert ranks[0]["steps"] == ranks[1]["steps"] == 12
-    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-6)  # DDP keeps the replicas equal
+    assert ranks[0]["checksum"] == pytest.approx(
+        ranks[1]["checksum"], rel=1e-6
+    )  # DDP keeps the replicas equal
     assert np.isfinite(ranks[0]["loss"])
     assert (out / "stages" / "votes" / "objective.safetensors").is_file()  # written by rank 0 only, once
     load_file(out / "stages" / "votes" / "objective.safetensors")
@@ -182,11 +196,19 @@ def test_a_stage_runs_under_torchrun_with_two_gloo_processes(tmp_path):
 @pytest.mark.slow
 def test_resume_reuses_a_finished_stage_only_with_the_same_settings(class_folder, tmp_path):
     """A finished stage is loaded by resume=True; one whose settings changed is trained again."""
+
     def run(noise, resume):
         model = SemSimModel(SemSimConfig(base_width=2))
         model.load_state_dict(start)
-        settings = PretrainSettings(source=str(class_folder), epochs=1, batch_size=8, learning_rate=0.05, holdout=8,
-                                    noise=noise, seed=3)
+        settings = PretrainSettings(
+            source=str(class_folder),
+            epochs=1,
+            batch_size=8,
+            learning_rate=0.05,
+            holdout=8,
+            noise=noise,
+            seed=3,
+        )
         pretrain_backbone(model, settings, options=QUIET, output_dir=tmp_path, resume=resume)
         return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -197,4 +219,7 @@ def test_resume_reuses_a_finished_stage_only_with_the_same_settings(class_folder
     assert _same(run(0.3, resume=True), first)  # the finished stage is loaded
     changed = run(0.0, resume=True)  # other settings: trained again, not loaded
     assert not _same(changed, first)
-    assert json.loads((tmp_path / "stages" / "classes" / "info.json").read_text())["plan"]["settings"]["noise"] == 0.0
+    assert (
+        json.loads((tmp_path / "stages" / "classes" / "info.json").read_text())["plan"]["settings"]["noise"]
+        == 0.0
+    )

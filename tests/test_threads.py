@@ -34,8 +34,16 @@ def test_affinity_alone(machine):
     assert _threads.pick_threads() == 8
 
 
-@pytest.mark.parametrize(("cpu_max", "expected"), [("200000 100000", 2), ("150000 100000", 2), ("max 100000", 8),
-                                                   ("50000 100000", 1), ("1600000 100000", 8)])
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        ("200000 100000", 2),
+        ("150000 100000", 2),
+        ("max 100000", 8),
+        ("50000 100000", 1),
+        ("1600000 100000", 8),
+    ],
+)
 def test_cgroup_v2_quota_caps_the_affinity(machine, cpu_max, expected):
     (machine / "cpu.max").write_text(cpu_max + "\n")
     assert _threads.pick_threads() == expected
@@ -126,4 +134,3 @@ def test_cli_main_configures_threads_before_the_command(monkeypatch):
     args.func = lambda a: calls.append("command") or 0
     assert cli.main(["score", "a.png", "b.png"]) == 0
     assert calls == ["threads", "command"]
-

@@ -26,14 +26,16 @@ def _pairs(n: int = 3, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, tor
     return torch.rand(n, 3, size, size, generator=g), torch.rand(n, 3, size, size, generator=g)
 
 
-@pytest.fixture()
+@pytest.fixture
 def tiny64(tiny_model_dir) -> SemSimModel:
     """The committed tiny model (calibrated), in float64."""
     return SemSimModel.from_pretrained(tiny_model_dir).double().eval()
 
 
 # --------------------------------------------------------------------------- orientation follows the output
-@pytest.mark.parametrize(("output", "higher", "upper"), [("distance", False, 2.0), ("probability", True, 1.0)])
+@pytest.mark.parametrize(
+    ("output", "higher", "upper"), [("distance", False, 2.0), ("probability", True, 1.0)]
+)
 def test_orientation_and_plot_bounds_follow_the_output(tiny_model, output, higher, upper):
     metric = SemSim(tiny_model, output=output)
     assert metric.higher_is_better is higher
@@ -55,13 +57,22 @@ def test_metric_tracker_picks_the_step_with_the_best_reconstruction(tiny_model, 
         tracker.update(reconstructions, originals)
     best, step = tracker.best_metric(return_step=True)
     assert step == 1
-    assert best == pytest.approx(0.0 if output == "distance" else float(torch.sigmoid(torch.tensor(2.0))), abs=1e-6)
+    assert best == pytest.approx(
+        0.0 if output == "distance" else float(torch.sigmoid(torch.tensor(2.0))), abs=1e-6
+    )
 
 
 def test_metric_tracker_of_a_collection_orients_each_member(tiny_model):
     originals, noise = _pairs(seed=2)
-    tracker = MetricTracker(MetricCollection({"d": SemSim(tiny_model), "p": SemSim(tiny_model, output="probability"),
-                                              "psnr": PeakSignalNoiseRatio(data_range=1.0)}))
+    tracker = MetricTracker(
+        MetricCollection(
+            {
+                "d": SemSim(tiny_model),
+                "p": SemSim(tiny_model, output="probability"),
+                "psnr": PeakSignalNoiseRatio(data_range=1.0),
+            }
+        )
+    )
     assert tracker.maximize == [False, True, True]
     for reconstructions in (noise, originals * 0.98 + noise * 0.02, noise.flip(0)):
         tracker.increment()
@@ -72,7 +83,9 @@ def test_metric_tracker_of_a_collection_orients_each_member(tiny_model):
 
 # --------------------------------------------------------------------------- compute() with no pairs
 def test_compute_with_no_pairs_warns_and_gives_nan_inside_a_collection(tiny_model):
-    collection = MetricCollection({"psnr": PeakSignalNoiseRatio(data_range=1.0), "semsim": SemSim(tiny_model)})
+    collection = MetricCollection(
+        {"psnr": PeakSignalNoiseRatio(data_range=1.0), "semsim": SemSim(tiny_model)}
+    )
     with pytest.warns(UserWarning, match="SemSim.compute\\(\\) found no pairs to average"):
         out = collection.compute()
     assert torch.isnan(out["semsim"]) and out["semsim"].shape == ()
@@ -98,8 +111,13 @@ def test_a_lightning_validation_epoch_without_pairs_logs_nan_instead_of_failing(
         def __init__(self) -> None:
             super().__init__()
             self.net = torch.nn.Conv2d(1, 1, 3, padding=1)
-            self.val_metrics = MetricCollection({"psnr": PeakSignalNoiseRatio(data_range=1.0),
-                                                 "semsim": SemSim(tiny_model, check_domain=False)}, prefix="val/")
+            self.val_metrics = MetricCollection(
+                {
+                    "psnr": PeakSignalNoiseRatio(data_range=1.0),
+                    "semsim": SemSim(tiny_model, check_domain=False),
+                },
+                prefix="val/",
+            )
 
         def validation_step(self, batch, batch_idx):
             (originals,) = batch
@@ -111,8 +129,9 @@ def test_a_lightning_validation_epoch_without_pairs_logs_nan_instead_of_failing(
             self.val_metrics.reset()
 
     loader = DataLoader(TensorDataset(torch.rand(4, 1, 28, 28)), batch_size=2)
-    trainer = lightning.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
-                                enable_model_summary=False)
+    trainer = lightning.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = trainer.validate(Module(), loader, verbose=False)[0]
@@ -152,7 +171,9 @@ def test_old_checkpoints_with_the_network_and_new_ones_load_strictly(tiny_model)
         result = fresh.load_state_dict(checkpoint, strict=True)
         assert (result.missing_keys, result.unexpected_keys) == ([], [])
         assert torch.equal(fresh.conv.weight, holder.conv.weight)
-        assert torch.equal(fresh.loss_fn(p, t).detach(), before)  # the old (zeroed) network weights are ignored
+        assert torch.equal(
+            fresh.loss_fn(p, t).detach(), before
+        )  # the old (zeroed) network weights are ignored
     # strict loading still catches real mismatches
     with pytest.raises(RuntimeError, match="Unexpected key.*loss_fn.bogus"):
         _Holder(tiny_model).load_state_dict(dict(new, **{"loss_fn.bogus": torch.zeros(1)}))
@@ -175,14 +196,18 @@ def test_gradcheck_passes_for_a_float64_model_through_the_functional_api(tiny64,
     score = semsim(x, y, model=tiny64, output=output, check_domain=False)
     assert score.dtype == torch.float64
     assert torch.autograd.gradcheck(
-        lambda a: semsim(a, y, model=tiny64, output=output, check_domain=False), (x,), eps=1e-6, atol=1e-6)
+        lambda a: semsim(a, y, model=tiny64, output=output, check_domain=False), (x,), eps=1e-6, atol=1e-6
+    )
 
 
 def test_gradcheck_passes_through_the_float64_metric_and_loss(tiny_model, tiny64):
     x = _inside(1, 3, 5, 5, seed=2).requires_grad_(True)
     y = _inside(1, 3, 5, 5, seed=3)
-    metrics = [SemSim(tiny_model, check_domain=False).double(), SemSim(tiny64, check_domain=False).to("cpu"),
-               SemSim(tiny_model, check_domain=False, output="probability").set_dtype(torch.float64)]
+    metrics = [
+        SemSim(tiny_model, check_domain=False).double(),
+        SemSim(tiny64, check_domain=False).to("cpu"),
+        SemSim(tiny_model, check_domain=False, output="probability").set_dtype(torch.float64),
+    ]
     for metric in metrics:
         assert metric.net.backbone.conv1.weight.dtype == torch.float64 and metric.dtype == torch.float64
         assert torch.autograd.gradcheck(lambda a, m=metric: m(a, y), (x,), eps=1e-6, atol=1e-6)
@@ -200,8 +225,10 @@ def test_float32_scores_are_the_models_own_bit_for_bit(tiny_model):
     distance = tiny_model.eval().distance(to_model_input(x, **kwargs), to_model_input(y, **kwargs)).detach()
     assert distance.dtype == torch.float32
     assert torch.equal(semsim(x, y, model=tiny_model, reduction="none").detach(), distance)
-    assert torch.equal(semsim(x, y, model=tiny_model, reduction="none", output="probability").detach(),
-                       tiny_model.probability(distance))
+    assert torch.equal(
+        semsim(x, y, model=tiny_model, reduction="none", output="probability").detach(),
+        tiny_model.probability(distance),
+    )
     metric = SemSim(tiny_model, reduction="none")
     metric.update(x, y)
     assert torch.equal(metric.compute(), distance)
@@ -220,14 +247,18 @@ def test_set_dtype_keeps_the_count_of_pairs_an_integer(tiny_model):
 
 # --------------------------------------------------------------------------- FeatureShare and TorchScript
 def test_feature_share_shares_one_network_and_keeps_the_scores(tiny_model):
-    shared = FeatureShare({"distance": SemSim(tiny_model), "probability": SemSim(tiny_model, output="probability")})
+    shared = FeatureShare(
+        {"distance": SemSim(tiny_model), "probability": SemSim(tiny_model, output="probability")}
+    )
     assert shared["distance"].net is shared["probability"].net
     assert shared.state_dict() == {}  # the shared network stays out of checkpoints
     p, t = _pairs()
     shared.update(p, t)
     out = shared.compute()
     torch.testing.assert_close(out["distance"], semsim(p, t, model=tiny_model).detach())
-    torch.testing.assert_close(out["probability"], semsim(p, t, model=tiny_model, output="probability").detach())
+    torch.testing.assert_close(
+        out["probability"], semsim(p, t, model=tiny_model, output="probability").detach()
+    )
 
 
 def test_net_accepts_only_a_semsim_network(tiny_model, random_model):

@@ -3,13 +3,12 @@
 import json
 from pathlib import Path
 
-
-from semsim_metric.data.loading import load_folder_or_hub
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from semsim_metric import SemSimModel
+from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.training import RECIPES, TrainerOptions, TrainOptions, get_recipe, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,15 +23,29 @@ def tiny_dataset(tmp_path_factory):
     full = load_folder_or_hub(str(DEFAULT_DATASET))
     for split, n in (("train", 12), ("validation", 4)):
         ids = sorted(set(full[split]["original_id"]))[:n]
-        full[split].filter(lambda r: r["original_id"] in ids).to_parquet(str(out / "data" / f"{split}-00000-of-00001.parquet"))
+        full[split].filter(lambda r, ids=ids: r["original_id"] in ids).to_parquet(
+            str(out / "data" / f"{split}-00000-of-00001.parquet")
+        )
     return out
 
 
 def test_paper_recipe_is_the_papers():
     r = RECIPES["paper"]
     t = r.triplets
-    assert (t.learning_rate, t.momentum, t.nesterov, t.weight_decay, t.batch_size, t.epochs) == (0.05, 0.9, True, 5e-4, 64, 100)
-    assert t.milestone_epochs() == [37, 62, 87] and (t.margin, r.seed, r.base_width, t.augment) == (1.0, 23333, 64, True)
+    assert (t.learning_rate, t.momentum, t.nesterov, t.weight_decay, t.batch_size, t.epochs) == (
+        0.05,
+        0.9,
+        True,
+        5e-4,
+        64,
+        100,
+    )
+    assert t.milestone_epochs() == [37, 62, 87] and (t.margin, r.seed, r.base_width, t.augment) == (
+        1.0,
+        23333,
+        64,
+        True,
+    )
     assert get_recipe("paper", epochs=10).triplets.epochs == 10
     with pytest.raises(TypeError, match="unknown recipe field"):
         get_recipe("paper", lr=1)
@@ -40,11 +53,18 @@ def test_paper_recipe_is_the_papers():
 
 @pytest.mark.slow
 def test_quick_recipe_lowers_the_loss_and_reloads(tiny_dataset, tmp_path):
-    result = train(tiny_dataset, tmp_path / "m", recipe="quick", base_width=4, epochs=3,
-                   options=TrainOptions(write_card=False, trainer=TrainerOptions(logging_steps=1)))
+    result = train(
+        tiny_dataset,
+        tmp_path / "m",
+        recipe="quick",
+        base_width=4,
+        epochs=3,
+        options=TrainOptions(write_card=False, trainer=TrainerOptions(logging_steps=1)),
+    )
     ckpts = tmp_path / "m" / "checkpoints" / "triplets"
-    history = json.loads((ckpts / sorted(p.name for p in ckpts.iterdir())[-1] / "trainer_state.json").read_text(
-    ))["log_history"]
+    history = json.loads(
+        (ckpts / sorted(p.name for p in ckpts.iterdir())[-1] / "trainer_state.json").read_text()
+    )["log_history"]
     losses = [h["loss"] for h in history if "loss" in h]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
     assert "roc_auc" in result.validation and "triplet_accuracy" in result.validation
@@ -67,15 +87,28 @@ def test_resume_continues_from_the_last_checkpoint(tiny_dataset, tmp_path):
     train(tiny_dataset, tmp_path / "full", recipe="quick", base_width=4, epochs=2, options=NO_CARD)
     train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=1, options=NO_CARD)
     # the interrupted run left checkpoint-<epoch 1>; resuming with the 2-epoch schedule finishes the job
-    resumed = train(tiny_dataset, tmp_path / "part", recipe="quick", base_width=4, epochs=2,
-                    options=TrainOptions(resume=True, write_card=False))
-    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "part" / "checkpoints" / "triplets").iterdir())
-    assert steps[-1] == sorted(int(p.name.split("-")[1])
-                               for p in (tmp_path / "full" / "checkpoints" / "triplets").iterdir())[-1]
+    resumed = train(
+        tiny_dataset,
+        tmp_path / "part",
+        recipe="quick",
+        base_width=4,
+        epochs=2,
+        options=TrainOptions(resume=True, write_card=False),
+    )
+    steps = sorted(
+        int(p.name.split("-")[1]) for p in (tmp_path / "part" / "checkpoints" / "triplets").iterdir()
+    )
+    assert (
+        steps[-1]
+        == sorted(
+            int(p.name.split("-")[1]) for p in (tmp_path / "full" / "checkpoints" / "triplets").iterdir()
+        )[-1]
+    )
     full = load_file(tmp_path / "full" / "model.safetensors")
     part = load_file(tmp_path / "part" / "model.safetensors")
     assert all(torch.allclose(full[k].float(), part[k].float(), atol=1e-5) for k in full), (
-        "resuming must continue the same run (optimizer, scheduler, RNG and data order restored)")
+        "resuming must continue the same run (optimizer, scheduler, RNG and data order restored)"
+    )
     assert resumed.train_loss > 0
 
 
@@ -105,9 +138,16 @@ def test_training_on_a_transformers_backbone(tiny_dataset, tmp_path):
     from transformers import ResNetConfig, ResNetModel
 
     backbone_dir = tmp_path / "tiny-resnet"
-    ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])).save_pretrained(backbone_dir)
-    train(tiny_dataset, tmp_path / "m", recipe="quick", epochs=1,
-          options=TrainOptions(backbone=str(backbone_dir), write_card=False))
+    ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])).save_pretrained(
+        backbone_dir
+    )
+    train(
+        tiny_dataset,
+        tmp_path / "m",
+        recipe="quick",
+        epochs=1,
+        options=TrainOptions(backbone=str(backbone_dir), write_card=False),
+    )
     model = SemSimModel.from_pretrained(tmp_path / "m")
     assert model.config.backbone == "transformers" and model.config.backbone_config["model_type"] == "resnet"
     assert model.embed(torch.rand(2, 3, 32, 32)).shape == (2, 16)
@@ -115,7 +155,12 @@ def test_training_on_a_transformers_backbone(tiny_dataset, tmp_path):
 
 def test_recipe_variants_are_named_on_the_command_line():
     r = get_recipe("semantic:vote_epochs=2,embedding=pooled,augment=false,milestones=0.5/0.75")
-    assert (r.vote_tuning.epochs, r.embedding, r.triplets.augment, r.triplets.milestones) == (2, "pooled", False, (0.5, 0.75))
+    assert (r.vote_tuning.epochs, r.embedding, r.triplets.augment, r.triplets.milestones) == (
+        2,
+        "pooled",
+        False,
+        (0.5, 0.75),
+    )
     assert r.name == "semantic:vote_epochs=2,embedding=pooled,augment=false,milestones=0.5/0.75"
     assert get_recipe("semantic").name == "semantic"
     with pytest.raises(TypeError, match="unknown recipe field"):

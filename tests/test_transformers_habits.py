@@ -27,13 +27,21 @@ MODEL_FOLDERS = sorted(p for p in HUB.iterdir() if (p / "model.safetensors").is_
 def _python(code: str, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> dict:
     """Run ``code`` in a fresh interpreter; its last stdout line is JSON."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=cwd, env=full_env,
-                         capture_output=True, text=True, timeout=600, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # -- import semsim_metric registers with the Auto classes, lazily ------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_import_semsim_metric_registers_the_auto_classes_without_importing_torch():
@@ -56,7 +64,9 @@ def test_import_semsim_metric_registers_the_auto_classes_without_importing_torch
     assert result["config"] == "semsim_metric.models.configuration_semsim"
     assert result["model_code_after_auto"] is False  # AutoModel holds a stand-in until a model is built
     assert result["from_config"] == "SemSimModel"
-    assert result["model"] == "semsim_metric.models.modeling_semsim"  # the package's class, no trust_remote_code
+    assert (
+        result["model"] == "semsim_metric.models.modeling_semsim"
+    )  # the package's class, no trust_remote_code
     assert result["lazy_isinstance"] is True
 
 
@@ -87,6 +97,7 @@ def test_call_after_import_runs_at_once_for_an_imported_module_and_never_breaks_
 
 # -- the folders under hub/ are what their Hub repositories hold -------------------------------------------------------
 
+
 def _without_version(text: str) -> str:
     return re.sub(r"^# Exported from semsim-metric \S+", "# Exported from semsim-metric", text)
 
@@ -97,17 +108,23 @@ def test_every_hub_model_folder_carries_the_current_remote_code(folder):
     from semsim_metric.models.remote_code import AUTO_MAP, CUSTOM_PIPELINES, exported_code
 
     for name, text in exported_code().items():
-        assert (folder / name).is_file(), f"{folder.name} lacks {name}: run python scripts/default_model.py folders"
+        assert (folder / name).is_file(), (
+            f"{folder.name} lacks {name}: run python scripts/default_model.py folders"
+        )
         assert _without_version((folder / name).read_text()) == _without_version(text), (
-            f"{folder.name}/{name} is stale: run python scripts/default_model.py folders")
+            f"{folder.name}/{name} is stale: run python scripts/default_model.py folders"
+        )
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"] == AUTO_MAP and config["custom_pipelines"] == CUSTOM_PIPELINES
     floating = {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}
-    stored = {floating[d] for d, _ in read_weights_header(folder / "model.safetensors").values() if d in floating}
+    stored = {
+        floating[d] for d, _ in read_weights_header(folder / "model.safetensors").values() if d in floating
+    }
     assert stored == {config["dtype"]}  # the dtype the weights are stored in, for dtype="auto"
     processor = json.loads((folder / "preprocessor_config.json").read_text())
     assert {k: processor[k] for k in ("image_size", "image_mean", "image_std")} == {
-        k: config[k] for k in ("image_size", "image_mean", "image_std")}
+        k: config[k] for k in ("image_size", "image_mean", "image_std")
+    }
     assert "image_processor_type" not in processor  # the class comes from config.json's auto_map
 
 
@@ -145,7 +162,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.fixture()
+@pytest.fixture
 def png_pair(tmp_path):
     import numpy as np
     from PIL import Image
@@ -172,7 +189,9 @@ def test_every_hub_model_folder_scores_like_the_package_where_the_package_is_abs
         shutil.copytree(folder, tmp_path / folder.name)
         copies.append(str(tmp_path / folder.name))
     env = {"HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = _python(WITHOUT_PACKAGE, *map(str, png_pair), str(tmp_path / "xy.pt"), *copies, env=env, cwd=tmp_path)
+    result = _python(
+        WITHOUT_PACKAGE, *map(str, png_pair), str(tmp_path / "xy.pt"), *copies, env=env, cwd=tmp_path
+    )
     o, r = (load_image(p)[None] for p in png_pair)
     for folder, copy in zip(MODEL_FOLDERS, copies):
         got = result[copy]
@@ -191,6 +210,7 @@ def test_every_hub_model_folder_scores_like_the_package_where_the_package_is_abs
 
 # -- the image processor is the input gate ------------------------------------------------------------------------------
 
+
 def test_the_image_processor_gives_the_gates_model_input(tiny_model):
     from semsim_metric.models import SemSimImageProcessor
     from semsim_metric.preprocessing import to_model_input
@@ -200,16 +220,23 @@ def test_the_image_processor_gives_the_gates_model_input(tiny_model):
     gate = {"image_size": cfg.image_size, "mean": cfg.image_mean, "std": cfg.image_std}
     g = torch.Generator().manual_seed(0)
     grey = torch.rand(3, 1, 40, 24, generator=g)
-    torch.testing.assert_close(processor(grey)["pixel_values"], to_model_input(grey, data_range=1.0, **gate),
-                               atol=0, rtol=0)
+    torch.testing.assert_close(
+        processor(grey)["pixel_values"], to_model_input(grey, data_range=1.0, **gate), atol=0, rtol=0
+    )
     u8 = (torch.rand(3, 28, 28, generator=g) * 255).to(torch.uint8)  # one (C, H, W) image
-    torch.testing.assert_close(processor(u8)["pixel_values"], to_model_input(u8[None], data_range=255, **gate),
-                               atol=0, rtol=0)
+    torch.testing.assert_close(
+        processor(u8)["pixel_values"], to_model_input(u8[None], data_range=255, **gate), atol=0, rtol=0
+    )
     as_numpy = processor(u8.permute(1, 2, 0).numpy())["pixel_values"]  # numpy is channels last, like PIL
     torch.testing.assert_close(as_numpy, processor(u8)["pixel_values"], atol=0, rtol=0)
     scaled = processor(grey * 255, data_range=255)["pixel_values"]
     torch.testing.assert_close(scaled, to_model_input(grey * 255, data_range=255, **gate), atol=0, rtol=0)
-    assert processor(grey, return_tensors="np")["pixel_values"].shape == (3, 3, cfg.image_size, cfg.image_size)
+    assert processor(grey, return_tensors="np")["pixel_values"].shape == (
+        3,
+        3,
+        cfg.image_size,
+        cfg.image_size,
+    )
 
 
 def test_the_image_processor_refuses_what_the_gate_refuses(tiny_model):
@@ -233,7 +260,8 @@ def test_the_image_processor_refuses_what_the_gate_refuses(tiny_model):
 
 # -- the semsim pipeline returns SemSim's distance and probability ---------------------------------------------------
 
-@pytest.fixture()
+
+@pytest.fixture
 def calibrated_folder(tmp_path, tiny_model):
     tiny_model.config.calibration = {"intercept": 2.0, "slope": -4.0, "fitted_on": "a test"}
     tiny_model.save_pretrained(tmp_path / "model")
@@ -260,8 +288,11 @@ def test_the_semsim_pipeline_returns_semsims_distance_and_probability(calibrated
     assert one["probability"] == pytest.approx(float(p[0]), abs=1e-5)
     listed = scorer(list(originals), list(reconstructions))
     batched = scorer(originals, reconstructions)
-    for out in (listed, batched, [scorer({"original": o, "reconstruction": r})
-                                  for o, r in zip(originals, reconstructions)]):
+    for out in (
+        listed,
+        batched,
+        [scorer({"original": o, "reconstruction": r}) for o, r in zip(originals, reconstructions)],
+    ):
         assert [s["distance"] for s in out] == pytest.approx(d.tolist(), abs=1e-5)
         assert [s["probability"] for s in out] == pytest.approx(p.tolist(), abs=1e-5)
     o, r = (load_image(path)[None] for path in png_pair)
@@ -300,12 +331,18 @@ def test_the_image_feature_extraction_pipeline_embeds_through_the_gate(calibrate
     features = pipeline("image-feature-extraction", model=str(calibrated_folder))
     got = torch.tensor(features(Image.open(png_pair[0])))
     cfg = model.config
-    pixels = to_model_input(load_image(png_pair[0])[None], data_range=255, image_size=cfg.image_size,
-                            mean=cfg.image_mean, std=cfg.image_std)
+    pixels = to_model_input(
+        load_image(png_pair[0])[None],
+        data_range=255,
+        image_size=cfg.image_size,
+        mean=cfg.image_mean,
+        std=cfg.image_std,
+    )
     torch.testing.assert_close(got, model.embed(pixels).detach(), atol=1e-5, rtol=0)
 
 
 # -- dtype, device_map, output_loading_info as in transformers 5 ------------------------------------------------------
+
 
 def test_the_stored_dtype_is_recorded_and_dtype_auto_loads_it(tmp_path, random_model):
     from transformers import AutoModel
@@ -354,13 +391,24 @@ def test_device_map_for_one_device_and_loading_info(tmp_path, random_model):
     random_model.save_pretrained(tmp_path)
     for device_map in ({"": "cpu"}, {"backbone.conv1": "cpu", "backbone.layer1": torch.device("cpu")}, "cpu"):
         assert SemSimModel.from_pretrained(tmp_path, device_map=device_map).device == torch.device("cpu")
-    for device_map, message in (({"backbone.conv1": "cpu", "backbone.layer1": 0}, "onto 2 devices"),
-                                ("auto", "lives on one device"), ({"": "disk"}, "disk"), ({}, "onto 0 devices")):
+    for device_map, message in (
+        ({"backbone.conv1": "cpu", "backbone.layer1": 0}, "onto 2 devices"),
+        ("auto", "lives on one device"),
+        ({"": "disk"}, "disk"),
+        ({}, "onto 0 devices"),
+    ):
         with pytest.raises(SemSimError, match=message):
             SemSimModel.from_pretrained(tmp_path, device_map=device_map)
     _, info = SemSimModel.from_pretrained(tmp_path, output_loading_info=True)
-    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
-    auto_model, auto_info = AutoModel.from_pretrained(tmp_path, output_loading_info=True, device_map={"": "cpu"})
+    assert info == {
+        "missing_keys": set(),
+        "unexpected_keys": set(),
+        "mismatched_keys": set(),
+        "error_msgs": [],
+    }
+    auto_model, auto_info = AutoModel.from_pretrained(
+        tmp_path, output_loading_info=True, device_map={"": "cpu"}
+    )
     assert isinstance(auto_model, SemSimModel) and auto_info == info
     with pytest.raises(TypeError, match="cannot honour"):  # still refused, and a SemSimError
         SemSimModel.from_pretrained(tmp_path, variant="fp16")
@@ -368,13 +416,17 @@ def test_device_map_for_one_device_and_loading_info(tmp_path, random_model):
 
 # -- cards --------------------------------------------------------------------------------------------------------------
 
+
 def test_the_default_card_has_a_model_index_with_the_published_held_out_numbers():
     from huggingface_hub import ModelCard
 
     card = ModelCard.load(DEFAULT / "README.md")
     recipe = json.loads((DEFAULT / "training_info.json").read_text())["recipe"]["name"]
-    published = [s for s in json.loads((ROOT / "docs" / "heldout" / "heldout_summary.json").read_text())
-                 if s["recipe"] == recipe]
+    published = [
+        s
+        for s in json.loads((ROOT / "docs" / "heldout" / "heldout_summary.json").read_text())
+        if s["recipe"] == recipe
+    ]
     assert published and card.data.eval_results
     aucs = {r.metric_name: r.metric_value for r in card.data.eval_results if r.metric_type == "roc_auc"}
     for row in published:
@@ -415,13 +467,20 @@ def test_push_to_hub_writes_the_training_cards_metadata(tmp_path, tiny_model_dir
 
     folder = tmp_path / "trained"
     shutil.copytree(tiny_model_dir, folder)
-    (folder / "training_info.json").write_text(json.dumps({"dataset": "hub/fmnist-judged-v1",
-                                                           "validation": {"roc_auc": 0.71}, "test": {"roc_auc": 0.62}}))
+    (folder / "training_info.json").write_text(
+        json.dumps(
+            {"dataset": "hub/fmnist-judged-v1", "validation": {"roc_auc": 0.71}, "test": {"roc_auc": 0.62}}
+        )
+    )
     model = SemSimModel.from_pretrained(folder)
     server, _ = make_server({}, upload_root=tmp_path / "server")
     try:
-        for key, value in {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}", "HF_HUB_OFFLINE": "0",
-                           "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf")}.items():
+        for key, value in {
+            "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HOME": str(tmp_path / "hf"),
+        }.items():
             monkeypatch.setenv(key, value)
         importlib.reload(hf_constants)
         model.push_to_hub("me/semsim-trained", token="test-token")
@@ -431,7 +490,10 @@ def test_push_to_hub_writes_the_training_cards_metadata(tmp_path, tiny_model_dir
         importlib.reload(hf_constants)
     card = ModelCard.load(tmp_path / "server" / "me--semsim-trained" / "README.md")
     assert card.data.license == "apache-2.0" and card.data.datasets == ["semsim-metric/fmnist-judged-v1"]
-    assert {(r.dataset_split, r.metric_value) for r in card.data.eval_results} == {("validation", 0.71), ("test", 0.62)}
+    assert {(r.dataset_split, r.metric_value) for r in card.data.eval_results} == {
+        ("validation", 0.71),
+        ("test", 0.62),
+    }
     assert 'pipeline("semsim", model="me/semsim-trained", trust_remote_code=True)' in card.text
 
 
@@ -439,6 +501,7 @@ def test_the_remote_code_export_refuses_a_module_it_does_not_carry():
     from semsim_metric.models.remote_code import _flatten_imports
 
     assert _flatten_imports("from ..hub import X\nfrom .blocks import Y\n", "m.py") == (
-        "from .hub import X\nfrom .blocks import Y\n")
+        "from .hub import X\nfrom .blocks import Y\n"
+    )
     with pytest.raises(RuntimeError, match="does not export"):
         _flatten_imports("    from ..metric import SemSim\n", "m.py")

@@ -27,7 +27,7 @@ from semsim_metric.models.modeling_semsim import MAX_CONFIG_BYTES
 
 
 # --------------------------------------------------------------------------- helpers
-@pytest.fixture()
+@pytest.fixture
 def folder(tmp_path, tiny_model_dir) -> Path:
     """A copy of the tiny model (base_width 4: 120 tensors, 180 KB of weights) whose config the test rewrites."""
     out = tmp_path / "model"
@@ -41,7 +41,7 @@ def _rewrite_config(folder: Path, **changes: object) -> None:
     (folder / "config.json").write_text(json.dumps(cfg))
 
 
-@pytest.fixture()
+@pytest.fixture
 def never_built_for_real(monkeypatch):
     """Fail the test if the backbone is built anywhere but on the meta device (where nothing is allocated)."""
     import semsim_metric.models.modeling_semsim as modeling
@@ -50,14 +50,16 @@ def never_built_for_real(monkeypatch):
 
     def meta_only(config):
         if torch.get_default_device().type != "meta":
-            raise AssertionError("the network was built in real memory before its config was checked against the "
-                                 "weights' header")
+            raise AssertionError(
+                "the network was built in real memory before its config was checked against the "
+                "weights' header"
+            )
         return real(config)
 
     monkeypatch.setattr(modeling, "build_backbone", meta_only)
 
 
-@pytest.fixture()
+@pytest.fixture
 def hub_calls(monkeypatch) -> list[str]:
     """Every way of reaching the Hub (downloads, repository look-ups, name resolution) records itself and fails."""
     import huggingface_hub
@@ -71,11 +73,16 @@ def hub_calls(monkeypatch) -> list[str]:
         def refuse(*args, **kwargs):
             calls.append(f"{what}{args[:2]}")
             raise AssertionError(f"a local model folder reached the Hub: {what}{args[:2]}")
+
         return refuse
 
-    for module, name in [(huggingface_hub, "hf_hub_download"), (huggingface_hub.file_download, "hf_hub_download"),
-                         (huggingface_hub, "snapshot_download"), (transformers.utils.hub, "hf_hub_download"),
-                         (transformers.utils.hub, "snapshot_download")]:
+    for module, name in [
+        (huggingface_hub, "hf_hub_download"),
+        (huggingface_hub.file_download, "hf_hub_download"),
+        (huggingface_hub, "snapshot_download"),
+        (transformers.utils.hub, "hf_hub_download"),
+        (transformers.utils.hub, "snapshot_download"),
+    ]:
         monkeypatch.setattr(module, name, tripwire(f"{module.__name__}.{name}"), raising=False)
     for method in ("repo_exists", "model_info", "snapshot_download", "hf_hub_download"):
         monkeypatch.setattr(huggingface_hub.hf_api.HfApi, method, tripwire(f"HfApi.{method}"))
@@ -88,7 +95,9 @@ def _peak_rss_mib() -> float:
 
 
 # --------------------------------------------------------------------------- sizes: compared with the header first
-def test_a_terabyte_transformers_config_beside_tiny_weights_is_refused_from_the_header(folder, never_built_for_real):
+def test_a_terabyte_transformers_config_beside_tiny_weights_is_refused_from_the_header(
+    folder, never_built_for_real
+):
     # the reproducer: a ViT of width 32768 and 48 layers (217 billion values, 808 GiB) and 180 KB of weights
     vit = ViTConfig(hidden_size=32768, num_hidden_layers=48, num_attention_heads=16).to_dict()
     _rewrite_config(folder, backbone="transformers", backbone_config=vit)
@@ -103,7 +112,9 @@ def test_a_terabyte_transformers_config_beside_tiny_weights_is_refused_from_the_
 
 
 def test_a_config_with_sixty_thousand_layers_stops_building_early(folder, never_built_for_real):
-    vit = ViTConfig(hidden_size=8, num_hidden_layers=60_000, num_attention_heads=2, intermediate_size=8).to_dict()
+    vit = ViTConfig(
+        hidden_size=8, num_hidden_layers=60_000, num_attention_heads=2, intermediate_size=8
+    ).to_dict()
     _rewrite_config(folder, backbone="transformers", backbone_config=vit)
     start = time.perf_counter()
     with pytest.raises(ModelMismatchError, match="more than .* modules, parameters and buffers.*120 tensors"):
@@ -119,7 +130,9 @@ def test_a_config_for_another_width_is_refused_before_the_network_is_built(folde
 
 def test_weights_whose_header_claims_a_terabyte_are_refused_unread(folder):
     (folder / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + b"{}")
-    with pytest.raises(InvalidModelError, match=r"model.safetensors: its safetensors header claims 1,099,511,627,776"):
+    with pytest.raises(
+        InvalidModelError, match=r"model.safetensors: its safetensors header claims 1,099,511,627,776"
+    ):
         SemSimModel.from_pretrained(folder)
 
 
@@ -136,13 +149,17 @@ def test_num_labels_is_capped_before_transformers_builds_a_label_table(folder, w
         _rewrite_config(folder, num_labels=300_000_000)
     else:
         resnet = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]).to_dict()
-        _rewrite_config(folder, backbone="transformers", backbone_config={**resnet, "num_labels": 300_000_000})
+        _rewrite_config(
+            folder, backbone="transformers", backbone_config={**resnet, "num_labels": 300_000_000}
+        )
     start = time.perf_counter()
     with pytest.raises(InvalidModelError) as err:
         SemSimModel.from_pretrained(folder)
     assert time.perf_counter() - start < 5  # the unchecked table took 25 s and 3.5 GB
     field = "num_labels" if where == "top" else "backbone_config.num_labels"
-    assert "config.json" in str(err.value) and f"{field} must be an integer between 0 and 100,000" in str(err.value)
+    assert "config.json" in str(err.value) and f"{field} must be an integer between 0 and 100,000" in str(
+        err.value
+    )
 
 
 def test_an_ordinary_label_table_still_loads(folder):
@@ -155,8 +172,11 @@ def test_integers_no_vision_backbone_needs_are_refused_by_name(folder, never_bui
     resnet = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]).to_dict()
     resnet["depths"] = [1, 10**9]
     _rewrite_config(folder, backbone="transformers", backbone_config=resnet)
-    with pytest.raises(InvalidModelError, match=rf"config.json: backbone_config.depths\[1\] = 1000000000 is larger "
-                                                rf"than {MAX_BACKBONE_INT:,}"):
+    with pytest.raises(
+        InvalidModelError,
+        match=rf"config.json: backbone_config.depths\[1\] = 1000000000 is larger "
+        rf"than {MAX_BACKBONE_INT:,}",
+    ):
         SemSimModel.from_pretrained(folder)
 
 
@@ -171,25 +191,43 @@ def test_a_real_transformers_backbone_still_loads_and_matches(tmp_path):
 
 
 # --------------------------------------------------------------------------- a local folder never reaches the Hub
-UPERNET = {"model_type": "upernet", "backbone": "microsoft/resnet-50", "backbone_config": None,
-           "use_pretrained_backbone": False}
+UPERNET = {
+    "model_type": "upernet",
+    "backbone": "microsoft/resnet-50",
+    "backbone_config": None,
+    "use_pretrained_backbone": False,
+}
 _RESNET = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]).to_dict()
 
 
-@pytest.mark.parametrize("backbone_config, field", [
-    (UPERNET, "backbone_config.backbone"),  # the reproducer: transformers asks the Hub whether the repo exists
-    ({**UPERNET, "backbone": "./elsewhere"}, "backbone_config.backbone"),
-    ({"model_type": "upernet", "backbone_config": {**_RESNET, "backbone": "someone/evil"}},
-     "backbone_config.backbone_config.backbone"),
-    ({"model_type": "upernet", "backbone_config": _RESNET, "use_pretrained_backbone": True},
-     "backbone_config.use_pretrained_backbone"),
-    ({"model_type": "detr", "use_timm_backbone": True}, "backbone_config.use_timm_backbone"),
-    ({"model_type": "detr"}, "backbone_config.backbone_config.backbone"),  # DETR's default: timm's resnet50
-    ({"model_type": "timm_wrapper", "architecture": "resnet50"}, "backbone_config.model_type"),
-    ({**_RESNET, "auto_map": {"AutoModel": "someone/evil--modeling.Model"}}, "backbone_config.auto_map"),
-])
-def test_a_backbone_config_that_names_another_model_is_refused_without_the_hub(folder, hub_calls, never_built_for_real,
-                                                                                backbone_config, field):
+@pytest.mark.parametrize(
+    "backbone_config, field",
+    [
+        (
+            UPERNET,
+            "backbone_config.backbone",
+        ),  # the reproducer: transformers asks the Hub whether the repo exists
+        ({**UPERNET, "backbone": "./elsewhere"}, "backbone_config.backbone"),
+        (
+            {"model_type": "upernet", "backbone_config": {**_RESNET, "backbone": "someone/evil"}},
+            "backbone_config.backbone_config.backbone",
+        ),
+        (
+            {"model_type": "upernet", "backbone_config": _RESNET, "use_pretrained_backbone": True},
+            "backbone_config.use_pretrained_backbone",
+        ),
+        ({"model_type": "detr", "use_timm_backbone": True}, "backbone_config.use_timm_backbone"),
+        (
+            {"model_type": "detr"},
+            "backbone_config.backbone_config.backbone",
+        ),  # DETR's default: timm's resnet50
+        ({"model_type": "timm_wrapper", "architecture": "resnet50"}, "backbone_config.model_type"),
+        ({**_RESNET, "auto_map": {"AutoModel": "someone/evil--modeling.Model"}}, "backbone_config.auto_map"),
+    ],
+)
+def test_a_backbone_config_that_names_another_model_is_refused_without_the_hub(
+    folder, hub_calls, never_built_for_real, backbone_config, field
+):
     _rewrite_config(folder, backbone="transformers", backbone_config=backbone_config)
     with pytest.raises(InvalidModelError) as err:
         SemSimModel.from_pretrained(folder, local_files_only=True)
@@ -201,20 +239,29 @@ def test_a_backbone_config_that_names_another_model_is_refused_without_the_hub(f
 
 
 # --------------------------------------------------------------------------- training_domain is validated at load
-@pytest.mark.parametrize("record, field", [
-    ({"channels": "rgb"}, "training_domain.channels"),
-    ({"channels": [0]}, "training_domain.channels"),
-    ({"image_sizes": [[28]]}, "training_domain.image_sizes"),
-    ({"image_sizes": [[28, "28"]]}, "training_domain.image_sizes"),
-    ({"n": -1}, "training_domain.n"),
-    ({"description": 3}, "training_domain.description"),
-    ({"embedding_mean": [0.1] * 5, "similarity_q01": 0.5}, "training_domain.embedding_mean must be a list of 32"),
-    ({"embedding_mean": [float("nan")] * 32, "similarity_q01": 0.5}, "training_domain.embedding_mean"),
-    ({"embedding_mean": [0.25] * 32}, "training_domain.similarity_q01"),  # scoring would raise a KeyError later
-    ({"embedding_mean": [0.25] * 32, "similarity_q01": 7}, "training_domain.similarity_q01"),
-    ({"original_fingerprints": "0123456789abcdef"}, "training_domain.original_fingerprints"),
-    ([1, 3], "training_domain must be a dictionary"),
-])
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        ({"channels": "rgb"}, "training_domain.channels"),
+        ({"channels": [0]}, "training_domain.channels"),
+        ({"image_sizes": [[28]]}, "training_domain.image_sizes"),
+        ({"image_sizes": [[28, "28"]]}, "training_domain.image_sizes"),
+        ({"n": -1}, "training_domain.n"),
+        ({"description": 3}, "training_domain.description"),
+        (
+            {"embedding_mean": [0.1] * 5, "similarity_q01": 0.5},
+            "training_domain.embedding_mean must be a list of 32",
+        ),
+        ({"embedding_mean": [float("nan")] * 32, "similarity_q01": 0.5}, "training_domain.embedding_mean"),
+        (
+            {"embedding_mean": [0.25] * 32},
+            "training_domain.similarity_q01",
+        ),  # scoring would raise a KeyError later
+        ({"embedding_mean": [0.25] * 32, "similarity_q01": 7}, "training_domain.similarity_q01"),
+        ({"original_fingerprints": "0123456789abcdef"}, "training_domain.original_fingerprints"),
+        ([1, 3], "training_domain must be a dictionary"),
+    ],
+)
 def test_a_malformed_training_domain_is_refused_at_load_naming_file_and_field(folder, record, field):
     _rewrite_config(folder, training_domain=record)
     with pytest.raises(InvalidModelError) as err:
@@ -223,8 +270,14 @@ def test_a_malformed_training_domain_is_refused_at_load_naming_file_and_field(fo
 
 
 def test_partial_and_complete_training_domains_still_load(folder):
-    partial = {"description": "test", "n": 2, "channels": [1], "image_sizes": [[28, 28]],
-               "original_fingerprints": ["0123456789abcdef"], "added_by_a_newer_version": True}
+    partial = {
+        "description": "test",
+        "n": 2,
+        "channels": [1],
+        "image_sizes": [[28, 28]],
+        "original_fingerprints": ["0123456789abcdef"],
+        "added_by_a_newer_version": True,
+    }
     _rewrite_config(folder, training_domain=partial)
     assert SemSimModel.from_pretrained(folder).config.training_domain == partial
     complete = {**partial, "embedding_mean": [0.25] * 32, "similarity_q01": 0.5, "similarity_median": 0.9}
@@ -242,18 +295,34 @@ def test_the_bundled_models_training_domain_passes_the_check():
 
 
 # --------------------------------------------------------------------------- a mistyped local path is not a Hub id
-def test_a_missing_folder_beside_its_existing_parent_is_never_looked_up_on_the_hub(tmp_path, monkeypatch, hub_calls):
+def test_a_missing_folder_beside_its_existing_parent_is_never_looked_up_on_the_hub(
+    tmp_path, monkeypatch, hub_calls
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()  # runs/x is shaped like a Hub id, but runs/ is right here
     with pytest.raises(ModelNotFoundError) as err:
         SemSim("runs/x")
     message = str(err.value)
-    assert "No model folder at 'runs/x'" in message and "runs/ exists here" in message and "hf://runs/x" in message
+    assert (
+        "No model folder at 'runs/x'" in message
+        and "runs/ exists here" in message
+        and "hf://runs/x" in message
+    )
     assert isinstance(err.value, OSError) and hub_calls == []
 
 
-@pytest.mark.parametrize("name", ["./runs/x", "runs/x/", "runs/x/y", "/nonexistent-semsim/x",
-                                  "~/nonexistent-semsim/x", "..\\runs\\x", "no-such-model"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "./runs/x",
+        "runs/x/",
+        "runs/x/y",
+        "/nonexistent-semsim/x",
+        "~/nonexistent-semsim/x",
+        "..\\runs\\x",
+        "no-such-model",
+    ],
+)
 def test_path_like_names_are_local_only(tmp_path, monkeypatch, hub_calls, name):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelNotFoundError, match="No model folder at .*the Hugging Face Hub was not tried"):
@@ -281,7 +350,9 @@ def test_a_hub_shaped_name_with_no_folder_and_no_cache_says_both_were_tried(tmp_
     assert offline_calls == [True]  # the tests run offline: only the cache was looked at
 
 
-def test_hub_ids_still_reach_the_hub_and_hf_prefix_overrides_a_local_parent(tmp_path, monkeypatch, tiny_model_dir):
+def test_hub_ids_still_reach_the_hub_and_hf_prefix_overrides_a_local_parent(
+    tmp_path, monkeypatch, tiny_model_dir
+):
     import huggingface_hub
 
     monkeypatch.chdir(tmp_path)
@@ -296,5 +367,9 @@ def test_hub_ids_still_reach_the_hub_and_hf_prefix_overrides_a_local_parent(tmp_
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     assert SemSimModel.from_pretrained("someone/semsim-tiny").config.base_width == 4
     assert SemSimModel.from_pretrained("hf://runs/x").config.base_width == 4
-    assert calls == [("someone/semsim-tiny", "config.json", False), ("someone/semsim-tiny", "model.safetensors", False),
-                     ("runs/x", "config.json", False), ("runs/x", "model.safetensors", False)]
+    assert calls == [
+        ("someone/semsim-tiny", "config.json", False),
+        ("someone/semsim-tiny", "model.safetensors", False),
+        ("runs/x", "config.json", False),
+        ("runs/x", "model.safetensors", False),
+    ]

@@ -39,7 +39,9 @@ def test_settings_are_validated():
 def test_zero_epochs_is_a_recipe_without_the_stage_not_a_stage_to_run(small_split):
     assert VoteTuningSettings(epochs=0).epochs == 0  # what a recipe without stage 2 holds
     with pytest.raises(ValueError, match="vote-tuning epochs must be > 0"):
-        tune_on_votes(SemSimModel(SemSimConfig(base_width=2)), small_split, VoteTuningSettings(epochs=0), options=QUIET)
+        tune_on_votes(
+            SemSimModel(SemSimConfig(base_width=2)), small_split, VoteTuningSettings(epochs=0), options=QUIET
+        )
 
 
 def test_rows_without_votes_are_refused(small_split):
@@ -55,13 +57,19 @@ def test_vote_tuning_learns_what_the_annotators_answered(small_split):
 
     torch.manual_seed(0)
     model = SemSimModel(SemSimConfig(base_width=4))
-    info, classifier = tune_on_votes(model, small_split, VoteTuningSettings(epochs=20, batch_size=32, learning_rate=0.05),
-                                     options=QUIET)
+    info, classifier = tune_on_votes(
+        model, small_split, VoteTuningSettings(epochs=20, batch_size=32, learning_rate=0.05), options=QUIET
+    )
     assert info["classes"] == 10 and info["rows"] == 96 and info["originals"] == 8
     assert classifier.out_features == 11  # 10 classes + "cannot recognise"
     cfg = model.config
-    x = to_model_input(stack_images([decode_image(r) for r in small_split["reconstruction"]]), data_range=255,
-                       image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std)
+    x = to_model_input(
+        stack_images([decode_image(r) for r in small_split["reconstruction"]]),
+        data_range=255,
+        image_size=cfg.image_size,
+        mean=cfg.image_mean,
+        std=cfg.image_std,
+    )
     with torch.inference_mode():
         predicted = classifier(model.backbone.pooled(x)).argmax(1)
     majority = torch.stack([vote_distribution(v, 10) for v in small_split["votes"]]).argmax(1)
@@ -79,9 +87,16 @@ def test_anchor_loss_pushes_noise_away_and_mild_copies_close(small_split):
         pool = AnchorPool.default(seed=99, fashion_mnist=50, photo_crops=50, synthetic=50)
         pairs = [anchor_pair(pool, s) for s in range(120)]
         cfg = model.config
-        prep = [to_model_input(stack_at_model_size(list(side), data_range=1.0, image_size=32), data_range=1.0,
-                               image_size=32, mean=cfg.image_mean, std=cfg.image_std)
-                for side in ([p[0] for p in pairs], [p[1] for p in pairs])]
+        prep = [
+            to_model_input(
+                stack_at_model_size(list(side), data_range=1.0, image_size=32),
+                data_range=1.0,
+                image_size=32,
+                mean=cfg.image_mean,
+                std=cfg.image_std,
+            )
+            for side in ([p[0] for p in pairs], [p[1] for p in pairs])
+        ]
         with torch.no_grad():
             d = model.eval().distance(*prep)
         t = torch.tensor([p[2] for p in pairs]).bool()
@@ -93,8 +108,12 @@ def test_anchor_loss_pushes_noise_away_and_mild_copies_close(small_split):
     for weight in (0.0, 2.0):
         model = SemSimModel(SemSimConfig(base_width=4, embedding="spatial"))
         model.load_state_dict(start)
-        info, _ = tune_on_votes(model, small_split, VoteTuningSettings(epochs=6, batch_size=16, learning_rate=0.05,
-                                                                       anchor_weight=weight, seed=0), options=QUIET)
+        info, _ = tune_on_votes(
+            model,
+            small_split,
+            VoteTuningSettings(epochs=6, batch_size=16, learning_rate=0.05, anchor_weight=weight, seed=0),
+            options=QUIET,
+        )
         gaps[weight] = anchor_distances(model)
     assert info["anchor_pool"] == {"fashion-mnist": 4000, "photos": 2000, "synthetic": 2000}
     # with anchors, unrelated images end up much farther than mild copies than without
@@ -128,16 +147,21 @@ def test_adversarial_negatives_come_closer_than_the_noise_they_start_from_and_st
     assert len(negatives) > 0 and adv_d < noise_d - 0.05, (float(adv_d), float(noise_d))
     assert bool(objective.adv_live.any())
     # what is pushed away never looks like its anchor (SSIM < 0.3)
-    assert bool(objective._unlike((negatives * objective._unit(negatives.device)[1]
-                                   + objective._unit(negatives.device)[0]), goals).all())
+    assert bool(
+        objective._unlike(
+            (negatives * objective._unit(negatives.device)[1] + objective._unit(negatives.device)[0]), goals
+        ).all()
+    )
 
 
 def test_greyscale_anchors_get_greyscale_adversarial_negatives():
     objective = _objective(adversarial_share=0.5, adversarial_steps=2)
     grey = torch.rand(4, 1, 32, 32).expand(4, 3, 32, 32)
-    goals, negatives = objective.adversarial_negatives(_model_ready(objective, grey))
+    _goals, negatives = objective.adversarial_negatives(_model_ready(objective, grey))
     cfg = objective.model.config
-    unit = negatives * torch.tensor(cfg.image_std).view(1, 3, 1, 1) + torch.tensor(cfg.image_mean).view(1, 3, 1, 1)
+    unit = negatives * torch.tensor(cfg.image_std).view(1, 3, 1, 1) + torch.tensor(cfg.image_mean).view(
+        1, 3, 1, 1
+    )
     assert len(negatives) == 4
     assert float((unit.amax(1) - unit.amin(1)).max()) < 1e-4
 
@@ -145,8 +169,15 @@ def test_greyscale_anchors_get_greyscale_adversarial_negatives():
 def test_recognised_anchors_can_be_pulled_closer_than_the_boundary_of_unrelated_ones():
     objective = _objective(anchor_centre=0.95, anchor_copy_centre=0.3)
     pairs = _model_ready(objective, torch.rand(4, 3, 32, 32))
-    batch = dict(pixel_values=pairs, targets=torch.full((4, 4), 0.25), share=torch.zeros(2),
-                 anchor_pixel_values=torch.cat([pairs[:2], pairs[2:]]), anchor_targets=torch.tensor([1.0, 1.0]))
+    batch = dict(
+        pixel_values=pairs,
+        targets=torch.full((4, 4), 0.25),
+        share=torch.zeros(2),
+        anchor_pixel_values=torch.cat([pairs[:2], pairs[2:]]),
+        anchor_targets=torch.tensor([1.0, 1.0]),
+    )
     with_copy_centre = objective(**batch)["loss"]
     same_centre = _objective(anchor_centre=0.95)(**batch)["loss"]
-    assert float(with_copy_centre.detach()) > float(same_centre.detach())  # the same distances cost more there
+    assert float(with_copy_centre.detach()) > float(
+        same_centre.detach()
+    )  # the same distances cost more there

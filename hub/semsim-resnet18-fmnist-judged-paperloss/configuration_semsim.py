@@ -22,8 +22,19 @@ from .backbones import (
     transformers_config,
 )
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "FLOAT_DTYPES", "Calibration", "MAX_BASE_WIDTH", "MAX_IMAGE_SIZE", "MAX_NUM_LABELS",
-           "SemSimConfig", "check_dtype_name", "check_image_settings", "check_training_domain"]
+__all__ = [
+    "CIFAR100_MEAN",
+    "CIFAR100_STD",
+    "FLOAT_DTYPES",
+    "MAX_BASE_WIDTH",
+    "MAX_IMAGE_SIZE",
+    "MAX_NUM_LABELS",
+    "Calibration",
+    "SemSimConfig",
+    "check_dtype_name",
+    "check_image_settings",
+    "check_training_domain",
+]
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
@@ -58,12 +69,15 @@ def check_dtype_name(value: Any, field: str = "dtype") -> str | None:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         # a ValueError like every malformed config field (load_config turns it into an InvalidModelError)
         raise InvalidInputError(
-            f"{field} must be one of {', '.join(FLOAT_DTYPES)} (the dtype of the weights), got {shown}.")
+            f"{field} must be one of {', '.join(FLOAT_DTYPES)} (the dtype of the weights), got {shown}."
+        )
     return name
 
 
 def _int_field(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float) and value.is_integer()):
+    if isinstance(value, bool) or (
+        not isinstance(value, int) and not (isinstance(value, float) and value.is_integer())
+    ):
         raise InvalidInputError(f"{name} must be an integer, got {value!r}.")
     if not low <= int(value) <= high:
         raise InvalidInputError(f"{name} must be between {low} and {high}, got {value}.")
@@ -81,7 +95,9 @@ def _triple(name: str, values: Any) -> list[float]:
     return out
 
 
-def check_image_settings(image_size: Any, image_mean: Any, image_std: Any) -> tuple[int, list[float], list[float]]:
+def check_image_settings(
+    image_size: Any, image_mean: Any, image_std: Any
+) -> tuple[int, list[float], list[float]]:
     """Validate the input settings of a model (``config.json``) or an image processor (``preprocessor_config.json``):
     the side of the square input and the per-channel mean and standard deviation of the normalisation.
 
@@ -121,7 +137,9 @@ class Calibration:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Calibration:
         """The calibration of a ``config.calibration`` dictionary (checked by ``SemSimConfig``)."""
-        return cls(intercept=record["intercept"], slope=record["slope"], fitted_on=str(record.get("fitted_on", "")))
+        return cls(
+            intercept=record["intercept"], slope=record["slope"], fitted_on=str(record.get("fitted_on", ""))
+        )
 
     def probability(self, distance: Tensor) -> Tensor:
         """The calibrated probability that a reconstruction at ``distance`` is recognised."""
@@ -147,18 +165,22 @@ class Calibration:
         key = "annotator_kind"
         if key not in self.fitted_on:
             return None
-        kind = self.fitted_on[self.fitted_on.find(key) + len(key):].lstrip(" :=").strip(" ()")
+        kind = self.fitted_on[self.fitted_on.find(key) + len(key) :].lstrip(" :=").strip(" ()")
         return kind or None
 
 
 def _check_calibration(calibration: Any) -> dict[str, Any]:
     if not isinstance(calibration, dict):
-        raise InvalidInputError(f"calibration must be a dictionary with 'intercept' and 'slope', got {calibration!r}.")
+        raise InvalidInputError(
+            f"calibration must be a dictionary with 'intercept' and 'slope', got {calibration!r}."
+        )
     for key in ("intercept", "slope"):
         v = calibration.get(key)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise InvalidInputError(f"calibration needs a finite number '{key}', got {v!r} (it maps a distance d to "
-                             "sigmoid(intercept + slope * d)).")
+            raise InvalidInputError(
+                f"calibration needs a finite number '{key}', got {v!r} (it maps a distance d to "
+                "sigmoid(intercept + slope * d))."
+            )
     return dict(calibration)
 
 
@@ -166,9 +188,11 @@ def _domain_error(field: str, expected: str, value: Any, *, shown: str | None = 
     if shown is None:
         shown = repr(value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return ValueError(f"training_domain.{field} must be {expected}, got {shown}. The record is written by `semsim train` "
-                      "(semsim_metric.domain.summarise_domain); fix or delete the field, or remove training_domain to "
-                      "load the model without a domain check.")
+    return ValueError(
+        f"training_domain.{field} must be {expected}, got {shown}. The record is written by `semsim train` "
+        "(semsim_metric.domain.summarise_domain); fix or delete the field, or remove training_domain to "
+        "load the model without a domain check."
+    )
 
 
 def _count(field: str, value: Any, low: int) -> int:
@@ -210,8 +234,10 @@ def check_training_domain(record: Any, *, embedding_dim: int | None = None) -> d
         ValueError: training_domain.channels must be a list of channel counts (1 to 4), got 'grey'. ...
     """
     if not isinstance(record, dict):
-        raise InvalidInputTypeError(f"training_domain must be a dictionary (the record `semsim train` writes), got "
-                         f"{type(record).__name__}. Remove the field to load the model without a domain check.")
+        raise InvalidInputTypeError(
+            f"training_domain must be a dictionary (the record `semsim train` writes), got "
+            f"{type(record).__name__}. Remove the field to load the model without a domain check."
+        )
     out = dict(record)
     if "description" in out and not isinstance(out["description"], str):
         raise _domain_error("description", "a string", out["description"])
@@ -219,26 +245,43 @@ def check_training_domain(record: Any, *, embedding_dim: int | None = None) -> d
         _count("n", out["n"], 0)
     if "channels" in out:
         channels = out["channels"]
-        if not isinstance(channels, list) or any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 4
-                                                 for c in channels):
+        if not isinstance(channels, list) or any(
+            isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 4 for c in channels
+        ):
             raise _domain_error("channels", "a list of channel counts (1 to 4)", channels)
     if "image_sizes" in out:
         sizes = out["image_sizes"]
         if not isinstance(sizes, list) or any(
-                not isinstance(s, list) or len(s) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
-                                                              for v in s) for s in sizes):
+            not isinstance(s, list)
+            or len(s) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in s)
+            for s in sizes
+        ):
             raise _domain_error("image_sizes", "a list of [height, width] pairs of positive integers", sizes)
     if out.get("embedding_mean") is not None:
         mean = out["embedding_mean"]
-        if not isinstance(mean, list) or not mean or any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in mean):
+        if (
+            not isinstance(mean, list)
+            or not mean
+            or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in mean
+            )
+        ):
             raise _domain_error("embedding_mean", "a non-empty list of finite numbers", mean)
         if embedding_dim is not None and len(mean) != embedding_dim:
-            raise _domain_error("embedding_mean", f"a list of {embedding_dim} numbers (the model's embedding size)",
-                                mean, shown=f"{len(mean)} numbers")
+            raise _domain_error(
+                "embedding_mean",
+                f"a list of {embedding_dim} numbers (the model's embedding size)",
+                mean,
+                shown=f"{len(mean)} numbers",
+            )
         if "similarity_q01" not in out:
-            raise _domain_error("similarity_q01", "present with embedding_mean (the content check compares with it)",
-                                None, shown="nothing")
+            raise _domain_error(
+                "similarity_q01",
+                "present with embedding_mean (the content check compares with it)",
+                None,
+                shown="nothing",
+            )
     for field in ("similarity_q01", "similarity_median"):
         if field in out:
             _similarity(field, out[field])
@@ -317,10 +360,13 @@ class SemSimConfig(PretrainedConfig):
         if kwargs.get("num_labels") is not None:
             check_num_labels(kwargs["num_labels"])
         for labels in ("id2label", "label2id"):
-            if kwargs.get(labels) is not None and (not isinstance(kwargs[labels], dict)
-                                                   or len(kwargs[labels]) > MAX_NUM_LABELS):
-                raise InvalidInputError(f"{labels} must be a dictionary of at most {MAX_NUM_LABELS:,} labels. Fix: remove "
-                                 f"{labels} (SemSim does not use labels).")
+            if kwargs.get(labels) is not None and (
+                not isinstance(kwargs[labels], dict) or len(kwargs[labels]) > MAX_NUM_LABELS
+            ):
+                raise InvalidInputError(
+                    f"{labels} must be a dictionary of at most {MAX_NUM_LABELS:,} labels. Fix: remove "
+                    f"{labels} (SemSim does not use labels)."
+                )
         if backbone_config is not None:
             check_backbone_config(backbone_config)  # never fetches anything, whatever the backbone
             if backbone == "transformers":
@@ -330,7 +376,9 @@ class SemSimConfig(PretrainedConfig):
         if embedding not in EMBEDDINGS:
             raise InvalidInputError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
         if embedding != "pooled" and backbone != "cifar_resnet18":
-            raise InvalidInputError(f"embedding={embedding!r} is only available for backbone='cifar_resnet18'.")
+            raise InvalidInputError(
+                f"embedding={embedding!r} is only available for backbone='cifar_resnet18'."
+            )
         self.backbone = backbone
         self.embedding = embedding
         self.base_width = base_width
@@ -342,8 +390,9 @@ class SemSimConfig(PretrainedConfig):
         self.training_domain = None
         if training_domain is not None:
             known_dim = backbone == "cifar_resnet18" or backbone_config is not None
-            self.training_domain = check_training_domain(training_domain,
-                                                         embedding_dim=self.embedding_dim if known_dim else None)
+            self.training_domain = check_training_domain(
+                training_domain, embedding_dim=self.embedding_dim if known_dim else None
+            )
         super().__init__(**kwargs)
 
     @property
@@ -365,5 +414,7 @@ class SemSimConfig(PretrainedConfig):
         if self.backbone == "cifar_resnet18":
             return 8 * self.base_width
         if not self.backbone_config:
-            raise InvalidInputError("backbone='transformers' needs backbone_config (a transformers config dictionary).")
+            raise InvalidInputError(
+                "backbone='transformers' needs backbone_config (a transformers config dictionary)."
+            )
         return infer_feature_dim(transformers_config(self.backbone_config))

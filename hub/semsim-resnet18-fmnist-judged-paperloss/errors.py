@@ -12,12 +12,31 @@ This module imports nothing: model folders carry a copy of it as remote code.
 
 from __future__ import annotations
 
-__all__ = ["AnnotationError", "CLIError", "ConversionError", "DefaultModelMissingError", "ImageFileError",
-           "ImageInputError", "ImageSourceError", "IncompleteOutputError", "InvalidInputError", "InvalidInputTypeError",
-           "MissingFileError", "UnreadableWeightsError",
-           "InvalidModelError", "ItemProblem", "LeakageInputError", "MissingExtraError", "ModelArgumentError",
-           "ModelMismatchError", "ModelNotFoundError", "OutputFolderError", "SemSimError", "UnsafeFileError",
-           "UnsupportedVictimError"]
+__all__ = [
+    "AnnotationError",
+    "CLIError",
+    "ConversionError",
+    "DefaultModelMissingError",
+    "ImageFileError",
+    "ImageInputError",
+    "ImageSourceError",
+    "IncompleteOutputError",
+    "InvalidInputError",
+    "InvalidInputTypeError",
+    "InvalidModelError",
+    "ItemProblem",
+    "LeakageInputError",
+    "MissingExtraError",
+    "MissingFileError",
+    "ModelArgumentError",
+    "ModelMismatchError",
+    "ModelNotFoundError",
+    "OutputFolderError",
+    "SemSimError",
+    "UnreadableWeightsError",
+    "UnsafeFileError",
+    "UnsupportedVictimError",
+]
 
 
 class SemSimError(Exception):

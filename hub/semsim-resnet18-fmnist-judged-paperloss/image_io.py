@@ -20,8 +20,17 @@ from torch import Tensor
 
 from .errors import ImageFileError, InvalidInputError
 
-__all__ = ["IMAGE_SUFFIXES", "READ_MIN_SIDE", "READ_MODEL_SIDES", "ModelSizedImage", "decode_image", "load_image",
-           "load_image_for_model", "read_side", "stack_images"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "READ_MIN_SIDE",
+    "READ_MODEL_SIDES",
+    "ModelSizedImage",
+    "decode_image",
+    "load_image",
+    "load_image_for_model",
+    "read_side",
+    "stack_images",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -55,8 +64,15 @@ _WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 #: 0..65535 -> round(v * 255 / 65535) in integer arithmetic (no ties: 65535 is odd), as a lookup table
 _WIDE_TO_8 = ((np.arange(65536, dtype=np.uint32) * 510 + 65535) // 131070).astype(np.uint8)
 #: EXIF orientation -> the PIL transposition that shows the image as a viewer does (as ImageOps.exif_transpose)
-_ORIENTATIONS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
-                 7: "TRANSVERSE", 8: "ROTATE_90"}
+_ORIENTATIONS = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
 
 
 def read_side(image_size: int) -> int:
@@ -97,15 +113,18 @@ def _check_opaque(img: Any, name: str) -> None:
         raise _UndefinedPixels(
             f"{name} has transparent pixels (alpha {int(lo)}..{int(hi)}, mode {img.mode}): what a "
             "person sees behind them depends on the background, so SemSim does not guess. Composite it onto the "
-            "background it is shown on first, e.g. Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im).")
+            "background it is shown on first, e.g. Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im)."
+        )
 
 
 def _check_wide_range(img: Any, name: str) -> None:
     """Refuse 32-bit integer pixels outside 0..65535 (read from the extrema: no copy of the pixels)."""
     lo, hi = img.getextrema()
     if lo < 0 or hi > 65535:
-        raise _UndefinedPixels(f"{name}: 32-bit integer pixels outside 0..65535 (mode {img.mode}) have no known "
-                               "range; save it with 8 or 16 bits per channel.")
+        raise _UndefinedPixels(
+            f"{name}: 32-bit integer pixels outside 0..65535 (mode {img.mode}) have no known "
+            "range; save it with 8 or 16 bits per channel."
+        )
 
 
 def _wide_to_8(img: Any, name: str) -> np.ndarray:
@@ -123,8 +142,9 @@ def _wide_to_8(img: Any, name: str) -> np.ndarray:
 _SWAPS = ("TRANSPOSE", "ROTATE_270", "TRANSVERSE", "ROTATE_90")
 
 
-def _to_array(img: Any, name: str, keep: int | None = None,
-              stored: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int, int]]:
+def _to_array(
+    img: Any, name: str, keep: int | None = None, stored: tuple[int, int] | None = None
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """uint8 ``(H, W, C)`` from a loaded PIL image of any bit depth (rules in ``load_image``), and the shape
     ``(C, H, W)`` of the image as shown, from its ``stored`` size ``(W, H)`` (default: ``img.size``).
 
@@ -144,8 +164,10 @@ def _to_array(img: Any, name: str, keep: int | None = None,
         img = img.convert("L" if mode in ("LA", "La") else "RGB")  # opaque: dropping alpha changes no pixel
         mode = img.mode
     if mode == "F":
-        raise _UndefinedPixels(f"{name}: 32-bit float pixels (mode F) have no fixed range; save it with 8 or 16 bits "
-                               "per channel, or pass the values as a tensor with their data_range.")
+        raise _UndefinedPixels(
+            f"{name}: 32-bit float pixels (mode F) have no fixed range; save it with 8 or 16 bits "
+            "per channel, or pass the values as a tensor with their data_range."
+        )
     if mode == "1":
         img = img.convert("L")  # 0/255
     elif mode not in ("L", "RGB") and mode not in _WIDE_MODES:
@@ -180,7 +202,9 @@ def _open(source: Any, name: str, image_size: int | None = None) -> tuple[Tensor
 
     keep = read_side(image_size) if image_size is not None else None
     try:
-        with Image.open(source) as img:  # PIL's decompression-bomb rule applies here, before any pixel is decoded
+        with Image.open(
+            source
+        ) as img:  # PIL's decompression-bomb rule applies here, before any pixel is decoded
             stored = img.size
             if keep is not None and img.format == "JPEG":
                 img.draft(None, (keep, keep))  # decode at 1/2, 1/4 or 1/8 scale, both sides still >= keep
@@ -188,8 +212,10 @@ def _open(source: Any, name: str, image_size: int | None = None) -> tuple[Tensor
             arr, shape = _to_array(img, name, keep, stored)
             return _as_tensor(arr), shape
     except Image.DecompressionBombError as err:
-        raise ImageFileError(f"cannot read image {name}: {err} Such sizes are refused to protect memory; shrink the image "
-                      "(SemSim resizes to its input size anyway).") from err
+        raise ImageFileError(
+            f"cannot read image {name}: {err} Such sizes are refused to protect memory; shrink the image "
+            "(SemSim resizes to its input size anyway)."
+        ) from err
     except (OSError, UnidentifiedImageError, SyntaxError, EOFError) as err:
         raise ImageFileError(f"cannot read image {name}: {err}") from err
     except _UndefinedPixels:
@@ -278,7 +304,8 @@ def decode_image(value: Any, *, allow_paths: bool = False) -> Tensor:
                     f"image cell holds only a path ({value['path']!r}), no bytes: SemSim datasets embed their images, "
                     "and a cell pointing at a local file is not opened. Rebuild the dataset with embedded images "
                     "(`semsim convert`, or datasets' `Dataset.to_parquet` after `cast_column(col, Image())`), or "
-                    "pass allow_paths=True for a dataset you made yourself.")
+                    "pass allow_paths=True for a dataset you made yourself."
+                )
             return load_image(value["path"])
         raise InvalidInputError("image cell holds neither bytes nor a path.")
     if isinstance(value, (bytes, bytearray)):

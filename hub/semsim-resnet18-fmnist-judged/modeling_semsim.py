@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, ClassVar, Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +35,18 @@ from .hub import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, resolve_model_fol
 from .backbones import build_backbone
 from .configuration_semsim import SemSimConfig, check_dtype_name
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_WEIGHTS_HEADER_BYTES", "ModelArgumentError", "SemSimModel", "SemSimOutput",
-           "check_weights_match_config", "embed_pair", "load_config", "load_weights_strict", "read_weights_header"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_WEIGHTS_HEADER_BYTES",
+    "ModelArgumentError",
+    "SemSimModel",
+    "SemSimOutput",
+    "check_weights_match_config",
+    "embed_pair",
+    "load_config",
+    "load_weights_strict",
+    "read_weights_header",
+]
 
 #: largest ``config.json`` read, in bytes (the default model's is about 54 KB, mostly its training-domain record)
 MAX_CONFIG_BYTES = 32 * 2**20
@@ -79,7 +89,7 @@ class SemSimModel(PreTrainedModel):
     config_class = SemSimConfig
     base_model_prefix = "semsim"
     main_input_name = "pixel_values"
-    _no_split_modules: list[str] = []
+    _no_split_modules: ClassVar[list[str]] = []
 
     def __init__(self, config: SemSimConfig) -> None:
         super().__init__(config)
@@ -143,13 +153,23 @@ class SemSimModel(PreTrainedModel):
     # -- strict safetensors I/O -----------------------------------------------------------------
     @overload
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any,
-                        output_loading_info: Literal[False] = False, **kwargs: Any) -> SemSimModel: ...
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *model_args: Any,
+        output_loading_info: Literal[False] = False,
+        **kwargs: Any,
+    ) -> SemSimModel: ...
 
     @overload
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any,
-                        output_loading_info: Literal[True], **kwargs: Any) -> tuple[SemSimModel, dict[str, Any]]: ...
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *model_args: Any,
+        output_loading_info: Literal[True],
+        **kwargs: Any,
+    ) -> tuple[SemSimModel, dict[str, Any]]: ...
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
@@ -228,8 +248,10 @@ class SemSimModel(PreTrainedModel):
         force_download = bool(kwargs.pop("force_download", False))
         use_safetensors = kwargs.pop("use_safetensors", None)
         if use_safetensors is False:
-            raise ModelArgumentError("SemSim models load from model.safetensors only (use_safetensors=False is "
-                                     "refused: other formats would have to be unpickled).")
+            raise ModelArgumentError(
+                "SemSim models load from model.safetensors only (use_safetensors=False is "
+                "refused: other formats would have to be unpickled)."
+            )
         kwargs.pop("trust_remote_code", None)  # the code is this package: nothing remote to trust or refuse
         kwargs.pop("low_cpu_mem_usage", None)  # loading is always one pass over a small safetensors file
         torch_dtype = kwargs.pop("torch_dtype", None)
@@ -245,8 +267,9 @@ class SemSimModel(PreTrainedModel):
             )
         device = _single_device(device_map)
         if isinstance(dtype, dict):
-            raise ModelArgumentError(f"dtype={dtype!r}: a SemSim model has one dtype; pass a torch.dtype, its name or "
-                                     "'auto'.")
+            raise ModelArgumentError(
+                f"dtype={dtype!r}: a SemSim model has one dtype; pass a torch.dtype, its name or 'auto'."
+            )
         if dtype is not None and dtype != "auto":
             dtype = _float_dtype(dtype)
         folder = resolve_model_folder(
@@ -258,15 +281,20 @@ class SemSimModel(PreTrainedModel):
             subfolder=subfolder,
             force_download=force_download,
         )
-        config_source = str(folder / CONFIG_NAME) if config is None else "the config passed to from_pretrained"
+        config_source = (
+            str(folder / CONFIG_NAME) if config is None else "the config passed to from_pretrained"
+        )
         if config is None:
             config = load_config(folder / CONFIG_NAME)
         # compared with the weights' header on the meta device first: nothing is allocated for a config that
         # describes another (or an enormous) network
         check_weights_match_config(cls, config, folder / WEIGHTS_NAME, config_source=config_source)
         if dtype == "auto":
-            dtype = _float_dtype(config.dtype) if getattr(config, "dtype", None) is not None else \
-                _stored_dtype(folder / WEIGHTS_NAME)
+            dtype = (
+                _float_dtype(config.dtype)
+                if getattr(config, "dtype", None) is not None
+                else _stored_dtype(folder / WEIGHTS_NAME)
+            )
         model = cls(config)
         load_weights_strict(model, folder / WEIGHTS_NAME)
         if dtype is not None:
@@ -277,7 +305,12 @@ class SemSimModel(PreTrainedModel):
         model.config._name_or_path = str(pretrained_model_name_or_path)
         model = model.eval()
         if output_loading_info:
-            return model, {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
+            return model, {
+                "missing_keys": set(),
+                "unexpected_keys": set(),
+                "mismatched_keys": set(),
+                "error_msgs": [],
+            }
         return model
 
     def save_pretrained(  # type: ignore[override]
@@ -320,14 +353,26 @@ class SemSimModel(PreTrainedModel):
 
         from .image_processing_semsim import SemSimImageProcessor
 
-        allowed = {"repo_id", "token", "private", "revision", "commit_message", "commit_description", "create_pr",
-                   "dataset", "license"}
+        allowed = {
+            "repo_id",
+            "token",
+            "private",
+            "revision",
+            "commit_message",
+            "commit_description",
+            "create_pr",
+            "dataset",
+            "license",
+        }
         unknown = sorted(set(push_kwargs) - allowed)
         if unknown or (push_kwargs and not push_to_hub):
-            raise ModelArgumentError(f"save_pretrained() got arguments it cannot honour: "
-                                     f"{unknown or sorted(push_kwargs)}.")
+            raise ModelArgumentError(
+                f"save_pretrained() got arguments it cannot honour: {unknown or sorted(push_kwargs)}."
+            )
         if not safe_serialization:
-            raise ModelArgumentError("SemSim saves safetensors only (safe_serialization=False is not supported).")
+            raise ModelArgumentError(
+                "SemSim saves safetensors only (safe_serialization=False is not supported)."
+            )
         if dtype is not None:
             dtype = _float_dtype(dtype)
         if not is_main_process:
@@ -347,12 +392,18 @@ class SemSimModel(PreTrainedModel):
             limit = convert_file_size_to_int(max_shard_size)
             size = sum(v.numel() * v.element_size() for v in state.values())
             if size > limit:
-                raise ModelArgumentError(f"the weights take {size / 2**20:.1f} MiB, more than max_shard_size="
-                                         f"{max_shard_size}; SemSim writes one unsharded model.safetensors: pass a "
-                                         "larger max_shard_size.")
+                raise ModelArgumentError(
+                    f"the weights take {size / 2**20:.1f} MiB, more than max_shard_size="
+                    f"{max_shard_size}; SemSim writes one unsharded model.safetensors: pass a "
+                    "larger max_shard_size."
+                )
         stored = next((v.dtype for v in state.values() if v.is_floating_point()), None)
-        self.config.dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), None)  # as it runs
-        config = copy.deepcopy(self.config)  # the file records how the weights are stored, not how this model runs
+        self.config.dtype = next(
+            (p.dtype for p in self.parameters() if p.is_floating_point()), None
+        )  # as it runs
+        config = copy.deepcopy(
+            self.config
+        )  # the file records how the weights are stored, not how this model runs
         config.dtype = stored
         config.save_pretrained(str(folder))
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -363,7 +414,8 @@ class SemSimModel(PreTrainedModel):
             dataset, license = push_kwargs.pop("dataset", None), push_kwargs.pop("license", "apache-2.0")
             if not (folder / "README.md").is_file():
                 (folder / "README.md").write_text(
-                    _default_card(self.config, repo_id, dataset=dataset, license=license, folder=folder))
+                    _default_card(self.config, repo_id, dataset=dataset, license=license, folder=folder)
+                )
             _upload_model_folder(folder, repo_id, **push_kwargs)
 
     def push_to_hub(  # type: ignore[override]
@@ -401,11 +453,21 @@ class SemSimModel(PreTrainedModel):
 
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, dtype=dtype, max_shard_size=max_shard_size)
-            (Path(tmp) / "README.md").write_text(card if card is not None else _default_card(
-                self.config, repo_id, dataset=dataset, license=license))
-            return _upload_model_folder(Path(tmp), repo_id, commit_message=commit_message,
-                                        commit_description=commit_description, private=private, token=token,
-                                        revision=revision, create_pr=create_pr)
+            (Path(tmp) / "README.md").write_text(
+                card
+                if card is not None
+                else _default_card(self.config, repo_id, dataset=dataset, license=license)
+            )
+            return _upload_model_folder(
+                Path(tmp),
+                repo_id,
+                commit_message=commit_message,
+                commit_description=commit_description,
+                private=private,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
 
 
 #: safetensors' dtype names of the floating-point dtypes a SemSim model can be stored in
@@ -441,8 +503,10 @@ def _as_device(value: Any) -> torch.device:
     if isinstance(value, int):
         return torch.device("cuda", value)
     if value == "disk":
-        raise ModelArgumentError("device_map puts weights on 'disk': a SemSim model is small and is loaded whole on "
-                                 "one device; pass a device such as 'cpu' or 'cuda:0'.")
+        raise ModelArgumentError(
+            "device_map puts weights on 'disk': a SemSim model is small and is loaded whole on "
+            "one device; pass a device such as 'cpu' or 'cuda:0'."
+        )
     try:
         return torch.device(value)
     except (RuntimeError, TypeError) as err:
@@ -458,22 +522,32 @@ def _single_device(device_map: Any) -> torch.device | None:
     if device_map is None:
         return None
     if isinstance(device_map, str) and device_map in _STRATEGIES:
-        raise ModelArgumentError(f"device_map={device_map!r}: a SemSim model is small and lives on one device; pass "
-                                 "a device such as 'cpu' or 'cuda:0' (or {'': 'cuda:0'}).")
+        raise ModelArgumentError(
+            f"device_map={device_map!r}: a SemSim model is small and lives on one device; pass "
+            "a device such as 'cpu' or 'cuda:0' (or {'': 'cuda:0'})."
+        )
     if isinstance(device_map, dict):
         devices = {str(_as_device(v)) for v in device_map.values()}
         if len(devices) != 1:
             raise ModelArgumentError(
                 f"device_map maps the model onto {len(devices)} devices ({', '.join(sorted(devices)) or 'none'}): a "
-                "SemSim model is small and lives on one device; pass one device, e.g. device_map={'': 'cuda:0'}.")
+                "SemSim model is small and lives on one device; pass one device, e.g. device_map={'': 'cuda:0'}."
+            )
         return torch.device(devices.pop())
     return _as_device(device_map)
 
 
-def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | None = None,
-                         commit_description: str | None = None, private: bool | None = None,
-                         token: bool | str | None = None, revision: str | None = None,
-                         create_pr: bool = False) -> str:
+def _upload_model_folder(
+    folder: Path,
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    private: bool | None = None,
+    token: bool | str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+) -> str:
     """Create ``repo_id`` if needed and upload the model files of ``folder`` in one commit, with the model code
     (``export_remote_code``) so that it also loads where the package is
     not installed (``AutoModel.from_pretrained(repo_id, trust_remote_code=True)``).
@@ -492,15 +566,26 @@ def _upload_model_folder(folder: Path, repo_id: str, *, commit_message: str | No
     export_remote_code(folder)
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
-                             commit_message=commit_message or "Upload SemSim model",
-                             commit_description=commit_description, create_pr=create_pr,
-                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, PREPROCESSOR_NAME, "README.md", "*.py"])
+    info = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        revision=revision,
+        commit_message=commit_message or "Upload SemSim model",
+        commit_description=commit_description,
+        create_pr=create_pr,
+        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, PREPROCESSOR_NAME, "README.md", "*.py"],
+    )
     return str(info.commit_url if hasattr(info, "commit_url") else info)
 
 
-def _default_card(config: SemSimConfig, repo_id: str, *, dataset: str | None = None, license: str = "apache-2.0",
-                  folder: Path | None = None) -> str:
+def _default_card(
+    config: SemSimConfig,
+    repo_id: str,
+    *,
+    dataset: str | None = None,
+    license: str = "apache-2.0",
+    folder: Path | None = None,
+) -> str:
     """The card ``push_to_hub`` writes: ``semsim_metric.models.card.model_card`` with the dataset and the ROC-AUCs
     of the ``training_info.json`` beside the weights the model was loaded from (``semsim train`` writes one), if any.
 
@@ -510,12 +595,19 @@ def _default_card(config: SemSimConfig, repo_id: str, *, dataset: str | None = N
     try:  # absolute and inside try, as in _upload_model_folder
         from semsim_metric.models.card import model_card, read_training_record
     except ImportError as err:
-        raise ImportError("writing a model card needs the semsim-metric package (pip install semsim-metric)") from err
+        raise ImportError(
+            "writing a model card needs the semsim-metric package (pip install semsim-metric)"
+        ) from err
 
     source = folder if folder is not None else Path(getattr(config, "_name_or_path", "") or ".")
     record = read_training_record(source) if source.is_dir() else {}
-    return model_card(config, repo_id, dataset=dataset or record.get("dataset"), results=record.get("results"),
-                      license=license)
+    return model_card(
+        config,
+        repo_id,
+        dataset=dataset or record.get("dataset"),
+        results=record.get("results"),
+        license=license,
+    )
 
 
 def _readable_like_other_files(path: Path) -> None:
@@ -533,7 +625,9 @@ def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     The embeddings are L2-normalised ``(N, D)``: their Euclidean distance is SemSim, in ``[0, 2]``, lower =
     more leakage."""
     if x.shape != y.shape:
-        raise InvalidInputError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
+        raise InvalidInputError(
+            f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}."
+        )
     ex, ey = model(torch.cat([x, y], dim=0)).embeddings.split(x.shape[0], dim=0)
     return ex, ey
 
@@ -555,9 +649,11 @@ def load_config(config_file: Path) -> SemSimConfig:
     except OSError as err:
         raise InvalidModelError(f"{config_file} is not a readable JSON file ({err}).") from err
     if len(data) > MAX_CONFIG_BYTES:
-        raise InvalidModelError(f"{config_file} is larger than {MAX_CONFIG_BYTES // 2**20} MiB, far more than a SemSim "
-                                "config needs (the default model's is 54 KB); it is not read. Check that the folder "
-                                "holds the config.json written by SemSimModel.save_pretrained.")
+        raise InvalidModelError(
+            f"{config_file} is larger than {MAX_CONFIG_BYTES // 2**20} MiB, far more than a SemSim "
+            "config needs (the default model's is 54 KB); it is not read. Check that the folder "
+            "holds the config.json written by SemSimModel.save_pretrained."
+        )
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -565,7 +661,9 @@ def load_config(config_file: Path) -> SemSimConfig:
     if not isinstance(raw, dict):
         raise InvalidModelError(f"{config_file} must hold a JSON object, got {type(raw).__name__}.")
     if raw.get("model_type", "semsim") != "semsim":
-        raise InvalidModelError(f"{config_file} describes a {raw.get('model_type')!r} model, not a SemSim model.")
+        raise InvalidModelError(
+            f"{config_file} describes a {raw.get('model_type')!r} model, not a SemSim model."
+        )
     try:
         return SemSimConfig.from_dict(raw)
     except (TypeError, ValueError, KeyError, RecursionError) as err:
@@ -600,7 +698,8 @@ def read_weights_header(weights_file: Path) -> dict[str, tuple[str, tuple[int, .
         raise InvalidModelError(
             f"{weights_file}: its safetensors header claims {int.from_bytes(prefix, 'little'):,} bytes, more than the "
             f"{MAX_WEIGHTS_HEADER_BYTES // 2**20} MiB any SemSim model needs; it is not read. Re-export the model with "
-            "SemSimModel.save_pretrained.")
+            "SemSimModel.save_pretrained."
+        )
     try:
         with safe_open(str(weights_file), framework="pt") as f:
             header = {}
@@ -632,9 +731,11 @@ def _registration_budget(limit: int) -> Iterator[None]:
             if registered > limit:
                 raise _BuildTooLarge
 
-    handles = [torch_module.register_module_parameter_registration_hook(count),
-               torch_module.register_module_buffer_registration_hook(count),
-               torch_module.register_module_module_registration_hook(count)]
+    handles = [
+        torch_module.register_module_parameter_registration_hook(count),
+        torch_module.register_module_buffer_registration_hook(count),
+        torch_module.register_module_module_registration_hook(count),
+    ]
     try:
         yield
     finally:
@@ -642,8 +743,13 @@ def _registration_budget(limit: int) -> Iterator[None]:
             handle.remove()
 
 
-def check_weights_match_config(model_class: type[SemSimModel], config: SemSimConfig, weights_file: Path, *,
-                               config_source: str = "config.json") -> None:
+def check_weights_match_config(
+    model_class: type[SemSimModel],
+    config: SemSimConfig,
+    weights_file: Path,
+    *,
+    config_source: str = "config.json",
+) -> None:
     """Check, before allocating anything, that ``weights_file`` holds exactly the network ``config`` describes.
 
     The network is built on the meta device (shapes, no memory) and compared with the safetensors header
@@ -667,7 +773,9 @@ def check_weights_match_config(model_class: type[SemSimModel], config: SemSimCon
 
     header = read_weights_header(weights_file)
     stored = sum(math.prod(shape) for _, shape in header.values())
-    limit = 8 * len(header) + 1024  # real networks register about 2 modules, parameters or buffers per saved tensor
+    limit = (
+        8 * len(header) + 1024
+    )  # real networks register about 2 modules, parameters or buffers per saved tensor
     try:
         with _registration_budget(limit), torch.device("meta"):
             skeleton = model_class(config)
@@ -675,24 +783,29 @@ def check_weights_match_config(model_class: type[SemSimModel], config: SemSimCon
         raise ModelMismatchError(
             f"{config_source} describes a network with more than {limit:,} modules, parameters and buffers, while "
             f"{weights_file} holds {len(header):,} tensors: the config does not belong to these weights (it was "
-            "refused before anything was allocated). Check backbone, base_width and backbone_config.") from None
+            "refused before anything was allocated). Check backbone, base_width and backbone_config."
+        ) from None
     except ImportError:
         raise
     except (RuntimeError, ValueError, TypeError, AttributeError, NotImplementedError) as err:
-        raise InvalidModelError(f"{config_source}: the network it describes cannot be built ({err}).") from err
+        raise InvalidModelError(
+            f"{config_source}: the network it describes cannot be built ({err})."
+        ) from err
     tensors = {id(t): t for t in [*skeleton.parameters(), *skeleton.buffers()]}
     needed = sum(t.numel() for t in tensors.values())
     if needed > stored + _UNSAVED_VALUES:
         raise ModelMismatchError(
             f"{config_source} describes a network of {needed:,} values ({needed * 4 / 2**30:,.1f} GiB in float32), "
             f"but {weights_file} holds {stored:,}: the config does not belong to these weights (refused before "
-            "anything was allocated). Check backbone, base_width and backbone_config.")
+            "anything was allocated). Check backbone, base_width and backbone_config."
+        )
     expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
     _check_keys_and_shapes(expected, {key: shape for key, (_, shape) in header.items()}, weights_file)
 
 
-def _check_keys_and_shapes(expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]],
-                           weights_file: Path) -> None:
+def _check_keys_and_shapes(
+    expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]], weights_file: Path
+) -> None:
     from .errors import ModelMismatchError
 
     missing = sorted(set(expected) - set(stored))
@@ -737,18 +850,23 @@ def load_weights_strict(model: nn.Module, weights_file: Path) -> None:
     except (SafetensorError, OSError, ValueError) as err:
         raise UnreadableWeightsError(f"{weights_file} is not a readable safetensors file ({err}).") from err
     expected = model.state_dict()
-    _check_keys_and_shapes({k: tuple(v.shape) for k, v in expected.items()},
-                           {k: tuple(v.shape) for k, v in state.items()}, weights_file)
+    _check_keys_and_shapes(
+        {k: tuple(v.shape) for k, v in expected.items()},
+        {k: tuple(v.shape) for k, v in state.items()},
+        weights_file,
+    )
     for key, target in expected.items():
         value = state[key]
         if target.is_floating_point() != value.is_floating_point() or value.is_complex():
             raise InvalidModelError(
                 f"{weights_file}: tensor {key} has dtype {value.dtype}, but the model stores it as {target.dtype}; "
-                "SemSim weights are floating point (save them with SemSimModel.save_pretrained).")
+                "SemSim weights are floating point (save them with SemSimModel.save_pretrained)."
+            )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise InvalidModelError(
                 f"{weights_file}: tensor {key} holds NaN or infinite values; these weights would make every score "
-                "NaN. Retrain or re-export the model.")
+                "NaN. Retrain or re-export the model."
+            )
     with torch.no_grad():
         for key, target in expected.items():
             target.copy_(state[key].to(target.dtype))

@@ -24,8 +24,15 @@ from torch import Tensor
 
 from .errors import InvalidInputError, InvalidInputTypeError
 
-__all__ = ["check_data_range", "check_image_pair", "check_images", "resize_images", "stack_at_model_size",
-           "to_model_input", "to_unit_rgb"]
+__all__ = [
+    "check_data_range",
+    "check_image_pair",
+    "check_images",
+    "resize_images",
+    "stack_at_model_size",
+    "to_model_input",
+    "to_unit_rgb",
+]
 
 
 def check_data_range(data_range: float) -> float:
@@ -33,14 +40,20 @@ def check_data_range(data_range: float) -> float:
     if isinstance(data_range, Tensor) and data_range.numel() == 1 and not data_range.dtype.is_complex:
         data_range = data_range.item()
     if isinstance(data_range, bool) or not isinstance(data_range, numbers.Real):  # numpy scalars are Real too
-        raise InvalidInputTypeError(f"data_range must be a number such as 1.0 or 255, got {type(data_range).__name__}.")
+        raise InvalidInputTypeError(
+            f"data_range must be a number such as 1.0 or 255, got {type(data_range).__name__}."
+        )
     value = float(data_range)
     if not value > 0 or value != value or value == float("inf"):
-        raise InvalidInputError(f"data_range must be a positive finite number such as 1.0 or 255, got {data_range}.")
+        raise InvalidInputError(
+            f"data_range must be a positive finite number such as 1.0 or 255, got {data_range}."
+        )
     return value
 
 
-def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, validate_args: bool = True) -> None:
+def check_images(
+    x: Tensor, *, name: str = "images", data_range: float = 1.0, validate_args: bool = True
+) -> None:
     """Check one batch of images; raise ``TypeError``/``ValueError`` naming the problem and the fix.
 
     The cheap checks (type, ndim, channels, dtype) always run. The value checks (range, NaN/Inf)
@@ -49,14 +62,25 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
     if not isinstance(x, Tensor):
         hint = ""
         if type(x).__module__.startswith("PIL"):
-            hint = " Convert PIL images with torchvision.transforms.functional.pil_to_tensor(img).unsqueeze(0)."
+            hint = (
+                " Convert PIL images with torchvision.transforms.functional.pil_to_tensor(img).unsqueeze(0)."
+            )
         elif type(x).__module__.startswith("numpy"):
             hint = " Convert numpy arrays with torch.from_numpy(a).permute(0, 3, 1, 2) for (N, H, W, C) data."
-        raise InvalidInputTypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}.{hint}")
+        raise InvalidInputTypeError(
+            f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}.{hint}"
+        )
     if x.ndim != 4:
-        hint = (" Add the batch dimension with x.unsqueeze(0)." if x.ndim == 3 else
-                " Add batch and channel dimensions with x[None, None]." if x.ndim == 2 else "")
-        raise InvalidInputError(f"{name} must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}.{hint}")
+        hint = (
+            " Add the batch dimension with x.unsqueeze(0)."
+            if x.ndim == 3
+            else " Add batch and channel dimensions with x[None, None]."
+            if x.ndim == 2
+            else ""
+        )
+        raise InvalidInputError(
+            f"{name} must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}.{hint}"
+        )
     n, c, h, w = x.shape
     if c not in (1, 3):
         hint = ""
@@ -68,7 +92,9 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
     if n == 0 or h == 0 or w == 0:
         raise InvalidInputError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one image.")
     if x.device.type == "meta":
-        raise InvalidInputError(f"{name} is on the meta device, which holds no pixel values; pass real tensors.")
+        raise InvalidInputError(
+            f"{name} is on the meta device, which holds no pixel values; pass real tensors."
+        )
     if x.dtype == torch.uint8:
         if data_range != 255:
             raise InvalidInputTypeError(
@@ -98,7 +124,9 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
     if lo < -tol:
         hint = ""
         if lo >= -1.0 - tol and hi <= 1.0 + tol:
-            hint = f" Images in [-1, 1]? Map them with (x + 1) / 2{'' if data_range == 1 else ' * data_range'}."
+            hint = (
+                f" Images in [-1, 1]? Map them with (x + 1) / 2{'' if data_range == 1 else ' * data_range'}."
+            )
         else:
             hint = " Normalised images (mean/std)? Pass unnormalised pixels; SemSim normalises itself."
         raise InvalidInputError(f"{name} values reach {lo:.4g}, below 0; expected [0, {data_range:g}].{hint}")
@@ -107,7 +135,9 @@ def check_images(x: Tensor, *, name: str = "images", data_range: float = 1.0, va
             hint = " Images in [0, 255]? Pass data_range=255 (or divide by 255)."
         else:
             hint = f" Set data_range to at least the images' maximum value ({hi!r}) or rescale them."
-        raise InvalidInputError(f"{name} values reach {hi!r}, above data_range={data_range!r} (dtype {x.dtype}).{hint}")
+        raise InvalidInputError(
+            f"{name} values reach {hi!r}, above data_range={data_range!r} (dtype {x.dtype}).{hint}"
+        )
 
 
 def check_image_pair(
@@ -120,7 +150,7 @@ def check_image_pair(
         >>> check_image_pair(torch.rand(2, 3, 28, 28) * 2 - 1, torch.rand(2, 3, 28, 28))
         Traceback (most recent call last):
         ...
-        ValueError: preds (reconstructions) values reach ... Map them with (x + 1) / 2.
+        semsim_metric.errors.InvalidInputError: preds (reconstructions) values reach ... Map them with (x + 1) / 2.
     """
     data_range = check_data_range(data_range)
     check_images(preds, name="preds (reconstructions)", data_range=data_range, validate_args=validate_args)
@@ -177,7 +207,9 @@ def _clamp_unit_straight_through(x: Tensor) -> Tensor:
     return _StraightThroughUnitClamp.apply(x)
 
 
-def to_unit_rgb(x: Tensor, *, data_range: float, image_size: int, dtype: torch.dtype = torch.float32) -> Tensor:
+def to_unit_rgb(
+    x: Tensor, *, data_range: float, image_size: int, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Validated images ``(N, C, H, W)`` -> float RGB in ``[0, 1]`` at ``image_size x image_size``.
 
     Pixels the gate let through within its rounding tolerance beyond ``0`` or ``data_range`` are clamped to
@@ -216,8 +248,9 @@ def stack_at_model_size(images: Sequence[Tensor], *, data_range: float, image_si
     """
     if len({tuple(img.shape) for img in images}) == 1:
         return to_unit_rgb(torch.stack(list(images)), data_range=data_range, image_size=image_size)
-    return torch.cat([to_unit_rgb(img.unsqueeze(0), data_range=data_range, image_size=image_size)
-                      for img in images])
+    return torch.cat(
+        [to_unit_rgb(img.unsqueeze(0), data_range=data_range, image_size=image_size) for img in images]
+    )
 
 
 def to_model_input(

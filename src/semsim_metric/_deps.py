@@ -47,4 +47,6 @@ def require(module: str, purpose: str = "") -> ModuleType:
         what = f" for {purpose}" if purpose else ""
         raise MissingExtraError(
             f"semsim-metric needs the package {dist!r}{what}, which is not installed. "
-            f'Install it with: pip install "semsim-metric[{extra}]"', name=top) from err
+            f'Install it with: pip install "semsim-metric[{extra}]"',
+            name=top,
+        ) from err

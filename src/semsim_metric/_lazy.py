@@ -23,8 +23,9 @@ from typing import Any
 __all__ = ["call_after_import", "lazy_exports"]
 
 
-def lazy_exports(package: str, names: dict[str, str], namespace: dict[str, Any]
-                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(
+    package: str, names: dict[str, str], namespace: dict[str, Any]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for ``package`` whose public ``names`` map to relative module paths.
 
     Raises:
@@ -59,9 +60,13 @@ def _run(callbacks: list[Callable[[ModuleType], None]], module: ModuleType) -> N
     for callback in callbacks:
         try:
             callback(module)
-        except Exception as err:  # noqa: BLE001 - an import of someone else's module must not fail because of us
-            warnings.warn(f"semsim-metric could not hook into {module.__name__} ({type(err).__name__}: {err}); "
-                          "its transformers integration is unavailable in this process.", RuntimeWarning, stacklevel=2)
+        except Exception as err:
+            warnings.warn(
+                f"semsim-metric could not hook into {module.__name__} ({type(err).__name__}: {err}); "
+                "its transformers integration is unavailable in this process.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 class _AfterImportLoader:
@@ -91,8 +96,9 @@ class _AfterImportLoader:
 class _AfterImportFinder:
     """Finds nothing itself: for a watched module it asks the other finders and wraps the loader they return."""
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-                  ) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in _PENDING:
             return None
         for finder in list(sys.meta_path):

@@ -16,8 +16,17 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["LOG_EVERY_S", "Progress", "bar_disabled", "configure_cli_logging", "format_duration", "logger",
-           "quiet_datasets_bars", "show_bars", "track"]
+__all__ = [
+    "LOG_EVERY_S",
+    "Progress",
+    "bar_disabled",
+    "configure_cli_logging",
+    "format_duration",
+    "logger",
+    "quiet_datasets_bars",
+    "show_bars",
+    "track",
+]
 
 logger = logging.getLogger("semsim_metric")
 
@@ -56,8 +65,9 @@ class Progress:
         3
     """
 
-    def __init__(self, total: int | None, desc: str, *, unit: str = "it", progress: bool = True,
-                 leave: bool = True) -> None:
+    def __init__(
+        self, total: int | None, desc: str, *, unit: str = "it", progress: bool = True, leave: bool = True
+    ) -> None:
         self.total, self.desc, self.unit, self.done = total, desc, unit, 0
         self._log = bool(progress) and not show_bars(progress)
         self._start = self._last = time.perf_counter()
@@ -82,9 +92,18 @@ class Progress:
         self._last, self._logged_at = now, self.done
         if self.total:
             left = spent / self.done * (self.total - self.done) if self.done else None
-            logger.info("%s: %d of %d %s (%.0f%%), %s so far%s", self.desc, self.done, self.total, self.unit,
-                        100 * self.done / self.total, format_duration(spent),
-                        f", about {format_duration(left)} left" if left is not None and self.done < self.total else "")
+            logger.info(
+                "%s: %d of %d %s (%.0f%%), %s so far%s",
+                self.desc,
+                self.done,
+                self.total,
+                self.unit,
+                100 * self.done / self.total,
+                format_duration(spent),
+                f", about {format_duration(left)} left"
+                if left is not None and self.done < self.total
+                else "",
+            )
         else:
             logger.info("%s: %d %s, %s so far", self.desc, self.done, self.unit, format_duration(spent))
 
@@ -102,8 +121,15 @@ class Progress:
         self.close()
 
 
-def track(iterable: Iterable[_T], desc: str, *, total: int | None = None, unit: str = "it", progress: bool = True,
-          leave: bool = True) -> Iterator[_T]:
+def track(
+    iterable: Iterable[_T],
+    desc: str,
+    *,
+    total: int | None = None,
+    unit: str = "it",
+    progress: bool = True,
+    leave: bool = True,
+) -> Iterator[_T]:
     """Iterate over ``iterable`` with a ``Progress`` (a bar in a terminal, log lines in a piped log).
 
     Examples:
@@ -162,7 +188,9 @@ def configure_cli_logging(verbosity: int) -> None:
     """``semsim`` command logging: -1 = quiet (warnings only), 0 = steps (info), 1 = debug."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     logger.setLevel(level)
-    for old in [h for h in logger.handlers if getattr(h, "_semsim", False) and not isinstance(h, _StderrHandler)]:
+    for old in [
+        h for h in logger.handlers if getattr(h, "_semsim", False) and not isinstance(h, _StderrHandler)
+    ]:
         logger.removeHandler(old)  # one made by an earlier version, bound to the stderr of its time
     if not any(getattr(h, "_semsim", False) for h in logger.handlers):
         handler = _StderrHandler()

@@ -23,8 +23,14 @@ from pathlib import Path
 
 from .errors import InvalidInputError
 
-__all__ = ["available_cpus", "cgroup_cpu_limit", "configure_threads", "local_workers", "pick_threads",
-           "user_threads"]
+__all__ = [
+    "available_cpus",
+    "cgroup_cpu_limit",
+    "configure_threads",
+    "local_workers",
+    "pick_threads",
+    "user_threads",
+]
 
 #: where cgroup v2 and v1 keep the CPU quota of this process's group
 _CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
@@ -81,8 +87,9 @@ def local_workers() -> int:
     except ValueError:
         workers = 0
     if workers < 1:
-        raise InvalidInputError(f"LOCAL_WORLD_SIZE must be a positive integer (the processes on this machine), "
-                                f"got {value!r}.")
+        raise InvalidInputError(
+            f"LOCAL_WORLD_SIZE must be a positive integer (the processes on this machine), got {value!r}."
+        )
     return workers
 
 

@@ -17,8 +17,17 @@ import warnings
 __all__ = ["INTERNAL_PACKAGES", "caller_stacklevel", "warn_at_caller"]
 
 #: top-level packages whose frames a warning skips: this package and the frameworks that call into it
-INTERNAL_PACKAGES = frozenset({"semsim_metric", "torch", "torchmetrics", "lightning", "pytorch_lightning",
-                               "lightning_fabric", "lightning_utilities"})
+INTERNAL_PACKAGES = frozenset(
+    {
+        "semsim_metric",
+        "torch",
+        "torchmetrics",
+        "lightning",
+        "pytorch_lightning",
+        "lightning_fabric",
+        "lightning_utilities",
+    }
+)
 
 
 def _internal(frame: object) -> bool:

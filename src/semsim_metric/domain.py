@@ -27,8 +27,16 @@ from torch import Tensor
 
 from ._warnings import warn_at_caller
 
-__all__ = ["PYTHON_SWITCH", "OutOfDomainWarning", "check_domain", "domain_problems", "image_fingerprint",
-           "out_of_domain_message", "seen_originals", "summarise_domain"]
+__all__ = [
+    "PYTHON_SWITCH",
+    "OutOfDomainWarning",
+    "check_domain",
+    "domain_problems",
+    "image_fingerprint",
+    "out_of_domain_message",
+    "seen_originals",
+    "summarise_domain",
+]
 
 #: how the warning says to silence it in Python (the ``semsim`` command names its own flag instead)
 PYTHON_SWITCH = "check_domain=False"
@@ -57,8 +65,10 @@ def out_of_domain_message(problem: str, switch: str = PYTHON_SWITCH) -> str:
         >>> out_of_domain_message("the originals are colour", "--no-domain-check").split(". ")[-1]
         'Silence with --no-domain-check.'
     """
-    return (f"SemSim inputs outside the training domain: {problem}. Scores (and above all "
-            f"output='probability') may not mean what they say here. Silence with {switch}.")
+    return (
+        f"SemSim inputs outside the training domain: {problem}. Scores (and above all "
+        f"output='probability') may not mean what they say here. Silence with {switch}."
+    )
 
 
 def image_fingerprint(image: Tensor) -> str:
@@ -84,7 +94,9 @@ def seen_originals(config: Any, images: Sequence[Tensor]) -> int:
     return sum(image_fingerprint(img) in known for img in images) if known else 0
 
 
-def summarise_domain(images: Sequence[Tensor], embeddings: Tensor, *, description: str = "") -> dict[str, Any]:
+def summarise_domain(
+    images: Sequence[Tensor], embeddings: Tensor, *, description: str = ""
+) -> dict[str, Any]:
     """The ``training_domain`` record of a model from its training originals.
 
     Args:
@@ -101,38 +113,59 @@ def summarise_domain(images: Sequence[Tensor], embeddings: Tensor, *, descriptio
     emb = embeddings.detach().float().cpu()
     mean = torch.nn.functional.normalize(emb.mean(0), dim=0)
     sim = emb @ mean
-    return {"description": description, "n": int(len(images)),
-            "channels": sorted({int(i.shape[0]) for i in images}),
-            "image_sizes": [list(s) for s in sorted({(int(i.shape[1]), int(i.shape[2])) for i in images})],
-            "embedding_mean": [round(float(v), 6) for v in mean],
-            "similarity_q01": float(torch.quantile(sim, 0.01)), "similarity_median": float(sim.median()),
-            # which originals it saw: evaluation refuses in-sample numbers unless asked (see seen_originals)
-            "original_fingerprints": sorted(image_fingerprint(i) for i in images if i.dtype == torch.uint8)}
+    return {
+        "description": description,
+        "n": len(images),
+        "channels": sorted({int(i.shape[0]) for i in images}),
+        "image_sizes": [list(s) for s in sorted({(int(i.shape[1]), int(i.shape[2])) for i in images})],
+        "embedding_mean": [round(float(v), 6) for v in mean],
+        "similarity_q01": float(torch.quantile(sim, 0.01)),
+        "similarity_median": float(sim.median()),
+        # which originals it saw: evaluation refuses in-sample numbers unless asked (see seen_originals)
+        "original_fingerprints": sorted(image_fingerprint(i) for i in images if i.dtype == torch.uint8),
+    }
 
 
-def domain_problems(domain: dict[str, Any], originals: Tensor, embeddings: Tensor | None = None) -> list[tuple[str, str]]:
+def domain_problems(
+    domain: dict[str, Any], originals: Tensor, embeddings: Tensor | None = None
+) -> list[tuple[str, str]]:
     """``(kind, message)`` for each way a batch of originals ``(N, C, H, W)`` differs from ``domain``."""
     problems = []
     what = domain.get("description") or "its training images"
     channels = [int(c) for c in domain.get("channels", [])]
     if channels and int(originals.shape[1]) not in channels:
         kinds = {1: "greyscale", 3: "colour"}
-        problems.append(("channels", f"the originals are {kinds.get(int(originals.shape[1]), originals.shape[1])} "
-                                     f"but the model was trained on {'/'.join(kinds.get(c, str(c)) for c in channels)} "
-                                     f"images ({what})"))
+        problems.append(
+            (
+                "channels",
+                f"the originals are {kinds.get(int(originals.shape[1]), originals.shape[1])} "
+                f"but the model was trained on {'/'.join(kinds.get(c, str(c)) for c in channels)} "
+                f"images ({what})",
+            )
+        )
     sizes = [tuple(s) for s in domain.get("image_sizes", [])]
     size = (int(originals.shape[2]), int(originals.shape[3]))
     if sizes and size not in sizes:
-        problems.append(("size", f"the originals are {size[0]}x{size[1]} but the model was trained on "
-                                 f"{', '.join(f'{h}x{w}' for h, w in sizes)} images ({what})"))
+        problems.append(
+            (
+                "size",
+                f"the originals are {size[0]}x{size[1]} but the model was trained on "
+                f"{', '.join(f'{h}x{w}' for h, w in sizes)} images ({what})",
+            )
+        )
     if embeddings is not None and domain.get("embedding_mean"):
         mean = torch.tensor(domain["embedding_mean"], dtype=torch.float32, device=embeddings.device)
         if mean.numel() == embeddings.shape[1]:
             median = float((embeddings.detach().float() @ mean).median())
             if median < domain["similarity_q01"]:
-                problems.append(("content", f"the originals look unlike {what}: the median similarity of their "
-                                            f"embeddings to the training mean is {median:.4f}, while 99% of the "
-                                            f"training originals reach {domain['similarity_q01']:.4f}"))
+                problems.append(
+                    (
+                        "content",
+                        f"the originals look unlike {what}: the median similarity of their "
+                        f"embeddings to the training mean is {median:.4f}, while 99% of the "
+                        f"training originals reach {domain['similarity_q01']:.4f}",
+                    )
+                )
     return problems
 
 

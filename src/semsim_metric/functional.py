@@ -36,15 +36,27 @@ from .preprocessing import (
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["FilePairScores", "ImageBatch", "ImageFileError", "ImageInputError", "ModelLike", "Output", "PairScore",
-           "Reduction", "score_file_pairs", "semsim"]
+__all__ = [
+    "FilePairScores",
+    "ImageBatch",
+    "ImageFileError",
+    "ImageInputError",
+    "ModelLike",
+    "Output",
+    "PairScore",
+    "Reduction",
+    "score_file_pairs",
+    "semsim",
+]
 
 Reduction = Literal["mean", "sum", "none"]
 Output = Literal["distance", "probability"]
 ModelLike = SemSimModel | str | None
 #: what ``semsim``, ``SemSim.update`` and ``SemSimLoss`` take as images: a tensor ``(N, C, H, W)``; one image file
 #: (``str`` / ``os.PathLike``) or PIL image; or a list (or tuple) of files / PIL images, which is a batch
-ImageBatch: TypeAlias = "Tensor | str | os.PathLike[str] | PILImage | Sequence[str | os.PathLike[str] | PILImage]"
+ImageBatch: TypeAlias = (
+    "Tensor | str | os.PathLike[str] | PILImage | Sequence[str | os.PathLike[str] | PILImage]"
+)
 
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -70,7 +82,9 @@ def check_output(output: str, model: SemSimModel) -> str:
     return output
 
 
-def get_model(model: ModelLike, revision: str | None = None, device: torch.device | str | None = None) -> SemSimModel:
+def get_model(
+    model: ModelLike, revision: str | None = None, device: torch.device | str | None = None
+) -> SemSimModel:
     """Return a frozen, eval-mode ``SemSimModel`` for ``model`` (loaded and cached once).
 
     ``None`` means the default model (bundled with the package); a string is a Hub id or a folder. Cached
@@ -95,7 +109,9 @@ def get_model(model: ModelLike, revision: str | None = None, device: torch.devic
         try:
             device = torch.device(device)
         except (RuntimeError, TypeError) as err:
-            raise InvalidInputError(f"device {device!r} is not a torch device such as 'cpu' or 'cuda:0' ({err}).") from err
+            raise InvalidInputError(
+                f"device {device!r} is not a torch device such as 'cpu' or 'cuda:0' ({err})."
+            ) from err
     net = load_model_cached(model, revision)
     if device is None or device == next(net.parameters()).device:
         return net
@@ -110,7 +126,9 @@ def _on_device(net: SemSimModel, device: str) -> SemSimModel:
     import copy
 
     if torch.device(device).type == "meta":
-        raise InvalidInputError("the images are on the meta device, which holds no values to score; pass real tensors.")
+        raise InvalidInputError(
+            "the images are on the meta device, which holds no values to score; pass real tensors."
+        )
     return freeze(copy.deepcopy(net).to(device))
 
 
@@ -124,7 +142,11 @@ def load_model_cached(name_or_path: str, revision: str | None = None) -> SemSimM
 
     The default id gives a clear error when this install has neither bundled nor downloadable weights.
     """
-    if name_or_path == DEFAULT_MODEL_ID and bundled_model_path() is None and revision in (None, DEFAULT_REVISION):
+    if (
+        name_or_path == DEFAULT_MODEL_ID
+        and bundled_model_path() is None
+        and revision in (None, DEFAULT_REVISION)
+    ):
         try:
             return _load_cached(name_or_path, revision)
         except OSError as err:
@@ -150,7 +172,9 @@ def _compiled_semsim(model: object) -> bool:
     return isinstance(getattr(model, "_orig_mod", None), SemSimModel) and isinstance(model, torch.nn.Module)
 
 
-def frozen_copy(model: ModelLike, revision: str | None = None, *, compile: bool | dict = False) -> SemSimModel:
+def frozen_copy(
+    model: ModelLike, revision: str | None = None, *, compile: bool | dict = False
+) -> SemSimModel:
     """A frozen eval-mode copy of ``model`` for a metric or loss (the caller's model is never modified).
 
     ``compile=True`` (or a dict of ``torch.compile`` options) compiles the copy's forward pass, which every
@@ -226,10 +250,16 @@ def _decode_images(value: Any, name: str, image_size: int | None) -> list[_Decod
     for i, item in enumerate([value] if single else value):
         label = name if single else f"{name}[{i}]"
         if not (_is_file(item) or _is_pil(item)):
-            hint = (" Pass one kind per argument: a tensor batch (torch.stack the images) or a list of files / PIL "
-                    "images." if isinstance(item, Tensor) else "")
-            raise ImageInputError(f"{label} is a {type(item).__name__}; a list of images must hold image file paths "
-                                  f"(str or os.PathLike) or PIL images.{hint}")
+            hint = (
+                " Pass one kind per argument: a tensor batch (torch.stack the images) or a list of files / PIL "
+                "images."
+                if isinstance(item, Tensor)
+                else ""
+            )
+            raise ImageInputError(
+                f"{label} is a {type(item).__name__}; a list of images must hold image file paths "
+                f"(str or os.PathLike) or PIL images.{hint}"
+            )
         try:
             if _is_pil(item):
                 pixels = decode_image(item)
@@ -251,16 +281,20 @@ def _same_count(n_preds: int, n_target: int) -> None:
     if n_preds != n_target:
         raise ImageInputError(
             f"preds and target must hold the same number of images, got {n_preds} reconstructions and {n_target} "
-            "originals. Pair each reconstruction with its original.")
+            "originals. Pair each reconstruction with its original."
+        )
 
 
-def _same_sizes(preds: Sequence[tuple[int, ...]], target: Sequence[tuple[int, ...]], names: Sequence[str]) -> None:
+def _same_sizes(
+    preds: Sequence[tuple[int, ...]], target: Sequence[tuple[int, ...]], names: Sequence[str]
+) -> None:
     for i, (p, t) in enumerate(zip(preds, target)):
         if tuple(p[-2:]) != tuple(t[-2:]):
             raise ImageInputError(
                 f"pair {i} ({names[i]}): the reconstruction is {p[-2]}x{p[-1]} but its original is {t[-2]}x{t[-1]}; "
                 "preds and target must have the same height and width. Resize the reconstructions to the originals' "
-                "size first.")
+                "size first."
+            )
 
 
 def _semsim_update_images(
@@ -288,28 +322,57 @@ def _semsim_update_images(
         rec = _decode_images(preds, "preds (reconstructions)", size)
         ori = _decode_images(target, "target (originals)", size)
         _same_count(len(rec), len(ori))
-        _same_sizes([r.shape for r in rec], [o.shape for o in ori], [f"{r.name}, {o.name}" for r, o in zip(rec, ori)])
+        _same_sizes(
+            [r.shape for r in rec], [o.shape for o in ori], [f"{r.name}, {o.name}" for r, o in zip(rec, ori)]
+        )
         x = stack_at_model_size([r.pixels for r in rec], data_range=255, image_size=size).to(device)
         y = stack_at_model_size([o.pixels for o in ori], data_range=255, image_size=size).to(device)
-        return _semsim_update(x, y, model, data_range=1.0, output=output, validate_args=validate_args,
-                              check_domain=check_domain, domain_shapes=[o.shape for o in ori])
+        return _semsim_update(
+            x,
+            y,
+            model,
+            data_range=1.0,
+            output=output,
+            validate_args=validate_args,
+            check_domain=check_domain,
+            domain_shapes=[o.shape for o in ori],
+        )
     decoded_preds = _is_image_value(preds)
-    tensor, tensor_name = (target, "target (originals)") if decoded_preds else (preds, "preds (reconstructions)")
-    check_images(tensor, name=tensor_name, data_range=data_range, validate_args=False)  # type, shape, dtype first
-    images = _decode_images(preds if decoded_preds else target,
-                            "preds (reconstructions)" if decoded_preds else "target (originals)", None)
+    tensor, tensor_name = (
+        (target, "target (originals)") if decoded_preds else (preds, "preds (reconstructions)")
+    )
+    check_images(
+        tensor, name=tensor_name, data_range=data_range, validate_args=False
+    )  # type, shape, dtype first
+    images = _decode_images(
+        preds if decoded_preds else target,
+        "preds (reconstructions)" if decoded_preds else "target (originals)",
+        None,
+    )
     _same_count(*((len(images), tensor.shape[0]) if decoded_preds else (tensor.shape[0], len(images))))
     shapes = [tuple(tensor.shape[1:])] * len(images)
     names = [img.name for img in images]
-    _same_sizes(*(([i.shape for i in images], shapes) if decoded_preds else (shapes, [i.shape for i in images])), names)
+    _same_sizes(
+        *(([i.shape for i in images], shapes) if decoded_preds else (shapes, [i.shape for i in images])),
+        names,
+    )
     batch = stack_images([img.pixels for img in images])
-    if data_range != 255:  # the tensor's scale: [0, data_range] in its floating dtype (float32 for uint8 tensors)
+    if (
+        data_range != 255
+    ):  # the tensor's scale: [0, data_range] in its floating dtype (float32 for uint8 tensors)
         dtype = tensor.dtype if tensor.is_floating_point() else torch.float32
         batch = batch.to(dtype) / 255 * data_range
     batch = batch.to(tensor.device)
     x, y = (batch, tensor) if decoded_preds else (tensor, batch)
-    return _semsim_update(x, y, model, data_range=data_range, output=output, validate_args=validate_args,
-                          check_domain=check_domain)
+    return _semsim_update(
+        x,
+        y,
+        model,
+        data_range=data_range,
+        output=output,
+        validate_args=validate_args,
+        check_domain=check_domain,
+    )
 
 
 def _semsim_update(
@@ -342,8 +405,15 @@ def _semsim_update(
     """
     files_or_pil = not (isinstance(preds, Tensor) and isinstance(target, Tensor))
     if files_or_pil and (_is_image_value(preds) or _is_image_value(target)):
-        return _semsim_update_images(preds, target, model, data_range=data_range, output=output,
-                                     validate_args=validate_args, check_domain=check_domain)
+        return _semsim_update_images(
+            preds,
+            target,
+            model,
+            data_range=data_range,
+            output=output,
+            validate_args=validate_args,
+            check_domain=check_domain,
+        )
     device = next(model.parameters()).device
     if isinstance(preds, Tensor) and preds.device != device:
         raise InvalidInputError(
@@ -353,13 +423,17 @@ def _semsim_update(
     check_image_pair(preds, target, data_range=data_range, validate_args=validate_args)
     cfg = model.config
     dtype = _model_dtype(model)
-    kwargs = dict(data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
-                  dtype=dtype)
+    kwargs = dict(
+        data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std, dtype=dtype
+    )
     if dedup_target:
-        emb_preds, emb_target = embed_batch_dedup(model, to_model_input(preds, **kwargs),
-                                                  to_model_input(target, **kwargs))
+        emb_preds, emb_target = embed_batch_dedup(
+            model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs)
+        )
     else:
-        emb_preds, emb_target = embed_pair(model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs))
+        emb_preds, emb_target = embed_pair(
+            model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs)
+        )
     distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
     if check_domain:  # the content check reads values (a GPU sync), so validate_args=False skips it
         emb = emb_target if validate_args else None
@@ -386,15 +460,19 @@ def embed_batch_dedup(model: SemSimModel, x: Tensor, y: Tensor) -> tuple[Tensor,
         InvalidInputError: ``x`` and ``y`` of different shapes.
     """
     if x.shape != y.shape:
-        raise InvalidInputError(f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
+        raise InvalidInputError(
+            f"SemSim needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}."
+        )
     distinct, inverse = torch.unique(y.reshape(y.shape[0], -1), dim=0, return_inverse=True)
     if distinct.shape[0] == y.shape[0]:
         return embed_pair(model, x, y)
     emb = model(torch.cat([x, distinct.reshape(-1, *y.shape[1:])], dim=0)).embeddings
-    return emb[: x.shape[0]], emb[x.shape[0]:][inverse]
+    return emb[: x.shape[0]], emb[x.shape[0] :][inverse]
 
 
-def _semsim_compute(scores: Tensor, count: Tensor | int | None = None, reduction: Reduction = "mean") -> Tensor:
+def _semsim_compute(
+    scores: Tensor, count: Tensor | int | None = None, reduction: Reduction = "mean"
+) -> Tensor:
     """Reduce scores: ``scores`` is a sum with ``count`` for mean/sum states, or all values for 'none'."""
     if reduction == "none":
         return scores
@@ -495,8 +573,15 @@ def semsim(
     check_output(output, net)
     if net.training:
         raise InvalidInputError("The SemSim model is in training mode; call model.eval() before scoring.")
-    scores = _semsim_update(preds, target, net, data_range=data_range, output=output,
-                            validate_args=validate_args, check_domain=check_domain)
+    scores = _semsim_update(
+        preds,
+        target,
+        net,
+        data_range=data_range,
+        output=output,
+        validate_args=validate_args,
+        check_domain=check_domain,
+    )
     return _semsim_compute(scores, reduction=reduction)
 
 
@@ -518,8 +603,9 @@ class FilePairScores(NamedTuple):
     problems: list[str]
 
 
-def _read_file_pairs(chunk: Sequence[tuple[Path, Path]], size: int
-                     ) -> tuple[list[Tensor], list[Tensor], list[tuple[Path, Path]], set[tuple[int, ...]], list[str]]:
+def _read_file_pairs(
+    chunk: Sequence[tuple[Path, Path]], size: int
+) -> tuple[list[Tensor], list[Tensor], list[tuple[Path, Path]], set[tuple[int, ...]], list[str]]:
     """One batch of file pairs, each file reduced while read and brought to the model's size at once; the pairs
     that cannot be read (or differ in size) become problems."""
     origs, recs, kept, shapes, problems = [], [], [], set(), []
@@ -561,8 +647,11 @@ def use_bf16(model: SemSimModel, bf16: bool | None) -> bool:
     1,550 test pairs of semsim-judged-v3; ROC-AUC 0.9207 -> 0.9206), see docs/benchmarks.md."""
     if bf16 is not None:
         return bool(bf16)
-    return next(model.parameters()).device.type == "cpu" and _model_dtype(model) == torch.float32 \
+    return (
+        next(model.parameters()).device.type == "cpu"
+        and _model_dtype(model) == torch.float32
         and cpu_has_fast_bf16()
+    )
 
 
 def score_file_pairs(
@@ -618,7 +707,7 @@ def score_file_pairs(
     fast = scoring_copy(model)
     with torch.inference_mode(), Progress(len(pairs), description, unit="pair", progress=progress) as bar:
         for start in range(0, len(pairs), batch_size):
-            chunk = [(Path(o), Path(r)) for o, r in pairs[start:start + batch_size]]
+            chunk = [(Path(o), Path(r)) for o, r in pairs[start : start + batch_size]]
             origs, recs, kept, shapes, unread = _read_file_pairs(chunk, size)
             problems += unread
             bar.update(len(chunk))
@@ -628,14 +717,29 @@ def score_file_pairs(
             if check_domain:  # channels and size of the files themselves, not of the model-sized copies
                 for shape in sorted(shapes):
                     _check_domain(cfg, torch.empty((1, *shape), device="meta"))
-            if not content_checked:  # how the originals' embeddings compare with the training ones: first batch
-                emb = model.embed(to_model_input(target, data_range=1.0, image_size=size, mean=cfg.image_mean,
-                                                 std=cfg.image_std, dtype=_model_dtype(model)))
+            if (
+                not content_checked
+            ):  # how the originals' embeddings compare with the training ones: first batch
+                emb = model.embed(
+                    to_model_input(
+                        target,
+                        data_range=1.0,
+                        image_size=size,
+                        mean=cfg.image_mean,
+                        std=cfg.image_std,
+                        dtype=_model_dtype(model),
+                    )
+                )
                 _check_domain(cfg, torch.empty((1, *min(shapes)), device="meta"), emb)
                 content_checked = True
             with autocast:
-                dist = _semsim_update(preds, target, fast, data_range=1.0, check_domain=False,
-                                      dedup_target=True).float().cpu()
+                dist = (
+                    _semsim_update(preds, target, fast, data_range=1.0, check_domain=False, dedup_target=True)
+                    .float()
+                    .cpu()
+                )
             prob = model.probability(dist).tolist() if probability else [None] * len(kept)
-            rows += [PairScore(str(o_p), str(r_p), d, p) for (o_p, r_p), d, p in zip(kept, dist.tolist(), prob)]
+            rows += [
+                PairScore(str(o_p), str(r_p), d, p) for (o_p, r_p), d, p in zip(kept, dist.tolist(), prob)
+            ]
     return FilePairScores(rows, problems)

@@ -102,7 +102,9 @@ def _no_local_folder(name: str, path: Path) -> ModelNotFoundError:
         why = "it exists here"
     else:
         nearest = _nearest_existing(path)
-        detail = f"{_absolute(path)} does not exist" + (f" (the nearest existing folder is {nearest})" if nearest else "")
+        detail = f"{_absolute(path)} does not exist" + (
+            f" (the nearest existing folder is {nearest})" if nearest else ""
+        )
         why = "it is neither an existing folder nor a Hub model id of the form 'owner/name'"
     return ModelNotFoundError(
         f"No model folder at {name!r}: {detail}. As {why}, it is read as a local path and the Hugging Face Hub "
@@ -135,12 +137,14 @@ def resolve_model_folder(
             tried and how to fix it.
     """
     explicit_hub = name_or_path.startswith(HUB_PREFIX)
-    name = name_or_path[len(HUB_PREFIX):] if explicit_hub else name_or_path
+    name = name_or_path[len(HUB_PREFIX) :] if explicit_hub else name_or_path
     path = _local_path(name)
     if explicit_hub:
         if not _is_hub_id(name):
-            raise ModelNotFoundError(f"{name_or_path!r} is not a Hub model id: {HUB_PREFIX} is followed by "
-                                     "'owner/name' (letters, digits, '-', '_', '.').")
+            raise ModelNotFoundError(
+                f"{name_or_path!r} is not a Hub model id: {HUB_PREFIX} is followed by "
+                "'owner/name' (letters, digits, '-', '_', '.')."
+            )
     else:
         if subfolder and path.is_dir():
             path = path / subfolder
@@ -154,8 +158,12 @@ def resolve_model_folder(
                     "SemSimModel.save_pretrained(folder) or `semsim train`."
                 )
             return path
-    if name == DEFAULT_MODEL_ID and revision in (None, DEFAULT_REVISION) and not subfolder \
-            and not force_download:
+    if (
+        name == DEFAULT_MODEL_ID
+        and revision in (None, DEFAULT_REVISION)
+        and not subfolder
+        and not force_download
+    ):
         bundled = bundled_model_path()
         if bundled is not None:
             return bundled
@@ -164,16 +172,25 @@ def resolve_model_folder(
         if name.startswith((".", "/", "~")) or not _is_hub_id(name) or path.exists():
             raise _no_local_folder(name, path)
         owner, rest = name.split("/")
-        if _local_path(owner).exists():  # runs/x beside a runs/ folder: a mistyped path, not someone's Hub repo
+        if _local_path(
+            owner
+        ).exists():  # runs/x beside a runs/ folder: a mistyped path, not someone's Hub repo
             raise ModelNotFoundError(
                 f"No model folder at {name!r} ({_absolute(path)}): {owner}/ exists here but holds no {rest!r}. "
                 f"Because {owner}/ exists, {name!r} is read as a local path and not looked up on the Hugging Face "
                 f"Hub. Fix: correct the path, or pass '{HUB_PREFIX}{name}' to load the Hub repository {name!r}."
             )
         local = _absolute(path)
-    return _download(name, revision=revision, cache_dir=cache_dir,
-                     local_files_only=local_files_only, token=token, subfolder=subfolder,
-                     force_download=force_download, local=local)
+    return _download(
+        name,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+        subfolder=subfolder,
+        force_download=force_download,
+        local=local,
+    )
 
 
 def _download(
@@ -203,17 +220,33 @@ def _download(
     paths = []
     try:
         for filename in (CONFIG_NAME, WEIGHTS_NAME):
-            paths.append(Path(hf_hub_download(
-                repo_id, filename, revision=revision, cache_dir=cache_dir, subfolder=subfolder or None,
-                local_files_only=offline, token=token, force_download=force_download and not offline,
-            )))
+            paths.append(
+                Path(
+                    hf_hub_download(
+                        repo_id,
+                        filename,
+                        revision=revision,
+                        cache_dir=cache_dir,
+                        subfolder=subfolder or None,
+                        local_files_only=offline,
+                        token=token,
+                        force_download=force_download and not offline,
+                    )
+                )
+            )
     except LocalEntryNotFoundError as err:
         default_hint = ""
         if repo_id == DEFAULT_MODEL_ID:
-            default_hint = (" The default model is normally bundled with semsim-metric; reinstall the package "
-                            "(pip install --force-reinstall semsim-metric) to get it back.")
-        neither = (f"SemSim model {repo_id!r} was not found: there is no local folder {repo_id} ({local}), and the "
-                   "Hub repository" if local else "SemSim model")
+            default_hint = (
+                " The default model is normally bundled with semsim-metric; reinstall the package "
+                "(pip install --force-reinstall semsim-metric) to get it back."
+            )
+        neither = (
+            f"SemSim model {repo_id!r} was not found: there is no local folder {repo_id} ({local}), and the "
+            "Hub repository"
+            if local
+            else "SemSim model"
+        )
         raise ModelNotFoundError(
             f"{neither} {repo_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache "
             f"and downloading is {'disabled (offline mode)' if offline else 'not possible'}. Fix: "
@@ -224,7 +257,8 @@ def _download(
     except RepositoryNotFoundError as err:
         no_folder = f"No local folder {repo_id} ({local}) and no" if local else "No"
         raise ModelNotFoundError(
-            f"{no_folder} Hub model repository {repo_id!r} (or it is private: pass token=...).") from err
+            f"{no_folder} Hub model repository {repo_id!r} (or it is private: pass token=...)."
+        ) from err
     except RevisionNotFoundError as err:
         raise ModelNotFoundError(f"Hub model {repo_id!r} has no revision {revision!r}.") from err
     except EntryNotFoundError as err:

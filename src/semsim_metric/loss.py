@@ -98,16 +98,24 @@ class SemSimLoss(_Loss):
             self._model[0]._apply(fn)
         return self
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any],
-                              strict: bool, missing_keys: list[str], unexpected_keys: list[str],
-                              error_msgs: list[str]) -> None:
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
         # checkpoints written while the network was a registered submodule hold it under "<prefix>model.":
         # drop those keys (the network is frozen and comes from the constructor) so that strict loading works
         old = f"{prefix}model."
         for key in [k for k in state_dict if k.startswith(old)]:
             del state_dict[key]
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def train(self, mode: bool = True) -> SemSimLoss:
         """Switch the loss module's mode; the SemSim network itself always stays in eval mode."""

@@ -120,8 +120,12 @@ class SemSim(Metric):
     feature_network: str = "net"  # the network torchmetrics.wrappers.FeatureShare shares
     # torchmetrics' own list (these are properties here) plus the network, which TorchScript cannot type, and
     # pyiqa's names
-    __jit_unused_properties__: ClassVar[list[str]] = [*Metric.__jit_unused_properties__, "net", "lower_better",
-                                                      "score_range"]
+    __jit_unused_properties__: ClassVar[list[str]] = [
+        *Metric.__jit_unused_properties__,
+        "net",
+        "lower_better",
+        "score_range",
+    ]
 
     if TYPE_CHECKING:  # the states add_state() creates; for type checkers only (TorchScript cannot read
         sum_scores: Tensor  # these postponed annotations, so that torch.jit.script would fail on them)
@@ -209,8 +213,10 @@ class SemSim(Metric):
         # forward wrapped in a cache); keep that network in the tuple, so it stays out of state_dict() too
         net = getattr(value, "network", value)
         if not isinstance(net, SemSimModel):
-            raise InvalidInputTypeError(f"SemSim.net must be a SemSimModel (or FeatureShare's cache around one), got "
-                            f"{type(value).__name__}.")
+            raise InvalidInputTypeError(
+                f"SemSim.net must be a SemSimModel (or FeatureShare's cache around one), got "
+                f"{type(value).__name__}."
+            )
         check_output(self.output, net)
         self._net = (net,)
 
@@ -227,8 +233,15 @@ class SemSim(Metric):
                 sizes differ (a ``ValueError``).
             ImageFileError: an image file that cannot be read (an ``OSError``).
         """
-        scores = _semsim_update(preds, target, self.net, data_range=self.data_range, output=self.output,
-                                validate_args=self.validate_args, check_domain=self.check_domain)
+        scores = _semsim_update(
+            preds,
+            target,
+            self.net,
+            data_range=self.data_range,
+            output=self.output,
+            validate_args=self.validate_args,
+            check_domain=self.check_domain,
+        )
         if self.reduction == "none":
             self.scores.append(scores.to(self.dtype))
         else:
@@ -270,9 +283,12 @@ class SemSim(Metric):
             return _semsim_compute(values, reduction="none")
         if self.reduction == "mean" and int(self.total) == 0:
             if _rank_zero():  # as torchmetrics' rank_zero_warn, but attributed to the caller's line
-                warn_at_caller("SemSim.compute() found no pairs to average (no update() since the metric was created "
-                               "or reset, on any process): the mean is NaN. Call update(preds, target) (or "
-                               "metric(preds, target)) first.", UserWarning)
+                warn_at_caller(
+                    "SemSim.compute() found no pairs to average (no update() since the metric was created "
+                    "or reset, on any process): the mean is NaN. Call update(preds, target) (or "
+                    "metric(preds, target)) first.",
+                    UserWarning,
+                )
             return torch.full((), float("nan"), dtype=self.sum_scores.dtype, device=self.sum_scores.device)
         return _semsim_compute(self.sum_scores, self.total, reduction=self.reduction)
 
@@ -301,7 +317,9 @@ class SemSim(Metric):
         self.net.eval()
         return self
 
-    def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None) -> _PLOT_OUT_TYPE:
+    def plot(
+        self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None
+    ) -> _PLOT_OUT_TYPE:
         """Plot one value, or a sequence of values (e.g. one per epoch), with matplotlib.
 
         Examples:

@@ -69,13 +69,15 @@ def check_complete(folder: str | Path) -> None:
         if not record.get("complete", False):
             raise IncompleteOutputError(
                 f"{folder} was written by `semsim {record['command']}`, which has not finished (its record "
-                f"{RECORD_NAME} says complete: false). Rerun the same command to complete it.")
+                f"{RECORD_NAME} says complete: false). Rerun the same command to complete it."
+            )
         return
-    if (folder / "plan.json").is_file() or (folder / "shards").is_dir():
-        if not (folder / "data").is_dir() or not (folder / "README.md").is_file():
-            raise IncompleteOutputError(
-                f"{folder} holds generation shards but no merged dataset (data/ and README.md). Rerun "
-                "`semsim generate` with the same arguments (or `--merge-only`) to finish it.")
+    generation = (folder / "plan.json").is_file() or (folder / "shards").is_dir()
+    if generation and (not (folder / "data").is_dir() or not (folder / "README.md").is_file()):
+        raise IncompleteOutputError(
+            f"{folder} holds generation shards but no merged dataset (data/ and README.md). Rerun "
+            "`semsim generate` with the same arguments (or `--merge-only`) to finish it."
+        )
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -117,16 +119,21 @@ class OutputFolder:
             raise OutputFolderError(
                 f"{self.path} is not empty ({shown}) and was not written by `semsim {self.command}`; choose a new "
                 "or empty folder, or pass --overwrite (overwrite=True) to let this command replace what it writes "
-                "there.")
+                "there."
+            )
         if record is not None and record["command"] != self.command and not self.overwrite:
             raise OutputFolderError(
                 f"{self.path} holds the output of `semsim {record['command']}`, not `semsim {self.command}`; choose "
-                "another folder, or pass --overwrite (overwrite=True).")
+                "another folder, or pass --overwrite (overwrite=True)."
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         own = record is not None and record["command"] == self.command
         # a folder this command finished stays loadable until the command starts to change it (reopen)
-        self._record = {"command": self.command, "complete": bool(own and record.get("complete")),  # type: ignore[union-attr]
-                        "files": list(record.get("files", [])) if own else []}  # type: ignore[union-attr]
+        self._record = {
+            "command": self.command,
+            "complete": bool(own and record.get("complete")),  # type: ignore[union-attr]
+            "files": list(record.get("files", [])) if own else [],
+        }  # type: ignore[union-attr]
         self._save()
         return self
 
@@ -149,7 +156,8 @@ class OutputFolder:
         target = self.path / relative
         if target.exists() and not self.overwrite and self._foreign([target]):
             raise OutputFolderError(
-                f"{target} exists and was not written by `semsim {self.command}`; move it away or pass --overwrite.")
+                f"{target} exists and was not written by `semsim {self.command}`; move it away or pass --overwrite."
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, text)
         self._record["files"].append(relative)  # type: ignore[index]
@@ -165,12 +173,17 @@ class OutputFolder:
         """
         target = self.path / relative
         if target.exists():
-            foreign = self._foreign([p for p in target.rglob("*") if p.is_file()]) if target.is_dir() else [relative]
+            foreign = (
+                self._foreign([p for p in target.rglob("*") if p.is_file()])
+                if target.is_dir()
+                else [relative]
+            )
             if foreign and not self.overwrite:
                 shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
                 raise OutputFolderError(
                     f"{target} holds files that `semsim {self.command}` did not write ({shown}); move them away or "
-                    "pass --overwrite to replace the whole folder.")
+                    "pass --overwrite to replace the whole folder."
+                )
         self.claim()
         tag = uuid.uuid4().hex[:8]
         tmp = self.path / f".{Path(relative).name}.{tag}.tmp"

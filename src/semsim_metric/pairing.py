@@ -40,8 +40,10 @@ class PairingResult:
     def problems(self) -> list[str]:
         out = [f"reconstruction without original: {p}" for p in self.unmatched_reconstructions]
         out += [f"original without reconstruction: {p}" for p in self.unmatched_originals]
-        out += [f"several originals share the key {k!r}: {', '.join(map(str, v))}"
-                for k, v in self.ambiguous_originals.items()]
+        out += [
+            f"several originals share the key {k!r}: {', '.join(map(str, v))}"
+            for k, v in self.ambiguous_originals.items()
+        ]
         return out
 
 
@@ -71,6 +73,7 @@ def pair_folders(originals: str | Path, reconstructions: str | Path) -> PairingR
         elif len(files) == 1:
             result.pairs.append((files[0], rec))
             used.add(key)
-    result.unmatched_originals = [p for p in orig_files if file_key(p) not in used
-                                  and file_key(p) not in result.ambiguous_originals]
+    result.unmatched_originals = [
+        p for p in orig_files if file_key(p) not in used and file_key(p) not in result.ambiguous_originals
+    ]
     return result

@@ -14,9 +14,13 @@ from .._lazy import lazy_exports
 
 __all__ = ["Campaign", "create_app", "export_campaign", "open_or_create_campaign"]
 
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "Campaign": ".storage",
-    "create_app": ".server",
-    "export_campaign": ".dataset",
-    "open_or_create_campaign": ".dataset",
-}, globals())
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Campaign": ".storage",
+        "create_app": ".server",
+        "export_campaign": ".dataset",
+        "open_or_create_campaign": ".dataset",
+    },
+    globals(),
+)

@@ -34,7 +34,9 @@ def fleiss_kappa(ratings: Iterable[Sequence[int]]) -> float:
         return float("nan")
     sizes = {len(r) for r in items}
     if len(sizes) != 1:
-        raise InvalidInputError(f"Fleiss' kappa needs the same number of answers per item, got sizes {sorted(sizes)}.")
+        raise InvalidInputError(
+            f"Fleiss' kappa needs the same number of answers per item, got sizes {sorted(sizes)}."
+        )
     n = sizes.pop()
     if n < 2:
         return float("nan")
@@ -79,5 +81,7 @@ def agreement_with_majority(answers: Iterable[tuple[str, object, int]]) -> dict[
                 continue
             hits[annotator].append(answer == top)
     names = sorted({a for given in by_item.values() for a, _ in given})
-    return {a: {"items": len(hits[a]), "agreement": (sum(hits[a]) / len(hits[a])) if hits[a] else float("nan")}
-            for a in names}
+    return {
+        a: {"items": len(hits[a]), "agreement": (sum(hits[a]) / len(hits[a])) if hits[a] else float("nan")}
+        for a in names
+    }

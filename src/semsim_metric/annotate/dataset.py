@@ -43,8 +43,10 @@ def class_names_of(dsd: Any) -> list[str]:
         return list(FASHION_MNIST_CLASSES)
     if names and sorted(names) == list(range(max(names) + 1)):
         return [names[i] for i in range(len(names))]
-    raise AnnotationError(f"cannot tell the class list of this dataset (its rows name classes {sorted(names)}); "
-                          "pass it with --classes 'name0,name1,...' in class-label order.")
+    raise AnnotationError(
+        f"cannot tell the class list of this dataset (its rows name classes {sorted(names)}); "
+        "pass it with --classes 'name0,name1,...' in class-label order."
+    )
 
 
 def _png(cell: dict[str, Any]) -> bytes:
@@ -103,48 +105,76 @@ def open_or_create_campaign(
     if not path.exists():
         names = list(class_names) if class_names else class_names_of(dsd)
         if len(set(ids)) != len(ids):
-            raise AnnotationError(f"dataset {dataset!r} repeats reconstruction ids; each row needs its own id.")
+            raise AnnotationError(
+                f"dataset {dataset!r} repeats reconstruction ids; each row needs its own id."
+            )
 
         def items() -> Iterator[tuple[str, str, bytes, str]]:
-            logger.info("copying %d reconstructions%s into %s", len(ids), " and their originals" if include_originals
-                        else "", path)
+            logger.info(
+                "copying %d reconstructions%s into %s",
+                len(ids),
+                " and their originals" if include_originals else "",
+                path,
+            )
             seen: set[str] = set()
             for split in dsd.values():
                 for row in split:
-                    yield "reconstruction", row["reconstruction_id"], _png(row["reconstruction"]), row["original_id"]
+                    yield (
+                        "reconstruction",
+                        row["reconstruction_id"],
+                        _png(row["reconstruction"]),
+                        row["original_id"],
+                    )
                     if include_originals and row["original_id"] not in seen:
                         seen.add(row["original_id"])
                         yield "original", row["original_id"], _png(row["original"]), ""
 
         try:
-            return create_campaign(path, dataset=str(dataset), fingerprint=fingerprint, class_names=names,
-                                   items=items(), votes_per_item=votes_per_item, token=token,
-                                   annotators=annotators or ()), True
+            return create_campaign(
+                path,
+                dataset=str(dataset),
+                fingerprint=fingerprint,
+                class_names=names,
+                items=items(),
+                votes_per_item=votes_per_item,
+                token=token,
+                annotators=annotators or (),
+            ), True
         except AnnotationError:
             if not path.exists():
                 raise
             # another process created it meanwhile: resume theirs, with the same checks
     campaign = Campaign(path)
     if campaign.meta["fingerprint"] != fingerprint:
-        raise AnnotationError(f"campaign {path} was made from another dataset ({campaign.meta['dataset']}); "
-                              "use another --campaign file for this one.")
+        raise AnnotationError(
+            f"campaign {path} was made from another dataset ({campaign.meta['dataset']}); "
+            "use another --campaign file for this one."
+        )
     if votes_per_item != campaign.votes_per_item:
-        raise AnnotationError(f"campaign {path} asks {campaign.votes_per_item} annotators per item, not "
-                              f"{votes_per_item}; a campaign's settings are fixed when it starts.")
+        raise AnnotationError(
+            f"campaign {path} asks {campaign.votes_per_item} annotators per item, not "
+            f"{votes_per_item}; a campaign's settings are fixed when it starts."
+        )
     if class_names and list(class_names) != campaign.class_names:
         raise AnnotationError(f"campaign {path} has the classes {campaign.class_names}; they cannot change.")
     differences = campaign.access_differences(token=token, annotators=annotators)
     if differences and not update_access:
-        raise AnnotationError(f"campaign {path} was started with other access settings: {'; '.join(differences)}. "
-                              "Nothing was changed. Resume without --token/--annotator to keep the stored settings, "
-                              "or add --update-access to store the new ones.", 409)
+        raise AnnotationError(
+            f"campaign {path} was started with other access settings: {'; '.join(differences)}. "
+            "Nothing was changed. Resume without --token/--annotator to keep the stored settings, "
+            "or add --update-access to store the new ones.",
+            409,
+        )
     if differences:
         campaign.set_access(token=token, annotators=annotators)
         logger.warning("campaign %s: stored new access settings (%s)", path, "; ".join(differences))
-    linked = campaign.link_originals({r: o for split in dsd.values()
-                                      for r, o in zip(split["reconstruction_id"], split["original_id"])})
+    linked = campaign.link_originals(
+        {r: o for split in dsd.values() for r, o in zip(split["reconstruction_id"], split["original_id"])}
+    )
     if linked:
-        logger.info("campaign %s: recorded the original of %d reconstructions (upgraded campaign)", path, linked)
+        logger.info(
+            "campaign %s: recorded the original of %d reconstructions (upgraded campaign)", path, linked
+        )
     return campaign, False
 
 
@@ -164,10 +194,12 @@ class ExportResult:
 
     def summary(self) -> str:
         kappa = "undefined" if math.isnan(self.fleiss_kappa) else f"{self.fleiss_kappa:.3f}"
-        return (f"{self.answers} answers: {self.reconstructions_annotated} reconstructions annotated, "
-                f"{self.reconstructions_incomplete} with fewer answers than the target (left unannotated unless "
-                f"--include-incomplete), {self.reconstructions_unanswered} without answers; "
-                f"{self.originals_annotated} originals annotated; Fleiss' kappa {kappa}")
+        return (
+            f"{self.answers} answers: {self.reconstructions_annotated} reconstructions annotated, "
+            f"{self.reconstructions_incomplete} with fewer answers than the target (left unannotated unless "
+            f"--include-incomplete), {self.reconstructions_unanswered} without answers; "
+            f"{self.originals_annotated} originals annotated; Fleiss' kappa {kappa}"
+        )
 
 
 def export_campaign(
@@ -206,16 +238,20 @@ def export_campaign(
     campaign = campaign if isinstance(campaign, Campaign) else Campaign(campaign)
     rule = rule or RecognitionRule(min_votes=campaign.votes_per_item // 2 + 1)
     if rule.min_votes > campaign.votes_per_item:
-        raise AnnotationError(f"the rule needs {rule.min_votes} votes for the reference class, but each image gets at "
-                              f"most {campaign.votes_per_item} votes in this campaign: nothing could be recognised. "
-                              f"Use --min-votes {campaign.votes_per_item // 2 + 1} (a majority).")
+        raise AnnotationError(
+            f"the rule needs {rule.min_votes} votes for the reference class, but each image gets at "
+            f"most {campaign.votes_per_item} votes in this campaign: nothing could be recognised. "
+            f"Use --min-votes {campaign.votes_per_item // 2 + 1} (a majority)."
+        )
     source = dataset or campaign.meta["dataset"]
     folder = OutputFolder(out, command="annotate export", overwrite=overwrite).claim()
     dsd = undecoded(load_folder_or_hub(source))
     ids = [rid for split in dsd.values() for rid in split["reconstruction_id"]]
     if _fingerprint(ids) != campaign.meta["fingerprint"]:
-        raise AnnotationError(f"{source} does not hold the reconstructions this campaign was made from; pass the "
-                              "dataset it started with (--dataset).")
+        raise AnnotationError(
+            f"{source} does not hold the reconstructions this campaign was made from; pass the "
+            "dataset it started with (--dataset)."
+        )
     answers = campaign.answers()
     broken = _answers_after_the_original(campaign, answers, dsd)
     votes: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -225,8 +261,11 @@ def export_campaign(
     target = campaign.votes_per_item
     updates: dict[str, dict[str, Any]] = {}
     incomplete = unanswered = 0
-    original_votes = {key: v for (kind, key), v in votes.items()
-                      if kind == "original" and (include_incomplete or len(v) >= target)}
+    original_votes = {
+        key: v
+        for (kind, key), v in votes.items()
+        if kind == "original" and (include_incomplete or len(v) >= target)
+    }
     for rid in ids:
         given = votes.get(("reconstruction", rid), [])
         if not given:
@@ -240,13 +279,24 @@ def export_campaign(
     splits = apply_votes(dsd, updates, rule, original_votes=original_votes)
     status = campaign_status(campaign)  # the same numbers as the status page
     kappa = math.nan if status["fleiss_kappa"] is None else status["fleiss_kappa"]
-    agreement = {a["name"]: {"items": a["agreement_items"],
-                             "agreement": math.nan if a["agreement"] is None else a["agreement"]}
-                 for a in status["annotators"]}
-    result = ExportResult(out=folder.path, answers=len(answers), reconstructions_annotated=len(updates),
-                          reconstructions_incomplete=incomplete, reconstructions_unanswered=unanswered,
-                          originals_annotated=len(original_votes), fleiss_kappa=kappa, rule=rule,
-                          agreement=agreement)
+    agreement = {
+        a["name"]: {
+            "items": a["agreement_items"],
+            "agreement": math.nan if a["agreement"] is None else a["agreement"],
+        }
+        for a in status["annotators"]
+    }
+    result = ExportResult(
+        out=folder.path,
+        answers=len(answers),
+        reconstructions_annotated=len(updates),
+        reconstructions_incomplete=incomplete,
+        reconstructions_unanswered=unanswered,
+        originals_annotated=len(original_votes),
+        fleiss_kappa=kappa,
+        rule=rule,
+        agreement=agreement,
+    )
     n_people = len({a["annotator"] for a in answers})
     table = ["| annotator | answers | items shared with others | agreement with it |", "|---|---|---|---|"]
     for a in status["annotators"]:
@@ -255,49 +305,96 @@ def export_campaign(
     kappa_text = "undefined (no complete items, or one answer only)" if math.isnan(kappa) else f"{kappa:.3f}"
     complete_items = status["kappa_items"]
     notes = [
-        (f"Annotated by {n_people} people with `semsim annotate` (campaign `{campaign.path.name}`): each saw one "
-         "image at a time, never beside its original, in an order of their own, and named a class or answered "
-         f"that they could not recognise anything. Target: {target} annotators per image."),
+        (
+            f"Annotated by {n_people} people with `semsim annotate` (campaign `{campaign.path.name}`): each saw one "
+            "image at a time, never beside its original, in an order of their own, and named a class or answered "
+            f"that they could not recognise anything. Target: {target} annotators per image."
+        ),
         result.summary() + ".",
         f"Fleiss' kappa over the {complete_items} items with {target} answers: {kappa_text}.",
-        ("`answers.csv` holds every answer (annotator, item, answer, UTC time, and `saw_original_first`); "
-         "`retracted.csv` every answer that its annotator undid."),
+        (
+            "`answers.csv` holds every answer (annotator, item, answer, UTC time, and `saw_original_first`); "
+            "`retracted.csv` every answer that its annotator undid."
+        ),
     ]
     if broken:
-        notes.append(f"{len(broken)} answers to reconstructions were given after their annotator had seen the "
-                     "original (the protocol's order was broken, e.g. by a campaign written before this rule was "
-                     "kept): they are flagged `saw_original_first=true` in `answers.csv` and left out of the votes.")
-    kept = Counter(r["annotator_kind"] for rows in splits.values() for r in rows
-                   if r["reconstruction_id"] not in updates and r["annotator_kind"] != "none")
+        notes.append(
+            f"{len(broken)} answers to reconstructions were given after their annotator had seen the "
+            "original (the protocol's order was broken, e.g. by a campaign written before this rule was "
+            "kept): they are flagged `saw_original_first=true` in `answers.csv` and left out of the votes."
+        )
+    kept = Counter(
+        r["annotator_kind"]
+        for rows in splits.values()
+        for r in rows
+        if r["reconstruction_id"] not in updates and r["annotator_kind"] != "none"
+    )
     if kept:
-        notes.append(f"Rows this campaign did not complete keep the votes they had before: "
-                     f"{', '.join(f'{n} rows of annotator_kind `{k}`' for k, n in sorted(kept.items()))} "
-                     "(NOT the people of this campaign; filter on `annotator_kind` to use only theirs).")
-    agreement_text = (f"Fleiss' kappa over complete items: {kappa_text}. Agreement of each annotator with the "
-                      "majority answer of the other annotators of the same items (items answered by at least one "
-                      "other annotator, without a tie among the others):")
-    card = DatasetCard(title=f"{Path(str(source)).name}, annotated by people",
-                       summary=f"The reconstructions of `{source}` with votes from an annotation campaign of "
-                               f"{n_people} people.",
-                       annotators=f"{n_people} people (annotator_kind `human`)", rule=rule, notes=notes,
-                       extra_sections=["## Annotator agreement", "", agreement_text, "", *table, ""])
-    folder.write_text("answers.csv", _csv(["answer_id", "annotator", "kind", "key", "answer", "answer_name",
-                                           "answered", "saw_original_first"],
-                                          [{**a, "answer_name": _name(campaign, a["answer"]),
-                                            "answered": _iso(a["answered"]),
-                                            "saw_original_first": str(a["answer_id"] in broken).lower()}
-                                           for a in answers]))
-    folder.write_text("retracted.csv", _csv(["answer_id", "annotator", "item_id", "answer", "answered", "retracted"],
-                                            [{**r, "answered": _iso(r["answered"]), "retracted": _iso(r["retracted"])}
-                                             for r in campaign.retracted()]))
+        notes.append(
+            f"Rows this campaign did not complete keep the votes they had before: "
+            f"{', '.join(f'{n} rows of annotator_kind `{k}`' for k, n in sorted(kept.items()))} "
+            "(NOT the people of this campaign; filter on `annotator_kind` to use only theirs)."
+        )
+    agreement_text = (
+        f"Fleiss' kappa over complete items: {kappa_text}. Agreement of each annotator with the "
+        "majority answer of the other annotators of the same items (items answered by at least one "
+        "other annotator, without a tie among the others):"
+    )
+    card = DatasetCard(
+        title=f"{Path(str(source)).name}, annotated by people",
+        summary=f"The reconstructions of `{source}` with votes from an annotation campaign of "
+        f"{n_people} people.",
+        annotators=f"{n_people} people (annotator_kind `human`)",
+        rule=rule,
+        notes=notes,
+        extra_sections=["## Annotator agreement", "", agreement_text, "", *table, ""],
+    )
+    folder.write_text(
+        "answers.csv",
+        _csv(
+            [
+                "answer_id",
+                "annotator",
+                "kind",
+                "key",
+                "answer",
+                "answer_name",
+                "answered",
+                "saw_original_first",
+            ],
+            [
+                {
+                    **a,
+                    "answer_name": _name(campaign, a["answer"]),
+                    "answered": _iso(a["answered"]),
+                    "saw_original_first": str(a["answer_id"] in broken).lower(),
+                }
+                for a in answers
+            ],
+        ),
+    )
+    folder.write_text(
+        "retracted.csv",
+        _csv(
+            ["answer_id", "annotator", "item_id", "answer", "answered", "retracted"],
+            [
+                {**r, "answered": _iso(r["answered"]), "retracted": _iso(r["retracted"])}
+                for r in campaign.retracted()
+            ],
+        ),
+    )
     write_dataset_folder(splits, folder, card)  # marks the folder complete last
     return result
 
 
 def _answers_after_the_original(campaign: Campaign, answers: list[dict[str, Any]], dsd: Any) -> set[int]:
     """The ids of answers to a reconstruction given after the same annotator was shown its original."""
-    original_of = {r: o for split in dsd.values() for r, o in zip(split["reconstruction_id"], split["original_id"])}
-    first_seen = {(s["annotator"], s["key"]): s["first_shown"] for s in campaign.shown() if s["kind"] == "original"}
+    original_of = {
+        r: o for split in dsd.values() for r, o in zip(split["reconstruction_id"], split["original_id"])
+    }
+    first_seen = {
+        (s["annotator"], s["key"]): s["first_shown"] for s in campaign.shown() if s["kind"] == "original"
+    }
     broken = set()
     for a in answers:
         if a["kind"] == "reconstruction":

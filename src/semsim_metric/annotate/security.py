@@ -160,7 +160,8 @@ class RequestGuard:
             if message["type"] == "http.response.start":
                 present = {k.decode("latin-1").lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    (k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k not in present]
+                    (k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k not in present
+                ]
             await send(message)
 
         if refusal is None:
@@ -168,16 +169,25 @@ class RequestGuard:
             return
         status, text = refusal
         body = json.dumps({"error": text}).encode()
-        await send_with_headers({"type": "http.response.start", "status": status,
-                                 "headers": [(b"content-type", b"application/json"),
-                                             (b"content-length", str(len(body)).encode())]})
+        await send_with_headers(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host = headers.get("host")
         if not self.hosts.allows(host):
-            return 421, (f"this server does not answer for host {str(host)[:60]!r}; open it by the address it was "
-                         "started on (or start it with --allowed-host NAME).")
+            return 421, (
+                f"this server does not answer for host {str(host)[:60]!r}; open it by the address it was "
+                "started on (or start it with --allowed-host NAME)."
+            )
         origin = headers.get("origin")
         scheme = scope.get("scheme", "http")
         if origin is not None and origin.lower() != f"{scheme}://{host}".lower():

@@ -45,12 +45,12 @@ from .storage import AnnotationError, Campaign, CampaignItem, name_key
 
 starlette = require("starlette", "the annotation app")
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.applications import Starlette  # noqa: E402 - after require(), which names the extra to install
+from starlette.concurrency import run_in_threadpool  # noqa: E402 - after require(), which names the extra to install
+from starlette.middleware import Middleware  # noqa: E402 - after require(), which names the extra to install
+from starlette.requests import Request  # noqa: E402 - after require(), which names the extra to install
+from starlette.responses import HTMLResponse, JSONResponse, Response  # noqa: E402 - after require(), which names the extra to install
+from starlette.routing import Route  # noqa: E402 - after require(), which names the extra to install
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -88,13 +88,18 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def _csp(page: str) -> str:
     """A Content-Security-Policy that allows exactly the page's own inline ``<script>`` and ``<style>``."""
+
     def hashes(tag: str) -> str:
         blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.DOTALL)
-        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+        return " ".join(
+            f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks
+        )
 
-    return (f"default-src 'none'; script-src {hashes('script') or chr(39) + 'none' + chr(39)}; "
-            f"style-src {hashes('style') or chr(39) + 'none' + chr(39)}; img-src 'self'; connect-src 'self'; "
-            "form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
+    return (
+        f"default-src 'none'; script-src {hashes('script') or chr(39) + 'none' + chr(39)}; "
+        f"style-src {hashes('style') or chr(39) + 'none' + chr(39)}; img-src 'self'; connect-src 'self'; "
+        "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
 
 
 def _page(name: str, title: str) -> tuple[str, dict[str, str]]:
@@ -144,8 +149,11 @@ def create_app(
         """Run a secret check, counting failures per client and refusing clients over the limit."""
         client = client_of(request)
         if limiter.blocked(client):
-            raise AnnotationError(f"too many wrong tokens or resume codes from this address; wait "
-                                  f"{limiter.retry_after(client)} s.", 429)
+            raise AnnotationError(
+                f"too many wrong tokens or resume codes from this address; wait "
+                f"{limiter.retry_after(client)} s.",
+                429,
+            )
         try:
             return check(value)
         except AnnotationError as err:
@@ -174,22 +182,35 @@ def create_app(
             try:
                 return await handler(request)
             except AnnotationError as err:
-                retry = {"Retry-After": str(limiter.retry_after(client_of(request)))} if err.status == 429 else None
+                retry = (
+                    {"Retry-After": str(limiter.retry_after(client_of(request)))}
+                    if err.status == 429
+                    else None
+                )
                 return _error(str(err), err.status, retry)
             except sqlite3.OperationalError as err:
                 logger.error("campaign %s cannot be written: %s", campaign.path, err)
-                return _error("the campaign file cannot be written right now (read-only or disk full); nothing was "
-                              "recorded. Tell the person who runs the campaign.", 503)
-            except Exception:  # noqa: BLE001 - a bug: answer JSON, keep the details in the server's log only
+                return _error(
+                    "the campaign file cannot be written right now (read-only or disk full); nothing was "
+                    "recorded. Tell the person who runs the campaign.",
+                    503,
+                )
+            except Exception:
                 logger.exception("annotation app: unexpected error on %s", request.url.path)
                 return _error("internal error; nothing was recorded.", 500)
+
         return endpoint
 
     def item_json(name: str, item: CampaignItem | None) -> dict[str, Any]:
         progress = campaign.progress(name)
         if item is not None:
-            return {"done": False, "item_id": item.item_id, "ticket": item.ticket, "progress": progress,
-                    "image": f"/api/image/{item.item_id}?ticket={item.ticket}"}
+            return {
+                "done": False,
+                "item_id": item.item_id,
+                "ticket": item.ticket,
+                "progress": progress,
+                "image": f"/api/image/{item.item_id}?ticket={item.ticket}",
+            }
         if progress["held_by_others"]:
             return {"done": False, "waiting": True, "retry_after": RETRY_SECONDS, "progress": progress}
         return {"done": True, "progress": progress}
@@ -201,17 +222,30 @@ def create_app(
         return HTMLResponse(status_shell, headers=status_headers)
 
     async def info(request: Request) -> Response:
-        return JSONResponse({"title": title, "class_names": campaign.class_names,
-                             "requires_token": campaign.requires_token, "votes_per_item": campaign.votes_per_item})
+        return JSONResponse(
+            {
+                "title": title,
+                "class_names": campaign.class_names,
+                "requires_token": campaign.requires_token,
+                "votes_per_item": campaign.votes_per_item,
+            }
+        )
 
     async def join(request: Request) -> Response:
         body = await _body(request)
         check_campaign_token(request)
-        resume = body.get("resume_code") if isinstance(body.get("resume_code"), str) else session_secret(request)
+        resume = (
+            body.get("resume_code") if isinstance(body.get("resume_code"), str) else session_secret(request)
+        )
         secret = await run_in_threadpool(campaign.join, body.get("name"), resume_code=resume)
         name = await run_in_threadpool(campaign.annotator_for, secret)
-        response = JSONResponse({"name": name, "resume_code": secret,
-                                 "progress": await run_in_threadpool(campaign.progress, name)})
+        response = JSONResponse(
+            {
+                "name": name,
+                "resume_code": secret,
+                "progress": await run_in_threadpool(campaign.progress, name),
+            }
+        )
         response.set_cookie(cookie, secret, max_age=SESSION_SECONDS, httponly=True, samesite="strict")
         return response
 
@@ -221,24 +255,29 @@ def create_app(
 
     async def next_item(request: Request) -> Response:
         name = annotator(request, await _body(request))
-        item = await run_in_threadpool(campaign.next_item, name, client=client_of(request),
-                                       max_client_leases=leases_per_client)
+        item = await run_in_threadpool(
+            campaign.next_item, name, client=client_of(request), max_client_leases=leases_per_client
+        )
         return JSONResponse(await run_in_threadpool(item_json, name, item))
 
     async def image(request: Request) -> Response:
         name = annotator(request)
-        png = await run_in_threadpool(campaign.image, name, request.path_params["item_id"],
-                                      request.query_params.get("ticket"))
+        png = await run_in_threadpool(
+            campaign.image, name, request.path_params["item_id"], request.query_params.get("ticket")
+        )
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     async def answer(request: Request) -> Response:
         body = await _body(request)
         unknown = sorted(set(body) - {"name", "item_id", "ticket", "answer"})
         if unknown:
-            raise AnnotationError(f"unexpected field(s) {unknown}; an answer has item_id, ticket, answer.", 422)
+            raise AnnotationError(
+                f"unexpected field(s) {unknown}; an answer has item_id, ticket, answer.", 422
+            )
         name = annotator(request, body)
-        progress = await run_in_threadpool(campaign.answer, name, body.get("item_id"), body.get("ticket"),
-                                           body.get("answer"))
+        progress = await run_in_threadpool(
+            campaign.answer, name, body.get("item_id"), body.get("ticket"), body.get("answer")
+        )
         return JSONResponse({"recorded": True, "progress": progress})
 
     async def undo(request: Request) -> Response:
@@ -274,8 +313,11 @@ def create_app(
         Route("/api/status", guarded(status_json)),
         Route("/api/status.html", guarded(status_html)),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed},
-                    middleware=[Middleware(RequestGuard, hosts=hosts or HostRule.for_bind_address("127.0.0.1"))])
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: not_found, 405: not_allowed},
+        middleware=[Middleware(RequestGuard, hosts=hosts or HostRule.for_bind_address("127.0.0.1"))],
+    )
     app.state.campaign = campaign
     return app
 
@@ -287,15 +329,18 @@ def render_status(status: dict[str, Any], title: str) -> str:
     rows = "".join(
         f"<tr><td>{esc(a['name'])}</td><td>{a['answers']}</td><td>{a['agreement_items']}</td>"
         f"<td>{'' if a['agreement'] is None else format(a['agreement'], '.1%')}</td></tr>"
-        for a in status["annotators"])
+        for a in status["annotators"]
+    )
     few = " (too few complete items to trust yet)" if 0 < status["kappa_items"] < 20 else ""
-    kinds = "".join(f"<tr><td>{esc(k)}</td><td>{v['items']}</td><td>{v['complete']}</td><td>{v['answers']}</td></tr>"
-                    for k, v in status["items"].items())
+    kinds = "".join(
+        f"<tr><td>{esc(k)}</td><td>{v['items']}</td><td>{v['complete']}</td><td>{v['answers']}</td></tr>"
+        for k, v in status["items"].items()
+    )
     return f"""<h1>{esc(title)}: campaign status</h1>
-<p>{status['answers']} answers from {len(status['annotators'])} annotators; each item needs
-{status['votes_per_item']} different annotators. The page refreshes every 10 s.</p>
+<p>{status["answers"]} answers from {len(status["annotators"])} annotators; each item needs
+{status["votes_per_item"]} different annotators. The page refreshes every 10 s.</p>
 <table><tr><th>items</th><th>total</th><th>complete</th><th>answers</th></tr>{kinds}</table>
-<p><b>Fleiss' kappa</b> over the {status['kappa_items']} complete items:
-{'not defined yet' if kappa is None else format(kappa, '.3f')}{few}</p>
+<p><b>Fleiss' kappa</b> over the {status["kappa_items"]} complete items:
+{"not defined yet" if kappa is None else format(kappa, ".3f")}{few}</p>
 <table><tr><th>annotator</th><th>answers</th><th>items shared with others</th>
 <th>agreement with that majority</th></tr>{rows}</table>"""

@@ -45,9 +45,14 @@ def campaign_status(campaign: Campaign) -> dict[str, Any]:
         "items": kinds,
         "kappa_items": len(complete),
         "fleiss_kappa": _finite(fleiss_kappa(complete)),
-        "annotators": [{"name": name, "answers": per_annotator.get(name, 0),
-                        "agreement_items": agreement.get(name, {"items": 0})["items"],
-                        "agreement": _finite(agreement.get(name, {"agreement": math.nan})["agreement"])}
-                       for name in campaign.annotators()],
+        "annotators": [
+            {
+                "name": name,
+                "answers": per_annotator.get(name, 0),
+                "agreement_items": agreement.get(name, {"items": 0})["items"],
+                "agreement": _finite(agreement.get(name, {"agreement": math.nan})["agreement"]),
+            }
+            for name in campaign.annotators()
+        ],
         "retracted": len(campaign.retracted()),
     }

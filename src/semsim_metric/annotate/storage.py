@@ -37,7 +37,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,15 +158,16 @@ def _creation_lock(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AnnotationError(f"campaign {path} is in use: another process is creating it right now. Wait "
-                                  "for it to finish and resume the campaign instead.", 409) from None
+            raise AnnotationError(
+                f"campaign {path} is in use: another process is creating it right now. Wait "
+                "for it to finish and resume the campaign instead.",
+                409,
+            ) from None
         yield
     finally:
         os.close(fd)
-        try:
+        with suppress(OSError):
             lock_path.unlink()
-        except OSError:
-            pass
 
 
 def create_campaign(
@@ -202,32 +203,52 @@ def create_campaign(
     """
     path = Path(path)
     if path.exists():
-        raise AnnotationError(f"campaign file {path} already exists; open it with Campaign({str(path)!r}) or "
-                              "choose another path.")
+        raise AnnotationError(
+            f"campaign file {path} already exists; open it with Campaign({str(path)!r}) or "
+            "choose another path."
+        )
     if votes_per_item < 1:
         raise AnnotationError(f"votes_per_item must be at least 1, got {votes_per_item}.")
-    if len(class_names) < 1 or len(set(class_names)) != len(class_names) or not all(n.strip() for n in class_names):
+    if (
+        len(class_names) < 1
+        or len(set(class_names)) != len(class_names)
+        or not all(n.strip() for n in class_names)
+    ):
         raise AnnotationError(f"class names must be distinct and non-empty, got {list(class_names)}.")
     allowed = _check_allow_list(annotators)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _creation_lock(path):
         if path.exists():  # another process finished creating it while we waited for nothing
-            raise AnnotationError(f"campaign file {path} already exists; open it with Campaign({str(path)!r}).")
+            raise AnnotationError(
+                f"campaign file {path} already exists; open it with Campaign({str(path)!r})."
+            )
         tmp = path.with_name(path.name + ".creating")
         tmp.unlink(missing_ok=True)
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private before any answer is in it
+        os.close(
+            os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        )  # private before any answer is in it
         con = sqlite3.connect(tmp)
         try:
             con.executescript(_SCHEMA)
-            meta = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "fingerprint": fingerprint,
-                    "class_names": list(class_names), "votes_per_item": votes_per_item,
-                    "lease_seconds": lease_seconds, "token_sha256": _digest(token) if token else None,
-                    "annotators": allowed, "seed": secrets.token_hex(8), "created": time.time()}
+            meta = {
+                "schema_version": SCHEMA_VERSION,
+                "dataset": dataset,
+                "fingerprint": fingerprint,
+                "class_names": list(class_names),
+                "votes_per_item": votes_per_item,
+                "lease_seconds": lease_seconds,
+                "token_sha256": _digest(token) if token else None,
+                "annotators": allowed,
+                "seed": secrets.token_hex(8),
+                "created": time.time(),
+            }
             con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
             n = 0
             for kind, key, image, *original in items:
-                con.execute("INSERT INTO items (kind, key, image, original_key) VALUES (?, ?, ?, ?)",
-                            (kind, key, image, original[0] if original and kind == "reconstruction" else None))
+                con.execute(
+                    "INSERT INTO items (kind, key, image, original_key) VALUES (?, ?, ?, ?)",
+                    (kind, key, image, original[0] if original and kind == "reconstruction" else None),
+                )
                 n += 1
             if n == 0:
                 raise AnnotationError(f"dataset {dataset!r} has nothing to annotate.")
@@ -245,22 +266,28 @@ def _check_allow_list(annotators: Sequence[str]) -> list[str]:
     names = sorted(_check_name(n) for n in annotators)
     keys = [name_key(n) for n in names]
     if len(set(keys)) != len(keys):
-        raise AnnotationError(f"the annotator list {names} names someone twice (names are compared ignoring case "
-                              "and punctuation).")
+        raise AnnotationError(
+            f"the annotator list {names} names someone twice (names are compared ignoring case "
+            "and punctuation)."
+        )
     return names
 
 
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not ANNOTATOR_NAME.match(name) or name != name.rstrip():
-        raise AnnotationError(f"annotator name {str(name)[:60]!r} is not allowed: use 1 to 40 letters, digits, "
-                              "spaces or _ . - (starting with a letter or digit, not ending in a space).", 400)
+        raise AnnotationError(
+            f"annotator name {str(name)[:60]!r} is not allowed: use 1 to 40 letters, digits, "
+            "spaces or _ . - (starting with a letter or digit, not ending in a space).",
+            400,
+        )
     return name
 
 
 def _check_item_id(item_id: Any) -> int:
     if isinstance(item_id, bool) or not isinstance(item_id, int) or not 0 <= item_id <= MAX_ITEM_ID:
-        raise AnnotationError(f"item_id must be a whole number from 0 to {MAX_ITEM_ID}, got {str(item_id)[:30]!r}.",
-                              422)
+        raise AnnotationError(
+            f"item_id must be a whole number from 0 to {MAX_ITEM_ID}, got {str(item_id)[:30]!r}.", 422
+        )
     return item_id
 
 
@@ -285,8 +312,10 @@ def _upgrade_from_v1(con: sqlite3.Connection) -> None:
         con.execute("UPDATE annotators SET name_key = ? WHERE name = ?", (key, name))
     con.execute("CREATE UNIQUE INDEX annotators_name_key ON annotators(name_key)")
     con.execute("CREATE INDEX items_original ON items(original_key)")
-    con.execute("CREATE TABLE shown (annotator TEXT NOT NULL REFERENCES annotators(name), item_id INTEGER NOT NULL "
-                "REFERENCES items(item_id), first_shown REAL NOT NULL, PRIMARY KEY (annotator, item_id)) WITHOUT ROWID")
+    con.execute(
+        "CREATE TABLE shown (annotator TEXT NOT NULL REFERENCES annotators(name), item_id INTEGER NOT NULL "
+        "REFERENCES items(item_id), first_shown REAL NOT NULL, PRIMARY KEY (annotator, item_id)) WITHOUT ROWID"
+    )
     con.execute("INSERT OR IGNORE INTO shown SELECT annotator, item_id, answered FROM answers")
     con.execute("INSERT OR IGNORE INTO shown SELECT annotator, item_id, answered FROM retracted")
     con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (json.dumps(SCHEMA_VERSION),))
@@ -317,8 +346,10 @@ class Campaign:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise AnnotationError(f"no campaign file at {self.path}; create one with `semsim annotate serve DATASET "
-                                  f"--campaign {self.path}`.")
+            raise AnnotationError(
+                f"no campaign file at {self.path}; create one with `semsim annotate serve DATASET "
+                f"--campaign {self.path}`."
+            )
         with self._connect() as con:
             try:
                 rows = con.execute("SELECT key, value FROM meta").fetchall()
@@ -331,13 +362,17 @@ class Campaign:
                 with self._write() as con:
                     _upgrade_from_v1(con)
             except sqlite3.OperationalError as err:
-                raise AnnotationError(f"{self.path} was written by an older semsim-metric and must be upgraded, "
-                                      f"but it cannot be written ({err}); make it writable and open it again.",
-                                      503) from err
+                raise AnnotationError(
+                    f"{self.path} was written by an older semsim-metric and must be upgraded, "
+                    f"but it cannot be written ({err}); make it writable and open it again.",
+                    503,
+                ) from err
             self.meta["schema_version"] = SCHEMA_VERSION
         if self.meta.get("schema_version") != SCHEMA_VERSION:
-            raise AnnotationError(f"{self.path} has campaign schema {self.meta.get('schema_version')}, this version "
-                                  f"reads {SCHEMA_VERSION}.")
+            raise AnnotationError(
+                f"{self.path} has campaign schema {self.meta.get('schema_version')}, this version "
+                f"reads {SCHEMA_VERSION}."
+            )
         self.class_names: list[str] = self.meta["class_names"]
         self.votes_per_item: int = int(self.meta["votes_per_item"])
         self.lease_seconds: float = float(self.meta["lease_seconds"])
@@ -380,11 +415,15 @@ class Campaign:
         """
         try:
             with self._write() as con:
-                con.execute("INSERT OR REPLACE INTO meta VALUES ('last_opened', ?)", (json.dumps(time.time()),))
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('last_opened', ?)", (json.dumps(time.time()),)
+                )
         except sqlite3.OperationalError as err:
-            raise AnnotationError(f"campaign {self.path} cannot be written ({err}): answers could not be saved. "
-                                  "Make the file and its folder writable (and free disk space), then start again.",
-                                  503) from err
+            raise AnnotationError(
+                f"campaign {self.path} cannot be written ({err}): answers could not be saved. "
+                "Make the file and its folder writable (and free disk space), then start again.",
+                503,
+            ) from err
 
     # -- access ------------------------------------------------------------------------------------------------
     @property
@@ -424,10 +463,13 @@ class Campaign:
                 problems.append("it has an access token but 'none' was given")
             elif stored is not None and not hmac.compare_digest(_digest(token), stored):
                 problems.append("its access token is not the one given")
-        if annotators is not None and sorted(map(name_key, annotators)) != sorted(map(name_key,
-                                                                                       self.allowed_annotators)):
-            problems.append(f"its annotator list is {self.allowed_annotators or 'open to anyone'}, not "
-                            f"{sorted(annotators) or 'open to anyone'}")
+        if annotators is not None and sorted(map(name_key, annotators)) != sorted(
+            map(name_key, self.allowed_annotators)
+        ):
+            problems.append(
+                f"its annotator list is {self.allowed_annotators or 'open to anyone'}, not "
+                f"{sorted(annotators) or 'open to anyone'}"
+            )
         return problems
 
     def set_access(self, *, token: str | None = None, annotators: Sequence[str] | None = None) -> None:
@@ -465,27 +507,39 @@ class Campaign:
         if allowed and key not in {name_key(a) for a in allowed}:
             raise AnnotationError(f"{name!r} is not an annotator of this campaign.", 403)
         with self._write() as con:
-            row = con.execute("SELECT name, secret_sha256 FROM annotators WHERE name_key = ?", (key,)).fetchone()
+            row = con.execute(
+                "SELECT name, secret_sha256 FROM annotators WHERE name_key = ?", (key,)
+            ).fetchone()
             if row is not None:
                 stored_name, stored_secret = row
-                if stored_secret is None:  # joined before secrets existed (or through the Python API): claim it
+                if (
+                    stored_secret is None
+                ):  # joined before secrets existed (or through the Python API): claim it
                     secret = secrets.token_urlsafe(24)
-                    con.execute("UPDATE annotators SET secret_sha256 = ? WHERE name = ?", (_digest(secret),
-                                                                                          stored_name))
+                    con.execute(
+                        "UPDATE annotators SET secret_sha256 = ? WHERE name = ?",
+                        (_digest(secret), stored_name),
+                    )
                     return secret
                 if isinstance(resume_code, str) and hmac.compare_digest(_digest(resume_code), stored_secret):
                     return resume_code
                 raise AnnotationError(
                     f"the name {name!r} is taken (as {stored_name!r}; names are compared ignoring case and "
                     "punctuation). If it is you, continue in the browser you started with or enter your resume "
-                    "code; otherwise choose another name.", 409)
+                    "code; otherwise choose another name.",
+                    409,
+                )
             secret = secrets.token_urlsafe(24)
-            con.execute("INSERT INTO annotators (name, joined, name_key, secret_sha256) VALUES (?, ?, ?, ?)",
-                        (name, time.time(), key, _digest(secret)))
+            con.execute(
+                "INSERT INTO annotators (name, joined, name_key, secret_sha256) VALUES (?, ?, ?, ?)",
+                (name, time.time(), key, _digest(secret)),
+            )
             seed = self.meta["seed"]
             items = con.execute("SELECT item_id, kind FROM items").fetchall()
             order = sorted(items, key=lambda r: (r[1] != "reconstruction", _order_key(seed, name, r[0])))
-            con.executemany("INSERT INTO orders VALUES (?, ?, ?)", [(name, k, r[0]) for k, r in enumerate(order)])
+            con.executemany(
+                "INSERT INTO orders VALUES (?, ?, ?)", [(name, k, r[0]) for k, r in enumerate(order)]
+            )
             return secret
 
     def annotator_for(self, secret: Any) -> str:
@@ -497,11 +551,15 @@ class Campaign:
         row = None
         if isinstance(secret, str) and 0 < len(secret) <= 200:
             with self._read() as con:
-                row = con.execute("SELECT name FROM annotators WHERE secret_sha256 = ?",
-                                  (_digest(secret),)).fetchone()
+                row = con.execute(
+                    "SELECT name FROM annotators WHERE secret_sha256 = ?", (_digest(secret),)
+                ).fetchone()
         if row is None:
-            raise AnnotationError("your session is unknown or has expired: enter your name (and resume code) on the "
-                                  "start page again.", 401)
+            raise AnnotationError(
+                "your session is unknown or has expired: enter your name (and resume code) on the "
+                "start page again.",
+                401,
+            )
         return row[0]
 
     def reissue_resume_code(self, name: str) -> str:
@@ -511,10 +569,13 @@ class Campaign:
             AnnotationError: (403) ``name`` has not joined this campaign.
         """
         with self._write() as con:
-            row = con.execute("SELECT name FROM annotators WHERE name_key = ?", (name_key(_check_name(name)),)
-                              ).fetchone()
+            row = con.execute(
+                "SELECT name FROM annotators WHERE name_key = ?", (name_key(_check_name(name)),)
+            ).fetchone()
             if row is None:
-                raise AnnotationError(f"{name!r} has not joined this campaign; they can join on the start page.", 403)
+                raise AnnotationError(
+                    f"{name!r} has not joined this campaign; they can join on the start page.", 403
+                )
             secret = secrets.token_urlsafe(24)
             con.execute("UPDATE annotators SET secret_sha256 = ? WHERE name = ?", (_digest(secret), row[0]))
             return secret
@@ -523,16 +584,24 @@ class Campaign:
         """Record each reconstruction's original (``reconstruction_id -> original_id``) where it is missing (a
         campaign upgraded from schema 1); returns how many were recorded."""
         with self._write() as con:
-            missing = [k for (k,) in con.execute("SELECT key FROM items WHERE kind = 'reconstruction' AND "
-                                                 "original_key IS NULL")]
-            con.executemany("UPDATE items SET original_key = ? WHERE kind = 'reconstruction' AND key = ?",
-                            [(original_of[k], k) for k in missing if k in original_of])
+            missing = [
+                k
+                for (k,) in con.execute(
+                    "SELECT key FROM items WHERE kind = 'reconstruction' AND original_key IS NULL"
+                )
+            ]
+            con.executemany(
+                "UPDATE items SET original_key = ? WHERE kind = 'reconstruction' AND key = ?",
+                [(original_of[k], k) for k in missing if k in original_of],
+            )
         return sum(k in original_of for k in missing)
 
     def _known(self, con: sqlite3.Connection, name: Any) -> str:
         name = _check_name(name)
         if con.execute("SELECT 1 FROM annotators WHERE name = ?", (name,)).fetchone() is None:
-            raise AnnotationError(f"unknown annotator {name!r}: enter your name on the start page first.", 403)
+            raise AnnotationError(
+                f"unknown annotator {name!r}: enter your name on the start page first.", 403
+            )
         return name
 
     #: ``name`` may see item ``{i}`` at all: not answered by them, and not a reconstruction of an original that
@@ -543,8 +612,10 @@ class Campaign:
                                JOIN shown s_ ON s_.item_id = o_.item_id AND s_.annotator = :name
                                WHERE r_.item_id = {i} AND r_.kind = 'reconstruction')"""
     _ANSWERS = "(SELECT COUNT(*) FROM answers a_ WHERE a_.item_id = {i})"
-    _LEASES = ("(SELECT COUNT(*) FROM leases l_ WHERE l_.item_id = {i} AND l_.annotator != :name "
-               "AND l_.expires > :now)")
+    _LEASES = (
+        "(SELECT COUNT(*) FROM leases l_ WHERE l_.item_id = {i} AND l_.annotator != :name "
+        "AND l_.expires > :now)"
+    )
     #: ... and it is below its target, counting others' open leases.
     _OPEN = _ALLOWED + " AND " + _ANSWERS + " + " + _LEASES + " < :target"
 
@@ -552,14 +623,21 @@ class Campaign:
         return {"name": name, "now": now, "target": self.votes_per_item, **more}
 
     def _holds(self, con: sqlite3.Connection, condition: str, name: str, item_id: int, now: float) -> bool:
-        return con.execute(f"SELECT {condition.format(i=':item')}",
-                           self._args(name, now, item=item_id)).fetchone()[0] == 1
+        return (
+            con.execute(
+                f"SELECT {condition.format(i=':item')}", self._args(name, now, item=item_id)
+            ).fetchone()[0]
+            == 1
+        )
 
     def _count(self, con: sqlite3.Connection, condition: str, name: str, now: float) -> int:
-        return con.execute(f"SELECT COUNT(*) FROM items i WHERE {condition.format(i='i.item_id')}",
-                           self._args(name, now)).fetchone()[0]
+        return con.execute(
+            f"SELECT COUNT(*) FROM items i WHERE {condition.format(i='i.item_id')}", self._args(name, now)
+        ).fetchone()[0]
 
-    def next_item(self, name: Any, *, client: str = "", max_client_leases: int | None = None) -> CampaignItem | None:
+    def next_item(
+        self, name: Any, *, client: str = "", max_client_leases: int | None = None
+    ) -> CampaignItem | None:
         """The item on ``name``'s screen: their open lease, else the next open item in their own order (``None``
         when nothing is left for them now; ``progress`` tells whether others hold what is left).
 
@@ -583,15 +661,22 @@ class Campaign:
                     return CampaignItem(lease[0], lease[1], expires)
                 con.execute("DELETE FROM leases WHERE annotator = ?", (name,))
             if client and max_client_leases is not None:
-                held = con.execute("SELECT COUNT(*) FROM leases WHERE client = ? AND annotator != ? AND expires > ?",
-                                   (client, name, now)).fetchone()[0]
+                held = con.execute(
+                    "SELECT COUNT(*) FROM leases WHERE client = ? AND annotator != ? AND expires > ?",
+                    (client, name, now),
+                ).fetchone()[0]
                 if held >= max_client_leases:
-                    raise AnnotationError(f"this computer already has {held} images on screen under other names "
-                                          f"(at most {max_client_leases}); answer those first, or wait "
-                                          f"{self.lease_seconds:.0f} s for them to be released.", 429)
-            row = con.execute(f"SELECT o.item_id FROM orders o WHERE o.annotator = :name AND "
-                              f"{self._OPEN.format(i='o.item_id')} ORDER BY o.rank LIMIT 1",
-                              self._args(name, now)).fetchone()
+                    raise AnnotationError(
+                        f"this computer already has {held} images on screen under other names "
+                        f"(at most {max_client_leases}); answer those first, or wait "
+                        f"{self.lease_seconds:.0f} s for them to be released.",
+                        429,
+                    )
+            row = con.execute(
+                f"SELECT o.item_id FROM orders o WHERE o.annotator = :name AND "
+                f"{self._OPEN.format(i='o.item_id')} ORDER BY o.rank LIMIT 1",
+                self._args(name, now),
+            ).fetchone()
             if row is None:
                 return None
             ticket, expires = secrets.token_urlsafe(16), now + self.lease_seconds
@@ -606,12 +691,16 @@ class Campaign:
             AnnotationError: (404) the item is not on ``name``'s screen with this ticket.
         """
         if isinstance(item_id, bool) or not isinstance(item_id, int) or not 0 <= item_id <= MAX_ITEM_ID:
-            raise AnnotationError("this image is not on your screen (the ticket is stale); reload the page.", 404)
+            raise AnnotationError(
+                "this image is not on your screen (the ticket is stale); reload the page.", 404
+            )
         with self._read() as con:
             name = self._known(con, name)
             lease = con.execute("SELECT item_id, ticket FROM leases WHERE annotator = ?", (name,)).fetchone()
             if lease is None or lease[0] != item_id or not isinstance(ticket, str) or lease[1] != ticket:
-                raise AnnotationError("this image is not on your screen (the ticket is stale); reload the page.", 404)
+                raise AnnotationError(
+                    "this image is not on your screen (the ticket is stale); reload the page.", 404
+                )
             return con.execute("SELECT image FROM items WHERE item_id = ?", (item_id,)).fetchone()[0]
 
     def answer(self, name: Any, item_id: Any, ticket: Any, answer: Any) -> dict[str, int]:
@@ -623,9 +712,16 @@ class Campaign:
             AnnotationError: (422) a malformed answer, item id or ticket; (409) a duplicate, a stale ticket, an
                 item others filled meanwhile or a reconstruction whose original ``name`` has seen.
         """
-        if isinstance(answer, bool) or not isinstance(answer, int) or not -1 <= answer < len(self.class_names):
-            raise AnnotationError(f"answer must be a class index 0..{len(self.class_names) - 1} or -1 (cannot "
-                                  f"recognise), got {str(answer)[:40]!r}.", 422)
+        if (
+            isinstance(answer, bool)
+            or not isinstance(answer, int)
+            or not -1 <= answer < len(self.class_names)
+        ):
+            raise AnnotationError(
+                f"answer must be a class index 0..{len(self.class_names) - 1} or -1 (cannot "
+                f"recognise), got {str(answer)[:40]!r}.",
+                422,
+            )
         item_id = _check_item_id(item_id)
         if not isinstance(ticket, str):
             raise AnnotationError("item_id must be an integer and ticket a string.", 422)
@@ -633,21 +729,35 @@ class Campaign:
         with self._write() as con:
             name = self._known(con, name)
             if con.execute("SELECT 1 FROM answers WHERE ticket = ?", (ticket,)).fetchone():
-                raise AnnotationError("this answer was already recorded (duplicate submission); nothing changed.", 409)
-            if con.execute("SELECT 1 FROM answers WHERE annotator = ? AND item_id = ?", (name, item_id)).fetchone():
-                raise AnnotationError("you already answered this item; use undo to change your last answer.", 409)
+                raise AnnotationError(
+                    "this answer was already recorded (duplicate submission); nothing changed.", 409
+                )
+            if con.execute(
+                "SELECT 1 FROM answers WHERE annotator = ? AND item_id = ?", (name, item_id)
+            ).fetchone():
+                raise AnnotationError(
+                    "you already answered this item; use undo to change your last answer.", 409
+                )
             lease = con.execute("SELECT item_id, ticket FROM leases WHERE annotator = ?", (name,)).fetchone()
             if lease is None or lease[0] != item_id or lease[1] != ticket:
-                raise AnnotationError("this item is no longer on your screen (stale ticket); ask for the next item.",
-                                      409)
+                raise AnnotationError(
+                    "this item is no longer on your screen (stale ticket); ask for the next item.", 409
+                )
             if not self._holds(con, self._ALLOWED, name, item_id, now):
-                raise AnnotationError("you have seen the original of this reconstruction, so your answer would not "
-                                      "be blind; nothing was recorded. Ask for the next item.", 409)
+                raise AnnotationError(
+                    "you have seen the original of this reconstruction, so your answer would not "
+                    "be blind; nothing was recorded. Ask for the next item.",
+                    409,
+                )
             if not self._holds(con, self._OPEN, name, item_id, now):  # (the next call hands out another item)
-                raise AnnotationError("your time on this item ran out and others answered it meanwhile; "
-                                      "ask for the next item.", 409)
-            con.execute("INSERT INTO answers (annotator, item_id, answer, ticket, answered) VALUES (?, ?, ?, ?, ?)",
-                        (name, item_id, answer, ticket, now))
+                raise AnnotationError(
+                    "your time on this item ran out and others answered it meanwhile; ask for the next item.",
+                    409,
+                )
+            con.execute(
+                "INSERT INTO answers (annotator, item_id, answer, ticket, answered) VALUES (?, ?, ?, ?, ?)",
+                (name, item_id, answer, ticket, now),
+            )
             con.execute("DELETE FROM leases WHERE annotator = ?", (name,))
             return self._progress(con, name, now)
 
@@ -660,15 +770,20 @@ class Campaign:
         now = time.time()
         with self._write() as con:
             name = self._known(con, name)
-            last = con.execute("SELECT answer_id, item_id, answer, ticket, answered FROM answers WHERE annotator = ? "
-                               "ORDER BY answer_id DESC LIMIT 1", (name,)).fetchone()
+            last = con.execute(
+                "SELECT answer_id, item_id, answer, ticket, answered FROM answers WHERE annotator = ? "
+                "ORDER BY answer_id DESC LIMIT 1",
+                (name,),
+            ).fetchone()
             if last is None:
                 raise AnnotationError("there is no answer of yours to undo.", 409)
             con.execute("INSERT INTO retracted VALUES (?, ?, ?, ?, ?, ?, ?)", (last[0], name, *last[1:], now))
             con.execute("DELETE FROM answers WHERE answer_id = ?", (last[0],))
             ticket, expires = secrets.token_urlsafe(16), now + self.lease_seconds
-            con.execute("INSERT OR REPLACE INTO leases (annotator, item_id, ticket, expires) VALUES (?, ?, ?, ?)",
-                        (name, last[1], ticket, expires))
+            con.execute(
+                "INSERT OR REPLACE INTO leases (annotator, item_id, ticket, expires) VALUES (?, ?, ?, ?)",
+                (name, last[1], ticket, expires),
+            )
             return CampaignItem(last[1], ticket, expires)
 
     def _progress(self, con: sqlite3.Connection, name: str, now: float) -> dict[str, int]:
@@ -691,8 +806,10 @@ class Campaign:
         """When each item was first handed to each annotator: annotator, item_id, kind, key, original_key,
         first_shown (epoch s)."""
         with self._read() as con:
-            rows = con.execute("SELECT s.annotator, s.item_id, i.kind, i.key, i.original_key, s.first_shown "
-                               "FROM shown s JOIN items i USING (item_id) ORDER BY s.first_shown").fetchall()
+            rows = con.execute(
+                "SELECT s.annotator, s.item_id, i.kind, i.key, i.original_key, s.first_shown "
+                "FROM shown s JOIN items i USING (item_id) ORDER BY s.first_shown"
+            ).fetchall()
         cols = ("annotator", "item_id", "kind", "key", "original_key", "first_shown")
         return [dict(zip(cols, r)) for r in rows]
 
@@ -705,16 +822,20 @@ class Campaign:
     def answers(self) -> list[dict[str, Any]]:
         """Every recorded answer in the order given: annotator, item_id, kind, key, answer, answered (epoch s)."""
         with self._read() as con:
-            rows = con.execute("SELECT a.answer_id, a.annotator, a.item_id, i.kind, i.key, a.answer, a.answered "
-                               "FROM answers a JOIN items i USING (item_id) ORDER BY a.answer_id").fetchall()
+            rows = con.execute(
+                "SELECT a.answer_id, a.annotator, a.item_id, i.kind, i.key, a.answer, a.answered "
+                "FROM answers a JOIN items i USING (item_id) ORDER BY a.answer_id"
+            ).fetchall()
         cols = ("answer_id", "annotator", "item_id", "kind", "key", "answer", "answered")
         return [dict(zip(cols, r)) for r in rows]
 
     def retracted(self) -> list[dict[str, Any]]:
         """Every undone answer (never deleted): as ``answers()`` plus ``retracted`` (epoch s)."""
         with self._read() as con:
-            rows = con.execute("SELECT answer_id, annotator, item_id, answer, answered, retracted FROM retracted "
-                               "ORDER BY answer_id").fetchall()
+            rows = con.execute(
+                "SELECT answer_id, annotator, item_id, answer, answered, retracted FROM retracted "
+                "ORDER BY answer_id"
+            ).fetchall()
         cols = ("answer_id", "annotator", "item_id", "answer", "answered", "retracted")
         return [dict(zip(cols, r)) for r in rows]
 

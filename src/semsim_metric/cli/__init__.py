@@ -48,14 +48,23 @@ def format_warning(command: str, message: Warning | str) -> str:
         from ..domain import out_of_domain_message
 
         switch = DOMAIN_SWITCHES.get(command)
-        text = (out_of_domain_message(problem, switch) if switch
-                else out_of_domain_message(problem).rsplit(" Silence", 1)[0])
+        text = (
+            out_of_domain_message(problem, switch)
+            if switch
+            else out_of_domain_message(problem).rsplit(" Silence", 1)[0]
+        )
     return f"semsim {command}: warning: {' '.join(text.split())}"
 
 
 def _show_warnings_as_lines(command: str) -> Callable[..., None]:
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: TextIO | None = None, line: str | None = None) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         print(format_warning(command, message), file=sys.stderr if file is None else file)
 
     return show
@@ -65,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``semsim`` argument parser with all subcommands."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="semsim",
-                                     description="SemSim: human-aligned privacy leakage of reconstructed images.")
+    parser = argparse.ArgumentParser(
+        prog="semsim", description="SemSim: human-aligned privacy leakage of reconstructed images."
+    )
     parser.add_argument("--version", action="version", version=f"semsim-metric {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more detail (debug messages)")
     parser.add_argument("-q", "--log-quiet", action="store_true", help="log warnings only (no step messages)")
@@ -92,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():  # restores the caller's filters and showwarning afterwards
             warnings.showwarning = _show_warnings_as_lines(args.command)
             return int(args.func(args) or 0)
-    except SemSimError as err:  # a problem the user can fix (CLIError, MissingExtraError, ...); anything else is a bug
+    except (
+        SemSimError
+    ) as err:  # a problem the user can fix (CLIError, MissingExtraError, ...); anything else is a bug
         print(f"semsim {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,36 +15,63 @@ __all__ = ["register", "run"]
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``semsim evaluate`` to the command line."""
     p = sub.add_parser(
-        "evaluate", help="agreement of SemSim and baselines with annotators' judgements",
+        "evaluate",
+        help="agreement of SemSim and baselines with annotators' judgements",
         description="Run the paper's protocol (image-level ROC-AUC, model-level correlations, contradictions) on a "
-        "dataset folder/Hub id in the SemSim schema, or on metric columns of a CSV table (--table).")
+        "dataset folder/Hub id in the SemSim schema, or on metric columns of a CSV table (--table).",
+    )
     p.add_argument("dataset", nargs="?", help="dataset folder or Hub id (omit with --table)")
     p.add_argument("--split", action="append", default=None, help="split(s) to evaluate (default: test)")
-    p.add_argument("--model", action="append", default=None,
-                   help="SemSim model(s): folder or Hub id, optionally NAME=PATH (default: the bundled model)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="SemSim model(s): folder or Hub id, optionally NAME=PATH (default: the bundled model)",
+    )
     p.add_argument("--baselines", default=None, help="comma-separated baselines (default: all that apply)")
-    p.add_argument("--group-by", default="victim",
-                   help="column(s) defining a victim setting for the model-level protocol, comma-separated "
-                        "(default victim; e.g. victim,attack,attack_iterations)")
+    p.add_argument(
+        "--group-by",
+        default="victim",
+        help="column(s) defining a victim setting for the model-level protocol, comma-separated "
+        "(default victim; e.g. victim,attack,attack_iterations)",
+    )
     p.add_argument("--table", type=Path, default=None, help="CSV with precomputed metric columns")
-    p.add_argument("--metric", action="append", default=[],
-                   help="with --table: COLUMN:higher|lower (higher/lower value = more leakage)")
-    p.add_argument("--label", default="n_correct>=3", help="with --table: recognised rule, 'COLUMN>=K' or a bool column")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="with --table: COLUMN:higher|lower (higher/lower value = more leakage)",
+    )
+    p.add_argument(
+        "--label", default="n_correct>=3", help="with --table: recognised rule, 'COLUMN>=K' or a bool column"
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--out", type=Path, default=None, help="folder for report.md, report.json and plots")
-    p.add_argument("--allow-seen", action="store_true",
-                   help="evaluate a model on originals it was trained on (in-sample numbers; refused otherwise, "
-                        "before anything is scored)")
-    p.add_argument("--no-domain-check", action="store_true",
-                   help="do not warn when the originals fall outside what a model was trained on")
+    p.add_argument(
+        "--allow-seen",
+        action="store_true",
+        help="evaluate a model on originals it was trained on (in-sample numbers; refused otherwise, "
+        "before anything is scored)",
+    )
+    p.add_argument(
+        "--no-domain-check",
+        action="store_true",
+        help="do not warn when the originals fall outside what a model was trained on",
+    )
     h = p.add_argument_group("generalisation (train without some settings, evaluate on them)")
-    h.add_argument("--heldout", action="append", default=None,
-                   help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
-                        "attack=NAME | defense=NAME | domain=SOURCE_DATASET (leave one image domain out) | all "
-                        "(every axis of the data, domains when it has two or more); repeatable; trains one model "
-                        "per protocol and recipe. The report adds per-domain entries, calibration (ECE per domain "
-                        "and victim architecture) and pooled vs per-architecture ROC-AUC")
-    h.add_argument("--recipe", action="append", default=None, help="training recipe(s) for --heldout (default cpu)")
+    h.add_argument(
+        "--heldout",
+        action="append",
+        default=None,
+        help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
+        "attack=NAME | defense=NAME | domain=SOURCE_DATASET (leave one image domain out) | all "
+        "(every axis of the data, domains when it has two or more); repeatable; trains one model "
+        "per protocol and recipe. The report adds per-domain entries, calibration (ECE per domain "
+        "and victim architecture) and pooled vs per-architecture ROC-AUC",
+    )
+    h.add_argument(
+        "--recipe", action="append", default=None, help="training recipe(s) for --heldout (default cpu)"
+    )
     h.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs for --heldout")
     h.add_argument("--base-width", type=int, default=None, help="override the recipe's width for --heldout")
     p.set_defaults(func=run)
@@ -65,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
         from ..domain import OutOfDomainWarning
 
-        warnings.filterwarnings("ignore", category=OutOfDomainWarning)  # main() restores the filters afterwards
+        warnings.filterwarnings(
+            "ignore", category=OutOfDomainWarning
+        )  # main() restores the filters afterwards
     from ..evaluation.writer import write_report
 
     if args.heldout:
@@ -73,14 +102,24 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.dataset or not args.out:
             raise CLIError("--heldout needs a dataset and --out.")
-        overrides = {k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None}
+        overrides = {
+            k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None
+        }
         group_by = args.group_by if args.group_by != "victim" else "victim,attack,attack_iterations"
         baselines = args.baselines.split(",") if args.baselines else None
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "command.txt").write_text("semsim " + " ".join(sys.argv[1:]) + "\n")
         try:
-            run_heldout(args.dataset, args.heldout, args.recipe or ["cpu"], args.out, group_by=group_by,
-                        n_boot=args.bootstrap, baselines=baselines, **overrides)
+            run_heldout(
+                args.dataset,
+                args.heldout,
+                args.recipe or ["cpu"],
+                args.out,
+                group_by=group_by,
+                n_boot=args.bootstrap,
+                baselines=baselines,
+                **overrides,
+            )
         except ValueError as err:
             raise CLIError(str(err)) from err
         print((args.out / "report.md").read_text())
@@ -159,12 +198,18 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     refused = {split: seen for split, seen in seen_by_split.items() if seen}
     if refused and not args.allow_seen:
         raise CLIError(
-            "; ".join(f"{args.dataset} / {split}: " + "; ".join(
-                f"{n} of {total} originals were training data of {name}" for name, (n, total) in seen.items())
-                for split, seen in refused.items())
+            "; ".join(
+                f"{args.dataset} / {split}: "
+                + "; ".join(
+                    f"{n} of {total} originals were training data of {name}"
+                    for name, (n, total) in seen.items()
+                )
+                for split, seen in refused.items()
+            )
             + ". Its numbers there would be in-sample, not a measure of agreement on new data. Evaluate on "
             "originals it never saw (the held-out protocol: --heldout, or a model's held-out tables), or pass "
-            "--allow-seen to evaluate anyway (the report then says so).")
+            "--allow-seen to evaluate anyway (the report then says so)."
+        )
     from ..evaluation.protocol import evaluate_dataset
     from ..functional import freeze, get_model
 
@@ -178,11 +223,19 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     reports, values = [], {}
     for split in splits:
         ds = dsd[split]
-        rep, vals = evaluate_dataset(ds, models, baselines=baselines, group_by=args.group_by,
-                                     title=f"{args.dataset} / {split}", n_boot=args.bootstrap)
+        rep, vals = evaluate_dataset(
+            ds,
+            models,
+            baselines=baselines,
+            group_by=args.group_by,
+            title=f"{args.dataset} / {split}",
+            n_boot=args.bootstrap,
+        )
         for name, (n, total) in seen_by_split[split].items():
-            rep.notes[f"in-sample: {name}"] = (f"{n} of {total} originals of this split were training data of "
-                                               f"{name} (--allow-seen): its numbers are in-sample")
+            rep.notes[f"in-sample: {name}"] = (
+                f"{n} of {total} originals of this split were training data of "
+                f"{name} (--allow-seen): its numbers are in-sample"
+            )
         reports.append(rep)
         values[rep.title] = (vals, np.asarray(ds["recognized"], dtype=bool))
     return reports, values
@@ -232,7 +285,9 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
     for m in args.metric:
         col, _, direction = m.partition(":")
         if direction not in ("higher", "lower") or col not in rows[0]:
-            raise CLIError(f"--metric {m!r}: expected COLUMN:higher|lower with a column of {args.table.name}.")
+            raise CLIError(
+                f"--metric {m!r}: expected COLUMN:higher|lower with a column of {args.table.name}."
+            )
         specs[col] = MetricSpec(col, None, direction == "higher")
         try:
             values[col] = np.array([float(r[col]) for r in rows])
@@ -240,8 +295,10 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
             raise CLIError(f"--metric {col}: every value must be a number ({err}).") from err
     label_col = args.label.partition(">=")[0]
     if label_col not in rows[0]:
-        raise CLIError(f"--label {args.label!r}: no column {label_col!r} in {args.table.name} "
-                       f"(it has {', '.join(rows[0])}).")
+        raise CLIError(
+            f"--label {args.label!r}: no column {label_col!r} in {args.table.name} "
+            f"(it has {', '.join(rows[0])})."
+        )
     try:
         if ">=" in args.label:
             col, _, k = args.label.partition(">=")
@@ -255,5 +312,13 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
     groups = np.array([r[args.group_by] for r in rows])
     id_col = next((c for c in ("original_id", "image_index") if c in rows[0]), None)
     ids = np.array([r[id_col] for r in rows]) if id_col else None
-    return evaluate_table(values, y, groups, ids, specs=specs, title=f"{args.table.name}", group_by=args.group_by,
-                          n_boot=args.bootstrap)
+    return evaluate_table(
+        values,
+        y,
+        groups,
+        ids,
+        specs=specs,
+        title=f"{args.table.name}",
+        group_by=args.group_by,
+        n_boot=args.bootstrap,
+    )

@@ -37,33 +37,57 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("originals", type=Path, help="folder of original images, or one original image file")
-    p.add_argument("reconstructions", type=Path,
-                   help="folder of reconstructed images, or one reconstruction image file (with a file ORIGINALS)")
-    p.add_argument("--model", default=None, help="Hub id or model folder (default: the bundled default model)")
+    p.add_argument(
+        "reconstructions",
+        type=Path,
+        help="folder of reconstructed images, or one reconstruction image file (with a file ORIGINALS)",
+    )
+    p.add_argument(
+        "--model", default=None, help="Hub id or model folder (default: the bundled default model)"
+    )
     p.add_argument("--revision", default=None, help="Hub revision of --model")
     p.add_argument("--batch-size", type=int, default=256, help="pairs per forward pass (default 256)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="'auto' (default): bf16 autocast on a CPU with native bf16 (AVX-512 BF16 / AMX; about twice "
-                        "as fast, distances within 0.01 of float32), else float32; 'float32': exact; 'bfloat16': "
-                        "bf16 autocast on any device")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="'auto' (default): bf16 autocast on a CPU with native bf16 (AVX-512 BF16 / AMX; about twice "
+        "as fast, distances within 0.01 of float32), else float32; 'float32': exact; 'bfloat16': "
+        "bf16 autocast on any device",
+    )
     p.add_argument("--output", type=Path, default=None, help="write per-image scores to this CSV file")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing --output file that is not a `semsim score` CSV")
-    p.add_argument("--probability", action="store_true",
-                   help="also report p_recognised: the calibrated probability that the annotators the model was "
-                        "calibrated on (see its card; for the default, vision-model judges, not people) recognise "
-                        "each reconstruction")
-    p.add_argument("--skip-unpaired", action="store_true",
-                   help="score the pairs that match and list files without a partner, instead of stopping")
-    p.add_argument("--format", choices=FORMATS, default="table",
-                   help="what stdout gets: 'table' (default; one row per pair and the mean), 'csv' (the --output CSV) "
-                        "or 'json' (an object with 'records' - original, reconstruction, distance and, with "
-                        "--probability, p_recognised per pair - and a 'summary'; messages go to stderr)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress; with the table, print only the mean")
-    p.add_argument("--no-domain-check", action="store_true",
-                   help="do not warn when the originals fall outside what the model was trained on")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --output file that is not a `semsim score` CSV",
+    )
+    p.add_argument(
+        "--probability",
+        action="store_true",
+        help="also report p_recognised: the calibrated probability that the annotators the model was "
+        "calibrated on (see its card; for the default, vision-model judges, not people) recognise "
+        "each reconstruction",
+    )
+    p.add_argument(
+        "--skip-unpaired",
+        action="store_true",
+        help="score the pairs that match and list files without a partner, instead of stopping",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="what stdout gets: 'table' (default; one row per pair and the mean), 'csv' (the --output CSV) "
+        "or 'json' (an object with 'records' - original, reconstruction, distance and, with "
+        "--probability, p_recognised per pair - and a 'summary'; messages go to stderr)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress; with the table, print only the mean")
+    p.add_argument(
+        "--no-domain-check",
+        action="store_true",
+        help="do not warn when the originals fall outside what the model was trained on",
+    )
     p.set_defaults(func=run)
 
 
@@ -80,15 +104,19 @@ def _check_output(path: Path, *, overwrite: bool) -> None:
         except (OSError, UnicodeDecodeError):
             first = ""
         if not first.startswith(",".join(_HEADER)):
-            raise CLIError(f"--output {path} exists and is not a `semsim score` CSV; choose another name or pass "
-                           "--overwrite.")
+            raise CLIError(
+                f"--output {path} exists and is not a `semsim score` CSV; choose another name or pass "
+                "--overwrite."
+            )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe = path.with_name(f".{path.name}.tmp")
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise CLIError(f"--output {path} cannot be written ({err.strerror or err}); choose a writable location.") from err
+        raise CLIError(
+            f"--output {path} cannot be written ({err.strerror or err}); choose a writable location."
+        ) from err
 
 
 def _pairs(originals: Path, reconstructions: Path, *, skip_unpaired: bool) -> list[tuple[Path, Path]]:
@@ -102,21 +130,32 @@ def _pairs(originals: Path, reconstructions: Path, *, skip_unpaired: bool) -> li
 
     if originals.is_file() or reconstructions.is_file():
         if not (originals.is_file() and reconstructions.is_file()):
-            folder, file = (reconstructions, originals) if originals.is_file() else (originals, reconstructions)
-            raise CLIError(f"{file} is a file but {folder} is " + ("a folder" if folder.is_dir() else "not a file")
-                           + ": give two folders (paired by file name) or two image files (one pair).")
+            folder, file = (
+                (reconstructions, originals) if originals.is_file() else (originals, reconstructions)
+            )
+            raise CLIError(
+                f"{file} is a file but {folder} is "
+                + ("a folder" if folder.is_dir() else "not a file")
+                + ": give two folders (paired by file name) or two image files (one pair)."
+            )
         return [(originals, reconstructions)]
     try:
         pairing = pair_folders(originals, reconstructions)
     except NotADirectoryError as err:
-        raise CLIError(f"{err} Give two folders (paired by file name) or two image files (one pair).") from err
+        raise CLIError(
+            f"{err} Give two folders (paired by file name) or two image files (one pair)."
+        ) from err
     if pairing.problems and skip_unpaired:
-        print(f"{len(pairing.problems)} file(s) without a partner, not scored:\n  " + "\n  ".join(pairing.problems),
-              file=sys.stderr)
+        print(
+            f"{len(pairing.problems)} file(s) without a partner, not scored:\n  "
+            + "\n  ".join(pairing.problems),
+            file=sys.stderr,
+        )
     elif pairing.problems:
         raise CLIError(
             f"{len(pairing.problems)} file(s) could not be paired (see the pairing rule in `semsim score --help`):\n  "
-            + "\n  ".join(pairing.problems) + "\n(pass --skip-unpaired to score the pairs that match)"
+            + "\n  ".join(pairing.problems)
+            + "\n(pass --skip-unpaired to score the pairs that match)"
         )
     if not pairing.pairs:
         raise CLIError(f"No image pairs found in {originals} and {reconstructions}.")
@@ -150,18 +189,37 @@ def run(args: argparse.Namespace) -> int:
     calibration = model.config.calibration_curve
     if args.probability and calibration is None:
         raise CLIError("--probability needs a calibrated model; this one has no calibration.")
-    scores = score_file_pairs(pairs, model, batch_size=args.batch_size, probability=args.probability,
-                              check_domain=not args.no_domain_check, progress=not args.quiet,
-                              description="semsim score", bf16=PRECISIONS[args.precision])
-    _print_scores(scores.rows, args, calibration.distance_at(0.5) if calibration else None,
-                  calibration.annotator_kind if calibration else None, scores.problems)
+    scores = score_file_pairs(
+        pairs,
+        model,
+        batch_size=args.batch_size,
+        probability=args.probability,
+        check_domain=not args.no_domain_check,
+        progress=not args.quiet,
+        description="semsim score",
+        bf16=PRECISIONS[args.precision],
+    )
+    _print_scores(
+        scores.rows,
+        args,
+        calibration.distance_at(0.5) if calibration else None,
+        calibration.annotator_kind if calibration else None,
+        scores.problems,
+    )
     if scores.problems:
-        raise CLIError(f"{len(scores.problems)} pair(s) could not be scored:\n  " + "\n  ".join(scores.problems))
+        raise CLIError(
+            f"{len(scores.problems)} pair(s) could not be scored:\n  " + "\n  ".join(scores.problems)
+        )
     return 0
 
 
-def _print_scores(rows: list[PairScore], args: argparse.Namespace, threshold: float | None,
-                  annotators: str | None, problems: list[str]) -> None:
+def _print_scores(
+    rows: list[PairScore],
+    args: argparse.Namespace,
+    threshold: float | None,
+    annotators: str | None,
+    problems: list[str],
+) -> None:
     """Write --output and print the rows in --format, then the summary lines (on stdout under the table, on
     stderr beside a machine-readable stdout)."""
     fmt, want_prob = getattr(args, "format", "table"), bool(args.probability)
@@ -173,22 +231,36 @@ def _print_scores(rows: list[PairScore], args: argparse.Namespace, threshold: fl
         print(f"scores written to {args.output}", file=sys.stderr)
     mean = sum(r.distance for r in rows) / len(rows) if rows else None
     if fmt == "json":
-        print(json.dumps(_json_document(rows, want_prob, mean, threshold, problems, args), indent=2, allow_nan=False))
+        print(
+            json.dumps(
+                _json_document(rows, want_prob, mean, threshold, problems, args), indent=2, allow_nan=False
+            )
+        )
     elif fmt == "csv":
         sys.stdout.write(csv_text)
     elif not args.quiet:
-        print(f"{'reconstruction':<40} {'original':<40} {'semsim':>8}" + ("  p_recognised" if want_prob else ""))
+        print(
+            f"{'reconstruction':<40} {'original':<40} {'semsim':>8}" + ("  p_recognised" if want_prob else "")
+        )
         for o_p, r_p, d, pr in rows:
-            print(f"{Path(r_p).name:<40} {Path(o_p).name:<40} {d:8.4f}" + (f"  {pr:12.3f}" if want_prob else ""))
+            print(
+                f"{Path(r_p).name:<40} {Path(o_p).name:<40} {d:8.4f}" + (f"  {pr:12.3f}" if want_prob else "")
+            )
     summary_to = sys.stdout if fmt == "table" else sys.stderr
     if mean is None or (fmt != "table" and args.quiet):
         return
-    print(f"mean SemSim over {len(rows)} pairs: {mean:.4f}  (distance: 0 = identical = most leakage; "
-          "lower = more leakage)", file=summary_to)
+    print(
+        f"mean SemSim over {len(rows)} pairs: {mean:.4f}  (distance: 0 = identical = most leakage; "
+        "lower = more leakage)",
+        file=summary_to,
+    )
     if threshold is not None:
         who = f"annotator_kind: {annotators}" if annotators else "see the card"
-        print(f"a distance below {threshold:.3f} means p_recognised > 0.5: the annotators the model was calibrated "
-              f"on ({who}) would recognise such a reconstruction more often than not", file=summary_to)
+        print(
+            f"a distance below {threshold:.3f} means p_recognised > 0.5: the annotators the model was calibrated "
+            f"on ({who}) would recognise such a reconstruction more often than not",
+            file=summary_to,
+        )
 
 
 def _csv(rows: list[PairScore], want_prob: bool) -> str:
@@ -203,8 +275,14 @@ def _csv(rows: list[PairScore], want_prob: bool) -> str:
     return buf.getvalue()
 
 
-def _json_document(rows: list[PairScore], want_prob: bool, mean: float | None,
-                   threshold: float | None, problems: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def _json_document(
+    rows: list[PairScore],
+    want_prob: bool,
+    mean: float | None,
+    threshold: float | None,
+    problems: list[str],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
     """``--format json``: ``records`` (one per scored pair) and ``summary``."""
     from ..hub import DEFAULT_MODEL_ID, DEFAULT_REVISION
 
@@ -215,11 +293,14 @@ def _json_document(rows: list[PairScore], want_prob: bool, mean: float | None,
             record["p_recognised"] = pr
         records.append(record)
     summary: dict[str, Any] = {
-        "pairs": len(rows), "mean_distance": mean,
+        "pairs": len(rows),
+        "mean_distance": mean,
         "distance": "SemSim distance in [0, 2]: 0 = semantically identical = most leakage; lower = more leakage",
         "model": args.model or DEFAULT_MODEL_ID,
         "revision": args.revision if args.model else (args.revision or DEFAULT_REVISION),
-        "distance_below_which_recognised": threshold, "not_scored": problems}
+        "distance_below_which_recognised": threshold,
+        "not_scored": problems,
+    }
     if want_prob:
         summary["mean_p_recognised"] = sum(r[3] for r in rows) / len(rows) if rows else None  # type: ignore[misc]
         summary["recognised"] = sum(r[3] > 0.5 for r in rows)  # type: ignore[operator]

@@ -32,8 +32,19 @@ from torch import Tensor
 
 from ..errors import InvalidInputError
 
-__all__ = ["ANCHOR_DOMAINS", "ANCHOR_KINDS", "HELD_OUT_PHOTOS", "TRAIN_PHOTOS", "AnchorPool", "anchor_pair",
-           "invariant_copy", "jpeg_copy", "load_photos", "shift_image", "synthetic_image"]
+__all__ = [
+    "ANCHOR_DOMAINS",
+    "ANCHOR_KINDS",
+    "HELD_OUT_PHOTOS",
+    "TRAIN_PHOTOS",
+    "AnchorPool",
+    "anchor_pair",
+    "invariant_copy",
+    "jpeg_copy",
+    "load_photos",
+    "shift_image",
+    "synthetic_image",
+]
 
 #: the domains an anchor pool can draw from
 ANCHOR_DOMAINS = ("fashion-mnist", "photos", "synthetic", "emoji-scenes")
@@ -41,8 +52,17 @@ ANCHOR_DOMAINS = ("fashion-mnist", "photos", "synthetic", "emoji-scenes")
 ANCHOR_KINDS = ("mild", "invariances")
 
 #: scikit-image photographs used for anchors during training.
-TRAIN_PHOTOS = ("astronaut", "coffee", "hubble_deep_field", "immunohistochemistry", "camera", "coins", "moon",
-                "brick", "grass")
+TRAIN_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "camera",
+    "coins",
+    "moon",
+    "brick",
+    "grass",
+)
 #: scikit-image photographs never used in training (sanity tests and evaluation).
 HELD_OUT_PHOTOS = ("chelsea", "rocket", "retina", "colorwheel", "clock", "page", "text", "gravel")
 
@@ -127,15 +147,30 @@ class AnchorPool:
         names = [d for d in domains.split("+") if d]
         unknown = sorted(set(names) - set(ANCHOR_DOMAINS))
         if unknown or not names:
-            raise InvalidInputError(f"unknown anchor domain(s) {unknown or [domains]}; choose from {list(ANCHOR_DOMAINS)} "
-                             "joined by '+'.")
-        return cls.default(seed=seed, root=root, fashion_mnist=4000 if "fashion-mnist" in names else 0,
-                           photo_crops=2000 if "photos" in names else 0, synthetic=2000 if "synthetic" in names else 0,
-                           emoji_scenes=3000 if "emoji-scenes" in names else 0)
+            raise InvalidInputError(
+                f"unknown anchor domain(s) {unknown or [domains]}; choose from {list(ANCHOR_DOMAINS)} "
+                "joined by '+'."
+            )
+        return cls.default(
+            seed=seed,
+            root=root,
+            fashion_mnist=4000 if "fashion-mnist" in names else 0,
+            photo_crops=2000 if "photos" in names else 0,
+            synthetic=2000 if "synthetic" in names else 0,
+            emoji_scenes=3000 if "emoji-scenes" in names else 0,
+        )
 
     @classmethod
-    def default(cls, *, seed: int = 0, fashion_mnist: int = 4000, photo_crops: int = 2000, synthetic: int = 2000,
-                root: str | None = None, emoji_scenes: int = 0) -> AnchorPool:
+    def default(
+        cls,
+        *,
+        seed: int = 0,
+        fashion_mnist: int = 4000,
+        photo_crops: int = 2000,
+        synthetic: int = 2000,
+        root: str | None = None,
+        emoji_scenes: int = 0,
+    ) -> AnchorPool:
         """The default mix: Fashion-MNIST train images, crops of ``TRAIN_PHOTOS``, synthetic images (and
         emoji-scenes train images when ``emoji_scenes > 0``)."""
         from .sources import load_fashion_mnist
@@ -146,7 +181,9 @@ class AnchorPool:
             from .sources import load_source
 
             emoji = load_source("emoji-scenes", "train")
-            idx = np.random.default_rng(seed + 1).choice(len(emoji), size=min(emoji_scenes, len(emoji)), replace=False)
+            idx = np.random.default_rng(seed + 1).choice(
+                len(emoji), size=min(emoji_scenes, len(emoji)), replace=False
+            )
             pool.add("emoji-scenes", [emoji.images[i] for i in idx], [int(emoji.labels[i]) for i in idx])
         if fashion_mnist:
             src = load_fashion_mnist("train", root)
@@ -155,16 +192,22 @@ class AnchorPool:
         if photo_crops:
             photos = load_photos(TRAIN_PHOTOS)
             crops, labels = [], []
-            for k in range(photo_crops):
+            for _k in range(photo_crops):
                 p = int(rng.integers(0, len(photos)))
                 img = photos[p]
                 side = int(rng.integers(24, min(img.shape[1:]) // 2 + 1))
-                y, x = int(rng.integers(0, img.shape[1] - side + 1)), int(rng.integers(0, img.shape[2] - side + 1))
-                crops.append(img[:, y:y + side, x:x + side].contiguous())
+                y, x = (
+                    int(rng.integers(0, img.shape[1] - side + 1)),
+                    int(rng.integers(0, img.shape[2] - side + 1)),
+                )
+                crops.append(img[:, y : y + side, x : x + side].contiguous())
                 labels.append(p)
             pool.add("photos", crops, labels)
         if synthetic:
-            made = [synthetic_image(seed * 1_000_003 + k, size=int(rng.choice([28, 32, 48]))) for k in range(synthetic)]
+            made = [
+                synthetic_image(seed * 1_000_003 + k, size=int(rng.choice([28, 32, 48])))
+                for k in range(synthetic)
+            ]
             pool.add("synthetic", [m[0] for m in made], [m[1] for m in made])
         return pool
 
@@ -197,7 +240,10 @@ def _unrelated(pool: AnchorPool, i: int, x: Tensor, g: torch.Generator) -> Tenso
     if kind == 0:
         return torch.rand(x.shape, generator=g)
     if kind == 1:
-        mean, std = 0.2 + 0.6 * float(torch.rand(1, generator=g)), 0.1 + 0.25 * float(torch.rand(1, generator=g))
+        mean, std = (
+            0.2 + 0.6 * float(torch.rand(1, generator=g)),
+            0.1 + 0.25 * float(torch.rand(1, generator=g)),
+        )
         return (mean + std * torch.randn(x.shape, generator=g)).clamp(0, 1)
     if kind == 2:
         return torch.full(x.shape, float(torch.rand(1, generator=g)))
@@ -206,17 +252,24 @@ def _unrelated(pool: AnchorPool, i: int, x: Tensor, g: torch.Generator) -> Tenso
         if pool.labels[j] != pool.labels[i]:
             break
     other = _float(pool.images[j])
-    other = F.interpolate(other[None], size=tuple(x.shape[1:]), mode="bilinear", align_corners=False,
-                          antialias=True)[0]
+    other = F.interpolate(
+        other[None], size=tuple(x.shape[1:]), mode="bilinear", align_corners=False, antialias=True
+    )[0]
     if other.shape[0] != x.shape[0]:
-        other = other.mean(0, keepdim=True).expand(x.shape[0], -1, -1) if x.shape[0] == 1 else other.expand(3, -1, -1)
+        other = (
+            other.mean(0, keepdim=True).expand(x.shape[0], -1, -1)
+            if x.shape[0] == 1
+            else other.expand(3, -1, -1)
+        )
     return other[: x.shape[0]].contiguous()
 
 
 def _at_model_size(x: Tensor, size: int = 32) -> Tensor:
     if max(x.shape[1:]) <= size:
         return x
-    return F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0].clamp(0, 1)
+    return F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[
+        0
+    ].clamp(0, 1)
 
 
 def shift_image(x: Tensor, dy: int, dx: int) -> Tensor:
@@ -231,7 +284,7 @@ def shift_image(x: Tensor, dy: int, dx: int) -> Tensor:
     h, w = x.shape[1:]
     p = max(abs(dy), abs(dx))
     padded = F.pad(x[None], (p, p, p, p), mode="replicate")[0]
-    return padded[:, p - dy:p - dy + h, p - dx:p - dx + w].contiguous()
+    return padded[:, p - dy : p - dy + h, p - dx : p - dx + w].contiguous()
 
 
 def jpeg_copy(x: Tensor, quality: int) -> Tensor:

@@ -53,7 +53,7 @@ def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
         return x
     radius = max(1, math.ceil(3 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
-    k = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+    k = torch.exp(-(t**2) / (2 * sigma**2))
     k = (k / k.sum()).to(x.dtype)
     c = x.shape[0]
     out = F.pad(x[None], (radius, radius, radius, radius), mode="replicate")
@@ -99,8 +99,10 @@ class Augmentation:
     blur: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.crop_padding < 0 or min(self.rotate, self.shear, self.contrast, self.brightness, self.noise,
-                                        self.blur) < 0:
+        if (
+            self.crop_padding < 0
+            or min(self.rotate, self.shear, self.contrast, self.brightness, self.noise, self.blur) < 0
+        ):
             raise InvalidInputError(f"augmentation settings must be non-negative, got {self}.")
         if not 0 <= self.noise_share <= 1:
             raise InvalidInputError(f"noise_share must be in [0, 1], got {self.noise_share}.")
@@ -133,14 +135,21 @@ class Augmentation:
         if policy == "none":
             return cls()
         ops = ["crop", "hflip"] if policy == "crop_flip" else policy.removeprefix("policy:").split("+")
-        known = {"crop": {"crop_padding": max(2, image_size // 8)}, "hflip": {"flip": True},
-                 "rotate": {"rotate": 15.0}, "shear": {"shear": 15.0}, "contrast": {"contrast": 0.4},
-                 "brightness": {"brightness": 0.2}}
+        known = {
+            "crop": {"crop_padding": max(2, image_size // 8)},
+            "hflip": {"flip": True},
+            "rotate": {"rotate": 15.0},
+            "shear": {"shear": 15.0},
+            "contrast": {"contrast": 0.4},
+            "brightness": {"brightness": 0.2},
+        }
         settings: dict[str, float | int | bool] = {}
         for op in ops:
             if op not in known:
-                raise InvalidInputError(f"unknown augmentation op {op!r} in {policy!r}; choose from {sorted(known)} "
-                                 "(or the settings 'none' and 'crop_flip').")
+                raise InvalidInputError(
+                    f"unknown augmentation op {op!r} in {policy!r}; choose from {sorted(known)} "
+                    "(or the settings 'none' and 'crop_flip')."
+                )
             settings.update(known[op])
         return cls(**settings)  # type: ignore[arg-type]
 
@@ -163,7 +172,7 @@ class Augmentation:
             p = self.crop_padding
             padded = F.pad(out, (p, p, p, p))
             offsets = (u[:, :2] * (2 * p + 1)).floor().clamp(max=2 * p).long().tolist()
-            out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+            out = torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])
         if self.flip:
             flip = (u[:, 2] < 0.5).to(out.device).view(-1, 1, 1, 1)
             out = torch.where(flip, out.flip(-1), out)
@@ -183,14 +192,25 @@ class Augmentation:
         if self.brightness:
             out = (out + ((u[:, 6] * 2 - 1) * self.brightness).to(out).view(-1, 1, 1, 1)).clamp(0, 1)
         if self.blur:
-            sigmas = [self.blur * float(torch.rand(1, generator=torch.Generator().manual_seed((int(s) * 31 + 7) & _MASK),
-                                                   dtype=torch.float64)) for s in seeds]
+            sigmas = [
+                self.blur
+                * float(
+                    torch.rand(
+                        1,
+                        generator=torch.Generator().manual_seed((int(s) * 31 + 7) & _MASK),
+                        dtype=torch.float64,
+                    )
+                )
+                for s in seeds
+            ]
             out = torch.stack([gaussian_blur(out[i], sigma) for i, sigma in enumerate(sigmas)])
         if self.noise:
             noisy = []
             for i, g in enumerate(gens):
                 sigma = float(torch.rand(1, generator=g, dtype=torch.float64)) * self.noise
                 on = float(u[i, 7]) < self.noise_share
-                noisy.append(out[i] + sigma * torch.randn(out[i].shape, generator=g).to(out) if on else out[i])
+                noisy.append(
+                    out[i] + sigma * torch.randn(out[i].shape, generator=g).to(out) if on else out[i]
+                )
             out = torch.stack(noisy).clamp(0, 1)
         return out

@@ -17,8 +17,8 @@ from .._deps import require
 
 datasets = require("datasets", "SemSim datasets")
 
-from ..outputs import OutputFolder
-from .schema import FEATURES, RecognitionRule, features_for
+from ..outputs import OutputFolder  # noqa: E402
+from .schema import FEATURES, RecognitionRule, features_for  # noqa: E402
 
 __all__ = ["DatasetCard", "push_dataset_folder", "write_dataset_folder"]
 
@@ -42,7 +42,7 @@ class DatasetCard:
 
 
 def _shard_rows(rows: Sequence[dict[str, Any]], shard_size: int) -> list[Sequence[dict[str, Any]]]:
-    return [rows[i:i + shard_size] for i in range(0, len(rows), shard_size)] or [rows]
+    return [rows[i : i + shard_size] for i in range(0, len(rows), shard_size)] or [rows]
 
 
 def write_dataset_folder(
@@ -103,7 +103,12 @@ _CREATORS = {"human": "crowdsourced", "model-judge": "machine-generated"}
 
 
 def _size_category(n: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+    for limit, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ):
         if n < limit:
             return name
     return "n>1M"
@@ -115,52 +120,95 @@ def _front_matter(card: DatasetCard, names: list[str], kinds: Counter, n_rows: i
 
     creators = sorted({_CREATORS[k] for k in kinds if k in _CREATORS}) or ["no-annotation"]
     data = DatasetCardData(
-        license=card.licence, pretty_name=card.title, task_categories=["image-classification"],
-        tags=["privacy", "gradient-inversion", "semsim"], annotations_creators=creators,
-        size_categories=[_size_category(n_rows)], source_datasets=card.source_datasets or None,
-        configs=[{"config_name": "default", "data_files": [{"split": n, "path": f"data/{n}-*"} for n in names]}])
+        license=card.licence,
+        pretty_name=card.title,
+        task_categories=["image-classification"],
+        tags=["privacy", "gradient-inversion", "semsim"],
+        annotations_creators=creators,
+        size_categories=[_size_category(n_rows)],
+        source_datasets=card.source_datasets or None,
+        configs=[
+            {"config_name": "default", "data_files": [{"split": n, "path": f"data/{n}-*"} for n in names]}
+        ],
+    )
     return "---\n" + data.to_yaml() + "\n---"
 
 
-def render_card(splits: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], card: DatasetCard) -> str:
+def render_card(
+    splits: dict[str, Sequence[dict[str, Any]]], counts: dict[str, int], card: DatasetCard
+) -> str:
     """Dataset card (README.md) with YAML front matter, provenance and per-split statistics."""
     names = [n for n in splits if counts.get(n)]
     all_rows = [r for n in names for r in splits[n]]
     kinds = Counter(r["annotator_kind"] for r in all_rows)
     yaml = [_front_matter(card, names, kinds, len(all_rows)), ""]
     lines = [f"# {card.title}", "", card.summary, "", "## Provenance", ""]
-    lines += [f"- **Source images**: {card.source}" if card.source else "",
-              f"- **Attacks**: {card.attacks}" if card.attacks else "",
-              f"- **Annotators**: {card.annotators}" if card.annotators else "",
-              f"- **annotator_kind counts**: {dict(kinds)} (`human` = people; `model-judge` = vision-language "
-              "model judges shown only the reconstruction - NOT human labels; `none` = not annotated yet)",
-              f"- **Recognised rule**: {card.rule.describe()} (`{json.dumps(card.rule.to_dict())}`); the votes "
-              "are stored, so the rule can be changed with `semsim_metric.data.RecognitionRule`.",
-              ""]
-    lines += ["## Splits", "", "Splits are by original image: no original appears in two splits.", "",
-              "| split | rows | originals | recognised | victims | attacks |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"- **Source images**: {card.source}" if card.source else "",
+        f"- **Attacks**: {card.attacks}" if card.attacks else "",
+        f"- **Annotators**: {card.annotators}" if card.annotators else "",
+        f"- **annotator_kind counts**: {dict(kinds)} (`human` = people; `model-judge` = vision-language "
+        "model judges shown only the reconstruction - NOT human labels; `none` = not annotated yet)",
+        f"- **Recognised rule**: {card.rule.describe()} (`{json.dumps(card.rule.to_dict())}`); the votes "
+        "are stored, so the rule can be changed with `semsim_metric.data.RecognitionRule`.",
+        "",
+    ]
+    lines += [
+        "## Splits",
+        "",
+        "Splits are by original image: no original appears in two splits.",
+        "",
+        "| split | rows | originals | recognised | victims | attacks |",
+        "|---|---|---|---|---|---|",
+    ]
     for n in names:
         rows = splits[n]
         rec = sum(bool(r["recognized"]) for r in rows) / len(rows)
-        lines.append(f"| {n} | {len(rows)} | {len({r['original_id'] for r in rows})} | {rec:.1%} | "
-                     f"{len({r['victim'] for r in rows})} | {len({r['attack'] for r in rows})} |")
-    lines += ["", "## Schema", "", "One row per reconstruction: " + ", ".join(f"`{k}`" for k in FEATURES) + ".",
-              "See the semsim-metric docs (datasets page) for the meaning of each column.", ""]
+        lines.append(
+            f"| {n} | {len(rows)} | {len({r['original_id'] for r in rows})} | {rec:.1%} | "
+            f"{len({r['victim'] for r in rows})} | {len({r['attack'] for r in rows})} |"
+        )
+    lines += [
+        "",
+        "## Schema",
+        "",
+        "One row per reconstruction: " + ", ".join(f"`{k}`" for k in FEATURES) + ".",
+        "See the semsim-metric docs (datasets page) for the meaning of each column.",
+        "",
+    ]
     if card.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in card.notes] + [""]
     lines += card.extra_sections
-    lines += ["## Loading", "", "```python", "from datasets import load_dataset",
-              'ds = load_dataset("path/to/this/folder")  # or "<org>/<name>" once on the Hub', "```", ""]
+    lines += [
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        'ds = load_dataset("path/to/this/folder")  # or "<org>/<name>" once on the Hub',
+        "```",
+        "",
+    ]
     return "\n".join(yaml + [line for line in lines if line is not None]) + "\n"
 
 
-def push_dataset_folder(folder: str | Path, repo_id: str, *, token: str | None = None, private: bool = False,
-                        revision: str | None = None) -> str:
+def push_dataset_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+) -> str:
     """Upload a dataset folder to the Hub with ``huggingface_hub`` (creates the repo if needed)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset", revision=revision,
-                             allow_patterns=["README.md", "data/*.parquet"])
+    info = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="dataset",
+        revision=revision,
+        allow_patterns=["README.md", "data/*.parquet"],
+    )
     return str(info)

@@ -14,8 +14,15 @@ from ..errors import InvalidInputError
 
 datasets = require("datasets", "SemSim datasets")
 
-__all__ = ["LOCAL_CACHE", "check_schema", "load_annotations", "load_folder_or_hub", "remove_stale_caches",
-           "undecoded", "unique_originals"]
+__all__ = [
+    "LOCAL_CACHE",
+    "check_schema",
+    "load_annotations",
+    "load_folder_or_hub",
+    "remove_stale_caches",
+    "undecoded",
+    "unique_originals",
+]
 
 #: the folder, inside ``datasets``' cache, of the per-process copies of local dataset folders
 #: (``semsim-local/pid-<pid>@<host>``; copies made before the host was recorded are ``pid-<pid>``)
@@ -23,8 +30,9 @@ LOCAL_CACHE = "semsim-local"
 _PROCESS_FOLDER = re.compile(r"^pid-(\d+)(?:@(.+))?$")
 
 
-def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revision: str | None = None,
-                       **kwargs: Any) -> datasets.Dataset | datasets.DatasetDict:
+def load_folder_or_hub(
+    path_or_id: str | Path, split: str | None = None, *, revision: str | None = None, **kwargs: Any
+) -> datasets.Dataset | datasets.DatasetDict:
     """``datasets.load_dataset`` that never serves a stale cache for a local folder.
 
     ``datasets`` keys the Arrow cache of a local folder by its base name and split layout, not by its
@@ -47,7 +55,9 @@ def load_folder_or_hub(path_or_id: str | Path, split: str | None = None, *, revi
         key = hashlib.sha1(str(folder).encode()).hexdigest()[:16]
         kwargs.setdefault("cache_dir", str(_process_cache() / key))
         kwargs.setdefault("download_mode", "force_redownload")
-        kwargs.setdefault("verification_mode", "no_checks")  # the stale cached split sizes are not expectations
+        kwargs.setdefault(
+            "verification_mode", "no_checks"
+        )  # the stale cached split sizes are not expectations
     import contextlib
 
     from .._progress import quiet_datasets_bars, show_bars
@@ -113,8 +123,12 @@ def remove_stale_caches(root: str | Path | None = None) -> list[Path]:
     if removed:
         from .._progress import logger
 
-        logger.info("removed %d dataset copies in %s left by processes that no longer run: %s", len(removed), root,
-                    ", ".join(p.name for p in removed))
+        logger.info(
+            "removed %d dataset copies in %s left by processes that no longer run: %s",
+            len(removed),
+            root,
+            ", ".join(p.name for p in removed),
+        )
     return removed
 
 
@@ -166,7 +180,9 @@ def undecoded(ds: Any, columns: tuple[str, ...] = ("original", "reconstruction")
     ``semsim_metric.image_io.decode_image``.
     """
     for col in columns:
-        if col in (ds.column_names if isinstance(ds, datasets.Dataset) else next(iter(ds.values())).column_names):
+        if col in (
+            ds.column_names if isinstance(ds, datasets.Dataset) else next(iter(ds.values())).column_names
+        ):
             ds = ds.cast_column(col, datasets.Image(decode=False))
     return ds
 
@@ -218,8 +234,6 @@ def load_annotations(
         >>> ds = load_annotations("hub/fmnist-judged-v1", split="test")  # doctest: +SKIP
     """
     ds = load_folder_or_hub(path_or_id, split, revision=revision, **kwargs)
-    for part in (ds.values() if isinstance(ds, datasets.DatasetDict) else [ds]):
+    for part in ds.values() if isinstance(ds, datasets.DatasetDict) else [ds]:
         check_schema(part)
     return ds
-
-

@@ -69,22 +69,39 @@ class ConversionReport:
 
     def check_totals(self) -> None:
         if self.inputs != self.converted + self.skipped:
-            raise AssertionError(f"report does not add up: {self.inputs} != {self.converted} + {self.skipped}")
+            raise AssertionError(
+                f"report does not add up: {self.inputs} != {self.converted} + {self.skipped}"
+            )
         if self.files is not None and self.files != self.inputs + self.supporting + len(self.ignored):
-            raise AssertionError(f"files do not add up: {self.files} != {self.inputs} items + {self.supporting} "
-                                 f"supporting + {len(self.ignored)} ignored")
+            raise AssertionError(
+                f"files do not add up: {self.files} != {self.inputs} items + {self.supporting} "
+                f"supporting + {len(self.ignored)} ignored"
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "converter": self.converter, "strict": self.strict,
-                "inputs": self.inputs, "converted": self.converted, "skipped": self.skipped,
-                "problems": self.problems, "notes": self.notes, "files": self.files, "supporting": self.supporting,
-                "ignored": self.ignored}
+        return {
+            "source": self.source,
+            "converter": self.converter,
+            "strict": self.strict,
+            "inputs": self.inputs,
+            "converted": self.converted,
+            "skipped": self.skipped,
+            "problems": self.problems,
+            "notes": self.notes,
+            "files": self.files,
+            "supporting": self.supporting,
+            "ignored": self.ignored,
+        }
 
     def summary(self) -> str:
-        lines = [f"{self.converter}: {self.inputs} input item(s): {self.converted} converted, {self.skipped} skipped"]
+        lines = [
+            f"{self.converter}: {self.inputs} input item(s): {self.converted} converted, {self.skipped} skipped"
+        ]
         if self.files is not None:
-            lines.append(f"  {self.files} file(s) under the input: {self.inputs} item(s), {self.supporting} supporting "
-                         f"(originals, labels), {len(self.ignored)} ignored")
+            lines.append(
+                f"  {self.files} file(s) under the input: {self.inputs} item(s), {self.supporting} supporting "
+                f"(originals, labels), {len(self.ignored)} ignored"
+            )
             for reason, n in sorted(_count(self.ignored).items(), key=lambda kv: -kv[1]):
                 lines.append(f"  {n} ignored: {reason}")
         reasons: dict[str, int] = {}
@@ -102,14 +119,25 @@ class ConversionReport:
 
         out = folder if isinstance(folder, OutputFolder) else OutputFolder(folder, command=command).claim()
         json_path = out.write_text("conversion_report.json", json.dumps(self.to_dict(), indent=2))
-        md = ["# Conversion report", "", f"- source: `{self.source}`", f"- converter: {self.converter}",
-              f"- mode: {'strict' if self.strict else 'lenient'}", f"- input items: {self.inputs}",
-              f"- converted: {self.converted}", f"- skipped: {self.skipped}", ""]
+        md = [
+            "# Conversion report",
+            "",
+            f"- source: `{self.source}`",
+            f"- converter: {self.converter}",
+            f"- mode: {'strict' if self.strict else 'lenient'}",
+            f"- input items: {self.inputs}",
+            f"- converted: {self.converted}",
+            f"- skipped: {self.skipped}",
+            "",
+        ]
         if self.notes:
             md += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         if self.files is not None:
-            md += [f"- files under the input: {self.files} ({self.inputs} items, {self.supporting} supporting, "
-                   f"{len(self.ignored)} ignored)", ""]
+            md += [
+                f"- files under the input: {self.files} ({self.inputs} items, {self.supporting} supporting, "
+                f"{len(self.ignored)} ignored)",
+                "",
+            ]
         if self.problems:
             md += ["## Problems", "", "| item | reason |", "|---|---|"]
             md += [f"| `{p['item']}` | {p['reason']} |" for p in self.problems]

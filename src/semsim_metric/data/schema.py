@@ -19,8 +19,8 @@ datasets = require("datasets", "SemSim datasets")
 __all__ = [
     "ANNOTATOR_KINDS",
     "FEATURES",
-    "RecognitionRule",
     "UNRECOGNISABLE",
+    "RecognitionRule",
     "empty_row",
     "majority_class",
 ]
@@ -90,11 +90,27 @@ def features_for(rows: Sequence[dict[str, Any]]) -> datasets.Features:
 def empty_row() -> dict[str, Any]:
     """A row with every column at its 'unknown' value."""
     return {
-        "reconstruction_id": "", "original": None, "reconstruction": None, "original_id": "",
-        "class_label": -1, "class_name": "", "votes": [], "original_votes": [], "recognized": False,
-        "recognized_share": float("nan"), "source_dataset": "", "victim": "", "victim_arch": "",
-        "victim_train_mode": "", "victim_aug_policy": "", "victim_train_epochs": -1, "attack": "",
-        "attack_iterations": -1, "defense": "", "annotator_kind": "none", "seed": -1,
+        "reconstruction_id": "",
+        "original": None,
+        "reconstruction": None,
+        "original_id": "",
+        "class_label": -1,
+        "class_name": "",
+        "votes": [],
+        "original_votes": [],
+        "recognized": False,
+        "recognized_share": float("nan"),
+        "source_dataset": "",
+        "victim": "",
+        "victim_arch": "",
+        "victim_train_mode": "",
+        "victim_aug_policy": "",
+        "victim_train_epochs": -1,
+        "attack": "",
+        "attack_iterations": -1,
+        "defense": "",
+        "annotator_kind": "none",
+        "seed": -1,
     }
 
 
@@ -134,7 +150,9 @@ class RecognitionRule:
         if self.min_votes < 1:
             raise InvalidInputError(f"min_votes must be at least 1, got {self.min_votes}.")
         if self.reference not in ("true_class", "original_consensus"):
-            raise InvalidInputError(f"reference must be 'true_class' or 'original_consensus', got {self.reference!r}.")
+            raise InvalidInputError(
+                f"reference must be 'true_class' or 'original_consensus', got {self.reference!r}."
+            )
 
     def reference_class(self, class_label: int, original_votes: Sequence[int] = ()) -> int:
         if self.reference == "original_consensus" and original_votes:
@@ -156,8 +174,11 @@ class RecognitionRule:
         return self.count(votes, class_label, original_votes) / len(votes)
 
     def describe(self) -> str:
-        ref = ("the true class" if self.reference == "true_class"
-               else "the annotators' majority reading of the original (true class where none)")
+        ref = (
+            "the true class"
+            if self.reference == "true_class"
+            else "the annotators' majority reading of the original (true class where none)"
+        )
         return f"recognized = at least {self.min_votes} votes equal {ref}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,8 +34,10 @@ def iter_pair_batches(ds: Any, batch_size: int = 256) -> Iterator[tuple[Tensor, 
 
     cols = ds.select_columns(["original", "reconstruction"])
     for start in range(0, len(ds), batch_size):
-        chunk = cols[start:start + batch_size]
-        pairs = [(decode_image(r), decode_image(o)) for r, o in zip(chunk["reconstruction"], chunk["original"])]
+        chunk = cols[start : start + batch_size]
+        pairs = [
+            (decode_image(r), decode_image(o)) for r, o in zip(chunk["reconstruction"], chunk["original"])
+        ]
         for _, run in itertools.groupby(pairs, key=lambda p: (tuple(p[0].shape), tuple(p[1].shape))):
             both = stack_images([v for pair in run for v in pair]).float() / 255
             yield both[0::2], both[1::2]
@@ -87,7 +89,9 @@ def score_pairs(
     batches = iter_pair_batches(ds, batch_size)
     total = -(-len(ds) // batch_size)
     with torch.inference_mode():
-        for preds, target in tqdm(batches, total=total, desc="scoring pairs", unit="batch", disable=bar_disabled(progress)):
+        for preds, target in tqdm(
+            batches, total=total, desc="scoring pairs", unit="batch", disable=bar_disabled(progress)
+        ):
             for name, fn in list(active.items()):
                 try:
                     values = fn(preds, target)

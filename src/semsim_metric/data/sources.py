@@ -19,11 +19,30 @@ from torch import Tensor
 from ..errors import ImageSourceError, InvalidInputError, MissingFileError
 from ..image_io import IMAGE_SUFFIXES, decode_image, load_image, stack_images
 
-__all__ = ["FASHION_MNIST_CLASSES", "ImageSource", "ImageSourceError", "emoji_scenes_folder", "load_fashion_mnist",
-           "load_hf_dataset", "load_image_folder", "load_source", "load_sources"]
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "ImageSource",
+    "ImageSourceError",
+    "emoji_scenes_folder",
+    "load_fashion_mnist",
+    "load_hf_dataset",
+    "load_image_folder",
+    "load_source",
+    "load_sources",
+]
 
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                         "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -43,8 +62,14 @@ class ImageSource:
 
     def subset(self, indices: list[int] | range) -> ImageSource:
         idx = list(indices)
-        return ImageSource(self.name, self.split, self.images[idx], self.labels[idx], self.class_names,
-                           [self.ids[i] for i in idx])
+        return ImageSource(
+            self.name,
+            self.split,
+            self.images[idx],
+            self.labels[idx],
+            self.class_names,
+            [self.ids[i] for i in idx],
+        )
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -55,8 +80,10 @@ def _read_idx(path: Path) -> np.ndarray:
         raise InvalidInputError(f"{path} is not an IDX file (bad magic number).")
     dtype_code, ndim = data[2], data[3]
     if dtype_code != 0x08:
-        raise InvalidInputError(f"{path}: only unsigned-byte IDX files are supported (type code {dtype_code:#x}).")
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+        raise InvalidInputError(
+            f"{path}: only unsigned-byte IDX files are supported (type code {dtype_code:#x})."
+        )
+    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
         raise InvalidInputError(f"{path}: truncated IDX file ({body.size} values for shape {dims}).")
@@ -85,14 +112,28 @@ def load_fashion_mnist(split: str = "test", root: str | Path | None = None) -> I
     images = _read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"))
     labels = _read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"))
     if len(images) != len(labels):
-        raise InvalidInputError(f"{folder}: {len(images)} images but {len(labels)} labels in the {split} split.")
-    return ImageSource("fashion_mnist", split, torch.from_numpy(images.copy()).unsqueeze(1),
-                       torch.from_numpy(labels.astype(np.int64)), FASHION_MNIST_CLASSES,
-                       [f"fmnist-{split}-{i:05d}" for i in range(len(labels))])
+        raise InvalidInputError(
+            f"{folder}: {len(images)} images but {len(labels)} labels in the {split} split."
+        )
+    return ImageSource(
+        "fashion_mnist",
+        split,
+        torch.from_numpy(images.copy()).unsqueeze(1),
+        torch.from_numpy(labels.astype(np.int64)),
+        FASHION_MNIST_CLASSES,
+        [f"fmnist-{split}-{i:05d}" for i in range(len(labels))],
+    )
 
 
-def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "image", label_column: str = "label",
-                    revision: str | None = None, limit: int | None = None) -> ImageSource:
+def load_hf_dataset(
+    name: str,
+    split: str = "test",
+    *,
+    image_column: str = "image",
+    label_column: str = "label",
+    revision: str | None = None,
+    limit: int | None = None,
+) -> ImageSource:
     """Any ``datasets`` image dataset with a label column (e.g. ``zalando-datasets/fashion_mnist`` or
     ``uoft-cs/cifar100`` with ``label_column="fine_label"``) - needs the Hub or a local copy."""
     import datasets
@@ -110,8 +151,14 @@ def load_hf_dataset(name: str, split: str = "test", *, image_column: str = "imag
     feature = ds.features[label_column]
     names = list(getattr(feature, "names", []) or sorted({str(v) for v in ds[label_column]}))
     slug = name.split("/")[-1]
-    return ImageSource(slug, split, _stack(images), torch.tensor(ds[label_column], dtype=torch.int64), names,
-                       [f"{slug}-{split}-{i:05d}" for i in range(len(ds))])
+    return ImageSource(
+        slug,
+        split,
+        _stack(images),
+        torch.tensor(ds[label_column], dtype=torch.int64),
+        names,
+        [f"{slug}-{split}-{i:05d}" for i in range(len(ds))],
+    )
 
 
 FOLDER_SPLITS = ("train", "test")
@@ -129,25 +176,31 @@ def _folder_classes(folder: Path) -> list[str]:
     """The class names of a split folder source, checked: ``train/`` and ``test/`` with the same classes."""
     found = _class_dirs(folder) if folder.is_dir() else None
     if found is None:
-        raise ImageSourceError(f"image folder source {folder} does not exist; expected {_folder_layout(folder)}.")
+        raise ImageSourceError(
+            f"image folder source {folder} does not exist; expected {_folder_layout(folder)}."
+        )
     missing = [s for s in FOLDER_SPLITS if s not in found]
     if missing:
         seen = ", ".join(found) if found else "no sub-folders"
         raise ImageSourceError(
             f"image folder source {folder} needs a train/ and a test/ split (missing {' and '.join(s + '/' for s in missing)}): "
             f"expected {_folder_layout(folder)} with the same class sub-folders in both (victims train on train/, "
-            f"originals come from test/); found {seen}.")
+            f"originals come from test/); found {seen}."
+        )
     classes = {s: _class_dirs(folder / s) for s in FOLDER_SPLITS}
     if not classes["train"] or not classes["test"]:
         empty = " and ".join(f"{s}/" for s in FOLDER_SPLITS if not classes[s])
-        raise ImageSourceError(f"image folder source {folder}: {empty} has no class sub-folders; expected "
-                               f"{_folder_layout(folder)}.")
+        raise ImageSourceError(
+            f"image folder source {folder}: {empty} has no class sub-folders; expected "
+            f"{_folder_layout(folder)}."
+        )
     if classes["train"] != classes["test"]:
         only_train = sorted(set(classes["train"]) - set(classes["test"]))
         only_test = sorted(set(classes["test"]) - set(classes["train"]))
         raise ImageSourceError(
             f"image folder source {folder}: train/ and test/ must have the same class sub-folders; only in train/: "
-            f"{', '.join(only_train) or 'none'}; only in test/: {', '.join(only_test) or 'none'}.")
+            f"{', '.join(only_train) or 'none'}; only in test/: {', '.join(only_test) or 'none'}."
+        )
     return classes["train"]
 
 
@@ -225,13 +278,17 @@ def emoji_scenes_folder() -> Path:
     import os
 
     candidates = [Path(os.environ[EMOJI_SCENES_ENV])] if os.environ.get(EMOJI_SCENES_ENV) else []
-    candidates += [Path.cwd().parent / "shared" / "data" / "emoji_scenes",
-                   Path(__file__).resolve().parents[3].parent / "shared" / "data" / "emoji_scenes"]
+    candidates += [
+        Path.cwd().parent / "shared" / "data" / "emoji_scenes",
+        Path(__file__).resolve().parents[3].parent / "shared" / "data" / "emoji_scenes",
+    ]
     for folder in candidates:
         if (folder / "README.md").is_file() and (folder / "data").is_dir():
             return folder.resolve()
-    raise MissingFileError(f"the emoji_scenes dataset folder was not found (looked in {[str(c) for c in candidates]}); "
-                            f"set {EMOJI_SCENES_ENV}=/path/to/emoji_scenes.")
+    raise MissingFileError(
+        f"the emoji_scenes dataset folder was not found (looked in {[str(c) for c in candidates]}); "
+        f"set {EMOJI_SCENES_ENV}=/path/to/emoji_scenes."
+    )
 
 
 def load_sources(spec: str, split: str, **kwargs: Any) -> list[ImageSource]:
@@ -243,5 +300,7 @@ def load_sources(spec: str, split: str, **kwargs: Any) -> list[ImageSource]:
     """
     specs = [part for part in spec.split("+") if part]
     if not specs:
-        raise InvalidInputError(f"no image source in {spec!r}; write e.g. 'fashion-mnist' or 'fashion-mnist+emoji-scenes'.")
+        raise InvalidInputError(
+            f"no image source in {spec!r}; write e.g. 'fashion-mnist' or 'fashion-mnist+emoji-scenes'."
+        )
     return [load_source(part, split, **kwargs) for part in specs]

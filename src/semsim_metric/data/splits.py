@@ -57,7 +57,7 @@ def split_by_original(
     start = 0
     for i, name in enumerate(names):
         count = len(originals) - start if i == len(names) - 1 else round(fractions[name] * len(originals))
-        for oid in originals[start:start + count]:
+        for oid in originals[start : start + count]:
             assignment[oid] = name
         start += count
     splits: dict[str, list[dict[str, Any]]] = {n: [] for n in names}

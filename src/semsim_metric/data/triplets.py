@@ -43,20 +43,31 @@ class TripletDataset(torch.utils.data.Dataset):
         ValueError: wrong schema, or no triplet can be formed (no recognised or no unrecognised rows).
     """
 
-    def __init__(self, ds: Any, *, seed: int = 0,
-                 negative_fallback: Literal["other_original", "skip"] = "other_original") -> None:
+    def __init__(
+        self,
+        ds: Any,
+        *,
+        seed: int = 0,
+        negative_fallback: Literal["other_original", "skip"] = "other_original",
+    ) -> None:
         check_schema(ds)
         if negative_fallback not in ("other_original", "skip"):
-            raise InvalidInputError(f"negative_fallback must be 'other_original' or 'skip', got {negative_fallback!r}.")
+            raise InvalidInputError(
+                f"negative_fallback must be 'other_original' or 'skip', got {negative_fallback!r}."
+            )
         if len(ds) == 0:
             raise InvalidInputError("the dataset split is empty; triplets need rows.")
         self.seed = int(seed)
         self.epoch = 0
         recognized = [bool(v) for v in ds["recognized"]]
         if not any(recognized):
-            raise InvalidInputError("no recognised reconstructions: triplets need positives (recognized=True rows).")
+            raise InvalidInputError(
+                "no recognised reconstructions: triplets need positives (recognized=True rows)."
+            )
         if all(recognized):
-            raise InvalidInputError("no unrecognised reconstructions: triplets need negatives (recognized=False rows).")
+            raise InvalidInputError(
+                "no unrecognised reconstructions: triplets need negatives (recognized=False rows)."
+            )
         shares = ds["recognized_share"] if "recognized_share" in ds.column_names else None
         original_ids = list(ds["original_id"])
         self.images: list[Tensor] = []
@@ -80,8 +91,13 @@ class TripletDataset(torch.utils.data.Dataset):
         self.rec_image = rec_idx
         self.negative_pool = [i for i, r in enumerate(recognized) if not r]
         self.triplets: list[tuple[str, int, list[int]]] = []
-        stats = {"originals": len(by_original), "originals_without_positive": 0,
-                 "originals_without_negative": 0, "triplets_with_fallback_negative": 0, "skipped_positives": 0}
+        stats = {
+            "originals": len(by_original),
+            "originals_without_positive": 0,
+            "originals_without_negative": 0,
+            "triplets_with_fallback_negative": 0,
+            "skipped_positives": 0,
+        }
         for oid, (pos, neg) in by_original.items():
             if not pos:
                 stats["originals_without_positive"] += 1
@@ -94,8 +110,10 @@ class TripletDataset(torch.utils.data.Dataset):
                 stats["triplets_with_fallback_negative"] += len(pos)
             self.triplets += [(oid, p, neg) for p in pos]
         if not self.triplets:
-            raise InvalidInputError("no triplet can be formed: no original has both recognised and unrecognised "
-                             "reconstructions (use negative_fallback='other_original').")
+            raise InvalidInputError(
+                "no triplet can be formed: no original has both recognised and unrecognised "
+                "reconstructions (use negative_fallback='other_original')."
+            )
         self.stats = stats
 
     def set_epoch(self, epoch: int) -> None:

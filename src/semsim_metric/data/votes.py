@@ -79,9 +79,13 @@ def import_votes(
     unannotated = sum(1 for rows in splits.values() for r in rows if r["annotator_kind"] == "none")
     report.notes.append(f"{len(updates)} reconstructions received votes; {unannotated} remain without votes")
     kinds = sorted({r["annotator_kind"] for rows in splits.values() for r in rows})
-    card = DatasetCard(title=f"{Path(str(dataset)).name} with imported votes",
-                       summary=f"Reconstructions of `{dataset}` with votes imported from `{votes_csv.name}`.",
-                       annotators=", ".join(kinds), rule=rule, notes=[report.summary().replace("\n", "; ")])
+    card = DatasetCard(
+        title=f"{Path(str(dataset)).name} with imported votes",
+        summary=f"Reconstructions of `{dataset}` with votes imported from `{votes_csv.name}`.",
+        annotators=", ".join(kinds),
+        rule=rule,
+        notes=[report.summary().replace("\n", "; ")],
+    )
     write_dataset_folder(splits, folder, card)
     report.write(folder)
     return report

@@ -19,8 +19,15 @@ from torch import Tensor
 
 from ..errors import MissingFileError, UnsafeFileError
 
-__all__ = ["BASELINES", "SEMSIM_SPEC", "MetricSpec", "leakage_score", "load_cached_weights",
-           "metric_spec", "weights_available"]
+__all__ = [
+    "BASELINES",
+    "SEMSIM_SPEC",
+    "MetricSpec",
+    "leakage_score",
+    "load_cached_weights",
+    "metric_spec",
+    "weights_available",
+]
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,15 @@ def _psnr(x: Tensor, y: Tensor) -> Tensor:
     return 10 * torch.log10(1.0 / _mse(x, y).clamp_min(1e-10))
 
 
-def load_cached_weights(url: str, model_dir: str | None = None, map_location: Any = None, progress: bool = True,
-                        check_hash: bool = False, file_name: str | None = None, weights_only: Any = None) -> Any:
+def load_cached_weights(
+    url: str,
+    model_dir: str | None = None,
+    map_location: Any = None,
+    progress: bool = True,
+    check_hash: bool = False,
+    file_name: str | None = None,
+    weights_only: Any = None,
+) -> Any:
     """A drop-in for ``torch.hub.load_state_dict_from_url`` that never downloads and never unpickles.
 
     The file must already be in the torch hub cache; it is read with ``torch.load(weights_only=True)``
@@ -89,15 +103,18 @@ def load_cached_weights(url: str, model_dir: str | None = None, map_location: An
     folder = Path(model_dir) if model_dir else Path(torch.hub.get_dir()) / "checkpoints"
     path = folder / (file_name or os.path.basename(urlparse(url).path))
     if not path.is_file():
-        raise MissingFileError(f"{path} is missing: weights are never downloaded by semsim-metric; place the file "
-                                f"from {url} there yourself.")
+        raise MissingFileError(
+            f"{path} is missing: weights are never downloaded by semsim-metric; place the file "
+            f"from {url} there yourself."
+        )
     try:
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
         raise UnsafeFileError(
             f"refusing {path}: it cannot be read as plain tensors (torch.load(weights_only=True) failed: "
             f"{str(exc).splitlines()[0][:200]}). A pickle may run code; delete the file and place the official "
-            f"weights from {url} there.") from exc
+            f"weights from {url} there."
+        ) from exc
 
 
 @functools.lru_cache(maxsize=4)
@@ -128,11 +145,16 @@ def _learned(cls_name: str) -> Callable[[Tensor, Tensor], Tensor]:
 
 BASELINES: dict[str, MetricSpec] = {
     "PSNR": MetricSpec("PSNR", _psnr, True),
-    "SSIM": MetricSpec("SSIM", _tm("structural_similarity_index_measure", data_range=1.0, reduction="none"), True),
+    "SSIM": MetricSpec(
+        "SSIM", _tm("structural_similarity_index_measure", data_range=1.0, reduction="none"), True
+    ),
     "MS-SSIM": MetricSpec("MS-SSIM", _piq("multi_scale_ssim"), True, min_size=161),
     "MSE": MetricSpec("MSE", _mse, False),
-    "UQI": MetricSpec("UQI", lambda x, y: _tm("universal_image_quality_index", reduction="none")(x, y).flatten(1).mean(1),
-                      True),
+    "UQI": MetricSpec(
+        "UQI",
+        lambda x, y: _tm("universal_image_quality_index", reduction="none")(x, y).flatten(1).mean(1),
+        True,
+    ),
     "GMSD": MetricSpec("GMSD", _piq("gmsd"), False),
     "MS-GMSD": MetricSpec("MS-GMSD", _piq("multi_scale_gmsd", chromatic=False), False, min_size=64),
     "VIF-p": MetricSpec("VIF-p", _piq("vif_p"), True, min_size=41),
@@ -141,8 +163,12 @@ BASELINES: dict[str, MetricSpec] = {
     "MDSI": MetricSpec("MDSI", _piq("mdsi"), False),
     "DSS": MetricSpec("DSS", _piq("dss"), True),
     "SR-SIM": MetricSpec("SR-SIM", _piq("srsim", chromatic=False), True, min_size=40),
-    "LPIPS": MetricSpec("LPIPS", _learned("LPIPS"), False, needs_weights=("lpips_weights.pt", "vgg16-397923af.pth")),
-    "DISTS": MetricSpec("DISTS", _learned("DISTS"), False, needs_weights=("dists_weights.pt", "vgg16-397923af.pth")),
+    "LPIPS": MetricSpec(
+        "LPIPS", _learned("LPIPS"), False, needs_weights=("lpips_weights.pt", "vgg16-397923af.pth")
+    ),
+    "DISTS": MetricSpec(
+        "DISTS", _learned("DISTS"), False, needs_weights=("dists_weights.pt", "vgg16-397923af.pth")
+    ),
 }
 """Baselines with their direction. LPIPS and DISTS need weights that must already be in the torch hub cache."""
 
@@ -163,8 +189,6 @@ def metric_spec(name: str, extra: dict[str, MetricSpec] | None = None) -> Metric
 def leakage_score(name: str, values: np.ndarray) -> np.ndarray:
     """Orient a metric's values so that higher = more leakage."""
     return metric_spec(name).orient(np.asarray(values, dtype=float))
-
-
 
 
 def weights_available(files: Sequence[str]) -> tuple[bool, str]:

@@ -48,9 +48,21 @@ from .report import EvaluationReport
 from .statistics import expected_calibration_error, image_level
 from .writer import write_report
 
-__all__ = ["ECE_TARGET", "HeldoutResult", "build_protocol_splits", "calibration_table", "domain_subset_name",
-           "expand_protocols", "probability_column", "run_folder_name", "run_heldout", "slug", "summary_from_scores",
-           "summary_table", "write_scores"]
+__all__ = [
+    "ECE_TARGET",
+    "HeldoutResult",
+    "build_protocol_splits",
+    "calibration_table",
+    "domain_subset_name",
+    "expand_protocols",
+    "probability_column",
+    "run_folder_name",
+    "run_heldout",
+    "slug",
+    "summary_from_scores",
+    "summary_table",
+    "write_scores",
+]
 
 #: the calibration target: expected calibration error at most this, overall, per domain and per victim architecture
 ECE_TARGET = 0.05
@@ -90,8 +102,9 @@ def _domains_of(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({str(r.get("source_dataset") or "") for r in rows} - {""})
 
 
-def build_protocol_splits(rows: list[dict[str, Any]], protocol: str, *, seed: int = 0,
-                          fractions: dict[str, float] | None = None) -> tuple[dict[str, list], str]:
+def build_protocol_splits(
+    rows: list[dict[str, Any]], protocol: str, *, seed: int = 0, fractions: dict[str, float] | None = None
+) -> tuple[dict[str, list], str]:
     """Splits for one protocol; returns ``(splits, name of the evaluation split)``."""
     fractions = fractions or {"train": 0.7, "validation": 0.1, "test": 0.2}
     if protocol == "unseen-originals":
@@ -112,24 +125,31 @@ def build_protocol_splits(rows: list[dict[str, Any]], protocol: str, *, seed: in
     elif key == "defense":
         victims = sorted({r["victim"] for r in rows if r["defense"] == value})
     else:
-        raise InvalidInputError(f"unknown protocol {protocol!r}: use unseen-originals, victim=, victim_arch=, "
-                         "victim_train_epochs=, defense=, attack= or domain= (or 'all').")
+        raise InvalidInputError(
+            f"unknown protocol {protocol!r}: use unseen-originals, victim=, victim_arch=, "
+            "victim_train_epochs=, defense=, attack= or domain= (or 'all')."
+        )
     if not victims:
         raise InvalidInputError(f"protocol {protocol!r} selects no rows.")
     splits, _ = split_by_original(rows, fractions=fractions, seed=seed, holdout_victims=victims)
     return splits, "test_victim"
 
 
-def _domain_splits(rows: list[dict[str, Any]], domain: str, *, fractions: dict[str, float],
-                   seed: int) -> dict[str, list]:
+def _domain_splits(
+    rows: list[dict[str, Any]], domain: str, *, fractions: dict[str, float], seed: int
+) -> dict[str, list]:
     """Leave one domain out: ``test_domain`` is every row of ``domain``; the other domains' rows are split by
     original (train / validation / test). A row of another domain whose original also appears in the held-out
     domain is dropped, so no held-out original is ever trained on."""
     held = [r for r in rows if str(r.get("source_dataset") or "") == domain]
     if not held:
-        raise InvalidInputError(f"protocol 'domain={domain}' selects no rows (domains in the data: {_domains_of(rows)}).")
+        raise InvalidInputError(
+            f"protocol 'domain={domain}' selects no rows (domains in the data: {_domains_of(rows)})."
+        )
     held_ids = {r["original_id"] for r in held}
-    rest = [r for r in rows if str(r.get("source_dataset") or "") != domain and r["original_id"] not in held_ids]
+    rest = [
+        r for r in rows if str(r.get("source_dataset") or "") != domain and r["original_id"] not in held_ids
+    ]
     if not rest:
         raise InvalidInputError(f"protocol 'domain={domain}' leaves no rows of another domain to train on.")
     splits, _ = split_by_original(rest, fractions=fractions, seed=seed)
@@ -185,10 +205,23 @@ def _probabilities(models: dict[str, Any], values: dict[str, np.ndarray]) -> dic
     return out
 
 
-def _per_domain_results(protocol: str, eval_split: str, recipes: Sequence[str], parent: EvaluationReport,
-                        values: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, ids: np.ndarray,
-                        domains: np.ndarray | None, archs: np.ndarray | None, probabilities: dict[str, np.ndarray],
-                        *, group_by: str, n_boot: int, seed: int) -> tuple[list[HeldoutResult], dict[str, str]]:
+def _per_domain_results(
+    protocol: str,
+    eval_split: str,
+    recipes: Sequence[str],
+    parent: EvaluationReport,
+    values: dict[str, np.ndarray],
+    y: np.ndarray,
+    groups: np.ndarray,
+    ids: np.ndarray,
+    domains: np.ndarray | None,
+    archs: np.ndarray | None,
+    probabilities: dict[str, np.ndarray],
+    *,
+    group_by: str,
+    n_boot: int,
+    seed: int,
+) -> tuple[list[HeldoutResult], dict[str, str]]:
     """One entry per domain of an evaluation split that holds two or more (known) domains, each evaluated
     like the whole split (every metric of it, bootstrap intervals); returns ``(results, not evaluated)``."""
     if domains is None:
@@ -203,17 +236,39 @@ def _per_domain_results(protocol: str, eval_split: str, recipes: Sequence[str], 
         sub = domain_subset_name(protocol, d)
         labels = set(y[mask].tolist())
         if len(labels) < 2:
-            skipped[sub] = (f"all {int(mask.sum())} rows of this domain are "
-                            f"{'recognised' if labels == {True} else 'unrecognised'}: ROC-AUC undefined there")
+            skipped[sub] = (
+                f"all {int(mask.sum())} rows of this domain are "
+                f"{'recognised' if labels == {True} else 'unrecognised'}: ROC-AUC undefined there"
+            )
             continue
         sub_values = {m: np.asarray(v)[mask] for m, v in values.items() if m in parent.image}
-        report = evaluate_table(sub_values, y[mask], groups[mask], ids[mask],
-                                title=f"{sub} ({eval_split}, {int(mask.sum())} rows)", group_by=group_by,
-                                n_boot=n_boot, seed=seed, skipped=parent.skipped)
+        report = evaluate_table(
+            sub_values,
+            y[mask],
+            groups[mask],
+            ids[mask],
+            title=f"{sub} ({eval_split}, {int(mask.sum())} rows)",
+            group_by=group_by,
+            n_boot=n_boot,
+            seed=seed,
+            skipped=parent.skipped,
+        )
         sub_p = {m: p[mask] for m, p in probabilities.items()}
-        results += [HeldoutResult(sub, recipe, report, sub_values, y[mask], domains[mask],
-                                  None if archs is None else archs[mask], sub_p, parent=protocol, domain=d)
-                    for recipe in recipes]
+        results += [
+            HeldoutResult(
+                sub,
+                recipe,
+                report,
+                sub_values,
+                y[mask],
+                domains[mask],
+                None if archs is None else archs[mask],
+                sub_p,
+                parent=protocol,
+                domain=d,
+            )
+            for recipe in recipes
+        ]
     return results, skipped
 
 
@@ -244,12 +299,16 @@ def run_heldout(
         splits, eval_split = build_protocol_splits(rows, protocol, seed=seed)
         labels = {bool(r["recognized"]) for r in splits[eval_split]}
         if len(labels) < 2:
-            skipped[protocol] = (f"all {len(splits[eval_split])} held-out rows are "
-                                 f"{'recognised' if labels == {True} else 'unrecognised'}: no metric can be ranked "
-                                 "against the annotators there (ROC-AUC undefined); no model trained")
+            skipped[protocol] = (
+                f"all {len(splits[eval_split])} held-out rows are "
+                f"{'recognised' if labels == {True} else 'unrecognised'}: no metric can be ranked "
+                "against the annotators there (ROC-AUC undefined); no model trained"
+            )
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            folder = write_dataset_folder(splits, Path(tmp) / "ds", DatasetCard(title=protocol, summary=protocol))
+            folder = write_dataset_folder(
+                splits, Path(tmp) / "ds", DatasetCard(title=protocol, summary=protocol)
+            )
             eval_ds = load_folder_or_hub(folder, eval_split)
             models = {}
             for recipe in recipes:
@@ -259,22 +318,59 @@ def run_heldout(
                 models[recipe] = (freeze(SemSimModel.from_pretrained(run_dir)), result.train_seconds)
             named = {f"SemSim[{r}]": m for r, (m, _) in models.items()}
             title = f"{protocol} ({eval_split}, {len(eval_ds)} rows)"
-            report, values = evaluate_dataset(eval_ds, named, baselines=baselines, group_by=group_by,
-                                              title=title, n_boot=n_boot, seed=seed, progress=False)
+            report, values = evaluate_dataset(
+                eval_ds,
+                named,
+                baselines=baselines,
+                group_by=group_by,
+                title=title,
+                n_boot=n_boot,
+                seed=seed,
+                progress=False,
+            )
             probabilities = _probabilities(named, values)
-            write_scores(out / "scores", protocol, title, eval_ds, values, group_by, report.skipped, recipes,
-                         probabilities=probabilities, eval_split=eval_split)
-            report.notes.update({f"training time of SemSim[{r}]": f"{s:.0f} s (stage 1 counted as recorded when "
-                                 "reused from the cache)" for r, (_, s) in models.items()})
+            write_scores(
+                out / "scores",
+                protocol,
+                title,
+                eval_ds,
+                values,
+                group_by,
+                report.skipped,
+                recipes,
+                probabilities=probabilities,
+                eval_split=eval_split,
+            )
+            report.notes.update(
+                {
+                    f"training time of SemSim[{r}]": f"{s:.0f} s (stage 1 counted as recorded when "
+                    "reused from the cache)"
+                    for r, (_, s) in models.items()
+                }
+            )
             y = np.asarray(eval_ds["recognized"], dtype=bool)
             domains = _column(eval_ds, "source_dataset")
             archs = _column(eval_ds, "victim_arch")
             for recipe in recipes:
-                results.append(HeldoutResult(protocol, recipe, report, values, y, domains, archs, probabilities))
+                results.append(
+                    HeldoutResult(protocol, recipe, report, values, y, domains, archs, probabilities)
+                )
             subsets, not_evaluated = _per_domain_results(
-                protocol, eval_split, recipes, report, values, y, group_keys(eval_ds, group_by),
-                np.asarray(eval_ds["original_id"]), domains, archs, probabilities, group_by=group_by, n_boot=n_boot,
-                seed=seed)
+                protocol,
+                eval_split,
+                recipes,
+                report,
+                values,
+                y,
+                group_keys(eval_ds, group_by),
+                np.asarray(eval_ds["original_id"]),
+                domains,
+                archs,
+                probabilities,
+                group_by=group_by,
+                n_boot=n_boot,
+                seed=seed,
+            )
             results += subsets
             skipped.update(not_evaluated)
     reports = list({id(r.report): r.report for r in results}.values())
@@ -326,9 +422,19 @@ def _probability_metric(column: str) -> str | None:
     return column[2:-1] if column.startswith("p[") and column.endswith("]") else None
 
 
-def write_scores(folder: Path, protocol: str, title: str, ds: Any, values: dict[str, np.ndarray], group_by: str,
-                 skipped: dict[str, str], recipes: Sequence[str], *,
-                 probabilities: dict[str, np.ndarray] | None = None, eval_split: str | None = None) -> Path:
+def write_scores(
+    folder: Path,
+    protocol: str,
+    title: str,
+    ds: Any,
+    values: dict[str, np.ndarray],
+    group_by: str,
+    skipped: dict[str, str],
+    recipes: Sequence[str],
+    *,
+    probabilities: dict[str, np.ndarray] | None = None,
+    eval_split: str | None = None,
+) -> Path:
     """Write the per-row values of every metric on one held-out split (``<folder>/<protocol>.csv.gz``) and
     record it in ``<folder>/index.json``: enough to recompute every held-out table without images or models
     (``summary_from_scores``).
@@ -348,15 +454,32 @@ def write_scores(folder: Path, protocol: str, title: str, ds: Any, values: dict[
     with gzip.open(folder / name, "wt", newline="") as fh:
         w = csv.writer(fh)
         w.writerow([*SCORES_FIXED, *metrics, *map(probability_column, probabilities)])
-        for i, (rid, oid, rec) in enumerate(zip(ds["reconstruction_id"], ds["original_id"], ds["recognized"])):
-            w.writerow([rid, oid, groups[i], int(bool(rec)), domains[i], archs[i],
-                        *(repr(float(values[m][i])) for m in metrics),
-                        *(repr(float(p[i])) for p in probabilities.values())])
+        for i, (rid, oid, rec) in enumerate(
+            zip(ds["reconstruction_id"], ds["original_id"], ds["recognized"])
+        ):
+            w.writerow(
+                [
+                    rid,
+                    oid,
+                    groups[i],
+                    int(bool(rec)),
+                    domains[i],
+                    archs[i],
+                    *(repr(float(values[m][i])) for m in metrics),
+                    *(repr(float(p[i])) for p in probabilities.values()),
+                ]
+            )
     index_path = folder / SCORES_INDEX
     index = json.loads(index_path.read_text()) if index_path.is_file() else []
     index = [e for e in index if e["protocol"] != protocol]
-    entry = {"protocol": protocol, "title": title, "file": name, "group_by": group_by, "recipes": list(recipes),
-             "skipped": skipped}
+    entry = {
+        "protocol": protocol,
+        "title": title,
+        "file": name,
+        "group_by": group_by,
+        "recipes": list(recipes),
+        "skipped": skipped,
+    }
     if eval_split:
         entry["eval_split"] = eval_split
     index.append(entry)
@@ -391,13 +514,37 @@ def summary_from_scores(folder: str | Path, *, n_boot: int = 1000, seed: int = 0
         groups, ids = np.array([r["group"] for r in rows]), np.array([r["original_id"] for r in rows])
         domains = np.array([r["domain"] for r in rows], dtype=object) if "domain" in columns else None
         archs = np.array([r["victim_arch"] for r in rows], dtype=object) if "victim_arch" in columns else None
-        report = evaluate_table(values, y, groups, ids, title=entry["title"], group_by=entry["group_by"],
-                                n_boot=n_boot, seed=seed, skipped=entry.get("skipped"))
-        results += [HeldoutResult(entry["protocol"], recipe, report, values, y, domains, archs, probabilities)
-                    for recipe in entry["recipes"]]
-        subsets, _ = _per_domain_results(entry["protocol"], entry.get("eval_split", "held-out"), entry["recipes"],
-                                         report, values, y, groups, ids, domains, archs, probabilities,
-                                         group_by=entry["group_by"], n_boot=n_boot, seed=seed)
+        report = evaluate_table(
+            values,
+            y,
+            groups,
+            ids,
+            title=entry["title"],
+            group_by=entry["group_by"],
+            n_boot=n_boot,
+            seed=seed,
+            skipped=entry.get("skipped"),
+        )
+        results += [
+            HeldoutResult(entry["protocol"], recipe, report, values, y, domains, archs, probabilities)
+            for recipe in entry["recipes"]
+        ]
+        subsets, _ = _per_domain_results(
+            entry["protocol"],
+            entry.get("eval_split", "held-out"),
+            entry["recipes"],
+            report,
+            values,
+            y,
+            groups,
+            ids,
+            domains,
+            archs,
+            probabilities,
+            group_by=entry["group_by"],
+            n_boot=n_boot,
+            seed=seed,
+        )
         results += subsets
     return _summary_dict(results)
 
@@ -427,29 +574,44 @@ def _per_arch_auc(r: HeldoutResult, metric: str) -> dict[str, float]:
 def _ece_by(p: np.ndarray, y: np.ndarray, keys: np.ndarray | None) -> dict[str, float]:
     if keys is None:
         return {}
-    return {k: expected_calibration_error(p[keys == k], y[keys == k], ECE_BINS)
-            for k in sorted(set(keys.tolist()) - {""})}
+    return {
+        k: expected_calibration_error(p[keys == k], y[keys == k], ECE_BINS)
+        for k in sorted(set(keys.tolist()) - {""})
+    }
 
 
 def _calibration_fields(r: HeldoutResult, name: str) -> dict[str, Any]:
     """ECE of model ``name`` overall, per domain and per victim architecture; pooled vs per-architecture ROC-AUC."""
     p = r.probabilities.get(name)
-    fields: dict[str, Any] = {"semsim_ece": None, "semsim_ece_per_domain": None, "semsim_ece_per_arch": None,
-                              "ece_target_met": None}
+    fields: dict[str, Any] = {
+        "semsim_ece": None,
+        "semsim_ece_per_domain": None,
+        "semsim_ece_per_arch": None,
+        "ece_target_met": None,
+    }
     if p is not None:
         y = np.asarray(r.recognized, dtype=bool)
         overall = expected_calibration_error(p, y, ECE_BINS)
         per_domain, per_arch = _ece_by(p, y, r.domains), _ece_by(p, y, r.victim_archs)
-        fields.update(semsim_ece=overall, semsim_ece_per_domain=per_domain, semsim_ece_per_arch=per_arch,
-                      ece_target_met=bool(all(e <= ECE_TARGET for e in [overall, *per_domain.values(),
-                                                                         *per_arch.values()])))
+        fields.update(
+            semsim_ece=overall,
+            semsim_ece_per_domain=per_domain,
+            semsim_ece_per_arch=per_arch,
+            ece_target_met=bool(
+                all(e <= ECE_TARGET for e in [overall, *per_domain.values(), *per_arch.values()])
+            ),
+        )
     semsim_arch, ssim_arch = _per_arch_auc(r, name), _per_arch_auc(r, "SSIM")
     semsim_mean, ssim_mean = _finite_mean(semsim_arch), _finite_mean(ssim_arch)
     pooled = r.report.image.get(name, {}).get("roc_auc")
     comparable = sum(map(_defined, semsim_arch.values())) >= 2 and _defined(pooled)
-    fields.update(semsim_auc_per_arch=semsim_arch, semsim_auc_per_arch_mean=semsim_mean,
-                  ssim_auc_per_arch=ssim_arch, ssim_auc_per_arch_mean=ssim_mean,
-                  pooled_auc_met=bool(pooled >= semsim_mean - 1e-12) if comparable else None)
+    fields.update(
+        semsim_auc_per_arch=semsim_arch,
+        semsim_auc_per_arch_mean=semsim_mean,
+        ssim_auc_per_arch=ssim_arch,
+        ssim_auc_per_arch_mean=ssim_mean,
+        pooled_auc_met=bool(pooled >= semsim_mean - 1e-12) if comparable else None,
+    )
     return fields
 
 
@@ -461,15 +623,26 @@ def _summary_dict(results: list[HeldoutResult]) -> list[dict[str, Any]]:
         others = {k: v for k, v in r.report.image.items() if not k.startswith("SemSim")}
         finite = {k: v for k, v in others.items() if v["roc_auc"] == v["roc_auc"]}
         best = max(finite, key=lambda k: finite[k]["roc_auc"]) if finite else None
-        out.append({"protocol": r.protocol, "recipe": r.recipe, "rows": r.report.n, "groups": len(r.report.per_group),
-                    "parent": r.parent, "domain": r.domain,
-                    "semsim_auc": r.report.image[name]["roc_auc"], "semsim_auc_ci": r.report.image[name].get("roc_auc_ci"),
-                    "ssim_auc": ssim.get("roc_auc"), "ssim_auc_ci": ssim.get("roc_auc_ci"),
-                    "psnr_auc": r.report.image.get("PSNR", {}).get("roc_auc"),
-                    "best_baseline": best, "best_baseline_auc": others[best]["roc_auc"] if best else None,
-                    "semsim_kendall": r.report.model[name].get("kendall"),
-                    "ssim_kendall": r.report.model.get("SSIM", {}).get("kendall"),
-                    **_calibration_fields(r, name)})
+        out.append(
+            {
+                "protocol": r.protocol,
+                "recipe": r.recipe,
+                "rows": r.report.n,
+                "groups": len(r.report.per_group),
+                "parent": r.parent,
+                "domain": r.domain,
+                "semsim_auc": r.report.image[name]["roc_auc"],
+                "semsim_auc_ci": r.report.image[name].get("roc_auc_ci"),
+                "ssim_auc": ssim.get("roc_auc"),
+                "ssim_auc_ci": ssim.get("roc_auc_ci"),
+                "psnr_auc": r.report.image.get("PSNR", {}).get("roc_auc"),
+                "best_baseline": best,
+                "best_baseline_auc": others[best]["roc_auc"] if best else None,
+                "semsim_kendall": r.report.model[name].get("kendall"),
+                "ssim_kendall": r.report.model.get("SSIM", {}).get("kendall"),
+                **_calibration_fields(r, name),
+            }
+        )
     return out
 
 
@@ -480,9 +653,13 @@ def _num(v: Any) -> str:
 def summary_table(summary: list[dict[str, Any]]) -> str:
     """The held-out target table (Markdown) from ``heldout_summary.json`` entries."""
     num = _num
-    lines = [("| protocol | recipe | rows | SemSim ROC-AUC [95% CI] | SSIM ROC-AUC | SemSim - SSIM | AUC target met "
-              "| best baseline | settings | SemSim Kendall | SSIM Kendall | Kendall target met |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| protocol | recipe | rows | SemSim ROC-AUC [95% CI] | SSIM ROC-AUC | SemSim - SSIM | AUC target met "
+            "| best baseline | settings | SemSim Kendall | SSIM Kendall | Kendall target met |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in summary:
         gap = s["semsim_auc"] - s["ssim_auc"] if s.get("ssim_auc") is not None else float("nan")
         ci = s.get("semsim_auc_ci")
@@ -490,9 +667,11 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
         best = f"{s['best_baseline']} {s['best_baseline_auc']:.3f}" if s.get("best_baseline") else "-"
         sk, kk = s.get("semsim_kendall"), s.get("ssim_kendall")
         k_met = "n/a (< 3 settings)" if sk is None or kk is None else ("yes" if sk >= kk else "no")
-        lines.append(f"| {s['protocol']} | {s['recipe']} | {s.get('rows', '')} | {num(s['semsim_auc'])}{ci_text} | "
-                     f"{num(s['ssim_auc'])} | {gap:+.3f} | {'yes' if gap >= 0.05 else 'no'} | {best} | "
-                     f"{s.get('groups', '')} | {num(sk)} | {num(kk)} | {k_met} |")
+        lines.append(
+            f"| {s['protocol']} | {s['recipe']} | {s.get('rows', '')} | {num(s['semsim_auc'])}{ci_text} | "
+            f"{num(s['ssim_auc'])} | {gap:+.3f} | {'yes' if gap >= 0.05 else 'no'} | {best} | "
+            f"{s.get('groups', '')} | {num(sk)} | {num(kk)} | {k_met} |"
+        )
     return "\n".join(lines)
 
 
@@ -501,6 +680,7 @@ def calibration_table(summary: list[dict[str, Any]]) -> str:
     calibration error overall / per domain / per victim architecture (target <= ``ECE_TARGET`` each) and its
     pooled ROC-AUC beside the mean of its per-architecture ROC-AUCs (target: pooled >= mean), SSIM's for
     comparison. Entries without the fields (older summaries) read "n/a"."""
+
     def per(d: dict[str, float] | None) -> str:
         if d is None:
             return "n/a"
@@ -509,28 +689,36 @@ def calibration_table(summary: list[dict[str, Any]]) -> str:
     def met(v: bool | None, why: str) -> str:
         return f"n/a ({why})" if v is None else ("yes" if v else "no")
 
-    lines = [(f"| protocol | recipe | rows | SemSim ECE | ECE per domain | ECE per victim arch "
-              f"| ECE <= {ECE_TARGET:g} each | SemSim pooled ROC-AUC | mean of per-arch ROC-AUCs | pooled >= mean "
-              "| SSIM pooled ROC-AUC | SSIM mean of per-arch |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            f"| protocol | recipe | rows | SemSim ECE | ECE per domain | ECE per victim arch "
+            f"| ECE <= {ECE_TARGET:g} each | SemSim pooled ROC-AUC | mean of per-arch ROC-AUCs | pooled >= mean "
+            "| SSIM pooled ROC-AUC | SSIM mean of per-arch |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in summary:
-        lines.append(f"| {s['protocol']} | {s['recipe']} | {s.get('rows', '')} | {_num(s.get('semsim_ece'))} | "
-                     f"{per(s.get('semsim_ece_per_domain'))} | {per(s.get('semsim_ece_per_arch'))} | "
-                     f"{met(s.get('ece_target_met'), 'no probabilities')} | {_num(s.get('semsim_auc'))} | "
-                     f"{_num(s.get('semsim_auc_per_arch_mean'))} | "
-                     f"{met(s.get('pooled_auc_met'), '< 2 architectures')} | {_num(s.get('ssim_auc'))} | "
-                     f"{_num(s.get('ssim_auc_per_arch_mean'))} |")
+        lines.append(
+            f"| {s['protocol']} | {s['recipe']} | {s.get('rows', '')} | {_num(s.get('semsim_ece'))} | "
+            f"{per(s.get('semsim_ece_per_domain'))} | {per(s.get('semsim_ece_per_arch'))} | "
+            f"{met(s.get('ece_target_met'), 'no probabilities')} | {_num(s.get('semsim_auc'))} | "
+            f"{_num(s.get('semsim_auc_per_arch_mean'))} | "
+            f"{met(s.get('pooled_auc_met'), '< 2 architectures')} | {_num(s.get('ssim_auc'))} | "
+            f"{_num(s.get('ssim_auc_per_arch_mean'))} |"
+        )
     return "\n".join(lines)
 
 
 def _summary(results: list[HeldoutResult]) -> str:
     summary = _summary_dict(results)
-    return ("Target: SemSim ROC-AUC >= SSIM + 0.05 and model-level Kendall >= SSIM's on every held-out split.\n\n"
-            + summary_table(summary)
-            + f"\n\nCalibration and pooling on the held-out rows. Target: expected calibration error ({ECE_BINS} "
-            f"equal-width bins) of SemSim's calibrated probability <= {ECE_TARGET:g} overall, in every domain and "
-            "for every victim architecture, and the pooled ROC-AUC no worse than the mean of the per-architecture "
-            "ones.\n\n" + calibration_table(summary))
+    return (
+        "Target: SemSim ROC-AUC >= SSIM + 0.05 and model-level Kendall >= SSIM's on every held-out split.\n\n"
+        + summary_table(summary)
+        + f"\n\nCalibration and pooling on the held-out rows. Target: expected calibration error ({ECE_BINS} "
+        f"equal-width bins) of SemSim's calibrated probability <= {ECE_TARGET:g} overall, in every domain and "
+        "for every victim architecture, and the pooled ROC-AUC no worse than the mean of the per-architecture "
+        "ones.\n\n" + calibration_table(summary)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,8 +37,15 @@ from ..functional import get_model, semsim
 from ..models import SemSimModel
 from .sanity import domain_originals
 
-__all__ = ["CHANGES", "INVARIANCE_DOMAINS", "INVARIANCE_TARGETS", "InvarianceResult", "invariance_originals",
-           "invariance_table", "run_invariance"]
+__all__ = [
+    "CHANGES",
+    "INVARIANCE_DOMAINS",
+    "INVARIANCE_TARGETS",
+    "InvarianceResult",
+    "invariance_originals",
+    "invariance_table",
+    "run_invariance",
+]
 
 #: share of originals that must pass each check
 INVARIANCE_TARGETS = {"copy_recognised": 0.95, "other_farther": 0.95}
@@ -94,9 +101,16 @@ def invariance_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Te
             p = int(rng.integers(0, len(photos)))
             img = photos[p]
             side = int(rng.integers(64, min(160, *img.shape[1:]) + 1))
-            y, x = int(rng.integers(0, img.shape[1] - side + 1)), int(rng.integers(0, img.shape[2] - side + 1))
-            crop = img[:, y:y + side, x:x + side].float().expand(3, -1, -1)[None]  # greyscale photos as RGB
-            small = F.interpolate(crop, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)[0]
+            y, x = (
+                int(rng.integers(0, img.shape[1] - side + 1)),
+                int(rng.integers(0, img.shape[2] - side + 1)),
+            )
+            crop = (
+                img[:, y : y + side, x : x + side].float().expand(3, -1, -1)[None]
+            )  # greyscale photos as RGB
+            small = F.interpolate(crop, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)[
+                0
+            ]
             out.append(small.round().clamp(0, 255).to(torch.uint8))
             labels.append(p)
         return out, labels
@@ -105,12 +119,16 @@ def invariance_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Te
 
 def _distances(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> np.ndarray:
     with torch.inference_mode():
-        return semsim(torch.stack(recs), torch.stack(origs), model=model, reduction="none",
-                      check_domain=False).float().numpy()
+        return (
+            semsim(torch.stack(recs), torch.stack(origs), model=model, reduction="none", check_domain=False)
+            .float()
+            .numpy()
+        )
 
 
-def run_invariance(model: Any = None, *, n: int = 200, seed: int = 0,
-                   domains: tuple[str, ...] = INVARIANCE_DOMAINS) -> list[InvarianceResult]:
+def run_invariance(
+    model: Any = None, *, n: int = 200, seed: int = 0, domains: tuple[str, ...] = INVARIANCE_DOMAINS
+) -> list[InvarianceResult]:
     """Run every change of ``CHANGES`` on ``n`` originals of each domain.
 
     Args:
@@ -132,44 +150,64 @@ def run_invariance(model: Any = None, *, n: int = 200, seed: int = 0,
     """
     net = get_model(model)
     if not net.config.calibration:
-        raise InvalidInputError("the invariance checks need a calibrated model (p_recognised); this one has no calibration.")
+        raise InvalidInputError(
+            "the invariance checks need a calibrated model (p_recognised); this one has no calibration."
+        )
     out = []
     for domain in domains:
         origs_u8, labels = invariance_originals(domain, n, seed=seed)
         origs = [x.float() / 255 for x in origs_u8]
         others = []
         for i in range(len(origs)):
-            j = next(j for j in np.random.default_rng(seed + i).permutation(len(origs)) if labels[j] != labels[i])
+            j = next(
+                j for j in np.random.default_rng(seed + i).permutation(len(origs)) if labels[j] != labels[i]
+            )
             others.append(origs[j])
         d_other = _distances(net, others, origs)
         for change, fn in CHANGES.items():
             copies = [fn(x).to(x.dtype) for x in origs]
             d_copy = _distances(net, copies, origs)
             p_copy = net.probability(torch.from_numpy(d_copy)).numpy()
-            out.append(InvarianceResult(domain, change, len(origs), shares={
-                "copy_recognised": float((p_copy > 0.5).mean()),
-                "other_farther": float((d_other > d_copy).mean())},
-                details={"median_distance_copy": float(np.median(d_copy)),
-                         "median_distance_other": float(np.median(d_other)),
-                         "median_p_copy": float(np.median(p_copy))}))
+            out.append(
+                InvarianceResult(
+                    domain,
+                    change,
+                    len(origs),
+                    shares={
+                        "copy_recognised": float((p_copy > 0.5).mean()),
+                        "other_farther": float((d_other > d_copy).mean()),
+                    },
+                    details={
+                        "median_distance_copy": float(np.median(d_copy)),
+                        "median_distance_other": float(np.median(d_other)),
+                        "median_p_copy": float(np.median(p_copy)),
+                    },
+                )
+            )
     return out
 
 
 def invariance_table(results: list[InvarianceResult]) -> str:
     """The results as a Markdown table (share of originals passing; targets in the header)."""
-    header = ("| domain | change | originals | copy: p > 0.5 (>= 95%) | other class farther than the copy (>= 95%) "
-              "| median d: copy / other | median p of the copy | met |")
+    header = (
+        "| domain | change | originals | copy: p > 0.5 (>= 95%) | other class farther than the copy (>= 95%) "
+        "| median d: copy / other | median p of the copy | met |"
+    )
     lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in results:
         s, d = r.shares, r.details
-        lines.append(f"| {r.domain} | {r.change} | {r.n} | {s['copy_recognised']:.1%} | {s['other_farther']:.1%} | "
-                     f"{d['median_distance_copy']:.3f} / {d['median_distance_other']:.3f} | {d['median_p_copy']:.2f} | "
-                     f"{'yes' if r.passed else 'no'} |")
+        lines.append(
+            f"| {r.domain} | {r.change} | {r.n} | {s['copy_recognised']:.1%} | {s['other_farther']:.1%} | "
+            f"{d['median_distance_copy']:.3f} / {d['median_distance_other']:.3f} | {d['median_p_copy']:.2f} | "
+            f"{'yes' if r.passed else 'no'} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="folder or Hub id (default: the bundled default model)")
     parser.add_argument("--n", type=int, default=200, help="originals per domain (default 200)")
     parser.add_argument("--seed", type=int, default=0)

@@ -38,12 +38,30 @@ from ..errors import InvalidInputError, LeakageInputError, SemSimError, UnsafeFi
 from .baselines import BASELINES, weights_available
 from .statistics import percentile_interval
 
-__all__ = ["DISAGREEMENT_RULE", "InputLike", "LeakageInputError", "LeakageReport", "LeakageRow", "ReconstructionPairs",
-           "leak_rate_interval", "leakage_report", "load_pairs"]
+__all__ = [
+    "DISAGREEMENT_RULE",
+    "InputLike",
+    "LeakageInputError",
+    "LeakageReport",
+    "LeakageRow",
+    "ReconstructionPairs",
+    "leak_rate_interval",
+    "leakage_report",
+    "load_pairs",
+]
 
 #: Keys under which a file or mapping may hold the originals / the reconstructions (first match wins).
 ORIGINAL_KEYS = ("originals", "original", "ground_truth", "gt", "inputs", "x")
-RECONSTRUCTION_KEYS = ("reconstructions", "reconstruction", "x_hat", "xhat", "recs", "rec", "recon", "reconstructed")
+RECONSTRUCTION_KEYS = (
+    "reconstructions",
+    "reconstruction",
+    "x_hat",
+    "xhat",
+    "recs",
+    "rec",
+    "recon",
+    "reconstructed",
+)
 #: Key of an optional integer array: the row of the originals that each reconstruction reconstructs.
 INDEX_KEY = "original_index"
 _ARRAY_SUFFIXES = (".pt", ".pth", ".npz", ".npy")
@@ -103,25 +121,35 @@ def _as_batch(value: Any, name: str) -> Tensor:
     """A validated batch ``(N, C, H, W)``, C in {1, 3}: uint8, or float32 in ``[0, 1]``."""
     if isinstance(value, np.ndarray):
         if value.dtype == object:
-            raise LeakageInputError(f"{name}: an array of Python objects ({_describe(value)}); save the images as one "
-                                    "numeric array (N, C, H, W) of uint8 or float in [0, 1].")
-        if value.dtype == np.bool_ or not (np.issubdtype(value.dtype, np.floating) or value.dtype == np.uint8):
+            raise LeakageInputError(
+                f"{name}: an array of Python objects ({_describe(value)}); save the images as one "
+                "numeric array (N, C, H, W) of uint8 or float in [0, 1]."
+            )
+        if value.dtype == np.bool_ or not (
+            np.issubdtype(value.dtype, np.floating) or value.dtype == np.uint8
+        ):
             raise LeakageInputError(
                 f"{name}: images of dtype {value.dtype} ({_describe(value)}) have no defined pixel range; "
-                "give uint8 (0-255) or float in [0, 1], e.g. x.astype(np.uint8) or x.astype(np.float32) / 255.")
-        t = torch.from_numpy(np.array(value, dtype=np.float32 if value.dtype != np.uint8 else np.uint8, copy=True))
+                "give uint8 (0-255) or float in [0, 1], e.g. x.astype(np.uint8) or x.astype(np.float32) / 255."
+            )
+        t = torch.from_numpy(
+            np.array(value, dtype=np.float32 if value.dtype != np.uint8 else np.uint8, copy=True)
+        )
     elif isinstance(value, Tensor):
         t = value.detach().cpu()
         if t.dtype != torch.uint8 and not t.is_floating_point():
             raise LeakageInputError(
                 f"{name}: images of dtype {t.dtype} ({_describe(t)}) have no defined pixel range; give uint8 (0-255) "
-                "or float in [0, 1], e.g. x.to(torch.uint8) or x.float() / 255.")
+                "or float in [0, 1], e.g. x.to(torch.uint8) or x.float() / 255."
+            )
         t = t if t.dtype == torch.uint8 else t.float()
     else:
         raise LeakageInputError(f"{name}: expected a tensor or array of images, got {type(value).__name__}.")
     shape = tuple(t.shape)
-    fix = ("Save a batch as (N, C, H, W) (PyTorch) or (N, H, W, C) with C = 1 (greyscale) or 3 (RGB): one image "
-           "(C, H, W) as x[None], a greyscale batch (N, H, W) as x[:, None].")
+    fix = (
+        "Save a batch as (N, C, H, W) (PyTorch) or (N, H, W, C) with C = 1 (greyscale) or 3 (RGB): one image "
+        "(C, H, W) as x[None], a greyscale batch (N, H, W) as x[:, None]."
+    )
     if t.ndim != 4:
         raise LeakageInputError(f"{name}: images of shape {shape} (a {t.ndim}-D array). {fix}")
     if shape[0] == 0:
@@ -131,22 +159,29 @@ def _as_batch(value: Any, name: str) -> Tensor:
     elif shape[3] in (1, 3):
         t = t.permute(0, 3, 1, 2).contiguous()
     elif 4 in (shape[1], shape[3]):
-        raise LeakageInputError(f"{name}: shape {shape} has 4 channels (RGBA?). Drop the alpha channel after compositing "
-                                "onto the background the images are shown on, e.g. x[:, :3] or x[..., :3].")
+        raise LeakageInputError(
+            f"{name}: shape {shape} has 4 channels (RGBA?). Drop the alpha channel after compositing "
+            "onto the background the images are shown on, e.g. x[:, :3] or x[..., :3]."
+        )
     else:
-        raise LeakageInputError(f"{name}: shape {shape} has no channel axis of size 1 or 3 (axis 1 for NCHW or the "
-                                f"last axis for NHWC). {fix}")
+        raise LeakageInputError(
+            f"{name}: shape {shape} has no channel axis of size 1 or 3 (axis 1 for NCHW or the "
+            f"last axis for NHWC). {fix}"
+        )
     if t.is_floating_point():
         finite = torch.isfinite(t)
         if not bool(finite.all()):
-            raise LeakageInputError(f"{name}: {int((~finite).sum())} value(s) are NaN or infinite (shape {shape}); "
-                                    "a reconstruction must be an image: replace them (e.g. torch.nan_to_num(x)).")
+            raise LeakageInputError(
+                f"{name}: {int((~finite).sum())} value(s) are NaN or infinite (shape {shape}); "
+                "a reconstruction must be an image: replace them (e.g. torch.nan_to_num(x))."
+            )
         lo, hi = float(t.min()), float(t.max())
         if lo < 0 or hi > 1:
             raise LeakageInputError(
                 f"{name}: float pixels span [{lo:.4g}, {hi:.4g}] (shape {shape}) but must lie in [0, 1]. Floats in "
                 "0-255: divide by 255; normalised with a mean and std: undo it (x * std + mean); in [-1, 1]: "
-                "(x + 1) / 2; an attack's output slightly outside [0, 1]: clamp it, x.clamp(0, 1).")
+                "(x + 1) / 2; an attack's output slightly outside [0, 1]: clamp it, x.clamp(0, 1)."
+            )
     return t
 
 
@@ -160,8 +195,17 @@ def _content_groups(batch: Tensor) -> list[int]:
     return out
 
 
-def _from_arrays(orig: Any, rec: Any, *, original_index: Any, orig_name: str, rec_name: str,
-                 orig_label: str, rec_label: str, source: str) -> ReconstructionPairs:
+def _from_arrays(
+    orig: Any,
+    rec: Any,
+    *,
+    original_index: Any,
+    orig_name: str,
+    rec_name: str,
+    orig_label: str,
+    rec_label: str,
+    source: str,
+) -> ReconstructionPairs:
     o = _as_batch(orig, orig_name)
     r = _as_batch(rec, rec_name)
     n, m = r.shape[0], o.shape[0]
@@ -170,22 +214,27 @@ def _from_arrays(orig: Any, rec: Any, *, original_index: Any, orig_name: str, re
             raise LeakageInputError(
                 f"{m} originals ({orig_name}, shape {tuple(o.shape)}) but {n} reconstructions ({rec_name}, shape "
                 f"{tuple(r.shape)}): give one original per reconstruction (repeat an original for each of its "
-                f"reconstructions), or an {INDEX_KEY!r} of {n} integers naming each reconstruction's original row.")
+                f"reconstructions), or an {INDEX_KEY!r} of {n} integers naming each reconstruction's original row."
+            )
         index = list(range(n))
     else:
         idx = np.asarray(original_index.cpu() if isinstance(original_index, Tensor) else original_index)
         if idx.ndim != 1 or len(idx) != n or not np.issubdtype(idx.dtype, np.integer):
-            raise LeakageInputError(f"{INDEX_KEY} must be {n} integers (one per reconstruction), got "
-                                    f"{_describe(idx)}.")
+            raise LeakageInputError(
+                f"{INDEX_KEY} must be {n} integers (one per reconstruction), got {_describe(idx)}."
+            )
         if len(idx) and (idx.min() < 0 or idx.max() >= m):
-            raise LeakageInputError(f"{INDEX_KEY} holds rows {int(idx.min())}..{int(idx.max())}, but there are {m} "
-                                    f"originals (rows 0..{m - 1}).")
+            raise LeakageInputError(
+                f"{INDEX_KEY} holds rows {int(idx.min())}..{int(idx.max())}, but there are {m} "
+                f"originals (rows 0..{m - 1})."
+            )
         index = [int(v) for v in idx]
     if tuple(o.shape[2:]) != tuple(r.shape[2:]):
         raise LeakageInputError(
             f"originals are {o.shape[2]}x{o.shape[3]} ({orig_name}, shape {tuple(o.shape)}) but reconstructions "
             f"are {r.shape[2]}x{r.shape[3]} ({rec_name}, shape {tuple(r.shape)}); a reconstruction must have its "
-            "original's height and width (resize one of them first).")
+            "original's height and width (resize one of them first)."
+        )
     group = _content_groups(o)
     ids = [f"{rec_label}[{i}]" for i in range(n)]
     original_ids = [f"{orig_label}[{group[j]}]" for j in index]
@@ -211,7 +260,8 @@ def _read_array_file(path: Path) -> Any:
                 f"{path} cannot be read with torch.load(weights_only=True) ({str(err).splitlines()[0][:200]}). Only "
                 "tensors in plain containers are read (a pickle of other objects could run code): save the images "
                 "with torch.save(x_hat, 'rec.pt') or torch.save({'originals': x, 'reconstructions': x_hat}, "
-                "'attack.pt'), tensors on any device, detached.") from err
+                "'attack.pt'), tensors on any device, detached."
+            ) from err
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -221,7 +271,8 @@ def _read_array_file(path: Path) -> Any:
     except ValueError as err:  # object arrays need pickles
         raise UnsafeFileError(
             f"{path} holds arrays that could only be read by unpickling ({err}); save plain numeric arrays: "
-            "np.savez('attack.npz', originals=x, reconstructions=x_hat).") from err
+            "np.savez('attack.npz', originals=x, reconstructions=x_hat)."
+        ) from err
     except (OSError, EOFError) as err:
         raise LeakageInputError(f"{path} is not a readable {suffix} file ({err}).") from err
 
@@ -239,18 +290,22 @@ def _pick(obj: Any, keys: Sequence[str], role: str, name: str, *, only_role: boo
         if isinstance(obj, (list, tuple)):
             raise LeakageInputError(
                 f"{name} holds a {type(obj).__name__} of {len(obj)} items; save one batch tensor (N, C, H, W), or a "
-                "dict {'originals': x, 'reconstructions': x_hat}, so that which is which is not guessed.")
+                "dict {'originals': x, 'reconstructions': x_hat}, so that which is which is not guessed."
+            )
         return obj
     for key in keys:
         if key in entries:
             return entries[key]
-    batches = [k for k, v in entries.items() if isinstance(v, (Tensor, np.ndarray)) and getattr(v, "ndim", 0) >= 3]
+    batches = [
+        k for k, v in entries.items() if isinstance(v, (Tensor, np.ndarray)) and getattr(v, "ndim", 0) >= 3
+    ]
     if only_role and len(batches) == 1:
         return entries[batches[0]]
     raise LeakageInputError(
         f"{name} holds the keys {sorted(entries)}, none of which names the {role}; accepted keys: "
         f"{', '.join(repr(k) for k in keys)} (e.g. torch.save({{'originals': x, 'reconstructions': x_hat}}, "
-        "'attack.pt')).")
+        "'attack.pt'))."
+    )
 
 
 def _is_dataset_folder(path: Path) -> bool:
@@ -276,13 +331,19 @@ def _from_dataset(folder: Path, split: str | None) -> ReconstructionPairs:
         ds = dsd[name]
         missing = [c for c in ("original", "reconstruction") if c not in ds.column_names]
         if missing:
-            raise LeakageInputError(f"{folder} (split {name}) has no column(s) {missing}; a dataset folder must be in the "
-                                    "SemSim schema (`semsim convert` writes one).")
+            raise LeakageInputError(
+                f"{folder} (split {name}) has no column(s) {missing}; a dataset folder must be in the "
+                "SemSim schema (`semsim convert` writes one)."
+            )
         parts.append((name, undecoded(ds)))
     ids, original_ids, cells = [], [], []
     for name, ds in parts:
         cols = ds.column_names
-        rec_ids = ds["reconstruction_id"] if "reconstruction_id" in cols else [f"{name}[{i}]" for i in range(len(ds))]
+        rec_ids = (
+            ds["reconstruction_id"]
+            if "reconstruction_id" in cols
+            else [f"{name}[{i}]" for i in range(len(ds))]
+        )
         orig_ids = ds["original_id"] if "original_id" in cols else rec_ids
         for i, (rid, oid) in enumerate(zip(rec_ids, orig_ids)):
             ids.append(str(rid) or f"{name}[{i}]")
@@ -314,14 +375,22 @@ def _from_folders(originals: Path, reconstructions: Path, skip_unpaired: bool) -
         raise LeakageInputError(
             f"{len(pairing.problems)} file(s) could not be paired (the rule of `semsim score --help`: 'x.png' pairs "
             "with 'x.jpg', a trailing _rec/_ori is ignored, several reconstructions of 'x.png' are named "
-            "'x__tag.png'):\n  " + "\n  ".join(pairing.problems) + "\n(skip_unpaired=True / --skip-unpaired reports "
-            "the pairs that match)")
+            "'x__tag.png'):\n  "
+            + "\n  ".join(pairing.problems)
+            + "\n(skip_unpaired=True / --skip-unpaired reports "
+            "the pairs that match)"
+        )
     if pairing.problems:
-        notes.append(f"{len(pairing.problems)} file(s) without a partner were left out: "
-                     + "; ".join(pairing.problems[:10]) + (" ..." if len(pairing.problems) > 10 else ""))
+        notes.append(
+            f"{len(pairing.problems)} file(s) without a partner were left out: "
+            + "; ".join(pairing.problems[:10])
+            + (" ..." if len(pairing.problems) > 10 else "")
+        )
     if not pairing.pairs:
-        raise LeakageInputError(f"no image pairs in {originals} and {reconstructions} (see the pairing rule of "
-                                "`semsim score --help`).")
+        raise LeakageInputError(
+            f"no image pairs in {originals} and {reconstructions} (see the pairing rule of "
+            "`semsim score --help`)."
+        )
     pairs = pairing.pairs
 
     def fetch(rows: Sequence[int]) -> list[tuple[Tensor, Tensor]]:
@@ -335,9 +404,13 @@ def _from_folders(originals: Path, reconstructions: Path, skip_unpaired: bool) -
         return out
 
     ids = [r.name for _, r in pairs]
-    return ReconstructionPairs(_unique(ids), [o.name for o, _ in pairs],
-                               f"the folders {originals} (originals) and {reconstructions} (reconstructions)", fetch,
-                               notes)
+    return ReconstructionPairs(
+        _unique(ids),
+        [o.name for o, _ in pairs],
+        f"the folders {originals} (originals) and {reconstructions} (reconstructions)",
+        fetch,
+        notes,
+    )
 
 
 def _unique(ids: list[str]) -> list[str]:
@@ -350,9 +423,14 @@ def _unique(ids: list[str]) -> list[str]:
     return out
 
 
-def load_pairs(originals: InputLike, reconstructions: InputLike | None = None, *,
-               original_index: Sequence[int] | Tensor | np.ndarray | None = None, split: str | None = None,
-               skip_unpaired: bool = False) -> ReconstructionPairs:
+def load_pairs(
+    originals: InputLike,
+    reconstructions: InputLike | None = None,
+    *,
+    original_index: Sequence[int] | Tensor | np.ndarray | None = None,
+    split: str | None = None,
+    skip_unpaired: bool = False,
+) -> ReconstructionPairs:
     """Pair originals with their reconstructions from folders, files, tensors or arrays.
 
     Accepted inputs:
@@ -399,11 +477,15 @@ def load_pairs(originals: InputLike, reconstructions: InputLike | None = None, *
             if _is_dataset_folder(path):
                 return _from_dataset(path, split)
             if path.is_dir():
-                raise LeakageInputError(f"{path} is a folder of images; give the reconstructions folder too "
-                                        "(or a dataset folder in the SemSim schema).")
+                raise LeakageInputError(
+                    f"{path} is a folder of images; give the reconstructions folder too "
+                    "(or a dataset folder in the SemSim schema)."
+                )
             if path.suffix.lower() not in _ARRAY_SUFFIXES:
-                raise LeakageInputError(f"{path}: give a .pt, .pth or .npz file holding both the originals and the "
-                                        "reconstructions, a dataset folder, or two folders/files.")
+                raise LeakageInputError(
+                    f"{path}: give a .pt, .pth or .npz file holding both the originals and the "
+                    "reconstructions, a dataset folder, or two folders/files."
+                )
             obj, label = _read_array_file(path), path.name
         else:
             obj, label = originals, "inputs"
@@ -411,15 +493,26 @@ def load_pairs(originals: InputLike, reconstructions: InputLike | None = None, *
             raise LeakageInputError(
                 f"{label} holds one batch ({_describe(obj)}), not originals and reconstructions; give the "
                 "reconstructions as well, or save both: torch.save({'originals': x, 'reconstructions': x_hat}, "
-                "'attack.pt').")
+                "'attack.pt')."
+            )
         entries = _entries(obj) or {}
         orig = _pick(obj, ORIGINAL_KEYS, "originals", label, only_role=False)
         rec = _pick(obj, RECONSTRUCTION_KEYS, "reconstructions", label, only_role=False)
         index = original_index if original_index is not None else entries.get(INDEX_KEY)
         src = f"{label} (originals and reconstructions)" if label != "inputs" else "tensors"
-        return _from_arrays(orig, rec, original_index=index, orig_name=f"{label}: originals",
-                            rec_name=f"{label}: reconstructions", orig_label="original", rec_label="rec", source=src)
-    paths = [Path(v).expanduser() if isinstance(v, (str, Path)) else None for v in (originals, reconstructions)]
+        return _from_arrays(
+            orig,
+            rec,
+            original_index=index,
+            orig_name=f"{label}: originals",
+            rec_name=f"{label}: reconstructions",
+            orig_label="original",
+            rec_label="rec",
+            source=src,
+        )
+    paths = [
+        Path(v).expanduser() if isinstance(v, (str, Path)) else None for v in (originals, reconstructions)
+    ]
     if paths[0] is not None and paths[1] is not None and paths[0].is_dir() and paths[1].is_dir():
         return _from_folders(paths[0], paths[1], skip_unpaired)
     objs, labels = [], []
@@ -432,10 +525,12 @@ def load_pairs(originals: InputLike, reconstructions: InputLike | None = None, *
             other = "reconstructions" if role == "originals" else "originals"
             raise LeakageInputError(
                 f"{path} is a folder but the {other} are not: give two folders of images (paired by file name), or "
-                f"two .pt/.npz files, or tensors (a folder of originals cannot be matched to the rows of a batch).")
+                f"two .pt/.npz files, or tensors (a folder of originals cannot be matched to the rows of a batch)."
+            )
         if path.suffix.lower() not in _ARRAY_SUFFIXES:
-            raise LeakageInputError(f"{path}: the {role} must be a folder of images or a .pt, .pth, .npz or .npy "
-                                    "file of a batch.")
+            raise LeakageInputError(
+                f"{path}: the {role} must be a folder of images or a .pt, .pth, .npz or .npy file of a batch."
+            )
         objs.append(_read_array_file(path))
         labels.append(path.name)
     orig = _pick(objs[0], ORIGINAL_KEYS, "originals", labels[0], only_role=True)
@@ -449,8 +544,16 @@ def load_pairs(originals: InputLike, reconstructions: InputLike | None = None, *
     orig_label = "original" if both or labels[0] == "originals" else labels[0]
     rec_label = "rec" if both or labels[1] == "reconstructions" else labels[1]
     src = "tensors" if paths == [None, None] else f"{labels[0]} (originals) and {labels[1]} (reconstructions)"
-    return _from_arrays(orig, rec, original_index=index, orig_name=labels[0], rec_name=labels[1],
-                        orig_label=orig_label, rec_label=rec_label, source=src)
+    return _from_arrays(
+        orig,
+        rec,
+        original_index=index,
+        orig_name=labels[0],
+        rec_name=labels[1],
+        orig_label=orig_label,
+        rec_label=rec_label,
+        source=src,
+    )
 
 
 # -- the report ---------------------------------------------------------------------------------------------
@@ -478,9 +581,15 @@ class LeakageRow:
     disagreement: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "original_id": self.original_id, "distance": self.distance,
-                "p_recognised": self.p_recognised, "recognised": self.recognised, **self.baselines,
-                "disagreement": self.disagreement}
+        return {
+            "id": self.id,
+            "original_id": self.original_id,
+            "distance": self.distance,
+            "p_recognised": self.p_recognised,
+            "recognised": self.recognised,
+            **self.baselines,
+            "disagreement": self.disagreement,
+        }
 
 
 @dataclass
@@ -550,15 +659,32 @@ class LeakageReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the thumbnails, as plain JSON values (NaN as ``None``)."""
-        return _json_safe({"sentence": self.sentence(), "n": self.n, "n_leaked": self.n_leaked, "leak_rate": self.leak_rate,
-                "interval": list(self.interval), "confidence": 0.95, "threshold": self.threshold,
-                "n_originals": self.n_originals, "n_boot": self.n_boot, "seed": self.seed,
-                "distance_threshold": self.distance_threshold, "baselines": self.baselines,
-                "disagreement_rule": self.disagreement_rule, "disagreements": self.disagreements,
-                "baseline_summary": self.baseline_summary, "model": self.model_name,
-                "model_revision": self.model_revision, "calibration": self.calibration, "source": self.source,
-                "notes": self.notes, "seen_originals": self.seen_originals,
-                "rows": [r.to_dict() for r in self.rows]})
+        return _json_safe(
+            {
+                "sentence": self.sentence(),
+                "n": self.n,
+                "n_leaked": self.n_leaked,
+                "leak_rate": self.leak_rate,
+                "interval": list(self.interval),
+                "confidence": 0.95,
+                "threshold": self.threshold,
+                "n_originals": self.n_originals,
+                "n_boot": self.n_boot,
+                "seed": self.seed,
+                "distance_threshold": self.distance_threshold,
+                "baselines": self.baselines,
+                "disagreement_rule": self.disagreement_rule,
+                "disagreements": self.disagreements,
+                "baseline_summary": self.baseline_summary,
+                "model": self.model_name,
+                "model_revision": self.model_revision,
+                "calibration": self.calibration,
+                "source": self.source,
+                "notes": self.notes,
+                "seen_originals": self.seen_originals,
+                "rows": [r.to_dict() for r in self.rows],
+            }
+        )
 
 
 def _json_safe(value: Any) -> Any:
@@ -576,8 +702,13 @@ def _pct(v: float) -> str:
     return text.removesuffix(".0") + "%"
 
 
-def leak_rate_interval(recognised: Sequence[bool] | np.ndarray, original_ids: Sequence[Any] | np.ndarray, *,
-                       n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+def leak_rate_interval(
+    recognised: Sequence[bool] | np.ndarray,
+    original_ids: Sequence[Any] | np.ndarray,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """95% percentile bootstrap interval of the share of ``recognised`` rows, resampling originals.
 
     The resamples are exactly those of ``statistics.cluster_bootstrap(original_ids, n_boot, seed)`` (originals
@@ -756,11 +887,16 @@ def leakage_report(
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise LeakageInputError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}.")
-    pairs = load_pairs(originals, reconstructions, original_index=original_index, split=split,
-                       skip_unpaired=skip_unpaired)
+    pairs = load_pairs(
+        originals, reconstructions, original_index=original_index, split=split, skip_unpaired=skip_unpaired
+    )
     notes = list(pairs.notes)
-    logger.info("leakage report: %d reconstructions of %d originals from %s", len(pairs),
-                len(set(pairs.original_ids)), pairs.source)
+    logger.info(
+        "leakage report: %d reconstructions of %d originals from %s",
+        len(pairs),
+        len(set(pairs.original_ids)),
+        pairs.source,
+    )
     logger.info("loading the SemSim model")
     try:
         net = get_model(model, revision, device=torch.device(device))
@@ -770,8 +906,10 @@ def leakage_report(
         raise LeakageInputError(f"cannot load the SemSim model {model!r}: {err}") from err
     cal = dict(net.config.calibration or {})
     if not cal.get("slope"):
-        raise LeakageInputError("a leakage report needs a calibrated SemSim model (config.calibration) to give "
-                                "p_recognised; this one has none. Use the default model or one from `semsim train`.")
+        raise LeakageInputError(
+            "a leakage report needs a calibrated SemSim model (config.calibration) to give "
+            "p_recognised; this one has none. Use the default model or one from `semsim train`."
+        )
     active: dict[str, Any] = {}
     for name in dict.fromkeys(baselines):
         spec = BASELINES[name]
@@ -781,8 +919,10 @@ def leakage_report(
             except UnsafeFileError as err:
                 ok, reason = False, str(err)
             if not ok:
-                notes.append(f"{name} not computed: it {reason}. Place its weights there to add it (they are never "
-                             "downloaded by semsim-metric).")
+                notes.append(
+                    f"{name} not computed: it {reason}. Place its weights there to add it (they are never "
+                    "downloaded by semsim-metric)."
+                )
                 continue
         active[name] = spec
     n = len(pairs)
@@ -797,8 +937,11 @@ def leakage_report(
     domain = getattr(net.config, "training_domain", None) or {}
     dev = next(net.parameters()).device
     fast = scoring_copy(net)  # channels-last weights on a CPU: faster, the same distances
-    with warnings.catch_warnings(record=True) as caught, torch.inference_mode(), \
-            tqdm(total=n, desc="semsim report: scoring", unit="pair", disable=bar_disabled(progress)) as bar:
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        torch.inference_mode(),
+        tqdm(total=n, desc="semsim report: scoring", unit="pair", disable=bar_disabled(progress)) as bar,
+    ):
         warnings.simplefilter("always", OutOfDomainWarning)
         for start in range(0, n, batch_size):
             rows = list(range(start, min(n, start + batch_size)))
@@ -808,37 +951,55 @@ def leakage_report(
                 if tuple(o.shape[1:]) != tuple(r.shape[1:]):
                     raise LeakageInputError(
                         f"{pairs.ids[k]} is {r.shape[1]}x{r.shape[2]} but its original {pairs.original_ids[k]} is "
-                        f"{o.shape[1]}x{o.shape[2]}; a reconstruction must have its original's height and width.")
+                        f"{o.shape[1]}x{o.shape[2]}; a reconstruction must have its original's height and width."
+                    )
                 groups.setdefault((tuple(o.shape), tuple(r.shape)), []).append(k)
             by_row = dict(zip(rows, images))
             for ks in groups.values():
                 o = torch.stack([by_row[k][0] for k in ks])
                 r = torch.stack([by_row[k][1] for k in ks])
                 # each distinct original embedded once (they repeat across reconstructions): the same distances
-                d = _semsim_update(r.to(dev), o.to(dev), fast, data_range=1.0, dedup_target=True).float().cpu()
+                d = (
+                    _semsim_update(r.to(dev), o.to(dev), fast, data_range=1.0, dedup_target=True)
+                    .float()
+                    .cpu()
+                )
                 dist[ks] = d.numpy()
                 emb = None
-                if domain and not content_checked:  # the originals' embeddings vs the training ones: first batch
+                if (
+                    domain and not content_checked
+                ):  # the originals' embeddings vs the training ones: first batch
                     cfg = net.config
-                    emb = net.embed(to_model_input(o.to(dev), data_range=1.0, image_size=cfg.image_size,
-                                                   mean=cfg.image_mean, std=cfg.image_std,
-                                                   dtype=next(net.parameters()).dtype))
+                    emb = net.embed(
+                        to_model_input(
+                            o.to(dev),
+                            data_range=1.0,
+                            image_size=cfg.image_size,
+                            mean=cfg.image_mean,
+                            std=cfg.image_std,
+                            dtype=next(net.parameters()).dtype,
+                        )
+                    )
                     content_checked = True
                 for kind, message in domain_problems(domain, o[:1], emb) if domain else ():
                     domain_messages.append(message)
                     notes.append(f"out of the model's training domain ({kind}): {message}.")
-                if o.shape[1] != r.shape[1]:  # a greyscale reconstruction of a colour original, or the reverse
+                if (
+                    o.shape[1] != r.shape[1]
+                ):  # a greyscale reconstruction of a colour original, or the reverse
                     o, r = o.expand(-1, 3, -1, -1), r.expand(-1, 3, -1, -1)
                 for name, spec in list(active.items()):
                     if min(o.shape[2:]) < spec.min_size:
                         if name not in small:
                             small.add(name)
-                            notes.append(f"{name} not computed for images smaller than {spec.min_size}x{spec.min_size} "
-                                         "px.")
+                            notes.append(
+                                f"{name} not computed for images smaller than {spec.min_size}x{spec.min_size} "
+                                "px."
+                            )
                         continue
                     try:
                         values[name][ks] = spec.fn(r, o).detach().float().reshape(-1).cpu().numpy()
-                    except Exception as err:  # noqa: BLE001 - a baseline failing must not stop the report: it is left out
+                    except Exception as err:
                         notes.append(f"{name} not computed: {type(err).__name__}: {str(err)[:200]}")
                         del active[name]
                         values[name][:] = np.nan
@@ -851,7 +1012,9 @@ def leakage_report(
                     rec_thumbs[pairs.ids[k]] = _thumbnail(ri, thumbnail_size)
             bar.update(len(rows))
     for w in caught:  # shown as usual, and kept in the report (unless a note above says the same)
-        if issubclass(w.category, OutOfDomainWarning) and not any(m in str(w.message) for m in domain_messages):
+        if issubclass(w.category, OutOfDomainWarning) and not any(
+            m in str(w.message) for m in domain_messages
+        ):
             notes.append(str(w.message).split(" Silence with")[0])
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     computed = [name for name in values if np.isfinite(values[name]).any()]
@@ -863,15 +1026,19 @@ def leakage_report(
     # the ids (file names, batch rows, dataset ids)
     codes = list(dict.fromkeys(pairs.original_ids))
     code_of = {oid: i for i, oid in enumerate(codes)}
-    interval = leak_rate_interval(recognised, [code_of[o] for o in pairs.original_ids], n_boot=n_boot, seed=seed)
+    interval = leak_rate_interval(
+        recognised, [code_of[o] for o in pairs.original_ids], n_boot=n_boot, seed=seed
+    )
     semsim_leak = -dist
     verdicts, summary = {}, {}
     for name in computed:
         oriented = BASELINES[name].orient(values[name])
         verdicts[name] = _top_k(oriented, k_leaked)
         finite = np.isfinite(oriented)
-        summary[name] = {"spearman": _spearman(semsim_leak, oriented),
-                         "agreement": float((verdicts[name] == recognised)[finite].mean()) if finite.any() else math.nan}
+        summary[name] = {
+            "spearman": _spearman(semsim_leak, oriented),
+            "agreement": float((verdicts[name] == recognised)[finite].mean()) if finite.any() else math.nan,
+        }
     rule = [b for b in ("PSNR", "SSIM") if b in computed]
     flags = [""] * n
     if rule:
@@ -885,21 +1052,45 @@ def leakage_report(
                 flags[i] = "pixels_only"
     else:
         notes.append("no disagreements computed: neither PSNR nor SSIM was computed.")
-    rows = [LeakageRow(id=pairs.ids[i], original_id=pairs.original_ids[i], distance=float(dist[i]),
-                       p_recognised=float(prob[i]), recognised=bool(recognised[i]),
-                       baselines={name: float(values[name][i]) for name in computed}, disagreement=flags[i])
-            for i in range(n)]
+    rows = [
+        LeakageRow(
+            id=pairs.ids[i],
+            original_id=pairs.original_ids[i],
+            distance=float(dist[i]),
+            p_recognised=float(prob[i]),
+            recognised=bool(recognised[i]),
+            baselines={name: float(values[name][i]) for name in computed},
+            disagreement=flags[i],
+        )
+        for i in range(n)
+    ]
     name, rev = _model_identity(model, revision, net)
     seen = seen_originals(net.config, list(seen_fps.values()))
     if seen:
-        notes.append(f"{seen} of the {len(seen_fps)} originals were among the model's training originals: its numbers "
-                     "on their reconstructions are in-sample (likely better than on unseen images).")
+        notes.append(
+            f"{seen} of the {len(seen_fps)} originals were among the model's training originals: its numbers "
+            "on their reconstructions are in-sample (likely better than on unseen images)."
+        )
     return LeakageReport(
-        rows=rows, threshold=threshold, n_leaked=k_leaked, leak_rate=k_leaked / n, interval=interval,
-        n_originals=len(set(pairs.original_ids)), n_boot=n_boot, seed=seed,
-        distance_threshold=net.config.calibration_curve.distance_at(threshold), baselines=computed,
-        rule_baselines=rule, disagreements={"semsim_only": flags.count("semsim_only"),
-                                            "pixels_only": flags.count("pixels_only")},
-        baseline_summary=summary, model_name=name, model_revision=rev, calibration=cal, source=pairs.source,
-        notes=list(dict.fromkeys(notes)), seen_originals=seen, original_thumbnails=orig_thumbs,
-        reconstruction_thumbnails=rec_thumbs)
+        rows=rows,
+        threshold=threshold,
+        n_leaked=k_leaked,
+        leak_rate=k_leaked / n,
+        interval=interval,
+        n_originals=len(set(pairs.original_ids)),
+        n_boot=n_boot,
+        seed=seed,
+        distance_threshold=net.config.calibration_curve.distance_at(threshold),
+        baselines=computed,
+        rule_baselines=rule,
+        disagreements={"semsim_only": flags.count("semsim_only"), "pixels_only": flags.count("pixels_only")},
+        baseline_summary=summary,
+        model_name=name,
+        model_revision=rev,
+        calibration=cal,
+        source=pairs.source,
+        notes=list(dict.fromkeys(notes)),
+        seen_originals=seen,
+        original_thumbnails=orig_thumbs,
+        reconstruction_thumbnails=rec_thumbs,
+    )

@@ -23,8 +23,14 @@ from .._progress import logger
 from ..errors import OutputFolderError
 from .leakage import LeakageReport, LeakageRow
 
-__all__ = ["GENERATOR", "check_report_outputs", "distance_histogram_png", "render_html", "write_figure",
-           "write_leakage_report"]
+__all__ = [
+    "GENERATOR",
+    "check_report_outputs",
+    "distance_histogram_png",
+    "render_html",
+    "write_figure",
+    "write_leakage_report",
+]
 
 #: What the page's ``<meta name="generator">`` and the figure's PNG ``Software`` field say (files with it are
 #: replaced by a new report without ``overwrite``; other files are refused).
@@ -35,8 +41,13 @@ _FLAG_WORDS = {
     "pixels_only": "pixels only: the pixel metrics rank it high, SemSim says not recognised",
 }
 _UNITS = {"PSNR": "PSNR (dB)", "SSIM": "SSIM"}
-_MORE_IS_CLOSER = {"PSNR": "higher = more similar", "SSIM": "higher = more similar", "LPIPS": "lower = more similar",
-                   "DISTS": "lower = more similar", "MSE": "lower = more similar"}
+_MORE_IS_CLOSER = {
+    "PSNR": "higher = more similar",
+    "SSIM": "higher = more similar",
+    "LPIPS": "lower = more similar",
+    "DISTS": "lower = more similar",
+    "MSE": "lower = more similar",
+}
 
 
 def _ours(path: Path) -> bool:
@@ -53,8 +64,9 @@ def _ours(path: Path) -> bool:
         return False
 
 
-def check_report_outputs(html_path: str | Path, figure_path: str | Path | None = None, *,
-                         overwrite: bool = False) -> None:
+def check_report_outputs(
+    html_path: str | Path, figure_path: str | Path | None = None, *, overwrite: bool = False
+) -> None:
     """Refuse output paths that cannot be written or that hold files a leakage report did not write.
 
     Raises:
@@ -65,16 +77,19 @@ def check_report_outputs(html_path: str | Path, figure_path: str | Path | None =
         if path.is_dir():
             raise OutputFolderError(f"{path} is a folder; give a file name (e.g. report.html).")
         if path.exists() and not overwrite and not _ours(path):
-            raise OutputFolderError(f"{path} exists and was not written by a leakage report; choose another name or "
-                                    "pass overwrite=True (--overwrite).")
+            raise OutputFolderError(
+                f"{path} exists and was not written by a leakage report; choose another name or "
+                "pass overwrite=True (--overwrite)."
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             probe = path.with_name(f".{path.name}.probe")
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as err:
-            raise OutputFolderError(f"{path} cannot be written ({err.strerror or err}); choose a writable "
-                                    "location.") from err
+            raise OutputFolderError(
+                f"{path} cannot be written ({err.strerror or err}); choose a writable location."
+            ) from err
 
 
 def _png_uri(data: bytes) -> str:
@@ -99,8 +114,10 @@ def _who(report: LeakageReport) -> str:
     fitted = str(report.calibration.get("fitted_on", ""))
     if "model-judge" in fitted:
         if report.model_name.startswith(DEFAULT_MODEL_ID):
-            return ("five vision-language-model judges per reconstruction, shown only the reconstruction (the "
-                    "judged data semsim-judged-v3) - not people")
+            return (
+                "five vision-language-model judges per reconstruction, shown only the reconstruction (the "
+                "judged data semsim-judged-v3) - not people"
+            )
         return "vision-language-model judges shown only the reconstruction - not people"
     if "annotator_kind: human" in fitted:
         return "people (annotator_kind: human)"
@@ -118,19 +135,37 @@ def distance_histogram_png(report: LeakageReport) -> bytes:
     top = max(1.0, float(d.max()) * 1.05)
     bins = np.linspace(0, top, 31)
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    ax.hist([d[rec], d[~rec]], bins=bins, stacked=True, color=["#c0392b", "#7f8c8d"],
-            label=[f"recognised (p > {report.threshold:g}): {int(rec.sum())}", f"not recognised: {int((~rec).sum())}"])
+    ax.hist(
+        [d[rec], d[~rec]],
+        bins=bins,
+        stacked=True,
+        color=["#c0392b", "#7f8c8d"],
+        label=[
+            f"recognised (p > {report.threshold:g}): {int(rec.sum())}",
+            f"not recognised: {int((~rec).sum())}",
+        ],
+    )
     ax.axvline(report.distance_threshold, color="black", ls="--", lw=1)
-    ax.text(report.distance_threshold, ax.get_ylim()[1] * 0.95, f"  p = {report.threshold:g} at d = "
-            f"{report.distance_threshold:.3f}", va="top", fontsize=8)
+    ax.text(
+        report.distance_threshold,
+        ax.get_ylim()[1] * 0.95,
+        f"  p = {report.threshold:g} at d = {report.distance_threshold:.3f}",
+        va="top",
+        fontsize=8,
+    )
     ax.set_xlabel("SemSim distance (0 = semantically identical = most leakage)")
     ax.set_ylabel("reconstructions")
     ax.set_xlim(0, top)
     ax2 = ax.twinx()
     grid = np.linspace(0, top, 200)
     cal = report.calibration
-    ax2.plot(grid, 1 / (1 + np.exp(-(cal["intercept"] + cal["slope"] * grid))), color="#2c3e50", lw=1.2,
-             label="p_recognised(d)")
+    ax2.plot(
+        grid,
+        1 / (1 + np.exp(-(cal["intercept"] + cal["slope"] * grid))),
+        color="#2c3e50",
+        lw=1.2,
+        label="p_recognised(d)",
+    )
     ax2.set_ylim(0, 1.02)
     ax2.set_ylabel("p_recognised", fontsize=8)
     h1, l1 = ax.get_legend_handles_labels()
@@ -167,8 +202,10 @@ def write_figure(report: LeakageReport, path: str | Path, *, per_side: int = 6) 
     blocks = [("most likely recognised", rows[:k])]
     rest = rows[k:]
     if rest:
-        blocks.append(("least likely recognised", rest[-min(k, len(rest)):]))
-    fig, axes = plt.subplots(2 * len(blocks), k, figsize=(1.45 * k + 0.9, 3.0 * len(blocks) + 0.6), squeeze=False)
+        blocks.append(("least likely recognised", rest[-min(k, len(rest)) :]))
+    fig, axes = plt.subplots(
+        2 * len(blocks), k, figsize=(1.45 * k + 0.9, 3.0 * len(blocks) + 0.6), squeeze=False
+    )
     for b, (title, block) in enumerate(blocks):
         for j in range(k):
             ax_o, ax_r = axes[2 * b, j], axes[2 * b + 1, j]
@@ -180,10 +217,14 @@ def write_figure(report: LeakageReport, path: str | Path, *, per_side: int = 6) 
                 ax_r.axis("off")
                 continue
             row = block[j]
-            for ax, data in ((ax_o, report.original_thumbnails[row.original_id]),
-                             (ax_r, report.reconstruction_thumbnails[row.id])):
+            for ax, data in (
+                (ax_o, report.original_thumbnails[row.original_id]),
+                (ax_r, report.reconstruction_thumbnails[row.id]),
+            ):
                 arr = _image_array(data)
-                ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+                ax.imshow(
+                    arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest"
+                )
             colour = "#c0392b" if row.recognised else "#34495e"
             ax_r.set_title(f"p = {row.p_recognised:.2f}", fontsize=8, color=colour, pad=2)
             ax_r.set_xlabel(_short(row.id, 16), fontsize=6)
@@ -198,7 +239,7 @@ def write_figure(report: LeakageReport, path: str | Path, *, per_side: int = 6) 
 
 
 def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else "..." + text[-(width - 3):]
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
 _CSS = """
@@ -237,16 +278,22 @@ def _card(report: LeakageReport, row: LeakageRow, rank: int) -> str:
     e = html.escape
     o = _png_uri(report.original_thumbnails[row.original_id])
     r = _png_uri(report.reconstruction_thumbnails[row.id])
-    metrics = " &middot; ".join(f"{e(name)} {_fmt(v, 1 if name == 'PSNR' else 3)}" for name, v in row.baselines.items())
-    flag = f'<br><span class="yes">&#9873; {e(_FLAG_WORDS[row.disagreement])}</span>' if row.disagreement else ""
+    metrics = " &middot; ".join(
+        f"{e(name)} {_fmt(v, 1 if name == 'PSNR' else 3)}" for name, v in row.baselines.items()
+    )
+    flag = (
+        f'<br><span class="yes">&#9873; {e(_FLAG_WORDS[row.disagreement])}</span>' if row.disagreement else ""
+    )
     cls = ("recognised" if row.recognised else "not") + (" flag" if row.disagreement else "")
-    return (f'<figure class="pair {cls}" data-p="{row.p_recognised:.6f}">'
-            f'<div class="imgs"><div><img class="px orig" src="{o}" alt="original {e(row.original_id)}">original</div>'
-            f'<div><img class="px rec" src="{r}" alt="reconstruction {e(row.id)}">reconstruction</div></div>'
-            f'<figcaption>#{rank} <b>p = {row.p_recognised:.2f}</b> <span class="bar"><span style="width:'
-            f'{100 * row.p_recognised:.0f}%"></span></span><br>distance {row.distance:.3f}'
-            f'{" &middot; " + metrics if metrics else ""}<br><span class="id">{e(row.id)}</span>{flag}</figcaption>'
-            "</figure>")
+    return (
+        f'<figure class="pair {cls}" data-p="{row.p_recognised:.6f}">'
+        f'<div class="imgs"><div><img class="px orig" src="{o}" alt="original {e(row.original_id)}">original</div>'
+        f'<div><img class="px rec" src="{r}" alt="reconstruction {e(row.id)}">reconstruction</div></div>'
+        f'<figcaption>#{rank} <b>p = {row.p_recognised:.2f}</b> <span class="bar"><span style="width:'
+        f'{100 * row.p_recognised:.0f}%"></span></span><br>distance {row.distance:.3f}'
+        f'{" &middot; " + metrics if metrics else ""}<br><span class="id">{e(row.id)}</span>{flag}</figcaption>'
+        "</figure>"
+    )
 
 
 def render_html(report: LeakageReport, *, gallery_limit: int = 200, histogram: bytes | None = None) -> str:
@@ -279,30 +326,40 @@ def render_html(report: LeakageReport, *, gallery_limit: int = 200, histogram: b
         cut = top
     for i, (rank, row) in enumerate(shown):
         if cut is not None and i == cut:
-            hidden = rows[cut:len(rows) - limit // 2]
-            cards.append(f'<div class="skip">{len(hidden)} reconstructions with p between '
-                         f'{hidden[-1].p_recognised:.2f} and {hidden[0].p_recognised:.2f} are not shown here; the '
-                         "table below lists every one.</div>")
+            hidden = rows[cut : len(rows) - limit // 2]
+            cards.append(
+                f'<div class="skip">{len(hidden)} reconstructions with p between '
+                f"{hidden[-1].p_recognised:.2f} and {hidden[0].p_recognised:.2f} are not shown here; the "
+                "table below lists every one.</div>"
+            )
         cards.append(_card(report, row, rank))
     base_cols = report.baselines
     th = "".join(f"<th>{e(_UNITS.get(b, b))}</th>" for b in base_cols)
     trs = []
     for rank, row in enumerate(rows, 1):
-        tds = "".join(f"<td>{_fmt(row.baselines.get(b, math.nan), 2 if b == 'PSNR' else 4)}</td>" for b in base_cols)
+        tds = "".join(
+            f"<td>{_fmt(row.baselines.get(b, math.nan), 2 if b == 'PSNR' else 4)}</td>" for b in base_cols
+        )
         verdict = '<span class="yes">yes</span>' if row.recognised else "no"
         flag = e(_FLAG_WORDS.get(row.disagreement, ""))
-        trs.append(f'<tr class="{"flag" if row.disagreement else ""}"><td>{rank}</td><td class="t">{e(row.id)}</td>'
-                   f'<td class="t">{e(row.original_id)}</td><td>{row.distance:.4f}</td><td>{row.p_recognised:.3f}</td>'
-                   f"<td>{verdict}</td>{tds}<td class=\"f\">{flag}</td></tr>")
+        trs.append(
+            f'<tr class="{"flag" if row.disagreement else ""}"><td>{rank}</td><td class="t">{e(row.id)}</td>'
+            f'<td class="t">{e(row.original_id)}</td><td>{row.distance:.4f}</td><td>{row.p_recognised:.3f}</td>'
+            f'<td>{verdict}</td>{tds}<td class="f">{flag}</td></tr>'
+        )
     summary = "".join(
         f"<li>{e(b)}: Spearman rank correlation with SemSim {_fmt(s['spearman'])} (both oriented so that higher = more "
         f"leakage); its matched-count verdict agrees with SemSim's on {_pct(s['agreement'])} of the reconstructions"
-        "</li>" for b, s in report.baseline_summary.items())
+        "</li>"
+        for b, s in report.baseline_summary.items()
+    )
     n_flag = sum(report.disagreements.values())
     notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
     cal = report.calibration
     revision = e(report.model_revision or "not pinned (a folder or a model object)")
-    lpips_word = "" if "LPIPS" in report.baselines else " LPIPS is shown only when its weights are on this machine."
+    lpips_word = (
+        "" if "LPIPS" in report.baselines else " LPIPS is shown only when its weights are on this machine."
+    )
     body = f"""<main>
 <h1>Leakage report</h1>
 <div class="muted">{e(report.source)} &middot; {report.n} reconstructions of {report.n_originals} originals &middot;
@@ -357,15 +414,23 @@ trained on score in-sample.</dd>
 <p class="muted">Made by semsim-metric {e(__version__)} (<code>semsim report</code>). This page is self-contained:
 no scripts, no network; images are embedded.</p>
 </main>"""
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-            f'<meta name="generator" content="{GENERATOR}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>Leakage report: {e(head)}</title><style>{_CSS}</style></head>\n<body>{body}</body></html>\n")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f'<meta name="generator" content="{GENERATOR}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Leakage report: {e(head)}</title><style>{_CSS}</style></head>\n<body>{body}</body></html>\n"
+    )
 
 
-def write_leakage_report(report: LeakageReport, path: str | Path, *, figure: str | Path | bool = True,
-                         overwrite: bool = False, gallery_limit: int = 200) -> tuple[Path, Path | None]:
+def write_leakage_report(
+    report: LeakageReport,
+    path: str | Path,
+    *,
+    figure: str | Path | bool = True,
+    overwrite: bool = False,
+    gallery_limit: int = 200,
+) -> tuple[Path, Path | None]:
     """Write the HTML page ``path`` and, beside it, the figure (``report.html`` -> ``report.png``).
 
     Args:

@@ -46,7 +46,7 @@ def plot_model_level(report: EvaluationReport, path: Path, *, n_boot: int = 500,
         ax.set_title(f"{name}  Kendall {fmt(mo.get('kendall'))}", fontsize=9)
         ax.set_xlabel(f"mean {name}", fontsize=8)
         ax.set_ylabel("recognised share", fontsize=8)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -60,6 +60,7 @@ def plot_roc(values: dict[str, np.ndarray], recognized: np.ndarray, path: Path) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     metrics = require("sklearn.metrics", "ROC curves")
     roc_auc_score, roc_curve = metrics.roc_auc_score, metrics.roc_curve
 
@@ -68,7 +69,12 @@ def plot_roc(values: dict[str, np.ndarray], recognized: np.ndarray, path: Path) 
     for name, vals in sorted(values.items(), key=lambda kv: -roc_auc_score(y, leakage_score(kv[0], kv[1]))):
         score = leakage_score(name, vals)
         fpr, tpr, _ = roc_curve(y, score)
-        ax.plot(fpr, tpr, label=f"{name} ({roc_auc_score(y, score):.3f})", lw=2 if name.startswith("SemSim") else 1)
+        ax.plot(
+            fpr,
+            tpr,
+            label=f"{name} ({roc_auc_score(y, score):.3f})",
+            lw=2 if name.startswith("SemSim") else 1,
+        )
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -78,5 +84,3 @@ def plot_roc(values: dict[str, np.ndarray], recognized: np.ndarray, path: Path) 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-

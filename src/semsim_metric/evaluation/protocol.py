@@ -64,7 +64,9 @@ def pair_metric_values(
     for name in names:
         spec = BASELINES[name]
         if size < spec.min_size:
-            skipped[name] = f"needs images of at least {spec.min_size}x{spec.min_size} px, these are {size}x{size}"
+            skipped[name] = (
+                f"needs images of at least {spec.min_size}x{spec.min_size} px, these are {size}x{size}"
+            )
             continue
         if spec.needs_weights:
             ok, reason = weights_available(spec.needs_weights)
@@ -76,13 +78,17 @@ def pair_metric_values(
     if progress:
         logger.info("scoring %d pairs with %s", len(ds), ", ".join(scorers) or "nothing")
     # score_pairs draws its bar in a terminal; in a piped log a last pseudo-scorer counts the pairs scored
-    with Progress(len(ds), "scoring pairs", unit="pair", progress=progress and not show_bars(progress)) as bar:
+    with Progress(
+        len(ds), "scoring pairs", unit="pair", progress=progress and not show_bars(progress)
+    ) as bar:
+
         def count(preds: Any, target: Any) -> Any:
             bar.update(len(preds))
             return preds.new_zeros(len(preds))
 
-        values = score_pairs(ds, {**scorers, _COUNTER: count}, batch_size=batch_size, failed=failed,
-                             progress=progress)
+        values = score_pairs(
+            ds, {**scorers, _COUNTER: count}, batch_size=batch_size, failed=failed, progress=progress
+        )
     values.pop(_COUNTER, None)
     for name, reason in failed.items():
         if name in models:  # SemSim itself must never be silently dropped
@@ -131,8 +137,13 @@ def evaluate_table(
     """
     y = np.asarray(recognized, dtype=bool)
     groups = np.asarray(groups)
-    report = EvaluationReport(title=title, n=int(len(y)), recognised_share=float(y.mean()), group_by=group_by,
-                              skipped=dict(skipped or {}))
+    report = EvaluationReport(
+        title=title,
+        n=len(y),
+        recognised_share=float(y.mean()),
+        group_by=group_by,
+        skipped=dict(skipped or {}),
+    )
     oriented = {}
     if progress and n_boot:
         logger.info("bootstrap: %d resamples of the originals for %d metric(s)", n_boot, len(values))
@@ -147,13 +158,17 @@ def evaluate_table(
         report.model[name] = model_level(groups, y, oriented[name], original_ids, n_boot=n_boot, seed=seed)
     names = list(oriented)
     for a_i, a in enumerate(names):
-        for b in names[a_i + 1:]:
+        for b in names[a_i + 1 :]:
             report.contradictions[f"{a} vs {b}"] = contradiction_rate(oriented[a], oriented[b], seed=seed)
     uniq = np.unique(groups)
     report.per_group = {
-        str(g): {"n": int((groups == g).sum()), "recognised_share": float(y[groups == g].mean()),
-                 "mean": {k: float(np.asarray(values[k], dtype=float)[groups == g].mean()) for k in oriented}}
-        for g in uniq}
+        str(g): {
+            "n": int((groups == g).sum()),
+            "recognised_share": float(y[groups == g].mean()),
+            "mean": {k: float(np.asarray(values[k], dtype=float)[groups == g].mean()) for k in oriented},
+        }
+        for g in uniq
+    }
     return report
 
 
@@ -178,9 +193,18 @@ def evaluate_dataset(
         logger.info("%s: %d rows", title, len(ds))
     values = pair_metric_values(models, ds, baselines=baselines, skipped=skipped, progress=progress)
     groups = group_keys(ds, group_by)
-    report = evaluate_table(values, np.asarray(ds["recognized"], dtype=bool), groups, np.asarray(ds["original_id"]),
-                            title=title, group_by=group_by, n_boot=n_boot, seed=seed, skipped=skipped,
-                            progress=progress)
+    report = evaluate_table(
+        values,
+        np.asarray(ds["recognized"], dtype=bool),
+        groups,
+        np.asarray(ds["original_id"]),
+        title=title,
+        group_by=group_by,
+        n_boot=n_boot,
+        seed=seed,
+        skipped=skipped,
+        progress=progress,
+    )
     return report, values
 
 
@@ -189,12 +213,16 @@ def group_keys(ds: Any, group_by: str) -> np.ndarray:
     cols = [c.strip() for c in group_by.split(",") if c.strip()]
     missing = [c for c in cols if c not in ds.column_names]
     if missing:
-        raise InvalidInputError(f"group_by column(s) {missing} not in the dataset (it has {ds.column_names}).")
+        raise InvalidInputError(
+            f"group_by column(s) {missing} not in the dataset (it has {ds.column_names})."
+        )
     values = [ds[c] for c in cols]
     return np.asarray(["/".join(str(v[i]) for v in values) for i in range(len(ds))])
 
 
-def compare_on_split(model: Any, ds: Any, baselines: Sequence[str] = ("PSNR", "SSIM", "MSE")) -> dict[str, float]:
+def compare_on_split(
+    model: Any, ds: Any, baselines: Sequence[str] = ("PSNR", "SSIM", "MSE")
+) -> dict[str, float]:
     """ROC-AUC for recognised vs not, for SemSim and a few baselines, on one split (used by model cards)."""
     roc_auc_score = require("sklearn.metrics", "ROC-AUC").roc_auc_score
 
@@ -203,5 +231,3 @@ def compare_on_split(model: Any, ds: Any, baselines: Sequence[str] = ("PSNR", "S
     if y.all() or not y.any():
         return {}
     return {name: float(roc_auc_score(y, leakage_score(name, v))) for name, v in values.items()}
-
-

@@ -25,19 +25,33 @@ class EvaluationReport:
     notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "n": self.n, "recognised_share": self.recognised_share, "image_level": self.image,
-                "model_level": self.model, "contradictions": self.contradictions, "skipped": self.skipped,
-                "group_by": self.group_by, "per_group": self.per_group, "notes": self.notes}
+        return {
+            "title": self.title,
+            "n": self.n,
+            "recognised_share": self.recognised_share,
+            "image_level": self.image,
+            "model_level": self.model,
+            "contradictions": self.contradictions,
+            "skipped": self.skipped,
+            "group_by": self.group_by,
+            "per_group": self.per_group,
+            "notes": self.notes,
+        }
 
     def table(self) -> str:
         """The agreement table as Markdown."""
-        lines = ["| metric | ROC-AUC [95% CI] | accuracy | model-level Spearman [95% CI] | Kendall [95% CI] "
-                 "| Pearson |", "|---|---|---|---|---|---|"]
+        lines = [
+            "| metric | ROC-AUC [95% CI] | accuracy | model-level Spearman [95% CI] | Kendall [95% CI] "
+            "| Pearson |",
+            "|---|---|---|---|---|---|",
+        ]
         for name in sorted(self.image, key=lambda k: -self.image[k]["roc_auc"]):
             im, mo = self.image[name], self.model.get(name, {})
-            lines.append(f"| {name} | {im['roc_auc']:.3f} {fmt_ci(im.get('roc_auc_ci'))} | {im['accuracy']:.3f} | "
-                         f"{fmt(mo.get('spearman'))} {fmt_ci(mo.get('spearman_ci'))} | {fmt(mo.get('kendall'))} "
-                         f"{fmt_ci(mo.get('kendall_ci'))} | {fmt(mo.get('pearson'))} |")
+            lines.append(
+                f"| {name} | {im['roc_auc']:.3f} {fmt_ci(im.get('roc_auc_ci'))} | {im['accuracy']:.3f} | "
+                f"{fmt(mo.get('spearman'))} {fmt_ci(mo.get('spearman_ci'))} | {fmt(mo.get('kendall'))} "
+                f"{fmt_ci(mo.get('kendall_ci'))} | {fmt(mo.get('pearson'))} |"
+            )
         return "\n".join(lines)
 
 

@@ -29,7 +29,14 @@ from ..loss import SemSimLoss
 from ..models import SemSimModel
 from .invariance import INVARIANCE_DOMAINS, invariance_originals
 
-__all__ = ["FOOLED_SSIM", "RobustnessResult", "from_noise", "pgd_toward", "robustness_table", "run_robustness"]
+__all__ = [
+    "FOOLED_SSIM",
+    "RobustnessResult",
+    "from_noise",
+    "pgd_toward",
+    "robustness_table",
+    "run_robustness",
+]
 
 #: below this SSIM to the original an image does not look like it (the issue's threshold)
 FOOLED_SSIM = 0.3
@@ -52,13 +59,17 @@ def _ssim(x: Tensor, y: Tensor) -> np.ndarray:
     return ssim(x, y, data_range=1.0, reduction="none").detach().float().numpy()
 
 
-def _scores(model: SemSimModel, loss_fn: SemSimLoss, x: Tensor, originals: Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _scores(
+    model: SemSimModel, loss_fn: SemSimLoss, x: Tensor, originals: Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         d = loss_fn(x, originals).detach()
     return d.numpy(), model.probability(d).numpy()
 
 
-def from_noise(model: SemSimModel, originals: Tensor, *, lr: float, steps: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+def from_noise(
+    model: SemSimModel, originals: Tensor, *, lr: float, steps: int = 200, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Adam on the pixels of uniform noise toward ``originals`` (float ``(N, C, H, W)`` in ``[0, 1]``).
 
     Returns:
@@ -79,8 +90,15 @@ def from_noise(model: SemSimModel, originals: Tensor, *, lr: float, steps: int =
     return {"distance": d, "p": p, "ssim": _ssim(x, originals)}
 
 
-def pgd_toward(model: SemSimModel, reconstructions: Tensor, originals: Tensor, *, eps: float = 8 / 255,
-               steps: int = 50, step_size: float = 1 / 255) -> dict[str, np.ndarray]:
+def pgd_toward(
+    model: SemSimModel,
+    reconstructions: Tensor,
+    originals: Tensor,
+    *,
+    eps: float = 8 / 255,
+    steps: int = 50,
+    step_size: float = 1 / 255,
+) -> dict[str, np.ndarray]:
     """Signed-gradient descent of the SemSim distance inside an L-infinity ball of ``eps`` around each
     reconstruction (float ``(N, C, H, W)`` in ``[0, 1]``, like ``originals``). Returns the ``p`` (p_recognised)
     before and after, the SemSim ``distance`` after (in ``[0, 2]``, lower = more leakage) and the SSIM to the
@@ -109,9 +127,15 @@ def _far_reconstructions(domain: str, originals: Tensor, seed: int) -> Tensor:
     return (blurred + 0.35 * torch.randn(originals.shape, generator=g)).clamp(0, 1)
 
 
-def run_robustness(model: Any = None, *, n: int = 32, seed: int = 0, steps: int = 200,
-                   learning_rates: Sequence[float] = (0.01, 0.05, 0.1),
-                   domains: Sequence[str] = INVARIANCE_DOMAINS) -> list[RobustnessResult]:
+def run_robustness(
+    model: Any = None,
+    *,
+    n: int = 32,
+    seed: int = 0,
+    steps: int = 200,
+    learning_rates: Sequence[float] = (0.01, 0.05, 0.1),
+    domains: Sequence[str] = INVARIANCE_DOMAINS,
+) -> list[RobustnessResult]:
     """Both attacks on ``n`` originals of each domain.
 
     Raises:
@@ -122,7 +146,9 @@ def run_robustness(model: Any = None, *, n: int = 32, seed: int = 0, steps: int 
     """
     net = get_model(model)
     if not net.config.calibration:
-        raise InvalidInputError("the robustness checks need a calibrated model (p_recognised); this one has no calibration.")
+        raise InvalidInputError(
+            "the robustness checks need a calibrated model (p_recognised); this one has no calibration."
+        )
     out = []
     for domain in domains:
         origs_u8, _ = invariance_originals(domain, n, seed=seed)
@@ -130,38 +156,62 @@ def run_robustness(model: Any = None, *, n: int = 32, seed: int = 0, steps: int 
         for lr in learning_rates:
             r = from_noise(net, originals, lr=lr, steps=steps, seed=seed)
             fooled = (r["p"] > 0.5) & (r["ssim"] < FOOLED_SSIM)
-            out.append(RobustnessResult(domain, f"Adam from noise, {steps} steps, lr {lr:g}", len(originals),
-                                        shares={"fooled": float(fooled.mean()), "recognised": float((r["p"] > 0.5).mean())},
-                                        details={"median_p": float(np.median(r["p"])),
-                                                 "median_ssim": float(np.median(r["ssim"])),
-                                                 "median_distance": float(np.median(r["distance"]))}))
+            out.append(
+                RobustnessResult(
+                    domain,
+                    f"Adam from noise, {steps} steps, lr {lr:g}",
+                    len(originals),
+                    shares={"fooled": float(fooled.mean()), "recognised": float((r["p"] > 0.5).mean())},
+                    details={
+                        "median_p": float(np.median(r["p"])),
+                        "median_ssim": float(np.median(r["ssim"])),
+                        "median_distance": float(np.median(r["distance"])),
+                    },
+                )
+            )
         far = _far_reconstructions(domain, originals, seed)
         r = pgd_toward(net, far, originals)
         start_far = r["p_before"] < 0.5
         crossed = (r["p"] > 0.5) & start_far
-        out.append(RobustnessResult(domain, "PGD 8/255 from a far reconstruction, 50 steps", int(start_far.sum()),
-                                    shares={"fooled": float(crossed.sum() / max(1, start_far.sum())),
-                                            "recognised": float((r["p"] > 0.5).mean())},
-                                    details={"median_p": float(np.median(r["p"])),
-                                             "median_ssim": float(np.median(r["ssim"])),
-                                             "median_distance": float(np.median(r["distance"]))}))
+        out.append(
+            RobustnessResult(
+                domain,
+                "PGD 8/255 from a far reconstruction, 50 steps",
+                int(start_far.sum()),
+                shares={
+                    "fooled": float(crossed.sum() / max(1, start_far.sum())),
+                    "recognised": float((r["p"] > 0.5).mean()),
+                },
+                details={
+                    "median_p": float(np.median(r["p"])),
+                    "median_ssim": float(np.median(r["ssim"])),
+                    "median_distance": float(np.median(r["distance"])),
+                },
+            )
+        )
     return out
 
 
 def robustness_table(results: list[RobustnessResult]) -> str:
     """The results as a Markdown table."""
-    header = ("| domain | attack | images | fooled (p > 0.5 while SSIM < 0.3; PGD: crossed to p > 0.5) | median p | "
-              "median SSIM to the original | median d |")
+    header = (
+        "| domain | attack | images | fooled (p > 0.5 while SSIM < 0.3; PGD: crossed to p > 0.5) | median p | "
+        "median SSIM to the original | median d |"
+    )
     lines = [header, "|---|---|---|---|---|---|---|"]
     for r in results:
         d = r.details
-        lines.append(f"| {r.domain} | {r.attack} | {r.n} | {r.shares['fooled']:.1%} | {d['median_p']:.2f} | "
-                     f"{d['median_ssim']:.3f} | {d['median_distance']:.3f} |")
+        lines.append(
+            f"| {r.domain} | {r.attack} | {r.n} | {r.shares['fooled']:.1%} | {d['median_p']:.2f} | "
+            f"{d['median_ssim']:.3f} | {d['median_distance']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="folder or Hub id (default: the bundled default model)")
     parser.add_argument("--n", type=int, default=32, help="originals per domain (default 32)")
     parser.add_argument("--steps", type=int, default=200, help="Adam steps from noise (default 200)")

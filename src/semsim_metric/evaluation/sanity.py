@@ -32,7 +32,12 @@ from ..models import SemSimModel
 __all__ = ["SanityResult", "domain_originals", "run_sanity", "sanity_table"]
 
 #: the thresholds of each check (share of pairs that must pass)
-TARGETS = {"noise_unrecognised": 0.99, "identical_zero": 1.0, "mild_copy_recognised": 0.95, "other_farther": 0.95}
+TARGETS = {
+    "noise_unrecognised": 0.99,
+    "identical_zero": 1.0,
+    "mild_copy_recognised": 0.95,
+    "other_farther": 0.95,
+}
 
 
 @dataclass
@@ -66,14 +71,21 @@ def domain_originals(domain: str, n: int, *, seed: int = 0) -> tuple[list[Tensor
             p = int(rng.integers(0, len(photos)))
             img = photos[p]
             side = int(rng.integers(48, min(128, *img.shape[1:]) + 1))
-            y, x = int(rng.integers(0, img.shape[1] - side + 1)), int(rng.integers(0, img.shape[2] - side + 1))
-            out.append(img[:, y:y + side, x:x + side].contiguous())
+            y, x = (
+                int(rng.integers(0, img.shape[1] - side + 1)),
+                int(rng.integers(0, img.shape[2] - side + 1)),
+            )
+            out.append(img[:, y : y + side, x : x + side].contiguous())
             labels.append(p)
         return out, labels
     if domain == "synthetic":
-        made = [synthetic_image(10**9 + seed * 100_003 + k, size=int(rng.choice([32, 48, 64]))) for k in range(n)]
+        made = [
+            synthetic_image(10**9 + seed * 100_003 + k, size=int(rng.choice([32, 48, 64]))) for k in range(n)
+        ]
         return [m[0] for m in made], [m[1] for m in made]
-    raise InvalidInputError(f"unknown domain {domain!r}; choose fashion-mnist, emoji-scenes, photos or synthetic.")
+    raise InvalidInputError(
+        f"unknown domain {domain!r}; choose fashion-mnist, emoji-scenes, photos or synthetic."
+    )
 
 
 def _score(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +99,13 @@ def _score(model: SemSimModel, recs: list[Tensor], origs: list[Tensor]) -> tuple
     return d.numpy(), p.numpy()
 
 
-def run_sanity(model: Any = None, *, n: int = 200, seed: int = 0,
-               domains: tuple[str, ...] = ("fashion-mnist", "emoji-scenes", "photos", "synthetic")) -> list[SanityResult]:
+def run_sanity(
+    model: Any = None,
+    *,
+    n: int = 200,
+    seed: int = 0,
+    domains: tuple[str, ...] = ("fashion-mnist", "emoji-scenes", "photos", "synthetic"),
+) -> list[SanityResult]:
     """Run every check on ``n`` originals of each domain (``model``: as for ``semsim_metric.semsim``)."""
     net = get_model(model)  # a SemSimModel is returned as it is
     out = []
@@ -102,8 +119,9 @@ def run_sanity(model: Any = None, *, n: int = 200, seed: int = 0,
         others = []
         for i, x in enumerate(o):
             j = next(j for j in np.random.default_rng(seed + i).permutation(len(o)) if labels[j] != labels[i])
-            other = torch.nn.functional.interpolate(o[j][None], size=tuple(x.shape[1:]), mode="bilinear",
-                                                    antialias=True, align_corners=False)[0]
+            other = torch.nn.functional.interpolate(
+                o[j][None], size=tuple(x.shape[1:]), mode="bilinear", antialias=True, align_corners=False
+            )[0]
             if other.shape[0] != x.shape[0]:
                 other = other.mean(0, keepdim=True) if x.shape[0] == 1 else other.expand(3, -1, -1)
             others.append(other.clamp(0, 1))
@@ -113,34 +131,50 @@ def run_sanity(model: Any = None, *, n: int = 200, seed: int = 0,
         d_mild, p_mild = _score(net, mild, o)
         d_other, _ = _score(net, others, o)
         noise_p = np.concatenate([p_u, p_g])
-        out.append(SanityResult(domain, n, shares={
-            "noise_unrecognised": float((noise_p < 0.05).mean()),
-            "identical_zero": float((np.abs(d_same) < 1e-4).mean()),
-            "mild_copy_recognised": float((p_mild > 0.5).mean()),
-            "other_farther": float((d_other > d_mild).mean())},
-            details={"median_distance_noise": float(np.median(np.concatenate([d_u, d_g]))),
-                     "median_distance_mild_copy": float(np.median(d_mild)),
-                     "median_distance_other": float(np.median(d_other)),
-                     "median_p_noise": float(np.median(noise_p)), "median_p_mild_copy": float(np.median(p_mild))}))
+        out.append(
+            SanityResult(
+                domain,
+                n,
+                shares={
+                    "noise_unrecognised": float((noise_p < 0.05).mean()),
+                    "identical_zero": float((np.abs(d_same) < 1e-4).mean()),
+                    "mild_copy_recognised": float((p_mild > 0.5).mean()),
+                    "other_farther": float((d_other > d_mild).mean()),
+                },
+                details={
+                    "median_distance_noise": float(np.median(np.concatenate([d_u, d_g]))),
+                    "median_distance_mild_copy": float(np.median(d_mild)),
+                    "median_distance_other": float(np.median(d_other)),
+                    "median_p_noise": float(np.median(noise_p)),
+                    "median_p_mild_copy": float(np.median(p_mild)),
+                },
+            )
+        )
     return out
 
 
 def sanity_table(results: list[SanityResult]) -> str:
     """The results as a Markdown table (share of pairs passing; target in the header)."""
-    lines = ["| domain | pairs | noise: p < 0.05 (>= 99%) | identical: d = 0 (100%) | noise 0.03 copy: p > 0.5 (>= 95%) "
-             "| other class farther than that copy (>= 95%) | median d: noise / copy / other | all met |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| domain | pairs | noise: p < 0.05 (>= 99%) | identical: d = 0 (100%) | noise 0.03 copy: p > 0.5 (>= 95%) "
+        "| other class farther than that copy (>= 95%) | median d: noise / copy / other | all met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         s, d = r.shares, r.details
-        lines.append(f"| {r.domain} | {r.n} | {s['noise_unrecognised']:.1%} | {s['identical_zero']:.1%} | "
-                     f"{s['mild_copy_recognised']:.1%} | {s['other_farther']:.1%} | {d['median_distance_noise']:.3f} / "
-                     f"{d['median_distance_mild_copy']:.3f} / {d['median_distance_other']:.3f} | "
-                     f"{'yes' if r.passed else 'no'} |")
+        lines.append(
+            f"| {r.domain} | {r.n} | {s['noise_unrecognised']:.1%} | {s['identical_zero']:.1%} | "
+            f"{s['mild_copy_recognised']:.1%} | {s['other_farther']:.1%} | {d['median_distance_noise']:.3f} / "
+            f"{d['median_distance_mild_copy']:.3f} / {d['median_distance_other']:.3f} | "
+            f"{'yes' if r.passed else 'no'} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="folder or Hub id (default: the bundled default model)")
     parser.add_argument("--n", type=int, default=200, help="originals per domain (default 200)")
     args = parser.parse_args()

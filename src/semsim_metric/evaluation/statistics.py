@@ -12,8 +12,15 @@ import numpy as np
 from .._deps import require
 from ..errors import InvalidInputError
 
-__all__ = ["best_threshold_accuracy", "cluster_bootstrap", "contradiction_rate", "expected_calibration_error",
-           "image_level", "model_level", "percentile_interval"]
+__all__ = [
+    "best_threshold_accuracy",
+    "cluster_bootstrap",
+    "contradiction_rate",
+    "expected_calibration_error",
+    "image_level",
+    "model_level",
+    "percentile_interval",
+]
 
 
 def cluster_bootstrap(ids: np.ndarray, n_boot: int, seed: int) -> list[np.ndarray]:
@@ -47,8 +54,9 @@ def best_threshold_accuracy(y: np.ndarray, score: np.ndarray) -> float:
     return float(max(acc.max(), max(yy.mean(), 1 - yy.mean())))
 
 
-def image_level(y: np.ndarray, score: np.ndarray, ids: np.ndarray | None = None, *, n_boot: int = 1000,
-                seed: int = 0) -> dict[str, Any]:
+def image_level(
+    y: np.ndarray, score: np.ndarray, ids: np.ndarray | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """ROC-AUC and best-threshold accuracy of a leakage-oriented score for ``y`` (recognised).
 
     The ROC-AUC is NaN (undefined) when every row has the same label.
@@ -58,8 +66,11 @@ def image_level(y: np.ndarray, score: np.ndarray, ids: np.ndarray | None = None,
     y = np.asarray(y, dtype=bool)
     score = np.asarray(score, dtype=float)
     both = bool(y.any() and not y.all())
-    res: dict[str, Any] = {"n": int(len(y)), "roc_auc": float(roc_auc_score(y, score)) if both else math.nan,
-                           "accuracy": best_threshold_accuracy(y, score)}
+    res: dict[str, Any] = {
+        "n": len(y),
+        "roc_auc": float(roc_auc_score(y, score)) if both else math.nan,
+        "accuracy": best_threshold_accuracy(y, score),
+    }
     if n_boot and ids is not None:
         aucs = []
         for idx in cluster_bootstrap(np.asarray(ids), n_boot, seed):
@@ -73,17 +84,26 @@ def _group_means(groups: np.ndarray, values: np.ndarray, y: np.ndarray) -> tuple
     uniq, inv = np.unique(groups, return_inverse=True)
     counts = np.bincount(inv, minlength=len(uniq)).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.bincount(inv, values, len(uniq)) / counts, np.bincount(inv, y.astype(float), len(uniq)) / counts
+        return np.bincount(inv, values, len(uniq)) / counts, np.bincount(
+            inv, y.astype(float), len(uniq)
+        ) / counts
 
 
-def model_level(groups: np.ndarray, y: np.ndarray, score: np.ndarray, ids: np.ndarray | None = None, *,
-                n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def model_level(
+    groups: np.ndarray,
+    y: np.ndarray,
+    score: np.ndarray,
+    ids: np.ndarray | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Spearman / Kendall / Pearson between per-group mean score and per-group recognised share."""
     stats = require("scipy.stats", "correlations")
 
     groups, y, score = np.asarray(groups), np.asarray(y, dtype=bool), np.asarray(score, dtype=float)
     means, shares = _group_means(groups, score, y)
-    res: dict[str, Any] = {"groups": int(len(means))}
+    res: dict[str, Any] = {"groups": len(means)}
     if len(means) < 3:
         return res
     tests = {"spearman": stats.spearmanr, "kendall": stats.kendalltau, "pearson": stats.pearsonr}
@@ -115,8 +135,6 @@ def contradiction_rate(a: np.ndarray, b: np.ndarray, *, n_pairs: int = 200_000, 
     return float((da[valid] != db[valid]).mean()) if valid.any() else math.nan
 
 
-
-
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
     """Expected calibration error (ECE) of predicted probabilities of "recognised" against the labels.
 
@@ -138,7 +156,9 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_
     p = np.asarray(probabilities, dtype=float).reshape(-1)
     y = np.asarray(labels, dtype=float).reshape(-1)
     if p.shape != y.shape:
-        raise InvalidInputError(f"probabilities ({p.shape[0]}) and labels ({y.shape[0]}) must have the same length.")
+        raise InvalidInputError(
+            f"probabilities ({p.shape[0]}) and labels ({y.shape[0]}) must have the same length."
+        )
     if n_bins < 1:
         raise InvalidInputError(f"n_bins must be at least 1, got {n_bins}.")
     if len(p) == 0:

@@ -20,17 +20,16 @@ from typing import Any
 
 import torch
 
-from ..data.hub_folder import DatasetCard, write_dataset_folder
-from ..data.schema import FEATURES, RecognitionRule, empty_row
-from ..data.loading import undecoded
-from ..data.splits import split_by_original
-from .attacks import AttackConfig, run_attack
-from ..data.sources import ImageSource, load_source
-from ..errors import InvalidInputError
-from ..outputs import OutputFolder, atomic_write_text
-from .victims import VictimSpec, load_or_train_victim
 from .._progress import format_duration, logger, quiet_datasets_bars, track
-from ..outputs import read_record
+from ..data.hub_folder import DatasetCard, write_dataset_folder
+from ..data.loading import undecoded
+from ..data.schema import FEATURES, RecognitionRule, empty_row
+from ..data.sources import ImageSource, load_source
+from ..data.splits import split_by_original
+from ..errors import InvalidInputError
+from ..outputs import OutputFolder, atomic_write_text, read_record
+from .attacks import AttackConfig, run_attack
+from .victims import VictimSpec, load_or_train_victim
 
 __all__ = ["GenerationPlan", "generate", "merge_shards", "parse_victim_spec"]
 
@@ -52,8 +51,15 @@ def parse_victim_spec(text: str, *, seed: int = 0, train_images: int = 20000) ->
         width = int(w)
     aug = parts[2] if len(parts) > 2 else "none"
     defense = parts[3].replace("=", ":") if len(parts) > 3 else "none"
-    return VictimSpec(arch=arch, epochs=int(epochs), augmentation=aug.replace("=", ":"), defense=defense, width=width,
-                      seed=seed, train_images=train_images)
+    return VictimSpec(
+        arch=arch,
+        epochs=int(epochs),
+        augmentation=aug.replace("=", ":"),
+        defense=defense,
+        width=width,
+        seed=seed,
+        train_images=train_images,
+    )
 
 
 @dataclass
@@ -67,12 +73,21 @@ class GenerationPlan:
     attacks: list[AttackConfig] = field(default_factory=lambda: [AttackConfig("inverting_gradients", 50)])
     shard_size: int = 64
     seed: int = 0
-    fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
+    fractions: dict[str, float] = field(
+        default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1}
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "num_originals": self.num_originals, "original_pool": self.original_pool,
-                "victims": [asdict(v) for v in self.victims], "attacks": [a.to_dict() for a in self.attacks],
-                "shard_size": self.shard_size, "seed": self.seed, "fractions": self.fractions}
+        return {
+            "source": self.source,
+            "num_originals": self.num_originals,
+            "original_pool": self.original_pool,
+            "victims": [asdict(v) for v in self.victims],
+            "attacks": [a.to_dict() for a in self.attacks],
+            "shard_size": self.shard_size,
+            "seed": self.seed,
+            "fractions": self.fractions,
+        }
 
     def shards(self) -> list[tuple[VictimSpec, AttackConfig, int, int]]:
         out = []
@@ -100,7 +115,9 @@ def _png(x: torch.Tensor) -> dict[str, Any]:
 def _select_originals(test: ImageSource, plan: GenerationPlan) -> ImageSource:
     pool = min(plan.original_pool, len(test))
     if plan.num_originals > pool:
-        raise InvalidInputError(f"{plan.num_originals} originals requested but the pool has {pool} test images.")
+        raise InvalidInputError(
+            f"{plan.num_originals} originals requested but the pool has {pool} test images."
+        )
     chosen = sorted(random.Random(plan.seed).sample(range(pool), plan.num_originals))
     return test.subset(chosen)
 
@@ -117,7 +134,11 @@ def _without_originals(train: ImageSource, originals: ImageSource) -> tuple[Imag
     if len(originals) == 0 or tuple(train.images.shape[1:]) != tuple(originals.images.shape[1:]):
         return train, 0  # images of another shape cannot be identical
     attacked = {row.tobytes() for row in originals.images.reshape(len(originals), -1).numpy()}
-    keep = [i for i, row in enumerate(train.images.reshape(len(train), -1).numpy()) if row.tobytes() not in attacked]
+    keep = [
+        i
+        for i, row in enumerate(train.images.reshape(len(train), -1).numpy())
+        if row.tobytes() not in attacked
+    ]
     removed = len(train) - len(keep)
     return (train.subset(keep) if removed else train), removed
 
@@ -135,9 +156,17 @@ def _record_removed(folder: Path, v: VictimSpec, meta: dict, removed: int, *, tr
     return meta
 
 
-def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", progress: bool = True,
-             source_root: str | None = None, merge: bool = True, overwrite: bool = False,
-             max_memory: int | None = None) -> Path | None:
+def generate(
+    plan: GenerationPlan,
+    out: str | Path,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    source_root: str | None = None,
+    merge: bool = True,
+    overwrite: bool = False,
+    max_memory: int | None = None,
+) -> Path | None:
     """Run (or resume) the plan into ``out``; merge into a dataset folder when all shards exist.
 
     Each shard's attacks run in batches chosen from the memory there is (``max_memory`` bytes, else
@@ -166,15 +195,21 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     plan_path = out / "plan.json"
     plan_json = json.dumps(plan.to_dict(), indent=2, sort_keys=True)
     if plan_path.exists() and plan_path.read_text() != plan_json:
-        raise InvalidInputError(f"{out} holds a different generation plan (plan.json); use a new folder or delete it.")
+        raise InvalidInputError(
+            f"{out} holds a different generation plan (plan.json); use a new folder or delete it."
+        )
     if not overwrite:
-        _refuse_foreign_folder(out)  # before the sources are read (claim() below writes, so it comes after them)
+        _refuse_foreign_folder(
+            out
+        )  # before the sources are read (claim() below writes, so it comes after them)
     # the source is checked before anything is written: a refused source leaves no output folder behind
     logger.info("loading the %s source (test and train splits)", plan.source)
     test = load_source(plan.source, "test", root=source_root)
     train = load_source(plan.source, "train", root=source_root)
     originals = _select_originals(test, plan)
-    train, removed = _without_originals(train, originals)  # before any victim trains: none sees an attacked original
+    train, removed = _without_originals(
+        train, originals
+    )  # before any victim trains: none sees an attacked original
     folder = OutputFolder(out, command="generate", overwrite=overwrite).claim()
     if not plan_path.exists() or plan_path.read_text() != plan_json:
         folder.write_text("plan.json", plan_json)
@@ -186,36 +221,70 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
     victims: dict[str, tuple[torch.nn.Module, dict]] = {}
     made, attacking = 0, 0.0  # reconstructions written by this run and the seconds their shards took
     if progress:
-        logger.info("%d of %d shard(s) to do%s: %d originals, %d victim(s), %d attack(s)", len(todo), len(mine),
-                    f" on rank {rank}" if world > 1 else "", plan.num_originals, len(plan.victims), len(plan.attacks))
-    for number, (v, a, start, end) in enumerate(track(todo, f"shards (rank {rank})", unit="shard", progress=progress),
-                                                  start=1):
+        logger.info(
+            "%d of %d shard(s) to do%s: %d originals, %d victim(s), %d attack(s)",
+            len(todo),
+            len(mine),
+            f" on rank {rank}" if world > 1 else "",
+            plan.num_originals,
+            len(plan.victims),
+            len(plan.attacks),
+        )
+    for number, (v, a, start, end) in enumerate(
+        track(todo, f"shards (rank {rank})", unit="shard", progress=progress), start=1
+    ):
         if progress:
-            logger.info("shard %d of %d: %s (%d iterations) on %s, originals %d-%d", number, len(todo), a.name,
-                        a.iterations, v.name, start, end - 1)
+            logger.info(
+                "shard %d of %d: %s (%d iterations) on %s, originals %d-%d",
+                number,
+                len(todo),
+                a.name,
+                a.iterations,
+                v.name,
+                start,
+                end - 1,
+            )
         if v.name not in victims:
-            trained_now = not all((out / "victims" / f"{v.name}{ext}").is_file() for ext in (".safetensors", ".json"))
+            trained_now = not all(
+                (out / "victims" / f"{v.name}{ext}").is_file() for ext in (".safetensors", ".json")
+            )
             if progress:
                 logger.info("%s victim %s", "training" if trained_now else "loading", v.name)
             model, meta = load_or_train_victim(v, train, test, out / "victims", progress=progress)
-            victims[v.name] = model, _record_removed(out / "victims", v, meta, removed, trained_now=trained_now)
+            victims[v.name] = (
+                model,
+                _record_removed(out / "victims", v, meta, removed, trained_now=trained_now),
+            )
         model, meta = victims[v.name]
         part = originals.subset(range(start, end))
         x = part.images.float() / 255
         seeds = [plan.seed * 1_000_003 + hash_index(oid) for oid in part.ids]
         began = time.perf_counter()
-        result = run_attack(model, x, part.labels, a, seeds=seeds, device=device, progress=progress,
-                            max_memory=max_memory)
+        result = run_attack(
+            model, x, part.labels, a, seeds=seeds, device=device, progress=progress, max_memory=max_memory
+        )
         rows = []
         for i, oid in enumerate(part.ids):
             row = empty_row()
             row.update(
-                reconstruction_id=f"{v.name}__{a.name}-{a.iterations}__{oid}", original=_png(x[i]),
-                reconstruction=_png(result["reconstructions"][i]), original_id=oid, class_label=int(part.labels[i]),
-                class_name=part.class_names[int(part.labels[i])], source_dataset=part.name, victim=v.name,
-                victim_arch=v.arch, victim_train_mode=v.augmentation, victim_aug_policy=v.augmentation,
-                victim_train_epochs=v.epochs, attack=a.name, attack_iterations=a.iterations, defense=v.defense,
-                annotator_kind="none", seed=seeds[i])
+                reconstruction_id=f"{v.name}__{a.name}-{a.iterations}__{oid}",
+                original=_png(x[i]),
+                reconstruction=_png(result["reconstructions"][i]),
+                original_id=oid,
+                class_label=int(part.labels[i]),
+                class_name=part.class_names[int(part.labels[i])],
+                source_dataset=part.name,
+                victim=v.name,
+                victim_arch=v.arch,
+                victim_train_mode=v.augmentation,
+                victim_aug_policy=v.augmentation,
+                victim_train_epochs=v.epochs,
+                attack=a.name,
+                attack_iterations=a.iterations,
+                defense=v.defense,
+                annotator_kind="none",
+                seed=seeds[i],
+            )
             rows.append(row)
         import datasets
 
@@ -226,11 +295,21 @@ def generate(plan: GenerationPlan, out: str | Path, *, device: str = "cpu", prog
         spent = time.perf_counter() - began
         made, attacking = made + len(rows), attacking + spent
         if progress:
-            logger.info("shard %d of %d: %d reconstructions in %s (%s)", number, len(todo), len(rows),
-                        format_duration(spent), _per_minute(len(rows), spent))
+            logger.info(
+                "shard %d of %d: %d reconstructions in %s (%s)",
+                number,
+                len(todo),
+                len(rows),
+                format_duration(spent),
+                _per_minute(len(rows), spent),
+            )
     if progress and made:
-        logger.info("generated %d reconstructions in %s of attacks (%s)", made, format_duration(attacking),
-                    _per_minute(made, attacking))
+        logger.info(
+            "generated %d reconstructions in %s of attacks (%s)",
+            made,
+            format_duration(attacking),
+            _per_minute(made, attacking),
+        )
     missing = [s for s in plan.shards() if not (shard_dir / _shard_name(*s)).exists()]
     if missing or not merge or rank != 0:
         return None
@@ -254,8 +333,11 @@ def _refuse_foreign_folder(out: Path) -> None:
     if not out.exists():
         return
     record = read_record(out) if out.is_dir() else None
-    foreign = (not out.is_dir() or (record is None and any(out.iterdir()))
-               or (record is not None and record.get("command") != "generate"))
+    foreign = (
+        not out.is_dir()
+        or (record is None and any(out.iterdir()))
+        or (record is not None and record.get("command") != "generate")
+    )
     if foreign:
         OutputFolder(out, command="generate").claim()  # raises OutputFolderError with the usual message
 
@@ -279,19 +361,27 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
     """
     import datasets
 
-    folder = out if isinstance(out, OutputFolder) else OutputFolder(out, command="generate", overwrite=overwrite)
+    folder = (
+        out if isinstance(out, OutputFolder) else OutputFolder(out, command="generate", overwrite=overwrite)
+    )
     out = folder.path
     if not (out / "plan.json").is_file():
         raise InvalidInputError(f"{out} has no plan.json: it is not a `semsim generate` folder.")
     plan = json.loads((out / "plan.json").read_text())
-    expected = GenerationPlan(**{**plan, "victims": [VictimSpec(**v) for v in plan["victims"]],
-                                 "attacks": [AttackConfig(**{**a, "milestones": tuple(a["milestones"])})
-                                             for a in plan["attacks"]]}).shards()
+    expected = GenerationPlan(
+        **{
+            **plan,
+            "victims": [VictimSpec(**v) for v in plan["victims"]],
+            "attacks": [AttackConfig(**{**a, "milestones": tuple(a["milestones"])}) for a in plan["attacks"]],
+        }
+    ).shards()
     names = [_shard_name(*s) for s in expected]
     missing = [n for n in names if not (out / "shards" / n).is_file()]
     if missing:
-        raise InvalidInputError(f"{len(names) - len(missing)} of {len(names)} shards present in {out / 'shards'} (missing "
-                         f"e.g. {missing[0]}); rerun `semsim generate` with the same arguments to finish them.")
+        raise InvalidInputError(
+            f"{len(names) - len(missing)} of {len(names)} shards present in {out / 'shards'} (missing "
+            f"e.g. {missing[0]}); rerun `semsim generate` with the same arguments to finish them."
+        )
     shards = [out / "shards" / n for n in names]
     import pyarrow.parquet as pq
 
@@ -303,31 +393,45 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
     rows = [r for ds in table_rows for r in undecoded(ds)]
     splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
     accuracy, excluded = {}, {}
-    for v in plan["victims"]:  # each victim's metadata, written when it was trained (the same on a resumed run)
+    for v in plan[
+        "victims"
+    ]:  # each victim's metadata, written when it was trained (the same on a resumed run)
         meta = out / "victims" / f"{VictimSpec(**v).name}.json"
         if meta.is_file():
             victim_meta = json.loads(meta.read_text())
             accuracy[VictimSpec(**v).name] = victim_meta.get("test_accuracy")
             excluded[VictimSpec(**v).name] = victim_meta.get(EXCLUDED_KEY)
     counts = {n for n in excluded.values() if n is not None}
-    excluded_txt = (f"{counts.pop()} train-split image(s) byte-identical to an attacked original were removed before "
-                    "the victims trained: no victim saw an original it is attacked on."
-                    if len(counts) == 1 and len(excluded) == len(plan["victims"]) and None not in excluded.values() else
-                    "Train-split images removed as identical to an attacked original, per victim: "
-                    + ", ".join(f"{k} {'n/a' if n is None else n}" for k, n in excluded.items()) + ".")
-    victims_txt = "; ".join(f"{v['arch']} trained {v['epochs']} epochs (augmentation {v['augmentation']}, defense "
-                            f"{v['defense']}, seed {v['seed']}, test accuracy "
-                            f"{accuracy.get(VictimSpec(**v).name, 'n/a')})" for v in plan["victims"])
-    attacks_txt = "; ".join(f"{a['name']} ({a['iterations']} iterations, lr {a['learning_rate']}, TV {a['tv_weight']})"
-                            for a in plan["attacks"])
+    excluded_txt = (
+        f"{counts.pop()} train-split image(s) byte-identical to an attacked original were removed before "
+        "the victims trained: no victim saw an original it is attacked on."
+        if len(counts) == 1 and len(excluded) == len(plan["victims"]) and None not in excluded.values()
+        else "Train-split images removed as identical to an attacked original, per victim: "
+        + ", ".join(f"{k} {'n/a' if n is None else n}" for k, n in excluded.items())
+        + "."
+    )
+    victims_txt = "; ".join(
+        f"{v['arch']} trained {v['epochs']} epochs (augmentation {v['augmentation']}, defense "
+        f"{v['defense']}, seed {v['seed']}, test accuracy "
+        f"{accuracy.get(VictimSpec(**v).name, 'n/a')})"
+        for v in plan["victims"]
+    )
+    attacks_txt = "; ".join(
+        f"{a['name']} ({a['iterations']} iterations, lr {a['learning_rate']}, TV {a['tv_weight']})"
+        for a in plan["attacks"]
+    )
     card = DatasetCard(
         title=f"Generated reconstructions ({plan['source']})",
-        summary=("Reconstructions made by `semsim generate`: gradient-inversion attacks on the clean gradient of one "
-                 "test image each. **Not annotated yet** (`annotator_kind='none'`, empty votes): import votes with "
-                 "`semsim votes import`."),
+        summary=(
+            "Reconstructions made by `semsim generate`: gradient-inversion attacks on the clean gradient of one "
+            "test image each. **Not annotated yet** (`annotator_kind='none'`, empty votes): import votes with "
+            "`semsim votes import`."
+        ),
         source=f"{plan['source']} test split ({plan['num_originals']} originals drawn with seed {plan['seed']} from the "
-               f"first {plan['original_pool']}); victims trained on the train split without the attacked originals",
-        attacks=attacks_txt, annotators="none yet", rule=RecognitionRule(),
-        notes=notes + [f"Victims: {victims_txt}.", excluded_txt, f"Plan: `{json.dumps(plan)}`"])
+        f"first {plan['original_pool']}); victims trained on the train split without the attacked originals",
+        attacks=attacks_txt,
+        annotators="none yet",
+        rule=RecognitionRule(),
+        notes=notes + [f"Victims: {victims_txt}.", excluded_txt, f"Plan: `{json.dumps(plan)}`"],
+    )
     return write_dataset_folder(splits, folder, card)
-

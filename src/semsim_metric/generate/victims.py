@@ -39,9 +39,12 @@ class LeNetSigmoid(nn.Module):
     def __init__(self, channels: int, num_classes: int, size: int, width: int = 12) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 5, padding=2, stride=2), nn.Sigmoid(),
-            nn.Conv2d(width, width, 5, padding=2, stride=2), nn.Sigmoid(),
-            nn.Conv2d(width, width, 5, padding=2, stride=1), nn.Sigmoid(),
+            nn.Conv2d(channels, width, 5, padding=2, stride=2),
+            nn.Sigmoid(),
+            nn.Conv2d(width, width, 5, padding=2, stride=2),
+            nn.Sigmoid(),
+            nn.Conv2d(width, width, 5, padding=2, stride=1),
+            nn.Sigmoid(),
         )
         side = math.ceil(math.ceil(size / 2) / 2)
         self.fc = nn.Linear(width * side * side, num_classes)
@@ -59,8 +62,11 @@ class ConvReLU(nn.Module):
         layers: list[nn.Module] = []
         cin = channels
         for i, c in enumerate(w):
-            layers += [nn.Conv2d(cin, c, 3, padding=1, stride=1 if i == 0 else 2, bias=False), nn.BatchNorm2d(c),
-                       nn.ReLU()]
+            layers += [
+                nn.Conv2d(cin, c, 3, padding=1, stride=1 if i == 0 else 2, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(),
+            ]
             cin = c
         self.body = nn.Sequential(*layers)
         self.fc = nn.Linear(w[-1], num_classes)
@@ -104,7 +110,9 @@ class VictimSpec:
 
     def __post_init__(self) -> None:
         if self.arch not in ("lenet_sigmoid", "conv_relu", "resnet20"):
-            raise InvalidInputError(f"unknown victim architecture {self.arch!r}; choose lenet_sigmoid, conv_relu or resnet20.")
+            raise InvalidInputError(
+                f"unknown victim architecture {self.arch!r}; choose lenet_sigmoid, conv_relu or resnet20."
+            )
         Augmentation.from_policy(self.augmentation, 32)  # raises ValueError naming an unknown op
         kind, _, value = self.defense.partition(":")
         if self.defense != "none":
@@ -112,9 +120,15 @@ class VictimSpec:
                 amount = float(value)
             except ValueError:
                 amount = -1.0
-            if (kind not in ("prune", "noise") or not math.isfinite(amount) or amount < 0
-                    or (kind == "prune" and amount > 100)):
-                raise InvalidInputError(f"defense {self.defense!r}: use none, prune:<percent 0-100> or noise:<sigma >= 0>.")
+            if (
+                kind not in ("prune", "noise")
+                or not math.isfinite(amount)
+                or amount < 0
+                or (kind == "prune" and amount > 100)
+            ):
+                raise InvalidInputError(
+                    f"defense {self.defense!r}: use none, prune:<percent 0-100> or noise:<sigma >= 0>."
+                )
         if self.epochs < 0 or self.width < 0 or self.train_images < 1:
             raise InvalidInputError(f"invalid victim settings: {self}.")
 
@@ -137,7 +151,9 @@ def build_victim(spec: VictimSpec, channels: int, num_classes: int, size: int) -
         return ConvReLU(channels, num_classes, spec.width or 16)
     if spec.arch == "resnet20":
         return ResNet20(channels, num_classes, spec.width or 1)
-    raise InvalidInputError(f"unknown victim architecture {spec.arch!r}; choose lenet_sigmoid, conv_relu or resnet20.")
+    raise InvalidInputError(
+        f"unknown victim architecture {spec.arch!r}; choose lenet_sigmoid, conv_relu or resnet20."
+    )
 
 
 # --------------------------------------------------------------------------------------- training
@@ -165,13 +181,14 @@ def evaluate_accuracy(model: nn.Module, test: ImageSource, batch_size: int = 100
     correct = 0
     with torch.no_grad():
         for i in range(0, len(test), batch_size):
-            x = test.images[i:i + batch_size].float() / 255
-            correct += int((model(x).argmax(1) == test.labels[i:i + batch_size]).sum())
+            x = test.images[i : i + batch_size].float() / 255
+            correct += int((model(x).argmax(1) == test.labels[i : i + batch_size]).sum())
     return correct / max(1, len(test))
 
 
-def train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None = None,
-                 progress: bool = False) -> tuple[nn.Module, dict]:
+def train_victim(
+    spec: VictimSpec, train: ImageSource, test: ImageSource | None = None, progress: bool = False
+) -> tuple[nn.Module, dict]:
     """Train a victim on ``train`` (Adam, cross-entropy) in the setting of ``spec``; return it and its metadata."""
     _, c, h, _ = train.images.shape
     model = build_victim(spec, c, len(train.class_names), h)
@@ -187,7 +204,7 @@ def train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None 
             model.train()
             order = torch.randperm(len(train), generator=gen)[:n]
             for i in range(0, n, spec.batch_size):
-                idx = order[i:i + spec.batch_size]
+                idx = order[i : i + spec.batch_size]
                 x = augmentation(train.images[idx].float() / 255, item_seeds(spec.seed, epoch, idx.tolist()))
                 loss = F.cross_entropy(model(x), train.labels[idx])
                 opt.zero_grad()
@@ -197,13 +214,18 @@ def train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None 
                 steps += 1
                 bar.update()
     model.eval()
-    meta = {"spec": asdict(spec), "name": spec.name, "steps": steps,
-            "test_accuracy": evaluate_accuracy(model, test) if test is not None else None}
+    meta = {
+        "spec": asdict(spec),
+        "name": spec.name,
+        "steps": steps,
+        "test_accuracy": evaluate_accuracy(model, test) if test is not None else None,
+    }
     return model, meta
 
 
-def load_or_train_victim(spec: VictimSpec, train: ImageSource, test: ImageSource | None, folder: Path,
-                         progress: bool = False) -> tuple[nn.Module, dict]:
+def load_or_train_victim(
+    spec: VictimSpec, train: ImageSource, test: ImageSource | None, folder: Path, progress: bool = False
+) -> tuple[nn.Module, dict]:
     """Reuse the checkpoint ``folder/<name>.safetensors`` when present (resume), else train and save it."""
     from safetensors.torch import load_file, save_file
 

@@ -24,8 +24,16 @@ _PUBLIC = {
     "SemSimPipeline": ".pipeline_semsim",
 }
 
-__all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "SemSimConfig", "SemSimImageProcessor", "SemSimModel", "SemSimOutput",
-           "SemSimPipeline", "load_weights_strict"]
+__all__ = [
+    "CIFAR100_MEAN",
+    "CIFAR100_STD",
+    "SemSimConfig",
+    "SemSimImageProcessor",
+    "SemSimModel",
+    "SemSimOutput",
+    "SemSimPipeline",
+    "load_weights_strict",
+]
 
 if TYPE_CHECKING:
     from .configuration_semsim import CIFAR100_MEAN, CIFAR100_STD, SemSimConfig

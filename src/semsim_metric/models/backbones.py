@@ -30,8 +30,18 @@ from .blocks import BasicBlock
 #: the embeddings a CIFAR ResNet-18 backbone can produce (see ``CifarResNet18`` and ``SemSimConfig``)
 EMBEDDINGS = ("pooled", "spatial", "spatial_smooth")
 
-__all__ = ["EMBEDDINGS", "MAX_BACKBONE_INT", "MAX_NUM_LABELS", "CifarResNet18", "TransformersBackbone", "build_backbone",
-           "check_backbone_config", "check_num_labels", "infer_feature_dim", "transformers_config"]
+__all__ = [
+    "EMBEDDINGS",
+    "MAX_BACKBONE_INT",
+    "MAX_NUM_LABELS",
+    "CifarResNet18",
+    "TransformersBackbone",
+    "build_backbone",
+    "check_backbone_config",
+    "check_num_labels",
+    "infer_feature_dim",
+    "transformers_config",
+]
 
 #: largest integer (in absolute value) accepted anywhere in a ``backbone_config``: widths, depths, sizes and counts of
 #: real vision backbones stay far below it, and it bounds what a crafted config can make transformers build
@@ -43,8 +53,10 @@ MAX_NUM_LABELS = 100_000
 _MAX_DEPTH = 16
 #: transformers model types that build their network by name with timm (which may download weights)
 _BUILT_BY_NAME = ("timm_backbone", "timm_wrapper")
-_HOW = ("a SemSim model folder describes its whole network inline in backbone_config and carries every weight in "
-        "model.safetensors")
+_HOW = (
+    "a SemSim model folder describes its whole network inline in backbone_config and carries every weight in "
+    "model.safetensors"
+)
 
 
 def check_num_labels(value: Any, field: str = "num_labels") -> None:
@@ -54,9 +66,11 @@ def check_num_labels(value: Any, field: str = "num_labels") -> None:
         ValueError: naming ``field``, the value and the limit.
     """
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NUM_LABELS:
-        raise InvalidInputError(f"{field} must be an integer between 0 and {MAX_NUM_LABELS:,} (SemSim does not use it; the "
-                         f"limit keeps transformers from building a huge label table), got {_short_repr(value)}. "
-                         f"Fix: remove {field} from the config or set it to the real number of classes.")
+        raise InvalidInputError(
+            f"{field} must be an integer between 0 and {MAX_NUM_LABELS:,} (SemSim does not use it; the "
+            f"limit keeps transformers from building a huge label table), got {_short_repr(value)}. "
+            f"Fix: remove {field} from the config or set it to the real number of classes."
+        )
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
@@ -67,32 +81,47 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 def _check_entry(key: str, value: Any, path: str) -> None:
     """Refuse one entry of a (nested) backbone config that points at another model or builds a label table."""
     if key == "backbone" and value is not None:
-        raise InvalidInputError(f"{path} = {_short_repr(value)} names another model, which transformers would fetch from the "
-                         f"Hugging Face Hub (or a path, or timm) while building the network; {_HOW}. Fix: set {path} "
-                         "to null and give the backbone's own config as a backbone_config dictionary.")
+        raise InvalidInputError(
+            f"{path} = {_short_repr(value)} names another model, which transformers would fetch from the "
+            f"Hugging Face Hub (or a path, or timm) while building the network; {_HOW}. Fix: set {path} "
+            "to null and give the backbone's own config as a backbone_config dictionary."
+        )
     if key in ("use_pretrained_backbone", "use_timm_backbone", "trust_remote_code") and value:
-        what = {"use_pretrained_backbone": "would download pretrained backbone weights",
-                "use_timm_backbone": "builds the backbone by name with timm (which may download weights)",
-                "trust_remote_code": "would run model code from another repository"}[key]
+        what = {
+            "use_pretrained_backbone": "would download pretrained backbone weights",
+            "use_timm_backbone": "builds the backbone by name with timm (which may download weights)",
+            "trust_remote_code": "would run model code from another repository",
+        }[key]
         raise InvalidInputError(f"{path} = {_short_repr(value)} {what}; {_HOW}. Fix: set {path} to false.")
     if key == "auto_map" and value:
-        raise InvalidInputError(f"{path} points at model code in another repository; {_HOW}. Fix: remove {path}.")
+        raise InvalidInputError(
+            f"{path} points at model code in another repository; {_HOW}. Fix: remove {path}."
+        )
     if key == "model_type" and value in _BUILT_BY_NAME:
-        raise InvalidInputError(f"{path} = {value!r} builds its network by name with timm (which may download weights); "
-                         f"{_HOW}. Fix: use a transformers vision model type such as 'resnet', 'vit' or 'convnext'.")
+        raise InvalidInputError(
+            f"{path} = {value!r} builds its network by name with timm (which may download weights); "
+            f"{_HOW}. Fix: use a transformers vision model type such as 'resnet', 'vit' or 'convnext'."
+        )
     if key == "num_labels" and value is not None:
         check_num_labels(value, path)
-    if key in ("id2label", "label2id") and value is not None and (not isinstance(value, dict)
-                                                                   or len(value) > MAX_NUM_LABELS):
-        raise InvalidInputError(f"{path} must be a dictionary of at most {MAX_NUM_LABELS:,} labels, got "
-                         f"{type(value).__name__} of size {len(value) if isinstance(value, (dict, list)) else 1}. "
-                         f"Fix: remove {path} (SemSim does not use labels).")
+    if (
+        key in ("id2label", "label2id")
+        and value is not None
+        and (not isinstance(value, dict) or len(value) > MAX_NUM_LABELS)
+    ):
+        raise InvalidInputError(
+            f"{path} must be a dictionary of at most {MAX_NUM_LABELS:,} labels, got "
+            f"{type(value).__name__} of size {len(value) if isinstance(value, (dict, list)) else 1}. "
+            f"Fix: remove {path} (SemSim does not use labels)."
+        )
 
 
 def _walk(value: Any, path: str, depth: int, check_ints: bool) -> None:
     if depth > _MAX_DEPTH:
-        raise InvalidInputError(f"{path} is nested more than {_MAX_DEPTH} levels deep; no vision backbone config is. "
-                         "Fix: give a backbone_config as written by transformers' PretrainedConfig.to_dict().")
+        raise InvalidInputError(
+            f"{path} is nested more than {_MAX_DEPTH} levels deep; no vision backbone config is. "
+            "Fix: give a backbone_config as written by transformers' PretrainedConfig.to_dict()."
+        )
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}"
@@ -102,12 +131,21 @@ def _walk(value: Any, path: str, depth: int, check_ints: bool) -> None:
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             _walk(item, f"{path}[{i}]", depth + 1, check_ints)
-    elif check_ints and isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_BACKBONE_INT:
-        raise InvalidInputError(f"{path} = {value} is larger than {MAX_BACKBONE_INT:,}, more than any vision backbone needs "
-                         "(it would make the network or its config enormous). Fix: correct the value.")
+    elif (
+        check_ints
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and abs(value) > MAX_BACKBONE_INT
+    ):
+        raise InvalidInputError(
+            f"{path} = {value} is larger than {MAX_BACKBONE_INT:,}, more than any vision backbone needs "
+            "(it would make the network or its config enormous). Fix: correct the value."
+        )
 
 
-def check_backbone_config(backbone_config: Any, *, field: str = "backbone_config", check_ints: bool = True) -> None:
+def check_backbone_config(
+    backbone_config: Any, *, field: str = "backbone_config", check_ints: bool = True
+) -> None:
     """Refuse a ``backbone_config`` that would reach outside the model folder or build something enormous.
 
     Checked at every depth (nested ``backbone_config``, ``vision_config``, ...): no ``backbone`` naming another model
@@ -128,14 +166,18 @@ def check_backbone_config(backbone_config: Any, *, field: str = "backbone_config
         >>> check_backbone_config({"model_type": "upernet", "backbone": "microsoft/resnet-50"})
         Traceback (most recent call last):
         ...
-        ValueError: backbone_config.backbone = 'microsoft/resnet-50' names another model, ...
+        semsim_metric.errors.InvalidInputError: backbone_config.backbone = 'microsoft/resnet-50' names another model, ...
     """
     if not isinstance(backbone_config, dict):
-        raise InvalidInputTypeError(f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "
-                        f"ResNetConfig(...).to_dict()), got {type(backbone_config).__name__}.")
+        raise InvalidInputTypeError(
+            f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "
+            f"ResNetConfig(...).to_dict()), got {type(backbone_config).__name__}."
+        )
     if not isinstance(backbone_config.get("model_type"), str):  # a missing field, not a wrong argument type
-        raise InvalidInputError(f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "  # noqa: TRY004
-                         f"ResNetConfig(...).to_dict()), got {_short_repr(backbone_config)}.")
+        raise InvalidInputError(
+            f"{field} must be a transformers config dictionary with a 'model_type' (e.g. "
+            f"ResNetConfig(...).to_dict()), got {_short_repr(backbone_config)}."
+        )
     _walk(backbone_config, field, 0, check_ints)
 
 
@@ -156,12 +198,16 @@ def transformers_config(backbone_config: dict[str, Any], *, field: str = "backbo
     cfg = dict(backbone_config)
     model_type = cfg.pop("model_type")
     if model_type not in CONFIG_MAPPING:
-        raise InvalidInputError(f"{field}.model_type = {model_type!r} is not a model type this version of transformers "
-                         "knows. Fix: upgrade transformers or use a known vision model type such as 'resnet' or 'vit'.")
+        raise InvalidInputError(
+            f"{field}.model_type = {model_type!r} is not a model type this version of transformers "
+            "knows. Fix: upgrade transformers or use a known vision model type such as 'resnet' or 'vit'."
+        )
     try:
         config = AutoConfig.for_model(model_type, **cfg)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
-        raise InvalidInputError(f"{field} is not a valid transformers {model_type!r} config ({err}).") from err
+        raise InvalidInputError(
+            f"{field} is not a valid transformers {model_type!r} config ({err})."
+        ) from err
     check_backbone_config(config.to_dict(), field=field, check_ints=False)
     return config
 
@@ -219,7 +265,9 @@ class CifarResNet18(nn.Module):
         out = self.feature_map(x)
         if self.embedding == "pooled":
             return out.mean(dim=(2, 3))
-        if self.embedding == "spatial_smooth":  # each cell averaged with its neighbours: small shifts move it little
+        if (
+            self.embedding == "spatial_smooth"
+        ):  # each cell averaged with its neighbours: small shifts move it little
             out = F.avg_pool2d(out, 3, stride=1, padding=1, count_include_pad=False)
         return out.flatten(1)
 
@@ -292,7 +340,9 @@ def build_backbone(config: Any) -> nn.Module:
         return CifarResNet18(base_width=config.base_width, embedding=getattr(config, "embedding", "pooled"))
     if config.backbone == "transformers":
         if not config.backbone_config:
-            raise InvalidInputError("backbone='transformers' needs backbone_config (a transformers config dict).")
+            raise InvalidInputError(
+                "backbone='transformers' needs backbone_config (a transformers config dict)."
+            )
         return TransformersBackbone(config.backbone_config)
     raise InvalidInputError(
         f"Unknown backbone {config.backbone!r}; expected 'cifar_resnet18' or 'transformers'."

@@ -17,8 +17,17 @@ from typing import Any, NamedTuple
 
 from ..errors import InvalidInputError
 
-__all__ = ["HUB_ORG", "LICENSE", "TAGS", "EvalEntry", "card_metadata", "hub_dataset_id", "is_hub_id", "model_card",
-           "read_training_record"]
+__all__ = [
+    "HUB_ORG",
+    "LICENSE",
+    "TAGS",
+    "EvalEntry",
+    "card_metadata",
+    "hub_dataset_id",
+    "is_hub_id",
+    "model_card",
+    "read_training_record",
+]
 
 #: the Hub organisation of the project's datasets and models (``hub/<name>`` folders are published as ``<org>/<name>``)
 HUB_ORG = "semsim-metric"
@@ -79,8 +88,14 @@ def hub_dataset_id(dataset: str) -> str | None:
     return dataset if is_hub_id(dataset) else None
 
 
-def card_metadata(*, model_name: str, dataset: str | None = None, results: Iterable[EvalEntry] = (),
-                  base_model: str | None = None, license: str = LICENSE) -> str:
+def card_metadata(
+    *,
+    model_name: str,
+    dataset: str | None = None,
+    results: Iterable[EvalEntry] = (),
+    base_model: str | None = None,
+    license: str = LICENSE,
+) -> str:
     """The card's YAML header (between ``---`` lines): licence, library, pipeline tag, tags, the training dataset's
     Hub id (``hub_dataset_id``; a local path is left out), the base model and ``results`` as ``model-index``
     evaluation results on that dataset (left out without a Hub dataset id, which the Hub requires for them).
@@ -98,16 +113,36 @@ def card_metadata(*, model_name: str, dataset: str | None = None, results: Itera
     dataset_id = hub_dataset_id(dataset) if dataset else None
     evals = []
     for entry in results:
-        if isinstance(entry.value, bool) or not isinstance(entry.value, (int, float)) or not math.isfinite(entry.value):
-            raise InvalidInputError(f"evaluation result {entry.metric_name!r} must be a finite number, got {entry.value!r}.")
+        if (
+            isinstance(entry.value, bool)
+            or not isinstance(entry.value, (int, float))
+            or not math.isfinite(entry.value)
+        ):
+            raise InvalidInputError(
+                f"evaluation result {entry.metric_name!r} must be a finite number, got {entry.value!r}."
+            )
         if dataset_id:
-            evals.append(EvalResult(task_type="image-feature-extraction", dataset_type=dataset_id,
-                                    dataset_name=dataset_id.split("/")[-1], dataset_split=entry.split,
-                                    metric_type=entry.metric_type, metric_name=entry.metric_name,
-                                    metric_value=round(float(entry.value), 4)))
-    data = ModelCardData(license=license, library_name="semsim-metric", pipeline_tag="image-feature-extraction",
-                         tags=list(TAGS), datasets=[dataset_id] if dataset_id else None, model_name=model_name,
-                         base_model=base_model, eval_results=evals or None)
+            evals.append(
+                EvalResult(
+                    task_type="image-feature-extraction",
+                    dataset_type=dataset_id,
+                    dataset_name=dataset_id.split("/")[-1],
+                    dataset_split=entry.split,
+                    metric_type=entry.metric_type,
+                    metric_name=entry.metric_name,
+                    metric_value=round(float(entry.value), 4),
+                )
+            )
+    data = ModelCardData(
+        license=license,
+        library_name="semsim-metric",
+        pipeline_tag="image-feature-extraction",
+        tags=list(TAGS),
+        datasets=[dataset_id] if dataset_id else None,
+        model_name=model_name,
+        base_model=base_model,
+        eval_results=evals or None,
+    )
     return "---\n" + data.to_yaml() + "\n---"
 
 
@@ -132,8 +167,14 @@ def read_training_record(folder: str | Path) -> dict[str, Any]:
     return record
 
 
-def model_card(config: Any, repo_id: str, *, dataset: str | None = None, results: Iterable[EvalEntry] | None = None,
-               license: str = LICENSE) -> str:
+def model_card(
+    config: Any,
+    repo_id: str,
+    *,
+    dataset: str | None = None,
+    results: Iterable[EvalEntry] | None = None,
+    license: str = LICENSE,
+) -> str:
     """The card ``SemSimModel.push_to_hub`` writes for a model: the metadata (``card_metadata``), what SemSim
     measures, how to load the model (with and without semsim-metric), its calibration and training data.
 
@@ -141,24 +182,48 @@ def model_card(config: Any, repo_id: str, *, dataset: str | None = None, results
         ValueError: a result that is not a finite number.
     """
     cal = config.calibration or {}
-    calibration = (f"`output=\"probability\"` is calibrated on: {cal.get('fitted_on', 'see the training record')}."
-                   if cal else "This model has no calibration (`output=\"distance\"` only).")
+    calibration = (
+        f'`output="probability"` is calibrated on: {cal.get("fitted_on", "see the training record")}.'
+        if cal
+        else 'This model has no calibration (`output="distance"` only).'
+    )
     dataset_id = hub_dataset_id(dataset) if dataset else None
-    trained_on = (f"Trained on [`{dataset_id}`](https://huggingface.co/datasets/{dataset_id})." if dataset_id else
-                  f"Trained on `{dataset}` (not a Hub dataset)." if dataset else "")
+    trained_on = (
+        f"Trained on [`{dataset_id}`](https://huggingface.co/datasets/{dataset_id})."
+        if dataset_id
+        else f"Trained on `{dataset}` (not a Hub dataset)."
+        if dataset
+        else ""
+    )
     name = repo_id.split("/")[-1]
     lines = [
-        card_metadata(model_name=name, dataset=dataset, results=results or (), license=license), "",
-        f"# {name}", "",
-        ("A SemSim model (Sun et al., NeurIPS 2023): a learned distance between an original image and its "
-         "reconstruction by a privacy attack (0 = semantically identical = most leakage, up to 2)."), "",
-        "```python", "from semsim_metric import SemSim, SemSimModel", "",
-        f'model = SemSimModel.from_pretrained("{repo_id}")', "metric = SemSim(model)", "```", "",
-        "Without semsim-metric installed (the repository carries its code):", "",
-        "```python", "from transformers import pipeline", "",
+        card_metadata(model_name=name, dataset=dataset, results=results or (), license=license),
+        "",
+        f"# {name}",
+        "",
+        (
+            "A SemSim model (Sun et al., NeurIPS 2023): a learned distance between an original image and its "
+            "reconstruction by a privacy attack (0 = semantically identical = most leakage, up to 2)."
+        ),
+        "",
+        "```python",
+        "from semsim_metric import SemSim, SemSimModel",
+        "",
+        f'model = SemSimModel.from_pretrained("{repo_id}")',
+        "metric = SemSim(model)",
+        "```",
+        "",
+        "Without semsim-metric installed (the repository carries its code):",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
         f'scorer = pipeline("semsim", model="{repo_id}", trust_remote_code=True)',
-        "scorer(original, reconstruction)  # {'distance': ..., 'probability': ...}", "```", "",
-        calibration, "",
+        "scorer(original, reconstruction)  # {'distance': ..., 'probability': ...}",
+        "```",
+        "",
+        calibration,
+        "",
     ]
     if trained_on:
         lines += [trained_on, ""]

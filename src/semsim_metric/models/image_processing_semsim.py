@@ -65,8 +65,10 @@ def _from_array(array: Any, name: str) -> list[Tensor]:
         return [x.permute(2, 0, 1)[None]]
     if x.ndim == 4:
         return list(x.permute(0, 3, 1, 2).split(1))
-    raise ImageInputError(f"{name}: a numpy array of shape {tuple(x.shape)} is not an image; arrays are channels last "
-                          "like PIL images: (H, W), (H, W, C) or (N, H, W, C).")
+    raise ImageInputError(
+        f"{name}: a numpy array of shape {tuple(x.shape)} is not an image; arrays are channels last "
+        "like PIL images: (H, W), (H, W, C) or (N, H, W, C)."
+    )
 
 
 def _as_images(value: Any, name: str) -> list[Tensor]:
@@ -78,16 +80,20 @@ def _as_images(value: Any, name: str) -> list[Tensor]:
             return [value[None]]
         if value.ndim == 4:
             return list(value.split(1))
-        raise ImageInputError(f"{name}: a tensor of shape {tuple(value.shape)} is not an image; tensors are channels "
-                              "first: (C, H, W), (N, C, H, W) or greyscale (H, W).")
+        raise ImageInputError(
+            f"{name}: a tensor of shape {tuple(value.shape)} is not an image; tensors are channels "
+            "first: (C, H, W), (N, C, H, W) or greyscale (H, W)."
+        )
     if type(value).__module__ == "numpy":
         return _from_array(value, name)
     if isinstance(value, (list, tuple)):
         return [img for i, item in enumerate(value) for img in _as_images(item, f"{name}[{i}]")]
     if isinstance(value, (str, Path, bytes, bytearray, dict)) or hasattr(value, "getexif"):
         return [decode_image(value)[None]]
-    raise ImageInputError(f"{name}: {type(value).__name__} is not an image. Pass torch tensors (C, H, W), numpy "
-                          "arrays (H, W, C), PIL images or image files, or a list of them.")
+    raise ImageInputError(
+        f"{name}: {type(value).__name__} is not an image. Pass torch tensors (C, H, W), numpy "
+        "arrays (H, W, C), PIL images or image files, or a list of them."
+    )
 
 
 class SemSimImageProcessor(BaseImageProcessor):
@@ -115,14 +121,24 @@ class SemSimImageProcessor(BaseImageProcessor):
     model_input_names: ClassVar[list[str]] = ["pixel_values"]
     valid_kwargs = SemSimImagesKwargs
 
-    def __init__(self, image_size: int = 32, image_mean: Sequence[float] = CIFAR100_MEAN,
-                 image_std: Sequence[float] = CIFAR100_STD, data_range: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        image_size: int = 32,
+        image_mean: Sequence[float] = CIFAR100_MEAN,
+        image_std: Sequence[float] = CIFAR100_STD,
+        data_range: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         clashing = sorted(k for k in kwargs if k != "image_processor_type" and hasattr(type(self), k))
         if clashing:  # preprocessor_config.json is untrusted: its entries become attributes, never methods
-            raise InvalidInputError(f"preprocessor_config.json: {clashing} are not settings of SemSimImageProcessor; remove "
-                             "them (the file holds image_size, image_mean, image_std and data_range).")
+            raise InvalidInputError(
+                f"preprocessor_config.json: {clashing} are not settings of SemSimImageProcessor; remove "
+                "them (the file holds image_size, image_mean, image_std and data_range)."
+            )
         super().__init__(**kwargs)
-        self.image_size, self.image_mean, self.image_std = check_image_settings(image_size, image_mean, image_std)
+        self.image_size, self.image_mean, self.image_std = check_image_settings(
+            image_size, image_mean, image_std
+        )
         self.data_range = check_data_range(data_range)
 
     @classmethod
@@ -133,15 +149,31 @@ class SemSimImageProcessor(BaseImageProcessor):
     def matches(self, config: Any) -> bool:
         """Whether this processor prepares images as the model of ``config`` expects (size, mean and std)."""
         return (self.image_size, list(self.image_mean), list(self.image_std)) == (
-            config.image_size, list(config.image_mean), list(config.image_std))
+            config.image_size,
+            list(config.image_mean),
+            list(config.image_std),
+        )
 
     def _model_input(self, x: Tensor, data_range: float, dtype: torch.dtype) -> Tensor:
-        return to_model_input(x, data_range=data_range, image_size=self.image_size, mean=self.image_mean,
-                              std=self.image_std, dtype=dtype)
+        return to_model_input(
+            x,
+            data_range=data_range,
+            image_size=self.image_size,
+            mean=self.image_mean,
+            std=self.image_std,
+            dtype=dtype,
+        )
 
-    def preprocess(self, images: Any, reconstructions: Any = None, *, data_range: float | None = None,
-                   return_tensors: str | None = None, dtype: torch.dtype = torch.float32,
-                   **kwargs: Any) -> BatchFeature:
+    def preprocess(
+        self,
+        images: Any,
+        reconstructions: Any = None,
+        *,
+        data_range: float | None = None,
+        return_tensors: str | None = None,
+        dtype: torch.dtype = torch.float32,
+        **kwargs: Any,
+    ) -> BatchFeature:
         """``pixel_values`` ``(N, 3, S, S)`` of ``images`` (the originals, when ``reconstructions`` are given too).
 
         Each image is checked by the gate (``check_images``) and converted by ``to_model_input``; with
@@ -162,8 +194,10 @@ class SemSimImageProcessor(BaseImageProcessor):
         """
         unknown = sorted(k for k, v in kwargs.items() if v is not None)
         if unknown:
-            raise ImageInputError(f"SemSimImageProcessor does not take {unknown}: its resizing and normalisation are "
-                                  "the model's (image_size, image_mean, image_std) and are not changed per call.")
+            raise ImageInputError(
+                f"SemSimImageProcessor does not take {unknown}: its resizing and normalisation are "
+                "the model's (image_size, image_mean, image_std) and are not changed per call."
+            )
         dr = self.data_range if data_range is None else check_data_range(data_range)
         originals = _as_images(images, "images")
         if not originals:
@@ -177,15 +211,24 @@ class SemSimImageProcessor(BaseImageProcessor):
             return BatchFeature(data={"pixel_values": torch.cat(values)}, tensor_type=return_tensors)
         recons = _as_images(reconstructions, "reconstructions")
         if len(recons) != len(originals):
-            raise ImageInputError(f"{len(originals)} originals but {len(recons)} reconstructions: pair each "
-                                  "reconstruction with its original.")
+            raise ImageInputError(
+                f"{len(originals)} originals but {len(recons)} reconstructions: pair each "
+                "reconstruction with its original."
+            )
         orig_values, recon_values = [], []
         for x, y in zip(originals, recons):
-            if (x.dtype == torch.uint8) != (y.dtype == torch.uint8):  # one 8-bit, one float: both as floats in dr
+            if (x.dtype == torch.uint8) != (
+                y.dtype == torch.uint8
+            ):  # one 8-bit, one float: both as floats in dr
                 x, y = (v.float() / 255 * dr if v.dtype == torch.uint8 else v for v in (x, y))
             pair_range = 255.0 if x.dtype == torch.uint8 else dr
             check_image_pair(y, x, data_range=pair_range)
             orig_values.append(self._model_input(x, pair_range, dtype))
             recon_values.append(self._model_input(y, pair_range, dtype))
-        return BatchFeature(data={"pixel_values": torch.cat(orig_values),
-                                  "reconstruction_pixel_values": torch.cat(recon_values)}, tensor_type=return_tensors)
+        return BatchFeature(
+            data={
+                "pixel_values": torch.cat(orig_values),
+                "reconstruction_pixel_values": torch.cat(recon_values),
+            },
+            tensor_type=return_tensors,
+        )

@@ -33,14 +33,20 @@ __all__ = ["SemSimPipeline"]
 def _pairs(originals: Any, reconstructions: Any) -> Any:
     """The pipeline's inputs: one ``{"original", "reconstruction"}`` dict, or a list of them for lists of images."""
     if reconstructions is None:
-        if isinstance(originals, dict) or (isinstance(originals, list) and all(isinstance(p, dict) for p in originals)):
+        if isinstance(originals, dict) or (
+            isinstance(originals, list) and all(isinstance(p, dict) for p in originals)
+        ):
             return originals
-        raise ImageInputError("the semsim pipeline scores pairs: call it as pipe(original, reconstruction), "
-                              "pipe([originals], [reconstructions]) or pipe({'original': ..., 'reconstruction': ...}).")
+        raise ImageInputError(
+            "the semsim pipeline scores pairs: call it as pipe(original, reconstruction), "
+            "pipe([originals], [reconstructions]) or pipe({'original': ..., 'reconstruction': ...})."
+        )
     if isinstance(originals, list) and isinstance(reconstructions, list):
         if len(originals) != len(reconstructions):
-            raise ImageInputError(f"{len(originals)} originals but {len(reconstructions)} reconstructions: pair each "
-                                  "reconstruction with its original.")
+            raise ImageInputError(
+                f"{len(originals)} originals but {len(reconstructions)} reconstructions: pair each "
+                "reconstruction with its original."
+            )
         return [{"original": o, "reconstruction": r} for o, r in zip(originals, reconstructions)]
     return {"original": originals, "reconstruction": reconstructions}
 
@@ -71,20 +77,24 @@ class SemSimPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         if self.image_processor is None:
             self.image_processor = SemSimImageProcessor.from_model_config(self.model.config)
-        elif not hasattr(self.image_processor, "matches") or not self.image_processor.matches(self.model.config):
+        elif not hasattr(self.image_processor, "matches") or not self.image_processor.matches(
+            self.model.config
+        ):
             raise ImageInputError(
                 f"the image processor ({type(self.image_processor).__name__}) does not prepare images as the model "
                 f"expects (config.json: image_size {self.model.config.image_size}, image_mean "
                 f"{list(self.model.config.image_mean)}, image_std {list(self.model.config.image_std)}); its scores would "
                 "not be SemSim's. Fix preprocessor_config.json (SemSimModel.save_pretrained writes it) or pass "
-                "image_processor=SemSimImageProcessor.from_model_config(model.config).")
+                "image_processor=SemSimImageProcessor.from_model_config(model.config)."
+            )
 
     def __call__(self, originals: Any, reconstructions: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
         """Score ``(original, reconstruction)``; see the class docstring for the accepted forms."""
         return super().__call__(_pairs(originals, reconstructions), **kwargs)
 
-    def _sanitize_parameters(self, data_range: float | None = None, **kwargs: Any
-                             ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    def _sanitize_parameters(
+        self, data_range: float | None = None, **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         unknown = sorted(k for k, v in kwargs.items() if v is not None)
         if unknown:
             raise ImageInputError(f"the semsim pipeline does not take {unknown} (it takes data_range).")
@@ -94,17 +104,22 @@ class SemSimPipeline(Pipeline):
         if isinstance(inputs, (tuple, list)) and len(inputs) == 2:
             inputs = {"original": inputs[0], "reconstruction": inputs[1]}
         if not isinstance(inputs, dict) or set(inputs) != {"original", "reconstruction"}:
-            raise ImageInputError("each input of the semsim pipeline is a pair {'original': ..., 'reconstruction': "
-                                  "...} (or a 2-tuple in that order).")
-        batch = self.image_processor(inputs["original"], inputs["reconstruction"], data_range=data_range,
-                                     dtype=self.model.dtype)
+            raise ImageInputError(
+                "each input of the semsim pipeline is a pair {'original': ..., 'reconstruction': "
+                "...} (or a 2-tuple in that order)."
+            )
+        batch = self.image_processor(
+            inputs["original"], inputs["reconstruction"], data_range=data_range, dtype=self.model.dtype
+        )
         return {"original": batch["pixel_values"], "reconstruction": batch["reconstruction_pixel_values"]}
 
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, Any]:  # type: ignore[override]
         distance = self.model.distance(model_inputs["reconstruction"], model_inputs["original"])
         probability = None
         if self.model.config.calibration:
-            probability = self.model.probability(distance if distance.dtype == torch.float64 else distance.float())
+            probability = self.model.probability(
+                distance if distance.dtype == torch.float64 else distance.float()
+            )
         return {"distance": distance, "probability": probability}
 
     def postprocess(self, model_outputs: dict[str, Any]) -> Any:  # type: ignore[override]

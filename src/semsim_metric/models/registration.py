@@ -90,8 +90,10 @@ def _register_image_processor(auto: ModuleType) -> None:
     from .image_processing_semsim import SemSimImageProcessor
 
     auto.AutoImageProcessor.register(
-        SemSimConfig, image_processor_classes={"pil": SemSimImageProcessor, "torchvision": SemSimImageProcessor},
-        exist_ok=True)
+        SemSimConfig,
+        image_processor_classes={"pil": SemSimImageProcessor, "torchvision": SemSimImageProcessor},
+        exist_ok=True,
+    )
 
 
 def _register_pipeline(pipelines: ModuleType) -> None:
@@ -100,8 +102,9 @@ def _register_pipeline(pipelines: ModuleType) -> None:
     # transformers' own tasks name their class by its dotted path ("impl"), imported when a pipeline is built: so does
     # this one (registering the class itself would import it while transformers.pipelines is still being imported)
     pipelines.PIPELINE_REGISTRY.supported_tasks.setdefault(
-        PIPELINE_TASK, {"impl": "semsim_metric.models.pipeline_semsim.SemSimPipeline", "pt": (AutoModel,),
-                        "type": "image"})
+        PIPELINE_TASK,
+        {"impl": "semsim_metric.models.pipeline_semsim.SemSimPipeline", "pt": (AutoModel,), "type": "image"},
+    )
 
 
 def register_with_transformers() -> None:

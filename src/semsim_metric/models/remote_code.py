@@ -39,10 +39,15 @@ from pathlib import Path
 __all__ = ["AUTO_MAP", "CUSTOM_PIPELINES", "EXPORTED_FILES", "export_remote_code", "exported_code"]
 
 #: the ``auto_map`` entry of ``config.json`` that points transformers at the exported classes
-AUTO_MAP = {"AutoConfig": "configuration_semsim.SemSimConfig", "AutoModel": "modeling_semsim.SemSimModel",
-            "AutoImageProcessor": "image_processing_semsim.SemSimImageProcessor"}
+AUTO_MAP = {
+    "AutoConfig": "configuration_semsim.SemSimConfig",
+    "AutoModel": "modeling_semsim.SemSimModel",
+    "AutoImageProcessor": "image_processing_semsim.SemSimImageProcessor",
+}
 #: the ``custom_pipelines`` entry of ``config.json``: ``pipeline("semsim", model=folder, trust_remote_code=True)``
-CUSTOM_PIPELINES = {"semsim": {"impl": "pipeline_semsim.SemSimPipeline", "pt": ["AutoModel"], "type": "image"}}
+CUSTOM_PIPELINES = {
+    "semsim": {"impl": "pipeline_semsim.SemSimPipeline", "pt": ["AutoModel"], "type": "image"}
+}
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 #: module in the package -> file name in the model folder
@@ -60,8 +65,10 @@ _MODULES = {
 }
 #: the Python files ``export_remote_code`` writes into a model folder
 EXPORTED_FILES = tuple(sorted(_MODULES.values()))
-_HEADER = ("# Exported from semsim-metric {version} (semsim_metric/{source}) by "
-           "semsim_metric.models.remote_code.export_remote_code; edit the package, not this copy.\n")
+_HEADER = (
+    "# Exported from semsim-metric {version} (semsim_metric/{source}) by "
+    "semsim_metric.models.remote_code.export_remote_code; edit the package, not this copy.\n"
+)
 _RELATIVE = re.compile(r"^(\s*from )\.\.?(\w+)( import)", re.MULTILINE)
 
 
@@ -71,11 +78,14 @@ def _flatten_imports(text: str, source: str) -> str:
     Raises:
         RuntimeError: ``source`` imports a module of the package that is not exported (add it to ``_MODULES``).
     """
+
     def flat(match: re.Match[str]) -> str:
         name = match.group(2)
         if f"{name}.py" not in EXPORTED_FILES:
-            raise RuntimeError(f"semsim_metric/{source} imports {name!r}, which export_remote_code does not export: "
-                               "add it to semsim_metric.models.remote_code._MODULES.")
+            raise RuntimeError(
+                f"semsim_metric/{source} imports {name!r}, which export_remote_code does not export: "
+                "add it to semsim_metric.models.remote_code._MODULES."
+            )
         return f"{match.group(1)}.{name}{match.group(3)}"
 
     return _RELATIVE.sub(flat, text)
@@ -97,9 +107,11 @@ def exported_code() -> dict[str, str]:
         RuntimeError: a module imports a module of the package that is not exported.
     """
     version = _version()
-    return {name: _HEADER.format(version=version, source=source) + _flatten_imports((_PACKAGE / source).read_text(),
-                                                                                     source)
-            for source, name in _MODULES.items()}
+    return {
+        name: _HEADER.format(version=version, source=source)
+        + _flatten_imports((_PACKAGE / source).read_text(), source)
+        for source, name in _MODULES.items()
+    }
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -120,7 +132,9 @@ def export_remote_code(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} is missing: save the model with save_pretrained({str(folder)!r}) first.")
+        raise FileNotFoundError(
+            f"{config_path} is missing: save the model with save_pretrained({str(folder)!r}) first."
+        )
     written = []
     for name, text in exported_code().items():
         (folder / name).write_text(text)

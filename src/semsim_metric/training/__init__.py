@@ -12,12 +12,19 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _PUBLIC = {
-    "RECIPES": ".recipes", "Recipe": ".recipes", "get_recipe": ".recipes",
-    "PretrainSettings": ".settings", "TripletSettings": ".settings", "VoteTuningSettings": ".settings",
-    "TrainOptions": ".run", "TrainResult": ".run", "train": ".run",
+    "RECIPES": ".recipes",
+    "Recipe": ".recipes",
+    "get_recipe": ".recipes",
+    "PretrainSettings": ".settings",
+    "TripletSettings": ".settings",
+    "VoteTuningSettings": ".settings",
+    "TrainOptions": ".run",
+    "TrainResult": ".run",
+    "train": ".run",
     "TrainerOptions": ".trainer",
     "fit_calibration": ".calibration",
-    "pair_distances": ".validation", "validation_metrics": ".validation",
+    "pair_distances": ".validation",
+    "validation_metrics": ".validation",
     "write_model_card": ".model_card",
 }
 

@@ -31,5 +31,9 @@ def fit_calibration(distances: np.ndarray, recognized: np.ndarray, *, fitted_on:
     if y.min() == y.max():
         raise InvalidInputError("calibration needs both recognised and unrecognised rows.")
     lr = linear_model.LogisticRegression(C=1e4, max_iter=1000).fit(np.asarray(distances).reshape(-1, 1), y)
-    return {"intercept": float(lr.intercept_[0]), "slope": float(lr.coef_[0, 0]), "fitted_on": fitted_on,
-            "n": int(len(y))}
+    return {
+        "intercept": float(lr.intercept_[0]),
+        "slope": float(lr.coef_[0, 0]),
+        "fitted_on": fitted_on,
+        "n": len(y),
+    }

@@ -21,8 +21,9 @@ def triplet_margin_loss(d_pos: Tensor, d_neg: Tensor, margin: float = 1.0) -> Te
     return torch.relu(d_pos - d_neg + margin).mean()
 
 
-def global_soft_label_loss(distance: Tensor, share: Tensor, *, centre: float = 1.0,
-                           temperature: float = 0.25) -> Tensor:
+def global_soft_label_loss(
+    distance: Tensor, share: Tensor, *, centre: float = 1.0, temperature: float = 0.25
+) -> Tensor:
     """Binary cross-entropy between ``sigmoid((centre - d) / temperature)`` and the recognised share.
 
     Puts distances of *different* originals on one scale: a reconstruction that most annotators

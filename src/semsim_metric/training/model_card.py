@@ -25,35 +25,56 @@ def _annotator_text(kinds: set[str]) -> str:
         return "people (human annotators)"
     parts = []
     if "model-judge" in kinds:
-        parts.append("**vision-language-model judges** shown only the reconstruction, following the study's "
-                     "protocol. **These are NOT human labels**; the model approximates the judges, not people")
+        parts.append(
+            "**vision-language-model judges** shown only the reconstruction, following the study's "
+            "protocol. **These are NOT human labels**; the model approximates the judges, not people"
+        )
     if "human" in kinds:
         parts.append("people (human annotators)")
     return "; ".join(parts) or "unknown"
 
 
-def _eval_entries(comparison: dict[str, dict[str, float]] | None,
-                  heldout: Sequence[Mapping[str, Any]] | None) -> list[EvalEntry]:
+def _eval_entries(
+    comparison: dict[str, dict[str, float]] | None, heldout: Sequence[Mapping[str, Any]] | None
+) -> list[EvalEntry]:
     """SemSim's results as ``model-index`` entries: its ROC-AUC per split of ``comparison``, and per held-out protocol
     its ROC-AUC and (over at least 3 settings) its model-level Kendall tau."""
-    entries = [EvalEntry("roc_auc", f"ROC-AUC (recognised vs not, {split})", float(table["SemSim"]),
-                         split.split(" ")[0])
-               for split, table in (comparison or {}).items() if "SemSim" in table]
+    entries = [
+        EvalEntry(
+            "roc_auc", f"ROC-AUC (recognised vs not, {split})", float(table["SemSim"]), split.split(" ")[0]
+        )
+        for split, table in (comparison or {}).items()
+        if "SemSim" in table
+    ]
     for row in heldout or ():
         where = f"held out: {row['protocol']}, {row['rows']} reconstructions"
-        entries.append(EvalEntry("roc_auc", f"ROC-AUC (recognised vs not, {where})", float(row["semsim_auc"])))
+        entries.append(
+            EvalEntry("roc_auc", f"ROC-AUC (recognised vs not, {where})", float(row["semsim_auc"]))
+        )
         if row.get("semsim_kendall") is not None:
-            entries.append(EvalEntry("kendall_tau", f"Kendall tau with the recognition rate over {row['groups']} "
-                                                    f"attack settings ({where})", float(row["semsim_kendall"])))
+            entries.append(
+                EvalEntry(
+                    "kendall_tau",
+                    f"Kendall tau with the recognition rate over {row['groups']} attack settings ({where})",
+                    float(row["semsim_kendall"]),
+                )
+            )
     return entries
 
 
-def _front_matter(model: Any, dataset: str, comparison: dict[str, dict[str, float]] | None, name: str,
-                  base_model: str | None = None, heldout: Sequence[Mapping[str, Any]] | None = None) -> str:
+def _front_matter(
+    model: Any,
+    dataset: str,
+    comparison: dict[str, dict[str, float]] | None,
+    name: str,
+    base_model: str | None = None,
+    heldout: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
     """YAML metadata through the one writer (``semsim_metric.models.card.card_metadata``), with the ROC-AUCs (and the
     held-out results) as model-index eval results."""
-    return card_metadata(model_name=name, dataset=dataset, results=_eval_entries(comparison, heldout),
-                         base_model=base_model)
+    return card_metadata(
+        model_name=name, dataset=dataset, results=_eval_entries(comparison, heldout), base_model=base_model
+    )
 
 
 def _hub_model_id(init_from: Any) -> str | None:
@@ -63,14 +84,26 @@ def _hub_model_id(init_from: Any) -> str | None:
 
 def _title(model: Any, dataset: str) -> str:
     cfg = model.config
-    net = (f"CIFAR ResNet-18, width {cfg.base_width}" if cfg.backbone == "cifar_resnet18" else "transformers backbone")
+    net = (
+        f"CIFAR ResNet-18, width {cfg.base_width}"
+        if cfg.backbone == "cifar_resnet18"
+        else "transformers backbone"
+    )
     return f"# SemSim ({net}), trained on {hub_dataset_id(dataset) or Path(dataset).name}"
 
 
-def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[str, Any], splits: Any,
-                     comparison: dict[str, dict[str, float]] | None = None, repo_id: str | None = None,
-                     default_model: bool = False, reproduce: str | None = None,
-                     heldout: Sequence[Mapping[str, Any]] | None = None) -> Path:
+def write_model_card(
+    folder: str | Path,
+    *,
+    dataset: str,
+    training_info: dict[str, Any],
+    splits: Any,
+    comparison: dict[str, dict[str, float]] | None = None,
+    repo_id: str | None = None,
+    default_model: bool = False,
+    reproduce: str | None = None,
+    heldout: Sequence[Mapping[str, Any]] | None = None,
+) -> Path:
     """Write ``README.md`` into ``folder`` with data, annotators, recipe, results, intended use, limits.
 
     The YAML metadata is written with ``huggingface_hub.ModelCardData`` through
@@ -108,32 +141,63 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
     rec = training_info["recipe"]
     cal = model.config.calibration
     if default_model:
-        usage = ["from semsim_metric import SemSim", "", "metric = SemSim()  # this model: the package's default"]
+        usage = [
+            "from semsim_metric import SemSim",
+            "",
+            "metric = SemSim()  # this model: the package's default",
+        ]
     else:
-        usage = ["from semsim_metric import SemSim, SemSimModel", "",
-                 f'model = SemSimModel.from_pretrained("{repo_id or folder.as_posix()}")',
-                 "metric = SemSim(model)"]
+        usage = [
+            "from semsim_metric import SemSim, SemSimModel",
+            "",
+            f'model = SemSimModel.from_pretrained("{repo_id or folder.as_posix()}")',
+            "metric = SemSim(model)",
+        ]
     if comparison is None:
-        own = {s: {"SemSim": training_info[s]["roc_auc"]} for s in ("validation", "test")
-               if (training_info.get(s) or {}).get("roc_auc") is not None}
+        own = {
+            s: {"SemSim": training_info[s]["roc_auc"]}
+            for s in ("validation", "test")
+            if (training_info.get(s) or {}).get("roc_auc") is not None
+        }
     lines = [
-        _front_matter(model, dataset, comparison if comparison is not None else own,
-                      repo_id.split("/")[-1] if repo_id else folder.name,
-                      base_model=_hub_model_id(training_info.get("init_from")), heldout=heldout), "",
-        _title(model, dataset), "",
+        _front_matter(
+            model,
+            dataset,
+            comparison if comparison is not None else own,
+            repo_id.split("/")[-1] if repo_id else folder.name,
+            base_model=_hub_model_id(training_info.get("init_from")),
+            heldout=heldout,
+        ),
+        "",
+        _title(model, dataset),
+        "",
         "SemSim is a learned distance between an original image and its reconstruction by a privacy attack. "
         "**It is a distance: 0 = semantically identical (the attack leaked what an annotator recognises), larger = "
-        "less leakage, range [0, 2]; lower = more leakage.** It follows Sun et al., NeurIPS 2023.", "",
-        "```python", "import torch", *usage,
+        "less leakage, range [0, 2]; lower = more leakage.** It follows Sun et al., NeurIPS 2023.",
+        "",
+        "```python",
+        "import torch",
+        *usage,
         "reconstructions, originals = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)  # (N, C, H, W) in [0, 1]",
-        "metric.update(reconstructions, originals)", "print(metric.compute())", "```", "",
-        "## Training data", "",
+        "metric.update(reconstructions, originals)",
+        "print(metric.compute())",
+        "```",
+        "",
+        "## Training data",
+        "",
         f"- Dataset: `{dataset}` (splits by original image: {', '.join(f'{k} {len(v)} rows' for k, v in splits.items())}).",
         f"- Annotated by: {_annotator_text(kinds)}.",
-        *([f"- Triplets: anchor = original, positive = recognised reconstruction, negative = unrecognised reconstruction "
-           f"of the same original (fallback to another original's: {training_info['triplet_stats']})."]
-          if rec.get("epochs", 1) > 0 else []), "",
-        "## Recipe", "",
+        *(
+            [
+                f"- Triplets: anchor = original, positive = recognised reconstruction, negative = unrecognised reconstruction "
+                f"of the same original (fallback to another original's: {training_info['triplet_stats']})."
+            ]
+            if rec.get("epochs", 1) > 0
+            else []
+        ),
+        "",
+        "## Recipe",
+        "",
         f"- Recipe `{rec['name']}`: {rec['description']}",
         f"- Fields: `{json.dumps({k: v for k, v in rec.items() if k not in ('name', 'description')})}`",
         f"- Trained on: {training_info['device']} (bf16: {training_info['bf16']}), {training_info['train_seconds']:.0f} s, "
@@ -147,7 +211,8 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
             f"- Stage 1 (class-supervised backbone pre-training): `{st['source']}` split `{st['split']}`, "
             f"{pre['trained_images']} images, {st['epochs']} epochs, noise up to {st['noise']}; accuracy on "
             f"{pre['holdout_images']} held-back images {pre['holdout_accuracy']:.3f}; "
-            f"{pre['excluded_as_annotated']} images equal to annotated originals were excluded; {pre['seconds']:.0f} s."]
+            f"{pre['excluded_as_annotated']} images equal to annotated originals were excluded; {pre['seconds']:.0f} s."
+        ]
     vote = training_info.get("vote_tuning")
     if vote:
         st = vote["settings"]
@@ -155,14 +220,22 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
             f"- Stage 2 (vote tuning on the annotators' answers): {vote['rows']} reconstructions of {vote['originals']} "
             f"originals, {vote['classes']} classes + 'cannot recognise', {st['epochs']} epochs, lr {st['learning_rate']}, "
             f"noise up to {st['noise']}; {vote['seconds']:.0f} s."
-            + (f" With label-free anchors (weight {st['anchor_weight']}: a mild copy of an image near it, noise, a "
-               f"constant image or another class far; pool {vote.get('anchor_pool')})." if st.get("anchor_weight") else "")]
+            + (
+                f" With label-free anchors (weight {st['anchor_weight']}: a mild copy of an image near it, noise, a "
+                f"constant image or another class far; pool {vote.get('anchor_pool')})."
+                if st.get("anchor_weight")
+                else ""
+            )
+        ]
     if training_info.get("init_from"):
         lines[-1:-1] = [f"- Fine-tuned from `{training_info['init_from']}`."]
     if training_info["device"] == "cpu" and rec["name"] != "paper" and rec.get("epochs", 0) > 0:
-        lines += [f"This model was trained on a CPU (no GPU was available), so it uses the CPU-feasible recipe "
-                  f"`{rec['name']}` (width {rec['base_width']}, {rec['epochs']} epochs) rather than the full paper recipe "
-                  "(width 64, 100 epochs). Retrain with `semsim train --recipe paper` on a GPU for the paper's setting.", ""]
+        lines += [
+            f"This model was trained on a CPU (no GPU was available), so it uses the CPU-feasible recipe "
+            f"`{rec['name']}` (width {rec['base_width']}, {rec['epochs']} epochs) rather than the full paper recipe "
+            "(width 64, 100 epochs). Retrain with `semsim train --recipe paper` on a GPU for the paper's setting.",
+            "",
+        ]
     for note in training_info.get("notes", []):
         lines += [note, ""]
     if any(name in splits for name in ("validation", "test")):
@@ -174,40 +247,64 @@ def write_model_card(folder: str | Path, *, dataset: str, training_info: dict[st
             else:
                 own = training_info.get(split_name, {}).get("roc_auc")
                 table = {"SemSim": own} if own is not None else {}
-            lines += [f"### {split_name} split ({len(splits[split_name])} reconstructions)", "",
-                      "ROC-AUC = how well each metric ranks recognised above unrecognised reconstructions "
-                      "(each metric oriented so that higher = more leakage).", "",
-                      "| metric | ROC-AUC |", "|---|---|"]
+            lines += [
+                f"### {split_name} split ({len(splits[split_name])} reconstructions)",
+                "",
+                "ROC-AUC = how well each metric ranks recognised above unrecognised reconstructions "
+                "(each metric oriented so that higher = more leakage).",
+                "",
+                "| metric | ROC-AUC |",
+                "|---|---|",
+            ]
             lines += [f"| {name} | {auc:.3f} |" for name, auc in table.items()]
             lines.append("")
     if training_info.get("validation", {}).get("triplet_accuracy") is not None:
         lines += [f"Validation triplet accuracy: {training_info['validation']['triplet_accuracy']:.3f}.", ""]
     if cal:
-        lines += ["## Calibration", "",
-                  f"`output=\"probability\"` gives P(recognised) = sigmoid({cal['intercept']:.3f} + "
-                  f"{cal['slope']:.3f} x distance), fitted on {cal['fitted_on']} ({cal['n']} rows).", ""]
+        lines += [
+            "## Calibration",
+            "",
+            f'`output="probability"` gives P(recognised) = sigmoid({cal["intercept"]:.3f} + '
+            f"{cal['slope']:.3f} x distance), fitted on {cal['fitted_on']} ({cal['n']} rows).",
+            "",
+        ]
     if reproduce:
         lines += [reproduce, ""]
     lines += [
-        "## Intended use", "",
+        "## Intended use",
+        "",
         "Judging how much *recognisable* content a reconstruction attack (gradient inversion and the like) recovered, "
-        "next to PSNR/SSIM, when comparing attacks and defences.", "",
-        "## Limits", "",
+        "next to PSNR/SSIM, when comparing attacks and defences.",
+        "",
+        "## Limits",
+        "",
         "- Trained on one image domain (see training data); scores on very different images are less reliable.",
         "- Labels came from the annotators named above; where they are model judges, agreement with people is "
         "not measured here.",
         "- Every image is resized to 32x32 (the paper's choice): fine detail above that scale is ignored.",
-        "- Not a guarantee of privacy: a low leakage score does not prove that nothing leaked.", "",
-        "## Citation", "", "```bibtex", CITATION, "```", "",
+        "- Not a guarantee of privacy: a low leakage score does not prove that nothing leaked.",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
     ]
     path = folder / "README.md"
     path.write_text("\n".join(lines))
     return path
 
 
-def rewrite_card_metadata(card: str | Path, *, dataset: str, model_name: str,
-                          comparison: dict[str, dict[str, float]] | None = None,
-                          heldout: Sequence[Mapping[str, Any]] | None = None, base_model: str | None = None) -> Path:
+def rewrite_card_metadata(
+    card: str | Path,
+    *,
+    dataset: str,
+    model_name: str,
+    comparison: dict[str, dict[str, float]] | None = None,
+    heldout: Sequence[Mapping[str, Any]] | None = None,
+    base_model: str | None = None,
+) -> Path:
     """Replace the YAML header of an existing card (``README.md``) with the one ``write_model_card`` writes for the
     same facts, keeping its text: for cards whose text other scripts keep up to date (the default model's robustness
     table, its "Full evaluation" section) and for cards written by an older writer.
@@ -230,9 +327,15 @@ def rewrite_card_metadata(card: str | Path, *, dataset: str, model_name: str,
     card = Path(card)
     text = card.read_text()
     if not text.startswith("---\n") or "\n---\n" not in text[3:]:
-        raise InvalidInputError(f"{card} has no YAML header (--- ... --- at its top); write the card with write_model_card.")
-    body = text[text.index("\n---\n", 3) + len("\n---\n"):]
-    header = card_metadata(model_name=model_name, dataset=dataset, results=_eval_entries(comparison, heldout),
-                           base_model=base_model)
+        raise InvalidInputError(
+            f"{card} has no YAML header (--- ... --- at its top); write the card with write_model_card."
+        )
+    body = text[text.index("\n---\n", 3) + len("\n---\n") :]
+    header = card_metadata(
+        model_name=model_name,
+        dataset=dataset,
+        results=_eval_entries(comparison, heldout),
+        base_model=base_model,
+    )
     card.write_text(header + "\n" + body)
     return card

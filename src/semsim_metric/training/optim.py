@@ -47,16 +47,23 @@ class OptimiserSettings:
             raise InvalidInputError(f"schedule must be multistep, onecycle or cosine, got {self.schedule!r}.")
 
 
-def build_optimiser(params: Iterable[torch.nn.Parameter], settings: OptimiserSettings, total_steps: int
-                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def build_optimiser(
+    params: Iterable[torch.nn.Parameter], settings: OptimiserSettings, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD over ``params`` and its schedule for ``total_steps`` optimiser steps."""
-    opt = torch.optim.SGD(list(params), lr=settings.learning_rate, momentum=settings.momentum,
-                          nesterov=settings.nesterov, weight_decay=settings.weight_decay)
+    opt = torch.optim.SGD(
+        list(params),
+        lr=settings.learning_rate,
+        momentum=settings.momentum,
+        nesterov=settings.nesterov,
+        weight_decay=settings.weight_decay,
+    )
     total_steps = max(1, int(total_steps))
     sched: torch.optim.lr_scheduler.LRScheduler
     if settings.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.learning_rate, total_steps=total_steps,
-                                                    pct_start=settings.warmup)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=settings.learning_rate, total_steps=total_steps, pct_start=settings.warmup
+        )
     elif settings.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps)
     else:

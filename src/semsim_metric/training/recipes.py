@@ -31,29 +31,64 @@ SECTIONS = ("pretrain", "vote_tuning", "triplets")
 #: they could be set keep their exact flat form)
 FLAT_FIELDS: dict[str, tuple[str, str]] = {
     "name": ("", "name"),
-    **{name: ("triplets", name) for name in ("learning_rate", "momentum", "nesterov", "weight_decay", "batch_size",
-                                             "epochs", "milestones", "gamma", "margin", "augment")},
+    **{
+        name: ("triplets", name)
+        for name in (
+            "learning_rate",
+            "momentum",
+            "nesterov",
+            "weight_decay",
+            "batch_size",
+            "epochs",
+            "milestones",
+            "gamma",
+            "margin",
+            "augment",
+        )
+    },
     "seed": ("", "seed"),
     "base_width": ("", "base_width"),
     "global_loss_weight": ("triplets", "global_loss_weight"),
-    **{f"pretrain_{name}": ("pretrain", name) for name in ("epochs", "source", "split", "noise", "contrast",
-                                                           "brightness", "blur")},
-    **{f"vote_{name}": ("vote_tuning", name) for name in (
-        "epochs", "learning_rate", "distance_weight", "noise", "anchor_weight", "anchor_centre", "anchor_temperature",
-        "anchor_kind", "anchor_domains", "adversarial_share", "adversarial_steps", "adversarial_pool",
-        "anchor_copy_centre", "balance_domains")},
+    **{
+        f"pretrain_{name}": ("pretrain", name)
+        for name in ("epochs", "source", "split", "noise", "contrast", "brightness", "blur")
+    },
+    **{
+        f"vote_{name}": ("vote_tuning", name)
+        for name in (
+            "epochs",
+            "learning_rate",
+            "distance_weight",
+            "noise",
+            "anchor_weight",
+            "anchor_centre",
+            "anchor_temperature",
+            "anchor_kind",
+            "anchor_domains",
+            "adversarial_share",
+            "adversarial_steps",
+            "adversarial_pool",
+            "anchor_copy_centre",
+            "balance_domains",
+        )
+    },
     "embedding": ("", "embedding"),
     "description": ("", "description"),
-    **{f"pretrain_{name}": ("pretrain", name) for name in ("batch_size", "learning_rate", "holdout",
-                                                           "min_source_share")},
+    **{
+        f"pretrain_{name}": ("pretrain", name)
+        for name in ("batch_size", "learning_rate", "holdout", "min_source_share")
+    },
     **{f"vote_{name}": ("vote_tuning", name) for name in ("batch_size", "original_weight")},
 }
 #: flat names written only when they differ from the default (see ``FLAT_FIELDS``)
-_WRITTEN_WHEN_SET = frozenset(list(FLAT_FIELDS)[list(FLAT_FIELDS).index("description") + 1:])
+_WRITTEN_WHEN_SET = frozenset(list(FLAT_FIELDS)[list(FLAT_FIELDS).index("description") + 1 :])
 #: flat values that the nested settings hold differently: (flat -> nested, nested -> flat)
 _CONVERSIONS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     # a negative copy centre in the flat form: the same as the anchor centre (None in VoteTuningSettings)
-    "vote_anchor_copy_centre": (lambda v: None if v is not None and v < 0 else v, lambda v: -1.0 if v is None else v),
+    "vote_anchor_copy_centre": (
+        lambda v: None if v is not None and v < 0 else v,
+        lambda v: -1.0 if v is None else v,
+    ),
 }
 
 
@@ -96,7 +131,11 @@ class Recipe:
     @property
     def stages(self) -> tuple[str, ...]:
         """The stages this recipe runs, in order (``classes``, ``votes``, ``triplets``)."""
-        on = (("classes", self.pretrain.epochs), ("votes", self.vote_tuning.epochs), ("triplets", self.triplets.epochs))
+        on = (
+            ("classes", self.pretrain.epochs),
+            ("votes", self.vote_tuning.epochs),
+            ("triplets", self.triplets.epochs),
+        )
         return tuple(name for name, epochs in on if epochs > 0)
 
     def flat(self) -> dict[str, Any]:
@@ -108,8 +147,11 @@ class Recipe:
             >>> Recipe.from_flat(RECIPES["colour"].flat()) == RECIPES["colour"]
             True
         """
-        return {name: _flat_value(self, name) for name in FLAT_FIELDS
-                if name not in _WRITTEN_WHEN_SET or _flat_value(self, name) != _flat_value(_DEFAULT, name)}
+        return {
+            name: _flat_value(self, name)
+            for name in FLAT_FIELDS
+            if name not in _WRITTEN_WHEN_SET or _flat_value(self, name) != _flat_value(_DEFAULT, name)
+        }
 
     @classmethod
     def from_flat(cls, values: Mapping[str, Any]) -> Recipe:
@@ -155,10 +197,16 @@ def _flat_value(recipe: Recipe, name: str) -> Any:
 def _check_names(values: Mapping[str, Any]) -> None:
     bad = sorted(set(values) - set(FLAT_FIELDS))
     if bad:
-        hints = [f"{b!r} (did you mean {', '.join(map(repr, close))}?)" if (close := difflib.get_close_matches(
-            b, FLAT_FIELDS, n=2)) else repr(b) for b in bad]
-        raise InvalidInputTypeError(f"unknown recipe field(s) {', '.join(hints)}; valid fields: "
-                        f"{sorted(set(FLAT_FIELDS) - {'name'})}.")
+        hints = [
+            f"{b!r} (did you mean {', '.join(map(repr, close))}?)"
+            if (close := difflib.get_close_matches(b, FLAT_FIELDS, n=2))
+            else repr(b)
+            for b in bad
+        ]
+        raise InvalidInputTypeError(
+            f"unknown recipe field(s) {', '.join(hints)}; valid fields: "
+            f"{sorted(set(FLAT_FIELDS) - {'name'})}."
+        )
 
 
 RECIPES: dict[str, Recipe] = {
@@ -168,19 +216,27 @@ RECIPES: dict[str, Recipe] = {
         "64 triplets per batch, 100 epochs, lr x0.1 at epochs 37/62/87, margin 1.0, crop+flip, seed 23333.",
     ),
     "cpu": Recipe(
-        name="cpu", base_width=32, triplets=TripletSettings(epochs=24),
+        name="cpu",
+        base_width=32,
+        triplets=TripletSettings(epochs=24),
         description="The paper's loss and optimiser on a CPU budget: width 32, 24 epochs, lr x0.1 at 37/62/87% "
         "of training.",
     ),
     "judged": Recipe(
-        name="judged", base_width=32, triplets=TripletSettings(epochs=24, global_loss_weight=1.0),
+        name="judged",
+        base_width=32,
+        triplets=TripletSettings(epochs=24, global_loss_weight=1.0),
         description="The cpu recipe plus a global soft-label loss: binary cross-entropy between "
         "sigmoid((1 - d) / 0.25) and the share of annotators who recognised each positive and negative, which "
         "puts distances of different originals on one scale (weight 1.0).",
     ),
     "semantic": Recipe(
-        name="semantic", base_width=16, embedding="spatial", triplets=TripletSettings(epochs=0),
-        pretrain=PretrainSettings(epochs=6.0), vote_tuning=VoteTuningSettings(epochs=4, noise=0.3),
+        name="semantic",
+        base_width=16,
+        embedding="spatial",
+        triplets=TripletSettings(epochs=0),
+        pretrain=PretrainSettings(epochs=6.0),
+        vote_tuning=VoteTuningSettings(epochs=4, noise=0.3),
         description="Two stages, no triplets. 1: the backbone learns the image domain's classes (Fashion-MNIST train "
         "split, 6 epochs, crop/flip + Gaussian noise; images equal to annotated originals excluded). 2: vote tuning: "
         "it learns the distribution of the annotators' answers (a class or 'cannot recognise') for every "
@@ -188,13 +244,25 @@ RECIPES: dict[str, Recipe] = {
         "Width 16; the embedding is the flattened last feature map ('spatial').",
     ),
     "colour": Recipe(
-        name="colour", base_width=16, embedding="spatial_smooth", triplets=TripletSettings(epochs=0),
-        pretrain=PretrainSettings(epochs=3.0, source="fashion-mnist+emoji-scenes", contrast=0.4, brightness=0.15,
-                                  blur=1.0),
-        vote_tuning=VoteTuningSettings(epochs=4, noise=0.3, anchor_weight=3.0, anchor_centre=0.95,
-                                       anchor_copy_centre=0.3, anchor_kind="invariances",
-                                       anchor_domains="fashion-mnist+photos+synthetic+emoji-scenes",
-                                       adversarial_share=0.25, adversarial_steps=5, balance_domains=0.5),
+        name="colour",
+        base_width=16,
+        embedding="spatial_smooth",
+        triplets=TripletSettings(epochs=0),
+        pretrain=PretrainSettings(
+            epochs=3.0, source="fashion-mnist+emoji-scenes", contrast=0.4, brightness=0.15, blur=1.0
+        ),
+        vote_tuning=VoteTuningSettings(
+            epochs=4,
+            noise=0.3,
+            anchor_weight=3.0,
+            anchor_centre=0.95,
+            anchor_copy_centre=0.3,
+            anchor_kind="invariances",
+            anchor_domains="fashion-mnist+photos+synthetic+emoji-scenes",
+            adversarial_share=0.25,
+            adversarial_steps=5,
+            balance_domains=0.5,
+        ),
         description="The semantic recipe in two image domains, with anchors of what people ignore and adversarial negatives. 1: the "
         "backbone learns the classes of Fashion-MNIST train (greyscale) and emoji-scenes train (colour, repeated to "
         "40% of Fashion-MNIST's size) together, 3 epochs, crop/flip + noise + contrast/brightness/blur. 2: vote tuning "
@@ -206,7 +274,9 @@ RECIPES: dict[str, Recipe] = {
         "model). Width 16; embedding: the last feature map smoothed over 3x3 cells, flattened.",
     ),
     "quick": Recipe(
-        name="quick", base_width=8, triplets=TripletSettings(epochs=2, batch_size=16, milestones=()),
+        name="quick",
+        base_width=8,
+        triplets=TripletSettings(epochs=2, batch_size=16, milestones=()),
         description="A smoke-test recipe for CPUs: width 8, 2 epochs, batch 16.",
     ),
 }
@@ -248,7 +318,7 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
         >>> get_recipe("semantic:vote_epoch=2")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        TypeError: unknown recipe field(s) 'vote_epoch' (did you mean 'vote_epochs'...
+        semsim_metric.errors.InvalidInputTypeError: unknown recipe field(s) 'vote_epoch' (did you mean 'vote_epochs'...
     """
     base, _, spec = name.partition(":")
     if base not in RECIPES:
@@ -270,7 +340,9 @@ def _parse_variant(recipe: Recipe, spec: str) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise InvalidInputError(f"recipe variant {spec!r}: write <field>=<value>[,<field>=<value>], got {item!r}.")
+            raise InvalidInputError(
+                f"recipe variant {spec!r}: write <field>=<value>[,<field>=<value>], got {item!r}."
+            )
         if key not in FLAT_FIELDS:
             out[key] = text
             continue
@@ -285,6 +357,8 @@ def _parse_variant(recipe: Recipe, spec: str) -> dict[str, Any]:
             else:
                 out[key] = type(current)(text)
         except ValueError:
-            raise InvalidInputError(f"recipe variant {spec!r}: {key} needs a value of type {type(current).__name__}, "
-                             f"got {text!r}.") from None
+            raise InvalidInputError(
+                f"recipe variant {spec!r}: {key} needs a value of type {type(current).__name__}, "
+                f"got {text!r}."
+            ) from None
     return out

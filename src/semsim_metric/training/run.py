@@ -87,7 +87,9 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         if self.backbone is not None and self.init_from is not None:
-            raise InvalidInputError("pass either backbone= or init_from=, not both (init_from keeps its own backbone).")
+            raise InvalidInputError(
+                "pass either backbone= or init_from=, not both (init_from keeps its own backbone)."
+            )
 
 
 @dataclass
@@ -115,14 +117,22 @@ def load_training_splits(dataset: str | os.PathLike[str], revision: str | None =
     for split in dsd.values():
         check_schema(split)
     if all(k == "none" for k in set(dsd["train"]["annotator_kind"])):
-        raise InvalidInputError(f"dataset {dataset!r} is not annotated yet (annotator_kind 'none'); import votes first.")
+        raise InvalidInputError(
+            f"dataset {dataset!r} is not annotated yet (annotator_kind 'none'); import votes first."
+        )
     # rows nobody annotated yet (a campaign in progress) have no votes: they are neither recognised nor not
     for name in list(dsd):
         kinds = dsd[name]["annotator_kind"]
         unannotated = sum(1 for k in kinds if k == "none")
         if unannotated:
-            logger.warning("training on %s: leaving out %d of %d rows of the %s split that have no votes yet "
-                           "(annotator_kind 'none')", dataset, unannotated, len(kinds), name)
+            logger.warning(
+                "training on %s: leaving out %d of %d rows of the %s split that have no votes yet "
+                "(annotator_kind 'none')",
+                dataset,
+                unannotated,
+                len(kinds),
+                name,
+            )
             keep = [i for i, k in enumerate(kinds) if k != "none"]
             if keep:
                 dsd[name] = dsd[name].select(keep)
@@ -143,8 +153,10 @@ def training_domain(model: SemSimModel, split: Any, *, description: str) -> dict
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(originals), 256):
-            x = stack_at_model_size(originals[start:start + 256], data_range=255, image_size=cfg.image_size)
-            x = to_model_input(x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std)
+            x = stack_at_model_size(originals[start : start + 256], data_range=255, image_size=cfg.image_size)
+            x = to_model_input(
+                x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std
+            )
             chunks.append(model.embed(x.to(device)).float().cpu())
     model.train(was_training)
     return summarise_domain(originals, torch.cat(chunks), description=description)
@@ -157,8 +169,11 @@ def _make_config(rec: Recipe, backbone: str | None) -> SemSimConfig:
 
     bcfg = AutoConfig.from_pretrained(backbone)
     mean = getattr(bcfg, "image_mean", None)
-    return SemSimConfig(backbone="transformers", backbone_config=bcfg.to_dict(),
-                        **({"image_mean": mean, "image_std": bcfg.image_std} if mean else {}))
+    return SemSimConfig(
+        backbone="transformers",
+        backbone_config=bcfg.to_dict(),
+        **({"image_mean": mean, "image_std": bcfg.image_std} if mean else {}),
+    )
 
 
 def resolve_recipe(recipe: str | Recipe, overrides: Mapping[str, Any] | None = None) -> Recipe:
@@ -176,15 +191,19 @@ def resolve_recipe(recipe: str | Recipe, overrides: Mapping[str, Any] | None = N
         >>> resolve_recipe("quick", {"write_card": False})
         Traceback (most recent call last):
         ...
-        TypeError: write_card is a run option, not a recipe field: pass options=TrainOptions(write_card=...).
+        semsim_metric.errors.InvalidInputTypeError: write_card is a run option, not a recipe field: pass options=TrainOptions(write_card=...).
     """
     overrides = dict(overrides or {})
     for name in overrides:
         if name in _RUN_OPTIONS:
-            raise InvalidInputTypeError(f"{name} is a run option, not a recipe field: pass options=TrainOptions({name}=...).")
+            raise InvalidInputTypeError(
+                f"{name} is a run option, not a recipe field: pass options=TrainOptions({name}=...)."
+            )
         if name in _TRAINER_OPTIONS:
-            raise InvalidInputTypeError(f"{name} is a Trainer option, not a recipe field: pass "
-                            f"options=TrainOptions(trainer=TrainerOptions({name}=...)).")
+            raise InvalidInputTypeError(
+                f"{name} is a Trainer option, not a recipe field: pass "
+                f"options=TrainOptions(trainer=TrainerOptions({name}=...))."
+            )
     if isinstance(recipe, Recipe):
         changes = {k: v for k, v in overrides.items() if v is not None}
         return recipe.with_changes(**changes) if changes else recipe
@@ -238,8 +257,12 @@ def train(
     stages = _run_stages(model, rec, dsd, train_set, output_dir, options)
     model.eval()
     last = stages[list(stages)[-1]] if stages else {}
-    result = TrainResult(output_dir=output_dir, recipe=rec, train_loss=float(last.get("final_loss", math.nan)),
-                         train_seconds=sum(s["seconds"] for s in stages.values()))
+    result = TrainResult(
+        output_dir=output_dir,
+        recipe=rec,
+        train_loss=float(last.get("final_loss", math.nan)),
+        train_seconds=sum(s["seconds"] for s in stages.values()),
+    )
     if not is_main_process():
         return result
     if "validation" in dsd:
@@ -248,8 +271,15 @@ def train(
     if "test" in dsd:
         logger.info("scoring the test split (%d rows)", len(dsd["test"]))
         result.test = validation_metrics(model, dsd["test"], seed=rec.seed)
-    info = _save_model_folder(model, result, dsd, str(dataset), options,
-                              stages=stages, triplet_stats=train_set.stats if train_set is not None else None)
+    info = _save_model_folder(
+        model,
+        result,
+        dsd,
+        str(dataset),
+        options,
+        stages=stages,
+        triplet_stats=train_set.stats if train_set is not None else None,
+    )
     if options.write_card:
         from .model_card import write_model_card
 
@@ -275,8 +305,14 @@ def _initial_model(rec: Recipe, options: TrainOptions) -> tuple[SemSimModel, Rec
     return model, rec
 
 
-def _run_stages(model: SemSimModel, rec: Recipe, dsd: Any, train_set: TripletDataset | None, output_dir: Path,
-                options: TrainOptions) -> dict[str, dict[str, Any]]:
+def _run_stages(
+    model: SemSimModel,
+    rec: Recipe,
+    dsd: Any,
+    train_set: TripletDataset | None,
+    output_dir: Path,
+    options: TrainOptions,
+) -> dict[str, dict[str, Any]]:
     """Train ``model`` in place through the recipe's stages in order; returns each stage's summary by name."""
     stages: dict[str, dict[str, Any]] = {}
     head = None
@@ -284,14 +320,23 @@ def _run_stages(model: SemSimModel, rec: Recipe, dsd: Any, train_set: TripletDat
         from .stages.classes import pretrain_cached
 
         cache = options.pretrain_cache or output_dir / "pretrained"
-        stages["classes"], head = pretrain_cached(model, rec.pretrain, cache, exclude_images=unique_originals(dsd),
-                                                  options=options.trainer)
+        stages["classes"], head = pretrain_cached(
+            model, rec.pretrain, cache, exclude_images=unique_originals(dsd), options=options.trainer
+        )
     if "votes" in rec.stages:
         from .stages.votes import tune_on_votes
 
         offsets = (stages.get("classes") or {}).get("class_offsets")
-        stages["votes"], _ = tune_on_votes(model, dsd["train"], rec.vote_tuning, head=head, class_offsets=offsets,
-                                           output_dir=output_dir, resume=bool(options.resume), options=options.trainer)
+        stages["votes"], _ = tune_on_votes(
+            model,
+            dsd["train"],
+            rec.vote_tuning,
+            head=head,
+            class_offsets=offsets,
+            output_dir=output_dir,
+            resume=bool(options.resume),
+            options=options.trainer,
+        )
     if train_set is not None:
         from .stages.triplets import triplet_stage
 
@@ -301,7 +346,9 @@ def _run_stages(model: SemSimModel, rec: Recipe, dsd: Any, train_set: TripletDat
     return stages
 
 
-def _validate_and_calibrate(model: SemSimModel, val_split: Any, dataset: str, *, seed: int) -> dict[str, float]:
+def _validate_and_calibrate(
+    model: SemSimModel, val_split: Any, dataset: str, *, seed: int
+) -> dict[str, float]:
     """Validation metrics of ``model``; fits its calibration on ``val_split`` when the split is large enough (else a
     ``TinyDatasetWarning``)."""
     logger.info("validating on %d rows of the validation split and fitting the calibration", len(val_split))
@@ -311,43 +358,70 @@ def _validate_and_calibrate(model: SemSimModel, val_split: Any, dataset: str, *,
     if len(recognized) >= MIN_CALIBRATION_ROWS and each >= MIN_CALIBRATION_PER_CLASS:
         kinds = sorted(set(val_split["annotator_kind"]))
         model.config.calibration = fit_calibration(
-            pair_distances(model, val_split), recognized,
-            fitted_on=f"validation split of {dataset} (annotator_kind: {', '.join(kinds)})")
+            pair_distances(model, val_split),
+            recognized,
+            fitted_on=f"validation split of {dataset} (annotator_kind: {', '.join(kinds)})",
+        )
     else:
         warnings.warn(
             f"no calibration fitted: the validation split of {dataset} has {len(recognized)} rows "
             f"({each} in its smaller class); a calibration needs at least {MIN_CALIBRATION_ROWS} rows and "
             f"{MIN_CALIBRATION_PER_CLASS} of each class. output='probability' will be unavailable; use more "
             "annotated originals (or fit one later with semsim_metric.training.calibration.fit_calibration).",
-            TinyDatasetWarning, stacklevel=3)
+            TinyDatasetWarning,
+            stacklevel=3,
+        )
     return metrics
 
 
 def _warn_about_small_splits(dsd: Any, dataset: str) -> None:
     for name in ("validation", "test"):
         if name in dsd and len(dsd[name]) < MIN_EVALUATION_ROWS:
-            warnings.warn(f"the {name} split of {dataset} has only {len(dsd[name])} rows (fewer than "
-                          f"{MIN_EVALUATION_ROWS}): its numbers say little. Annotate more originals.",
-                          TinyDatasetWarning, stacklevel=3)
+            warnings.warn(
+                f"the {name} split of {dataset} has only {len(dsd[name])} rows (fewer than "
+                f"{MIN_EVALUATION_ROWS}): its numbers say little. Annotate more originals.",
+                TinyDatasetWarning,
+                stacklevel=3,
+            )
 
 
-def _save_model_folder(model: SemSimModel, result: TrainResult, dsd: Any, dataset: str, options: TrainOptions, *,
-                       stages: dict[str, dict[str, Any]], triplet_stats: dict[str, int] | None) -> dict[str, Any]:
+def _save_model_folder(
+    model: SemSimModel,
+    result: TrainResult,
+    dsd: Any,
+    dataset: str,
+    options: TrainOptions,
+    *,
+    stages: dict[str, dict[str, Any]],
+    triplet_stats: dict[str, int] | None,
+) -> dict[str, Any]:
     """Record the training domain, save the model (on the CPU, in ``options.weights_dtype``) and its
     ``training_info.json`` into ``result.output_dir``; returns the training info."""
     output_dir = result.output_dir
     logger.info("recording the training domain and saving the model to %s", output_dir)
-    model.config.training_domain = training_domain(model, dsd["train"], description=f"the annotated originals of {dataset}")
+    model.config.training_domain = training_domain(
+        model, dsd["train"], description=f"the annotated originals of {dataset}"
+    )
     model.to("cpu").float()
     model.save_pretrained(output_dir, dtype=options.weights_dtype)
-    training_info = {"recipe": result.recipe.flat(), "dataset": dataset, "train_loss": result.train_loss,
-                     "train_seconds": result.train_seconds, "validation": result.validation, "test": result.test,
-                     "device": "cuda" if torch.cuda.is_available() else "cpu", "bf16": options.trainer.use_bf16(),
-                     "triplet_stats": triplet_stats, "torch": torch.__version__,
-                     "init_from": str(options.init_from) if options.init_from is not None else None,
-                     "pretraining": stages.get("classes"), "vote_tuning": stages.get("votes"),
-                     "stages": list(stages), "trained_originals": sorted(set(dsd["train"]["original_id"])),
-                     # each stage's measured seconds per step and the duration estimated from them
-                     "estimates": {name: s.get("estimate", {}) for name, s in stages.items()}}
+    training_info = {
+        "recipe": result.recipe.flat(),
+        "dataset": dataset,
+        "train_loss": result.train_loss,
+        "train_seconds": result.train_seconds,
+        "validation": result.validation,
+        "test": result.test,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "bf16": options.trainer.use_bf16(),
+        "triplet_stats": triplet_stats,
+        "torch": torch.__version__,
+        "init_from": str(options.init_from) if options.init_from is not None else None,
+        "pretraining": stages.get("classes"),
+        "vote_tuning": stages.get("votes"),
+        "stages": list(stages),
+        "trained_originals": sorted(set(dsd["train"]["original_id"])),
+        # each stage's measured seconds per step and the duration estimated from them
+        "estimates": {name: s.get("estimate", {}) for name, s in stages.items()},
+    }
     atomic_write_text(output_dir / "training_info.json", json.dumps(training_info, indent=2))
     return training_info

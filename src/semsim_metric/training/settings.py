@@ -48,7 +48,7 @@ class PretrainSettings:
         >>> PretrainSettings(epochs=-1)
         Traceback (most recent call last):
         ...
-        ValueError: pre-training epochs must be >= 0 (0 = no pre-training), got -1.
+        semsim_metric.errors.InvalidInputError: pre-training epochs must be >= 0 (0 = no pre-training), got -1.
     """
 
     source: str = "fashion-mnist"
@@ -66,7 +66,9 @@ class PretrainSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
-            raise InvalidInputError(f"pre-training epochs must be >= 0 (0 = no pre-training), got {self.epochs}.")
+            raise InvalidInputError(
+                f"pre-training epochs must be >= 0 (0 = no pre-training), got {self.epochs}."
+            )
         if self.batch_size < 1 or self.holdout < 0 or self.noise < 0:
             raise InvalidInputError(f"invalid pre-training settings: {self}.")
 
@@ -75,8 +77,12 @@ class PretrainSettings:
         photometric changes (contrast, brightness, blur) when set."""
         from ..data.augmentation import Augmentation
 
-        return dataclasses.replace(Augmentation.crop_flip_noise(self.noise), contrast=self.contrast,
-                                   brightness=self.brightness, blur=self.blur)
+        return dataclasses.replace(
+            Augmentation.crop_flip_noise(self.noise),
+            contrast=self.contrast,
+            brightness=self.brightness,
+            blur=self.blur,
+        )
 
 
 @dataclass(frozen=True)
@@ -143,9 +149,13 @@ class VoteTuningSettings:
         if self.epochs < 0 or self.batch_size < 2 or self.learning_rate <= 0 or self.anchor_weight < 0:
             raise InvalidInputError(f"invalid vote-tuning settings: {self}.")
         if not 0 <= self.adversarial_share <= 1 or self.adversarial_steps < 1:
-            raise InvalidInputError(f"adversarial_share must be in [0, 1] and adversarial_steps >= 1, got {self}.")
+            raise InvalidInputError(
+                f"adversarial_share must be in [0, 1] and adversarial_steps >= 1, got {self}."
+            )
         if self.anchor_copy_centre is not None and self.anchor_copy_centre < 0:
-            raise InvalidInputError(f"anchor_copy_centre must be >= 0 (None = anchor_centre), got {self.anchor_copy_centre}.")
+            raise InvalidInputError(
+                f"anchor_copy_centre must be >= 0 (None = anchor_centre), got {self.anchor_copy_centre}."
+            )
 
     def augmentation(self) -> Augmentation:
         """Crop (3-pixel shifts) + flip + Gaussian noise up to ``noise`` on half of the images."""

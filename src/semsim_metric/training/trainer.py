@@ -36,8 +36,16 @@ from ..errors import IncompleteOutputError, InvalidInputError
 from ..outputs import atomic_write_text
 from .optim import OptimiserSettings, build_optimiser
 
-__all__ = ["Stage", "TrainerOptions", "complete_checkpoints", "content_digest", "format_duration", "read_json_record",
-           "run_stage", "world_size"]
+__all__ = [
+    "Stage",
+    "TrainerOptions",
+    "complete_checkpoints",
+    "content_digest",
+    "format_duration",
+    "read_json_record",
+    "run_stage",
+    "world_size",
+]
 
 #: the file ``transformers.Trainer`` writes last into a checkpoint: a checkpoint without it is incomplete
 TRAINER_STATE = "trainer_state.json"
@@ -45,8 +53,10 @@ TRAINER_STATE = "trainer_state.json"
 _CHECKPOINT_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 _CHECKPOINT_FILES = ("optimizer.pt", "scheduler.pt")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-_MISSING = (f"no readable {TRAINER_STATE}, or its weights, optimiser or scheduler file missing: a run was killed "
-            "while saving or removing it")
+_MISSING = (
+    f"no readable {TRAINER_STATE}, or its weights, optimiser or scheduler file missing: a run was killed "
+    "while saving or removing it"
+)
 
 #: optimiser steps not timed at the start of a stage (data loading, allocator and kernel warm-up)
 ESTIMATE_WARMUP_STEPS = 2
@@ -162,7 +172,7 @@ def _time_estimate_callback(stage_name: str, max_steps: int, record: dict[str, A
         seen = 0  # steps taken in this run (a resumed run starts later than step 0)
         start_time = 0.0
 
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+        def on_step_end(self, args, state, control, **kwargs):
             self.seen += 1
             if "seconds_per_step" in record:
                 return control
@@ -175,9 +185,16 @@ def _time_estimate_callback(stage_name: str, max_steps: int, record: dict[str, A
                 left = max_steps - state.global_step
                 record.update(seconds_per_step=rate, estimated_seconds=rate * left, timed_steps=timed)
                 if left > 0:
-                    logger.info("stage %s: %d of %d steps left at %.3g s/step (measured over %d steps here), "
-                                "so about %s more, validation not included", stage_name, left, max_steps, rate,
-                                timed, format_duration(rate * left))
+                    logger.info(
+                        "stage %s: %d of %d steps left at %.3g s/step (measured over %d steps here), "
+                        "so about %s more, validation not included",
+                        stage_name,
+                        left,
+                        max_steps,
+                        rate,
+                        timed,
+                        format_duration(rate * left),
+                    )
             return control
 
     return TimeEstimate()
@@ -204,8 +221,9 @@ def read_json_record(path: Path, *, fix: str) -> dict[str, Any]:
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
         raise IncompleteOutputError(f"{path} is damaged: it is not valid JSON ({err}). {fix}") from err
     if not isinstance(value, dict):
-        raise IncompleteOutputError(f"{path} is damaged: it holds a JSON {type(value).__name__}, not an object. "
-                                    f"{fix}")
+        raise IncompleteOutputError(
+            f"{path} is damaged: it holds a JSON {type(value).__name__}, not an object. {fix}"
+        )
     return value
 
 
@@ -216,9 +234,12 @@ def _checkpoint_complete(folder: Path) -> bool:
         state = json.loads((folder / TRAINER_STATE).read_text())
     except (OSError, ValueError):
         return False
-    return (isinstance(state, dict) and "global_step" in state
-            and any((folder / name).is_file() for name in _CHECKPOINT_WEIGHTS)
-            and all((folder / name).is_file() for name in _CHECKPOINT_FILES))
+    return (
+        isinstance(state, dict)
+        and "global_step" in state
+        and any((folder / name).is_file() for name in _CHECKPOINT_WEIGHTS)
+        and all((folder / name).is_file() for name in _CHECKPOINT_FILES)
+    )
 
 
 def complete_checkpoints(ckpt_dir: str | Path) -> tuple[list[Path], list[Path]]:
@@ -248,14 +269,21 @@ def _resume_checkpoint(stage_name: str, ckpt_dir: Path, resume: bool | str) -> s
             raise IncompleteOutputError(
                 f"stage {stage_name}: cannot resume from {resume}: it is not a complete checkpoint ({_MISSING}). "
                 "Resume from an older checkpoint, or pass resume=True (--resume) to continue from the newest "
-                "complete one.")
+                "complete one."
+            )
         return resume
     complete, incomplete = complete_checkpoints(ckpt_dir)
     latest = complete[-1] if complete else None
     for bad in incomplete if is_main_process() else []:  # every process resumes from `latest`; one removes
-        logger.warning("stage %s: skipping the incomplete checkpoint %s (%s) and removing it; %s", stage_name, bad,
-                       _MISSING, f"resuming from {latest.name}" if latest is not None else
-                       "no complete checkpoint is left, so the stage starts from its beginning")
+        logger.warning(
+            "stage %s: skipping the incomplete checkpoint %s (%s) and removing it; %s",
+            stage_name,
+            bad,
+            _MISSING,
+            f"resuming from {latest.name}"
+            if latest is not None
+            else "no complete checkpoint is left, so the stage starts from its beginning",
+        )
         shutil.rmtree(bad, ignore_errors=True)
     return str(latest) if latest is not None else None
 
@@ -290,30 +318,41 @@ def run_stage(
     options = options or TrainerOptions()
     output_dir = Path(output_dir)
     done_dir = output_dir / "stages" / stage.name
-    plan = {"max_steps": stage.max_steps, "batch_size": stage.batch_size, "optimiser": asdict(stage.optimiser),
-            "items": len(stage.dataset), "settings": stage.settings}
+    plan = {
+        "max_steps": stage.max_steps,
+        "batch_size": stage.batch_size,
+        "optimiser": asdict(stage.optimiser),
+        "items": len(stage.dataset),
+        "settings": stage.settings,
+    }
     if resume and _finished(done_dir):
-        info = read_json_record(done_dir / "info.json", fix=(
-            f"Delete the folder {done_dir} to train the stage {stage.name} again, then rerun with resume "
-            "(--resume)."))
+        info = read_json_record(
+            done_dir / "info.json",
+            fix=(
+                f"Delete the folder {done_dir} to train the stage {stage.name} again, then rerun with resume "
+                "(--resume)."
+            ),
+        )
         if info.get("plan") == json.loads(json.dumps(plan)):  # the same stage finished before: load it
             stage.objective.load_state_dict(load_file(str(done_dir / "objective.safetensors")))
             info["resumed_finished_stage"] = True
             return info
     world = world_size()
     if stage.batch_size % world:
-        raise InvalidInputError(f"stage {stage.name}: batch size {stage.batch_size} is not divisible by the {world} "
-                         "processes; choose a batch size that is.")
+        raise InvalidInputError(
+            f"stage {stage.name}: batch size {stage.batch_size} is not divisible by the {world} "
+            "processes; choose a batch size that is."
+        )
     dataset = stage.dataset
 
     class _Epochs(TrainerCallback):
-        def on_epoch_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+        def on_epoch_begin(self, args, state, control, **kwargs):
             dataset.set_epoch(math.floor((state.epoch or 0) + 1e-6))
 
     evaluate = stage.evaluate
 
     class StageTrainer(Trainer):
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # noqa: ANN001, ANN201
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             if evaluate is None:
                 return {}
             metrics = {f"{metric_key_prefix}_{k}": v for k, v in evaluate().items()}
@@ -328,18 +367,24 @@ def run_stage(
         try:
             stored = json.loads(plan_file.read_text()) if plan_file.is_file() else None
         except ValueError:  # damaged: the checkpoints cannot be matched to this run's data and settings
-            logger.warning("stage %s: %s is damaged; the checkpoints beside it cannot be checked", stage.name,
-                           plan_file)
+            logger.warning(
+                "stage %s: %s is damaged; the checkpoints beside it cannot be checked", stage.name, plan_file
+            )
             stored = None
         if ckpt_dir.is_dir() and stored != json.loads(json.dumps(same_run)):
             if resume and any(ckpt_dir.iterdir()):
-                logger.warning("stage %s: the checkpoints in %s were made with other data or settings; starting "
-                               "the stage afresh", stage.name, ckpt_dir)
+                logger.warning(
+                    "stage %s: the checkpoints in %s were made with other data or settings; starting "
+                    "the stage afresh",
+                    stage.name,
+                    ckpt_dir,
+                )
             shutil.rmtree(ckpt_dir)
         ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(plan_file, json.dumps(same_run, indent=2))
-    optimizer, scheduler = build_optimiser((p for p in stage.objective.parameters() if p.requires_grad),
-                                           stage.optimiser, stage.max_steps)
+    optimizer, scheduler = build_optimiser(
+        (p for p in stage.objective.parameters() if p.requires_grad), stage.optimiser, stage.max_steps
+    )
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=stage.batch_size // world,
@@ -364,24 +409,43 @@ def run_stage(
         label_names=[],
     )
     estimate: dict[str, Any] = {}
-    logger.info("stage %s: %d optimiser steps of batch %d; timing the first few to estimate how long it takes",
-                stage.name, stage.max_steps, stage.batch_size)
-    trainer = StageTrainer(model=stage.objective, args=args, train_dataset=dataset,
-                           eval_dataset=[0] if evaluate is not None else None, data_collator=stage.collator,
-                           optimizers=(optimizer, scheduler),
-                           callbacks=[_Epochs(), _time_estimate_callback(stage.name, stage.max_steps, estimate),
-                                      *options.callbacks])
+    logger.info(
+        "stage %s: %d optimiser steps of batch %d; timing the first few to estimate how long it takes",
+        stage.name,
+        stage.max_steps,
+        stage.batch_size,
+    )
+    trainer = StageTrainer(
+        model=stage.objective,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=[0] if evaluate is not None else None,
+        data_collator=stage.collator,
+        optimizers=(optimizer, scheduler),
+        callbacks=[
+            _Epochs(),
+            _time_estimate_callback(stage.name, stage.max_steps, estimate),
+            *options.callbacks,
+        ],
+    )
     resume_arg = _resume_checkpoint(stage.name, ckpt_dir, resume) if resume else None
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_arg)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    info = {"stage": stage.name, "steps": int(trainer.state.global_step), "processes": world,
-            "optimiser": asdict(stage.optimiser), "batch_size": stage.batch_size,
-            "train_loss": float(output.training_loss),
-            # a stage shorter than logging_steps logs no loss: its mean training loss is the last one known
-            "final_loss": float(losses[-1]) if losses else float(output.training_loss),
-            "seconds": time.perf_counter() - start, "plan": plan,
-            "estimate": estimate, **stage.info}
+    info = {
+        "stage": stage.name,
+        "steps": int(trainer.state.global_step),
+        "processes": world,
+        "optimiser": asdict(stage.optimiser),
+        "batch_size": stage.batch_size,
+        "train_loss": float(output.training_loss),
+        # a stage shorter than logging_steps logs no loss: its mean training loss is the last one known
+        "final_loss": float(losses[-1]) if losses else float(output.training_loss),
+        "seconds": time.perf_counter() - start,
+        "plan": plan,
+        "estimate": estimate,
+        **stage.info,
+    }
     info["finished"] = trainer.state.global_step >= stage.max_steps
     if trainer.is_world_process_zero() and info["finished"]:
         done_dir.mkdir(parents=True, exist_ok=True)
@@ -389,5 +453,7 @@ def run_stage(
         tmp = done_dir / "objective.safetensors.tmp"
         save_file(state, str(tmp))
         tmp.replace(done_dir / "objective.safetensors")
-        atomic_write_text(done_dir / "info.json", json.dumps(info, indent=2))  # last: it marks the stage finished
+        atomic_write_text(
+            done_dir / "info.json", json.dumps(info, indent=2)
+        )  # last: it marks the stage finished
     return info

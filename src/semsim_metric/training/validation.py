@@ -48,7 +48,9 @@ def validation_metrics(model: SemSimModel, ds: Any, *, seed: int = 0) -> dict[st
         if ids[neg] == oid:
             d_neg = float(dist[neg])
         else:  # fallback negative of another original: measure it against this anchor
-            d_neg = _distance_of(model, trip.images[trip.original_index[oid]], trip.images[trip.rec_image[neg]])
+            d_neg = _distance_of(
+                model, trip.images[trip.original_index[oid]], trip.images[trip.rec_image[neg]]
+            )
         correct += float(dist[pos]) < d_neg
     metrics["triplet_accuracy"] = correct / len(trip)
     return metrics
@@ -59,7 +61,9 @@ def _distance_of(model: SemSimModel, a: torch.Tensor, b: torch.Tensor) -> float:
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        batch = stack_at_model_size([a, b], data_range=255, image_size=model.config.image_size)  # any two domains
+        batch = stack_at_model_size(
+            [a, b], data_range=255, image_size=model.config.image_size
+        )  # any two domains
         value = float(_semsim_update(batch[1:].to(device), batch[:1].to(device), model, data_range=1.0)[0])
     model.train(was_training)
     return value

@@ -24,11 +24,27 @@ from .tree import Tree
 
 __all__ = ["ManifestOptions", "convert_manifest", "manifest_row"]
 
-_MANIFEST_STR = ("reconstruction_id", "original_id", "class_name", "source_dataset", "victim", "victim_arch",
-                 "victim_train_mode", "victim_aug_policy", "attack", "defense", "annotator_kind")
+_MANIFEST_STR = (
+    "reconstruction_id",
+    "original_id",
+    "class_name",
+    "source_dataset",
+    "victim",
+    "victim_arch",
+    "victim_train_mode",
+    "victim_aug_policy",
+    "attack",
+    "defense",
+    "annotator_kind",
+)
 _MANIFEST_INT = ("class_label", "victim_train_epochs", "attack_iterations", "seed")
-_MANIFEST_KNOWN = set(_MANIFEST_STR + _MANIFEST_INT) | {"original", "reconstruction", "votes", "original_votes",
-                                                          "recognized"}
+_MANIFEST_KNOWN = set(_MANIFEST_STR + _MANIFEST_INT) | {
+    "original",
+    "reconstruction",
+    "votes",
+    "original_votes",
+    "recognized",
+}
 #: column names shown in notes (others are counted, not repeated)
 _COLUMN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_ .-]{0,40}")
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -88,10 +104,14 @@ def convert_manifest(
             be opened or whose header lacks what is needed; in strict mode, the first bad line.
     """
     manifest = Path(manifest)
-    options = ManifestOptions(base=Path(base_dir) if base_dir is not None else manifest.parent,
-                              rule=rule or RecognitionRule(), annotator_kind=annotator_kind,
-                              source_dataset=source_dataset, expected_votes=expected_votes,
-                              allow_outside=allow_outside_paths)
+    options = ManifestOptions(
+        base=Path(base_dir) if base_dir is not None else manifest.parent,
+        rule=rule or RecognitionRule(),
+        annotator_kind=annotator_kind,
+        source_dataset=source_dataset,
+        expected_votes=expected_votes,
+        allow_outside=allow_outside_paths,
+    )
     report = ConversionReport(source=str(manifest), converter="manifest", strict=strict)
     _check_arguments(manifest, annotator_kind, allow_outside_paths)
     records = _read_records(manifest, annotator_kind, report)
@@ -105,11 +125,15 @@ def _check_arguments(manifest: Path, annotator_kind: str | None, allow_outside_p
     if annotator_kind is not None and annotator_kind not in ANNOTATOR_KINDS:
         raise ConversionError(f"annotator_kind must be one of {ANNOTATOR_KINDS}, got {annotator_kind!r}.")
     if not allow_outside_paths and manifest.is_symlink() and Tree.of(manifest.parent).outside(manifest):
-        raise ConversionError(f"manifest {manifest} is a symbolic link to a file outside its folder; pass the file it "
-                              "points to, or allow_outside_paths=True (--allow-outside-paths) if you trust it.")
+        raise ConversionError(
+            f"manifest {manifest} is a symbolic link to a file outside its folder; pass the file it "
+            "points to, or allow_outside_paths=True (--allow-outside-paths) if you trust it."
+        )
 
 
-def _read_records(manifest: Path, annotator_kind: str | None, report: ConversionReport) -> list[dict[str, str]]:
+def _read_records(
+    manifest: Path, annotator_kind: str | None, report: ConversionReport
+) -> list[dict[str, str]]:
     """The manifest's lines after its header (checked; columns the schema does not know are noted)."""
     try:
         fh = manifest.open(newline="", encoding="utf-8-sig")
@@ -121,14 +145,18 @@ def _read_records(manifest: Path, annotator_kind: str | None, report: Conversion
         return list(reader)
 
 
-def _check_header(manifest: Path, columns: list[str], annotator_kind: str | None, report: ConversionReport) -> None:
+def _check_header(
+    manifest: Path, columns: list[str], annotator_kind: str | None, report: ConversionReport
+) -> None:
     """Refuse a header without the needed columns; note the columns the schema does not know (by name only when
     the name looks like one)."""
     missing = [c for c in ("original", "reconstruction") if c not in columns]
     if missing:  # the header is not repeated: a file that is no manifest may hold anything on its first line
-        raise ConversionError(f"manifest {manifest} lacks the column(s) {missing} in its first line (a header of "
-                              f"{len(columns)} column(s)); a manifest starts with a header such as "
-                              "'original,reconstruction,votes'.")
+        raise ConversionError(
+            f"manifest {manifest} lacks the column(s) {missing} in its first line (a header of "
+            f"{len(columns)} column(s)); a manifest starts with a header such as "
+            "'original,reconstruction,votes'."
+        )
     if "votes" not in columns and "recognized" not in columns:
         raise ConversionError(f"manifest {manifest} needs a 'votes' or a 'recognized' column in its header.")
     if annotator_kind is None and "annotator_kind" not in columns:
@@ -140,24 +168,34 @@ def _check_header(manifest: Path, columns: list[str], annotator_kind: str | None
     if extra:
         shown = [repr(c) for c in extra if _COLUMN_NAME.fullmatch(c or "")]
         more = f" and {len(extra) - len(shown)} unnamed or unusual one(s)" if len(shown) < len(extra) else ""
-        report.notes.append(f"{len(extra)} column(s) not in the schema, not converted: {', '.join(shown)}{more}")
+        report.notes.append(
+            f"{len(extra)} column(s) not in the schema, not converted: {', '.join(shown)}{more}"
+        )
 
 
-def _convert_records(manifest: Path, records: list[dict[str, str]], options: ManifestOptions,
-                     report: ConversionReport) -> list[dict[str, Any]]:
+def _convert_records(
+    manifest: Path, records: list[dict[str, str]], options: ManifestOptions, report: ConversionReport
+) -> list[dict[str, Any]]:
     """One row per line, or the line's problem in the report (lines are numbered as in the file)."""
     seen_ids: dict[str, int] = {}
     cache: ImageCache = {}
     out = []
-    for line_no, rec in enumerate(tqdm(records, desc="manifest rows", unit="row", disable=bar_disabled()), start=2):
+    for line_no, rec in enumerate(
+        tqdm(records, desc="manifest rows", unit="row", disable=bar_disabled()), start=2
+    ):
         item = f"{manifest.name}:{line_no}"
         try:
             row = manifest_row(rec, options, cache)
-        except (ValueError, OSError) as err:  # a bad line (ItemProblem and other ValueErrors), a real I/O error
+        except (
+            ValueError,
+            OSError,
+        ) as err:  # a bad line (ItemProblem and other ValueErrors), a real I/O error
             report.problem(item, str(err))
             continue
         if row["reconstruction_id"] in seen_ids:
-            report.problem(item, f"duplicate reconstruction_id (the same as line {seen_ids[row['reconstruction_id']]})")
+            report.problem(
+                item, f"duplicate reconstruction_id (the same as line {seen_ids[row['reconstruction_id']]})"
+            )
             continue
         seen_ids[row["reconstruction_id"]] = line_no
         out.append(row)
@@ -192,8 +230,10 @@ def _image_paths(rec: dict[str, str], options: ManifestOptions) -> tuple[Path, P
     """The original's and the reconstruction's paths of a line (inside ``options.base`` unless allowed)."""
     if not (rec["original"] or "").strip() or not (rec["reconstruction"] or "").strip():
         raise ItemProblem("empty original or reconstruction path")
-    return (_inside(options.base, rec["original"].strip(), "original", options.allow_outside),
-            _inside(options.base, rec["reconstruction"].strip(), "reconstruction", options.allow_outside))
+    return (
+        _inside(options.base, rec["original"].strip(), "original", options.allow_outside),
+        _inside(options.base, rec["reconstruction"].strip(), "reconstruction", options.allow_outside),
+    )
 
 
 def _inside(base: Path, relative: str, column: str, allow_outside: bool) -> Path:
@@ -202,9 +242,11 @@ def _inside(base: Path, relative: str, column: str, allow_outside: bool) -> Path
     if not allow_outside:
         root = base.resolve()
         if not path.resolve().is_relative_to(root):
-            raise ItemProblem(f"{column} path {relative!r} points outside the manifest's folder {root}; keep the "
-                              "images under it, or pass allow_outside_paths=True (--allow-outside-paths) if you "
-                              "trust this manifest")
+            raise ItemProblem(
+                f"{column} path {relative!r} points outside the manifest's folder {root}; keep the "
+                "images under it, or pass allow_outside_paths=True (--allow-outside-paths) if you "
+                "trust this manifest"
+            )
     return path
 
 

@@ -61,10 +61,19 @@ def convert_official_labels(
     root = Path(root)
     report = ConversionReport(source=str(root), converter="official-labels", strict=strict)
     tree = _open_layout(root)
-    conversion = _Conversion(tree, report, rule or RecognitionRule(), n_votes, source_dataset, annotator_kind,
-                             originals=_originals(root / "original-img"))
+    conversion = _Conversion(
+        tree,
+        report,
+        rule or RecognitionRule(),
+        n_votes,
+        source_dataset,
+        annotator_kind,
+        originals=_originals(root / "original-img"),
+    )
     victim_dirs = subfolders(root / "img")
-    for victim_dir in tqdm(victim_dirs, desc="official-labels victims", unit="victim", disable=bar_disabled()):
+    for victim_dir in tqdm(
+        victim_dirs, desc="official-labels victims", unit="victim", disable=bar_disabled()
+    ):
         conversion.victim(victim_dir)
     account_for_tree(tree, report, conversion.items, conversion.supporting, partial(_why_ignored, root))
     report.check_totals()
@@ -147,15 +156,24 @@ class _Conversion:
         row = empty_row()
         row.update(parsed)
         row.update(
-            reconstruction_id=rid, original=orig, reconstruction=recon,
-            original_id=f"{self.source_dataset}-test-{m['idx']}", class_label=int(m["cls"]), votes=votes,
-            source_dataset=self.source_dataset, victim=victim, attack="inverting_gradients", attack_iterations=8000,
+            reconstruction_id=rid,
+            original=orig,
+            reconstruction=recon,
+            original_id=f"{self.source_dataset}-test-{m['idx']}",
+            class_label=int(m["cls"]),
+            votes=votes,
+            source_dataset=self.source_dataset,
+            victim=victim,
+            attack="inverting_gradients",
+            attack_iterations=8000,
             annotator_kind=self.annotator_kind,
         )
         self.rows.append(finish_row(row, self.rule))
         self.report.ok()
 
-    def _read(self, key: str, rec_path: Path, label_file: Path | None) -> tuple[list[int], ImageCell, ImageCell]:
+    def _read(
+        self, key: str, rec_path: Path, label_file: Path | None
+    ) -> tuple[list[int], ImageCell, ImageCell]:
         """The votes, original and reconstruction of one item.
 
         Raises:
@@ -178,7 +196,11 @@ def find_label_file(root: Path, rec_path: Path, victim: str, stem: str) -> Path 
     """The label file of a reconstruction: beside it, then under ``label(s)/<victim>/`` (never through a link to
     a folder, which the tree's accounting does not follow either)."""
     name = f"{stem}_gt.txt"
-    for candidate in (rec_path.parent / name, root / "label" / victim / name, root / "labels" / victim / name):
+    for candidate in (
+        rec_path.parent / name,
+        root / "label" / victim / name,
+        root / "labels" / victim / name,
+    ):
         if candidate.is_file() and not through_linked_folder(root, candidate):
             return candidate
     return None
@@ -202,8 +224,11 @@ def label_votes(tree: Tree, path: Path, n_votes: int) -> list[int]:
         text = real.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ItemProblem(f"bad label file: {name} is not UTF-8 text; {expected}") from None
-    votes = [vote for line_no, line in enumerate(text.splitlines(), start=1)
-             for vote in _line_votes(line, f"bad label file: {name}, line {line_no}", expected)]
+    votes = [
+        vote
+        for line_no, line in enumerate(text.splitlines(), start=1)
+        for vote in _line_votes(line, f"bad label file: {name}, line {line_no}", expected)
+    ]
     if len(votes) != n_votes:
         raise ItemProblem(f"bad label file: {name} holds {len(votes)} values, expected {n_votes} votes")
     return votes

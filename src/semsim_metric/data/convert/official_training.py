@@ -61,12 +61,17 @@ def convert_official_training(
     numbered = [d for d in folders if _NUMBERED.fullmatch(d.name)]
     if not numbered:
         raise ConversionError(f"{root} is not the official training layout: no folders named N / -N found.")
-    conversion = _Conversion(tree, report, source_dataset, annotator_kind, victim_names,
-                             originals=_originals(numbered, report))
+    conversion = _Conversion(
+        tree, report, source_dataset, annotator_kind, victim_names, originals=_originals(numbered, report)
+    )
     items = _items(folders, report)
-    for rec_path, recognised, folder in tqdm(items, desc="official-training", unit="file", disable=bar_disabled()):
+    for rec_path, recognised, folder in tqdm(
+        items, desc="official-training", unit="file", disable=bar_disabled()
+    ):
         conversion.item(rec_path, recognised, folder)
-    account_for_tree(tree, report, {p for p, _, _ in items}, conversion.supporting, partial(_why_ignored, root))
+    account_for_tree(
+        tree, report, {p for p, _, _ in items}, conversion.supporting, partial(_why_ignored, root)
+    )
     report.check_totals()
     return conversion.rows, report
 
@@ -147,10 +152,17 @@ class _Conversion:
             with suppress(ValueError):  # a name that is not the official pattern leaves the columns empty
                 row.update(parse_victim_name(victim))
         row.update(
-            reconstruction_id=f"{folder}/{rec_path.stem}", original=orig, reconstruction=recon,
-            original_id=f"{self.source_dataset}-test-{idx}", class_label=cls, recognized=recognised,
-            recognized_share=1.0 if recognised else 0.0, source_dataset=self.source_dataset, victim=victim,
-            attack="inverting_gradients", annotator_kind=self.annotator_kind,
+            reconstruction_id=f"{folder}/{rec_path.stem}",
+            original=orig,
+            reconstruction=recon,
+            original_id=f"{self.source_dataset}-test-{idx}",
+            class_label=cls,
+            recognized=recognised,
+            recognized_share=1.0 if recognised else 0.0,
+            source_dataset=self.source_dataset,
+            victim=victim,
+            attack="inverting_gradients",
+            annotator_kind=self.annotator_kind,
         )
         self.rows.append(row)
         self.report.ok()
@@ -188,6 +200,9 @@ def _why_ignored(root: Path, rel: Path) -> str:
     if not is_image(root / rel):
         return "not an image file"
     if rel.stem.endswith("_ori"):
-        return ("original in a -N or others folder (originals live in N/)" if top.startswith("-") or top == "others"
-                else "original that no reconstruction refers to (another *_ori file of this folder is used)")
+        return (
+            "original in a -N or others folder (originals live in N/)"
+            if top.startswith("-") or top == "others"
+            else "original that no reconstruction refers to (another *_ori file of this folder is used)"
+        )
     return "not part of the layout"

@@ -56,7 +56,7 @@ def parse_votes(text: str, expected: int | None = None) -> list[int]:
         [3, 3, -1]
         >>> parse_votes("3;x;-1")
         Traceback (most recent call last):
-        ValueError: vote 2 of 3 is not an integer (votes are class ids, -1 = not recognisable)
+        semsim_metric.errors.InvalidInputError: vote 2 of 3 is not an integer (votes are class ids, -1 = not recognisable)
     """
     body = text.strip().strip("[]")
     parts = [p for p in re.split(r"[;,\s]+", body) if p]
@@ -65,8 +65,9 @@ def parse_votes(text: str, expected: int | None = None) -> list[int]:
         try:
             v = int(p)
         except ValueError:
-            raise InvalidInputError(f"vote {i} of {len(parts)} is not an integer (votes are class ids, -1 = not "
-                             "recognisable)") from None
+            raise InvalidInputError(
+                f"vote {i} of {len(parts)} is not an integer (votes are class ids, -1 = not recognisable)"
+            ) from None
         if v < -1:
             raise InvalidInputError(f"vote {i} of {len(parts)} is below -1 (-1 means 'not recognisable')")
         votes.append(v)

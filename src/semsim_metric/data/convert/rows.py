@@ -16,8 +16,16 @@ from ...errors import ImageFileError, ItemProblem
 from ..schema import RecognitionRule
 from .tree import Tree
 
-__all__ = ["ImageCache", "ImageCell", "ItemProblem", "finish_row", "load_image", "load_pair", "read_image",
-           "require_inside"]
+__all__ = [
+    "ImageCache",
+    "ImageCell",
+    "ItemProblem",
+    "finish_row",
+    "load_image",
+    "load_pair",
+    "read_image",
+    "require_inside",
+]
 
 #: an ``Image`` feature cell: ``{"bytes": ..., "path": file name}``
 ImageCell = dict[str, Any]
@@ -76,8 +84,9 @@ def load_image(path: Path, cache: ImageCache, tree: Tree | None = None) -> tuple
     return cache[path]
 
 
-def load_pair(orig_path: Path, rec_path: Path, cache: ImageCache,
-              tree: Tree | None = None) -> tuple[ImageCell, ImageCell]:
+def load_pair(
+    orig_path: Path, rec_path: Path, cache: ImageCache, tree: Tree | None = None
+) -> tuple[ImageCell, ImageCell]:
     """Read an (original, reconstruction) pair: the original through ``cache`` (many reconstructions share one),
     the reconstruction once.
 

@@ -14,7 +14,9 @@ from .rows import finish_row
 __all__ = ["rows_from_human_labels_csv"]
 
 
-def rows_from_human_labels_csv(path: str | Path, *, rule: RecognitionRule | None = None) -> list[dict[str, Any]]:
+def rows_from_human_labels_csv(
+    path: str | Path, *, rule: RecognitionRule | None = None
+) -> list[dict[str, Any]]:
     """Rows (without images) from the processed human-label table of the study
     (``semsim_cifar100_human_labels.csv``: victim, image_index, class_id, annotator_1..5, metrics).
 
@@ -41,11 +43,20 @@ def rows_from_human_labels_csv(path: str | Path, *, rule: RecognitionRule | None
                 column = "class_id"
                 class_id = int(rec[column])
             except (KeyError, TypeError, ValueError):
-                raise ConversionError(f"{path}:{line_no}: column {column!r} is missing or not what the study's "
-                                      "human-label table holds (victim folder names and integers).") from None
-            row.update(reconstruction_id=f"{rec['victim']}/{index}",
-                       original_id=f"cifar100-test-{index}", class_label=class_id,
-                       votes=votes, source_dataset="cifar100", victim=rec["victim"], attack="inverting_gradients",
-                       attack_iterations=8000, annotator_kind="human")
+                raise ConversionError(
+                    f"{path}:{line_no}: column {column!r} is missing or not what the study's "
+                    "human-label table holds (victim folder names and integers)."
+                ) from None
+            row.update(
+                reconstruction_id=f"{rec['victim']}/{index}",
+                original_id=f"cifar100-test-{index}",
+                class_label=class_id,
+                votes=votes,
+                source_dataset="cifar100",
+                victim=rec["victim"],
+                attack="inverting_gradients",
+                attack_iterations=8000,
+                annotator_kind="human",
+            )
             out.append(finish_row(row, rule))
     return out

@@ -16,8 +16,17 @@ from pathlib import Path
 from ...image_io import IMAGE_SUFFIXES
 from ..report import ConversionError, ConversionReport
 
-__all__ = ["Tree", "account_for_tree", "check_exists", "images_in", "is_image", "refuse_linked_folder",
-           "subfolders", "through_linked_folder", "tree_entries"]
+__all__ = [
+    "Tree",
+    "account_for_tree",
+    "check_exists",
+    "images_in",
+    "is_image",
+    "refuse_linked_folder",
+    "subfolders",
+    "through_linked_folder",
+    "tree_entries",
+]
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,9 @@ def tree_entries(root: Path) -> list[Path]:
 
 def through_linked_folder(root: Path, path: Path) -> bool:
     """True when a folder between ``root`` and ``path`` is a symbolic link."""
-    return any(parent.is_symlink() for parent in path.parents if parent != root and parent.is_relative_to(root))
+    return any(
+        parent.is_symlink() for parent in path.parents if parent != root and parent.is_relative_to(root)
+    )
 
 
 def subfolders(folder: Path) -> list[Path]:
@@ -121,7 +132,8 @@ def refuse_linked_folder(folder: Path, what: str) -> None:
         raise ConversionError(
             f"{folder} is a symbolic link to a folder; links to folders are not followed (a converter reads only "
             f"files under the folder it is given). Replace the link with the {what} folder itself, or pass the "
-            "folder it points to.")
+            "folder it points to."
+        )
 
 
 def check_exists(root: Path) -> None:
@@ -131,8 +143,10 @@ def check_exists(root: Path) -> None:
         ConversionError: ``root`` does not exist or is not a folder (the message says where to get the release).
     """
     if not root.exists():
-        raise ConversionError(f"{root} does not exist. The official release is described in docs/datasets.md "
-                              "(where to get it and which folder to pass).")
+        raise ConversionError(
+            f"{root} does not exist. The official release is described in docs/datasets.md "
+            "(where to get it and which folder to pass)."
+        )
     if not root.is_dir():
         raise ConversionError(f"{root} is a file; pass the folder of the official release.")
 
@@ -147,8 +161,13 @@ def images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image(p)) if folder.is_dir() else []
 
 
-def account_for_tree(tree: Tree, report: ConversionReport, items: Collection[Path], supporting: Collection[Path],
-                     why_ignored: Callable[[Path], str]) -> None:
+def account_for_tree(
+    tree: Tree,
+    report: ConversionReport,
+    items: Collection[Path],
+    supporting: Collection[Path],
+    why_ignored: Callable[[Path], str],
+) -> None:
     """Count every entry under the tree that is not a real folder (files, links, special files); list each one
     that is neither an item nor used by one, with a reason (links the converter did not follow first, then
     ``why_ignored`` of the entry's path relative to the root).

@@ -15,7 +15,17 @@ from .engine import (
     run_attack_one_at_a_time,
 )
 
-__all__ = ["ATTACKS", "AttackConfig", "AttackDefinition", "BatchPlan", "attack_names", "attack_preset", "plan_batches",
-           "register_attack", "run_attack", "run_attack_one_at_a_time"]
+__all__ = [
+    "ATTACKS",
+    "AttackConfig",
+    "AttackDefinition",
+    "BatchPlan",
+    "attack_names",
+    "attack_preset",
+    "plan_batches",
+    "register_attack",
+    "run_attack",
+    "run_attack_one_at_a_time",
+]
 
 attack_names()  # register every attack module of this package

@@ -34,8 +34,15 @@ from torch import nn
 
 from ...errors import InvalidInputError
 
-__all__ = ["AVAILABLE_SHARE", "DEFAULT_CAP", "MEMORY_ENV", "available_memory", "bytes_per_attack", "chunk_size",
-           "parse_memory"]
+__all__ = [
+    "AVAILABLE_SHARE",
+    "DEFAULT_CAP",
+    "MEMORY_ENV",
+    "available_memory",
+    "bytes_per_attack",
+    "chunk_size",
+    "parse_memory",
+]
 
 MEMORY_ENV = "SEMSIM_ATTACK_MEMORY"
 DEFAULT_CAP = 1 << 30
@@ -77,8 +84,10 @@ def _read_int(path: Path) -> int | None:
 def _cgroup_room() -> int | None:
     """Bytes left under this process's cgroup memory limit (v2 or v1), or ``None`` without a limit."""
     base = CGROUP_ROOT
-    for limit_name, usage_name in (("memory.max", "memory.current"),
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+    for limit_name, usage_name in (
+        ("memory.max", "memory.current"),
+        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),
+    ):
         limit, usage = _read_int(base / limit_name), _read_int(base / usage_name)
         if limit is not None and usage is not None and limit < (1 << 60):
             return max(0, limit - usage)
@@ -154,7 +163,9 @@ def bytes_per_attack(victim: nn.Module, image_shape: tuple[int, ...], engine: st
     return int(4 * elements * ENGINE_FACTOR[engine])
 
 
-def chunk_size(n: int, per_attack: int, device: torch.device, max_memory: int | None = None) -> tuple[int, int]:
+def chunk_size(
+    n: int, per_attack: int, device: torch.device, max_memory: int | None = None
+) -> tuple[int, int]:
     """How many of ``n`` attacks to run at once, and the budget it was chosen for (bytes).
 
     Args:
@@ -177,6 +188,8 @@ def chunk_size(n: int, per_attack: int, device: torch.device, max_memory: int | 
         raise InvalidInputError(f"max_memory must be at least 1 byte, got {max_memory}.")
     cap = max_memory if max_memory is not None else (DEFAULT_CAP if device.type != "cuda" else None)
     available = available_memory(device)
-    limits = [v for v in (cap, int(AVAILABLE_SHARE * available) if available is not None else None) if v is not None]
+    limits = [
+        v for v in (cap, int(AVAILABLE_SHARE * available) if available is not None else None) if v is not None
+    ]
     budget = min(limits) if limits else DEFAULT_CAP
     return max(1, min(n, budget // max(1, per_attack))), budget

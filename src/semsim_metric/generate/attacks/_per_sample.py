@@ -37,9 +37,27 @@ __all__ = ["LayerwiseGradients", "UnsupportedVictimError"]
 # modules without parameters that act on each sample on its own (a victim may hold only these besides
 # the parameterised layers below and containers of the package's victims)
 _PER_SAMPLE_MODULES: tuple[type[nn.Module], ...] = (
-    nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.Identity, nn.Flatten, nn.Unflatten, nn.ReLU, nn.ReLU6,
-    nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.ELU, nn.SiLU, nn.Softplus, nn.MaxPool2d, nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d,
+    nn.Sequential,
+    nn.ModuleList,
+    nn.ModuleDict,
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.GELU,
+    nn.ELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.Dropout,
+    nn.Dropout2d,
 )
 _PACKAGE_CONTAINERS = ("semsim_metric.generate.victims", "semsim_metric.models.blocks")
 
@@ -56,7 +74,9 @@ class _FrozenBatchNorm(nn.Module):
         self.eps = bn.eps
         inv_std = torch.rsqrt(bn.running_var + bn.eps)
         scale = inv_std * bn.weight.detach() if bn.weight is not None else inv_std
-        shift = bn.bias.detach() - bn.running_mean * scale if bn.bias is not None else -bn.running_mean * scale
+        shift = (
+            bn.bias.detach() - bn.running_mean * scale if bn.bias is not None else -bn.running_mean * scale
+        )
         self.register_buffer("inv_std", inv_std.detach(), persistent=False)
         self.register_buffer("scale", scale.detach()[:, None, None], persistent=False)
         self.register_buffer("shift", shift.detach()[:, None, None], persistent=False)
@@ -80,8 +100,10 @@ def _check_supported(victim: nn.Module) -> None:
         own = [p for p in module._parameters.values() if p is not None]
         if isinstance(module, nn.Conv2d):
             if isinstance(module.padding, str) or module.padding_mode != "zeros":
-                raise UnsupportedVictimError(f"{name}: Conv2d with padding {module.padding!r} / mode "
-                                             f"{module.padding_mode!r} (only numeric zero padding).")
+                raise UnsupportedVictimError(
+                    f"{name}: Conv2d with padding {module.padding!r} / mode "
+                    f"{module.padding_mode!r} (only numeric zero padding)."
+                )
         elif isinstance(module, nn.BatchNorm2d):
             if not module.track_running_stats or module.running_mean is None or module.running_var is None:
                 raise UnsupportedVictimError(f"{name}: BatchNorm2d without running statistics.")
@@ -134,8 +156,11 @@ class LayerwiseGradients:
         self._calls: list[_Call] = []
         self._recording = False
         self._weights: dict[tuple[int, int], Tensor] = {}  # (module id, batch) -> weights repeated per sample
-        self.layers = [(n, m) for n, m in shadow.named_modules()
-                       if isinstance(m, (nn.Conv2d, nn.Linear, _FrozenBatchNorm))]
+        self.layers = [
+            (n, m)
+            for n, m in shadow.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear, _FrozenBatchNorm))
+        ]
         for name, module in self.layers:
             module.register_forward_hook(self._hook(name))
 
@@ -143,6 +168,7 @@ class LayerwiseGradients:
         def record(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             if self._recording:
                 self._calls.append(_Call(module, name, inputs[0], output, output._version))
+
         return record
 
     def to(self, device: torch.device) -> LayerwiseGradients:
@@ -155,8 +181,9 @@ class LayerwiseGradients:
         """The victim's logits ``(B, classes)`` for a batch (nothing recorded)."""
         return self.shadow(x)
 
-    def gradients(self, x: Tensor, y_soft: Tensor, *,
-                  create_graph: bool) -> tuple[dict[str, Tensor], list[tuple[nn.Module, Tensor]]]:
+    def gradients(
+        self, x: Tensor, y_soft: Tensor, *, create_graph: bool
+    ) -> tuple[dict[str, Tensor], list[tuple[nn.Module, Tensor]]]:
         """Per-sample gradients of ``-sum(y_soft * log_softmax(victim(x)))`` for every parameter.
 
         Args:
@@ -185,7 +212,9 @@ class LayerwiseGradients:
             if call.output._version != call.version:
                 raise RuntimeError(f"the output of {call.name} was modified in place after the layer ran.")
         loss = -(y_soft * F.log_softmax(logits, dim=-1)).sum()
-        deltas = torch.autograd.grad(loss, [c.output for c in calls], create_graph=create_graph, allow_unused=True)
+        deltas = torch.autograd.grad(
+            loss, [c.output for c in calls], create_graph=create_graph, allow_unused=True
+        )
         batch = x.shape[0]
         grads: dict[str, Tensor] = {}
         for call, delta in zip(calls, deltas):
@@ -220,13 +249,24 @@ class LayerwiseGradients:
         elif isinstance(module, nn.Conv2d):
             weight = module.weight
             if weight.shape[2:] == (1, 1) and module.padding == (0, 0) and module.groups == 1:
-                sub = a[:, :, ::module.stride[0], ::module.stride[1]][:, :, :delta.shape[2], :delta.shape[3]]
+                sub = a[:, :, :: module.stride[0], :: module.stride[1]][
+                    :, :, : delta.shape[2], : delta.shape[3]
+                ]
                 w = torch.bmm(delta.flatten(2), sub.flatten(2).transpose(1, 2))
             else:  # one grouped convolution_backward: group b holds sample b
                 w = torch.ops.aten.convolution_backward(
-                    delta.reshape(1, -1, *delta.shape[2:]), a.reshape(1, -1, *a.shape[2:]),
-                    self._repeated_weight(module, batch), None, list(module.stride), list(module.padding),
-                    list(module.dilation), False, [0, 0], batch * module.groups, [False, True, False])[1]
+                    delta.reshape(1, -1, *delta.shape[2:]),
+                    a.reshape(1, -1, *a.shape[2:]),
+                    self._repeated_weight(module, batch),
+                    None,
+                    list(module.stride),
+                    list(module.padding),
+                    list(module.dilation),
+                    False,
+                    [0, 0],
+                    batch * module.groups,
+                    [False, True, False],
+                )[1]
             out["weight"] = w.reshape(batch, *weight.shape)
             if module.bias is not None:
                 out["bias"] = delta.sum(dim=(2, 3))

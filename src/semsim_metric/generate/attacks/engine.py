@@ -44,8 +44,18 @@ from ...errors import InvalidInputError, UnsupportedVictimError
 from ._memory import bytes_per_attack, chunk_size
 from ._per_sample import LayerwiseGradients
 
-__all__ = ["ATTACKS", "AttackConfig", "AttackDefinition", "BatchPlan", "attack_names", "attack_preset", "plan_batches",
-           "register_attack", "run_attack", "run_attack_one_at_a_time"]
+__all__ = [
+    "ATTACKS",
+    "AttackConfig",
+    "AttackDefinition",
+    "BatchPlan",
+    "attack_names",
+    "attack_preset",
+    "plan_batches",
+    "register_attack",
+    "run_attack",
+    "run_attack_one_at_a_time",
+]
 
 GradientDistance = Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]
 
@@ -107,7 +117,9 @@ def attack_names() -> tuple[str, ...]:
 def cosine_gradient_distance(g: dict[str, Tensor], target: dict[str, Tensor]) -> Tensor:
     """1 - cosine similarity of all gradients taken as one vector (Inverting Gradients)."""
     dot = sum((g[k] * target[k]).sum() for k in g)
-    ng = torch.sqrt(sum(g[k].square().sum() for k in g))  # square(): the same value as pow(2), cheaper to differentiate
+    ng = torch.sqrt(
+        sum(g[k].square().sum() for k in g)
+    )  # square(): the same value as pow(2), cheaper to differentiate
     nt = torch.sqrt(sum(target[k].square().sum() for k in g))
     return 1 - dot / (ng * nt + 1e-12)
 
@@ -164,15 +176,22 @@ def attack_preset(name: str, setting: str = "paper", **overrides: Any) -> Attack
 @contextlib.contextmanager
 def exact_math() -> Iterator[None]:
     """TF32 off and cuDNN benchmarking off: TF32 changes gradients by 1-5% and benchmarking is non-deterministic."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = False
     try:
         yield
     finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.benchmark) = saved
+        (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cudnn.benchmark,
+        ) = saved
 
 
 def _tv(x: Tensor) -> Tensor:
@@ -181,8 +200,9 @@ def _tv(x: Tensor) -> Tensor:
 
 def _tv_batched(x: Tensor) -> Tensor:
     """``_tv`` of each image of a batch ``(B, C, H, W)`` -> ``(B,)``."""
-    return ((x[:, :, 1:, :] - x[:, :, :-1, :]).abs().flatten(1).mean(1)
-            + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().flatten(1).mean(1))
+    return (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().flatten(1).mean(1) + (
+        x[:, :, :, 1:] - x[:, :, :, :-1]
+    ).abs().flatten(1).mean(1)
 
 
 def _batchnorm_prior(modules: list[nn.Module], inputs: list[Tensor]) -> Tensor:
@@ -191,8 +211,11 @@ def _batchnorm_prior(modules: list[nn.Module], inputs: list[Tensor]) -> Tensor:
     for mod, feat in zip(modules, inputs):
         mean = feat.mean(dim=(2, 3))
         var = feat.var(dim=(2, 3), unbiased=False)
-        total = (total + torch.linalg.vector_norm(mean - mod.running_mean, dim=-1)
-                 + torch.linalg.vector_norm(var - mod.running_var, dim=-1))
+        total = (
+            total
+            + torch.linalg.vector_norm(mean - mod.running_mean, dim=-1)
+            + torch.linalg.vector_norm(var - mod.running_var, dim=-1)
+        )
     return total
 
 
@@ -258,14 +281,16 @@ class _Objective(abc.ABC):
         """The clean per-sample gradients ``{name: (B, ...)}`` that the attacks match."""
 
     @abc.abstractmethod
-    def gradient(self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+    def gradient(
+        self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor | None]:
         """Per-attack gradient of the objective w.r.t. the dummies (and the label parameters when optimised)."""
 
     @abc.abstractmethod
     def values(self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor]) -> Tensor:
         """The objective of each attack ``(B,)``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most objectives hold no hooks
         """Release hooks."""
 
 
@@ -274,8 +299,13 @@ class _LayerwiseObjective(_Objective):
 
     engine = "layerwise"
 
-    def __init__(self, layerwise: LayerwiseGradients, cfg: AttackConfig, definition: AttackDefinition,
-                 last_weight: str | None) -> None:
+    def __init__(
+        self,
+        layerwise: LayerwiseGradients,
+        cfg: AttackConfig,
+        definition: AttackDefinition,
+        last_weight: str | None,
+    ) -> None:
         self.lw, self.cfg, self.definition, self.last_weight = layerwise, cfg, definition, last_weight
         self.optimised = definition.labels == "optimised"
         self.distance = vmap(definition.gradient_distance)
@@ -285,17 +315,23 @@ class _LayerwiseObjective(_Objective):
         grads, _ = self.lw.gradients(x, onehot, create_graph=False)
         return {k: v.detach() for k, v in grads.items()}
 
-    def _values(self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor], create_graph: bool) -> Tensor:
+    def _values(
+        self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor], create_graph: bool
+    ) -> Tensor:
         y_soft = F.softmax(label_param, dim=-1) if self.optimised else label_param
         grads, bn_inputs = self.lw.gradients(dummy, y_soft, create_graph=create_graph)
         value = self.distance(grads, target)
         if self.cfg.tv_weight:
             value = value + self.cfg.tv_weight * _tv_batched(dummy)
         if self.prior and bn_inputs:
-            value = value + self.cfg.bn_weight * _batchnorm_prior([m for m, _ in bn_inputs], [f for _, f in bn_inputs])
+            value = value + self.cfg.bn_weight * _batchnorm_prior(
+                [m for m, _ in bn_inputs], [f for _, f in bn_inputs]
+            )
         return value
 
-    def gradient(self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+    def gradient(
+        self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor | None]:
         with torch.enable_grad():
             d = dummy.detach().requires_grad_(True)
             lp = label_param.detach().requires_grad_(self.optimised)
@@ -335,7 +371,9 @@ class _VmapObjective(_Objective):
     def targets(self, x: Tensor, onehot: Tensor) -> dict[str, Tensor]:
         return {k: v.detach() for k, v in vmap(self.fv.sample_grad)(x, onehot).items()}
 
-    def gradient(self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+    def gradient(
+        self, dummy: Tensor, label_param: Tensor, target: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor | None]:
         grads = self._step(dummy.detach(), label_param.detach(), target)
         return (grads[0], grads[1]) if self.optimised else (grads, None)
 
@@ -352,13 +390,17 @@ def _same_gradients(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:
     for k, reference in b.items():
         if k not in a or a[k].shape != reference.shape:
             return False
-        if reference.numel() and float((a[k] - reference).abs().max()) > 1e-3 * float(reference.abs().max()) + 1e-7:
+        if (
+            reference.numel()
+            and float((a[k] - reference).abs().max()) > 1e-3 * float(reference.abs().max()) + 1e-7
+        ):
             return False
     return True
 
 
-def _make_objective(victim: nn.Module, cfg: AttackConfig, definition: AttackDefinition, probe_x: Tensor,
-                    probe_y: Tensor) -> _Objective:
+def _make_objective(
+    victim: nn.Module, cfg: AttackConfig, definition: AttackDefinition, probe_x: Tensor, probe_y: Tensor
+) -> _Objective:
     """The layer-wise engine when the victim allows it and it agrees with ``vmap`` on a probe, else ``vmap``.
 
     The probe (the first two originals, run together by the layer-wise engine and one by one by ``vmap``)
@@ -373,7 +415,9 @@ def _make_objective(victim: nn.Module, cfg: AttackConfig, definition: AttackDefi
         logger.debug("attack engine: vmap (%s)", err)
         return fallback
     if not agree:
-        logger.debug("attack engine: vmap (the layer-wise per-sample gradients disagree with vmap on a probe)")
+        logger.debug(
+            "attack engine: vmap (the layer-wise per-sample gradients disagree with vmap on a probe)"
+        )
         return fallback
     fallback.close()
     return candidate
@@ -389,8 +433,15 @@ class BatchPlan:
     budget: int
 
 
-def plan_batches(victim: nn.Module, image_shape: tuple[int, ...], n: int, *, engine: str = "layerwise",
-                 device: torch.device | str = "cpu", max_memory: int | None = None) -> BatchPlan:
+def plan_batches(
+    victim: nn.Module,
+    image_shape: tuple[int, ...],
+    n: int,
+    *,
+    engine: str = "layerwise",
+    device: torch.device | str = "cpu",
+    max_memory: int | None = None,
+) -> BatchPlan:
     """The chunk of attacks that fits the memory budget (see ``semsim_metric.generate.attacks._memory``).
 
     Args:
@@ -410,20 +461,32 @@ def plan_batches(victim: nn.Module, image_shape: tuple[int, ...], n: int, *, eng
     return BatchPlan(engine, chunk, per, budget)
 
 
-def _attack_chunk(objective: _Objective, x: Tensor, labels: Tensor, cfg: AttackConfig, definition: AttackDefinition,
-                  seeds: list[int], num_classes: int, desc: str, progress: bool) -> dict[str, Tensor]:
+def _attack_chunk(
+    objective: _Objective,
+    x: Tensor,
+    labels: Tensor,
+    cfg: AttackConfig,
+    definition: AttackDefinition,
+    seeds: list[int],
+    num_classes: int,
+    desc: str,
+    progress: bool,
+) -> dict[str, Tensor]:
     device = x.device
     optimised = definition.labels == "optimised"
     onehot = F.one_hot(labels, num_classes).float()
     target = objective.targets(x, onehot)
     if definition.labels == "inferred":
         if objective.last_weight is None:
-            raise UnsupportedVictimError(f"{cfg.name} needs a victim whose last layer is linear (it reads the label off it).")
+            raise UnsupportedVictimError(
+                f"{cfg.name} needs a victim whose last layer is linear (it reads the label off it)."
+            )
         used_labels = infer_labels(target, objective.last_weight)
         label_param = F.one_hot(used_labels, num_classes).float()
     elif optimised:
-        label_param = torch.stack([torch.randn(num_classes, generator=torch.Generator().manual_seed(s + 7))
-                                   for s in seeds]).to(device)
+        label_param = torch.stack(
+            [torch.randn(num_classes, generator=torch.Generator().manual_seed(s + 7)) for s in seeds]
+        ).to(device)
         used_labels = labels
     else:
         label_param, used_labels = onehot, labels
@@ -497,29 +560,59 @@ def run_attack(
         two_d = [v for v in victim.parameters() if v.ndim == 2]
         num_classes = two_d[-1].shape[0] if two_d else int(labels.max()) + 1
         probe = slice(0, min(2, n))
-        objective = _make_objective(victim, cfg, definition, x[probe], F.one_hot(y[probe], num_classes).float())
+        objective = _make_objective(
+            victim, cfg, definition, x[probe], F.one_hot(y[probe], num_classes).float()
+        )
         try:
-            plan = plan_batches(victim, tuple(x.shape[1:]), n, engine=objective.engine, device=device,
-                                max_memory=max_memory)
-            logger.debug("%s: %d attack(s) in chunks of %d (%s engine, about %.0f MB per attack, budget %.0f MB)",
-                         cfg.name, n, plan.chunk, plan.engine, plan.bytes_per_attack / 2**20, plan.budget / 2**20)
+            plan = plan_batches(
+                victim, tuple(x.shape[1:]), n, engine=objective.engine, device=device, max_memory=max_memory
+            )
+            logger.debug(
+                "%s: %d attack(s) in chunks of %d (%s engine, about %.0f MB per attack, budget %.0f MB)",
+                cfg.name,
+                n,
+                plan.chunk,
+                plan.engine,
+                plan.bytes_per_attack / 2**20,
+                plan.budget / 2**20,
+            )
             chunks = list(range(0, n, plan.chunk))
             parts = []
             for i, start in enumerate(chunks):
                 end = min(start + plan.chunk, n)
                 desc = cfg.name if len(chunks) == 1 else f"{cfg.name} {i + 1}/{len(chunks)}"
-                parts.append(_attack_chunk(objective, x[start:end], y[start:end], cfg, definition, seeds[start:end],
-                                           num_classes, desc, progress))
+                parts.append(
+                    _attack_chunk(
+                        objective,
+                        x[start:end],
+                        y[start:end],
+                        cfg,
+                        definition,
+                        seeds[start:end],
+                        num_classes,
+                        desc,
+                        progress,
+                    )
+                )
         finally:
             objective.close()
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def run_attack_one_at_a_time(victim: nn.Module, originals: Tensor, labels: Tensor, cfg: AttackConfig, *,
-                             seeds: list[int] | None = None, device: torch.device | str | None = None) -> dict[str, Tensor]:
+def run_attack_one_at_a_time(
+    victim: nn.Module,
+    originals: Tensor,
+    labels: Tensor,
+    cfg: AttackConfig,
+    *,
+    seeds: list[int] | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, Tensor]:
     """The same attacks run one after another (the launch-bound way); same seeds give the same result."""
     n = originals.shape[0]
     seeds = seeds if seeds is not None else [cfg.seed * 1_000_003 + i for i in range(n)]
-    parts = [run_attack(victim, originals[i:i + 1], labels[i:i + 1], cfg, seeds=[seeds[i]], device=device)
-             for i in range(n)]
+    parts = [
+        run_attack(victim, originals[i : i + 1], labels[i : i + 1], cfg, seeds=[seeds[i]], device=device)
+        for i in range(n)
+    ]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

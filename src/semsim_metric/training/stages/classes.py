@@ -20,6 +20,7 @@ without their judgements.
 The result is cached under a key of every setting that changes it, so held-out experiments that train
 one model per protocol pre-train only once.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -80,7 +81,11 @@ class _ClassItems(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         j = int(self.indices[i])
-        return {"image": self.images[j], "label": int(self.labels[j]), "seed": item_seeds(self.seed, self.epoch, [j])[0]}
+        return {
+            "image": self.images[j],
+            "label": int(self.labels[j]),
+            "seed": item_seeds(self.seed, self.epoch, [j])[0],
+        }
 
 
 class _ClassCollator:
@@ -96,8 +101,9 @@ class _ClassCollator:
 def _model_input(images: list[Tensor], cfg: Any, augment: Any = None) -> Tensor:
     """uint8 images of any sizes and channels -> model input, through the input gate as at scoring time."""
     x = stack_at_model_size(images, data_range=255, image_size=cfg.image_size)
-    return to_model_input(x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
-                          augment=augment)
+    return to_model_input(
+        x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std, augment=augment
+    )
 
 
 @dataclass
@@ -140,7 +146,7 @@ class _JoinedSource:
             bounds[name] = (starts, starts + n)
             starts += n
         largest = max(self.sizes.values())
-        for name, (lo, hi) in bounds.items():
+        for lo, hi in bounds.values():
             mine = order[(order >= lo) & (order < hi)]
             times = max(1, math.ceil(min_share * largest / max(1, len(mine))))
             parts.append(mine.repeat(times))
@@ -189,24 +195,38 @@ def pretrain_backbone(
         raise InvalidInputError(f"pre-training epochs must be > 0, got {settings.epochs}.")
     src = _JoinedSource.load(settings.source, settings.split, root)
     excluded = {_image_key(img) for img in exclude_images}
-    keep = [i for i in range(len(src)) if _image_key(src.images[i]) not in excluded] if excluded else list(range(len(src)))
+    keep = (
+        [i for i in range(len(src)) if _image_key(src.images[i]) not in excluded]
+        if excluded
+        else list(range(len(src)))
+    )
     n_removed = len(src) - len(keep)
     g = torch.Generator().manual_seed(settings.seed)
     order = torch.tensor(keep)[torch.randperm(len(keep), generator=g)]
     holdout = order[: settings.holdout] if settings.holdout < len(order) // 2 else order[:0]
-    train_idx = src.repeated(order[len(holdout):], settings.min_source_share)
+    train_idx = src.repeated(order[len(holdout) :], settings.min_source_share)
     train_idx = train_idx[torch.randperm(len(train_idx), generator=g)] if len(src.sizes) > 1 else train_idx
     n_classes = int(src.labels.max()) + 1
     torch.manual_seed(settings.seed)
     objective = ClassObjective(model, n_classes)
     steps = max(1, math.floor(settings.epochs * len(train_idx) / settings.batch_size))
     stage = Stage(
-        name="classes", objective=objective, dataset=_ClassItems(src.images, src.labels, train_idx, settings.seed),
+        name="classes",
+        objective=objective,
+        dataset=_ClassItems(src.images, src.labels, train_idx, settings.seed),
         collator=_ClassCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="onecycle", warmup=0.15),
-        batch_size=settings.batch_size, max_steps=steps, seed=settings.seed, drop_last=True,
-        settings={**dataclasses.asdict(settings), "images": hashlib.sha1(
-            "".join(_image_key(src.images[int(i)]) for i in train_idx).encode()).hexdigest()})
+        batch_size=settings.batch_size,
+        max_steps=steps,
+        seed=settings.seed,
+        drop_last=True,
+        settings={
+            **dataclasses.asdict(settings),
+            "images": hashlib.sha1(
+                "".join(_image_key(src.images[int(i)]) for i in train_idx).encode()
+            ).hexdigest(),
+        },
+    )
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
         info = run_stage(stage, output_dir or tmp, resume=resume, options=options)
@@ -216,15 +236,26 @@ def pretrain_backbone(
     correct = 0
     with torch.inference_mode():
         for k in range(0, len(holdout), 512):
-            idx = holdout[k:k + 512]
+            idx = holdout[k : k + 512]
             x = _model_input([src.images[int(i)] for i in idx], cfg).to(device)
-            correct += int((objective.head(model.backbone.pooled(x)).argmax(1).cpu() == src.labels[idx]).sum())
-    return {"settings": dataclasses.asdict(settings), "source_images": len(src), "class_offsets": src.class_offsets,
-            "source_sizes": src.sizes, "excluded_as_annotated": n_removed,
-            "trained_images": len(train_idx), "steps": info["steps"], "final_loss": info["final_loss"],
-            "seconds": info["seconds"], "estimate": info.get("estimate", {}), "holdout_images": len(holdout),
-            "holdout_accuracy": correct / len(holdout) if len(holdout) else math.nan,
-            "n_classes": n_classes}, objective.head.cpu()
+            correct += int(
+                (objective.head(model.backbone.pooled(x)).argmax(1).cpu() == src.labels[idx]).sum()
+            )
+    return {
+        "settings": dataclasses.asdict(settings),
+        "source_images": len(src),
+        "class_offsets": src.class_offsets,
+        "source_sizes": src.sizes,
+        "excluded_as_annotated": n_removed,
+        "trained_images": len(train_idx),
+        "steps": info["steps"],
+        "final_loss": info["final_loss"],
+        "seconds": info["seconds"],
+        "estimate": info.get("estimate", {}),
+        "holdout_images": len(holdout),
+        "holdout_accuracy": correct / len(holdout) if len(holdout) else math.nan,
+        "n_classes": n_classes,
+    }, objective.head.cpu()
 
 
 def pretrain_cache_key(settings: PretrainSettings, config: Any, exclude: Iterable[Tensor] = ()) -> str:
@@ -237,10 +268,20 @@ def pretrain_cache_key(settings: PretrainSettings, config: Any, exclude: Iterabl
         >>> pretrain_cache_key(PretrainSettings(epochs=6.0, seed=23333), SemSimConfig(base_width=16, embedding="spatial"))
         'c2e790a2fe0121b3'
     """
-    arch = {k: v for k, v in config.to_dict().items()
-            if k in ("backbone", "base_width", "backbone_config", "image_size", "image_mean", "image_std")}
-    key_src = json.dumps({"settings": dataclasses.asdict(settings), "arch": arch, "trainer": 2,
-                          "exclude": sorted(_image_key(i) for i in exclude)}, sort_keys=True)
+    arch = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k in ("backbone", "base_width", "backbone_config", "image_size", "image_mean", "image_std")
+    }
+    key_src = json.dumps(
+        {
+            "settings": dataclasses.asdict(settings),
+            "arch": arch,
+            "trainer": 2,
+            "exclude": sorted(_image_key(i) for i in exclude),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha1(key_src.encode()).hexdigest()[:16]
 
 
@@ -273,7 +314,11 @@ def pretrain_cached(
         held = _JoinedSource.load(settings.source, settings.split, None)
         exclude = [img for img in held.images if _image_key(img) in exclude_keys]
     folder = Path(cache_dir) / pretrain_cache_key(settings, model.config, exclude)
-    weights, head_file, info_file = folder / "backbone.safetensors", folder / "head.safetensors", folder / "pretraining.json"
+    weights, head_file, info_file = (
+        folder / "backbone.safetensors",
+        folder / "head.safetensors",
+        folder / "pretraining.json",
+    )
     if weights.is_file() and head_file.is_file() and info_file.is_file():
         model.backbone.load_state_dict(load_file(str(weights)))
         info = read_json_record(info_file, fix=f"Delete the folder {folder} to pre-train the backbone again.")
@@ -282,11 +327,17 @@ def pretrain_cached(
         head.load_state_dict(head_state)
         info["reused_from"] = str(folder)
         return info, head
-    info, head = pretrain_backbone(model, settings, exclude_images=exclude, output_dir=folder / "run", resume=True,
-                                   options=options)
+    info, head = pretrain_backbone(
+        model, settings, exclude_images=exclude, output_dir=folder / "run", resume=True, options=options
+    )
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(folder / "run" / "checkpoints", ignore_errors=True)  # optimiser states are not needed any more
-    for target, module in ((head_file, head), (weights, model.backbone)):  # info last: it marks a complete entry
+    shutil.rmtree(
+        folder / "run" / "checkpoints", ignore_errors=True
+    )  # optimiser states are not needed any more
+    for target, module in (
+        (head_file, head),
+        (weights, model.backbone),
+    ):  # info last: it marks a complete entry
         tmp = target.with_suffix(".tmp")
         save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
         tmp.replace(target)

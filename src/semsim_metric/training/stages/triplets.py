@@ -37,8 +37,14 @@ class TripletObjective(nn.Module):
         super().__init__()
         self.model, self.margin, self.global_loss_weight = model, float(margin), float(global_loss_weight)
 
-    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor, positive_share: Tensor | None = None,
-                negative_share: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self,
+        anchor: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        positive_share: Tensor | None = None,
+        negative_share: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         n = anchor.shape[0]
         ea, ep, en = self.model.embed(torch.cat([anchor, positive, negative], dim=0)).split(n, dim=0)
         d_pos = torch.linalg.vector_norm(ea - ep, dim=1)
@@ -46,7 +52,8 @@ class TripletObjective(nn.Module):
         loss = triplet_margin_loss(d_pos, d_neg, self.margin)
         if self.global_loss_weight > 0 and positive_share is not None and negative_share is not None:
             loss = loss + self.global_loss_weight * global_soft_label_loss(
-                torch.cat([d_pos, d_neg]), torch.cat([positive_share, negative_share]).to(d_pos.dtype))
+                torch.cat([d_pos, d_neg]), torch.cat([positive_share, negative_share]).to(d_pos.dtype)
+            )
         return {"loss": loss, "positive_distance": d_pos, "negative_distance": d_neg}
 
 
@@ -62,8 +69,14 @@ class TripletCollator:
     def _prep(self, images: list[Tensor], seeds: list[int]) -> Tensor:
         cfg = self.config
         x = stack_at_model_size(images, data_range=255, image_size=cfg.image_size)
-        return to_model_input(x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
-                              augment=lambda b: self.augmentation(b, seeds))
+        return to_model_input(
+            x,
+            data_range=1.0,
+            image_size=cfg.image_size,
+            mean=cfg.image_mean,
+            std=cfg.image_std,
+            augment=lambda b: self.augmentation(b, seeds),
+        )
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
         out = {}
@@ -74,7 +87,9 @@ class TripletCollator:
         return out
 
 
-def triplet_stage(model: SemSimModel, train_set: TripletDataset, val_split: Any, settings: TripletSettings) -> Stage:
+def triplet_stage(
+    model: SemSimModel, train_set: TripletDataset, val_split: Any, settings: TripletSettings
+) -> Stage:
     """The triplet stage of ``model`` on ``train_set``: SGD whose learning rate drops at the settings' milestone
     epochs, validated on ``val_split`` (a SemSim-schema split, or ``None``) every epoch.
 
@@ -82,15 +97,38 @@ def triplet_stage(model: SemSimModel, train_set: TripletDataset, val_split: Any,
     triplets, besides the optimiser, steps and batch.
     """
     steps_per_epoch = max(1, math.ceil(len(train_set) / settings.batch_size))
-    optimiser = OptimiserSettings(settings.learning_rate, momentum=settings.momentum, nesterov=settings.nesterov,
-                                  weight_decay=settings.weight_decay, schedule="multistep", gamma=settings.gamma,
-                                  milestones=tuple(e / settings.epochs for e in settings.milestone_epochs()))
-    evaluate = (lambda: validation_metrics(model, val_split, seed=settings.seed)) if val_split is not None else None
-    objective = TripletObjective(model, margin=settings.margin, global_loss_weight=settings.global_loss_weight)
-    return Stage(name="triplets", objective=objective, dataset=train_set,
-                 collator=TripletCollator(model.config, augment=settings.augment), optimiser=optimiser,
-                 batch_size=settings.batch_size, max_steps=steps_per_epoch * settings.epochs, seed=settings.seed,
-                 drop_last=False, max_grad_norm=1.0, evaluate=evaluate,
-                 settings={"margin": settings.margin, "global_loss_weight": settings.global_loss_weight,
-                           "augment": settings.augment, "seed": settings.seed,
-                           "triplets": content_digest([train_set.triplets, train_set.share, train_set.rec_image])})
+    optimiser = OptimiserSettings(
+        settings.learning_rate,
+        momentum=settings.momentum,
+        nesterov=settings.nesterov,
+        weight_decay=settings.weight_decay,
+        schedule="multistep",
+        gamma=settings.gamma,
+        milestones=tuple(e / settings.epochs for e in settings.milestone_epochs()),
+    )
+    evaluate = (
+        (lambda: validation_metrics(model, val_split, seed=settings.seed)) if val_split is not None else None
+    )
+    objective = TripletObjective(
+        model, margin=settings.margin, global_loss_weight=settings.global_loss_weight
+    )
+    return Stage(
+        name="triplets",
+        objective=objective,
+        dataset=train_set,
+        collator=TripletCollator(model.config, augment=settings.augment),
+        optimiser=optimiser,
+        batch_size=settings.batch_size,
+        max_steps=steps_per_epoch * settings.epochs,
+        seed=settings.seed,
+        drop_last=False,
+        max_grad_norm=1.0,
+        evaluate=evaluate,
+        settings={
+            "margin": settings.margin,
+            "global_loss_weight": settings.global_loss_weight,
+            "augment": settings.augment,
+            "seed": settings.seed,
+            "triplets": content_digest([train_set.triplets, train_set.share, train_set.rec_image]),
+        },
+    )

@@ -16,6 +16,7 @@ A reconstruction then lies near its original in the embedding exactly when annot
 they name in the original. The classifier is thrown away afterwards; SemSim stays an embedding distance.
 The stage trains through the package's one ``Trainer`` (``semsim_metric.training.trainer.run_stage``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +40,13 @@ from ..optim import OptimiserSettings
 from ..settings import VoteTuningSettings
 from ..trainer import Stage, TrainerOptions, content_digest, run_stage
 
-__all__ = ["VoteObjective", "VoteTuningSettings", "domain_class_offsets", "tune_on_votes", "vote_distribution"]
+__all__ = [
+    "VoteObjective",
+    "VoteTuningSettings",
+    "domain_class_offsets",
+    "tune_on_votes",
+    "vote_distribution",
+]
 
 
 def vote_distribution(votes: list[int], n_classes: int, fallback_class: int = -1) -> Tensor:
@@ -83,9 +90,14 @@ def balanced_rows(domains: list[str], min_share: float) -> list[int]:
     return out
 
 
-def domain_class_offsets(domains: list[str], labels: list[int], votes: list[list[int]],
-                         original_votes: list[list[int]], known: dict[str, int] | None = None,
-                         first_free: int = 0) -> dict[str, int]:
+def domain_class_offsets(
+    domains: list[str],
+    labels: list[int],
+    votes: list[list[int]],
+    original_votes: list[list[int]],
+    known: dict[str, int] | None = None,
+    first_free: int = 0,
+) -> dict[str, int]:
     """Where each image domain's classes start in one classifier: ``known`` offsets are kept, other domains
     (in sorted order) follow after the highest class used so far and after ``first_free`` (the classes of a
     stage-1 head that no domain of the data uses).
@@ -115,14 +127,22 @@ class VoteObjective(nn.Module):
     """Soft cross-entropy of the answers for reconstructions and originals, plus the optional distance loss.
     ``forward`` takes exactly the collator's keys (a misspelled batch key is a ``TypeError``)."""
 
-    def __init__(self, model: SemSimModel, n_classes: int, settings: VoteTuningSettings, rows_per_original: float,
-                 head: nn.Linear | None = None) -> None:
+    def __init__(
+        self,
+        model: SemSimModel,
+        n_classes: int,
+        settings: VoteTuningSettings,
+        rows_per_original: float,
+        head: nn.Linear | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.settings = settings
         self.rows_per_original = rows_per_original
         self.classifier = nn.Linear(model.config.feature_dim, n_classes + 1)
-        if settings.adversarial_pool > 0:  # persistent adversarial negatives (saved with the stage's checkpoints)
+        if (
+            settings.adversarial_pool > 0
+        ):  # persistent adversarial negatives (saved with the stage's checkpoints)
             size = model.config.image_size
             self.register_buffer("adv_targets", torch.zeros(settings.adversarial_pool, 3, size, size))
             self.register_buffer("adv_images", torch.zeros(settings.adversarial_pool, 3, size, size))
@@ -134,8 +154,14 @@ class VoteObjective(nn.Module):
                 self.classifier.weight[: head.out_features] = head.weight
                 self.classifier.bias[: head.out_features] = head.bias
 
-    def forward(self, pixel_values: Tensor, targets: Tensor, share: Tensor, anchor_pixel_values: Tensor | None = None,
-                anchor_targets: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self,
+        pixel_values: Tensor,
+        targets: Tensor,
+        share: Tensor,
+        anchor_pixel_values: Tensor | None = None,
+        anchor_targets: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """``pixel_values``: reconstructions then their originals (``2B`` images); ``targets``: ``(2B, K + 1)``;
         ``anchor_pixel_values``: anchor images then their partners (``2A``) with ``anchor_targets`` ``(A,)``."""
         bs = share.shape[0]
@@ -149,23 +175,34 @@ class VoteObjective(nn.Module):
             n_anchor = anchor_targets.shape[0]
             n_adv = round(self.settings.adversarial_share * n_anchor)
             if n_adv:
-                goals, adv = (self.pooled_negatives(anchor_pixel_values[:n_anchor], n_adv)
-                              if self.settings.adversarial_pool > 0 else self.adversarial_negatives(anchor_pixel_values[:n_adv]))
-                anchor_pixel_values = torch.cat([anchor_pixel_values[:n_anchor], goals, anchor_pixel_values[n_anchor:], adv])
+                goals, adv = (
+                    self.pooled_negatives(anchor_pixel_values[:n_anchor], n_adv)
+                    if self.settings.adversarial_pool > 0
+                    else self.adversarial_negatives(anchor_pixel_values[:n_adv])
+                )
+                anchor_pixel_values = torch.cat(
+                    [anchor_pixel_values[:n_anchor], goals, anchor_pixel_values[n_anchor:], adv]
+                )
                 anchor_targets = torch.cat([anchor_targets, anchor_targets.new_zeros(adv.shape[0])])
             a, b = self.model.embed(anchor_pixel_values).float().split(anchor_targets.shape[0])
             dist = torch.linalg.vector_norm(a - b, dim=1)
             copy_centre = self.settings.anchor_copy_centre
-            centre = (self.settings.anchor_centre if copy_centre is None else
-                      torch.where(anchor_targets > 0.5, copy_centre, self.settings.anchor_centre))
+            centre = (
+                self.settings.anchor_centre
+                if copy_centre is None
+                else torch.where(anchor_targets > 0.5, copy_centre, self.settings.anchor_centre)
+            )
             loss = loss + self.settings.anchor_weight * global_soft_label_loss(
-                dist, anchor_targets, centre=centre, temperature=self.settings.anchor_temperature)
+                dist, anchor_targets, centre=centre, temperature=self.settings.anchor_temperature
+            )
         return {"loss": loss}
 
     def _unit(self, device: torch.device) -> tuple[Tensor, Tensor]:
         cfg = self.model.config
-        return (torch.tensor(cfg.image_mean, device=device).view(1, 3, 1, 1),
-                torch.tensor(cfg.image_std, device=device).view(1, 3, 1, 1))
+        return (
+            torch.tensor(cfg.image_mean, device=device).view(1, 3, 1, 1),
+            torch.tensor(cfg.image_std, device=device).view(1, 3, 1, 1),
+        )
 
     def _toward(self, goals: Tensor, start: Tensor, step: float) -> Tensor:
         """``adversarial_steps`` signed-gradient steps of unit-range images ``start`` that lower their SemSim
@@ -204,7 +241,9 @@ class VoteObjective(nn.Module):
         SemSim distance. Images whose SSIM to their target reaches 0.3 are dropped (they may have become a
         real likeness). Returns ``(targets kept, negatives)``, both model-ready ``(M, 3, S, S)``."""
         mean, std = self._unit(targets.device)
-        x = self._toward(targets, torch.rand(targets.shape, device=targets.device), 0.01 + 0.04 * float(torch.rand(1)))
+        x = self._toward(
+            targets, torch.rand(targets.shape, device=targets.device), 0.01 + 0.04 * float(torch.rand(1))
+        )
         keep = self._unlike(x, targets)
         return targets[keep], ((x[keep] - mean) / std).detach()
 
@@ -233,10 +272,25 @@ class _VoteItems(torch.utils.data.Dataset):
     """Item ``i`` is row ``rows[i]`` (rows of small image domains may appear several times, each time with
     augmentation seeds of its own)."""
 
-    def __init__(self, recon: list[Tensor], orig: list[Tensor], recon_target: Tensor, orig_target: Tensor,
-                 share: Tensor, seed: int, anchors: AnchorPool | None = None, anchor_kind: str = "mild",
-                 rows: list[int] | None = None) -> None:
-        self.recon, self.orig, self.recon_target, self.orig_target, self.share = recon, orig, recon_target, orig_target, share
+    def __init__(
+        self,
+        recon: list[Tensor],
+        orig: list[Tensor],
+        recon_target: Tensor,
+        orig_target: Tensor,
+        share: Tensor,
+        seed: int,
+        anchors: AnchorPool | None = None,
+        anchor_kind: str = "mild",
+        rows: list[int] | None = None,
+    ) -> None:
+        self.recon, self.orig, self.recon_target, self.orig_target, self.share = (
+            recon,
+            orig,
+            recon_target,
+            orig_target,
+            share,
+        )
         self.seed, self.epoch, self.anchors, self.anchor_kind = seed, 0, anchors, anchor_kind
         self.rows = list(range(len(recon))) if rows is None else list(rows)
 
@@ -249,8 +303,14 @@ class _VoteItems(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         s_rec, s_orig, s_anchor = item_seeds(self.seed, self.epoch, [3 * i, 3 * i + 1, 3 * i + 2])
         j = self.rows[i]
-        item = {"reconstruction": self.recon[j], "original": self.orig[j], "recon_target": self.recon_target[j],
-                "orig_target": self.orig_target[j], "share": self.share[j], "seeds": (s_rec, s_orig)}
+        item = {
+            "reconstruction": self.recon[j],
+            "original": self.orig[j],
+            "recon_target": self.recon_target[j],
+            "orig_target": self.orig_target[j],
+            "share": self.share[j],
+            "seeds": (s_rec, s_orig),
+        }
         if self.anchors is not None:
             item["anchor"] = anchor_pair(self.anchors, s_anchor, self.anchor_kind)
         return item
@@ -263,18 +323,29 @@ class _VoteCollator:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Tensor]:
         cfg = self.config
         seeds = [it["seeds"][0] for it in items] + [it["seeds"][1] for it in items]
-        images = stack_at_model_size([it["reconstruction"] for it in items] + [it["original"] for it in items],
-                                     data_range=255, image_size=cfg.image_size)  # image domains of any size
-        x = to_model_input(images, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std,
-                           augment=lambda b: self.augmentation(b, seeds))
+        images = stack_at_model_size(
+            [it["reconstruction"] for it in items] + [it["original"] for it in items],
+            data_range=255,
+            image_size=cfg.image_size,
+        )  # image domains of any size
+        x = to_model_input(
+            images,
+            data_range=1.0,
+            image_size=cfg.image_size,
+            mean=cfg.image_mean,
+            std=cfg.image_std,
+            augment=lambda b: self.augmentation(b, seeds),
+        )
         targets = torch.stack([it["recon_target"] for it in items] + [it["orig_target"] for it in items])
         batch = {"pixel_values": x, "targets": targets, "share": torch.stack([it["share"] for it in items])}
         if "anchor" in items[0]:
             pairs = [it["anchor"] for it in items]
-            both = stack_at_model_size([p[0] for p in pairs] + [p[1] for p in pairs], data_range=1.0,
-                                       image_size=cfg.image_size)
-            batch["anchor_pixel_values"] = to_model_input(both, data_range=1.0, image_size=cfg.image_size,
-                                                          mean=cfg.image_mean, std=cfg.image_std)
+            both = stack_at_model_size(
+                [p[0] for p in pairs] + [p[1] for p in pairs], data_range=1.0, image_size=cfg.image_size
+            )
+            batch["anchor_pixel_values"] = to_model_input(
+                both, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std
+            )
             batch["anchor_targets"] = torch.tensor([p[2] for p in pairs], dtype=torch.float32)
         return batch
 
@@ -323,18 +394,30 @@ def tune_on_votes(
     labels = raw["class_label"]
     missing = sum(1 for v in votes if not v)
     if missing:
-        raise InvalidInputError(f"vote tuning needs the annotators' answers: {missing} of {len(votes)} rows have no votes. "
-                         "Import votes first (semsim votes import) or use a recipe without vote tuning.")
+        raise InvalidInputError(
+            f"vote tuning needs the annotators' answers: {missing} of {len(votes)} rows have no votes. "
+            "Import votes first (semsim votes import) or use a recipe without vote tuning."
+        )
     domains = raw["source_dataset"]
     if class_offsets and len(class_offsets) == 1 and len(set(domains)) == 1:
         class_offsets = {domains[0]: 0}  # one domain in both stages: stage 1's classes are the data's classes
-    offsets = domain_class_offsets(domains, labels, votes, original_votes, class_offsets,
-                                   first_free=head.out_features if head is not None else 0)
+    offsets = domain_class_offsets(
+        domains,
+        labels,
+        votes,
+        original_votes,
+        class_offsets,
+        first_free=head.out_features if head is not None else 0,
+    )
     votes = [[v + offsets[d] if v >= 0 else v for v in vs] for vs, d in zip(votes, domains)]
     original_votes = [[v + offsets[d] if v >= 0 else v for v in vs] for vs, d in zip(original_votes, domains)]
     labels = [lab + offsets[d] if lab >= 0 else lab for lab, d in zip(labels, domains)]
-    n_classes = 1 + max(max(max(v) for v in votes), max((max(v) for v in original_votes if v), default=-1),
-                        max(labels), head.out_features - 1 if head is not None else -1)
+    n_classes = 1 + max(
+        max(max(v) for v in votes),
+        max((max(v) for v in original_votes if v), default=-1),
+        max(labels),
+        head.out_features - 1 if head is not None else -1,
+    )
     recon = [decode_image(x) for x in raw["reconstruction"]]
     original_ids = raw["original_id"]
     first: dict[str, int] = {}
@@ -343,33 +426,61 @@ def tune_on_votes(
     orig_cache = {oid: decode_image(raw[i]["original"]) for oid, i in first.items()}
     orig = [orig_cache[oid] for oid in original_ids]
     recon_target = torch.stack([vote_distribution(v, n_classes) for v in votes])
-    orig_target = torch.stack([vote_distribution(ov, n_classes, fallback_class=lab)
-                               for ov, lab in zip(original_votes, labels)])
-    share = torch.tensor([float(r) if s is None or s != s else float(s)
-                          for s, r in zip(raw["recognized_share"], raw["recognized"])], dtype=torch.float32)
+    orig_target = torch.stack(
+        [vote_distribution(ov, n_classes, fallback_class=lab) for ov, lab in zip(original_votes, labels)]
+    )
+    share = torch.tensor(
+        [
+            float(r) if s is None or s != s else float(s)
+            for s, r in zip(raw["recognized_share"], raw["recognized"])
+        ],
+        dtype=torch.float32,
+    )
     rows = balanced_rows(domains, settings.balance_domains)
     n = len(rows)
     bs = min(settings.batch_size, n)
     torch.manual_seed(settings.seed)
     objective = VoteObjective(model, n_classes, settings, len(votes) / max(1, len(first)), head=head)
-    anchors = AnchorPool.from_domains(settings.anchor_domains, seed=settings.seed) if settings.anchor_weight > 0 else None
+    anchors = (
+        AnchorPool.from_domains(settings.anchor_domains, seed=settings.seed)
+        if settings.anchor_weight > 0
+        else None
+    )
     stage = Stage(
-        name="votes", objective=objective,
-        dataset=_VoteItems(recon, orig, recon_target, orig_target, share, settings.seed, anchors, settings.anchor_kind,
-                           rows),
+        name="votes",
+        objective=objective,
+        dataset=_VoteItems(
+            recon, orig, recon_target, orig_target, share, settings.seed, anchors, settings.anchor_kind, rows
+        ),
         collator=_VoteCollator(model.config, settings.augmentation()),
         optimiser=OptimiserSettings(settings.learning_rate, schedule="cosine"),
-        batch_size=bs, max_steps=settings.epochs * max(1, n // bs), seed=settings.seed, drop_last=True,
-        settings={**dataclasses.asdict(settings), "rows": content_digest(
-            [list(raw[c]) for c in ("reconstruction_id", "votes", "original_votes", "class_label")])})
+        batch_size=bs,
+        max_steps=settings.epochs * max(1, n // bs),
+        seed=settings.seed,
+        drop_last=True,
+        settings={
+            **dataclasses.asdict(settings),
+            "rows": content_digest(
+                [list(raw[c]) for c in ("reconstruction_id", "votes", "original_votes", "class_label")]
+            ),
+        },
+    )
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
         info = run_stage(stage, output_dir or tmp, resume=resume, options=options)
     model.eval()
-    return {"settings": dataclasses.asdict(settings), "rows": len(votes), "items_per_epoch": n,
-            "originals": len(first), "classes": n_classes,
-            "class_offsets": offsets,
-            "anchor_pool": ({d: anchors.domains.count(d) for d in dict.fromkeys(anchors.domains)} if anchors else None),
-            "steps": info["steps"], "final_loss": info["final_loss"], "seconds": info["seconds"],
-            "estimate": info.get("estimate", {})}, \
-        objective.classifier.cpu().eval()
+    return {
+        "settings": dataclasses.asdict(settings),
+        "rows": len(votes),
+        "items_per_epoch": n,
+        "originals": len(first),
+        "classes": n_classes,
+        "class_offsets": offsets,
+        "anchor_pool": (
+            {d: anchors.domains.count(d) for d in dict.fromkeys(anchors.domains)} if anchors else None
+        ),
+        "steps": info["steps"],
+        "final_loss": info["final_loss"],
+        "seconds": info["seconds"],
+        "estimate": info.get("estimate", {}),
+    }, objective.classifier.cpu().eval()
