@@ -49,6 +49,7 @@ __all__ = [
     "AttackConfig",
     "AttackDefinition",
     "BatchPlan",
+    "DuplicateAttackWarning",
     "attack_names",
     "attack_preset",
     "plan_batches",
@@ -86,22 +87,68 @@ ATTACKS: dict[str, AttackDefinition] = {}
 """The registered attacks by name (filled by the modules of this package)."""
 
 
-def register_attack(definition: AttackDefinition) -> AttackDefinition:
-    """Add an attack to ``ATTACKS`` (called by each attack module at import).
+def _same_attack(a: AttackDefinition, b: AttackDefinition) -> bool:
+    """Whether two definitions are the same attack (as a module imported again defines it)."""
+
+    def key(d: AttackDefinition) -> tuple[Any, ...]:
+        fn = d.gradient_distance
+        return (
+            d.name,
+            d.labels,
+            d.batchnorm_prior,
+            d.summary,
+            repr(sorted(d.paper.items())),
+            getattr(fn, "__module__", None),
+            getattr(fn, "__qualname__", repr(fn)),
+        )
+
+    return key(a) == key(b)
+
+
+def register_attack(definition: AttackDefinition, *, replace: bool = False) -> AttackDefinition:
+    """Add an attack to ``ATTACKS`` (each attack module calls it at import; so can your own code).
+
+    Registering a different attack under a name that is taken warns (``DuplicateAttackWarning``) and replaces
+    it; ``replace=True`` says that this is intended. The package's own attacks are discovered once, whether or
+    not something was registered before.
 
     Raises:
         InvalidInputError: (a ``ValueError``) a label strategy other than known, inferred or optimised.
+
+    Examples:
+        >>> from semsim_metric.generate.attacks import attack_names
+        >>> "inverting_gradients" in attack_names()
+        True
     """
     if definition.labels not in ("known", "inferred", "optimised"):
         raise InvalidInputError(f"attack {definition.name!r}: labels must be known, inferred or optimised.")
+    existing = ATTACKS.get(definition.name)
+    if existing is not None and not replace and not _same_attack(existing, definition):
+        import warnings
+
+        warnings.warn(
+            f"attack {definition.name!r} was already registered; the new definition replaces it (pass "
+            "replace=True to say so, or choose another name).",
+            DuplicateAttackWarning,
+            stacklevel=2,
+        )
     ATTACKS[definition.name] = definition
     return definition
 
 
+class DuplicateAttackWarning(UserWarning):
+    """A second, different attack was registered under a name already taken."""
+
+
+_discovered = False
+
+
 def _discover() -> None:
-    """Import every attack module of this package once (each registers itself)."""
-    if ATTACKS:
+    """Import every attack module of this package, once (each registers itself)."""
+    global _discovered
+    if _discovered:
         return
+    _discovered = True
     package = __name__.rpartition(".")[0]
     for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
         if info.name not in ("engine",) and not info.name.startswith("_"):
@@ -608,7 +655,8 @@ def run_attack_one_at_a_time(
     seeds: list[int] | None = None,
     device: torch.device | str | None = None,
 ) -> dict[str, Tensor]:
-    """The same attacks run one after another (the launch-bound way); same seeds give the same result."""
+    """The same attacks run one after another: the reference that ``run_attack`` must equal (same seeds, same
+    result) and the baseline ``benchmarks/bench_attacks.py`` measures batching against."""
     n = originals.shape[0]
     seeds = seeds if seeds is not None else [cfg.seed * 1_000_003 + i for i in range(n)]
     parts = [
