@@ -31,6 +31,7 @@ __all__ = [
     "resize_images",
     "stack_at_model_size",
     "to_model_input",
+    "to_model_input_for",
     "to_unit_rgb",
 ]
 
@@ -279,3 +280,31 @@ def to_model_input(
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return ((x - m) / s).to(dtype)
+
+
+def to_model_input_for(
+    config: object,
+    x: Tensor,
+    *,
+    data_range: float,
+    dtype: torch.dtype = torch.float32,
+    augment: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
+    """``to_model_input`` with the model's own settings: ``config``'s ``image_size``, ``image_mean`` and
+    ``image_std`` (a ``SemSimConfig`` or anything with those attributes).
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> cfg = SimpleNamespace(image_size=32, image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5))
+        >>> tuple(to_model_input_for(cfg, torch.zeros(2, 1, 28, 28, dtype=torch.uint8), data_range=255).shape)
+        (2, 3, 32, 32)
+    """
+    return to_model_input(
+        x,
+        data_range=data_range,
+        image_size=config.image_size,  # type: ignore[attr-defined]
+        mean=config.image_mean,  # type: ignore[attr-defined]
+        std=config.image_std,  # type: ignore[attr-defined]
+        dtype=dtype,
+        augment=augment,
+    )

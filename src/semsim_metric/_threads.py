@@ -27,6 +27,7 @@ __all__ = [
     "available_cpus",
     "cgroup_cpu_limit",
     "configure_threads",
+    "distributed_rank_and_world",
     "local_workers",
     "pick_threads",
     "user_threads",
@@ -71,6 +72,17 @@ def available_cpus() -> int:
     if limit is not None:
         cpus = min(cpus, math.ceil(limit))
     return max(1, cpus)
+
+
+def distributed_rank_and_world() -> tuple[int, int]:
+    """This process's ``(RANK, WORLD_SIZE)`` as ``torchrun`` sets them, else ``(0, 1)`` (the world at least 1).
+
+    Examples:
+        >>> import os
+        >>> distributed_rank_and_world() if "RANK" not in os.environ and "WORLD_SIZE" not in os.environ else (0, 1)
+        (0, 1)
+    """
+    return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def local_workers() -> int:

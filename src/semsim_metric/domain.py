@@ -20,7 +20,7 @@ it came from: ``check_domain=False`` in Python, ``--no-domain-check`` on the ``s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -71,16 +71,28 @@ def out_of_domain_message(problem: str, switch: str = PYTHON_SWITCH) -> str:
     )
 
 
-def image_fingerprint(image: Tensor) -> str:
-    """A short content hash of a decoded uint8 image ``(C, H, W)`` (its shape and pixels), the same whatever
-    file format or dataset it came from.
+def image_fingerprint(image: Tensor, *, form: Literal["domain", "pretrain-cache"] = "domain") -> str:
+    """A content hash of a decoded image ``(C, H, W)`` (its shape and pixels), the same whatever file format or
+    dataset it came from: the package's one image hasher.
+
+    Two persisted forms, kept as they were written so that existing records and caches stay valid:
+    ``"domain"`` (the ``original_fingerprints`` of a model's ``training_domain``): 16 hex digits of the image as
+    uint8; ``"pretrain-cache"`` (stage 1's leakage guard and its cache key): the full SHA-1 of the pixels as
+    stored (no dtype cast) followed by the shape.
 
     Examples:
         >>> image_fingerprint(torch.zeros(1, 2, 2, dtype=torch.uint8))
         '75442c17e2e284c5'
+        >>> len(image_fingerprint(torch.zeros(1, 2, 2, dtype=torch.uint8), form="pretrain-cache"))
+        40
     """
     import hashlib
 
+    if form == "pretrain-cache":
+        arr = image.detach().cpu().contiguous()
+        return hashlib.sha1(arr.numpy().tobytes() + str(tuple(arr.shape)).encode()).hexdigest()
+    if form != "domain":
+        raise ValueError(f"form must be 'domain' or 'pretrain-cache', got {form!r}")
     arr = image.detach().cpu().to(torch.uint8).contiguous()
     head = ",".join(str(int(v)) for v in arr.shape).encode()
     return hashlib.sha1(head + b":" + arr.numpy().tobytes()).hexdigest()[:16]

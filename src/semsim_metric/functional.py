@@ -30,7 +30,7 @@ from .preprocessing import (
     check_image_pair,
     check_images,
     stack_at_model_size,
-    to_model_input,
+    to_model_input_for,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +68,17 @@ def check_reduction(reduction: str) -> str:
     if reduction not in _REDUCTIONS:
         raise InvalidInputError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
     return reduction
+
+
+def embedding_distance(a: Tensor, b: Tensor) -> Tensor:
+    """SemSim's distance: the Euclidean (L2) distance between rows of embeddings ``(N, D)``, one per row, as
+    scoring, the triplet and vote objectives and the adversarial negatives measure it.
+
+    Examples:
+        >>> embedding_distance(torch.tensor([[3.0, 4.0]]), torch.zeros(1, 2))
+        tensor([5.])
+    """
+    return torch.linalg.vector_norm(a - b, ord=2, dim=1)
 
 
 def check_output(output: str, model: SemSimModel) -> str:
@@ -423,18 +434,13 @@ def _semsim_update(
     check_image_pair(preds, target, data_range=data_range, validate_args=validate_args)
     cfg = model.config
     dtype = _model_dtype(model)
-    kwargs = dict(
-        data_range=data_range, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std, dtype=dtype
-    )
+    x_preds = to_model_input_for(cfg, preds, data_range=data_range, dtype=dtype)
+    x_target = to_model_input_for(cfg, target, data_range=data_range, dtype=dtype)
     if dedup_target:
-        emb_preds, emb_target = embed_batch_dedup(
-            model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs)
-        )
+        emb_preds, emb_target = embed_batch_dedup(model, x_preds, x_target)
     else:
-        emb_preds, emb_target = embed_pair(
-            model, to_model_input(preds, **kwargs), to_model_input(target, **kwargs)
-        )
-    distance = torch.linalg.vector_norm(emb_preds - emb_target, ord=2, dim=1)
+        emb_preds, emb_target = embed_pair(model, x_preds, x_target)
+    distance = embedding_distance(emb_preds, emb_target)
     if check_domain:  # the content check reads values (a GPU sync), so validate_args=False skips it
         emb = emb_target if validate_args else None
         if domain_shapes is None:
@@ -720,16 +726,7 @@ def score_file_pairs(
             if (
                 not content_checked
             ):  # how the originals' embeddings compare with the training ones: first batch
-                emb = model.embed(
-                    to_model_input(
-                        target,
-                        data_range=1.0,
-                        image_size=size,
-                        mean=cfg.image_mean,
-                        std=cfg.image_std,
-                        dtype=_model_dtype(model),
-                    )
-                )
+                emb = model.embed(to_model_input_for(cfg, target, data_range=1.0, dtype=_model_dtype(model)))
                 _check_domain(cfg, torch.empty((1, *min(shapes)), device="meta"), emb)
                 content_checked = True
             with autocast:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InvalidInputError
+from .augmentation import item_seed
 
 __all__ = [
     "ANCHOR_DOMAINS",
@@ -205,7 +206,7 @@ class AnchorPool:
             pool.add("photos", crops, labels)
         if synthetic:
             made = [
-                synthetic_image(seed * 1_000_003 + k, size=int(rng.choice([28, 32, 48])))
+                synthetic_image(item_seed(seed, k), size=int(rng.choice([28, 32, 48])))
                 for k in range(synthetic)
             ]
             pool.add("synthetic", [m[0] for m in made], [m[1] for m in made])

@@ -23,9 +23,21 @@ from torch import Tensor
 
 from ..errors import InvalidInputError
 
-__all__ = ["Augmentation", "gaussian_blur", "item_seeds"]
+__all__ = ["Augmentation", "gaussian_blur", "item_seed", "item_seeds"]
 
 _MASK = (1 << 63) - 1
+
+
+def item_seed(seed: int, index: int) -> int:
+    """The seed of item ``index`` of a run seeded with ``seed``: ``seed * 1_000_003 + index``, the one mix of the
+    package (per-attack random starts, synthetic anchors, per-epoch augmentation seeds), so distinct items of one
+    seed never share a seed.
+
+    Examples:
+        >>> item_seed(7, 2)
+        7000023
+    """
+    return int(seed) * 1_000_003 + int(index)
 
 
 def item_seeds(seed: int, epoch: int, indices: Sequence[int] | Tensor) -> list[int]:
@@ -35,7 +47,7 @@ def item_seeds(seed: int, epoch: int, indices: Sequence[int] | Tensor) -> list[i
         >>> item_seeds(0, 1, [3, 4]) == item_seeds(0, 1, [3, 4]) != item_seeds(0, 2, [3, 4])
         True
     """
-    base = (int(seed) * 1_000_003 + int(epoch)) * 1_000_033
+    base = item_seed(seed, epoch) * 1_000_033
     return [(base + int(i) * 2_654_435_761) & _MASK for i in indices]
 
 

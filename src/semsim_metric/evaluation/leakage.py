@@ -876,7 +876,7 @@ def leakage_report(
 
     from ..domain import OutOfDomainWarning, domain_problems, seen_originals
     from ..functional import _semsim_update, get_model, scoring_copy
-    from ..preprocessing import to_model_input
+    from ..preprocessing import to_model_input_for
 
     if batch_size < 1:
         raise LeakageInputError(f"batch_size must be at least 1, got {batch_size}.")
@@ -971,14 +971,7 @@ def leakage_report(
                 ):  # the originals' embeddings vs the training ones: first batch
                     cfg = net.config
                     emb = net.embed(
-                        to_model_input(
-                            o.to(dev),
-                            data_range=1.0,
-                            image_size=cfg.image_size,
-                            mean=cfg.image_mean,
-                            std=cfg.image_std,
-                            dtype=next(net.parameters()).dtype,
-                        )
+                        to_model_input_for(cfg, o.to(dev), data_range=1.0, dtype=next(net.parameters()).dtype)
                     )
                     content_checked = True
                 for kind, message in domain_problems(domain, o[:1], emb) if domain else ():

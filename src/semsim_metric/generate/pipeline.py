@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,8 @@ from typing import Any
 import torch
 
 from .._progress import format_duration, logger, quiet_datasets_bars, track
+from .._threads import distributed_rank_and_world
+from ..data.augmentation import item_seed
 from ..data.hub_folder import DatasetCard, write_dataset_folder
 from ..data.loading import undecoded
 from ..data.schema import FEATURES, RecognitionRule, empty_row
@@ -213,7 +214,7 @@ def generate(
     folder = OutputFolder(out, command="generate", overwrite=overwrite).claim()
     if not plan_path.exists() or plan_path.read_text() != plan_json:
         folder.write_text("plan.json", plan_json)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world = distributed_rank_and_world()
     shard_dir = out / "shards"
     shard_dir.mkdir(exist_ok=True)
     mine = [s for i, s in enumerate(plan.shards()) if i % world == rank]
@@ -258,7 +259,7 @@ def generate(
         model, meta = victims[v.name]
         part = originals.subset(range(start, end))
         x = part.images.float() / 255
-        seeds = [plan.seed * 1_000_003 + hash_index(oid) for oid in part.ids]
+        seeds = [item_seed(plan.seed, hash_index(oid)) for oid in part.ids]
         began = time.perf_counter()
         result = run_attack(
             model, x, part.labels, a, seeds=seeds, device=device, progress=progress, max_memory=max_memory

@@ -35,7 +35,7 @@ from ..data.triplets import TripletDataset
 from ..errors import InvalidInputError, InvalidInputTypeError
 from ..models import SemSimConfig, SemSimModel
 from ..outputs import atomic_write_text
-from ..preprocessing import to_model_input
+from ..preprocessing import to_model_input_for
 from .calibration import fit_calibration
 from .recipes import Recipe, get_recipe
 from .trainer import TrainerOptions, is_main_process, run_stage
@@ -154,9 +154,7 @@ def training_domain(model: SemSimModel, split: Any, *, description: str) -> dict
     with torch.inference_mode():
         for start in range(0, len(originals), 256):
             x = stack_at_model_size(originals[start : start + 256], data_range=255, image_size=cfg.image_size)
-            x = to_model_input(
-                x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std
-            )
+            x = to_model_input_for(cfg, x, data_range=1.0)
             chunks.append(model.embed(x.to(device)).float().cpu())
     model.train(was_training)
     return summarise_domain(originals, torch.cat(chunks), description=description)

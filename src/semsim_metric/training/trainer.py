@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import time
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from .._progress import bar_disabled, logger
+from .._threads import distributed_rank_and_world
 from ..errors import IncompleteOutputError, InvalidInputError
 from ..outputs import atomic_write_text
 from .optim import OptimiserSettings, build_optimiser
@@ -135,12 +135,12 @@ class TrainerOptions:
 
 def world_size() -> int:
     """Number of training processes (``WORLD_SIZE`` under ``torchrun``, else 1)."""
-    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    return distributed_rank_and_world()[1]
 
 
 def is_main_process() -> bool:
     """True on rank 0 (or without ``torchrun``)."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return distributed_rank_and_world()[0] == 0
 
 
 def content_digest(value: Any) -> str:

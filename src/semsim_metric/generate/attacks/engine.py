@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from ..._progress import logger, track
+from ...data.augmentation import item_seed
 from ...errors import InvalidInputError, UnsupportedVictimError
 from ._memory import bytes_per_attack, chunk_size
 from ._per_sample import LayerwiseGradients
@@ -581,7 +582,7 @@ def run_attack(
         originals: float images ``(B, C, H, W)`` in [0, 1] whose clean gradients are attacked.
         labels: their labels ``(B,)``.
         cfg: attack settings.
-        seeds: per-attack seeds of the random start (default ``cfg.seed * 1_000_003 + index``).
+        seeds: per-attack seeds of the random start (default ``item_seed(cfg.seed, index)``).
         device: where to run (default: the victim's device).
         progress: show a bar (terminal) or progress lines (piped log) per chunk.
         max_memory: memory budget in bytes for one chunk of attacks (see above).
@@ -597,7 +598,7 @@ def run_attack(
     device = torch.device(device) if device is not None else next(victim.parameters()).device
     victim = victim.to(device).eval()
     n = originals.shape[0]
-    seeds = seeds if seeds is not None else [cfg.seed * 1_000_003 + i for i in range(n)]
+    seeds = seeds if seeds is not None else [item_seed(cfg.seed, i) for i in range(n)]
     if len(seeds) != n:
         raise InvalidInputError(f"{len(seeds)} seeds for {n} attacks.")
     definition = ATTACKS[cfg.name]
@@ -658,7 +659,7 @@ def run_attack_one_at_a_time(
     """The same attacks run one after another: the reference that ``run_attack`` must equal (same seeds, same
     result) and the baseline ``benchmarks/bench_attacks.py`` measures batching against."""
     n = originals.shape[0]
-    seeds = seeds if seeds is not None else [cfg.seed * 1_000_003 + i for i in range(n)]
+    seeds = seeds if seeds is not None else [item_seed(cfg.seed, i) for i in range(n)]
     parts = [
         run_attack(victim, originals[i : i + 1], labels[i : i + 1], cfg, seeds=[seeds[i]], device=device)
         for i in range(n)

@@ -38,19 +38,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...data.augmentation import Augmentation, item_seeds
+from ...domain import image_fingerprint
 from ...errors import InvalidInputError
 from ...models import SemSimModel
 from ...outputs import atomic_write_text
-from ...preprocessing import stack_at_model_size, to_model_input
+from ...preprocessing import stack_at_model_size, to_model_input_for
 from ..optim import OptimiserSettings
 from ..settings import PretrainSettings
 from ..trainer import Stage, TrainerOptions, read_json_record, run_stage
 
 __all__ = ["ClassObjective", "PretrainSettings", "pretrain_backbone", "pretrain_cache_key", "pretrain_cached"]
-
-
-def _image_key(image: Tensor) -> str:
-    return hashlib.sha1(image.contiguous().numpy().tobytes() + str(tuple(image.shape)).encode()).hexdigest()
 
 
 class ClassObjective(nn.Module):
@@ -101,9 +98,7 @@ class _ClassCollator:
 def _model_input(images: list[Tensor], cfg: Any, augment: Any = None) -> Tensor:
     """uint8 images of any sizes and channels -> model input, through the input gate as at scoring time."""
     x = stack_at_model_size(images, data_range=255, image_size=cfg.image_size)
-    return to_model_input(
-        x, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std, augment=augment
-    )
+    return to_model_input_for(cfg, x, data_range=1.0, augment=augment)
 
 
 @dataclass
@@ -194,9 +189,13 @@ def pretrain_backbone(
     if settings.epochs <= 0:
         raise InvalidInputError(f"pre-training epochs must be > 0, got {settings.epochs}.")
     src = _JoinedSource.load(settings.source, settings.split, root)
-    excluded = {_image_key(img) for img in exclude_images}
+    excluded = {image_fingerprint(img, form="pretrain-cache") for img in exclude_images}
     keep = (
-        [i for i in range(len(src)) if _image_key(src.images[i]) not in excluded]
+        [
+            i
+            for i in range(len(src))
+            if image_fingerprint(src.images[i], form="pretrain-cache") not in excluded
+        ]
         if excluded
         else list(range(len(src)))
     )
@@ -223,7 +222,9 @@ def pretrain_backbone(
         settings={
             **dataclasses.asdict(settings),
             "images": hashlib.sha1(
-                "".join(_image_key(src.images[int(i)]) for i in train_idx).encode()
+                "".join(
+                    image_fingerprint(src.images[int(i)], form="pretrain-cache") for i in train_idx
+                ).encode()
             ).hexdigest(),
         },
     )
@@ -278,7 +279,7 @@ def pretrain_cache_key(settings: PretrainSettings, config: Any, exclude: Iterabl
             "settings": dataclasses.asdict(settings),
             "arch": arch,
             "trainer": 2,
-            "exclude": sorted(_image_key(i) for i in exclude),
+            "exclude": sorted(image_fingerprint(i, form="pretrain-cache") for i in exclude),
         },
         sort_keys=True,
     )
@@ -310,9 +311,11 @@ def pretrain_cached(
 
     exclude = list(exclude_images)
     if exclude:  # only the excluded images the source really holds change the result (and the key)
-        exclude_keys = {_image_key(i) for i in exclude}
+        exclude_keys = {image_fingerprint(i, form="pretrain-cache") for i in exclude}
         held = _JoinedSource.load(settings.source, settings.split, None)
-        exclude = [img for img in held.images if _image_key(img) in exclude_keys]
+        exclude = [
+            img for img in held.images if image_fingerprint(img, form="pretrain-cache") in exclude_keys
+        ]
     folder = Path(cache_dir) / pretrain_cache_key(settings, model.config, exclude)
     weights, head_file, info_file = (
         folder / "backbone.safetensors",

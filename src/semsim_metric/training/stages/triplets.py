@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 from ...data.augmentation import Augmentation
 from ...data.triplets import TripletDataset
+from ...functional import embedding_distance
 from ...models import SemSimModel
-from ...preprocessing import stack_at_model_size, to_model_input
+from ...preprocessing import stack_at_model_size, to_model_input_for
 from ..losses import global_soft_label_loss, triplet_margin_loss
 from ..optim import OptimiserSettings
 from ..settings import TripletSettings
@@ -47,8 +48,7 @@ class TripletObjective(nn.Module):
     ) -> dict[str, Tensor]:
         n = anchor.shape[0]
         ea, ep, en = self.model.embed(torch.cat([anchor, positive, negative], dim=0)).split(n, dim=0)
-        d_pos = torch.linalg.vector_norm(ea - ep, dim=1)
-        d_neg = torch.linalg.vector_norm(ea - en, dim=1)
+        d_pos, d_neg = embedding_distance(ea, ep), embedding_distance(ea, en)
         loss = triplet_margin_loss(d_pos, d_neg, self.margin)
         if self.global_loss_weight > 0 and positive_share is not None and negative_share is not None:
             loss = loss + self.global_loss_weight * global_soft_label_loss(
@@ -69,14 +69,7 @@ class TripletCollator:
     def _prep(self, images: list[Tensor], seeds: list[int]) -> Tensor:
         cfg = self.config
         x = stack_at_model_size(images, data_range=255, image_size=cfg.image_size)
-        return to_model_input(
-            x,
-            data_range=1.0,
-            image_size=cfg.image_size,
-            mean=cfg.image_mean,
-            std=cfg.image_std,
-            augment=lambda b: self.augmentation(b, seeds),
-        )
+        return to_model_input_for(cfg, x, data_range=1.0, augment=lambda b: self.augmentation(b, seeds))
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
         out = {}

@@ -32,9 +32,10 @@ from ...data.anchors import AnchorPool, anchor_pair
 from ...data.augmentation import Augmentation, item_seeds
 from ...data.loading import undecoded
 from ...errors import InvalidInputError
+from ...functional import embedding_distance
 from ...image_io import decode_image
 from ...models import SemSimModel
-from ...preprocessing import stack_at_model_size, to_model_input
+from ...preprocessing import stack_at_model_size, to_model_input_for
 from ..losses import global_soft_label_loss, soft_cross_entropy
 from ..optim import OptimiserSettings
 from ..settings import VoteTuningSettings
@@ -169,7 +170,7 @@ class VoteObjective(nn.Module):
         loss = ce[:bs].mean() + self.settings.original_weight * ce[bs:].mean() / self.rows_per_original
         if self.settings.distance_weight > 0:
             emb = self.model.embed(pixel_values).float()
-            dist = torch.linalg.vector_norm(emb[:bs] - emb[bs:], dim=1)
+            dist = embedding_distance(emb[:bs], emb[bs:])
             loss = loss + self.settings.distance_weight * global_soft_label_loss(dist, share)
         if self.settings.anchor_weight > 0 and anchor_pixel_values is not None and anchor_targets is not None:
             n_anchor = anchor_targets.shape[0]
@@ -185,7 +186,7 @@ class VoteObjective(nn.Module):
                 )
                 anchor_targets = torch.cat([anchor_targets, anchor_targets.new_zeros(adv.shape[0])])
             a, b = self.model.embed(anchor_pixel_values).float().split(anchor_targets.shape[0])
-            dist = torch.linalg.vector_norm(a - b, dim=1)
+            dist = embedding_distance(a, b)
             copy_centre = self.settings.anchor_copy_centre
             centre = (
                 self.settings.anchor_centre
@@ -219,7 +220,7 @@ class VoteObjective(nn.Module):
             x = torch.where(g, start.mean(1, keepdim=True).expand_as(start), start)
             for _ in range(self.settings.adversarial_steps):
                 x = x.detach().requires_grad_(True)
-                d = torch.linalg.vector_norm(self.model.embed((x - mean) / std).float() - goal, dim=1).sum()
+                d = embedding_distance(self.model.embed((x - mean) / std).float(), goal).sum()
                 (grad,) = torch.autograd.grad(d, x)
                 grad = torch.where(g, grad.mean(1, keepdim=True).expand_as(grad), grad)
                 x = (x.detach() - step * grad.sign()).clamp(0, 1)
@@ -328,14 +329,7 @@ class _VoteCollator:
             data_range=255,
             image_size=cfg.image_size,
         )  # image domains of any size
-        x = to_model_input(
-            images,
-            data_range=1.0,
-            image_size=cfg.image_size,
-            mean=cfg.image_mean,
-            std=cfg.image_std,
-            augment=lambda b: self.augmentation(b, seeds),
-        )
+        x = to_model_input_for(cfg, images, data_range=1.0, augment=lambda b: self.augmentation(b, seeds))
         targets = torch.stack([it["recon_target"] for it in items] + [it["orig_target"] for it in items])
         batch = {"pixel_values": x, "targets": targets, "share": torch.stack([it["share"] for it in items])}
         if "anchor" in items[0]:
@@ -343,9 +337,7 @@ class _VoteCollator:
             both = stack_at_model_size(
                 [p[0] for p in pairs] + [p[1] for p in pairs], data_range=1.0, image_size=cfg.image_size
             )
-            batch["anchor_pixel_values"] = to_model_input(
-                both, data_range=1.0, image_size=cfg.image_size, mean=cfg.image_mean, std=cfg.image_std
-            )
+            batch["anchor_pixel_values"] = to_model_input_for(cfg, both, data_range=1.0)
             batch["anchor_targets"] = torch.tensor([p[2] for p in pairs], dtype=torch.float32)
         return batch
 
