@@ -78,7 +78,7 @@ def image_fingerprint(image: Tensor, *, form: Literal["domain", "pretrain-cache"
     Two persisted forms, kept as they were written so that existing records and caches stay valid:
     ``"domain"`` (the ``original_fingerprints`` of a model's ``training_domain``): 16 hex digits of the image as
     uint8; ``"pretrain-cache"`` (stage 1's leakage guard and its cache key): the full SHA-1 of the pixels as
-    stored (no dtype cast) followed by the shape.
+    stored (no dtype cast) followed by the shape (also the leakage report's grouping of identical originals).
 
     Examples:
         >>> image_fingerprint(torch.zeros(1, 2, 2, dtype=torch.uint8))

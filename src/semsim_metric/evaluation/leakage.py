@@ -20,7 +20,6 @@ the report into one self-contained HTML page and a PNG figure (``semsim report``
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import warnings
@@ -187,11 +186,12 @@ def _as_batch(value: Any, name: str) -> Tensor:
 
 def _content_groups(batch: Tensor) -> list[int]:
     """For each row, the first row with exactly the same pixels (one original saved several times)."""
+    from ..domain import image_fingerprint
+
     first: dict[str, int] = {}
     out = []
     for j in range(batch.shape[0]):
-        key = hashlib.sha1(batch[j].contiguous().numpy().tobytes()).hexdigest()
-        out.append(first.setdefault(key, j))
+        out.append(first.setdefault(image_fingerprint(batch[j], form="pretrain-cache"), j))
     return out
 
 
