@@ -70,17 +70,33 @@ def _show_warnings_as_lines(command: str) -> Callable[..., None]:
     return show
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help text at spaces only, so recipe strings such as ``colour:embedding=spatial,...=-1`` stay whole
+    (copyable) instead of being cut at a hyphen."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``semsim`` argument parser with all subcommands."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="semsim", description="SemSim: human-aligned privacy leakage of reconstructed images."
     )
     parser.add_argument("--version", action="version", version=f"semsim-metric {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more detail (debug messages)")
     parser.add_argument("-q", "--log-quiet", action="store_true", help="log warnings only (no step messages)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         import_module(f"{__name__}.{name}").register(sub)
     return parser

@@ -133,6 +133,8 @@ def _pairs(originals: Path, reconstructions: Path, *, skip_unpaired: bool) -> li
             folder, file = (
                 (reconstructions, originals) if originals.is_file() else (originals, reconstructions)
             )
+            if not folder.exists():
+                raise CLIError(f"{folder} does not exist: give two image files (one pair) or two folders.")
             raise CLIError(
                 f"{file} is a file but {folder} is "
                 + ("a folder" if folder.is_dir() else "not a file")
