@@ -148,3 +148,50 @@ def test_fp16_storage_round_trip(tmp_path, random_model):
     assert loaded.backbone.conv1.weight.dtype == torch.float32
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(loaded.embed(x), random_model.embed(x), atol=2e-2, rtol=0)
+
+
+def test_forward_honours_return_dict_and_refuses_what_it_cannot_return(random_model):
+    """transformers' habit: a ModelOutput by default (and with return_dict=True), the tuple with return_dict=False,
+    config.return_dict when None; outputs it has not are refused, and a misspelled argument is a TypeError."""
+    from semsim_metric.errors import ModelArgumentError
+    from semsim_metric.models.modeling_semsim import SemSimOutput
+
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = random_model.embed(x)
+        default, as_dict = random_model(x), random_model(x, return_dict=True)
+        as_tuple = random_model(x, return_dict=False)
+    assert isinstance(default, SemSimOutput) and isinstance(as_dict, SemSimOutput)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 1
+    for out in (default.embeddings, as_dict.embeddings, as_tuple[0]):
+        assert torch.equal(out, expected)
+    random_model.config.return_dict = False
+    try:
+        with torch.no_grad():
+            assert isinstance(random_model(x), tuple)
+            assert isinstance(random_model(x, return_dict=True), SemSimOutput)
+    finally:
+        random_model.config.return_dict = True
+    # accepted as transformers' callers pass them; False/None change nothing, True cannot be honoured
+    with torch.no_grad():
+        quiet = random_model(x, output_attentions=False, output_hidden_states=None)
+    assert torch.equal(quiet.embeddings, expected)
+    for name in ("output_attentions", "output_hidden_states"):
+        with pytest.raises(ModelArgumentError, match=name):
+            random_model(x, **{name: True})
+    with pytest.raises(TypeError, match="retrun_dict"):
+        random_model(x, retrun_dict=False)
+    with pytest.raises(TypeError, match="labels"):
+        random_model(x, labels=torch.zeros(3))
+
+
+def test_embed_pair_and_distance_are_the_modules_functions_bit_for_bit(random_model):
+    from semsim_metric.models.modeling_semsim import embed_pair, embedding_distance
+
+    x, y = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        ex, ey = embed_pair(random_model, x, y)
+        mx, my = random_model.embed_pair(x, y)
+        assert torch.equal(ex, mx) and torch.equal(ey, my)
+        assert torch.equal(random_model.distance(x, y), embedding_distance(ex, ey))
+        assert torch.equal(embedding_distance(ex, ey), torch.linalg.vector_norm(ex - ey, ord=2, dim=1))

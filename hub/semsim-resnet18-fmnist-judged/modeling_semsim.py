@@ -10,16 +10,17 @@ leakage); lower means more leakage.**
 The model works on *model-ready* tensors (resized and normalised). Raw images go through the input gate
 ``semsim_metric.preprocessing``, which ``semsim_metric.semsim``, ``semsim_metric.SemSim``
 and ``semsim_metric.SemSimLoss`` all use.
+
+This module holds the model, as transformers' ``modeling_*`` files do. Reading and writing a model folder's files
+(``config.json`` validated, the safetensors header checked before anything is allocated, strict loading) is in
+``semsim_metric.models.weights`` (its names are re-exported here); uploading to the Hub is in
+``semsim_metric.models.hub_upload`` (package only: ``push_to_hub`` imports it when called).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import math
 import os
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, overload
@@ -30,10 +31,20 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .errors import InvalidInputError, ModelArgumentError, UnreadableWeightsError
-from .hub import CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, resolve_model_folder
+from .errors import InvalidInputError, ModelArgumentError
+from .hub import CONFIG_NAME, WEIGHTS_NAME, resolve_model_folder
 from .backbones import build_backbone
 from .configuration_semsim import SemSimConfig, check_dtype_name
+from .weights import (
+    MAX_CONFIG_BYTES,
+    MAX_WEIGHTS_HEADER_BYTES,
+    check_weights_match_config,
+    load_config,
+    load_weights_strict,
+    read_weights_header,
+    save_weights,
+    stored_dtype,
+)
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -43,17 +54,11 @@ __all__ = [
     "SemSimOutput",
     "check_weights_match_config",
     "embed_pair",
+    "embedding_distance",
     "load_config",
     "load_weights_strict",
     "read_weights_header",
 ]
-
-#: largest ``config.json`` read, in bytes (the default model's is about 54 KB, mostly its training-domain record)
-MAX_CONFIG_BYTES = 32 * 2**20
-#: largest safetensors header read, in bytes (a SemSim model's lists a few hundred tensors in a few KB)
-MAX_WEIGHTS_HEADER_BYTES = 8 * 2**20
-#: values the network may hold beyond those saved in ``model.safetensors`` (buffers that are not saved)
-_UNSAVED_VALUES = 2**24
 
 
 @dataclass
@@ -120,13 +125,13 @@ class SemSimModel(PreTrainedModel):
 
     def embed_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Embeddings of two batches of model-ready images of the same shape, in one forward pass (a call of the
-        module itself, so ``model.compile()`` applies)."""
+        module itself, so ``model.compile()`` applies): the module's ``embed_pair``, which the functional core uses."""
         return embed_pair(self, x, y)
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
-        """SemSim distance per pair of model-ready images, in ``[0, 2]`` (lower = more leakage)."""
-        ex, ey = self.embed_pair(x, y)
-        return torch.linalg.vector_norm(ex - ey, ord=2, dim=1)
+        """SemSim distance per pair of model-ready images, in ``[0, 2]`` (lower = more leakage): the module's
+        ``embedding_distance`` of ``embed_pair``, as the functional core computes it."""
+        return embedding_distance(*embed_pair(self, x, y))
 
     def probability(self, distance: Tensor) -> Tensor:
         """Calibrated probability that the reconstruction is recognised, from its distance.
@@ -142,13 +147,50 @@ class SemSimModel(PreTrainedModel):
             )
         return cal.probability(distance)
 
-    def forward(self, pixel_values: Tensor, return_dict: bool = True, **unused: Any) -> SemSimOutput:
-        """Embed model-ready images (the same as ``embed``, wrapped in a ``SemSimOutput``).
+    def forward(
+        self,
+        pixel_values: Tensor,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SemSimOutput | tuple[Tensor]:
+        """Embed model-ready images (the same as ``embed``), as transformers models return their outputs.
+
+        Args:
+            pixel_values: model-ready images ``(N, 3, S, S)``.
+            output_attentions: accepted for transformers' callers; the backbone has no attention to return, so
+                ``True`` is an error.
+            output_hidden_states: accepted for transformers' callers; hidden states are not returned, so ``True``
+                is an error.
+            return_dict: ``True`` returns a ``SemSimOutput``, ``False`` the tuple ``(embeddings,)``; ``None`` (the
+                default) follows ``config.return_dict`` (``True`` unless set otherwise).
 
         Training objectives (triplet loss, class and vote stages) live in ``semsim_metric.training``;
         the model itself only embeds.
+
+        Raises:
+            ModelArgumentError: (a ``TypeError`` and ``ValueError``) ``output_attentions`` or
+                ``output_hidden_states`` is ``True``. Any other argument is a ``TypeError``, as for any function.
+
+        Examples:
+            >>> model = SemSimModel(SemSimConfig(base_width=2)).eval()
+            >>> x = torch.randn(2, 3, 32, 32)
+            >>> type(model(x)).__name__, model(x, return_dict=False)[0].shape
+            ('SemSimOutput', torch.Size([2, 16]))
         """
-        return SemSimOutput(embeddings=self.embed(pixel_values))
+        for name, value in (
+            ("output_attentions", output_attentions),
+            ("output_hidden_states", output_hidden_states),
+        ):
+            if value:
+                raise ModelArgumentError(
+                    f"SemSimModel.forward({name}=True) cannot be honoured: a SemSim model returns its embeddings "
+                    "only (no attentions or hidden states)."
+                )
+        output = SemSimOutput(embeddings=self.embed(pixel_values))
+        if return_dict is None:
+            return_dict = getattr(self.config, "return_dict", True)
+        return output if return_dict else output.to_tuple()
 
     # -- strict safetensors I/O -----------------------------------------------------------------
     @overload
@@ -293,7 +335,7 @@ class SemSimModel(PreTrainedModel):
             dtype = (
                 _float_dtype(config.dtype)
                 if getattr(config, "dtype", None) is not None
-                else _stored_dtype(folder / WEIGHTS_NAME)
+                else stored_dtype(folder / WEIGHTS_NAME)
             )
         model = cls(config)
         load_weights_strict(model, folder / WEIGHTS_NAME)
@@ -349,8 +391,6 @@ class SemSimModel(PreTrainedModel):
             ModelArgumentError: (a ``TypeError`` and ``ValueError``) ``safe_serialization=False``, a dtype that is not
                 floating point, weights larger than ``max_shard_size``, or arguments it cannot honour.
         """
-        from safetensors.torch import save_file
-
         from .image_processing_semsim import SemSimImageProcessor
 
         allowed = {
@@ -406,17 +446,10 @@ class SemSimModel(PreTrainedModel):
         )  # the file records how the weights are stored, not how this model runs
         config.dtype = stored
         config.save_pretrained(str(folder))
-        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-        _readable_like_other_files(folder / WEIGHTS_NAME)
+        save_weights(state, folder / WEIGHTS_NAME)
         SemSimImageProcessor.from_model_config(self.config).save_pretrained(str(folder))
         if push_to_hub:
-            repo_id = push_kwargs.pop("repo_id", None) or folder.resolve().name
-            dataset, license = push_kwargs.pop("dataset", None), push_kwargs.pop("license", "apache-2.0")
-            if not (folder / "README.md").is_file():
-                (folder / "README.md").write_text(
-                    _default_card(self.config, repo_id, dataset=dataset, license=license, folder=folder)
-                )
-            _upload_model_folder(folder, repo_id, **push_kwargs)
+            _hub_upload().push_saved_folder(folder, self.config, **push_kwargs)
 
     def push_to_hub(  # type: ignore[override]
         self,
@@ -443,35 +476,44 @@ class SemSimModel(PreTrainedModel):
         dataset's Hub id, ROC-AUCs as ``model-index`` results), how to load the model and its calibration. The
         dataset and results come from the ``training_info.json`` of the folder the model was loaded from (written by
         ``semsim train``), when there is one; ``dataset`` names the training dataset otherwise (a Hub id or a
-        project ``hub/<name>`` folder).
+        project ``hub/<name>`` folder). The work is ``semsim_metric.models.hub_upload.push_model_to_hub``'s.
 
         Raises:
             ModelArgumentError: from ``save_pretrained``.
             huggingface_hub.errors.HfHubHTTPError: the Hub refused the upload (no token, no rights, ...).
+            ImportError: the package is not installed (this module's copy exported for ``trust_remote_code``).
         """
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp, dtype=dtype, max_shard_size=max_shard_size)
-            (Path(tmp) / "README.md").write_text(
-                card
-                if card is not None
-                else _default_card(self.config, repo_id, dataset=dataset, license=license)
-            )
-            return _upload_model_folder(
-                Path(tmp),
-                repo_id,
-                commit_message=commit_message,
-                commit_description=commit_description,
-                private=private,
-                token=token,
-                revision=revision,
-                create_pr=create_pr,
-            )
+        return _hub_upload().push_model_to_hub(
+            self,
+            repo_id,
+            commit_message=commit_message,
+            commit_description=commit_description,
+            private=private,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+            max_shard_size=max_shard_size,
+            dtype=dtype,
+            card=card,
+            dataset=dataset,
+            license=license,
+        )
 
 
-#: safetensors' dtype names of the floating-point dtypes a SemSim model can be stored in
-_SAFETENSORS_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+def _hub_upload() -> Any:
+    """``semsim_metric.models.hub_upload``, imported when uploading (absolute and inside ``try``: the copy of this
+    module exported for ``trust_remote_code`` loads without the package, and cannot upload).
+
+    Raises:
+        ImportError: the package is not installed.
+    """
+    try:
+        from semsim_metric.models import hub_upload
+    except ImportError as err:
+        raise ImportError("uploading needs the semsim-metric package (pip install semsim-metric)") from err
+    return hub_upload
+
+
 #: device_map strategies of transformers (they spread a model over devices; a SemSim model lives on one)
 _STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 
@@ -486,15 +528,6 @@ def _float_dtype(dtype: Any) -> torch.dtype:
         return getattr(torch, check_dtype_name(dtype))  # type: ignore[arg-type]
     except ValueError as err:
         raise ModelArgumentError(str(err)) from None
-
-
-def _stored_dtype(weights_file: Path) -> torch.dtype | None:
-    """The dtype of the first floating-point tensor in ``weights_file`` (read from its header), for ``dtype="auto"``
-    when ``config.json`` records none."""
-    for stored, _ in read_weights_header(weights_file).values():
-        if stored in _SAFETENSORS_DTYPES:
-            return getattr(torch, _SAFETENSORS_DTYPES[stored])
-    return None
 
 
 def _as_device(value: Any) -> torch.device:
@@ -537,87 +570,6 @@ def _single_device(device_map: Any) -> torch.device | None:
     return _as_device(device_map)
 
 
-def _upload_model_folder(
-    folder: Path,
-    repo_id: str,
-    *,
-    commit_message: str | None = None,
-    commit_description: str | None = None,
-    private: bool | None = None,
-    token: bool | str | None = None,
-    revision: str | None = None,
-    create_pr: bool = False,
-) -> str:
-    """Create ``repo_id`` if needed and upload the model files of ``folder`` in one commit, with the model code
-    (``export_remote_code``) so that it also loads where the package is
-    not installed (``AutoModel.from_pretrained(repo_id, trust_remote_code=True)``).
-
-    Raises:
-        ImportError: the package is not installed (a copy exported for ``trust_remote_code`` cannot upload).
-        huggingface_hub.errors.HfHubHTTPError: the Hub refused the upload.
-    """
-    from huggingface_hub import HfApi
-
-    try:  # absolute and inside try: the copy exported for trust_remote_code must not require the package
-        from semsim_metric.models.remote_code import export_remote_code
-    except ImportError as err:
-        raise ImportError("uploading needs the semsim-metric package (pip install semsim-metric)") from err
-
-    export_remote_code(folder)
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    info = api.upload_folder(
-        folder_path=str(folder),
-        repo_id=repo_id,
-        revision=revision,
-        commit_message=commit_message or "Upload SemSim model",
-        commit_description=commit_description,
-        create_pr=create_pr,
-        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, PREPROCESSOR_NAME, "README.md", "*.py"],
-    )
-    return str(info.commit_url if hasattr(info, "commit_url") else info)
-
-
-def _default_card(
-    config: SemSimConfig,
-    repo_id: str,
-    *,
-    dataset: str | None = None,
-    license: str = "apache-2.0",
-    folder: Path | None = None,
-) -> str:
-    """The card ``push_to_hub`` writes: ``semsim_metric.models.card.model_card`` with the dataset and the ROC-AUCs
-    of the ``training_info.json`` beside the weights the model was loaded from (``semsim train`` writes one), if any.
-
-    Raises:
-        ImportError: the package is not installed (a copy exported for ``trust_remote_code`` writes no cards).
-    """
-    try:  # absolute and inside try, as in _upload_model_folder
-        from semsim_metric.models.card import model_card, read_training_record
-    except ImportError as err:
-        raise ImportError(
-            "writing a model card needs the semsim-metric package (pip install semsim-metric)"
-        ) from err
-
-    source = folder if folder is not None else Path(getattr(config, "_name_or_path", "") or ".")
-    record = read_training_record(source) if source.is_dir() else {}
-    return model_card(
-        config,
-        repo_id,
-        dataset=dataset or record.get("dataset"),
-        results=record.get("results"),
-        license=license,
-    )
-
-
-def _readable_like_other_files(path: Path) -> None:
-    """safetensors writes through a private temporary file (mode 0600); give the weights the mode any other
-    file gets under the user's umask, so a shared or published folder is readable like its config.json."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Embeddings of two same-shaped batches of model-ready images in one call of ``model`` itself (a
     ``SemSimModel``, or ``torch.compile`` of one: the compiled forward is what runs).
@@ -632,251 +584,16 @@ def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return ex, ey
 
 
-def load_config(config_file: Path) -> SemSimConfig:
-    """Read and validate ``config.json`` (at most ``MAX_CONFIG_BYTES``).
+def embedding_distance(a: Tensor, b: Tensor) -> Tensor:
+    """SemSim's distance: the Euclidean (L2) distance between rows of embeddings ``(N, D)``, one per row; for the
+    L2-normalised embeddings of ``embed_pair`` it lies in ``[0, 2]`` (lower = more leakage). ``SemSimModel.distance``
+    computes the score here; the functional core and the training objectives measure embeddings with it too.
 
-    Raises:
-        InvalidModelError: the file is too large, not JSON, not an object, not a SemSim config, or a field is
-            malformed (the message names the file and the field, e.g. ``backbone_config.backbone``).
+    Examples:
+        >>> embedding_distance(torch.tensor([[3.0, 4.0]]), torch.zeros(1, 2))
+        tensor([5.])
     """
-    import json
-
-    from .errors import InvalidModelError
-
-    try:
-        with Path(config_file).open("rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as err:
-        raise InvalidModelError(f"{config_file} is not a readable JSON file ({err}).") from err
-    if len(data) > MAX_CONFIG_BYTES:
-        raise InvalidModelError(
-            f"{config_file} is larger than {MAX_CONFIG_BYTES // 2**20} MiB, far more than a SemSim "
-            "config needs (the default model's is 54 KB); it is not read. Check that the folder "
-            "holds the config.json written by SemSimModel.save_pretrained."
-        )
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise InvalidModelError(f"{config_file} is not a readable JSON file ({err}).") from err
-    if not isinstance(raw, dict):
-        raise InvalidModelError(f"{config_file} must hold a JSON object, got {type(raw).__name__}.")
-    if raw.get("model_type", "semsim") != "semsim":
-        raise InvalidModelError(
-            f"{config_file} describes a {raw.get('model_type')!r} model, not a SemSim model."
-        )
-    try:
-        return SemSimConfig.from_dict(raw)
-    except (TypeError, ValueError, KeyError, RecursionError) as err:
-        raise InvalidModelError(f"{config_file}: {err}") from err
-
-
-def read_weights_header(weights_file: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Name -> ``(dtype, shape)`` of every tensor in a safetensors file, read from its header alone (no tensor data
-    is read; safetensors checks that the header's tensors exactly cover the file).
-
-    Raises:
-        ModelNotFoundError: (an ``OSError``) there is no such file.
-        InvalidModelError: the header is larger than ``MAX_WEIGHTS_HEADER_BYTES``.
-        OSError: the file is not a readable safetensors file.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    from .errors import InvalidModelError, ModelNotFoundError
-
-    weights_file = Path(weights_file)
-    if not weights_file.is_file():
-        raise ModelNotFoundError(
-            f"No weights file at {weights_file}. A SemSim model folder holds config.json and "
-            "model.safetensors (other formats, such as pickled .bin files, are refused)."
-        )
-    try:
-        with weights_file.open("rb") as fh:
-            prefix = fh.read(8)
-    except OSError as err:
-        raise UnreadableWeightsError(f"{weights_file} is not a readable safetensors file ({err}).") from err
-    if len(prefix) == 8 and int.from_bytes(prefix, "little") > MAX_WEIGHTS_HEADER_BYTES:
-        raise InvalidModelError(
-            f"{weights_file}: its safetensors header claims {int.from_bytes(prefix, 'little'):,} bytes, more than the "
-            f"{MAX_WEIGHTS_HEADER_BYTES // 2**20} MiB any SemSim model needs; it is not read. Re-export the model with "
-            "SemSimModel.save_pretrained."
-        )
-    try:
-        with safe_open(str(weights_file), framework="pt") as f:
-            header = {}
-            for key in f.keys():  # noqa: SIM118 (a safetensors file handle, not a dict)
-                tensor = f.get_slice(key)
-                header[key] = (str(tensor.get_dtype()), tuple(int(n) for n in tensor.get_shape()))
-            return header
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UnreadableWeightsError(f"{weights_file} is not a readable safetensors file ({err}).") from err
-
-
-class _BuildTooLarge(Exception):
-    """Raised from inside a module registration hook: the network being built outgrows its weights file."""
-
-
-@contextlib.contextmanager
-def _registration_budget(limit: int) -> Iterator[None]:
-    """Stop (``_BuildTooLarge``) a network being built in this thread once it has registered more than ``limit``
-    parameters, buffers and sub-modules: a crafted config cannot keep Python building modules for hours."""
-    from torch.nn.modules import module as torch_module
-
-    thread = threading.get_ident()
-    registered = 0
-
-    def count(*_: Any) -> None:
-        nonlocal registered
-        if threading.get_ident() == thread:
-            registered += 1
-            if registered > limit:
-                raise _BuildTooLarge
-
-    handles = [
-        torch_module.register_module_parameter_registration_hook(count),
-        torch_module.register_module_buffer_registration_hook(count),
-        torch_module.register_module_module_registration_hook(count),
-    ]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def check_weights_match_config(
-    model_class: type[SemSimModel],
-    config: SemSimConfig,
-    weights_file: Path,
-    *,
-    config_source: str = "config.json",
-) -> None:
-    """Check, before allocating anything, that ``weights_file`` holds exactly the network ``config`` describes.
-
-    The network is built on the meta device (shapes, no memory) and compared with the safetensors header
-    (``read_weights_header``): the total size, then every tensor name and shape. Building stops early when the
-    config describes far more modules than the file has tensors. A folder whose ``config.json`` describes a
-    terabyte network beside a 180 KB weights file is refused in well under a second.
-
-    Args:
-        model_class: the class to build (``SemSimModel`` or a subclass).
-        config: the validated config.
-        weights_file: the ``model.safetensors`` to compare with.
-        config_source: what ``config`` came from, for messages.
-
-    Raises:
-        ModelMismatchError: (a ``RuntimeError`` and ``InvalidModelError``) the sizes, names or shapes differ; the
-            message names the files and the first keys.
-        InvalidModelError: the network the config describes cannot be built.
-        ModelNotFoundError, OSError: from ``read_weights_header``.
-    """
-    from .errors import InvalidModelError, ModelMismatchError
-
-    header = read_weights_header(weights_file)
-    stored = sum(math.prod(shape) for _, shape in header.values())
-    limit = (
-        8 * len(header) + 1024
-    )  # real networks register about 2 modules, parameters or buffers per saved tensor
-    try:
-        with _registration_budget(limit), torch.device("meta"):
-            skeleton = model_class(config)
-    except _BuildTooLarge:
-        raise ModelMismatchError(
-            f"{config_source} describes a network with more than {limit:,} modules, parameters and buffers, while "
-            f"{weights_file} holds {len(header):,} tensors: the config does not belong to these weights (it was "
-            "refused before anything was allocated). Check backbone, base_width and backbone_config."
-        ) from None
-    except ImportError:
-        raise
-    except (RuntimeError, ValueError, TypeError, AttributeError, NotImplementedError) as err:
-        raise InvalidModelError(
-            f"{config_source}: the network it describes cannot be built ({err})."
-        ) from err
-    tensors = {id(t): t for t in [*skeleton.parameters(), *skeleton.buffers()]}
-    needed = sum(t.numel() for t in tensors.values())
-    if needed > stored + _UNSAVED_VALUES:
-        raise ModelMismatchError(
-            f"{config_source} describes a network of {needed:,} values ({needed * 4 / 2**30:,.1f} GiB in float32), "
-            f"but {weights_file} holds {stored:,}: the config does not belong to these weights (refused before "
-            "anything was allocated). Check backbone, base_width and backbone_config."
-        )
-    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
-    _check_keys_and_shapes(expected, {key: shape for key, (_, shape) in header.items()}, weights_file)
-
-
-def _check_keys_and_shapes(
-    expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]], weights_file: Path
-) -> None:
-    from .errors import ModelMismatchError
-
-    missing = sorted(set(expected) - set(stored))
-    unexpected = sorted(set(stored) - set(expected))
-    if missing or unexpected:
-        raise ModelMismatchError(
-            f"Weights in {weights_file} do not match the architecture in config.json. "
-            f"Missing keys ({len(missing)}): {_short(missing)}; unexpected keys ({len(unexpected)}): "
-            f"{_short(unexpected)}. Check that config.json (backbone, base_width) belongs to these weights."
-        )
-    wrong_shape = [k for k in expected if expected[k] != stored[k]]
-    if wrong_shape:
-        k = wrong_shape[0]
-        raise ModelMismatchError(
-            f"Weights in {weights_file} have the wrong shape for {len(wrong_shape)} keys, e.g. {k}: "
-            f"file {stored[k]} vs model {expected[k]}. Check that config.json (backbone, base_width) belongs to "
-            "these weights."
-        )
-
-
-def load_weights_strict(model: nn.Module, weights_file: Path) -> None:
-    """Load ``weights_file`` (safetensors) into ``model``; any missing/unexpected key is an error.
-
-    Raises:
-        ModelNotFoundError: (an ``OSError``) there is no such file.
-        OSError: the file is not a readable safetensors file.
-        ModelMismatchError: (a ``RuntimeError``) missing or unexpected keys, or wrong shapes (named).
-        InvalidModelError: a tensor that is not floating point where the model's is, or holds NaN/Inf.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from .errors import InvalidModelError, ModelNotFoundError
-
-    if not weights_file.is_file():
-        raise ModelNotFoundError(
-            f"No weights file at {weights_file}. A SemSim model folder holds config.json and "
-            "model.safetensors (other formats, such as pickled .bin files, are refused)."
-        )
-    try:
-        state = load_file(str(weights_file))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UnreadableWeightsError(f"{weights_file} is not a readable safetensors file ({err}).") from err
-    expected = model.state_dict()
-    _check_keys_and_shapes(
-        {k: tuple(v.shape) for k, v in expected.items()},
-        {k: tuple(v.shape) for k, v in state.items()},
-        weights_file,
-    )
-    for key, target in expected.items():
-        value = state[key]
-        if target.is_floating_point() != value.is_floating_point() or value.is_complex():
-            raise InvalidModelError(
-                f"{weights_file}: tensor {key} has dtype {value.dtype}, but the model stores it as {target.dtype}; "
-                "SemSim weights are floating point (save them with SemSimModel.save_pretrained)."
-            )
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise InvalidModelError(
-                f"{weights_file}: tensor {key} holds NaN or infinite values; these weights would make every score "
-                "NaN. Retrain or re-export the model."
-            )
-    with torch.no_grad():
-        for key, target in expected.items():
-            target.copy_(state[key].to(target.dtype))
-
-
-def _short(keys: list[str], limit: int = 6) -> str:
-    if not keys:
-        return "none"
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
+    return torch.linalg.vector_norm(a - b, ord=2, dim=1)
 
 
 def _register() -> None:

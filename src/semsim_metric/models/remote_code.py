@@ -2,7 +2,7 @@
 
 ``transformers`` loads a model whose ``config.json`` has an ``auto_map`` from Python files shipped beside
 the weights. ``export_remote_code`` copies this package's own modules there at publish time (nothing is duplicated
-in the source tree): the configuration, the model, its backbones and blocks, the image processor
+in the source tree): the configuration, the model, its files' reading and writing (``weights``), its backbones and blocks, the image processor
 (``SemSimImageProcessor``) and the ``semsim`` pipeline, and the small core modules they import (the input gate
 ``preprocessing``, the image decoder ``image_io``, Hub file resolution and the error classes), with the imports of
 the parent package rewritten to the flat folder. It also writes
@@ -54,6 +54,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 _MODULES = {
     "models/configuration_semsim.py": "configuration_semsim.py",
     "models/modeling_semsim.py": "modeling_semsim.py",
+    "models/weights.py": "weights.py",
     "models/backbones.py": "backbones.py",
     "models/blocks.py": "blocks.py",
     "models/image_processing_semsim.py": "image_processing_semsim.py",
