@@ -24,7 +24,7 @@ from .errors import ImageFileError, ImageInputError, InvalidInputError, InvalidI
 from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
 from .image_io import decode_image, load_image, load_image_for_model, stack_images
 from .models import SemSimModel
-from .models.modeling_semsim import embed_pair
+from .models.modeling_semsim import embed_pair, embedding_distance  # the model's own: one implementation
 from .preprocessing import (
     check_data_range,
     check_image_pair,
@@ -68,17 +68,6 @@ def check_reduction(reduction: str) -> str:
     if reduction not in _REDUCTIONS:
         raise InvalidInputError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
     return reduction
-
-
-def embedding_distance(a: Tensor, b: Tensor) -> Tensor:
-    """SemSim's distance: the Euclidean (L2) distance between rows of embeddings ``(N, D)``, one per row, as
-    scoring, the triplet and vote objectives and the adversarial negatives measure it.
-
-    Examples:
-        >>> embedding_distance(torch.tensor([[3.0, 4.0]]), torch.zeros(1, 2))
-        tensor([5.])
-    """
-    return torch.linalg.vector_norm(a - b, ord=2, dim=1)
 
 
 def check_output(output: str, model: SemSimModel) -> str:
