@@ -236,7 +236,12 @@ def _download(
             )
     except LocalEntryNotFoundError as err:
         default_hint = ""
-        if repo_id == DEFAULT_MODEL_ID:
+        if repo_id == DEFAULT_MODEL_ID and revision not in (None, DEFAULT_REVISION):
+            default_hint = (
+                f" Only revision {DEFAULT_REVISION} of the default model is bundled with semsim-metric; other "
+                "revisions come from the Hub (or its cache)."
+            )
+        elif repo_id == DEFAULT_MODEL_ID:
             default_hint = (
                 " The default model is normally bundled with semsim-metric; reinstall the package "
                 "(pip install --force-reinstall semsim-metric) to get it back."
@@ -252,7 +257,8 @@ def _download(
             f"and downloading is {'disabled (offline mode)' if offline else 'not possible'}. Fix: "
             + ("if you meant a local folder, check the path; for the Hub repository, " if local else "")
             + "run once online (unset HF_HUB_OFFLINE, local_files_only=False), or download the folder elsewhere "
-            f"with `hf download {repo_id} --local-dir DIR` and pass model=DIR.{default_hint}"
+            f"with `hf download {repo_id} --local-dir DIR` and pass that folder (model=DIR, or --model DIR on "
+            f"the command line).{default_hint}"
         ) from err
     except RepositoryNotFoundError as err:
         no_folder = f"No local folder {repo_id} ({local}) and no" if local else "No"
