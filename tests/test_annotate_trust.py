@@ -417,3 +417,15 @@ def test_campaign_files_are_private_and_created_under_a_lock(dataset, tmp_path):
                 other, dataset="d", fingerprint="f", class_names=["a"], items=[("original", "o", b"x")]
             )
     assert not other.exists() and not other.with_name("other.sqlite.creating").exists()
+
+
+def test_the_default_campaign_file_stays_beside_its_dataset_folder(dataset, tmp_path, served, monkeypatch):
+    import shutil
+
+    data = shutil.copytree(dataset, tmp_path / "data" / "to-annotate")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert served(str(data))[0] == 0
+    assert (tmp_path / "data" / "to-annotate.campaign.sqlite").is_file()
+    assert list(elsewhere.iterdir()) == []  # nothing lands where the command happened to run

@@ -14,7 +14,11 @@ __all__ = ["register", "run"]
 
 
 def _default_campaign(dataset: str) -> Path:
-    return Path(f"{Path(dataset.rstrip('/')).name or 'dataset'}.campaign.sqlite")
+    """Beside a local dataset folder (``data/gen-small`` -> ``data/gen-small.campaign.sqlite``), so the campaign
+    stays with its data whatever folder the command runs in; for a Hub id, in the current folder."""
+    folder = Path(dataset.rstrip("/"))
+    name = f"{folder.name or 'dataset'}.campaign.sqlite"
+    return folder.parent / name if folder.is_dir() else Path(name)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--campaign",
         type=Path,
         default=None,
-        help="campaign file (default: <dataset name>.campaign.sqlite in this folder); an existing one "
+        help="campaign file (default: <dataset folder>.campaign.sqlite beside a local dataset folder, "
+        "<name>.campaign.sqlite here for a Hub id); an existing one "
         "resumes",
     )
     s.add_argument(
@@ -229,7 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
         else "anyone who can open the page may join"
     ) + (f"; only {', '.join(campaign.allowed_annotators)}" if campaign.allowed_annotators else "")
     where = f"{path.resolve()}" + (
-        "" if args.campaign else " (the default beside you; --campaign FILE to choose)"
+        "" if args.campaign else " (the default, beside the dataset; --campaign FILE to choose)"
     )
     print(
         f"semsim annotate: campaign {where} {what}: {n} images, {campaign.votes_per_item} annotators each, "
