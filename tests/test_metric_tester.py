@@ -217,6 +217,7 @@ def ddp_results() -> dict[int, dict]:
     for result in results.values():
         assert not isinstance(result, str), result
     assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(results) == [0, 1]  # one result from each rank: the tests below loop over these
     return results
 
 
