@@ -33,6 +33,7 @@ __all__ = [
     "SemSimConfig",
     "check_dtype_name",
     "check_image_settings",
+    "check_layout_weight",
     "check_training_domain",
 ]
 
@@ -72,6 +73,23 @@ def check_dtype_name(value: Any, field: str = "dtype") -> str | None:
             f"{field} must be one of {', '.join(FLOAT_DTYPES)} (the dtype of the weights), got {shown}."
         )
     return name
+
+
+def check_layout_weight(value: Any) -> float:
+    """``layout_weight`` as a float in ``[0, 1)``.
+
+    Raises:
+        ValueError: not a number, or outside ``[0, 1)`` (1 would leave the network out altogether).
+
+    Examples:
+        >>> check_layout_weight(0.5)
+        0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise InvalidInputError(
+            f"layout_weight must be a number in [0, 1) (the layout's share of the embedding), got {value!r}."
+        )
+    return float(value)
 
 
 def _int_field(name: str, value: Any, low: int, high: int) -> int:
@@ -314,6 +332,13 @@ class SemSimConfig(PretrainedConfig):
         training_domain: what the annotated training originals were (channels, sizes, an embedding
             summary); inputs far outside it raise an ``OutOfDomainWarning``. Checked field by field
             (``check_training_domain``).
+        layout_weight: share in ``[0, 1)`` of the embedding given to the image's *layout*: its
+            ``layout_size x layout_size`` thumbnail with the mean subtracted and the length set to 1 (so that
+            brightness and contrast do not change it, and blur, JPEG and mild noise hardly do). The embedding is
+            ``[sqrt(1 - w) * network, sqrt(w) * layout]``, L2-normalised, so the squared distance is the
+            ``w``-weighted mix of the network's and the layout's. 0 (the default) = the network alone. The layout has
+            no weights; training learns the network alone and sets this at the end (``Recipe.layout_weight``).
+        layout_size: side of the layout thumbnail (at most ``image_size``; 16 by default).
 
     A config read from a model folder is untrusted, so every field is checked here, before anything is built:
     sizes are capped (``MAX_BASE_WIDTH``, ``MAX_IMAGE_SIZE``, ``num_labels <= MAX_NUM_LABELS``), and a
@@ -346,6 +371,8 @@ class SemSimConfig(PretrainedConfig):
         image_std: tuple[float, ...] | list[float] = CIFAR100_STD,
         calibration: dict[str, Any] | None = None,
         training_domain: dict[str, Any] | None = None,
+        layout_weight: float = 0.0,
+        layout_size: int = 16,
         **kwargs: Any,
     ) -> None:
         if backbone not in ("cifar_resnet18", "transformers"):
@@ -387,6 +414,8 @@ class SemSimConfig(PretrainedConfig):
         self.image_mean = image_mean
         self.image_std = image_std
         self.calibration = calibration
+        self.layout_weight = check_layout_weight(layout_weight)
+        self.layout_size = _int_field("layout_size", layout_size, 1, image_size)
         self.training_domain = None
         if training_domain is not None:
             known_dim = backbone == "cifar_resnet18" or backbone_config is not None
@@ -403,7 +432,14 @@ class SemSimConfig(PretrainedConfig):
 
     @property
     def embedding_dim(self) -> int:
-        """Size of the embedding (``8 * base_width`` for the pooled CIFAR ResNet-18)."""
+        """Size of the embedding: the network's (``8 * base_width`` for the pooled CIFAR ResNet-18) plus, with a
+        ``layout_weight``, the layout's ``3 * layout_size ** 2`` values."""
+        layout = 3 * self.layout_size**2 if self.layout_weight > 0 else 0
+        return self.network_embedding_dim + layout
+
+    @property
+    def network_embedding_dim(self) -> int:
+        """Size of the network's part of the embedding."""
         if self.backbone == "cifar_resnet18" and self.embedding != "pooled":
             return 8 * self.base_width * math.ceil(self.image_size / 8) ** 2
         return self.feature_dim

@@ -54,6 +54,7 @@ __all__ = [
     "check_weights_match_config",
     "embed_pair",
     "embedding_distance",
+    "layout_embedding",
     "load_config",
     "load_weights_strict",
     "read_weights_header",
@@ -112,15 +113,30 @@ class SemSimModel(PreTrainedModel):
 
     # -- inference ------------------------------------------------------------------------------
     def embed(self, pixel_values: Tensor) -> Tensor:
-        """Embed model-ready images ``(N, 3, S, S)`` into L2-normalised vectors ``(N, D)``.
+        """Embed model-ready images ``(N, 3, S, S)`` into L2-normalised vectors ``(N, D)``: the backbone's features, and
+        with ``config.layout_weight > 0`` the images' ``layout_embedding`` beside them (weighted, then normalised).
 
         Half-precision features are normalised in float32 (then cast back); float32 and float64 ones in their own
         precision, so a float64 model is float64 end to end (``torch.autograd.gradcheck`` holds).
         """
         features = self.backbone(pixel_values)
-        if features.dtype == torch.float64:
-            return F.normalize(features, p=2.0, dim=1, eps=1e-12)
-        return F.normalize(features.float(), p=2.0, dim=1, eps=1e-12).to(features.dtype)
+        precise = features if features.dtype == torch.float64 else features.float()
+        embedding = F.normalize(precise, p=2.0, dim=1, eps=1e-12)
+        weight = float(getattr(self.config, "layout_weight", 0.0))
+        if weight > 0:
+            layout = layout_embedding(
+                pixel_values.to(precise.dtype),
+                self.config.image_mean,
+                self.config.image_std,
+                size=self.config.layout_size,
+            )
+            embedding = F.normalize(
+                torch.cat([(1.0 - weight) ** 0.5 * embedding, weight**0.5 * layout], dim=1),
+                p=2.0,
+                dim=1,
+                eps=1e-12,
+            )
+        return embedding.to(features.dtype)
 
     def embed_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Embeddings of two batches of model-ready images of the same shape, in one forward pass (a call of the
@@ -581,6 +597,30 @@ def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         )
     ex, ey = model(torch.cat([x, y], dim=0)).embeddings.split(x.shape[0], dim=0)
     return ex, ey
+
+
+def layout_embedding(
+    pixel_values: Tensor, image_mean: list[float], image_std: list[float], *, size: int
+) -> Tensor:
+    """The layout part of a SemSim embedding: where an image is light and dark, and in which colours.
+
+    The model-ready images (normalised with ``image_mean`` / ``image_std``) are taken back to their pixel values,
+    averaged down to ``size x size``, and each thumbnail has its mean subtracted and its length set to 1: adding a
+    constant (brightness) or scaling around the mean (contrast) leaves it unchanged, blur, JPEG and mild noise
+    hardly move it, while noise or another image's layout point elsewhere. A flat image has no layout (zeros).
+
+    Examples:
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> mean, std = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+        >>> a = layout_embedding((x - 0.5) / 0.25, mean, std, size=8)
+        >>> b = layout_embedding((0.6 * x + 0.1 - 0.5) / 0.25, mean, std, size=8)  # dimmer, less contrast
+        >>> a.shape, torch.allclose(a, b, atol=1e-5), torch.allclose(a.norm(dim=1), torch.ones(2))
+        (torch.Size([2, 192]), True, True)
+    """
+    mean = torch.tensor(image_mean, dtype=pixel_values.dtype, device=pixel_values.device).view(1, -1, 1, 1)
+    std = torch.tensor(image_std, dtype=pixel_values.dtype, device=pixel_values.device).view(1, -1, 1, 1)
+    thumbnail = F.adaptive_avg_pool2d(pixel_values * std + mean, size).flatten(1)
+    return F.normalize(thumbnail - thumbnail.mean(dim=1, keepdim=True), p=2.0, dim=1, eps=1e-6)
 
 
 def embedding_distance(a: Tensor, b: Tensor) -> Tensor:

@@ -74,6 +74,7 @@ FLAT_FIELDS: dict[str, tuple[str, str]] = {
     },
     "embedding": ("", "embedding"),
     "description": ("", "description"),
+    "layout_weight": ("", "layout_weight"),
     **{
         f"pretrain_{name}": ("pretrain", name)
         for name in ("batch_size", "learning_rate", "holdout", "min_source_share")
@@ -121,6 +122,9 @@ class Recipe:
     #: "pooled" (the paper), "spatial" (flattened last feature map) or "spatial_smooth"; see SemSimConfig
     embedding: str = "pooled"
     description: str = ""
+    #: the layout's share of the finished model's embedding (``SemSimConfig.layout_weight``): the stages train the
+    #: network alone, and the model gets this weight before it is calibrated and saved; 0 = the network alone
+    layout_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for section in SECTIONS:

@@ -34,6 +34,7 @@ from ..data.loading import check_schema, load_folder_or_hub, unique_originals
 from ..data.triplets import TripletDataset
 from ..errors import InvalidInputError, InvalidInputTypeError
 from ..models import SemSimConfig, SemSimModel
+from ..models.configuration_semsim import check_layout_weight
 from ..outputs import atomic_write_text
 from ..preprocessing import to_model_input_for
 from .calibration import fit_calibration
@@ -254,6 +255,9 @@ def train(
     model, rec = _initial_model(rec, options)
     stages = _run_stages(model, rec, dsd, train_set, output_dir, options)
     model.eval()
+    model.config.layout_weight = check_layout_weight(
+        rec.layout_weight
+    )  # the stages trained the network alone
     last = stages[list(stages)[-1]] if stages else {}
     result = TrainResult(
         output_dir=output_dir,
@@ -291,6 +295,9 @@ def _initial_model(rec: Recipe, options: TrainOptions) -> tuple[SemSimModel, Rec
     if options.init_from is not None:
         model = SemSimModel.from_pretrained(options.init_from)
         model.config.calibration = None
+        model.config.layout_weight = (
+            0.0  # the stages train the network alone; train() sets the recipe's weight
+        )
         rec = dataclasses.replace(rec, base_width=model.config.base_width, embedding=model.config.embedding)
         for p in model.parameters():
             p.requires_grad_(True)

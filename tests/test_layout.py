@@ -1,0 +1,153 @@
+"""The layout part of the embedding (``SemSimConfig.layout_weight``): what it ignores, what it sees, how it is
+configured, and that training learns the network alone and sets the weight at the end."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semsim_metric.models import SemSimConfig, SemSimModel
+from semsim_metric.models.modeling_semsim import embedding_distance, layout_embedding
+
+DEFAULT_DATASET = Path(__file__).resolve().parents[1] / "hub" / "fmnist-judged-v1"
+MEAN, STD = [0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762]
+
+
+def ready(x: torch.Tensor) -> torch.Tensor:
+    """Pixel values in [0, 1] -> model-ready (normalised as the input gate does)."""
+    return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def smooth_images(n: int, seed: int = 0) -> torch.Tensor:
+    """Images with structure at several scales (random blobs upsampled), values in [0.2, 0.8]."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 8, 8, generator=g)
+    return 0.2 + 0.6 * F.interpolate(coarse, size=32, mode="bilinear", align_corners=False)
+
+
+def layout(x: torch.Tensor, size: int = 16) -> torch.Tensor:
+    return layout_embedding(ready(x), MEAN, STD, size=size)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(dim=1)
+
+
+def test_the_layout_ignores_brightness_and_contrast_exactly():
+    x = smooth_images(8)
+    base = layout(x)
+    brighter = layout(x + 0.15)
+    flatter = layout(0.6 * (x - 0.5) + 0.5)
+    assert torch.allclose(base, brighter, atol=1e-5) and torch.allclose(base, flatter, atol=1e-5)
+    assert torch.allclose(base.norm(dim=1), torch.ones(8), atol=1e-6)
+
+
+def test_the_layout_hardly_moves_under_blur_and_a_one_pixel_shift_but_sees_noise_and_other_images():
+    x = smooth_images(16)
+    base = layout(x)
+    blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    shifted = torch.roll(x, shifts=(1, 1), dims=(2, 3))
+    noise = torch.rand_like(x)
+    other = x.roll(1, dims=0)
+    assert cosine(base, layout(blurred)).min() > 0.95
+    assert cosine(base, layout(shifted)).min() > 0.8
+    assert cosine(base, layout(noise)).abs().max() < 0.5
+    assert cosine(base, layout(other)).mean() < 0.5
+
+
+def test_a_flat_grey_image_has_no_layout_and_finite_gradients():
+    flat = ready(torch.full((2, 3, 32, 32), 0.3)).requires_grad_(True)  # one grey: no layout at all
+    part = layout_embedding(flat, MEAN, STD, size=16)
+    assert torch.equal(part, torch.zeros_like(part))
+    part.sum().backward()
+    assert torch.isfinite(flat.grad).all()
+
+
+def test_weight_zero_is_the_network_alone_and_a_weight_mixes_the_squared_distances():
+    torch.manual_seed(0)
+    plain = SemSimModel(SemSimConfig(base_width=4)).eval()
+    mixed = SemSimModel(SemSimConfig(base_width=4, layout_weight=0.3)).eval()
+    mixed.load_state_dict(plain.state_dict())
+    x, y = ready(smooth_images(4, seed=1)), ready(smooth_images(4, seed=2))
+    with torch.no_grad():
+        e = mixed.embed(x)
+        assert e.shape == (4, mixed.config.embedding_dim) == (4, 32 + 3 * 16 * 16)
+        assert torch.allclose(e.norm(dim=1), torch.ones(4), atol=1e-6)
+        d_net = embedding_distance(plain.embed(x), plain.embed(y))
+        d_layout = embedding_distance(
+            layout_embedding(x, MEAN, STD, size=16), layout_embedding(y, MEAN, STD, size=16)
+        )
+        expected = torch.sqrt(0.7 * d_net**2 + 0.3 * d_layout**2)
+        assert torch.allclose(mixed.distance(x, y), expected, atol=1e-5)
+        assert plain.config.embedding_dim == plain.embed(x).shape[1] == 32
+
+
+@pytest.mark.parametrize("weight", [1.0, -0.1, math.nan, "0.5", True])
+def test_a_layout_weight_outside_zero_to_one_is_refused(weight):
+    with pytest.raises(ValueError, match="layout_weight must be a number in \\[0, 1\\)"):
+        SemSimConfig(layout_weight=weight)
+
+
+def test_a_layout_larger_than_the_input_is_refused():
+    with pytest.raises(ValueError, match="layout_size must be between 1 and 32"):
+        SemSimConfig(layout_size=33)
+
+
+def test_the_layout_settings_survive_a_save_and_load(tmp_path):
+    model = SemSimModel(SemSimConfig(base_width=4, layout_weight=0.5, layout_size=8)).eval()
+    model.save_pretrained(tmp_path)
+    loaded = SemSimModel.from_pretrained(tmp_path)
+    assert (loaded.config.layout_weight, loaded.config.layout_size) == (0.5, 8)
+    x = ready(smooth_images(2))
+    with torch.no_grad():
+        assert torch.allclose(loaded.embed(x), model.embed(x), atol=1e-6)
+
+
+def test_training_learns_the_network_alone_and_sets_the_recipes_layout_weight_at_the_end(
+    tmp_path, monkeypatch
+):
+    import json
+
+    from semsim_metric.training import TrainOptions, train
+    from semsim_metric.training import run as run_module
+
+    seen = []
+    real = run_module._run_stages
+
+    def spy(model, *args, **kwargs):
+        seen.append(model.config.layout_weight)
+        out = real(model, *args, **kwargs)
+        seen.append(model.config.layout_weight)
+        return out
+
+    monkeypatch.setattr(run_module, "_run_stages", spy)
+    train(
+        DEFAULT_DATASET,
+        tmp_path / "m",
+        recipe="quick",
+        epochs=1,
+        base_width=4,
+        layout_weight=0.5,
+        options=TrainOptions(write_card=False),
+    )
+    assert seen == [0.0, 0.0]
+    saved = SemSimModel.from_pretrained(tmp_path / "m")
+    assert saved.config.layout_weight == 0.5
+    info = json.loads((tmp_path / "m" / "training_info.json").read_text())
+    assert info["recipe"]["layout_weight"] == 0.5
+    # the training domain describes the embedding the model scores with (network and layout)
+    assert len(saved.config.training_domain["embedding_mean"]) == saved.config.embedding_dim
+
+    # fine-tuning from it trains the network alone again
+    seen.clear()
+    train(
+        DEFAULT_DATASET,
+        tmp_path / "m2",
+        recipe="quick",
+        epochs=1,
+        options=TrainOptions(write_card=False, init_from=tmp_path / "m"),
+    )
+    assert seen == [0.0, 0.0]
+    assert SemSimModel.from_pretrained(tmp_path / "m2").config.layout_weight == 0.0
