@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = {
             k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None
         }
-        group_by = args.group_by if args.group_by != "victim" else "victim,attack,attack_iterations"
+        group_by = _group_by(args) if args.group_by != "victim" else ("victim", "attack", "attack_iterations")
         baselines = args.baselines.split(",") if args.baselines else None
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "command.txt").write_text("semsim " + " ".join(sys.argv[1:]) + "\n")
@@ -142,6 +142,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _group_by(args: argparse.Namespace) -> tuple[str, ...]:
+    """The columns of ``--group-by`` (parsed here, once: the library takes them as a tuple).
+
+    Raises:
+        CLIError: an empty column name.
+    """
+    from ..evaluation.protocol import parse_group_by
+
+    try:
+        return parse_group_by(args.group_by)
+    except ValueError as err:
+        raise CLIError(f"--group-by: {err}") from err
+
+
 def _model_specs(specs: list[str] | None) -> dict[str, str | None]:
     """display name -> folder or Hub id (``None``: the bundled default) of each ``--model``."""
     out: dict[str, str | None] = {}
@@ -176,6 +190,7 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     from ..data.loading import load_folder_or_hub
     from ..evaluation.baselines import BASELINES
 
+    group_by = _group_by(args)
     baselines = args.baselines.split(",") if args.baselines else None
     if baselines:
         unknown = [b for b in baselines if b not in BASELINES]
@@ -227,7 +242,7 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
             ds,
             models,
             baselines=baselines,
-            group_by=args.group_by,
+            group_by=group_by,
             title=f"{args.dataset} / {split}",
             n_boot=args.bootstrap,
         )
@@ -268,7 +283,7 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
     import numpy as np
 
     from ..evaluation.baselines import MetricSpec
-    from ..evaluation.protocol import evaluate_table
+    from ..evaluation.protocol import evaluate_table, group_keys
 
     if not args.metric:
         raise CLIError("--table needs at least one --metric COLUMN:higher|lower.")
@@ -307,9 +322,11 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
             y = np.array([r[args.label].strip().lower() in ("1", "true", "yes") for r in rows])
     except (TypeError, ValueError) as err:
         raise CLIError(f"--label {args.label!r}: {err}") from err
-    if args.group_by not in rows[0]:
-        raise CLIError(f"--group-by column {args.group_by!r} not in {args.table.name}.")
-    groups = np.array([r[args.group_by] for r in rows])
+    group_by = _group_by(args)
+    missing = [c for c in group_by if c not in rows[0]]
+    if missing:
+        raise CLIError(f"--group-by column(s) {missing} not in {args.table.name}.")
+    groups = group_keys({c: [r[c] for r in rows] for c in group_by}, group_by)
     id_col = next((c for c in ("original_id", "image_index") if c in rows[0]), None)
     ids = np.array([r[id_col] for r in rows]) if id_col else None
     return evaluate_table(
@@ -319,6 +336,6 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
         ids,
         specs=specs,
         title=f"{args.table.name}",
-        group_by=args.group_by,
+        group_by=group_by,
         n_boot=args.bootstrap,
     )

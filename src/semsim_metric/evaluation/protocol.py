@@ -22,12 +22,78 @@ import numpy as np
 from .._deps import require
 from .._progress import Progress, logger, show_bars, track
 from ..data.scoring import score_pairs, semsim_scorer
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, InvalidInputTypeError
 from .baselines import BASELINES, MetricSpec, leakage_score, metric_spec, weights_available
 from .report import EvaluationReport
 from .statistics import contradiction_rate, image_level, model_level
 
-__all__ = ["compare_on_split", "evaluate_dataset", "evaluate_table", "group_keys", "pair_metric_values"]
+__all__ = [
+    "DEFAULT_GROUP_BY",
+    "compare_on_split",
+    "evaluate_dataset",
+    "evaluate_table",
+    "group_columns",
+    "group_keys",
+    "pair_metric_values",
+    "parse_group_by",
+]
+
+#: the columns that define a victim setting for the model-level protocol unless told otherwise
+DEFAULT_GROUP_BY: tuple[str, ...] = ("victim",)
+
+
+def parse_group_by(text: str) -> tuple[str, ...]:
+    """The columns of a comma-separated ``--group-by`` value, in order (the one parser of that form).
+
+    Library functions take the columns as a sequence (``("victim", "attack")``); an old-style string given to
+    them goes through this parser (see ``group_columns``).
+
+    Examples:
+        >>> parse_group_by("victim, attack,attack_iterations")
+        ('victim', 'attack', 'attack_iterations')
+        >>> parse_group_by("victim,,attack")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        semsim_metric.errors.InvalidInputError: group_by 'victim,,attack': an empty column name; write ...
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) no column, or an empty name between commas.
+    """
+    cols = tuple(c.strip() for c in text.split(","))
+    if not all(cols):
+        raise InvalidInputError(
+            f"group_by {text!r}: an empty column name; write column names separated by commas, "
+            "e.g. 'victim,attack'."
+        )
+    return cols
+
+
+def group_columns(group_by: str | Sequence[str]) -> tuple[str, ...]:
+    """``group_by`` as a tuple of column names: a sequence of names as it is, a string through ``parse_group_by``.
+
+    Examples:
+        >>> group_columns(["victim", "attack"])
+        ('victim', 'attack')
+        >>> group_columns("victim,attack")
+        ('victim', 'attack')
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) a malformed string, no column, or a name with a comma.
+        InvalidInputTypeError: (a ``TypeError``) something else than a string or a sequence of strings.
+    """
+    if isinstance(group_by, str):
+        return parse_group_by(group_by)
+    if not isinstance(group_by, Sequence) or not all(isinstance(c, str) for c in group_by):
+        raise InvalidInputTypeError(
+            f"group_by must be a sequence of column names such as ('victim', 'attack'), got {group_by!r}."
+        )
+    cols = tuple(group_by)
+    if not cols or not all(c.strip() and "," not in c for c in cols):
+        raise InvalidInputError(
+            f"group_by {group_by!r}: give one or more non-empty column names, one per item "
+            "(e.g. ('victim', 'attack'); a comma-separated string goes through parse_group_by)."
+        )
+    return cols
 
 
 def pair_metric_values(
@@ -116,7 +182,7 @@ def evaluate_table(
     *,
     specs: dict[str, MetricSpec] | None = None,
     title: str = "evaluation",
-    group_by: str = "victim",
+    group_by: Sequence[str] = DEFAULT_GROUP_BY,
     n_boot: int = 1000,
     seed: int = 0,
     skipped: dict[str, str] | None = None,
@@ -125,6 +191,7 @@ def evaluate_table(
     """Run the protocol on metric values already in a table (one array per metric, one row per image).
 
     ``progress`` shows the bootstrap's progress, one step per metric (a bar in a terminal, log lines otherwise).
+    ``group_by`` names the columns ``groups`` was made of (for the report; see ``group_columns``).
 
     Examples:
         >>> import numpy as np
@@ -141,7 +208,7 @@ def evaluate_table(
         title=title,
         n=len(y),
         recognised_share=float(y.mean()),
-        group_by=group_by,
+        group_by=group_columns(group_by),
         skipped=dict(skipped or {}),
     )
     oriented = {}
@@ -177,7 +244,7 @@ def evaluate_dataset(
     models: dict[str, Any] | Any = None,
     *,
     baselines: Sequence[str] | None = None,
-    group_by: str = "victim",
+    group_by: Sequence[str] = DEFAULT_GROUP_BY,
     title: str = "evaluation",
     n_boot: int = 1000,
     seed: int = 0,
@@ -186,7 +253,8 @@ def evaluate_dataset(
     """Compute every metric on a schema split and run the protocol. Returns the report and the values.
 
     ``progress`` shows each step: scoring (a bar in a terminal, log lines with an estimate of the time left in a
-    piped log) and the bootstrap.
+    piped log) and the bootstrap. ``group_by``: the columns whose values define a victim setting for the
+    model-level protocol (``("victim", "attack")``; see ``group_keys``).
     """
     skipped: dict[str, str] = {}
     if progress:
@@ -208,16 +276,28 @@ def evaluate_dataset(
     return report, values
 
 
-def group_keys(ds: Any, group_by: str) -> np.ndarray:
-    """Group key per row: one column (``"victim"``) or several joined (``"victim,attack,attack_iterations"``)."""
-    cols = [c.strip() for c in group_by.split(",") if c.strip()]
-    missing = [c for c in cols if c not in ds.column_names]
+def group_keys(table: Any, group_by: Sequence[str]) -> np.ndarray:
+    """Group key per row: the values of the ``group_by`` columns joined by ``/``.
+
+    ``table``: a schema split (``column_names``, ``table[column]``) or a mapping column -> values.
+    ``group_by``: column names (``("victim",)``, ``("victim", "attack", "attack_iterations")``); a
+    comma-separated string is read by ``parse_group_by``.
+
+    Examples:
+        >>> group_keys({"victim": ["a", "b"], "attack": ["dlg", "dlg"]}, ("victim", "attack")).tolist()
+        ['a/dlg', 'b/dlg']
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) a column the table does not have, or malformed ``group_by``.
+    """
+    cols = group_columns(group_by)
+    names = list(table.column_names) if hasattr(table, "column_names") else list(table)
+    missing = [c for c in cols if c not in names]
     if missing:
-        raise InvalidInputError(
-            f"group_by column(s) {missing} not in the dataset (it has {ds.column_names})."
-        )
-    values = [ds[c] for c in cols]
-    return np.asarray(["/".join(str(v[i]) for v in values) for i in range(len(ds))])
+        raise InvalidInputError(f"group_by column(s) {missing} not in the dataset (it has {names}).")
+    values = [table[c] for c in cols]
+    n = len(values[0])
+    return np.asarray(["/".join(str(v[i]) for v in values) for i in range(n)])
 
 
 def compare_on_split(

@@ -19,7 +19,8 @@ class EvaluationReport:
     model: dict[str, dict[str, Any]] = field(default_factory=dict)
     contradictions: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
-    group_by: str = "victim"
+    #: the columns whose values define a victim setting for the model-level protocol
+    group_by: tuple[str, ...] = ("victim",)
     per_group: dict[str, Any] = field(default_factory=dict)
     #: free-form facts about how the compared models were made (e.g. training time)
     notes: dict[str, str] = field(default_factory=dict)
@@ -33,7 +34,7 @@ class EvaluationReport:
             "model_level": self.model,
             "contradictions": self.contradictions,
             "skipped": self.skipped,
-            "group_by": self.group_by,
+            "group_by": ",".join(self.group_by),
             "per_group": self.per_group,
             "notes": self.notes,
         }

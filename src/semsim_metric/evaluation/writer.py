@@ -31,7 +31,7 @@ def write_report(
             f"## {rep.title}",
             "",
             f"{rep.n} reconstructions, {rep.recognised_share:.1%} recognised; model level = {len(rep.per_group)} groups "
-            f"by `{rep.group_by}`. Every metric is oriented so that higher = more leakage; ROC-AUC intervals and correlation "
+            f"by `{','.join(rep.group_by)}`. Every metric is oriented so that higher = more leakage; ROC-AUC intervals and correlation "
             "intervals are 95% bootstrap intervals over originals.",
             "",
             rep.table(),

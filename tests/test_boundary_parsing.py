@@ -1,0 +1,105 @@
+"""Mini-languages of the command line are parsed once, at the boundary (docs/architecture.md, "Parsing happens at
+the boundary"): library functions take typed values, and the old string forms go through one public parser each,
+whose errors name the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semsim_metric.errors import InvalidInputError, InvalidInputTypeError, SemSimError
+
+
+# ------------------------------------------------------------------------------------------- group_by columns
+def test_group_by_is_a_sequence_of_columns_in_the_library():
+    from semsim_metric.evaluation.protocol import evaluate_table, group_keys
+
+    table = {"victim": ["a", "a", "b", "b"], "attack": ["dlg", "ig", "dlg", "ig"]}
+    groups = group_keys(table, ("victim", "attack"))
+    assert groups.tolist() == ["a/dlg", "a/ig", "b/dlg", "b/ig"]
+    y = np.array([1, 0, 1, 0], dtype=bool)
+    rep = evaluate_table(
+        {"PSNR": np.array([3.0, 1, 4, 2])}, y, groups, group_by=["victim", "attack"], n_boot=0
+    )
+    assert rep.group_by == ("victim", "attack")
+    assert rep.to_dict()["group_by"] == "victim,attack"  # report.json keeps its form
+
+
+def test_group_by_string_goes_through_the_one_parser():
+    from semsim_metric.evaluation.protocol import group_keys, parse_group_by
+
+    assert parse_group_by(" victim , attack ") == ("victim", "attack")
+    table = {"victim": ["a"], "attack": ["dlg"]}
+    assert group_keys(table, "victim,attack").tolist() == group_keys(table, ("victim", "attack")).tolist()
+
+
+@pytest.mark.parametrize("bad", ["victim,,attack", "", ","])
+def test_a_malformed_group_by_string_names_the_fix(bad):
+    from semsim_metric.evaluation.protocol import parse_group_by
+
+    with pytest.raises(InvalidInputError, match="separated by commas, e.g. 'victim,attack'") as info:
+        parse_group_by(bad)
+    assert isinstance(info.value, SemSimError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("bad", [("victim,attack",), (), ("",)])
+def test_a_sequence_with_a_comma_or_empty_name_is_refused(bad):
+    from semsim_metric.evaluation.protocol import group_columns
+
+    with pytest.raises(InvalidInputError, match="one per item"):
+        group_columns(bad)
+
+
+def test_a_group_by_of_another_type_is_a_type_error():
+    from semsim_metric.evaluation.protocol import group_columns
+
+    with pytest.raises(InvalidInputTypeError, match="sequence of column names"):
+        group_columns(3)  # type: ignore[arg-type]
+
+
+def _table(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text(
+        "psnr,n_correct,victim,attack,ok\n"
+        + "".join(
+            f"{p},{n},{v},{a},{int(n >= 3)}\n"
+            for p, n, v, a in [
+                (30, 5, "a", "dlg"),
+                (10, 0, "a", "ig"),
+                (28, 4, "b", "dlg"),
+                (12, 1, "b", "ig"),
+                (25, 3, "c", "dlg"),
+                (11, 2, "c", "ig"),
+            ]
+        )
+    )
+    return table
+
+
+def test_cli_table_groups_by_several_columns(tmp_path, capsys):
+    import json
+
+    from semsim_metric.cli import main
+
+    out = tmp_path / "out"
+    argv = [
+        "evaluate",
+        "--table",
+        str(_table(tmp_path)),
+        "--metric",
+        "psnr:higher",
+        "--group-by",
+        "victim,attack",
+    ]
+    assert main([*argv, "--bootstrap", "0", "--out", str(out)]) == 0
+    (part,) = json.loads((out / "report.json").read_text())
+    assert "by `victim,attack`" in (out / "report.md").read_text()
+    assert part["group_by"] == "victim,attack" and len(part["per_group"]) == 6
+
+
+def test_cli_refuses_an_empty_group_by_column(tmp_path, capsys):
+    from semsim_metric.cli import main
+
+    argv = ["evaluate", "--table", str(_table(tmp_path)), "--metric", "psnr:higher", "--group-by", "victim,"]
+    assert main(argv) == 2
+    assert "--group-by" in capsys.readouterr().err
