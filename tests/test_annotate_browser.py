@@ -4,7 +4,6 @@ and nothing they answered is lost. The page's screenshots are saved as test arti
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,34 +15,16 @@ import pytest
 
 from semsim_metric.annotate.storage import Campaign
 from tests.annotate_helpers import make_unannotated_dataset
+from tests.helpers import chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: where the screenshots go (CI keeps this folder as the run's artifacts)
 ARTIFACTS = Path(os.environ.get("SEMSIM_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _chromium() -> str:
-    """The system Chromium; installed here with apt-get when missing and we may (root)."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
-            check=False,
-            capture_output=True,
-            timeout=900,
-        )
-        found = shutil.which("chromium")
-    if found is None:
-        message = "headless Chromium is not installed: apt-get install -y chromium chromium-driver"
-        pytest.fail(message) if IN_CI else pytest.skip(message)
-    return found
 
 
 @pytest.fixture(scope="module")
 def browser():
-    path = _chromium()
+    path = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

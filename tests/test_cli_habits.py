@@ -320,7 +320,7 @@ def _two_split_dataset(tmp_path: Path) -> tuple[Path, list[str]]:
     from semsim_metric.data.loading import load_folder_or_hub, undecoded
     from semsim_metric.domain import image_fingerprint
     from semsim_metric.image_io import decode_image
-    from tests.test_training import DEFAULT_DATASET
+    from tests.helpers import DEFAULT_DATASET
 
     ds = tmp_path / "ds"
     for split in ("validation", "test"):

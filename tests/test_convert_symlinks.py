@@ -20,7 +20,7 @@ from semsim_metric.data import (
     convert_official_training,
 )
 from semsim_metric.data.convert import parse_votes
-from tests.test_data import VICTIMS, png
+from tests.helpers import VICTIMS, png
 
 SECRET = "API_KEY=sk-live-0123456789abcdef"
 

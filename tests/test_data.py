@@ -2,7 +2,6 @@
 
 import csv
 import io
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -29,17 +28,7 @@ from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.models import SemSimConfig
 from semsim_metric.training.stages.triplets import TripletCollator
 from tests.conftest import shared_file
-
-VICTIMS = [
-    "ConvNet_200_inversed_crop_auglist__rlabel_False",
-    "ResNet20-4_200_inversed_aug_auglist_3-1-7+43-18-18_rlabel_False_defense_prune_70",
-]
-
-
-def png(path: Path, seed: int, size=(32, 32)) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+from tests.helpers import VICTIMS, png
 
 
 @pytest.fixture

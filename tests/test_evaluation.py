@@ -153,7 +153,7 @@ def test_reproduces_the_real_human_cifar100_table():
 def test_cli_end_to_end_on_a_tiny_dataset(tmp_path, tiny_model_dir):
 
     from semsim_metric.cli import main
-    from tests.test_training import DEFAULT_DATASET
+    from tests.helpers import DEFAULT_DATASET
 
     test = load_folder_or_hub(str(DEFAULT_DATASET), split="test")
     ids = sorted(set(test["original_id"]))[:10]
@@ -219,7 +219,7 @@ def test_heldout_protocol_splits_keep_originals_apart():
 def test_heldout_cli_trains_and_reports(tmp_path):
 
     from semsim_metric.cli import main
-    from tests.test_training import DEFAULT_DATASET
+    from tests.helpers import DEFAULT_DATASET
 
     full = load_folder_or_hub(str(DEFAULT_DATASET))
     ids = sorted(set(full["train"]["original_id"]))[:20]

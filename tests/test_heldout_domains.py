@@ -286,7 +286,7 @@ def test_run_heldout_reports_domains_calibration_and_reproduces_from_scores(
     from semsim_metric.data.loading import load_folder_or_hub, undecoded
     from semsim_metric.evaluation import heldout
     from semsim_metric.models import SemSimModel
-    from tests.test_training import DEFAULT_DATASET
+    from tests.helpers import DEFAULT_DATASET
 
     test = undecoded(load_folder_or_hub(str(DEFAULT_DATASET), split="test"))
     ids = sorted(set(test["original_id"]))[:24]

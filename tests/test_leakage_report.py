@@ -458,9 +458,9 @@ def test_report_help_imports_neither_torch_nor_transformers():
 
 @pytest.mark.slow
 def test_the_page_opens_in_headless_chromium(tmp_path, monkeypatch):
-    from tests.test_annotate_browser import _chromium
+    from tests.helpers import chromium_path
 
-    chromium = _chromium()
+    chromium = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
     monkeypatch.chdir(ROOT)  # the page names its inputs as given: as in the docs' command
     report = leakage_report("examples/originals", "examples/reconstructions", progress=False)

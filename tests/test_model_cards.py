@@ -64,7 +64,7 @@ def test_a_card_for_a_users_model_loads_that_model_and_reports_eval_results(tmp_
 
     from semsim_metric.data.loading import load_folder_or_hub
     from semsim_metric.training.model_card import write_model_card
-    from tests.test_training import DEFAULT_DATASET
+    from tests.helpers import DEFAULT_DATASET
 
     folder = tmp_path / "my-model"
     shutil.copytree(tiny_model_dir, folder)
@@ -105,7 +105,7 @@ def test_a_fine_tuned_models_card_names_its_base_model(tmp_path, tiny_model_dir)
 
     from semsim_metric.data.loading import load_folder_or_hub
     from semsim_metric.training.model_card import write_model_card
-    from tests.test_training import DEFAULT_DATASET
+    from tests.helpers import DEFAULT_DATASET
 
     folder = tmp_path / "tuned"
     shutil.copytree(tiny_model_dir, folder)

@@ -65,7 +65,7 @@ def test_evaluate_stops_with_a_clear_error_and_never_runs_the_pickle(
 ):
     from semsim_metric.cli import main
     from semsim_metric.data import load_folder_or_hub
-    from tests.test_training import DEFAULT_DATASET
+    from tests.helpers import DEFAULT_DATASET
 
     test = load_folder_or_hub(str(DEFAULT_DATASET), split="test").select(range(8))
     folder = tmp_path / "ds"

@@ -10,9 +10,9 @@ from safetensors.torch import load_file
 from semsim_metric import SemSimModel
 from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.training import RECIPES, TrainerOptions, TrainOptions, get_recipe, train
+from tests.helpers import DEFAULT_DATASET
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = ROOT / "hub" / "fmnist-judged-v1"
 NO_CARD = TrainOptions(write_card=False)
 
 

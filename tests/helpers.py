@@ -1,0 +1,49 @@
+"""Constants and helpers shared by several test modules (a test module never imports another one:
+tests/test_architecture.py checks it). Fixtures live in tests/conftest.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the bundled judged dataset: a dataset folder every test may read
+DEFAULT_DATASET = ROOT / "hub" / "fmnist-judged-v1"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+#: two victim folder names of the official labels archive
+VICTIMS = [
+    "ConvNet_200_inversed_crop_auglist__rlabel_False",
+    "ResNet20-4_200_inversed_aug_auglist_3-1-7+43-18-18_rlabel_False_defense_prune_70",
+]
+
+
+def png(path: Path, seed: int, size=(32, 32)) -> None:
+    """A random colour PNG at ``path`` (its folders made), ``size`` as (width, height)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+
+
+def chromium_path() -> str:
+    """The system Chromium; installed here with apt-get when missing and we may (root)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+            check=False,
+            capture_output=True,
+            timeout=900,
+        )
+        found = shutil.which("chromium")
+    if found is None:
+        message = "headless Chromium is not installed: apt-get install -y chromium chromium-driver"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    return found
