@@ -4,6 +4,8 @@ whose errors name the fix."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,56 @@ def test_cli_refuses_an_empty_group_by_column(tmp_path, capsys):
     argv = ["evaluate", "--table", str(_table(tmp_path)), "--metric", "psnr:higher", "--group-by", "victim,"]
     assert main(argv) == 2
     assert "--group-by" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ victim specs
+def test_victim_spec_parse_is_the_one_parser_and_the_old_name_delegates():
+    from semsim_metric.generate.pipeline import parse_victim_spec
+    from semsim_metric.generate.victims import VictimSpec
+
+    spec = VictimSpec.parse("resnet20-4:3:policy=rotate+contrast:noise=1e-3", seed=2, train_images=50)
+    assert spec == VictimSpec(
+        "resnet20", 3, "policy:rotate+contrast", "noise:1e-3", width=4, train_images=50, seed=2
+    )
+    assert parse_victim_spec("conv_relu:4") == VictimSpec.parse("conv_relu:4") == VictimSpec("conv_relu", 4)
+
+
+@pytest.mark.parametrize(
+    "bad, fix",
+    [
+        ("lenet_sigmoid", "write arch[-width]:epochs"),
+        ("conv_relu:four", "whole numbers"),
+        ("resnet20-x:2", "whole numbers"),
+        ("conv_relu:4:none:blur=1", "use none, prune:<percent 0-100> or noise:<sigma >= 0>"),
+    ],
+)
+def test_a_malformed_victim_string_names_the_fix(bad, fix):
+    from semsim_metric.generate.victims import VictimSpec
+
+    with pytest.raises(InvalidInputError, match=re.escape(fix)) as info:
+        VictimSpec.parse(bad)
+    assert isinstance(info.value, SemSimError) and isinstance(info.value, ValueError)
+
+
+def test_a_defense_is_typed_and_parsed_once():
+    from semsim_metric.generate.victims import Defense, VictimSpec
+
+    assert Defense.parse("prune:70") == Defense("prune", 70.0)
+    assert Defense.parse("none") == Defense()
+    spec = VictimSpec("conv_relu", 1, defense=Defense("noise", 0.001))  # type: ignore[arg-type]
+    assert spec.defense == "noise:0.001" and spec.defense_setting == Defense("noise", 0.001)
+    for kind, amount in [("prune", 101), ("noise", float("nan")), ("blur", 1), ("noise", -1)]:
+        with pytest.raises(InvalidInputError, match="use none, prune"):
+            Defense(kind, amount)  # type: ignore[arg-type]
+
+
+def test_a_generation_plan_takes_victim_specs_or_their_strings():
+    from semsim_metric.generate.pipeline import GenerationPlan
+    from semsim_metric.generate.victims import VictimSpec
+
+    plan = GenerationPlan(victims=["conv_relu:2", VictimSpec("lenet_sigmoid", 1)], seed=3)  # type: ignore[list-item]
+    assert plan.victims == [VictimSpec("conv_relu", 2, seed=3), VictimSpec("lenet_sigmoid", 1)]
+    with pytest.raises(InvalidInputError, match="write arch"):
+        GenerationPlan(victims=["conv_relu"])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputTypeError, match="give a VictimSpec"):
+        GenerationPlan(victims=[("conv_relu", 2)])  # type: ignore[list-item]

@@ -65,14 +65,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate (or, with --merge-only, merge) the dataset."""
     from ..generate.attacks import attack_preset
-    from ..generate.pipeline import GenerationPlan, generate, merge_shards, parse_victim_spec
+    from ..generate.pipeline import GenerationPlan, generate, merge_shards
+    from ..generate.victims import VictimSpec
 
     try:
         if args.merge_only:
             print(f"merged into {merge_shards(args.out, overwrite=args.overwrite)}")
             return 0
         victims = [
-            parse_victim_spec(s, seed=args.seed, train_images=args.train_images)
+            VictimSpec.parse(s, seed=args.seed, train_images=args.train_images)
             for s in (args.victim or ["lenet_sigmoid:0"])
         ]
         overrides = {"seed": args.seed} | ({"iterations": args.iterations} if args.iterations else {})

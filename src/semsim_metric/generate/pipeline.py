@@ -27,7 +27,7 @@ from ..data.loading import undecoded
 from ..data.schema import FEATURES, RecognitionRule, empty_row
 from ..data.sources import ImageSource, load_source
 from ..data.splits import split_by_original
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, InvalidInputTypeError
 from ..outputs import OutputFolder, atomic_write_text, read_record
 from .attacks import AttackConfig, run_attack
 from .victims import VictimSpec, load_or_train_victim
@@ -36,36 +36,29 @@ __all__ = ["GenerationPlan", "generate", "merge_shards", "parse_victim_spec"]
 
 
 def parse_victim_spec(text: str, *, seed: int = 0, train_images: int = 20000) -> VictimSpec:
-    """``arch:epochs[:augmentation[:defense]]``, e.g. ``conv_relu:4:crop_flip:prune=70``.
+    """``VictimSpec.parse`` under its old name (kept for callers of earlier versions).
+
+    Examples:
+        >>> parse_victim_spec("conv_relu:4:crop_flip:prune=70").name
+        'conv_relu_e4_crop_flip_prune-70'
 
     Raises:
-        InvalidInputError: (a ``ValueError``) not two to four ``:``-separated fields, or a setting
-            ``VictimSpec`` refuses.
+        InvalidInputError: (a ``ValueError``) see ``VictimSpec.parse``.
     """
-    parts = text.split(":")
-    if not 2 <= len(parts) <= 4:
-        raise InvalidInputError(f"victim {text!r}: expected arch:epochs[:augmentation[:defense]].")
-    arch, epochs = parts[0], parts[1]
-    width = 0
-    if "-" in arch:
-        arch, w = arch.split("-", 1)
-        width = int(w)
-    aug = parts[2] if len(parts) > 2 else "none"
-    defense = parts[3].replace("=", ":") if len(parts) > 3 else "none"
-    return VictimSpec(
-        arch=arch,
-        epochs=int(epochs),
-        augmentation=aug.replace("=", ":"),
-        defense=defense,
-        width=width,
-        seed=seed,
-        train_images=train_images,
-    )
+    return VictimSpec.parse(text, seed=seed, train_images=train_images)
 
 
 @dataclass
 class GenerationPlan:
-    """Everything that determines the generated data (stored as ``OUT/plan.json``)."""
+    """Everything that determines the generated data (stored as ``OUT/plan.json``).
+
+    ``victims`` are ``VictimSpec`` objects; a string among them (``"lenet_sigmoid:4"``) is read by ``VictimSpec.parse``
+    with the plan's seed.
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) a victim string ``VictimSpec.parse`` refuses.
+        InvalidInputTypeError: (a ``TypeError``) a victim that is neither.
+    """
 
     source: str = "fashion-mnist"
     num_originals: int = 16
@@ -77,6 +70,18 @@ class GenerationPlan:
     fractions: dict[str, float] = field(
         default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1}
     )
+
+    def __post_init__(self) -> None:
+        victims = []
+        for v in self.victims:
+            if isinstance(v, str):
+                v = VictimSpec.parse(v, seed=self.seed)
+            elif not isinstance(v, VictimSpec):
+                raise InvalidInputTypeError(
+                    f"victim {v!r}: give a VictimSpec (or its string, e.g. 'lenet_sigmoid:4')."
+                )
+            victims.append(v)
+        self.victims = victims
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,12 @@ from ..errors import InvalidInputError
 from ..models.blocks import BasicBlock
 from ..outputs import atomic_write_text
 
-__all__ = ["VictimSpec", "build_victim", "load_or_train_victim", "train_victim"]
+__all__ = ["Defense", "VictimSpec", "build_victim", "load_or_train_victim", "train_victim"]
+
+#: the victim architectures
+VictimArch = Literal["lenet_sigmoid", "conv_relu", "resnet20"]
+#: the defences a victim can be trained with
+DefenseKind = Literal["none", "prune", "noise"]
 
 
 class LeNetSigmoid(nn.Module):
@@ -95,13 +101,87 @@ class ResNet20(nn.Module):
 
 
 @dataclass(frozen=True)
-class VictimSpec:
-    """One victim: architecture, training setting and length, seed."""
+class Defense:
+    """A defence that acts on a victim's training gradients: ``none``, ``prune`` (zero the ``amount`` percent of
+    smallest-magnitude entries of every gradient) or ``noise`` (add Gaussian noise of standard deviation
+    ``amount``).
 
-    arch: str = "lenet_sigmoid"
+    Examples:
+        >>> Defense("prune", 70)
+        Defense(kind='prune', amount=70)
+        >>> str(Defense("noise", 0.001))
+        'noise:0.001'
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) an unknown kind, or an amount out of range (a share above 100
+            percent, a negative or non-finite amount).
+    """
+
+    kind: DefenseKind = "none"
+    amount: float = 0.0
+
+    def __post_init__(self) -> None:
+        amount = self.amount
+        if (
+            self.kind not in get_args(DefenseKind)
+            or isinstance(amount, bool)
+            or not isinstance(amount, int | float)
+            or not math.isfinite(amount)
+            or amount < 0
+            or (self.kind == "prune" and amount > 100)
+        ):
+            raise InvalidInputError(
+                f"defense {self.kind!r} with amount {amount!r}: use none, prune:<percent 0-100> or "
+                "noise:<sigma >= 0>."
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Defense:
+        """The defence written ``none``, ``prune:<percent 0-100>`` or ``noise:<sigma >= 0>`` (the one parser of
+        that form; the command line's ``prune=70`` is translated by ``VictimSpec.parse``).
+
+        Examples:
+            >>> Defense.parse("prune:70")
+            Defense(kind='prune', amount=70.0)
+            >>> Defense.parse("blur:1")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            semsim_metric.errors.InvalidInputError: defense 'blur:1': use none, prune:<percent 0-100> or ...
+
+        Raises:
+            InvalidInputError: (a ``ValueError``) another form, an unknown kind or an amount out of range.
+        """
+        if text == "none":
+            return cls()
+        kind, _, value = text.partition(":")
+        try:
+            return cls(kind, float(value))  # type: ignore[arg-type]
+        except ValueError:
+            raise InvalidInputError(
+                f"defense {text!r}: use none, prune:<percent 0-100> or noise:<sigma >= 0>."
+            ) from None
+
+    def __str__(self) -> str:
+        return "none" if self.kind == "none" else f"{self.kind}:{self.amount:g}"
+
+
+@dataclass(frozen=True)
+class VictimSpec:
+    """One victim: architecture, training setting and length, seed.
+
+    ``augmentation`` is a setting of ``Augmentation.from_policy`` (``none``, ``crop_flip``,
+    ``policy:<op>+<op>``); ``defense`` a ``Defense`` or its string (``prune:70``), kept as that string (it names
+    the victim). The command line's form ``arch[-width]:epochs[:augmentation[:defense]]`` is read by ``parse``.
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) an unknown architecture, augmentation or defence, or negative
+            settings.
+    """
+
+    arch: VictimArch = "lenet_sigmoid"
     epochs: int = 0
     augmentation: str = "none"
-    defense: str = "none"
+    defense: str = "none"  # a Defense given here is stored as its string
     width: int = 0  # 0 = the architecture's default
     train_images: int = 20000
     seed: int = 0
@@ -109,28 +189,63 @@ class VictimSpec:
     batch_size: int = 128
 
     def __post_init__(self) -> None:
-        if self.arch not in ("lenet_sigmoid", "conv_relu", "resnet20"):
+        if self.arch not in get_args(VictimArch):
             raise InvalidInputError(
                 f"unknown victim architecture {self.arch!r}; choose lenet_sigmoid, conv_relu or resnet20."
             )
         Augmentation.from_policy(self.augmentation, 32)  # raises ValueError naming an unknown op
-        kind, _, value = self.defense.partition(":")
-        if self.defense != "none":
-            try:
-                amount = float(value)
-            except ValueError:
-                amount = -1.0
-            if (
-                kind not in ("prune", "noise")
-                or not math.isfinite(amount)
-                or amount < 0
-                or (kind == "prune" and amount > 100)
-            ):
-                raise InvalidInputError(
-                    f"defense {self.defense!r}: use none, prune:<percent 0-100> or noise:<sigma >= 0>."
-                )
+        if isinstance(self.defense, Defense):
+            object.__setattr__(self, "defense", str(self.defense))
+        Defense.parse(self.defense)  # raises InvalidInputError naming the accepted forms
         if self.epochs < 0 or self.width < 0 or self.train_images < 1:
             raise InvalidInputError(f"invalid victim settings: {self}.")
+
+    @property
+    def defense_setting(self) -> Defense:
+        """``defense`` as a ``Defense`` (read by ``Defense.parse``)."""
+        return Defense.parse(self.defense)
+
+    @classmethod
+    def parse(cls, text: str, *, seed: int = 0, train_images: int = 20000) -> VictimSpec:
+        """The victim written ``arch[-width]:epochs[:augmentation[:defense]]`` on the command line (``=`` stands
+        for the ``:`` inside a setting: ``policy=rotate+contrast``, ``prune=70``); the one parser of that form.
+
+        Examples:
+            >>> spec = VictimSpec.parse("resnet20-4:3:crop_flip:prune=70")
+            >>> (spec.arch, spec.width, spec.epochs, spec.augmentation, spec.defense)
+            ('resnet20', 4, 3, 'crop_flip', 'prune:70')
+            >>> VictimSpec.parse("lenet_sigmoid")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            semsim_metric.errors.InvalidInputError: victim 'lenet_sigmoid': write arch[-width]:epochs[:augmentation...
+
+        Raises:
+            InvalidInputError: (a ``ValueError``) not two to four ``:``-separated fields, an epoch count or width
+                that is not a whole number, or a setting ``VictimSpec`` refuses.
+        """
+        form = (
+            "write arch[-width]:epochs[:augmentation[:defense]], e.g. lenet_sigmoid:4 or "
+            "resnet20-4:3:crop_flip:prune=70"
+        )
+        parts = text.split(":")
+        if not 2 <= len(parts) <= 4:
+            raise InvalidInputError(f"victim {text!r}: {form}.")
+        arch, _, width = parts[0].partition("-")
+        try:
+            epochs, width_n = int(parts[1]), int(width or 0)
+        except ValueError:
+            raise InvalidInputError(
+                f"victim {text!r}: the epochs and the width must be whole numbers; {form}."
+            ) from None
+        return cls(
+            arch=arch,  # type: ignore[arg-type]
+            epochs=epochs,
+            augmentation=(parts[2] if len(parts) > 2 else "none").replace("=", ":"),
+            defense=(parts[3] if len(parts) > 3 else "none").replace("=", ":"),
+            width=width_n,
+            seed=seed,
+            train_images=train_images,
+        )
 
     @property
     def name(self) -> str:
@@ -157,23 +272,20 @@ def build_victim(spec: VictimSpec, channels: int, num_classes: int, size: int) -
 
 
 # --------------------------------------------------------------------------------------- training
-def _defend(model: nn.Module, defense: str, gen: torch.Generator) -> None:
-    if defense == "none":
+def _defend(model: nn.Module, defense: Defense, gen: torch.Generator) -> None:
+    if defense.kind == "none":
         return
-    kind, _, value = defense.partition(":")
     for p in model.parameters():
         if p.grad is None:
             continue
-        if kind == "prune":
-            share = float(value) / 100
+        if defense.kind == "prune":
+            share = defense.amount / 100
             k = int(p.grad.numel() * share)
             if k > 0:
                 threshold = p.grad.abs().flatten().kthvalue(k).values
                 p.grad[p.grad.abs() <= threshold] = 0
-        elif kind == "noise":
-            p.grad += torch.randn(p.grad.shape, generator=gen) * float(value)
         else:
-            raise InvalidInputError(f"unknown defense {defense!r}; use prune:<percent> or noise:<sigma>.")
+            p.grad += torch.randn(p.grad.shape, generator=gen) * defense.amount
 
 
 def evaluate_accuracy(model: nn.Module, test: ImageSource, batch_size: int = 1000) -> float:
@@ -196,6 +308,7 @@ def train_victim(
     n = min(spec.train_images, len(train))
     opt = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
     augmentation = Augmentation.from_policy(spec.augmentation, h)
+    defense = spec.defense_setting
     steps = 0
     per_epoch = -(-n // spec.batch_size)
     # one step per batch: a bar in a terminal, in a piped log a line every few seconds with the time left
@@ -209,7 +322,7 @@ def train_victim(
                 loss = F.cross_entropy(model(x), train.labels[idx])
                 opt.zero_grad()
                 loss.backward()
-                _defend(model, spec.defense, gen)
+                _defend(model, defense, gen)
                 opt.step()
                 steps += 1
                 bar.update()
