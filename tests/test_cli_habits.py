@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import logging
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -469,3 +470,62 @@ def test_generate_refuses_a_foreign_folder_before_reading_the_source(tmp_path, m
     assert main(["generate", "--out", str(out), "--num-originals", "1"]) == 2
     assert "was not written by `semsim generate`" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "keep"
+
+
+def test_piped_output_has_no_progress_bar_noise_and_steps_are_logged(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    manifest = tmp_path / "m.csv"
+    from PIL import Image
+
+    for name in ("o", "r"):
+        Image.new("L", (8, 8), 40 if name == "o" else 60).save(tmp_path / f"{name}.png")
+    manifest.write_text("original,reconstruction,recognized\no.png,r.png,true\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "semsim_metric.cli"]
+    out = subprocess.run(
+        cmd
+        + [
+            "convert",
+            "manifest",
+            str(manifest),
+            "--out",
+            str(tmp_path / "ds"),
+            "--annotator-kind",
+            "human",
+            "--fractions",
+            "1,0,0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr  # stderr is a pipe: no bars
+    assert "semsim: writing" in out.stderr  # the step is logged instead
+    quiet = subprocess.run(
+        cmd
+        + [
+            "-q",
+            "convert",
+            "manifest",
+            str(manifest),
+            "--out",
+            str(tmp_path / "ds"),
+            "--annotator-kind",
+            "human",
+            "--fractions",
+            "1,0,0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
+    assert quiet.returncode == 0 and "semsim: writing" not in quiet.stderr

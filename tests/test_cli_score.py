@@ -97,3 +97,23 @@ def test_pair_folders_reports_originals_without_reconstruction(folders):
     _png(folders[0] / "lonely.png", 9)
     result = pair_folders(*folders)
     assert [p.name for p in result.unmatched_originals] == ["lonely.png"]
+
+
+def test_score_can_skip_unpaired_files_and_says_where_the_csv_went(
+    score_folders, tmp_path, tiny_model_dir, capsys
+):
+    import shutil
+
+    from semsim_metric.cli import main
+
+    o, r = score_folders
+    shutil.move(r / "b.png", r / "lonely.png")  # b.png has no reconstruction now, lonely.png no original
+    args = ["score", str(o), str(r), "--model", str(tiny_model_dir), "--quiet"]
+    assert main(args) == 2
+    assert "--skip-unpaired" in capsys.readouterr().err
+    out = tmp_path / "s.csv"
+    assert main(args + ["--skip-unpaired", "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "lonely.png" in captured.err and f"scores written to {out}" in captured.err
+    assert len(out.read_text().splitlines()) == 2
+    assert "p_recognised > 0.5" in captured.out  # the distance that means "leaked" under the calibration

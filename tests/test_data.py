@@ -392,3 +392,40 @@ def test_every_file_of_the_training_layout_is_accounted_for(official_training):
     assert {"3/3_72_rec_4_6", "3/3_72_rec_5_8"} <= {r["reconstruction_id"] for r in rows}
     ignored = {i["item"]: i["reason"] for i in report.ignored}
     assert set(ignored) == {"-3/3_72_ori.png", "3/deeper/3_72_rec_6_9.png", "README.txt"}
+
+
+@pytest.mark.parametrize("layout", ["official-labels", "official-training"])
+def test_convert_says_a_missing_path_does_not_exist(tmp_path, capsys, layout):
+    from semsim_metric.cli import main
+
+    assert main(["convert", layout, str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "layout" not in err.split("does not exist")[0]
+
+
+def test_convert_warns_when_a_split_ends_up_empty(tmp_path, capsys):
+    from PIL import Image
+
+    from semsim_metric.cli import main
+
+    lines = ["original,reconstruction,recognized"]
+    for i in range(3):
+        Image.new("L", (8, 8), 10 * i).save(tmp_path / f"o{i}.png")
+        Image.new("L", (8, 8), 10 * i + 5).save(tmp_path / f"r{i}.png")
+        lines.append(f"o{i}.png,r{i}.png,{'true' if i % 2 else 'false'}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    assert (
+        main(
+            [
+                "convert",
+                "manifest",
+                str(tmp_path / "m.csv"),
+                "--out",
+                str(tmp_path / "ds"),
+                "--annotator-kind",
+                "human",
+            ]
+        )
+        == 0
+    )
+    assert "split(s) empty" in capsys.readouterr().err

@@ -68,3 +68,20 @@ def test_warnings_as_errors_would_catch_the_old_quickstart():
     )
     out = _run(old, warnings_as_errors=True)
     assert out.returncode != 0 and "Warning" in out.stderr
+
+
+def test_docstrings_render_on_the_api_page():
+    """mkdocstrings renders an ``Examples:`` section as code but ``Example:`` as nested blockquotes, and shows
+    Sphinx roles (``:class:`...```) raw: neither may appear in the package's docstrings."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "semsim_metric"
+    offenders = []
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        if re.search(r"(?m)^\s*Example:\s*$", text) or re.search(
+            r":(class|func|meth|mod|data|attr|exc):`", text
+        ):
+            offenders.append(path.name)
+    assert not offenders

@@ -258,3 +258,60 @@ def test_heldout_cli_trains_and_reports(tmp_path):
     assert again["semsim_auc"] == pytest.approx(summary[0]["semsim_auc"], abs=1e-12)
     assert again["ssim_auc"] == pytest.approx(summary[0]["ssim_auc"], abs=1e-12)
     assert "AUC target met" in (out / "report.md").read_text()
+
+
+def test_evaluate_table_reports_a_missing_file_without_a_traceback(tmp_path, capsys):
+    from semsim_metric.cli import main
+
+    assert main(["evaluate", "--table", str(tmp_path / "missing.csv"), "--metric", "psnr:higher"]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+def test_evaluate_table_names_a_missing_label_column(tmp_path, capsys):
+    from semsim_metric.cli import main
+
+    table = tmp_path / "t.csv"
+    table.write_text("psnr,victim\n1,a\n2,b\n")
+    assert (
+        main(["evaluate", "--table", str(table), "--metric", "psnr:higher", "--label", "n_correct>=3"]) == 2
+    )
+    assert "no column 'n_correct'" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_originals_the_model_was_trained_on(tmp_path, tiny_model_dir, capsys):
+    import json
+    import shutil
+
+    from semsim_metric.cli import main
+    from semsim_metric.data.loading import load_folder_or_hub, undecoded
+    from semsim_metric.domain import image_fingerprint
+    from semsim_metric.image_io import decode_image
+    from tests.helpers import DEFAULT_DATASET
+
+    test = load_folder_or_hub(str(DEFAULT_DATASET), split="test").select(range(12))
+    ds = tmp_path / "ds"
+    test.to_parquet(str(ds / "data" / "test-00000-of-00001.parquet"))
+    raw = undecoded(test)
+    seen_ids = sorted(set(raw["original_id"]))[:2]
+    fingerprints = sorted(
+        {image_fingerprint(decode_image(r["original"])) for r in raw if r["original_id"] in seen_ids}
+    )
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["training_domain"] = {
+        "description": "test",
+        "n": 2,
+        "channels": [1],
+        "image_sizes": [[28, 28]],
+        "original_fingerprints": fingerprints,
+    }
+    (model / "config.json").write_text(json.dumps(cfg))
+    args = ["evaluate", str(ds), "--model", str(model), "--baselines", "SSIM", "--bootstrap", "5"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    n_total = len(set(raw["original_id"]))
+    assert f"2 of {n_total} originals were training data" in err and "--allow-seen" in err
+    assert main(args + ["--allow-seen", "--out", str(tmp_path / "rep")]) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())[0]
+    assert any("in-sample" in k for k in report["notes"])

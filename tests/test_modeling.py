@@ -1,6 +1,8 @@
 """SemSimConfig / SemSimModel: embeddings, distances, the training loss, transformers integration, strict I/O."""
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -195,3 +197,11 @@ def test_embed_pair_and_distance_are_the_modules_functions_bit_for_bit(random_mo
         assert torch.equal(ex, mx) and torch.equal(ey, my)
         assert torch.equal(random_model.distance(x, y), embedding_distance(ex, ey))
         assert torch.equal(embedding_distance(ex, ey), torch.linalg.vector_norm(ex - ey, ord=2, dim=1))
+
+
+def test_saved_weights_are_readable_like_the_config(tmp_path):
+    from semsim_metric import SemSimConfig, SemSimModel
+
+    SemSimModel(SemSimConfig(base_width=2)).save_pretrained(tmp_path)
+    modes = {p.name: stat.S_IMODE(os.stat(p).st_mode) for p in tmp_path.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"]

@@ -179,3 +179,45 @@ def test_semantic_recipe_stages():
     assert r.vote_tuning.epochs > 0 and r.triplets.epochs == 0 and r.embedding == "spatial"
     assert r.stages == ("classes", "votes") and RECIPES["paper"].stages == ("triplets",)
     assert r.pretrain.seed == r.vote_tuning.seed == r.seed  # the recipe's seed is every stage's
+
+
+def test_train_without_a_recipe_says_what_runs_and_fits_the_device(monkeypatch, capsys):
+    import torch
+
+    from semsim_metric.cli import main
+    from semsim_metric.errors import InvalidInputError
+    from semsim_metric.training import recipes
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    seen = {}
+
+    def fake_train(dataset, output, *, recipe, **kwargs):
+        seen["recipe"] = recipe
+        raise InvalidInputError("stop here")  # a user error: reported, exit 2
+
+    monkeypatch.setattr("semsim_metric.training.run.train", fake_train)
+    assert main(["train", "--dataset", "x", "--output", "y"]) == 2
+    err = capsys.readouterr().err
+    assert seen["recipe"] == recipes.DEFAULT_MODEL_RECIPE
+    assert f"recipe {recipes.DEFAULT_MODEL_RECIPE} (default for this device) on cpu" in err
+    assert main(["train", "--dataset", "x", "--output", "y", "--recipe", "paper"]) == 2
+    assert "take hours on a CPU" in capsys.readouterr().err
+
+
+def test_a_tiny_validation_split_gets_no_calibration_and_a_warning(tmp_path):
+    from semsim_metric.data.hub_folder import DatasetCard, write_dataset_folder
+    from semsim_metric.data.loading import load_folder_or_hub, undecoded
+    from semsim_metric.models import SemSimModel
+    from semsim_metric.training.run import TinyDatasetWarning, TrainOptions, train
+    from tests.helpers import DEFAULT_DATASET
+
+    dsd = undecoded(load_folder_or_hub(str(DEFAULT_DATASET)))
+    splits = {
+        "train": list(dsd["train"].select(range(48))),
+        "validation": list(dsd["validation"].select(range(6))),
+        "test": list(dsd["test"].select(range(6))),
+    }
+    folder = write_dataset_folder(splits, tmp_path / "ds", DatasetCard(title="tiny", summary="tiny"))
+    with pytest.warns(TinyDatasetWarning, match="no calibration fitted"):
+        train(folder, tmp_path / "m", recipe="quick", epochs=1, options=TrainOptions(write_card=False))
+    assert SemSimModel.from_pretrained(tmp_path / "m").config.calibration is None
