@@ -158,3 +158,64 @@ def test_a_generation_plan_takes_victim_specs_or_their_strings():
         GenerationPlan(victims=["conv_relu"])  # type: ignore[list-item]
     with pytest.raises(InvalidInputTypeError, match="give a VictimSpec"):
         GenerationPlan(victims=[("conv_relu", 2)])  # type: ignore[list-item]
+
+
+# ------------------------------------------------------------------------ metric columns, label rule, named models
+def test_metric_columns_are_typed_and_parsed_once():
+    from semsim_metric.evaluation import MetricSpec
+
+    assert MetricSpec.parse("psnr:higher") == MetricSpec.for_column("psnr", "higher")
+    assert MetricSpec.parse("a:b:lower") == MetricSpec("a:b", None, False)
+    for bad in ["psnr", "psnr:up", ":higher"]:
+        with pytest.raises(InvalidInputError, match="write COLUMN:higher or COLUMN:lower"):
+            MetricSpec.parse(bad)
+    with pytest.raises(InvalidInputError, match="'higher' or 'lower'"):
+        MetricSpec.for_column("psnr", "up")  # type: ignore[arg-type]
+
+
+def test_the_label_rule_is_typed_and_parsed_once():
+    from semsim_metric.evaluation import LabelRule
+
+    rows = [{"n": "3", "ok": "yes"}, {"n": "2", "ok": "0"}]
+    assert LabelRule.parse("n>=3") == LabelRule("n", 3.0)
+    assert LabelRule.parse("n>=3").labels(rows).tolist() == [True, False]
+    assert LabelRule.parse("ok").labels(rows).tolist() == [True, False]
+    for bad in ["n>3", "n<=3", ">=3", "n>=", "n>=three", "n>=inf", "n==3"]:
+        with pytest.raises(InvalidInputError, match="write COLUMN>=K"):
+            LabelRule.parse(bad)
+    with pytest.raises(InvalidInputError, match="no column 'x'"):
+        LabelRule("x", 1).labels(rows)
+    with pytest.raises(InvalidInputError, match="not a number"):
+        LabelRule("ok", 1).labels(rows)
+    with pytest.raises(InvalidInputError, match="finite threshold"):
+        LabelRule("n", float("nan"))
+
+
+def test_named_models_are_parsed_once():
+    from semsim_metric.evaluation import parse_named_models
+
+    assert parse_named_models(["runs/a"]) == {"SemSim": "runs/a"}
+    assert parse_named_models(["x=runs/a", "runs/b"]) == {"x": "runs/a", "SemSim[b]": "runs/b"}
+    with pytest.raises(InvalidInputError, match="write PATH or NAME=PATH"):
+        parse_named_models(["x="])
+    with pytest.raises(InvalidInputError, match="two models are named 'SemSim\\[a\\]'"):
+        parse_named_models(["one/a", "two/a"])
+
+
+def test_cli_table_reports_a_malformed_metric_or_label(tmp_path, capsys):
+    from semsim_metric.cli import main
+
+    table = str(_table(tmp_path))
+    assert main(["evaluate", "--table", table, "--metric", "psnr"]) == 2
+    assert "write COLUMN:higher or COLUMN:lower" in capsys.readouterr().err
+    assert main(["evaluate", "--table", table, "--metric", "psnr:higher", "--label", "n_correct>3"]) == 2
+    assert "write COLUMN>=K" in capsys.readouterr().err
+    argv = ["evaluate", "--table", table, "--metric", "psnr:higher", "--label", "ok", "--bootstrap", "0"]
+    assert main(argv) == 0
+
+
+def test_cli_refuses_a_model_without_a_path(tmp_path, capsys):
+    from semsim_metric.cli import main
+
+    assert main(["evaluate", str(tmp_path), "--model", "base="]) == 2
+    assert "write PATH or NAME=PATH" in capsys.readouterr().err

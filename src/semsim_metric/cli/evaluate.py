@@ -157,12 +157,17 @@ def _group_by(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _model_specs(specs: list[str] | None) -> dict[str, str | None]:
-    """display name -> folder or Hub id (``None``: the bundled default) of each ``--model``."""
-    out: dict[str, str | None] = {}
-    for spec in specs or [None]:
-        name, _, path = (spec or "").rpartition("=") if spec and "=" in spec else ("", "", spec)
-        out[name or ("SemSim" if len(specs or [None]) == 1 else f"SemSim[{Path(str(path)).name}]")] = path
-    return out
+    """display name -> folder or Hub id (``None``: the bundled default) of each ``--model`` (``NAME=PATH``).
+
+    Raises:
+        CLIError: an empty path or a name given twice.
+    """
+    from ..evaluation.protocol import parse_named_models
+
+    try:
+        return parse_named_models(specs)
+    except ValueError as err:
+        raise CLIError(f"--model: {err}") from err
 
 
 def _model_configs(paths: dict[str, str | None]) -> dict[str, Any]:
@@ -191,6 +196,7 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     from ..evaluation.baselines import BASELINES
 
     group_by = _group_by(args)
+    paths = _model_specs(args.model)
     baselines = args.baselines.split(",") if args.baselines else None
     if baselines:
         unknown = [b for b in baselines if b not in BASELINES]
@@ -205,7 +211,6 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     missing = [s for s in splits if s not in dsd]
     if missing:
         raise CLIError(f"split(s) {missing} not in the dataset (it has {list(dsd)}).")
-    paths = _model_specs(args.model)
     # the refusal of originals a model was trained on needs only the configs: every split is checked before any
     # model's weights are loaded and before anything is scored
     configs = _model_configs(paths)
@@ -283,10 +288,16 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
     import numpy as np
 
     from ..evaluation.baselines import MetricSpec
-    from ..evaluation.protocol import evaluate_table, group_keys
+    from ..evaluation.protocol import LabelRule, evaluate_table, group_keys
 
     if not args.metric:
         raise CLIError("--table needs at least one --metric COLUMN:higher|lower.")
+    try:
+        metrics = [MetricSpec.parse(m) for m in args.metric]
+        rule = LabelRule.parse(args.label)
+    except ValueError as err:
+        raise CLIError(f"--metric/--label: {err}") from err
+    group_by = _group_by(args)
     try:
         with args.table.open(newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
@@ -297,32 +308,25 @@ def _evaluate_csv(args: argparse.Namespace) -> Any:
     if not rows:
         raise CLIError(f"{args.table} has no rows.")
     specs, values = {}, {}
-    for m in args.metric:
-        col, _, direction = m.partition(":")
-        if direction not in ("higher", "lower") or col not in rows[0]:
+    for spec in metrics:
+        if spec.name not in rows[0]:
             raise CLIError(
-                f"--metric {m!r}: expected COLUMN:higher|lower with a column of {args.table.name}."
+                f"--metric {spec.name!r}: no such column in {args.table.name} (it has {', '.join(rows[0])})."
             )
-        specs[col] = MetricSpec(col, None, direction == "higher")
+        specs[spec.name] = spec
         try:
-            values[col] = np.array([float(r[col]) for r in rows])
+            values[spec.name] = np.array([float(r[spec.name]) for r in rows])
         except (TypeError, ValueError) as err:
-            raise CLIError(f"--metric {col}: every value must be a number ({err}).") from err
-    label_col = args.label.partition(">=")[0]
-    if label_col not in rows[0]:
+            raise CLIError(f"--metric {spec.name}: every value must be a number ({err}).") from err
+    if rule.column not in rows[0]:
         raise CLIError(
-            f"--label {args.label!r}: no column {label_col!r} in {args.table.name} "
+            f"--label {args.label!r}: no column {rule.column!r} in {args.table.name} "
             f"(it has {', '.join(rows[0])})."
         )
     try:
-        if ">=" in args.label:
-            col, _, k = args.label.partition(">=")
-            y = np.array([float(r[col]) >= float(k) for r in rows])
-        else:
-            y = np.array([r[args.label].strip().lower() in ("1", "true", "yes") for r in rows])
-    except (TypeError, ValueError) as err:
+        y = rule.labels(rows)
+    except ValueError as err:
         raise CLIError(f"--label {args.label!r}: {err}") from err
-    group_by = _group_by(args)
     missing = [c for c in group_by if c not in rows[0]]
     if missing:
         raise CLIError(f"--group-by column(s) {missing} not in {args.table.name}.")

@@ -11,23 +11,28 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import MissingFileError, UnsafeFileError
+from ..errors import InvalidInputError, MissingFileError, UnsafeFileError
 
 __all__ = [
     "BASELINES",
     "SEMSIM_SPEC",
     "MetricSpec",
+    "Orientation",
     "leakage_score",
     "load_cached_weights",
     "metric_spec",
     "weights_available",
 ]
+
+
+#: which values of a metric mean more leakage: higher ones (similarities) or lower ones (distances)
+Orientation = Literal["higher", "lower"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,48 @@ class MetricSpec:
     higher_means_more_leakage: bool
     min_size: int = 1
     needs_weights: tuple[str, ...] = ()
+
+    @classmethod
+    def for_column(cls, column: str, orientation: Orientation) -> MetricSpec:
+        """A metric read from a table column, whose ``orientation`` says which values mean more leakage.
+
+        Examples:
+            >>> MetricSpec.for_column("mse", "lower").higher_means_more_leakage
+            False
+
+        Raises:
+            InvalidInputError: (a ``ValueError``) an empty column name, or an orientation other than ``"higher"``
+                or ``"lower"``.
+        """
+        if not column or orientation not in get_args(Orientation):
+            raise InvalidInputError(
+                f"metric column {column!r} oriented {orientation!r}: give a column name and 'higher' or "
+                "'lower' (which values mean more leakage)."
+            )
+        return cls(column, None, orientation == "higher")
+
+    @classmethod
+    def parse(cls, text: str) -> MetricSpec:
+        """The table metric written ``COLUMN:higher`` or ``COLUMN:lower`` (``semsim evaluate --metric``); the one
+        parser of that form.
+
+        Examples:
+            >>> MetricSpec.parse("psnr:higher")
+            MetricSpec(name='psnr', fn=None, higher_means_more_leakage=True, min_size=1, needs_weights=())
+            >>> MetricSpec.parse("psnr")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            semsim_metric.errors.InvalidInputError: metric 'psnr': write COLUMN:higher or COLUMN:lower ...
+
+        Raises:
+            InvalidInputError: (a ``ValueError``) no ``:``, an empty column or another orientation.
+        """
+        column, _, orientation = text.rpartition(":")
+        if not column or orientation not in get_args(Orientation):
+            raise InvalidInputError(
+                f"metric {text!r}: write COLUMN:higher or COLUMN:lower (higher/lower values mean more leakage)."
+            )
+        return cls.for_column(column, orientation)  # type: ignore[arg-type]
 
     def orient(self, values: np.ndarray) -> np.ndarray:
         """Leakage-oriented values (higher = more leakage)."""

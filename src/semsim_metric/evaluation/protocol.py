@@ -14,7 +14,9 @@ present in a table (``evaluate_table``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ from .statistics import contradiction_rate, image_level, model_level
 
 __all__ = [
     "DEFAULT_GROUP_BY",
+    "LabelRule",
     "compare_on_split",
     "evaluate_dataset",
     "evaluate_table",
@@ -36,6 +39,7 @@ __all__ = [
     "group_keys",
     "pair_metric_values",
     "parse_group_by",
+    "parse_named_models",
 ]
 
 #: the columns that define a victim setting for the model-level protocol unless told otherwise
@@ -66,6 +70,120 @@ def parse_group_by(text: str) -> tuple[str, ...]:
             "e.g. 'victim,attack'."
         )
     return cols
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """Which rows of a table count as recognised: those whose ``column`` is at least ``min_votes``, or, with
+    ``min_votes=None``, those whose ``column`` holds a true value (``1``, ``true``, ``yes``).
+
+    Examples:
+        >>> LabelRule("n_correct", 3).labels([{"n_correct": "4"}, {"n_correct": "2"}]).tolist()
+        [True, False]
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) an empty column name or a threshold that is not a finite number.
+    """
+
+    column: str
+    min_votes: float | None = None
+
+    def __post_init__(self) -> None:
+        threshold = self.min_votes
+        if not self.column or (
+            threshold is not None
+            and (
+                isinstance(threshold, bool)
+                or not isinstance(threshold, int | float)
+                or not np.isfinite(threshold)
+            )
+        ):
+            raise InvalidInputError(
+                f"label rule ({self.column!r}, {threshold!r}): give a column name and a finite threshold "
+                "(or None for a boolean column)."
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> LabelRule:
+        """The rule written ``COLUMN>=K`` or ``COLUMN`` (a boolean column; ``semsim evaluate --label``); the one
+        parser of that form.
+
+        Examples:
+            >>> LabelRule.parse("n_correct>=3")
+            LabelRule(column='n_correct', min_votes=3.0)
+            >>> LabelRule.parse("recognized")
+            LabelRule(column='recognized', min_votes=None)
+            >>> LabelRule.parse("n_correct>3")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            semsim_metric.errors.InvalidInputError: label rule 'n_correct>3': write COLUMN>=K ...
+
+        Raises:
+            InvalidInputError: (a ``ValueError``) another comparison, an empty column or a ``K`` that is not a
+                finite number.
+        """
+        column, sep, k = text.partition(">=")
+        message = f"label rule {text!r}: write COLUMN>=K (e.g. n_correct>=3) or the name of a boolean column."
+        if not column.strip() or any(c in column + k for c in "<>=!") or (sep and not k.strip()):
+            raise InvalidInputError(message)
+        try:
+            return cls(column.strip(), float(k) if sep else None)
+        except ValueError:
+            raise InvalidInputError(message) from None
+
+    def labels(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Recognised or not, per row of a table (rows as read by ``csv.DictReader``).
+
+        Raises:
+            InvalidInputError: (a ``ValueError``) a row without the column, or a value that is not a number.
+        """
+        try:
+            if self.min_votes is None:
+                return np.array([str(r[self.column]).strip().lower() in ("1", "true", "yes") for r in rows])
+            return np.array([float(r[self.column]) >= self.min_votes for r in rows], dtype=bool)
+        except KeyError:
+            raise InvalidInputError(f"label rule: no column {self.column!r} in the table.") from None
+        except (TypeError, ValueError) as err:
+            raise InvalidInputError(
+                f"label rule: column {self.column!r} holds a value that is not a number ({err})."
+            ) from None
+
+
+def parse_named_models(specs: Sequence[str] | None) -> dict[str, str | None]:
+    """The models named ``PATH`` or ``NAME=PATH`` (``semsim evaluate --model``), as display name -> folder or Hub
+    id (``None``: the bundled default model, when ``specs`` is empty); the one parser of that form. An unnamed
+    model is called ``SemSim`` when it is the only one, else ``SemSim[<folder name>]``.
+
+    Examples:
+        >>> parse_named_models(["base=runs/a", "runs/b"])
+        {'base': 'runs/a', 'SemSim[b]': 'runs/b'}
+        >>> parse_named_models(None)
+        {'SemSim': None}
+        >>> parse_named_models(["base="])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        semsim_metric.errors.InvalidInputError: model 'base=': write PATH or NAME=PATH ...
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) an empty path, or two models with the same name.
+    """
+    if not specs:
+        return {"SemSim": None}
+    out: dict[str, str | None] = {}
+    for spec in specs:
+        name, _, path = spec.rpartition("=")
+        if not path:
+            raise InvalidInputError(
+                f"model {spec!r}: write PATH or NAME=PATH (a model folder or Hub id, optionally with the name "
+                "the report gives it)."
+            )
+        name = name or ("SemSim" if len(specs) == 1 else f"SemSim[{Path(path).name}]")
+        if name in out:
+            raise InvalidInputError(
+                f"two models are named {name!r}; name them apart with NAME=PATH (e.g. --model a={path})."
+            )
+        out[name] = path
+    return out
 
 
 def group_columns(group_by: str | Sequence[str]) -> tuple[str, ...]:
