@@ -117,3 +117,71 @@ def test_score_can_skip_unpaired_files_and_says_where_the_csv_went(
     assert "lonely.png" in captured.err and f"scores written to {out}" in captured.err
     assert len(out.read_text().splitlines()) == 2
     assert "p_recognised > 0.5" in captured.out  # the distance that means "leaked" under the calibration
+
+
+def test_a_decompression_bomb_is_reported_per_file_and_the_rest_scored(
+    score_folders, tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    from PIL import Image
+
+    from semsim_metric.cli import main
+
+    o, r = score_folders
+    Image.new("L", (64, 64)).save(o / "c.png")
+    Image.new("L", (64, 64)).save(r / "c.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 > 2 x 1000 pixels: a "bomb" here
+    out = tmp_path / "scores.csv"
+    assert (
+        main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(out), "--quiet"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "c.png" in err and "1 pair(s) could not be scored" in err
+    assert len(out.read_text().splitlines()) == 3  # header + the two readable pairs
+
+
+def test_an_unwritable_output_fails_before_any_scoring(
+    score_folders, tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    import semsim_metric.functional as functional
+    from semsim_metric.cli import main
+
+    o, r = score_folders
+    calls = []
+    monkeypatch.setattr(functional, "_semsim_update", lambda *a, **k: calls.append(1))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert (
+        main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(blocker / "s.csv")])
+        == 2
+    )
+    assert "cannot be written" in capsys.readouterr().err and not calls
+
+
+def test_score_never_replaces_a_file_it_did_not_write(score_folders, tiny_model_dir, tmp_path, capsys):
+    from semsim_metric.cli import main
+
+    o, r = score_folders
+    precious = tmp_path / "notes.csv"
+    precious.write_text("my,own,data\n")
+    assert main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious)]) == 2
+    assert precious.read_text() == "my,own,data\n"
+    assert (
+        main(
+            [
+                "score",
+                str(o),
+                str(r),
+                "--model",
+                str(tiny_model_dir),
+                "--output",
+                str(precious),
+                "--overwrite",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious), "--quiet"])
+        == 0
+    )

@@ -273,3 +273,29 @@ def test_a_label_folder_reached_through_a_link_is_not_read(tmp_path):
     assert not rows and "missing label file 3_72_gt.txt" in report.problems[0]["reason"]
     assert "outside the input folder" in {i["item"]: i["reason"] for i in report.ignored}["label"]
     _adds_up(report, root)
+
+
+def test_manifest_rows_pointing_outside_its_folder_are_refused(tmp_path):
+    from PIL import Image
+
+    from semsim_metric.data import convert_manifest
+
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    Image.new("L", (8, 8)).save(outside / "o.png")
+    inside = tmp_path / "ds"
+    inside.mkdir()
+    for name in ("o", "r1", "r2", "r3"):
+        Image.new("L", (8, 8)).save(inside / f"{name}.png")
+    manifest = inside / "m.csv"
+    manifest.write_text(
+        "original,reconstruction,recognized\n"
+        f"{outside / 'o.png'},r1.png,true\n"
+        "../secret/o.png,r2.png,true\n"
+        "o.png,r3.png,true\n"
+    )
+    rows, report = convert_manifest(manifest, annotator_kind="human")
+    assert len(rows) == 1 and report.skipped == 2
+    assert all("outside the manifest's folder" in p["reason"] for p in report.problems)
+    rows, _ = convert_manifest(manifest, annotator_kind="human", allow_outside_paths=True)
+    assert len(rows) == 3

@@ -387,3 +387,20 @@ def test_victims_never_train_on_an_attacked_original_even_when_train_holds_a_cop
         json.loads((out / "victims" / f"{plan.victims[0].name}.json").read_text())["excluded_as_originals"]
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "conv_relu:4:none:noise=nan",
+        "conv_relu:4:none:noise=inf",
+        "conv_relu:4:bogus",
+        "conv_relu:4:none:prune=101",
+        "conv_relu:4:none:blur=1",
+    ],
+)
+def test_bogus_victim_specs_are_refused(spec):
+    from semsim_metric.generate.pipeline import parse_victim_spec
+
+    with pytest.raises(ValueError):
+        parse_victim_spec(spec)

@@ -368,3 +368,11 @@ def test_run_heldout_reports_domains_calibration_and_reproduces_from_scores(
             "ece_target_met",
         ):
             assert mine[key] == pytest.approx(published[key], abs=1e-12, nan_ok=True), (mine["protocol"], key)
+
+
+def test_recipe_strings_never_reach_the_file_system_unslugged():
+    from semsim_metric.evaluation.heldout import run_folder_name
+
+    for recipe in ("../../etc", "/abs/path", "semantic:vote_anchor_weight=1", "a\\b"):
+        name = run_folder_name("unseen-originals", recipe)
+        assert "/" not in name and "\\" not in name and ".." not in name

@@ -184,3 +184,49 @@ def test_loss_reductions(tiny_model):
     loss = SemSimLoss(tiny_model)
     loss.train()
     assert not loss.model.training
+
+
+def test_compute_before_update_warns_and_gives_nan_for_the_mean(random_model):
+    with pytest.warns(UserWarning, match="no pairs to average"):
+        assert torch.isnan(SemSim(random_model).compute())  # as torchmetrics' means: no exception (issue 22)
+    assert float(SemSim(random_model, reduction="sum").compute()) == 0.0
+    assert SemSim(random_model, reduction="none").compute().numel() == 0
+
+
+def test_a_call_on_the_meta_device_leaves_the_cached_default_model_alone():
+    x = torch.rand(1, 3, 8, 8)
+    before = float(semsim(x, torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))))
+    meta = torch.empty(1, 3, 8, 8, device="meta")
+    with pytest.raises(ValueError, match="meta"):
+        semsim(meta, meta, validate_args=False)
+    from semsim_metric.functional import get_model
+
+    assert next(get_model(None).parameters()).device.type == "cpu"
+    assert float(semsim(x, torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)))) == before
+    SemSim()  # still builds
+
+
+def test_a_device_copy_is_used_instead_of_moving_the_shared_model():
+    from semsim_metric.functional import get_model
+
+    shared = get_model(None)
+    on_meta_guard = get_model(None, device="cpu")
+    assert on_meta_guard is shared
+    with pytest.raises(ValueError, match="meta"):
+        get_model(None, device="meta")
+    assert next(shared.parameters()).device.type == "cpu"
+
+
+def test_the_loss_honours_data_range_and_reduction(random_model):
+    from semsim_metric import SemSimLoss
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(3, 3, 16, 16, generator=g), torch.rand(3, 3, 16, 16, generator=g)
+    per_pair = semsim(x, y, model=random_model, reduction="none").detach()
+    torch.testing.assert_close(
+        SemSimLoss(random_model, data_range=255)(x * 255, y * 255).detach(), per_pair.mean()
+    )
+    torch.testing.assert_close(SemSimLoss(random_model, reduction="none")(x, y).detach(), per_pair)
+    torch.testing.assert_close(SemSimLoss(random_model, reduction="sum")(x, y).detach(), per_pair.sum())
+    loss = SemSimLoss(random_model).train()
+    assert not loss.model.training  # the network stays in eval mode

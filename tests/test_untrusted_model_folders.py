@@ -373,3 +373,87 @@ def test_hub_ids_still_reach_the_hub_and_hf_prefix_overrides_a_local_parent(
         ("runs/x", "config.json", False),
         ("runs/x", "model.safetensors", False),
     ]
+
+
+@pytest.fixture
+def model_copy(tmp_path, tiny_model_dir):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    return folder
+
+
+def _edit_config(folder, **changes):
+    cfg = json.loads((folder / "config.json").read_text())
+    for k, v in changes.items():
+        if v is KeyError:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+def _edit_weights(folder, fn):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
+    state[key] = fn(state[key])
+    save_file(state, str(folder / "model.safetensors"))
+    return key
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"image_size": 0}, "image_size"),
+        ({"image_size": "32"}, "image_size"),
+        ({"base_width": 3000}, "base_width"),
+        ({"base_width": True}, "base_width"),
+        ({"calibration": {"slope": -4.0}}, "intercept"),
+        ({"calibration": {"intercept": float("nan"), "slope": -1.0}}, "intercept"),
+        ({"image_std": [0.2, 0.2]}, "image_std"),
+        ({"image_mean": [0.1, 0.2, float("inf")]}, "image_mean"),
+        ({"training_domain": "fmnist"}, "training_domain"),
+    ],
+)
+def test_malformed_config_fields_are_refused_at_load_naming_file_and_field(model_copy, changes, field):
+    _edit_config(model_copy, **changes)
+    with pytest.raises(InvalidModelError) as err:
+        SemSimModel.from_pretrained(model_copy)
+    assert "config.json" in str(err.value) and field in str(err.value)
+
+
+def test_an_oversized_config_is_refused_before_anything_is_allocated(model_copy, monkeypatch):
+    import semsim_metric.models.modeling_semsim as modeling
+
+    def never(*args, **kwargs):
+        raise AssertionError("the network was built from an oversized config")
+
+    monkeypatch.setattr(modeling, "build_backbone", never)  # refused from the config alone
+    _edit_config(model_copy, base_width=3000)
+    with pytest.raises(InvalidModelError, match="between 1 and 256"):
+        SemSimModel.from_pretrained(model_copy)
+
+
+def test_a_corrupt_config_json_names_the_file(model_copy):
+    (model_copy / "config.json").write_text("{not json")
+    with pytest.raises(InvalidModelError, match="config.json is not a readable JSON"):
+        SemSimModel.from_pretrained(model_copy)
+
+
+def test_nan_weights_are_refused(model_copy):
+    key = _edit_weights(model_copy, lambda t: t.clone().fill_(float("nan")))
+    with pytest.raises(InvalidModelError, match=f"{key}.*NaN"):
+        SemSimModel.from_pretrained(model_copy)
+
+
+def test_integer_weights_are_refused(model_copy):
+    key = _edit_weights(model_copy, lambda t: t.round().to(torch.int64))
+    with pytest.raises(InvalidModelError, match=f"{key} has dtype torch.int64"):
+        SemSimModel.from_pretrained(model_copy)
+
+
+def test_half_precision_weights_still_load(model_copy):
+    _edit_weights(model_copy, lambda t: t.half())
+    model = SemSimModel.from_pretrained(model_copy)
+    assert all(math.isfinite(float(p.abs().sum())) for p in model.parameters())
