@@ -81,7 +81,8 @@ def train_all(out: Path, recipe: str, heldout: Path) -> None:
     from semsim_metric.training.validation import pair_distances
 
     data = all_rows_dataset(out.parent / f"{out.name}-data")
-    options = TrainOptions(write_card=False, pretrain_cache=heldout / "pretrained")
+    # resumable: a stage OUT already finished (or checkpointed) is not trained again
+    options = TrainOptions(write_card=False, pretrain_cache=heldout / "pretrained", resume=True)
     result = train(data, out, recipe=recipe, options=options)
     # calibration: the same recipe trained without the unseen-originals test originals, on those originals
     selected = heldout / "models" / run_folder_name("unseen-originals", recipe)
