@@ -1,7 +1,13 @@
-"""Datasets: the schema, converters for the official layouts and manifests, bad input, splits, triplets."""
+"""Datasets: the schema, converters for the official layouts and manifests, bad input, splits, triplets,
+and the per-process copies of loaded dataset folders (removed on exit, issue 21)."""
 
 import csv
 import io
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -28,7 +34,7 @@ from semsim_metric.data.loading import load_folder_or_hub
 from semsim_metric.models import SemSimConfig
 from semsim_metric.training.stages.triplets import TripletCollator
 from tests.conftest import shared_file
-from tests.helpers import VICTIMS, png
+from tests.helpers import ROOT, VICTIMS, png
 
 
 @pytest.fixture
@@ -429,3 +435,88 @@ def test_convert_warns_when_a_split_ends_up_empty(tmp_path, capsys):
         == 0
     )
     assert "split(s) empty" in capsys.readouterr().err
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_dataset_copies_of_dead_processes_are_removed(tmp_path):
+    from semsim_metric.data.loading import _host, remove_stale_caches
+
+    dead = _dead_pid()
+    stale = [tmp_path / f"pid-{dead}", tmp_path / f"pid-{dead}@{_host()}"]
+    kept = [
+        tmp_path / f"pid-{os.getpid()}@{_host()}",  # alive (this process)
+        tmp_path / f"pid-{os.getppid()}",  # alive
+        tmp_path / f"pid-{dead}@another-machine",  # a shared cache: not this machine's to judge
+        tmp_path / "notes",
+    ]  # not a process copy
+    for folder in stale + kept:
+        (folder / "abc123").mkdir(parents=True)
+        (folder / "abc123" / "data.arrow").write_bytes(b"x" * 100)
+    assert sorted(remove_stale_caches(tmp_path)) == sorted(stale)
+    assert not any(p.exists() for p in stale)
+    assert all(p.is_dir() for p in kept)
+    assert remove_stale_caches(tmp_path / "absent") == []
+
+
+LOADER = """
+import sys, time
+from semsim_metric.data.loading import _process_cache, load_folder_or_hub
+ds = load_folder_or_hub(sys.argv[1], split="train")
+assert len(ds) == 3 and any(_process_cache().iterdir())
+print(_process_cache(), flush=True)
+if sys.argv[2] == "wait":
+    time.sleep(600)
+"""
+
+
+def _loader(tmp_path: Path, mode: str) -> subprocess.Popen:
+    data = tmp_path / "table"
+    data.mkdir(exist_ok=True)
+    (data / "train.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
+    env = {
+        **os.environ,
+        "HF_DATASETS_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": str(ROOT / "src"),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TQDM_DISABLE": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", LOADER, str(data), mode],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_process_removes_its_dataset_copy_on_exit_and_the_stale_ones_it_finds(tmp_path):
+    stale = tmp_path / "cache" / "semsim-local" / f"pid-{_dead_pid()}"
+    (stale / "abc123").mkdir(parents=True)
+    proc = _loader(tmp_path, "exit")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    own = Path(out.strip().splitlines()[-1])
+    assert own.parent == tmp_path / "cache" / "semsim-local"
+    assert not own.exists() and not stale.exists()
+
+
+def test_sigterm_removes_the_dataset_copy_and_still_terminates(tmp_path):
+    proc = _loader(tmp_path, "wait")
+    try:
+        own = Path(proc.stdout.readline().strip())  # type: ignore[union-attr]
+        assert own.is_dir(), proc.stderr.read()[-3000:]  # type: ignore[union-attr]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGTERM  # it died of the signal, as without the handler
+    assert not own.exists()
