@@ -348,3 +348,48 @@ def test_old_import_paths_of_errors_still_work():
     assert issubclass(errors.InvalidInputError, ValueError) and issubclass(
         errors.InvalidInputTypeError, TypeError
     )
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _test_modules_imported(source: str) -> list[str]:
+    """The test modules (``tests/test_*.py``) that ``source`` imports, at any depth, in any spelling."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            names = [f"{base}.{alias.name}" if node.module else base + alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.lstrip(".").split(".")
+            if parts[0] == "tests" and len(parts) > 1:  # tests is a package: tests.test_x
+                parts = parts[1:]
+            elif not (name.startswith(".") or parts[0].startswith("test_")):
+                continue  # another package's module
+            if parts[0].startswith("test_") and parts[0] not in found:
+                found.append(parts[0])
+    return found
+
+
+def test_the_test_import_check_sees_every_spelling():
+    code = (
+        "import tests.test_a\nfrom tests.test_b import X\nfrom tests import test_c\nfrom .test_d import Y\n"
+        "from . import test_e\nimport test_f\ndef f():\n    from tests.test_g import Z\n"
+        "from tests.helpers import ROOT, test_like_name\nfrom tests import conftest\nimport torch.testing\n"
+    )
+    assert _test_modules_imported(code) == [f"test_{c}" for c in "abcdefg"]
+
+
+def test_no_test_module_imports_another():
+    """Shared constants and helpers live in tests/helpers.py (or another module not named test_*), fixtures in
+    tests/conftest.py: a test module is never imported by another."""
+    offenders = {
+        path.name: imported
+        for path in sorted(TESTS.glob("test_*.py"))
+        if (imported := _test_modules_imported(path.read_text()))
+    }
+    assert offenders == {}
