@@ -90,9 +90,10 @@ def test_a_layout_weight_outside_zero_to_one_is_refused(weight):
         SemSimConfig(layout_weight=weight)
 
 
-def test_a_layout_larger_than_the_input_is_refused():
-    with pytest.raises(ValueError, match="layout_size must be between 1 and 32"):
-        SemSimConfig(layout_size=33)
+def test_a_layout_larger_than_the_input_is_refused_when_it_is_used():
+    with pytest.raises(ValueError, match="layout_size \\(33\\) must not exceed image_size \\(32\\)"):
+        SemSimConfig(layout_size=33, layout_weight=0.5)
+    assert SemSimConfig(image_size=8).layout_size == 16  # unused at weight 0: small inputs keep the default
 
 
 def test_the_layout_settings_survive_a_save_and_load(tmp_path):

@@ -338,7 +338,7 @@ class SemSimConfig(PretrainedConfig):
             ``[sqrt(1 - w) * network, sqrt(w) * layout]``, L2-normalised, so the squared distance is the
             ``w``-weighted mix of the network's and the layout's. 0 (the default) = the network alone. The layout has
             no weights; training learns the network alone and sets this at the end (``Recipe.layout_weight``).
-        layout_size: side of the layout thumbnail (at most ``image_size``; 16 by default).
+        layout_size: side of the layout thumbnail (16 by default; at most ``image_size`` when ``layout_weight > 0``).
 
     A config read from a model folder is untrusted, so every field is checked here, before anything is built:
     sizes are capped (``MAX_BASE_WIDTH``, ``MAX_IMAGE_SIZE``, ``num_labels <= MAX_NUM_LABELS``), and a
@@ -415,7 +415,12 @@ class SemSimConfig(PretrainedConfig):
         self.image_std = image_std
         self.calibration = calibration
         self.layout_weight = check_layout_weight(layout_weight)
-        self.layout_size = _int_field("layout_size", layout_size, 1, image_size)
+        self.layout_size = _int_field("layout_size", layout_size, 1, MAX_IMAGE_SIZE)
+        if self.layout_weight > 0 and self.layout_size > image_size:
+            raise InvalidInputError(
+                f"layout_size ({self.layout_size}) must not exceed image_size ({image_size}) when layout_weight > 0: "
+                "the layout is a thumbnail of the model input. Fix: a smaller layout_size."
+            )
         self.training_domain = None
         if training_domain is not None:
             known_dim = backbone == "cifar_resnet18" or backbone_config is not None
