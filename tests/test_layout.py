@@ -152,3 +152,22 @@ def test_training_learns_the_network_alone_and_sets_the_recipes_layout_weight_at
     )
     assert seen == [0.0, 0.0]
     assert SemSimModel.from_pretrained(tmp_path / "m2").config.layout_weight == 0.0
+
+
+def test_the_heldout_runner_trains_one_network_for_recipes_that_differ_only_in_layout_weight(tmp_path):
+    from semsim_metric.evaluation.heldout import reuse_network
+
+    networks: dict = {}
+    first = tmp_path / "colour"
+    first.mkdir()
+    (first / "stage-record").write_text("finished")
+    reuse_network(first, networks, "colour", None)  # the first of its network: trained as usual
+    same = tmp_path / "colour-layout"
+    reuse_network(same, networks, "colour:layout_weight=0.5", None)
+    assert (same / "stage-record").read_text() == "finished"  # resumed from the finished network
+    other = tmp_path / "semantic"
+    reuse_network(other, networks, "semantic", None)
+    assert not other.exists()  # another network: trained from scratch
+    (same / "stage-record").write_text("mine")
+    reuse_network(same, networks, "colour:layout_weight=0.5", None)  # an existing folder is never overwritten
+    assert (same / "stage-record").read_text() == "mine"

@@ -311,8 +311,12 @@ def run_heldout(
             )
             eval_ds = load_folder_or_hub(folder, eval_split)
             models = {}
+            networks: dict[
+                str, Path
+            ] = {}  # one trained network per recipe that differs only in layout_weight
             for recipe in recipes:
                 run_dir = out / "models" / run_folder_name(protocol, recipe)
+                reuse_network(run_dir, networks, recipe, overrides)
                 options = TrainOptions(write_card=False, resume=True, pretrain_cache=out / "pretrained")
                 result = train(folder, run_dir, recipe=recipe, options=options, **overrides)
                 models[recipe] = (freeze(SemSimModel.from_pretrained(run_dir)), result.train_seconds)
@@ -380,6 +384,38 @@ def run_heldout(
     (out / "heldout_summary.json").write_text(json.dumps(_summary_dict(results), indent=2))
     (out / "heldout_skipped.json").write_text(json.dumps(skipped, indent=2))
     return results
+
+
+def network_key(recipe: str, overrides: dict[str, Any] | None = None) -> str:
+    """What a recipe's *network* depends on: its flat fields without the name, the description and
+    ``layout_weight`` (which is set after training). Two recipes with the same key train the same network.
+
+    Examples:
+        >>> base = "colour:embedding=spatial"
+        >>> network_key(base) == network_key(base + ",layout_weight=0.5") != network_key("semantic")
+        True
+    """
+    from ..training.run import resolve_recipe
+
+    flat = resolve_recipe(recipe, overrides).flat()
+    kept = {k: v for k, v in flat.items() if k not in ("name", "description", "layout_weight")}
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def reuse_network(
+    run_dir: Path, networks: dict[str, Path], recipe: str, overrides: dict[str, Any] | None
+) -> None:
+    """Before ``recipe`` is trained into ``run_dir``: if a recipe of this run with the same network
+    (``network_key``) was trained already and ``run_dir`` does not exist, copy that run's folder (checkpoints and
+    stage records) so that training resumes its finished stages instead of repeating them; then record
+    ``run_dir`` as this network's folder."""
+    import shutil
+
+    key = network_key(recipe, overrides)
+    source = networks.get(key)
+    if source is not None and source != run_dir and not run_dir.exists():
+        shutil.copytree(source, run_dir)
+    networks.setdefault(key, run_dir)
 
 
 def slug(text: str) -> str:
