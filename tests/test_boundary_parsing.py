@@ -219,3 +219,79 @@ def test_cli_refuses_a_model_without_a_path(tmp_path, capsys):
 
     assert main(["evaluate", str(tmp_path), "--model", "base="]) == 2
     assert "write PATH or NAME=PATH" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ held-out protocols
+@pytest.mark.parametrize(
+    "text",
+    [
+        "unseen-originals",
+        "all",
+        "victim=lenet_e0+conv_e1",
+        "attack=l2+ig",
+        "victim_arch=resnet20",
+        "victim_train_epochs=3",
+        "defense=noise:1e-3",
+        "defense=noise:1e+3",  # a defence is one value, '+' and all
+        "domain=emoji_scenes",
+    ],
+)
+def test_a_heldout_protocol_parses_to_its_axis_and_names_and_prints_back_as_given(text):
+    from semsim_metric.evaluation.heldout import HeldoutProtocol
+
+    protocol = HeldoutProtocol.parse(text)
+    assert (
+        str(protocol) == text
+    )  # the canonical text names outputs: report titles, score files, model folders
+    assert HeldoutProtocol.parse(str(protocol)) == protocol
+    assert protocol == HeldoutProtocol(protocol.axis, protocol.names)
+
+
+def test_a_heldout_protocol_is_typed():
+    from semsim_metric.evaluation.heldout import HeldoutProtocol
+
+    assert HeldoutProtocol.parse("victim=lenet_e0+conv_e1").names == ("lenet_e0", "conv_e1")
+    assert HeldoutProtocol.parse("attack=l2").axis == "attack"
+    assert HeldoutProtocol.parse("unseen-originals").names == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("colour=red", "unknown protocol 'colour=red'"),
+        ("", "unknown protocol ''"),
+        ("domain=", "no name, or an empty one, after domain="),
+        ("victim", "no name, or an empty one, after victim="),
+        ("victim=a++b", "no name, or an empty one, after victim="),
+        ("victim_arch=conv+lenet", "victim_arch= takes one value"),
+        ("unseen-originals=x", "unseen-originals takes no name"),
+        ("victim_train_epochs=ten", "not a whole number of epochs"),
+    ],
+)
+def test_a_malformed_heldout_protocol_is_refused_with_the_forms_to_write(text, problem):
+    from semsim_metric.evaluation.heldout import PROTOCOL_FORMS, HeldoutProtocol
+
+    with pytest.raises(InvalidInputError) as caught:
+        HeldoutProtocol.parse(text)
+    assert problem in str(caught.value) and PROTOCOL_FORMS in str(caught.value)
+
+
+def test_the_heldout_library_and_command_line_read_protocols_through_the_parser(tmp_path, capsys):
+    from semsim_metric.cli import main
+    from semsim_metric.evaluation.heldout import HeldoutProtocol, build_protocol_splits, expand_protocols
+
+    rows = [
+        {"original_id": f"o{o}", "victim": v, "victim_arch": v[:-3], "attack": "ig", "defense": "none"}
+        for o in range(10)
+        for v in ("conv_e0", "lenet_e0")
+    ]
+    typed = HeldoutProtocol("victim", ("conv_e0",))
+    assert build_protocol_splits(rows, typed) == build_protocol_splits(rows, "victim=conv_e0")
+    assert expand_protocols(rows, ["victim=conv_e0", typed]) == [typed]  # text and typed, the same protocol
+    with pytest.raises(ValueError, match="expand it first"):
+        build_protocol_splits(rows, "all")
+    # the command line refuses a malformed protocol before it reads the dataset (which does not exist here)
+    argv = ["evaluate", str(tmp_path / "missing"), "--heldout", "victim_arch=", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "error: --heldout: held-out protocol 'victim_arch=': no name" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CLIError
+
+if TYPE_CHECKING:
+    from ..evaluation.heldout import HeldoutProtocol
 
 __all__ = ["register", "run"]
 
@@ -64,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         help="protocol: unseen-originals | victim_arch=ARCH | victim=NAME[+NAME] | victim_train_epochs=N | "
-        "attack=NAME | defense=NAME | domain=SOURCE_DATASET (leave one image domain out) | all "
+        "attack=NAME[+NAME] | defense=NAME | domain=SOURCE_DATASET (leave one image domain out) | all "
         "(every axis of the data, domains when it has two or more); repeatable; trains one model "
         "per protocol and recipe. The report adds per-domain entries, calibration (ECE per domain "
         "and victim architecture) and pooled vs per-architecture ROC-AUC",
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.dataset or not args.out:
             raise CLIError("--heldout needs a dataset and --out.")
+        protocols = _heldout_protocols(args.heldout)
         overrides = {
             k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None
         }
@@ -112,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             run_heldout(
                 args.dataset,
-                args.heldout,
+                protocols,
                 args.recipe or ["cpu"],
                 args.out,
                 group_by=group_by,
@@ -154,6 +158,20 @@ def _group_by(args: argparse.Namespace) -> tuple[str, ...]:
         return parse_group_by(args.group_by)
     except ValueError as err:
         raise CLIError(f"--group-by: {err}") from err
+
+
+def _heldout_protocols(texts: list[str]) -> list[HeldoutProtocol]:
+    """The ``HeldoutProtocol`` of each ``--heldout`` (parsed here, once, before the dataset is read).
+
+    Raises:
+        CLIError: a malformed protocol (the message lists the accepted forms).
+    """
+    from ..evaluation.heldout import HeldoutProtocol
+
+    try:
+        return [HeldoutProtocol.parse(text) for text in texts]
+    except ValueError as err:
+        raise CLIError(f"--heldout: {err}") from err
 
 
 def _model_specs(specs: list[str] | None) -> dict[str, str | None]:

@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -50,6 +50,7 @@ from .writer import write_report
 
 __all__ = [
     "ECE_TARGET",
+    "HeldoutProtocol",
     "HeldoutResult",
     "build_protocol_splits",
     "calibration_table",
@@ -87,6 +88,102 @@ class HeldoutResult:
     domain: str | None = None
 
 
+#: what a held-out protocol holds out (``HeldoutProtocol.axis``)
+HeldoutAxis = Literal[
+    "unseen-originals", "all", "victim", "attack", "victim_arch", "victim_train_epochs", "defense", "domain"
+]
+#: the axes that take several names joined by ``+``; the others take exactly one value
+_LIST_AXES = ("victim", "attack")
+#: the axes written alone, without ``=``
+_BARE_AXES = ("unseen-originals", "all")
+#: the accepted forms, as the errors and ``semsim evaluate --help`` show them
+PROTOCOL_FORMS = (
+    "unseen-originals | victim=NAME[+NAME...] | attack=NAME[+NAME...] | victim_arch=ARCH | "
+    "victim_train_epochs=N | defense=DEFENCE (e.g. noise:1e-3) | domain=SOURCE_DATASET | all"
+)
+
+
+@dataclass(frozen=True)
+class HeldoutProtocol:
+    """What a held-out experiment leaves out of training: ``axis`` and the ``names`` held out on it (none for
+    ``unseen-originals`` and ``all``; one or more, joined by ``+``, for ``victim`` and ``attack``; exactly one
+    for the other axes). ``str()`` gives the canonical text, which names the protocol in every output (report
+    titles, score files, ``heldout_summary.json``, model folders).
+
+    Examples:
+        >>> HeldoutProtocol("victim", ("lenet_e0", "conv_e1"))
+        HeldoutProtocol(axis='victim', names=('lenet_e0', 'conv_e1'))
+        >>> str(HeldoutProtocol("domain", ("emoji_scenes",)))
+        'domain=emoji_scenes'
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) an unknown axis, names given to ``unseen-originals`` / ``all``, no
+            name or an empty one, several names on an axis that takes one, or a ``victim_train_epochs`` value
+            that is not a whole number.
+    """
+
+    axis: HeldoutAxis
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = self.names
+        if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+            raise InvalidInputError(f"held-out protocol names {names!r}: give a tuple of strings.")
+        if self.axis not in get_args(HeldoutAxis):
+            problem = f"unknown axis {self.axis!r}"
+        elif self.axis in _BARE_AXES:
+            problem = f"{self.axis} takes no name" if names else ""
+        elif not names or not all(names):
+            problem = f"no name, or an empty one, after {self.axis}="
+        elif len(names) > 1 and self.axis not in _LIST_AXES:
+            problem = f"{self.axis}= takes one value (give the protocol once per value)"
+        elif self.axis == "victim_train_epochs" and not names[0].isdigit():
+            problem = f"victim_train_epochs={names[0]} is not a whole number of epochs"
+        else:
+            problem = ""
+        if problem:
+            raise InvalidInputError(
+                f"held-out protocol {str(self)!r}: {problem}; write one of {PROTOCOL_FORMS}."
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> HeldoutProtocol:
+        """The protocol written ``unseen-originals``, ``all``, ``victim=NAME[+NAME...]``,
+        ``attack=NAME[+NAME...]``, ``victim_arch=ARCH``, ``victim_train_epochs=N``, ``defense=DEFENCE`` or
+        ``domain=SOURCE_DATASET`` (``semsim evaluate --heldout``); the one parser of that form. A ``defense``
+        value is kept whole (``defense=noise:1e-3``), as the data's ``defense`` column writes it.
+
+        Examples:
+            >>> HeldoutProtocol.parse("victim=lenet_e0+conv_e1")
+            HeldoutProtocol(axis='victim', names=('lenet_e0', 'conv_e1'))
+            >>> str(HeldoutProtocol.parse("defense=noise:1e-3"))
+            'defense=noise:1e-3'
+            >>> HeldoutProtocol.parse("colour=red")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            semsim_metric.errors.InvalidInputError: unknown protocol 'colour=red'; write one of unseen-originals | ...
+
+        Raises:
+            InvalidInputError: (a ``ValueError``) another form: an unknown axis, a missing or empty name, several
+                names where one is taken (see ``HeldoutProtocol``).
+        """
+        if not isinstance(text, str):
+            raise InvalidInputError(f"held-out protocol {text!r}: give a string, one of {PROTOCOL_FORMS}.")
+        axis, sep, value = text.partition("=")
+        if axis not in get_args(HeldoutAxis):
+            raise InvalidInputError(f"unknown protocol {text!r}; write one of {PROTOCOL_FORMS}.")
+        if not sep:
+            names: tuple[str, ...] = ()
+        elif axis == "defense":  # a defence is one value, whatever it holds (``noise:1e+3``)
+            names = (value,)
+        else:  # several names where one is taken are refused by the constructor
+            names = tuple(value.split("+"))
+        return cls(axis, names)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{self.axis}={'+'.join(self.names)}" if self.names else self.axis
+
+
 def domain_subset_name(protocol: str, domain: str) -> str:
     """Name of the per-domain entry of a protocol's evaluation split.
 
@@ -102,35 +199,45 @@ def _domains_of(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({str(r.get("source_dataset") or "") for r in rows} - {""})
 
 
+def _known(rows: list[dict[str, Any]], column: str) -> list[str]:
+    """The distinct known values of ``column`` in schema rows, sorted (``""``, the schema's unknown, left out)."""
+    return sorted({str(r[column]) for r in rows} - {""})
+
+
 def build_protocol_splits(
-    rows: list[dict[str, Any]], protocol: str, *, seed: int = 0, fractions: dict[str, float] | None = None
+    rows: list[dict[str, Any]],
+    protocol: HeldoutProtocol | str,
+    *,
+    seed: int = 0,
+    fractions: dict[str, float] | None = None,
 ) -> tuple[dict[str, list], str]:
-    """Splits for one protocol; returns ``(splits, name of the evaluation split)``."""
+    """Splits for one protocol; returns ``(splits, name of the evaluation split)``. A protocol given as text
+    goes through ``HeldoutProtocol.parse``; ``all`` is expanded first (``expand_protocols``).
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) a malformed protocol, ``all``, or one that selects no rows.
+    """
+    if isinstance(protocol, str):
+        protocol = HeldoutProtocol.parse(protocol)
     fractions = fractions or {"train": 0.7, "validation": 0.1, "test": 0.2}
-    if protocol == "unseen-originals":
+    axis, names = protocol.axis, protocol.names
+    if axis == "all":
+        raise InvalidInputError("protocol 'all' names several protocols: expand it first (expand_protocols).")
+    if axis == "unseen-originals":
         splits, _ = split_by_original(rows, fractions=fractions, seed=seed)
         return splits, "test"
-    key, _, value = protocol.partition("=")
-    if key == "attack":
-        splits, _ = split_by_original(rows, fractions=fractions, seed=seed, holdout_attacks=value.split("+"))
+    if axis == "attack":
+        splits, _ = split_by_original(rows, fractions=fractions, seed=seed, holdout_attacks=list(names))
         return splits, "test_attack"
-    if key == "domain":
-        return _domain_splits(rows, value, fractions=fractions, seed=seed), "test_domain"
-    if key == "victim":
-        victims = value.split("+")
-    elif key == "victim_arch":
-        victims = sorted({r["victim"] for r in rows if r["victim_arch"] == value})
-    elif key == "victim_train_epochs":
-        victims = sorted({r["victim"] for r in rows if str(r["victim_train_epochs"]) == value})
-    elif key == "defense":
-        victims = sorted({r["victim"] for r in rows if r["defense"] == value})
-    else:
-        raise InvalidInputError(
-            f"unknown protocol {protocol!r}: use unseen-originals, victim=, victim_arch=, "
-            "victim_train_epochs=, defense=, attack= or domain= (or 'all')."
-        )
+    if axis == "domain":
+        return _domain_splits(rows, names[0], fractions=fractions, seed=seed), "test_domain"
+    if axis == "victim":
+        victims = list(names)
+    else:  # one value of a column that names victims: victim_arch, victim_train_epochs or defense
+        column, value = axis, names[0]
+        victims = sorted({r["victim"] for r in rows if str(r[column]) == value})
     if not victims:
-        raise InvalidInputError(f"protocol {protocol!r} selects no rows.")
+        raise InvalidInputError(f"protocol {str(protocol)!r} selects no rows.")
     splits, _ = split_by_original(rows, fractions=fractions, seed=seed, holdout_victims=victims)
     return splits, "test_victim"
 
@@ -157,32 +264,39 @@ def _domain_splits(
     return splits
 
 
-def expand_protocols(rows: list[dict[str, Any]], protocols: Sequence[str]) -> list[str]:
-    """Replace ``"all"`` by every axis the data has: unseen originals, each victim architecture, each attack,
-    each training defence and - when the rows come from two or more image domains (``source_dataset``) -
-    each domain (other protocols are kept as given, in order).
+def expand_protocols(
+    rows: list[dict[str, Any]], protocols: Sequence[HeldoutProtocol | str]
+) -> list[HeldoutProtocol]:
+    """The protocols to run, typed (text goes through ``HeldoutProtocol.parse``): ``all`` replaced by every axis
+    the data has - unseen originals, each victim architecture, each attack, each training defence and, when the
+    rows come from two or more image domains (``source_dataset``), each domain (an unknown value, ``""``, is
+    none of them); the others kept as given, in order, each once.
 
     Examples:
         >>> rows = [{"victim_arch": "a", "attack": "x", "defense": "none", "source_dataset": "fashion_mnist"},
         ...         {"victim_arch": "b", "attack": "x", "defense": "noise:1e-3", "source_dataset": "fashion_mnist"}]
-        >>> expand_protocols(rows, ["all"])
+        >>> [str(p) for p in expand_protocols(rows, ["all"])]
         ['unseen-originals', 'victim_arch=a', 'victim_arch=b', 'attack=x', 'defense=noise:1e-3']
         >>> rows[1]["source_dataset"] = "emoji_scenes"
-        >>> expand_protocols(rows, ["all"])[-2:]
+        >>> [str(p) for p in expand_protocols(rows, ["all"])[-2:]]
         ['domain=emoji_scenes', 'domain=fashion_mnist']
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) a malformed protocol (see ``HeldoutProtocol.parse``).
     """
-    out: list[str] = []
-    for protocol in protocols:
-        if protocol != "all":
+    out: list[HeldoutProtocol] = []
+    for given in protocols:
+        protocol = HeldoutProtocol.parse(given) if isinstance(given, str) else given
+        if protocol.axis != "all":
             out.append(protocol)
             continue
-        out.append("unseen-originals")
-        out += [f"victim_arch={v}" for v in sorted({r["victim_arch"] for r in rows})]
-        out += [f"attack={a}" for a in sorted({r["attack"] for r in rows})]
-        out += [f"defense={d}" for d in sorted({r["defense"] for r in rows} - {"none", ""})]
+        out.append(HeldoutProtocol("unseen-originals"))
+        out += [HeldoutProtocol("victim_arch", (v,)) for v in _known(rows, "victim_arch")]
+        out += [HeldoutProtocol("attack", (a,)) for a in _known(rows, "attack")]
+        out += [HeldoutProtocol("defense", (d,)) for d in _known(rows, "defense") if d != "none"]
         domains = _domains_of(rows)
         if len(domains) >= 2:
-            out += [f"domain={d}" for d in domains]
+            out += [HeldoutProtocol("domain", (d,)) for d in domains]
     return list(dict.fromkeys(out))
 
 
@@ -274,7 +388,7 @@ def _per_domain_results(
 
 def run_heldout(
     dataset: str | Path,
-    protocols: Sequence[str],
+    protocols: Sequence[HeldoutProtocol | str],
     recipes: Sequence[str],
     out: str | Path,
     *,
@@ -289,14 +403,21 @@ def run_heldout(
     Besides each protocol's entry, an evaluation split with rows of two or more domains gets one entry per
     domain (``domain_subset_name``); a subset whose rows all carry one label is listed as not evaluated.
     ``<out>/scores`` receives the per-row values (with each row's domain, victim architecture and each
-    calibrated model's probability), from which ``summary_from_scores`` recomputes every entry."""
+    calibrated model's probability), from which ``summary_from_scores`` recomputes every entry. Protocols
+    given as text go through ``HeldoutProtocol.parse`` before the dataset is read; each is named in the outputs
+    by its canonical text (``str(protocol)``).
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) a malformed protocol, or one that selects no rows."""
+    held_out = [HeldoutProtocol.parse(p) if isinstance(p, str) else p for p in protocols]
     out = Path(out)
     dsd = undecoded(load_folder_or_hub(dataset))
     rows = [r for split in dsd.values() for r in split]
     results: list[HeldoutResult] = []
     skipped: dict[str, str] = {}
-    for protocol in expand_protocols(rows, protocols):
-        splits, eval_split = build_protocol_splits(rows, protocol, seed=seed)
+    for typed in expand_protocols(rows, held_out):
+        protocol = str(typed)
+        splits, eval_split = build_protocol_splits(rows, typed, seed=seed)
         labels = {bool(r["recognized"]) for r in splits[eval_split]}
         if len(labels) < 2:
             skipped[protocol] = (
