@@ -295,3 +295,42 @@ def test_the_heldout_library_and_command_line_read_protocols_through_the_parser(
     assert main(argv) == 2
     assert "error: --heldout: held-out protocol 'victim_arch=': no name" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------ +-joined image sources, anchor domains
+def test_a_source_list_is_parsed_once_into_names():
+    from semsim_metric.data.sources import parse_source_list
+
+    assert parse_source_list("fashion-mnist+emoji-scenes") == ("fashion-mnist", "emoji-scenes")
+    assert parse_source_list(" photos ") == ("photos",)
+    text = "fashion-mnist+photos+synthetic+emoji-scenes"
+    assert "+".join(parse_source_list(text)) == text  # the settings keep the joined string (the cache key)
+
+
+@pytest.mark.parametrize("bad", ["", "+", "fashion-mnist+", "+photos", "fashion-mnist++photos", "a+ +b"])
+def test_an_empty_source_name_is_refused_with_the_form(bad):
+    from semsim_metric.data.sources import parse_source_list
+
+    with pytest.raises(InvalidInputError, match="an empty name; write names joined by '\\+'") as info:
+        parse_source_list(bad)
+    assert isinstance(info.value, ValueError)
+
+
+def test_load_sources_and_anchor_domains_read_their_strings_through_the_parser(monkeypatch):
+    from semsim_metric.data import anchors, sources
+
+    with pytest.raises(InvalidInputError, match="an empty name"):  # was: the empty name silently dropped
+        sources.load_sources("fashion-mnist+", "test")
+    with pytest.raises(InvalidInputError, match="an empty name"):
+        anchors.AnchorPool.from_domains("photos++synthetic")
+    loaded = []
+    monkeypatch.setattr(sources, "load_source", lambda spec, split, **kw: loaded.append(spec) or spec)
+    assert sources.load_sources("a+b", "test") == sources.load_sources(("a", "b"), "test") == ["a", "b"]
+    sizes = {}
+    monkeypatch.setattr(anchors.AnchorPool, "default", classmethod(lambda cls, **kw: sizes.update(kw) or kw))
+    anchors.AnchorPool.from_domains("photos+synthetic")
+    typed = dict(sizes)
+    anchors.AnchorPool.from_domains(("photos", "synthetic"))
+    assert typed == sizes and sizes["photo_crops"] and sizes["synthetic"] and not sizes["fashion_mnist"]
+    with pytest.raises(InvalidInputError, match="unknown anchor domain"):
+        anchors.AnchorPool.from_domains("photos+mnist")

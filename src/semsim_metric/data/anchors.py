@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..errors import InvalidInputError
 from .augmentation import item_seed
+from .sources import parse_source_list
 
 __all__ = [
     "ANCHOR_DOMAINS",
@@ -139,13 +140,16 @@ class AnchorPool:
         return len(self.images)
 
     @classmethod
-    def from_domains(cls, domains: str, *, seed: int = 0, root: str | None = None) -> AnchorPool:
-        """A pool of the named domains joined by ``+`` (see ``ANCHOR_DOMAINS``), each with its default size.
+    def from_domains(
+        cls, domains: str | Sequence[str], *, seed: int = 0, root: str | None = None
+    ) -> AnchorPool:
+        """A pool of the named domains (see ``ANCHOR_DOMAINS``), each with its default size: a sequence of
+        names, or names joined by ``+`` (``"fashion-mnist+photos"``, read by ``parse_source_list``).
 
         Raises:
-            ValueError: an unknown domain name.
+            InvalidInputError: (a ``ValueError``) an unknown domain name, an empty one, or none.
         """
-        names = [d for d in domains.split("+") if d]
+        names = parse_source_list(domains) if isinstance(domains, str) else tuple(domains)
         unknown = sorted(set(names) - set(ANCHOR_DOMAINS))
         if unknown or not names:
             raise InvalidInputError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "load_image_folder",
     "load_source",
     "load_sources",
+    "parse_source_list",
 ]
 
 FASHION_MNIST_CLASSES = [
@@ -291,16 +293,45 @@ def emoji_scenes_folder() -> Path:
     )
 
 
-def load_sources(spec: str, split: str, **kwargs: Any) -> list[ImageSource]:
-    """Several sources joined by ``+`` (``"fashion-mnist+emoji-scenes"``), each loaded by ``load_source``.
+def parse_source_list(text: str) -> tuple[str, ...]:
+    """The names of a ``+``-joined list of image sources or anchor domains, in order (the one parser of that
+    form: ``load_sources``, ``AnchorPool.from_domains`` and the training settings' ``sources`` /
+    ``anchor_domains`` strings). Spaces around a name are dropped.
+
+    Examples:
+        >>> parse_source_list("fashion-mnist+emoji-scenes")
+        ('fashion-mnist', 'emoji-scenes')
+        >>> parse_source_list("fashion-mnist++emoji-scenes")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        semsim_metric.errors.InvalidInputError: image sources 'fashion-mnist++emoji-scenes': an empty name; ...
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) no name, or an empty one (``""``, ``"a+"``, ``"a++b"``).
+    """
+    names = tuple(part.strip() for part in text.split("+"))
+    if not all(names):
+        raise InvalidInputError(
+            f"image sources {text!r}: an empty name; write names joined by '+', e.g. 'fashion-mnist' or "
+            "'fashion-mnist+emoji-scenes'."
+        )
+    return names
+
+
+def load_sources(spec: str | Sequence[str], split: str, **kwargs: Any) -> list[ImageSource]:
+    """Several sources, each loaded by ``load_source``: a sequence of specs, or their names joined by ``+``
+    (``"fashion-mnist+emoji-scenes"``, read by ``parse_source_list``).
 
     Examples:
         >>> [s.name for s in load_sources("fashion-mnist", "test")]  # doctest: +SKIP
         ['fashion_mnist']
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) no source, or an empty name.
     """
-    specs = [part for part in spec.split("+") if part]
-    if not specs:
+    specs = parse_source_list(spec) if isinstance(spec, str) else tuple(spec)
+    if not specs or not all(specs):
         raise InvalidInputError(
-            f"no image source in {spec!r}; write e.g. 'fashion-mnist' or 'fashion-mnist+emoji-scenes'."
+            f"image sources {spec!r}: give one or more names, e.g. ('fashion-mnist', 'emoji-scenes')."
         )
     return [load_source(part, split, **kwargs) for part in specs]
