@@ -309,89 +309,143 @@ def run_stage(
         ValueError: the batch size is not divisible by the number of processes.
         InvalidInputError: a malformed ``SEMSIM_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``LOCAL_WORLD_SIZE``.
     """
-    from safetensors.torch import load_file, save_file
-    from transformers import Trainer, TrainerCallback, TrainingArguments
-
     from .._threads import configure_threads
 
     configure_threads()  # the process's CPUs divided by its local workers (LOCAL_WORLD_SIZE), unless the user chose
     options = options or TrainerOptions()
     output_dir = Path(output_dir)
     done_dir = output_dir / "stages" / stage.name
-    plan = {
-        "max_steps": stage.max_steps,
-        "batch_size": stage.batch_size,
-        "optimiser": asdict(stage.optimiser),
-        "items": len(stage.dataset),
-        "settings": stage.settings,
-    }
-    if resume and _finished(done_dir):
-        info = read_json_record(
-            done_dir / "info.json",
-            fix=(
-                f"Delete the folder {done_dir} to train the stage {stage.name} again, then rerun with resume "
-                "(--resume)."
-            ),
-        )
-        if info.get("plan") == json.loads(json.dumps(plan)):  # the same stage finished before: load it
-            stage.objective.load_state_dict(load_file(str(done_dir / "objective.safetensors")))
-            info["resumed_finished_stage"] = True
-            return info
+    plan = _stage_plan(stage)
+    if resume:
+        finished = _load_finished_stage(stage, done_dir, plan)
+        if finished is not None:
+            return finished
     world = world_size()
     if stage.batch_size % world:
         raise InvalidInputError(
             f"stage {stage.name}: batch size {stage.batch_size} is not divisible by the {world} "
             "processes; choose a batch size that is."
         )
-    dataset = stage.dataset
-
-    class _Epochs(TrainerCallback):
-        def on_epoch_begin(self, args, state, control, **kwargs):
-            dataset.set_epoch(math.floor((state.epoch or 0) + 1e-6))
-
-    evaluate = stage.evaluate
-
-    class StageTrainer(Trainer):
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-            if evaluate is None:
-                return {}
-            metrics = {f"{metric_key_prefix}_{k}": v for k, v in evaluate().items()}
-            self.log(metrics)
-            return metrics
-
     ckpt_dir = output_dir / "checkpoints" / stage.name
-    # checkpoints may continue under a longer schedule (more steps), never with other data or settings
-    same_run = {k: plan[k] for k in ("batch_size", "items", "settings")}
-    plan_file = ckpt_dir.with_name(f"{stage.name}.plan.json")
     if is_main_process():
-        try:
-            stored = json.loads(plan_file.read_text()) if plan_file.is_file() else None
-        except ValueError:  # damaged: the checkpoints cannot be matched to this run's data and settings
-            logger.warning(
-                "stage %s: %s is damaged; the checkpoints beside it cannot be checked", stage.name, plan_file
-            )
-            stored = None
-        if ckpt_dir.is_dir() and stored != json.loads(json.dumps(same_run)):
-            if resume and any(ckpt_dir.iterdir()):
-                logger.warning(
-                    "stage %s: the checkpoints in %s were made with other data or settings; starting "
-                    "the stage afresh",
-                    stage.name,
-                    ckpt_dir,
-                )
-            shutil.rmtree(ckpt_dir)
-        ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(plan_file, json.dumps(same_run, indent=2))
-    optimizer, scheduler = build_optimiser(
-        (p for p in stage.objective.parameters() if p.requires_grad), stage.optimiser, stage.max_steps
+        _match_checkpoints_to_plan(stage.name, ckpt_dir, plan, resume)
+    estimate: dict[str, Any] = {}
+    trainer = _stage_trainer(stage, ckpt_dir, world, options, estimate)
+    resume_arg = _resume_checkpoint(stage.name, ckpt_dir, resume) if resume else None
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume_arg)
+    info = _stage_record(stage, trainer, output.training_loss, start, world, plan, estimate)
+    if trainer.is_world_process_zero() and info["finished"]:
+        _save_finished_stage(stage, done_dir, info)
+    return info
+
+
+def _stage_record(
+    stage: Stage,
+    trainer: Any,
+    training_loss: float,
+    start: float,
+    world: int,
+    plan: dict[str, Any],
+    estimate: dict[str, Any],
+) -> dict[str, Any]:
+    """The summary ``run_stage`` returns (and a finished stage's ``info.json``): steps, losses, seconds since
+    ``start`` (``time.perf_counter``), the plan, the time estimate, ``stage.info`` and whether it finished."""
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    info = {
+        "stage": stage.name,
+        "steps": int(trainer.state.global_step),
+        "processes": world,
+        "optimiser": asdict(stage.optimiser),
+        "batch_size": stage.batch_size,
+        "train_loss": float(training_loss),
+        # a stage shorter than logging_steps logs no loss: its mean training loss is the last one known
+        "final_loss": float(losses[-1]) if losses else float(training_loss),
+        "seconds": time.perf_counter() - start,
+        "plan": plan,
+        "estimate": estimate,
+        **stage.info,
+    }
+    info["finished"] = trainer.state.global_step >= stage.max_steps
+    return info
+
+
+def _stage_plan(stage: Stage) -> dict[str, Any]:
+    """What decides a stage's result (its resume plan): a finished stage is reused only when this matches."""
+    return {
+        "max_steps": stage.max_steps,
+        "batch_size": stage.batch_size,
+        "optimiser": asdict(stage.optimiser),
+        "items": len(stage.dataset),
+        "settings": stage.settings,
+    }
+
+
+def _load_finished_stage(stage: Stage, done_dir: Path, plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of the stage finished before in ``done_dir`` with the same ``plan``, its weights loaded into
+    ``stage.objective`` (``resumed_finished_stage`` set); ``None`` when there is none (train the stage).
+
+    Raises:
+        IncompleteOutputError: the finished stage's ``info.json`` is damaged.
+    """
+    if not _finished(done_dir):
+        return None
+    from safetensors.torch import load_file
+
+    info = read_json_record(
+        done_dir / "info.json",
+        fix=(
+            f"Delete the folder {done_dir} to train the stage {stage.name} again, then rerun with resume "
+            "(--resume)."
+        ),
     )
-    args = TrainingArguments(
+    if info.get("plan") != json.loads(json.dumps(plan)):
+        return None
+    stage.objective.load_state_dict(load_file(str(done_dir / "objective.safetensors")))
+    info["resumed_finished_stage"] = True
+    return info
+
+
+def _match_checkpoints_to_plan(
+    stage_name: str, ckpt_dir: Path, plan: dict[str, Any], resume: bool | str
+) -> None:
+    """Remove the checkpoints in ``ckpt_dir`` unless they were made with this run's data and settings (its
+    ``<stage>.plan.json`` beside them; a longer schedule may continue them), warning when ``resume`` is asked,
+    then record this run's plan there. Run by the main process only."""
+    same_run = {k: plan[k] for k in ("batch_size", "items", "settings")}
+    plan_file = ckpt_dir.with_name(f"{stage_name}.plan.json")
+    try:
+        stored = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    except ValueError:  # damaged: the checkpoints cannot be matched to this run's data and settings
+        logger.warning(
+            "stage %s: %s is damaged; the checkpoints beside it cannot be checked", stage_name, plan_file
+        )
+        stored = None
+    if ckpt_dir.is_dir() and stored != json.loads(json.dumps(same_run)):
+        if resume and any(ckpt_dir.iterdir()):
+            logger.warning(
+                "stage %s: the checkpoints in %s were made with other data or settings; starting "
+                "the stage afresh",
+                stage_name,
+                ckpt_dir,
+            )
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(plan_file, json.dumps(same_run, indent=2))
+
+
+def _training_arguments(stage: Stage, ckpt_dir: Path, world: int, options: TrainerOptions) -> Any:
+    """The ``transformers.TrainingArguments`` of a stage: per-process batch, schedule, checkpoints, precision,
+    logging and the CPU / DDP settings of this machine."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=stage.batch_size // world,
         max_steps=stage.max_steps,
         seed=stage.seed,
         data_seed=stage.seed,
-        eval_strategy="epoch" if evaluate is not None else "no",
+        eval_strategy="epoch" if stage.evaluate is not None else "no",
         save_strategy="steps" if stage.save_steps else "epoch",
         save_steps=stage.save_steps or 500,
         save_total_limit=2,
@@ -408,14 +462,43 @@ def run_stage(
         disable_tqdm=bar_disabled(options.progress),
         label_names=[],
     )
-    estimate: dict[str, Any] = {}
+
+
+def _stage_trainer(
+    stage: Stage, ckpt_dir: Path, world: int, options: TrainerOptions, estimate: dict[str, Any]
+) -> Any:
+    """The ``Trainer`` of a stage: its objective, data, collator and optimiser, its ``_training_arguments``;
+    the stage's ``evaluate`` as the per-epoch evaluation; callbacks that set the dataset's epoch, time the first
+    steps (into ``estimate``) and then ``options.callbacks``."""
+    from transformers import Trainer, TrainerCallback
+
+    dataset = stage.dataset
+
+    class _Epochs(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            dataset.set_epoch(math.floor((state.epoch or 0) + 1e-6))
+
+    evaluate = stage.evaluate
+
+    class StageTrainer(Trainer):
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            if evaluate is None:
+                return {}
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in evaluate().items()}
+            self.log(metrics)
+            return metrics
+
+    optimizer, scheduler = build_optimiser(
+        (p for p in stage.objective.parameters() if p.requires_grad), stage.optimiser, stage.max_steps
+    )
+    args = _training_arguments(stage, ckpt_dir, world, options)
     logger.info(
         "stage %s: %d optimiser steps of batch %d; timing the first few to estimate how long it takes",
         stage.name,
         stage.max_steps,
         stage.batch_size,
     )
-    trainer = StageTrainer(
+    return StageTrainer(
         model=stage.objective,
         args=args,
         train_dataset=dataset,
@@ -428,32 +511,16 @@ def run_stage(
             *options.callbacks,
         ],
     )
-    resume_arg = _resume_checkpoint(stage.name, ckpt_dir, resume) if resume else None
-    start = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume_arg)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    info = {
-        "stage": stage.name,
-        "steps": int(trainer.state.global_step),
-        "processes": world,
-        "optimiser": asdict(stage.optimiser),
-        "batch_size": stage.batch_size,
-        "train_loss": float(output.training_loss),
-        # a stage shorter than logging_steps logs no loss: its mean training loss is the last one known
-        "final_loss": float(losses[-1]) if losses else float(output.training_loss),
-        "seconds": time.perf_counter() - start,
-        "plan": plan,
-        "estimate": estimate,
-        **stage.info,
-    }
-    info["finished"] = trainer.state.global_step >= stage.max_steps
-    if trainer.is_world_process_zero() and info["finished"]:
-        done_dir.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in stage.objective.state_dict().items()}
-        tmp = done_dir / "objective.safetensors.tmp"
-        save_file(state, str(tmp))
-        tmp.replace(done_dir / "objective.safetensors")
-        atomic_write_text(
-            done_dir / "info.json", json.dumps(info, indent=2)
-        )  # last: it marks the stage finished
-    return info
+
+
+def _save_finished_stage(stage: Stage, done_dir: Path, info: dict[str, Any]) -> None:
+    """Write a finished stage's weights and record into ``done_dir``, each aside then renamed into place
+    (``info.json`` last: it marks the stage finished)."""
+    from safetensors.torch import save_file
+
+    done_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in stage.objective.state_dict().items()}
+    tmp = done_dir / "objective.safetensors.tmp"
+    save_file(state, str(tmp))
+    tmp.replace(done_dir / "objective.safetensors")
+    atomic_write_text(done_dir / "info.json", json.dumps(info, indent=2))  # last: it marks the stage finished

@@ -189,22 +189,7 @@ def pretrain_backbone(
     if settings.epochs <= 0:
         raise InvalidInputError(f"pre-training epochs must be > 0, got {settings.epochs}.")
     src = _JoinedSource.load(settings.source, settings.split, root)
-    excluded = {image_fingerprint(img, form="pretrain-cache") for img in exclude_images}
-    keep = (
-        [
-            i
-            for i in range(len(src))
-            if image_fingerprint(src.images[i], form="pretrain-cache") not in excluded
-        ]
-        if excluded
-        else list(range(len(src)))
-    )
-    n_removed = len(src) - len(keep)
-    g = torch.Generator().manual_seed(settings.seed)
-    order = torch.tensor(keep)[torch.randperm(len(keep), generator=g)]
-    holdout = order[: settings.holdout] if settings.holdout < len(order) // 2 else order[:0]
-    train_idx = src.repeated(order[len(holdout) :], settings.min_source_share)
-    train_idx = train_idx[torch.randperm(len(train_idx), generator=g)] if len(src.sizes) > 1 else train_idx
+    train_idx, holdout, n_removed = _train_and_holdout(src, settings, exclude_images)
     n_classes = int(src.labels.max()) + 1
     torch.manual_seed(settings.seed)
     objective = ClassObjective(model, n_classes)
@@ -219,30 +204,15 @@ def pretrain_backbone(
         max_steps=steps,
         seed=settings.seed,
         drop_last=True,
-        settings={
-            **dataclasses.asdict(settings),
-            "images": hashlib.sha1(
-                "".join(
-                    image_fingerprint(src.images[int(i)], form="pretrain-cache") for i in train_idx
-                ).encode()
-            ).hexdigest(),
-        },
+        settings={**dataclasses.asdict(settings), "images": _images_digest(src, train_idx)},
     )
     model.train()
     with tempfile.TemporaryDirectory() as tmp:
         info = run_stage(stage, output_dir or tmp, resume=resume, options=options)
     model.eval()
     objective.eval()
-    cfg, device = model.config, next(model.parameters()).device
-    correct = 0
-    with torch.inference_mode():
-        for k in range(0, len(holdout), 512):
-            idx = holdout[k : k + 512]
-            x = _model_input([src.images[int(i)] for i in idx], cfg).to(device)
-            correct += int(
-                (objective.head(model.backbone.pooled(x)).argmax(1).cpu() == src.labels[idx]).sum()
-            )
-    return {
+    correct = _holdout_correct(model, objective, src, holdout)
+    summary = {
         "settings": dataclasses.asdict(settings),
         "source_images": len(src),
         "class_offsets": src.class_offsets,
@@ -256,7 +226,56 @@ def pretrain_backbone(
         "holdout_images": len(holdout),
         "holdout_accuracy": correct / len(holdout) if len(holdout) else math.nan,
         "n_classes": n_classes,
-    }, objective.head.cpu()
+    }
+    return summary, objective.head.cpu()
+
+
+def _train_and_holdout(
+    src: _JoinedSource, settings: PretrainSettings, exclude_images: Iterable[Tensor]
+) -> tuple[Tensor, Tensor, int]:
+    """``(training indices, held-out indices, images removed)`` of a source: images byte-identical to an
+    excluded one removed, the rest in a seeded order whose first ``settings.holdout`` (when under half) measure
+    the classifier; the training indices repeat smaller sources up to ``settings.min_source_share`` of the
+    largest and, with several sources, are shuffled (same seed)."""
+    excluded = {image_fingerprint(img, form="pretrain-cache") for img in exclude_images}
+    keep = (
+        [
+            i
+            for i in range(len(src))
+            if image_fingerprint(src.images[i], form="pretrain-cache") not in excluded
+        ]
+        if excluded
+        else list(range(len(src)))
+    )
+    g = torch.Generator().manual_seed(settings.seed)
+    order = torch.tensor(keep)[torch.randperm(len(keep), generator=g)]
+    holdout = order[: settings.holdout] if settings.holdout < len(order) // 2 else order[:0]
+    train_idx = src.repeated(order[len(holdout) :], settings.min_source_share)
+    train_idx = train_idx[torch.randperm(len(train_idx), generator=g)] if len(src.sizes) > 1 else train_idx
+    return train_idx, holdout, len(src) - len(keep)
+
+
+def _images_digest(src: _JoinedSource, train_idx: Tensor) -> str:
+    """A digest of the images the stage trains on, in order: part of its resume plan."""
+    return hashlib.sha1(
+        "".join(image_fingerprint(src.images[int(i)], form="pretrain-cache") for i in train_idx).encode()
+    ).hexdigest()
+
+
+def _holdout_correct(
+    model: SemSimModel, objective: ClassObjective, src: _JoinedSource, holdout: Tensor
+) -> int:
+    """How many held-out source images the trained classifier names correctly (batches of 512, no gradients)."""
+    cfg, device = model.config, next(model.parameters()).device
+    correct = 0
+    with torch.inference_mode():
+        for k in range(0, len(holdout), 512):
+            idx = holdout[k : k + 512]
+            x = _model_input([src.images[int(i)] for i in idx], cfg).to(device)
+            correct += int(
+                (objective.head(model.backbone.pooled(x)).argmax(1).cpu() == src.labels[idx]).sum()
+            )
+    return correct
 
 
 def pretrain_cache_key(settings: PretrainSettings, config: Any, exclude: Iterable[Tensor] = ()) -> str:

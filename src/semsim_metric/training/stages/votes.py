@@ -382,15 +382,123 @@ def tune_on_votes(
     if settings.epochs <= 0:
         raise InvalidInputError(f"vote-tuning epochs must be > 0, got {settings.epochs}.")
     raw = undecoded(split)
-    votes, original_votes = raw["votes"], raw["original_votes"]
-    labels = raw["class_label"]
-    missing = sum(1 for v in votes if not v)
-    if missing:
-        raise InvalidInputError(
-            f"vote tuning needs the annotators' answers: {missing} of {len(votes)} rows have no votes. "
-            "Import votes first (semsim votes import) or use a recipe without vote tuning."
+    data = _VoteData.from_rows(raw, head, class_offsets)
+    rows = balanced_rows(raw["source_dataset"], settings.balance_domains)
+    n = len(rows)
+    bs = min(settings.batch_size, n)
+    torch.manual_seed(settings.seed)
+    objective = VoteObjective(
+        model, data.n_classes, settings, data.n_rows / max(1, data.n_originals), head=head
+    )
+    anchors = (
+        AnchorPool.from_domains(settings.anchor_domains, seed=settings.seed)
+        if settings.anchor_weight > 0
+        else None
+    )
+    stage = Stage(
+        name="votes",
+        objective=objective,
+        dataset=_VoteItems(
+            data.recon,
+            data.orig,
+            data.recon_target,
+            data.orig_target,
+            data.share,
+            settings.seed,
+            anchors,
+            settings.anchor_kind,
+            rows,
+        ),
+        collator=_VoteCollator(model.config, settings.augmentation()),
+        optimiser=OptimiserSettings(settings.learning_rate, schedule="cosine"),
+        batch_size=bs,
+        max_steps=settings.epochs * max(1, n // bs),
+        seed=settings.seed,
+        drop_last=True,
+        settings={**dataclasses.asdict(settings), "rows": _rows_digest(raw)},
+    )
+    model.train()
+    with tempfile.TemporaryDirectory() as tmp:
+        info = run_stage(stage, output_dir or tmp, resume=resume, options=options)
+    model.eval()
+    return _vote_summary(settings, data, n, anchors, info), objective.classifier.cpu().eval()
+
+
+def _rows_digest(raw: Any) -> str:
+    """What vote tuning learns from in a split (reconstruction ids, votes, class labels): part of the stage's
+    resume plan."""
+    return content_digest(
+        [list(raw[c]) for c in ("reconstruction_id", "votes", "original_votes", "class_label")]
+    )
+
+
+@dataclasses.dataclass
+class _VoteData:
+    """A split's rows as vote tuning trains on them: decoded images (each original decoded once), the
+    annotators' answers as target distributions over the classes of every domain (plus "cannot recognise"),
+    and each row's recognised share."""
+
+    recon: list[Tensor]
+    orig: list[Tensor]
+    recon_target: Tensor
+    orig_target: Tensor
+    share: Tensor
+    n_classes: int
+    #: where each image domain's classes start
+    offsets: dict[str, int]
+    #: rows, and distinct originals among them
+    n_rows: int
+    n_originals: int
+
+    @classmethod
+    def from_rows(cls, raw: Any, head: nn.Linear | None, class_offsets: dict[str, int] | None) -> _VoteData:
+        """Read an undecoded SemSim-schema split (see ``tune_on_votes`` for ``head`` and ``class_offsets``).
+
+        Raises:
+            InvalidInputError: rows without votes.
+        """
+        votes, original_votes = raw["votes"], raw["original_votes"]
+        missing = sum(1 for v in votes if not v)
+        if missing:
+            raise InvalidInputError(
+                f"vote tuning needs the annotators' answers: {missing} of {len(votes)} rows have no votes. "
+                "Import votes first (semsim votes import) or use a recipe without vote tuning."
+            )
+        votes, original_votes, labels, offsets = _shift_classes(raw, head, class_offsets)
+        n_classes = 1 + max(
+            max(max(v) for v in votes),
+            max((max(v) for v in original_votes if v), default=-1),
+            max(labels),
+            head.out_features - 1 if head is not None else -1,
         )
-    domains = raw["source_dataset"]
+        recon = [decode_image(x) for x in raw["reconstruction"]]
+        original_ids = raw["original_id"]
+        first: dict[str, int] = {}
+        for i, oid in enumerate(original_ids):
+            first.setdefault(oid, i)
+        orig_cache = {oid: decode_image(raw[i]["original"]) for oid, i in first.items()}
+        orig = [orig_cache[oid] for oid in original_ids]
+        recon_target = torch.stack([vote_distribution(v, n_classes) for v in votes])
+        orig_target = torch.stack(
+            [vote_distribution(ov, n_classes, fallback_class=lab) for ov, lab in zip(original_votes, labels)]
+        )
+        share = torch.tensor(
+            [
+                float(r) if s is None or s != s else float(s)
+                for s, r in zip(raw["recognized_share"], raw["recognized"])
+            ],
+            dtype=torch.float32,
+        )
+        return cls(recon, orig, recon_target, orig_target, share, n_classes, offsets, len(votes), len(first))
+
+
+def _shift_classes(
+    raw: Any, head: nn.Linear | None, class_offsets: dict[str, int] | None
+) -> tuple[list[list[int]], list[list[int]], list[int], dict[str, int]]:
+    """The votes, original votes and class labels of a split with each image domain's classes moved to its
+    own range (``domain_class_offsets``; "cannot recognise", -1, kept), and those offsets."""
+    domains, labels = raw["source_dataset"], raw["class_label"]
+    votes, original_votes = raw["votes"], raw["original_votes"]
     if class_offsets and len(class_offsets) == 1 and len(set(domains)) == 1:
         class_offsets = {domains[0]: 0}  # one domain in both stages: stage 1's classes are the data's classes
     offsets = domain_class_offsets(
@@ -404,70 +512,24 @@ def tune_on_votes(
     votes = [[v + offsets[d] if v >= 0 else v for v in vs] for vs, d in zip(votes, domains)]
     original_votes = [[v + offsets[d] if v >= 0 else v for v in vs] for vs, d in zip(original_votes, domains)]
     labels = [lab + offsets[d] if lab >= 0 else lab for lab, d in zip(labels, domains)]
-    n_classes = 1 + max(
-        max(max(v) for v in votes),
-        max((max(v) for v in original_votes if v), default=-1),
-        max(labels),
-        head.out_features - 1 if head is not None else -1,
-    )
-    recon = [decode_image(x) for x in raw["reconstruction"]]
-    original_ids = raw["original_id"]
-    first: dict[str, int] = {}
-    for i, oid in enumerate(original_ids):
-        first.setdefault(oid, i)
-    orig_cache = {oid: decode_image(raw[i]["original"]) for oid, i in first.items()}
-    orig = [orig_cache[oid] for oid in original_ids]
-    recon_target = torch.stack([vote_distribution(v, n_classes) for v in votes])
-    orig_target = torch.stack(
-        [vote_distribution(ov, n_classes, fallback_class=lab) for ov, lab in zip(original_votes, labels)]
-    )
-    share = torch.tensor(
-        [
-            float(r) if s is None or s != s else float(s)
-            for s, r in zip(raw["recognized_share"], raw["recognized"])
-        ],
-        dtype=torch.float32,
-    )
-    rows = balanced_rows(domains, settings.balance_domains)
-    n = len(rows)
-    bs = min(settings.batch_size, n)
-    torch.manual_seed(settings.seed)
-    objective = VoteObjective(model, n_classes, settings, len(votes) / max(1, len(first)), head=head)
-    anchors = (
-        AnchorPool.from_domains(settings.anchor_domains, seed=settings.seed)
-        if settings.anchor_weight > 0
-        else None
-    )
-    stage = Stage(
-        name="votes",
-        objective=objective,
-        dataset=_VoteItems(
-            recon, orig, recon_target, orig_target, share, settings.seed, anchors, settings.anchor_kind, rows
-        ),
-        collator=_VoteCollator(model.config, settings.augmentation()),
-        optimiser=OptimiserSettings(settings.learning_rate, schedule="cosine"),
-        batch_size=bs,
-        max_steps=settings.epochs * max(1, n // bs),
-        seed=settings.seed,
-        drop_last=True,
-        settings={
-            **dataclasses.asdict(settings),
-            "rows": content_digest(
-                [list(raw[c]) for c in ("reconstruction_id", "votes", "original_votes", "class_label")]
-            ),
-        },
-    )
-    model.train()
-    with tempfile.TemporaryDirectory() as tmp:
-        info = run_stage(stage, output_dir or tmp, resume=resume, options=options)
-    model.eval()
+    return votes, original_votes, labels, offsets
+
+
+def _vote_summary(
+    settings: VoteTuningSettings,
+    data: _VoteData,
+    items: int,
+    anchors: AnchorPool | None,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON-serialisable summary ``tune_on_votes`` returns: what it trained on and the stage's record."""
     return {
         "settings": dataclasses.asdict(settings),
-        "rows": len(votes),
-        "items_per_epoch": n,
-        "originals": len(first),
-        "classes": n_classes,
-        "class_offsets": offsets,
+        "rows": data.n_rows,
+        "items_per_epoch": items,
+        "originals": data.n_originals,
+        "classes": data.n_classes,
+        "class_offsets": data.offsets,
         "anchor_pool": (
             {d: anchors.domains.count(d) for d in dict.fromkeys(anchors.domains)} if anchors else None
         ),
@@ -475,4 +537,4 @@ def tune_on_votes(
         "final_loss": info["final_loss"],
         "seconds": info["seconds"],
         "estimate": info.get("estimate", {}),
-    }, objective.classifier.cpu().eval()
+    }
