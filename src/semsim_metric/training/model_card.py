@@ -140,30 +140,12 @@ def write_model_card(
     kinds = {k for split in splits.values() for k in set(split["annotator_kind"])}
     rec = training_info["recipe"]
     cal = model.config.calibration
-    if default_model:
-        usage = [
-            "from semsim_metric import SemSim",
-            "",
-            "metric = SemSim()  # this model: the package's default",
-        ]
-    else:
-        usage = [
-            "from semsim_metric import SemSim, SemSimModel",
-            "",
-            f'model = SemSimModel.from_pretrained("{repo_id or folder.as_posix()}")',
-            "metric = SemSim(model)",
-        ]
-    if comparison is None:
-        own = {
-            s: {"SemSim": training_info[s]["roc_auc"]}
-            for s in ("validation", "test")
-            if (training_info.get(s) or {}).get("roc_auc") is not None
-        }
+    usage = _usage_lines(folder, repo_id, default_model)
     lines = [
         _front_matter(
             model,
             dataset,
-            comparison if comparison is not None else own,
+            comparison if comparison is not None else _own_results(training_info),
             repo_id.split("/")[-1] if repo_id else folder.name,
             base_model=_hub_model_id(training_info.get("init_from")),
             heldout=heldout,
@@ -171,6 +153,51 @@ def write_model_card(
         "",
         _title(model, dataset),
         "",
+        *_intro_lines(usage),
+        *_training_data_lines(dataset, splits, kinds, rec, training_info),
+        *_recipe_lines(rec, training_info),
+    ]
+    lines += _cpu_recipe_note(rec, training_info)
+    for note in training_info.get("notes", []):
+        lines += [note, ""]
+    lines += _results_lines(splits, comparison, training_info)
+    lines += _calibration_lines(cal)
+    if reproduce:
+        lines += [reproduce, ""]
+    lines += _closing_lines()
+    path = folder / "README.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _usage_lines(folder: Path, repo_id: str | None, default_model: bool) -> list[str]:
+    """The usage example's lines that build the metric: ``SemSim()`` for the default model, else loading the folder."""
+    if default_model:
+        return [
+            "from semsim_metric import SemSim",
+            "",
+            "metric = SemSim()  # this model: the package's default",
+        ]
+    return [
+        "from semsim_metric import SemSim, SemSimModel",
+        "",
+        f'model = SemSimModel.from_pretrained("{repo_id or folder.as_posix()}")',
+        "metric = SemSim(model)",
+    ]
+
+
+def _own_results(training_info: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """SemSim's own validation/test ROC-AUC from ``training_info``, shaped like a ``comparison``."""
+    return {
+        s: {"SemSim": training_info[s]["roc_auc"]}
+        for s in ("validation", "test")
+        if (training_info.get(s) or {}).get("roc_auc") is not None
+    }
+
+
+def _intro_lines(usage: list[str]) -> list[str]:
+    """The card's opening paragraph and its runnable usage example."""
+    return [
         "SemSim is a learned distance between an original image and its reconstruction by a privacy attack. "
         "**It is a distance: 0 = semantically identical (the attack leaked what an annotator recognises), larger = "
         "less leakage, range [0, 2]; lower = more leakage.** It follows Sun et al., NeurIPS 2023.",
@@ -183,6 +210,14 @@ def write_model_card(
         "print(metric.compute())",
         "```",
         "",
+    ]
+
+
+def _training_data_lines(
+    dataset: str, splits: Any, kinds: set[str], rec: Mapping[str, Any], training_info: dict[str, Any]
+) -> list[str]:
+    """The "Training data" section: the dataset, its splits, its annotators and (when trained) the triplets."""
+    return [
         "## Training data",
         "",
         f"- Dataset: `{dataset}` (splits by original image: {', '.join(f'{k} {len(v)} rows' for k, v in splits.items())}).",
@@ -196,48 +231,73 @@ def write_model_card(
             else []
         ),
         "",
+    ]
+
+
+def _recipe_lines(rec: Mapping[str, Any], training_info: dict[str, Any]) -> list[str]:
+    """The "Recipe" section: the recipe, its fields, the run, then stage 1, stage 2 and the model it started from."""
+    return [
         "## Recipe",
         "",
         f"- Recipe `{rec['name']}`: {rec['description']}",
         f"- Fields: `{json.dumps({k: v for k, v in rec.items() if k not in ('name', 'description')})}`",
         f"- Trained on: {training_info['device']} (bf16: {training_info['bf16']}), {training_info['train_seconds']:.0f} s, "
         f"torch {training_info['torch']}; final training loss {training_info['train_loss']:.4f}.",
+        *_pretraining_lines(training_info.get("pretraining")),
+        *_vote_tuning_lines(training_info.get("vote_tuning")),
+        *([f"- Fine-tuned from `{training_info['init_from']}`."] if training_info.get("init_from") else []),
         "",
     ]
-    pre = training_info.get("pretraining")
-    if pre:
-        st = pre["settings"]
-        lines[-1:-1] = [
-            f"- Stage 1 (class-supervised backbone pre-training): `{st['source']}` split `{st['split']}`, "
-            f"{pre['trained_images']} images, {st['epochs']} epochs, noise up to {st['noise']}; accuracy on "
-            f"{pre['holdout_images']} held-back images {pre['holdout_accuracy']:.3f}; "
-            f"{pre['excluded_as_annotated']} images equal to annotated originals were excluded; {pre['seconds']:.0f} s."
-        ]
-    vote = training_info.get("vote_tuning")
-    if vote:
-        st = vote["settings"]
-        lines[-1:-1] = [
-            f"- Stage 2 (vote tuning on the annotators' answers): {vote['rows']} reconstructions of {vote['originals']} "
-            f"originals, {vote['classes']} classes + 'cannot recognise', {st['epochs']} epochs, lr {st['learning_rate']}, "
-            f"noise up to {st['noise']}; {vote['seconds']:.0f} s."
-            + (
-                f" With label-free anchors (weight {st['anchor_weight']}: a mild copy of an image near it, noise, a "
-                f"constant image or another class far; pool {vote.get('anchor_pool')})."
-                if st.get("anchor_weight")
-                else ""
-            )
-        ]
-    if training_info.get("init_from"):
-        lines[-1:-1] = [f"- Fine-tuned from `{training_info['init_from']}`."]
+
+
+def _pretraining_lines(pre: Mapping[str, Any] | None) -> list[str]:
+    """The recipe's line on stage 1 (class-supervised backbone pre-training), if there was one."""
+    if not pre:
+        return []
+    st = pre["settings"]
+    return [
+        f"- Stage 1 (class-supervised backbone pre-training): `{st['source']}` split `{st['split']}`, "
+        f"{pre['trained_images']} images, {st['epochs']} epochs, noise up to {st['noise']}; accuracy on "
+        f"{pre['holdout_images']} held-back images {pre['holdout_accuracy']:.3f}; "
+        f"{pre['excluded_as_annotated']} images equal to annotated originals were excluded; {pre['seconds']:.0f} s."
+    ]
+
+
+def _vote_tuning_lines(vote: Mapping[str, Any] | None) -> list[str]:
+    """The recipe's line on stage 2 (vote tuning on the annotators' answers), if there was one."""
+    if not vote:
+        return []
+    st = vote["settings"]
+    return [
+        f"- Stage 2 (vote tuning on the annotators' answers): {vote['rows']} reconstructions of {vote['originals']} "
+        f"originals, {vote['classes']} classes + 'cannot recognise', {st['epochs']} epochs, lr {st['learning_rate']}, "
+        f"noise up to {st['noise']}; {vote['seconds']:.0f} s."
+        + (
+            f" With label-free anchors (weight {st['anchor_weight']}: a mild copy of an image near it, noise, a "
+            f"constant image or another class far; pool {vote.get('anchor_pool')})."
+            if st.get("anchor_weight")
+            else ""
+        )
+    ]
+
+
+def _cpu_recipe_note(rec: Mapping[str, Any], training_info: dict[str, Any]) -> list[str]:
+    """A paragraph saying that a CPU-trained model uses a smaller recipe than the paper's (empty otherwise)."""
     if training_info["device"] == "cpu" and rec["name"] != "paper" and rec.get("epochs", 0) > 0:
-        lines += [
+        return [
             f"This model was trained on a CPU (no GPU was available), so it uses the CPU-feasible recipe "
             f"`{rec['name']}` (width {rec['base_width']}, {rec['epochs']} epochs) rather than the full paper recipe "
             "(width 64, 100 epochs). Retrain with `semsim train --recipe paper` on a GPU for the paper's setting.",
             "",
         ]
-    for note in training_info.get("notes", []):
-        lines += [note, ""]
+    return []
+
+
+def _results_lines(
+    splits: Any, comparison: dict[str, dict[str, float]] | None, training_info: dict[str, Any]
+) -> list[str]:
+    """The "Results" section: a ROC-AUC table per validation/test split, then the validation triplet accuracy."""
+    lines: list[str] = []
     if any(name in splits for name in ("validation", "test")):
         lines += ["## Results", ""]
     for split_name in ("validation", "test"):
@@ -260,17 +320,25 @@ def write_model_card(
             lines.append("")
     if training_info.get("validation", {}).get("triplet_accuracy") is not None:
         lines += [f"Validation triplet accuracy: {training_info['validation']['triplet_accuracy']:.3f}.", ""]
-    if cal:
-        lines += [
-            "## Calibration",
-            "",
-            f'`output="probability"` gives P(recognised) = sigmoid({cal["intercept"]:.3f} + '
-            f"{cal['slope']:.3f} x distance), fitted on {cal['fitted_on']} ({cal['n']} rows).",
-            "",
-        ]
-    if reproduce:
-        lines += [reproduce, ""]
-    lines += [
+    return lines
+
+
+def _calibration_lines(cal: Mapping[str, Any] | None) -> list[str]:
+    """The "Calibration" section: the fitted P(recognised) formula (empty for an uncalibrated model)."""
+    if not cal:
+        return []
+    return [
+        "## Calibration",
+        "",
+        f'`output="probability"` gives P(recognised) = sigmoid({cal["intercept"]:.3f} + '
+        f"{cal['slope']:.3f} x distance), fitted on {cal['fitted_on']} ({cal['n']} rows).",
+        "",
+    ]
+
+
+def _closing_lines() -> list[str]:
+    """The card's fixed closing sections: intended use, limits and the citation."""
+    return [
         "## Intended use",
         "",
         "Judging how much *recognisable* content a reconstruction attack (gradient inversion and the like) recovered, "
@@ -291,9 +359,6 @@ def write_model_card(
         "```",
         "",
     ]
-    path = folder / "README.md"
-    path.write_text("\n".join(lines))
-    return path
 
 
 def rewrite_card_metadata(
