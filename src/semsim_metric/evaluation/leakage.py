@@ -118,6 +118,16 @@ def _describe(value: Any) -> str:
 
 def _as_batch(value: Any, name: str) -> Tensor:
     """A validated batch ``(N, C, H, W)``, C in {1, 3}: uint8, or float32 in ``[0, 1]``."""
+    t = _batch_tensor(value, name)
+    shape = tuple(t.shape)
+    t = _channels_first(t, name)
+    if t.is_floating_point():
+        _check_pixel_range(t, name, shape)
+    return t
+
+
+def _batch_tensor(value: Any, name: str) -> Tensor:
+    """``value`` as a CPU tensor of uint8 or float32, refusing objects and dtypes without a pixel range."""
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             raise LeakageInputError(
@@ -131,19 +141,22 @@ def _as_batch(value: Any, name: str) -> Tensor:
                 f"{name}: images of dtype {value.dtype} ({_describe(value)}) have no defined pixel range; "
                 "give uint8 (0-255) or float in [0, 1], e.g. x.astype(np.uint8) or x.astype(np.float32) / 255."
             )
-        t = torch.from_numpy(
+        return torch.from_numpy(
             np.array(value, dtype=np.float32 if value.dtype != np.uint8 else np.uint8, copy=True)
         )
-    elif isinstance(value, Tensor):
+    if isinstance(value, Tensor):
         t = value.detach().cpu()
         if t.dtype != torch.uint8 and not t.is_floating_point():
             raise LeakageInputError(
                 f"{name}: images of dtype {t.dtype} ({_describe(t)}) have no defined pixel range; give uint8 (0-255) "
                 "or float in [0, 1], e.g. x.to(torch.uint8) or x.float() / 255."
             )
-        t = t if t.dtype == torch.uint8 else t.float()
-    else:
-        raise LeakageInputError(f"{name}: expected a tensor or array of images, got {type(value).__name__}.")
+        return t if t.dtype == torch.uint8 else t.float()
+    raise LeakageInputError(f"{name}: expected a tensor or array of images, got {type(value).__name__}.")
+
+
+def _channels_first(t: Tensor, name: str) -> Tensor:
+    """A non-empty 4-D batch in NCHW (NHWC permuted), refusing other ranks and channel counts."""
     shape = tuple(t.shape)
     fix = (
         "Save a batch as (N, C, H, W) (PyTorch) or (N, H, W, C) with C = 1 (greyscale) or 3 (RGB): one image "
@@ -154,34 +167,35 @@ def _as_batch(value: Any, name: str) -> Tensor:
     if shape[0] == 0:
         raise LeakageInputError(f"{name}: an empty batch (shape {shape}).")
     if shape[1] in (1, 3):
-        pass  # NCHW (also when the last axis could be channels too: PyTorch's layout wins)
-    elif shape[3] in (1, 3):
-        t = t.permute(0, 3, 1, 2).contiguous()
-    elif 4 in (shape[1], shape[3]):
+        return t  # NCHW (also when the last axis could be channels too: PyTorch's layout wins)
+    if shape[3] in (1, 3):
+        return t.permute(0, 3, 1, 2).contiguous()
+    if 4 in (shape[1], shape[3]):
         raise LeakageInputError(
             f"{name}: shape {shape} has 4 channels (RGBA?). Drop the alpha channel after compositing "
             "onto the background the images are shown on, e.g. x[:, :3] or x[..., :3]."
         )
-    else:
+    raise LeakageInputError(
+        f"{name}: shape {shape} has no channel axis of size 1 or 3 (axis 1 for NCHW or the "
+        f"last axis for NHWC). {fix}"
+    )
+
+
+def _check_pixel_range(t: Tensor, name: str, shape: tuple[int, ...]) -> None:
+    """Refuse float pixels that are NaN, infinite or outside ``[0, 1]`` (``shape``: as given, for the message)."""
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
         raise LeakageInputError(
-            f"{name}: shape {shape} has no channel axis of size 1 or 3 (axis 1 for NCHW or the "
-            f"last axis for NHWC). {fix}"
+            f"{name}: {int((~finite).sum())} value(s) are NaN or infinite (shape {shape}); "
+            "a reconstruction must be an image: replace them (e.g. torch.nan_to_num(x))."
         )
-    if t.is_floating_point():
-        finite = torch.isfinite(t)
-        if not bool(finite.all()):
-            raise LeakageInputError(
-                f"{name}: {int((~finite).sum())} value(s) are NaN or infinite (shape {shape}); "
-                "a reconstruction must be an image: replace them (e.g. torch.nan_to_num(x))."
-            )
-        lo, hi = float(t.min()), float(t.max())
-        if lo < 0 or hi > 1:
-            raise LeakageInputError(
-                f"{name}: float pixels span [{lo:.4g}, {hi:.4g}] (shape {shape}) but must lie in [0, 1]. Floats in "
-                "0-255: divide by 255; normalised with a mean and std: undo it (x * std + mean); in [-1, 1]: "
-                "(x + 1) / 2; an attack's output slightly outside [0, 1]: clamp it, x.clamp(0, 1)."
-            )
-    return t
+    lo, hi = float(t.min()), float(t.max())
+    if lo < 0 or hi > 1:
+        raise LeakageInputError(
+            f"{name}: float pixels span [{lo:.4g}, {hi:.4g}] (shape {shape}) but must lie in [0, 1]. Floats in "
+            "0-255: divide by 255; normalised with a mean and std: undo it (x * std + mean); in [-1, 1]: "
+            "(x + 1) / 2; an attack's output slightly outside [0, 1]: clamp it, x.clamp(0, 1)."
+        )
 
 
 def _content_groups(batch: Tensor) -> list[int]:
