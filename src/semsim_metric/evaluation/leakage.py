@@ -486,67 +486,67 @@ def load_pairs(
         (3, torch.Size([1, 32, 32]))
     """
     if reconstructions is None:
-        if isinstance(originals, (str, Path)):
-            path = Path(originals).expanduser()
-            if _is_dataset_folder(path):
-                return _from_dataset(path, split)
-            if path.is_dir():
-                raise LeakageInputError(
-                    f"{path} is a folder of images; give the reconstructions folder too "
-                    "(or a dataset folder in the SemSim schema)."
-                )
-            if path.suffix.lower() not in _ARRAY_SUFFIXES:
-                raise LeakageInputError(
-                    f"{path}: give a .pt, .pth or .npz file holding both the originals and the "
-                    "reconstructions, a dataset folder, or two folders/files."
-                )
-            obj, label = _read_array_file(path), path.name
-        else:
-            obj, label = originals, "inputs"
-        if _entries(obj) is None:
-            raise LeakageInputError(
-                f"{label} holds one batch ({_describe(obj)}), not originals and reconstructions; give the "
-                "reconstructions as well, or save both: torch.save({'originals': x, 'reconstructions': x_hat}, "
-                "'attack.pt')."
-            )
-        entries = _entries(obj) or {}
-        orig = _pick(obj, ORIGINAL_KEYS, "originals", label, only_role=False)
-        rec = _pick(obj, RECONSTRUCTION_KEYS, "reconstructions", label, only_role=False)
-        index = original_index if original_index is not None else entries.get(INDEX_KEY)
-        src = f"{label} (originals and reconstructions)" if label != "inputs" else "tensors"
-        return _from_arrays(
-            orig,
-            rec,
-            original_index=index,
-            orig_name=f"{label}: originals",
-            rec_name=f"{label}: reconstructions",
-            orig_label="original",
-            rec_label="rec",
-            source=src,
+        return _pairs_from_one(originals, original_index, split)
+    return _pairs_from_two(originals, reconstructions, original_index, skip_unpaired)
+
+
+def _pairs_from_one(originals: InputLike, original_index: Any, split: str | None) -> ReconstructionPairs:
+    """The pairs of one input holding both: a dataset folder, a ``.pt``/``.npz`` file, or a mapping."""
+    if isinstance(originals, (str, Path)):
+        path = Path(originals).expanduser()
+        if _is_dataset_folder(path):
+            return _from_dataset(path, split)
+        obj, label = _read_combined_file(path), path.name
+    else:
+        obj, label = originals, "inputs"
+    if _entries(obj) is None:
+        raise LeakageInputError(
+            f"{label} holds one batch ({_describe(obj)}), not originals and reconstructions; give the "
+            "reconstructions as well, or save both: torch.save({'originals': x, 'reconstructions': x_hat}, "
+            "'attack.pt')."
         )
+    entries = _entries(obj) or {}
+    orig = _pick(obj, ORIGINAL_KEYS, "originals", label, only_role=False)
+    rec = _pick(obj, RECONSTRUCTION_KEYS, "reconstructions", label, only_role=False)
+    index = original_index if original_index is not None else entries.get(INDEX_KEY)
+    src = f"{label} (originals and reconstructions)" if label != "inputs" else "tensors"
+    return _from_arrays(
+        orig,
+        rec,
+        original_index=index,
+        orig_name=f"{label}: originals",
+        rec_name=f"{label}: reconstructions",
+        orig_label="original",
+        rec_label="rec",
+        source=src,
+    )
+
+
+def _read_combined_file(path: Path) -> Any:
+    """The object of a ``.pt``/``.pth``/``.npz`` file given alone (so holding both), refusing folders of images."""
+    if path.is_dir():
+        raise LeakageInputError(
+            f"{path} is a folder of images; give the reconstructions folder too "
+            "(or a dataset folder in the SemSim schema)."
+        )
+    if path.suffix.lower() not in _ARRAY_SUFFIXES:
+        raise LeakageInputError(
+            f"{path}: give a .pt, .pth or .npz file holding both the originals and the "
+            "reconstructions, a dataset folder, or two folders/files."
+        )
+    return _read_array_file(path)
+
+
+def _pairs_from_two(
+    originals: InputLike, reconstructions: InputLike, original_index: Any, skip_unpaired: bool
+) -> ReconstructionPairs:
+    """The pairs of two inputs: two folders of images, or two files/tensors/arrays/mappings."""
     paths = [
         Path(v).expanduser() if isinstance(v, (str, Path)) else None for v in (originals, reconstructions)
     ]
     if paths[0] is not None and paths[1] is not None and paths[0].is_dir() and paths[1].is_dir():
         return _from_folders(paths[0], paths[1], skip_unpaired)
-    objs, labels = [], []
-    for value, path, role in zip((originals, reconstructions), paths, ("originals", "reconstructions")):
-        if path is None:
-            objs.append(value)
-            labels.append(role)
-            continue
-        if path.is_dir():
-            other = "reconstructions" if role == "originals" else "originals"
-            raise LeakageInputError(
-                f"{path} is a folder but the {other} are not: give two folders of images (paired by file name), or "
-                f"two .pt/.npz files, or tensors (a folder of originals cannot be matched to the rows of a batch)."
-            )
-        if path.suffix.lower() not in _ARRAY_SUFFIXES:
-            raise LeakageInputError(
-                f"{path}: the {role} must be a folder of images or a .pt, .pth, .npz or .npy file of a batch."
-            )
-        objs.append(_read_array_file(path))
-        labels.append(path.name)
+    objs, labels = _read_each(originals, reconstructions, paths)
     orig = _pick(objs[0], ORIGINAL_KEYS, "originals", labels[0], only_role=True)
     rec = _pick(objs[1], RECONSTRUCTION_KEYS, "reconstructions", labels[1], only_role=True)
     index = original_index
@@ -568,6 +568,31 @@ def load_pairs(
         rec_label=rec_label,
         source=src,
     )
+
+
+def _read_each(
+    originals: InputLike, reconstructions: InputLike, paths: list[Path | None]
+) -> tuple[list[Any], list[str]]:
+    """The objects of the two inputs (files read, others as given) and their labels (file name or role)."""
+    objs, labels = [], []
+    for value, path, role in zip((originals, reconstructions), paths, ("originals", "reconstructions")):
+        if path is None:
+            objs.append(value)
+            labels.append(role)
+            continue
+        if path.is_dir():
+            other = "reconstructions" if role == "originals" else "originals"
+            raise LeakageInputError(
+                f"{path} is a folder but the {other} are not: give two folders of images (paired by file name), or "
+                f"two .pt/.npz files, or tensors (a folder of originals cannot be matched to the rows of a batch)."
+            )
+        if path.suffix.lower() not in _ARRAY_SUFFIXES:
+            raise LeakageInputError(
+                f"{path}: the {role} must be a folder of images or a .pt, .pth, .npz or .npy file of a batch."
+            )
+        objs.append(_read_array_file(path))
+        labels.append(path.name)
+    return objs, labels
 
 
 # -- the report ---------------------------------------------------------------------------------------------
