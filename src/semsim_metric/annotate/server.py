@@ -24,6 +24,9 @@ Routes:
 
 Refused requests get a 4xx JSON ``{"error": message}`` (503 when the campaign file cannot be written) and
 change nothing.
+
+The route handlers are methods of the private ``_Handlers`` class, which holds the app's state (campaign, pages,
+session cookie name, failure limiter); ``create_app`` builds one and hands its methods to the routes.
 """
 
 from __future__ import annotations
@@ -108,6 +111,231 @@ def _page(name: str, title: str) -> tuple[str, dict[str, str]]:
     return text, {"Cache-Control": "no-store", "Content-Security-Policy": _csp(text)}
 
 
+class _Handlers:
+    """The app's state (campaign, pages, session cookie name, failure limiter) and its route handlers."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        title: str,
+        leases_per_client: int | None,
+        max_failures: int,
+        failure_window_seconds: float,
+    ) -> None:
+        """Load the two pages, name the session cookie after the campaign's seed and start the failure limiter."""
+        self.campaign = campaign
+        self.title = title
+        self.page, self.page_headers = _page("annotate.html", title)
+        self.status_shell, self.status_headers = _page("status.html", title)
+        self.cookie = f"semsim_session_{campaign.meta['seed'][:8]}"
+        self.limiter = FailureLimiter(max_failures, failure_window_seconds)
+        self.leases_per_client = leases_per_client
+
+    @staticmethod
+    def client_of(request: Request) -> str:
+        """The client's address (empty when unknown)."""
+        return request.client.host if request.client else ""
+
+    def checked(self, request: Request, check: Any, value: Any) -> Any:
+        """Run a secret check, counting failures per client and refusing clients over the limit."""
+        client = self.client_of(request)
+        if self.limiter.blocked(client):
+            raise AnnotationError(
+                f"too many wrong tokens or resume codes from this address; wait "
+                f"{self.limiter.retry_after(client)} s.",
+                429,
+            )
+        try:
+            return check(value)
+        except AnnotationError as err:
+            if err.status == 401:
+                self.limiter.failed(client)
+            raise
+
+    def check_campaign_token(self, request: Request) -> None:
+        """Refuse a request without the campaign token (when the campaign has one)."""
+        self.checked(request, self.campaign.check_token, request.headers.get("x-campaign-token"))
+
+    def session_secret(self, request: Request) -> str | None:
+        """The annotator's secret: ``Authorization: Bearer``, else the session cookie."""
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        return request.cookies.get(self.cookie)
+
+    def annotator(self, request: Request, body: dict[str, Any] | None = None) -> str:
+        """The name the session's secret belongs to; a body naming someone else is refused."""
+        name = self.checked(request, self.campaign.annotator_for, self.session_secret(request))
+        claimed = (body or {}).get("name")
+        if claimed is not None and (not isinstance(claimed, str) or name_key(claimed) != name_key(name)):
+            raise AnnotationError(f"you are signed in as {name!r}; you cannot act for anyone else.", 403)
+        return name
+
+    def guarded(self, handler: Any) -> Any:
+        """The endpoint that runs ``handler`` and answers its errors as JSON (429, 503, 500 included)."""
+
+        async def endpoint(request: Request) -> Response:
+            """Run the handler; turn its errors into JSON answers."""
+            try:
+                return await handler(request)
+            except AnnotationError as err:
+                retry = (
+                    {"Retry-After": str(self.limiter.retry_after(self.client_of(request)))}
+                    if err.status == 429
+                    else None
+                )
+                return _error(str(err), err.status, retry)
+            except sqlite3.OperationalError as err:
+                logger.error("campaign %s cannot be written: %s", self.campaign.path, err)
+                return _error(
+                    "the campaign file cannot be written right now (read-only or disk full); nothing was "
+                    "recorded. Tell the person who runs the campaign.",
+                    503,
+                )
+            except Exception:
+                logger.exception("annotation app: unexpected error on %s", request.url.path)
+                return _error("internal error; nothing was recorded.", 500)
+
+        return endpoint
+
+    def item_json(self, name: str, item: CampaignItem | None) -> dict[str, Any]:
+        """The answer to next/undo: the item to show, ``waiting``, or ``done``, with the progress."""
+        progress = self.campaign.progress(name)
+        if item is not None:
+            return {
+                "done": False,
+                "item_id": item.item_id,
+                "ticket": item.ticket,
+                "progress": progress,
+                "image": f"/api/image/{item.item_id}?ticket={item.ticket}",
+            }
+        if progress["held_by_others"]:
+            return {"done": False, "waiting": True, "retry_after": RETRY_SECONDS, "progress": progress}
+        return {"done": True, "progress": progress}
+
+    async def index(self, request: Request) -> Response:
+        """``GET /``: the annotator page."""
+        return HTMLResponse(self.page, headers=self.page_headers)
+
+    async def status_page(self, request: Request) -> Response:
+        """``GET /status``: the status page's shell."""
+        return HTMLResponse(self.status_shell, headers=self.status_headers)
+
+    async def info(self, request: Request) -> Response:
+        """``GET /api/campaign``: class names and whether a token is needed."""
+        return JSONResponse(
+            {
+                "title": self.title,
+                "class_names": self.campaign.class_names,
+                "requires_token": self.campaign.requires_token,
+                "votes_per_item": self.campaign.votes_per_item,
+            }
+        )
+
+    async def join(self, request: Request) -> Response:
+        """``POST /api/join``: start or resume under a name; sets the session cookie."""
+        body = await _body(request)
+        self.check_campaign_token(request)
+        resume = (
+            body.get("resume_code")
+            if isinstance(body.get("resume_code"), str)
+            else self.session_secret(request)
+        )
+        secret = await run_in_threadpool(self.campaign.join, body.get("name"), resume_code=resume)
+        name = await run_in_threadpool(self.campaign.annotator_for, secret)
+        response = JSONResponse(
+            {
+                "name": name,
+                "resume_code": secret,
+                "progress": await run_in_threadpool(self.campaign.progress, name),
+            }
+        )
+        response.set_cookie(self.cookie, secret, max_age=SESSION_SECONDS, httponly=True, samesite="strict")
+        return response
+
+    async def me(self, request: Request) -> Response:
+        """``GET /api/me``: who this session is, and their progress."""
+        name = self.annotator(request)
+        return JSONResponse({"name": name, "progress": await run_in_threadpool(self.campaign.progress, name)})
+
+    async def next_item(self, request: Request) -> Response:
+        """``POST /api/next``: the item on the annotator's screen, ``waiting`` or ``done``."""
+        name = self.annotator(request, await _body(request))
+        item = await run_in_threadpool(
+            self.campaign.next_item,
+            name,
+            client=self.client_of(request),
+            max_client_leases=self.leases_per_client,
+        )
+        return JSONResponse(await run_in_threadpool(self.item_json, name, item))
+
+    async def image(self, request: Request) -> Response:
+        """``GET /api/image/{item_id}?ticket=``: that item's PNG."""
+        name = self.annotator(request)
+        png = await run_in_threadpool(
+            self.campaign.image, name, request.path_params["item_id"], request.query_params.get("ticket")
+        )
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    async def answer(self, request: Request) -> Response:
+        """``POST /api/answer``: record an answer."""
+        body = await _body(request)
+        unknown = sorted(set(body) - {"name", "item_id", "ticket", "answer"})
+        if unknown:
+            raise AnnotationError(
+                f"unexpected field(s) {unknown}; an answer has item_id, ticket, answer.", 422
+            )
+        name = self.annotator(request, body)
+        progress = await run_in_threadpool(
+            self.campaign.answer, name, body.get("item_id"), body.get("ticket"), body.get("answer")
+        )
+        return JSONResponse({"recorded": True, "progress": progress})
+
+    async def undo(self, request: Request) -> Response:
+        """``POST /api/undo``: take back the last answer and show that item again."""
+        name = self.annotator(request, await _body(request))
+        item = await run_in_threadpool(self.campaign.undo, name)
+        return JSONResponse(await run_in_threadpool(self.item_json, name, item))
+
+    async def status_json(self, request: Request) -> Response:
+        """``GET /api/status``: the status numbers as JSON."""
+        self.check_campaign_token(request)
+        return JSONResponse(await run_in_threadpool(campaign_status, self.campaign))
+
+    async def status_html(self, request: Request) -> Response:
+        """``GET /api/status.html``: the status numbers as the status page's HTML."""
+        self.check_campaign_token(request)
+        status = await run_in_threadpool(campaign_status, self.campaign)
+        return HTMLResponse(render_status(status, self.title), headers={"Cache-Control": "no-store"})
+
+    @staticmethod
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """The JSON 404."""
+        return _error(f"no such page: {request.url.path[:80]}", 404)
+
+    @staticmethod
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        """The JSON 405."""
+        return _error(f"{request.method} is not allowed on {request.url.path[:80]}", 405)
+
+    def routes(self) -> list[Route]:
+        """Every route: the two pages unguarded, the API behind ``guarded``."""
+        guarded = self.guarded
+        return [
+            Route("/", self.index),
+            Route("/status", self.status_page),
+            Route("/api/campaign", guarded(self.info)),
+            Route("/api/join", guarded(self.join), methods=["POST"]),
+            Route("/api/me", guarded(self.me)),
+            Route("/api/next", guarded(self.next_item), methods=["POST"]),
+            Route("/api/image/{item_id:int}", guarded(self.image)),
+            Route("/api/answer", guarded(self.answer), methods=["POST"]),
+            Route("/api/undo", guarded(self.undo), methods=["POST"]),
+            Route("/api/status", guarded(self.status_json)),
+            Route("/api/status.html", guarded(self.status_html)),
+        ]
+
+
 def create_app(
     campaign: Campaign | str,
     *,
@@ -137,185 +365,10 @@ def create_app(
         >>> import uvicorn; uvicorn.run(create_app("campaign.sqlite"), host="127.0.0.1", port=8765)  # doctest: +SKIP
     """
     campaign = campaign if isinstance(campaign, Campaign) else Campaign(campaign)
-    page, page_headers = _page("annotate.html", title)
-    status_shell, status_headers = _page("status.html", title)
-    cookie = f"semsim_session_{campaign.meta['seed'][:8]}"
-    limiter = FailureLimiter(max_failures, failure_window_seconds)
-
-    def client_of(request: Request) -> str:
-        return request.client.host if request.client else ""
-
-    def checked(request: Request, check: Any, value: Any) -> Any:
-        """Run a secret check, counting failures per client and refusing clients over the limit."""
-        client = client_of(request)
-        if limiter.blocked(client):
-            raise AnnotationError(
-                f"too many wrong tokens or resume codes from this address; wait "
-                f"{limiter.retry_after(client)} s.",
-                429,
-            )
-        try:
-            return check(value)
-        except AnnotationError as err:
-            if err.status == 401:
-                limiter.failed(client)
-            raise
-
-    def check_campaign_token(request: Request) -> None:
-        checked(request, campaign.check_token, request.headers.get("x-campaign-token"))
-
-    def session_secret(request: Request) -> str | None:
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            return auth[7:].strip()
-        return request.cookies.get(cookie)
-
-    def annotator(request: Request, body: dict[str, Any] | None = None) -> str:
-        name = checked(request, campaign.annotator_for, session_secret(request))
-        claimed = (body or {}).get("name")
-        if claimed is not None and (not isinstance(claimed, str) or name_key(claimed) != name_key(name)):
-            raise AnnotationError(f"you are signed in as {name!r}; you cannot act for anyone else.", 403)
-        return name
-
-    def guarded(handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except AnnotationError as err:
-                retry = (
-                    {"Retry-After": str(limiter.retry_after(client_of(request)))}
-                    if err.status == 429
-                    else None
-                )
-                return _error(str(err), err.status, retry)
-            except sqlite3.OperationalError as err:
-                logger.error("campaign %s cannot be written: %s", campaign.path, err)
-                return _error(
-                    "the campaign file cannot be written right now (read-only or disk full); nothing was "
-                    "recorded. Tell the person who runs the campaign.",
-                    503,
-                )
-            except Exception:
-                logger.exception("annotation app: unexpected error on %s", request.url.path)
-                return _error("internal error; nothing was recorded.", 500)
-
-        return endpoint
-
-    def item_json(name: str, item: CampaignItem | None) -> dict[str, Any]:
-        progress = campaign.progress(name)
-        if item is not None:
-            return {
-                "done": False,
-                "item_id": item.item_id,
-                "ticket": item.ticket,
-                "progress": progress,
-                "image": f"/api/image/{item.item_id}?ticket={item.ticket}",
-            }
-        if progress["held_by_others"]:
-            return {"done": False, "waiting": True, "retry_after": RETRY_SECONDS, "progress": progress}
-        return {"done": True, "progress": progress}
-
-    async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers=page_headers)
-
-    async def status_page(request: Request) -> Response:
-        return HTMLResponse(status_shell, headers=status_headers)
-
-    async def info(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "title": title,
-                "class_names": campaign.class_names,
-                "requires_token": campaign.requires_token,
-                "votes_per_item": campaign.votes_per_item,
-            }
-        )
-
-    async def join(request: Request) -> Response:
-        body = await _body(request)
-        check_campaign_token(request)
-        resume = (
-            body.get("resume_code") if isinstance(body.get("resume_code"), str) else session_secret(request)
-        )
-        secret = await run_in_threadpool(campaign.join, body.get("name"), resume_code=resume)
-        name = await run_in_threadpool(campaign.annotator_for, secret)
-        response = JSONResponse(
-            {
-                "name": name,
-                "resume_code": secret,
-                "progress": await run_in_threadpool(campaign.progress, name),
-            }
-        )
-        response.set_cookie(cookie, secret, max_age=SESSION_SECONDS, httponly=True, samesite="strict")
-        return response
-
-    async def me(request: Request) -> Response:
-        name = annotator(request)
-        return JSONResponse({"name": name, "progress": await run_in_threadpool(campaign.progress, name)})
-
-    async def next_item(request: Request) -> Response:
-        name = annotator(request, await _body(request))
-        item = await run_in_threadpool(
-            campaign.next_item, name, client=client_of(request), max_client_leases=leases_per_client
-        )
-        return JSONResponse(await run_in_threadpool(item_json, name, item))
-
-    async def image(request: Request) -> Response:
-        name = annotator(request)
-        png = await run_in_threadpool(
-            campaign.image, name, request.path_params["item_id"], request.query_params.get("ticket")
-        )
-        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
-
-    async def answer(request: Request) -> Response:
-        body = await _body(request)
-        unknown = sorted(set(body) - {"name", "item_id", "ticket", "answer"})
-        if unknown:
-            raise AnnotationError(
-                f"unexpected field(s) {unknown}; an answer has item_id, ticket, answer.", 422
-            )
-        name = annotator(request, body)
-        progress = await run_in_threadpool(
-            campaign.answer, name, body.get("item_id"), body.get("ticket"), body.get("answer")
-        )
-        return JSONResponse({"recorded": True, "progress": progress})
-
-    async def undo(request: Request) -> Response:
-        name = annotator(request, await _body(request))
-        item = await run_in_threadpool(campaign.undo, name)
-        return JSONResponse(await run_in_threadpool(item_json, name, item))
-
-    async def status_json(request: Request) -> Response:
-        check_campaign_token(request)
-        return JSONResponse(await run_in_threadpool(campaign_status, campaign))
-
-    async def status_html(request: Request) -> Response:
-        check_campaign_token(request)
-        status = await run_in_threadpool(campaign_status, campaign)
-        return HTMLResponse(render_status(status, title), headers={"Cache-Control": "no-store"})
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return _error(f"no such page: {request.url.path[:80]}", 404)
-
-    async def not_allowed(request: Request, exc: Exception) -> Response:
-        return _error(f"{request.method} is not allowed on {request.url.path[:80]}", 405)
-
-    routes = [
-        Route("/", index),
-        Route("/status", status_page),
-        Route("/api/campaign", guarded(info)),
-        Route("/api/join", guarded(join), methods=["POST"]),
-        Route("/api/me", guarded(me)),
-        Route("/api/next", guarded(next_item), methods=["POST"]),
-        Route("/api/image/{item_id:int}", guarded(image)),
-        Route("/api/answer", guarded(answer), methods=["POST"]),
-        Route("/api/undo", guarded(undo), methods=["POST"]),
-        Route("/api/status", guarded(status_json)),
-        Route("/api/status.html", guarded(status_html)),
-    ]
+    handlers = _Handlers(campaign, title, leases_per_client, max_failures, failure_window_seconds)
     app = Starlette(
-        routes=routes,
-        exception_handlers={404: not_found, 405: not_allowed},
+        routes=handlers.routes(),
+        exception_handlers={404: handlers.not_found, 405: handlers.not_allowed},
         middleware=[Middleware(RequestGuard, hosts=hosts or HostRule.for_bind_address("127.0.0.1"))],
     )
     app.state.campaign = campaign
