@@ -198,27 +198,11 @@ def generate(
 
     configure_threads()  # the cores this process may use (a user's OMP_NUM_THREADS / SEMSIM_NUM_THREADS is kept)
     out = Path(out)
-    plan_path = out / "plan.json"
     plan_json = json.dumps(plan.to_dict(), indent=2, sort_keys=True)
-    if plan_path.exists() and plan_path.read_text() != plan_json:
-        raise InvalidInputError(
-            f"{out} holds a different generation plan (plan.json); use a new folder or delete it."
-        )
-    if not overwrite:
-        _refuse_foreign_folder(
-            out
-        )  # before the sources are read (claim() below writes, so it comes after them)
+    _check_output(out, plan_json, overwrite=overwrite)
     # the source is checked before anything is written: a refused source leaves no output folder behind
-    logger.info("loading the %s source (test and train splits)", plan.source)
-    test = load_source(plan.source, "test", root=source_root)
-    train = load_source(plan.source, "train", root=source_root)
-    originals = _select_originals(test, plan)
-    train, removed = _without_originals(
-        train, originals
-    )  # before any victim trains: none sees an attacked original
-    folder = OutputFolder(out, command="generate", overwrite=overwrite).claim()
-    if not plan_path.exists() or plan_path.read_text() != plan_json:
-        folder.write_text("plan.json", plan_json)
+    test, train, originals, removed = _load_images(plan, source_root)
+    folder = _claim_output(out, plan_json, overwrite=overwrite)
     rank, world = distributed_rank_and_world()
     shard_dir = out / "shards"
     shard_dir.mkdir(exist_ok=True)
@@ -227,15 +211,7 @@ def generate(
     victims: dict[str, tuple[torch.nn.Module, dict]] = {}
     made, attacking = 0, 0.0  # reconstructions written by this run and the seconds their shards took
     if progress:
-        logger.info(
-            "%d of %d shard(s) to do%s: %d originals, %d victim(s), %d attack(s)",
-            len(todo),
-            len(mine),
-            f" on rank {rank}" if world > 1 else "",
-            plan.num_originals,
-            len(plan.victims),
-            len(plan.attacks),
-        )
+        _log_start(plan, todo, mine, rank, world)
     for number, (v, a, start, end) in enumerate(
         track(todo, f"shards (rank {rank})", unit="shard", progress=progress), start=1
     ):
@@ -251,64 +227,169 @@ def generate(
                 end - 1,
             )
         if v.name not in victims:
-            trained_now = not all(
-                (out / "victims" / f"{v.name}{ext}").is_file() for ext in (".safetensors", ".json")
-            )
-            if progress:
-                logger.info("%s victim %s", "training" if trained_now else "loading", v.name)
-            model, meta = load_or_train_victim(v, train, test, out / "victims", progress=progress)
-            victims[v.name] = (
-                model,
-                _record_removed(out / "victims", v, meta, removed, trained_now=trained_now),
-            )
-        model, meta = victims[v.name]
-        part = originals.subset(range(start, end))
-        x = part.images.float() / 255
-        seeds = [item_seed(plan.seed, hash_index(oid)) for oid in part.ids]
-        began = time.perf_counter()
-        result = run_attack(
-            model, x, part.labels, a, seeds=seeds, device=device, progress=progress, max_memory=max_memory
+            victims[v.name] = _load_victim(v, out / "victims", train, test, removed, progress=progress)
+        model, _meta = victims[v.name]
+        count, spent = _attack_shard(
+            plan,
+            model,
+            v,
+            a,
+            originals.subset(range(start, end)),
+            shard_dir / _shard_name(v, a, start, end),
+            device=device,
+            progress=progress,
+            max_memory=max_memory,
         )
-        rows = []
-        for i, oid in enumerate(part.ids):
-            row = empty_row()
-            row.update(
-                reconstruction_id=f"{v.name}__{a.name}-{a.iterations}__{oid}",
-                original=_png(x[i]),
-                reconstruction=_png(result["reconstructions"][i]),
-                original_id=oid,
-                class_label=int(part.labels[i]),
-                class_name=part.class_names[int(part.labels[i])],
-                source_dataset=part.name,
-                victim=v.name,
-                victim_arch=v.arch,
-                victim_train_mode=v.augmentation,
-                victim_aug_policy=v.augmentation,
-                victim_train_epochs=v.epochs,
-                attack=a.name,
-                attack_iterations=a.iterations,
-                defense=v.defense,
-                annotator_kind="none",
-                seed=seeds[i],
-            )
-            rows.append(row)
-        import datasets
-
-        tmp = shard_dir / (_shard_name(v, a, start, end) + ".tmp")
-        with quiet_datasets_bars():
-            datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(str(tmp))
-        tmp.replace(shard_dir / _shard_name(v, a, start, end))
-        spent = time.perf_counter() - began
-        made, attacking = made + len(rows), attacking + spent
+        made, attacking = made + count, attacking + spent
         if progress:
             logger.info(
                 "shard %d of %d: %d reconstructions in %s (%s)",
                 number,
                 len(todo),
-                len(rows),
+                count,
                 format_duration(spent),
-                _per_minute(len(rows), spent),
+                _per_minute(count, spent),
             )
+    return _finish(plan, folder, shard_dir, made, attacking, merge=merge, rank=rank, progress=progress)
+
+
+def _check_output(out: Path, plan_json: str, *, overwrite: bool) -> None:
+    """Refuse ``out`` before anything is read or written: it holds another plan, or (unless ``overwrite``) files
+    that ``semsim generate`` did not write."""
+    plan_path = out / "plan.json"
+    if plan_path.exists() and plan_path.read_text() != plan_json:
+        raise InvalidInputError(
+            f"{out} holds a different generation plan (plan.json); use a new folder or delete it."
+        )
+    if not overwrite:
+        _refuse_foreign_folder(
+            out
+        )  # before the sources are read (claim() below writes, so it comes after them)
+
+
+def _load_images(
+    plan: GenerationPlan, source_root: str | None
+) -> tuple[ImageSource, ImageSource, ImageSource, int]:
+    """The source's test and train splits, the originals to attack, and how many train images were removed."""
+    logger.info("loading the %s source (test and train splits)", plan.source)
+    test = load_source(plan.source, "test", root=source_root)
+    train = load_source(plan.source, "train", root=source_root)
+    originals = _select_originals(test, plan)
+    train, removed = _without_originals(
+        train, originals
+    )  # before any victim trains: none sees an attacked original
+    return test, train, originals, removed
+
+
+def _claim_output(out: Path, plan_json: str, *, overwrite: bool) -> OutputFolder:
+    """Claim ``out`` for ``semsim generate`` and write its ``plan.json`` (unless it already holds the same)."""
+    plan_path = out / "plan.json"
+    folder = OutputFolder(out, command="generate", overwrite=overwrite).claim()
+    if not plan_path.exists() or plan_path.read_text() != plan_json:
+        folder.write_text("plan.json", plan_json)
+    return folder
+
+
+def _log_start(plan: GenerationPlan, todo: list, mine: list, rank: int, world: int) -> None:
+    """Log how many of this rank's shards are left to do, and the plan's size."""
+    logger.info(
+        "%d of %d shard(s) to do%s: %d originals, %d victim(s), %d attack(s)",
+        len(todo),
+        len(mine),
+        f" on rank {rank}" if world > 1 else "",
+        plan.num_originals,
+        len(plan.victims),
+        len(plan.attacks),
+    )
+
+
+def _load_victim(
+    v: VictimSpec, folder: Path, train: ImageSource, test: ImageSource, removed: int, *, progress: bool
+) -> tuple[torch.nn.Module, dict]:
+    """Victim ``v`` and its metadata: loaded from ``folder``, or trained there (recording ``removed``)."""
+    trained_now = not all((folder / f"{v.name}{ext}").is_file() for ext in (".safetensors", ".json"))
+    if progress:
+        logger.info("%s victim %s", "training" if trained_now else "loading", v.name)
+    model, meta = load_or_train_victim(v, train, test, folder, progress=progress)
+    return model, _record_removed(folder, v, meta, removed, trained_now=trained_now)
+
+
+def _attack_shard(
+    plan: GenerationPlan,
+    model: torch.nn.Module,
+    v: VictimSpec,
+    a: AttackConfig,
+    part: ImageSource,
+    path: Path,
+    *,
+    device: str,
+    progress: bool,
+    max_memory: int | None,
+) -> tuple[int, float]:
+    """Attack ``part``'s originals on ``model`` and write the shard to ``path``; returns its rows and seconds."""
+    x = part.images.float() / 255
+    seeds = [item_seed(plan.seed, hash_index(oid)) for oid in part.ids]
+    began = time.perf_counter()
+    result = run_attack(
+        model, x, part.labels, a, seeds=seeds, device=device, progress=progress, max_memory=max_memory
+    )
+    rows = _shard_rows(v, a, part, x, result["reconstructions"], seeds)
+    _write_shard(rows, path)
+    return len(rows), time.perf_counter() - began
+
+
+def _shard_rows(
+    v: VictimSpec, a: AttackConfig, part: ImageSource, x: torch.Tensor, reconstructions: Any, seeds: list[int]
+) -> list[dict[str, Any]]:
+    """One dataset row (empty votes) per original of ``part`` and its reconstruction."""
+    rows = []
+    for i, oid in enumerate(part.ids):
+        row = empty_row()
+        row.update(
+            reconstruction_id=f"{v.name}__{a.name}-{a.iterations}__{oid}",
+            original=_png(x[i]),
+            reconstruction=_png(reconstructions[i]),
+            original_id=oid,
+            class_label=int(part.labels[i]),
+            class_name=part.class_names[int(part.labels[i])],
+            source_dataset=part.name,
+            victim=v.name,
+            victim_arch=v.arch,
+            victim_train_mode=v.augmentation,
+            victim_aug_policy=v.augmentation,
+            victim_train_epochs=v.epochs,
+            attack=a.name,
+            attack_iterations=a.iterations,
+            defense=v.defense,
+            annotator_kind="none",
+            seed=seeds[i],
+        )
+        rows.append(row)
+    return rows
+
+
+def _write_shard(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write ``rows`` to the Parquet shard ``path`` atomically (through ``path.tmp``)."""
+    import datasets
+
+    tmp = path.parent / (path.name + ".tmp")
+    with quiet_datasets_bars():
+        datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(str(tmp))
+    tmp.replace(path)
+
+
+def _finish(
+    plan: GenerationPlan,
+    folder: OutputFolder,
+    shard_dir: Path,
+    made: int,
+    attacking: float,
+    *,
+    merge: bool,
+    rank: int,
+    progress: bool,
+) -> Path | None:
+    """Log the run's rate, then merge when every shard exists (on rank 0, if ``merge``)."""
     if progress and made:
         logger.info(
             "generated %d reconstructions in %s of attacks (%s)",
@@ -320,7 +401,7 @@ def generate(
     if missing or not merge or rank != 0:
         return None
     if progress:
-        logger.info("merging %d shard(s) into the dataset folder %s", len(plan.shards()), out)
+        logger.info("merging %d shard(s) into the dataset folder %s", len(plan.shards()), folder.path)
     return merge_shards(folder)
 
 
@@ -365,15 +446,39 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
         InvalidInputError: (a ``ValueError``) ``out`` has no ``plan.json``, or some of the plan's shards are
             missing (the message says how many and names one).
     """
-    import datasets
-
     folder = (
         out if isinstance(out, OutputFolder) else OutputFolder(out, command="generate", overwrite=overwrite)
     )
     out = folder.path
+    plan = _read_plan(out)
+    rows = _read_shards(_shard_paths(out, plan))
+    splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
+    card = DatasetCard(
+        title=f"Generated reconstructions ({plan['source']})",
+        summary=(
+            "Reconstructions made by `semsim generate`: gradient-inversion attacks on the clean gradient of one "
+            "test image each. **Not annotated yet** (`annotator_kind='none'`, empty votes): import votes with "
+            "`semsim votes import`."
+        ),
+        source=f"{plan['source']} test split ({plan['num_originals']} originals drawn with seed {plan['seed']} from the "
+        f"first {plan['original_pool']}); victims trained on the train split without the attacked originals",
+        attacks=_attacks_text(plan),
+        annotators="none yet",
+        rule=RecognitionRule(),
+        notes=notes + [*_victim_notes(out, plan), f"Plan: `{json.dumps(plan)}`"],
+    )
+    return write_dataset_folder(splits, folder, card)
+
+
+def _read_plan(out: Path) -> dict[str, Any]:
+    """The plan stored in ``out/plan.json``, as written (a dict)."""
     if not (out / "plan.json").is_file():
         raise InvalidInputError(f"{out} has no plan.json: it is not a `semsim generate` folder.")
-    plan = json.loads((out / "plan.json").read_text())
+    return json.loads((out / "plan.json").read_text())
+
+
+def _shard_paths(out: Path, plan: dict[str, Any]) -> list[Path]:
+    """The paths of every shard of ``plan`` in ``out/shards``, in the plan's order; refuses a missing one."""
     expected = GenerationPlan(
         **{
             **plan,
@@ -388,16 +493,22 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
             f"{len(names) - len(missing)} of {len(names)} shards present in {out / 'shards'} (missing "
             f"e.g. {missing[0]}); rerun `semsim generate` with the same arguments to finish them."
         )
-    shards = [out / "shards" / n for n in names]
+    return [out / "shards" / n for n in names]
+
+
+def _read_shards(shards: list[Path]) -> list[dict[str, Any]]:
+    """The rows of ``shards``, in order, undecoded."""
+    import datasets
     import pyarrow.parquet as pq
 
     # read the shards directly: Dataset.from_parquet would go through a cache keyed by file names
-    from .._progress import quiet_datasets_bars
-
     with quiet_datasets_bars():  # no "Casting the dataset" bar per shard
         table_rows = [datasets.Dataset(pq.read_table(str(s))).cast(FEATURES) for s in shards]
-    rows = [r for ds in table_rows for r in undecoded(ds)]
-    splits, notes = split_by_original(rows, fractions=plan["fractions"], seed=plan["seed"])
+    return [r for ds in table_rows for r in undecoded(ds)]
+
+
+def _victim_notes(out: Path, plan: dict[str, Any]) -> list[str]:
+    """The card's notes on the victims: how each was trained (with its test accuracy), and the excluded images."""
     accuracy, excluded = {}, {}
     for v in plan[
         "victims"
@@ -422,22 +533,12 @@ def merge_shards(out: str | Path | OutputFolder, *, overwrite: bool = False) -> 
         f"{accuracy.get(VictimSpec(**v).name, 'n/a')})"
         for v in plan["victims"]
     )
-    attacks_txt = "; ".join(
+    return [f"Victims: {victims_txt}.", excluded_txt]
+
+
+def _attacks_text(plan: dict[str, Any]) -> str:
+    """The card's line on the plan's attacks (name, iterations, learning rate, TV weight)."""
+    return "; ".join(
         f"{a['name']} ({a['iterations']} iterations, lr {a['learning_rate']}, TV {a['tv_weight']})"
         for a in plan["attacks"]
     )
-    card = DatasetCard(
-        title=f"Generated reconstructions ({plan['source']})",
-        summary=(
-            "Reconstructions made by `semsim generate`: gradient-inversion attacks on the clean gradient of one "
-            "test image each. **Not annotated yet** (`annotator_kind='none'`, empty votes): import votes with "
-            "`semsim votes import`."
-        ),
-        source=f"{plan['source']} test split ({plan['num_originals']} originals drawn with seed {plan['seed']} from the "
-        f"first {plan['original_pool']}); victims trained on the train split without the attacked originals",
-        attacks=attacks_txt,
-        annotators="none yet",
-        rule=RecognitionRule(),
-        notes=notes + [f"Victims: {victims_txt}.", excluded_txt, f"Plan: `{json.dumps(plan)}`"],
-    )
-    return write_dataset_folder(splits, folder, card)
