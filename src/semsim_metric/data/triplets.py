@@ -60,16 +60,23 @@ class TripletDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.epoch = 0
         recognized = [bool(v) for v in ds["recognized"]]
-        if not any(recognized):
-            raise InvalidInputError(
-                "no recognised reconstructions: triplets need positives (recognized=True rows)."
-            )
-        if all(recognized):
-            raise InvalidInputError(
-                "no unrecognised reconstructions: triplets need negatives (recognized=False rows)."
-            )
-        shares = ds["recognized_share"] if "recognized_share" in ds.column_names else None
+        _require_both_labels(recognized)
         original_ids = list(ds["original_id"])
+        self.rec_image = self._decode_images(ds, original_ids, recognized)
+        by_original = _rows_by_original(original_ids, recognized)
+        self.negative_pool = [i for i, r in enumerate(recognized) if not r]
+        self.triplets, stats = _form_triplets(by_original, negative_fallback)
+        if not self.triplets:
+            raise InvalidInputError(
+                "no triplet can be formed: no original has both recognised and unrecognised "
+                "reconstructions (use negative_fallback='other_original')."
+            )
+        self.stats = stats
+
+    def _decode_images(self, ds: Any, original_ids: list[str], recognized: list[bool]) -> list[int]:
+        """Decode each original once and every reconstruction into ``images``, fill ``original_index`` and
+        ``share``; returns each row's index into ``images``."""
+        shares = ds["recognized_share"] if "recognized_share" in ds.column_names else None
         self.images: list[Tensor] = []
         self.original_index: dict[str, int] = {}
         self.share: list[float] = []
@@ -84,37 +91,7 @@ class TripletDataset(torch.utils.data.Dataset):
             self.images.append(decode_image(row["reconstruction"]))
             s = shares[i] if shares is not None else None
             self.share.append(float(s) if s is not None and s == s else float(recognized[i]))
-        by_original: dict[str, tuple[list[int], list[int]]] = {}
-        for i, oid in enumerate(original_ids):
-            pos, neg = by_original.setdefault(oid, ([], []))
-            (pos if recognized[i] else neg).append(i)
-        self.rec_image = rec_idx
-        self.negative_pool = [i for i, r in enumerate(recognized) if not r]
-        self.triplets: list[tuple[str, int, list[int]]] = []
-        stats = {
-            "originals": len(by_original),
-            "originals_without_positive": 0,
-            "originals_without_negative": 0,
-            "triplets_with_fallback_negative": 0,
-            "skipped_positives": 0,
-        }
-        for oid, (pos, neg) in by_original.items():
-            if not pos:
-                stats["originals_without_positive"] += 1
-                continue
-            if not neg:
-                stats["originals_without_negative"] += 1
-                if negative_fallback == "skip":
-                    stats["skipped_positives"] += len(pos)
-                    continue
-                stats["triplets_with_fallback_negative"] += len(pos)
-            self.triplets += [(oid, p, neg) for p in pos]
-        if not self.triplets:
-            raise InvalidInputError(
-                "no triplet can be formed: no original has both recognised and unrecognised "
-                "reconstructions (use negative_fallback='other_original')."
-            )
-        self.stats = stats
+        return rec_idx
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's negatives (called by the training loop at each epoch start)."""
@@ -140,3 +117,52 @@ class TripletDataset(torch.utils.data.Dataset):
             "negative_share": self.share[neg],
             "seeds": tuple(item_seeds(self.seed, self.epoch, [3 * index, 3 * index + 1, 3 * index + 2])),
         }
+
+
+def _require_both_labels(recognized: list[bool]) -> None:
+    """Refuse a split without recognised (positive) or without unrecognised (negative) rows."""
+    if not any(recognized):
+        raise InvalidInputError(
+            "no recognised reconstructions: triplets need positives (recognized=True rows)."
+        )
+    if all(recognized):
+        raise InvalidInputError(
+            "no unrecognised reconstructions: triplets need negatives (recognized=False rows)."
+        )
+
+
+def _rows_by_original(
+    original_ids: list[str], recognized: list[bool]
+) -> dict[str, tuple[list[int], list[int]]]:
+    """Per original id (in first-seen order), its recognised and its unrecognised rows."""
+    by_original: dict[str, tuple[list[int], list[int]]] = {}
+    for i, oid in enumerate(original_ids):
+        pos, neg = by_original.setdefault(oid, ([], []))
+        (pos if recognized[i] else neg).append(i)
+    return by_original
+
+
+def _form_triplets(
+    by_original: dict[str, tuple[list[int], list[int]]], negative_fallback: str
+) -> tuple[list[tuple[str, int, list[int]]], dict[str, int]]:
+    """The triplets ``(original_id, positive_row, negative_rows)`` and the counts of what was missing or skipped."""
+    triplets: list[tuple[str, int, list[int]]] = []
+    stats = {
+        "originals": len(by_original),
+        "originals_without_positive": 0,
+        "originals_without_negative": 0,
+        "triplets_with_fallback_negative": 0,
+        "skipped_positives": 0,
+    }
+    for oid, (pos, neg) in by_original.items():
+        if not pos:
+            stats["originals_without_positive"] += 1
+            continue
+        if not neg:
+            stats["originals_without_negative"] += 1
+            if negative_fallback == "skip":
+                stats["skipped_positives"] += len(pos)
+                continue
+            stats["triplets_with_fallback_negative"] += len(pos)
+        triplets += [(oid, p, neg) for p in pos]
+    return triplets, stats
