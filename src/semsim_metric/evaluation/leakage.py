@@ -911,21 +911,7 @@ def leakage_report(
         >>> sorted(rep.rows[0].baselines)
         ['PSNR', 'SSIM']
     """
-    from tqdm.auto import tqdm
-
-    from ..domain import OutOfDomainWarning, domain_problems, seen_originals
-    from ..functional import _semsim_update, get_model, scoring_copy
-    from ..preprocessing import to_model_input_for
-
-    if batch_size < 1:
-        raise LeakageInputError(f"batch_size must be at least 1, got {batch_size}.")
-    if not 0 < threshold < 1:
-        raise LeakageInputError(f"threshold must lie strictly between 0 and 1, got {threshold}.")
-    if n_boot < 1:
-        raise LeakageInputError(f"n_boot must be at least 1, got {n_boot}.")
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise LeakageInputError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}.")
+    _check_report_arguments(batch_size, threshold, n_boot, baselines)
     pairs = load_pairs(
         originals, reconstructions, original_index=original_index, split=split, skip_unpaired=skip_unpaired
     )
@@ -936,173 +922,23 @@ def leakage_report(
         len(set(pairs.original_ids)),
         pairs.source,
     )
-    logger.info("loading the SemSim model")
-    try:
-        net = get_model(model, revision, device=torch.device(device))
-    except (OSError, RuntimeError, ValueError) as err:
-        if isinstance(err, SemSimError):
-            raise
-        raise LeakageInputError(f"cannot load the SemSim model {model!r}: {err}") from err
-    cal = dict(net.config.calibration or {})
-    if not cal.get("slope"):
-        raise LeakageInputError(
-            "a leakage report needs a calibrated SemSim model (config.calibration) to give "
-            "p_recognised; this one has none. Use the default model or one from `semsim train`."
-        )
-    active: dict[str, Any] = {}
-    for name in dict.fromkeys(baselines):
-        spec = BASELINES[name]
-        if spec.needs_weights:
-            try:
-                ok, reason = weights_available(spec.needs_weights)
-            except UnsafeFileError as err:
-                ok, reason = False, str(err)
-            if not ok:
-                notes.append(
-                    f"{name} not computed: it {reason}. Place its weights there to add it (they are never "
-                    "downloaded by semsim-metric)."
-                )
-                continue
-        active[name] = spec
+    net, cal = _calibrated_model(model, revision, device)
+    active = _active_baselines(baselines, notes)
     n = len(pairs)
-    dist = np.full(n, np.nan)
-    values = {name: np.full(n, np.nan) for name in active}
-    orig_thumbs: dict[str, bytes] = {}
-    rec_thumbs: dict[str, bytes] = {}
-    seen_fps: dict[str, Tensor] = {}
-    small: set[str] = set()
-    domain_messages: list[str] = []
-    content_checked = False
-    domain = getattr(net.config, "training_domain", None) or {}
-    dev = next(net.parameters()).device
-    fast = scoring_copy(net)  # channels-last weights on a CPU: faster, the same distances
-    with (
-        warnings.catch_warnings(record=True) as caught,
-        torch.inference_mode(),
-        tqdm(total=n, desc="semsim report: scoring", unit="pair", disable=bar_disabled(progress)) as bar,
-    ):
-        warnings.simplefilter("always", OutOfDomainWarning)
-        for start in range(0, n, batch_size):
-            rows = list(range(start, min(n, start + batch_size)))
-            images = pairs.images(rows)
-            groups: dict[tuple, list[int]] = {}
-            for k, (o, r) in zip(rows, images):
-                if tuple(o.shape[1:]) != tuple(r.shape[1:]):
-                    raise LeakageInputError(
-                        f"{pairs.ids[k]} is {r.shape[1]}x{r.shape[2]} but its original {pairs.original_ids[k]} is "
-                        f"{o.shape[1]}x{o.shape[2]}; a reconstruction must have its original's height and width."
-                    )
-                groups.setdefault((tuple(o.shape), tuple(r.shape)), []).append(k)
-            by_row = dict(zip(rows, images))
-            for ks in groups.values():
-                o = torch.stack([by_row[k][0] for k in ks])
-                r = torch.stack([by_row[k][1] for k in ks])
-                # each distinct original embedded once (they repeat across reconstructions): the same distances
-                d = (
-                    _semsim_update(r.to(dev), o.to(dev), fast, data_range=1.0, dedup_target=True)
-                    .float()
-                    .cpu()
-                )
-                dist[ks] = d.numpy()
-                emb = None
-                if (
-                    domain and not content_checked
-                ):  # the originals' embeddings vs the training ones: first batch
-                    cfg = net.config
-                    emb = net.embed(
-                        to_model_input_for(cfg, o.to(dev), data_range=1.0, dtype=next(net.parameters()).dtype)
-                    )
-                    content_checked = True
-                for kind, message in domain_problems(domain, o[:1], emb) if domain else ():
-                    domain_messages.append(message)
-                    notes.append(f"out of the model's training domain ({kind}): {message}.")
-                if (
-                    o.shape[1] != r.shape[1]
-                ):  # a greyscale reconstruction of a colour original, or the reverse
-                    o, r = o.expand(-1, 3, -1, -1), r.expand(-1, 3, -1, -1)
-                for name, spec in list(active.items()):
-                    if min(o.shape[2:]) < spec.min_size:
-                        if name not in small:
-                            small.add(name)
-                            notes.append(
-                                f"{name} not computed for images smaller than {spec.min_size}x{spec.min_size} "
-                                "px."
-                            )
-                        continue
-                    try:
-                        values[name][ks] = spec.fn(r, o).detach().float().reshape(-1).cpu().numpy()
-                    except Exception as err:
-                        notes.append(f"{name} not computed: {type(err).__name__}: {str(err)[:200]}")
-                        del active[name]
-                        values[name][:] = np.nan
-                for k in ks:
-                    oi, ri = by_row[k]
-                    oid = pairs.original_ids[k]
-                    if oid not in orig_thumbs:
-                        orig_thumbs[oid] = _thumbnail(oi, thumbnail_size)
-                        seen_fps[oid] = (oi * 255).round().to(torch.uint8)
-                    rec_thumbs[pairs.ids[k]] = _thumbnail(ri, thumbnail_size)
-            bar.update(len(rows))
-    for w in caught:  # shown as usual, and kept in the report (unless a note above says the same)
-        if issubclass(w.category, OutOfDomainWarning) and not any(
-            m in str(w.message) for m in domain_messages
-        ):
-            notes.append(str(w.message).split(" Silence with")[0])
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    scorer = _PairScorer(pairs, net, active, notes, thumbnail_size)
+    scorer.run(batch_size, progress)
+    dist, values = scorer.dist, scorer.values
     computed = [name for name in values if np.isfinite(values[name]).any()]
     prob = net.probability(torch.from_numpy(dist).float()).numpy().astype(float)
     recognised = prob > threshold
     k_leaked = int(recognised.sum())
-    logger.info("bootstrap over %d originals (%d resamples)", len(set(pairs.original_ids)), n_boot)
-    # originals numbered by first appearance: the same rows in the same order give the same interval, whatever
-    # the ids (file names, batch rows, dataset ids)
-    codes = list(dict.fromkeys(pairs.original_ids))
-    code_of = {oid: i for i, oid in enumerate(codes)}
-    interval = leak_rate_interval(
-        recognised, [code_of[o] for o in pairs.original_ids], n_boot=n_boot, seed=seed
-    )
-    semsim_leak = -dist
-    verdicts, summary = {}, {}
-    for name in computed:
-        oriented = BASELINES[name].orient(values[name])
-        verdicts[name] = _top_k(oriented, k_leaked)
-        finite = np.isfinite(oriented)
-        summary[name] = {
-            "spearman": _spearman(semsim_leak, oriented),
-            "agreement": float((verdicts[name] == recognised)[finite].mean()) if finite.any() else math.nan,
-        }
+    interval = _interval_over_originals(pairs.original_ids, recognised, n_boot, seed)
+    verdicts, summary = _baseline_verdicts(values, computed, dist, recognised, k_leaked)
     rule = [b for b in ("PSNR", "SSIM") if b in computed]
-    flags = [""] * n
-    if rule:
-        scored = np.all([np.isfinite(values[b]) for b in rule], axis=0)
-        none_says = np.all([~verdicts[b] for b in rule], axis=0)
-        all_say = np.all([verdicts[b] for b in rule], axis=0)
-        for i in range(n):
-            if scored[i] and recognised[i] and none_says[i]:
-                flags[i] = "semsim_only"
-            elif scored[i] and not recognised[i] and all_say[i]:
-                flags[i] = "pixels_only"
-    else:
-        notes.append("no disagreements computed: neither PSNR nor SSIM was computed.")
-    rows = [
-        LeakageRow(
-            id=pairs.ids[i],
-            original_id=pairs.original_ids[i],
-            distance=float(dist[i]),
-            p_recognised=float(prob[i]),
-            recognised=bool(recognised[i]),
-            baselines={name: float(values[name][i]) for name in computed},
-            disagreement=flags[i],
-        )
-        for i in range(n)
-    ]
+    flags = _disagreement_flags(values, verdicts, rule, recognised, notes)
+    rows = _report_rows(pairs, dist, prob, recognised, {name: values[name] for name in computed}, flags)
     name, rev = _model_identity(model, revision, net)
-    seen = seen_originals(net.config, list(seen_fps.values()))
-    if seen:
-        notes.append(
-            f"{seen} of the {len(seen_fps)} originals were among the model's training originals: its numbers "
-            "on their reconstructions are in-sample (likely better than on unseen images)."
-        )
+    seen = _seen_originals_note(net, scorer.seen_fps, notes)
     return LeakageReport(
         rows=rows,
         threshold=threshold,
@@ -1123,6 +959,296 @@ def leakage_report(
         source=pairs.source,
         notes=list(dict.fromkeys(notes)),
         seen_originals=seen,
-        original_thumbnails=orig_thumbs,
-        reconstruction_thumbnails=rec_thumbs,
+        original_thumbnails=scorer.orig_thumbs,
+        reconstruction_thumbnails=scorer.rec_thumbs,
     )
+
+
+def _check_report_arguments(batch_size: int, threshold: float, n_boot: int, baselines: Sequence[str]) -> None:
+    """Refuse a batch size, threshold, resample count or baseline name that ``leakage_report`` cannot use."""
+    if batch_size < 1:
+        raise LeakageInputError(f"batch_size must be at least 1, got {batch_size}.")
+    if not 0 < threshold < 1:
+        raise LeakageInputError(f"threshold must lie strictly between 0 and 1, got {threshold}.")
+    if n_boot < 1:
+        raise LeakageInputError(f"n_boot must be at least 1, got {n_boot}.")
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise LeakageInputError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}.")
+
+
+def _calibrated_model(
+    model: Any, revision: str | None, device: str | torch.device
+) -> tuple[Any, dict[str, Any]]:
+    """The SemSim model to score with and its calibration record; a model without one is refused."""
+    from ..functional import get_model
+
+    logger.info("loading the SemSim model")
+    try:
+        net = get_model(model, revision, device=torch.device(device))
+    except (OSError, RuntimeError, ValueError) as err:
+        if isinstance(err, SemSimError):
+            raise
+        raise LeakageInputError(f"cannot load the SemSim model {model!r}: {err}") from err
+    cal = dict(net.config.calibration or {})
+    if not cal.get("slope"):
+        raise LeakageInputError(
+            "a leakage report needs a calibrated SemSim model (config.calibration) to give "
+            "p_recognised; this one has none. Use the default model or one from `semsim train`."
+        )
+    return net, cal
+
+
+def _active_baselines(baselines: Sequence[str], notes: list[str]) -> dict[str, Any]:
+    """The baselines that can be computed here (each once), noting those whose weights are not on this machine."""
+    active: dict[str, Any] = {}
+    for name in dict.fromkeys(baselines):
+        spec = BASELINES[name]
+        if spec.needs_weights:
+            try:
+                ok, reason = weights_available(spec.needs_weights)
+            except UnsafeFileError as err:
+                ok, reason = False, str(err)
+            if not ok:
+                notes.append(
+                    f"{name} not computed: it {reason}. Place its weights there to add it (they are never "
+                    "downloaded by semsim-metric)."
+                )
+                continue
+        active[name] = spec
+    return active
+
+
+class _PairScorer:
+    """Scores a report's pairs batch by batch: distances, baseline values, thumbnails and notes."""
+
+    def __init__(
+        self,
+        pairs: ReconstructionPairs,
+        net: Any,
+        active: dict[str, Any],
+        notes: list[str],
+        thumbnail_size: int,
+    ) -> None:
+        """Empty results for every pair; ``active`` (a baseline that fails is dropped) and ``notes`` are updated."""
+        from ..functional import scoring_copy
+
+        n = len(pairs)
+        self.pairs, self.net, self.active, self.notes = pairs, net, active, notes
+        self.thumbnail_size = thumbnail_size
+        self.dist = np.full(n, np.nan)
+        self.values = {name: np.full(n, np.nan) for name in active}
+        self.orig_thumbs: dict[str, bytes] = {}
+        self.rec_thumbs: dict[str, bytes] = {}
+        self.seen_fps: dict[str, Tensor] = {}
+        self.small: set[str] = set()
+        self.domain_messages: list[str] = []
+        self.content_checked = False
+        self.domain = getattr(net.config, "training_domain", None) or {}
+        self.dev = next(net.parameters()).device
+        self.fast = scoring_copy(net)  # channels-last weights on a CPU: faster, the same distances
+
+    def run(self, batch_size: int, progress: bool) -> None:
+        """Score every pair, ``batch_size`` at a time (warnings shown after, out-of-domain ones kept as notes)."""
+        from tqdm.auto import tqdm
+
+        from ..domain import OutOfDomainWarning
+
+        n = len(self.pairs)
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            torch.inference_mode(),
+            tqdm(total=n, desc="semsim report: scoring", unit="pair", disable=bar_disabled(progress)) as bar,
+        ):
+            warnings.simplefilter("always", OutOfDomainWarning)
+            for start in range(0, n, batch_size):
+                rows = list(range(start, min(n, start + batch_size)))
+                images = self.pairs.images(rows)
+                groups = self._shape_groups(rows, images)
+                by_row = dict(zip(rows, images))
+                for ks in groups.values():
+                    self._score_group(ks, by_row)
+                bar.update(len(rows))
+        self._keep_warnings(caught)
+
+    def _shape_groups(self, rows: list[int], images: list[tuple[Tensor, Tensor]]) -> dict[tuple, list[int]]:
+        """The rows grouped by the shapes of their two images (refusing a pair of different sizes)."""
+        groups: dict[tuple, list[int]] = {}
+        for k, (o, r) in zip(rows, images):
+            if tuple(o.shape[1:]) != tuple(r.shape[1:]):
+                raise LeakageInputError(
+                    f"{self.pairs.ids[k]} is {r.shape[1]}x{r.shape[2]} but its original {self.pairs.original_ids[k]} is "
+                    f"{o.shape[1]}x{o.shape[2]}; a reconstruction must have its original's height and width."
+                )
+            groups.setdefault((tuple(o.shape), tuple(r.shape)), []).append(k)
+        return groups
+
+    def _score_group(self, ks: list[int], by_row: dict[int, tuple[Tensor, Tensor]]) -> None:
+        """Distances, domain checks, baselines and thumbnails of the rows ``ks`` (images of one shape)."""
+        from ..functional import _semsim_update
+
+        o = torch.stack([by_row[k][0] for k in ks])
+        r = torch.stack([by_row[k][1] for k in ks])
+        # each distinct original embedded once (they repeat across reconstructions): the same distances
+        d = (
+            _semsim_update(r.to(self.dev), o.to(self.dev), self.fast, data_range=1.0, dedup_target=True)
+            .float()
+            .cpu()
+        )
+        self.dist[ks] = d.numpy()
+        self._check_domain(o)
+        if o.shape[1] != r.shape[1]:  # a greyscale reconstruction of a colour original, or the reverse
+            o, r = o.expand(-1, 3, -1, -1), r.expand(-1, 3, -1, -1)
+        self._score_baselines(ks, o, r)
+        self._keep_thumbnails(ks, by_row)
+
+    def _check_domain(self, o: Tensor) -> None:
+        """Note originals unlike the model's training data (their content: on the first batch only)."""
+        from ..domain import domain_problems
+        from ..preprocessing import to_model_input_for
+
+        emb = None
+        if (
+            self.domain and not self.content_checked
+        ):  # the originals' embeddings vs the training ones: first batch
+            net = self.net
+            emb = net.embed(
+                to_model_input_for(
+                    net.config, o.to(self.dev), data_range=1.0, dtype=next(net.parameters()).dtype
+                )
+            )
+            self.content_checked = True
+        for kind, message in domain_problems(self.domain, o[:1], emb) if self.domain else ():
+            self.domain_messages.append(message)
+            self.notes.append(f"out of the model's training domain ({kind}): {message}.")
+
+    def _score_baselines(self, ks: list[int], o: Tensor, r: Tensor) -> None:
+        """The active baselines on rows ``ks``; a baseline that fails is noted and dropped for every row."""
+        for name, spec in list(self.active.items()):
+            if min(o.shape[2:]) < spec.min_size:
+                if name not in self.small:
+                    self.small.add(name)
+                    self.notes.append(
+                        f"{name} not computed for images smaller than {spec.min_size}x{spec.min_size} px."
+                    )
+                continue
+            try:
+                self.values[name][ks] = spec.fn(r, o).detach().float().reshape(-1).cpu().numpy()
+            except Exception as err:
+                self.notes.append(f"{name} not computed: {type(err).__name__}: {str(err)[:200]}")
+                del self.active[name]
+                self.values[name][:] = np.nan
+
+    def _keep_thumbnails(self, ks: list[int], by_row: dict[int, tuple[Tensor, Tensor]]) -> None:
+        """Thumbnails of rows ``ks`` (each original once, with its pixels for the training-set check)."""
+        for k in ks:
+            oi, ri = by_row[k]
+            oid = self.pairs.original_ids[k]
+            if oid not in self.orig_thumbs:
+                self.orig_thumbs[oid] = _thumbnail(oi, self.thumbnail_size)
+                self.seen_fps[oid] = (oi * 255).round().to(torch.uint8)
+            self.rec_thumbs[self.pairs.ids[k]] = _thumbnail(ri, self.thumbnail_size)
+
+    def _keep_warnings(self, caught: list[warnings.WarningMessage]) -> None:
+        """Show the warnings caught while scoring, keeping out-of-domain ones as notes (unless noted already)."""
+        from ..domain import OutOfDomainWarning
+
+        for w in caught:  # shown as usual, and kept in the report (unless a note above says the same)
+            if issubclass(w.category, OutOfDomainWarning) and not any(
+                m in str(w.message) for m in self.domain_messages
+            ):
+                self.notes.append(str(w.message).split(" Silence with")[0])
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _interval_over_originals(
+    original_ids: list[str], recognised: np.ndarray, n_boot: int, seed: int
+) -> tuple[float, float]:
+    """The leak rate's bootstrap interval, the originals numbered in order of first appearance."""
+    logger.info("bootstrap over %d originals (%d resamples)", len(set(original_ids)), n_boot)
+    # originals numbered by first appearance: the same rows in the same order give the same interval, whatever
+    # the ids (file names, batch rows, dataset ids)
+    codes = list(dict.fromkeys(original_ids))
+    code_of = {oid: i for i, oid in enumerate(codes)}
+    return leak_rate_interval(recognised, [code_of[o] for o in original_ids], n_boot=n_boot, seed=seed)
+
+
+def _baseline_verdicts(
+    values: dict[str, np.ndarray],
+    computed: list[str],
+    dist: np.ndarray,
+    recognised: np.ndarray,
+    k_leaked: int,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    """Each computed baseline's matched-count verdicts, and its rank correlation and agreement with SemSim."""
+    semsim_leak = -dist
+    verdicts, summary = {}, {}
+    for name in computed:
+        oriented = BASELINES[name].orient(values[name])
+        verdicts[name] = _top_k(oriented, k_leaked)
+        finite = np.isfinite(oriented)
+        summary[name] = {
+            "spearman": _spearman(semsim_leak, oriented),
+            "agreement": float((verdicts[name] == recognised)[finite].mean()) if finite.any() else math.nan,
+        }
+    return verdicts, summary
+
+
+def _disagreement_flags(
+    values: dict[str, np.ndarray],
+    verdicts: dict[str, np.ndarray],
+    rule: list[str],
+    recognised: np.ndarray,
+    notes: list[str],
+) -> list[str]:
+    """Each row's disagreement by ``DISAGREEMENT_RULE`` over the ``rule`` baselines (a note when there are none)."""
+    n = len(recognised)
+    flags = [""] * n
+    if rule:
+        scored = np.all([np.isfinite(values[b]) for b in rule], axis=0)
+        none_says = np.all([~verdicts[b] for b in rule], axis=0)
+        all_say = np.all([verdicts[b] for b in rule], axis=0)
+        for i in range(n):
+            if scored[i] and recognised[i] and none_says[i]:
+                flags[i] = "semsim_only"
+            elif scored[i] and not recognised[i] and all_say[i]:
+                flags[i] = "pixels_only"
+    else:
+        notes.append("no disagreements computed: neither PSNR nor SSIM was computed.")
+    return flags
+
+
+def _report_rows(
+    pairs: ReconstructionPairs,
+    dist: np.ndarray,
+    prob: np.ndarray,
+    recognised: np.ndarray,
+    values: dict[str, np.ndarray],
+    flags: list[str],
+) -> list[LeakageRow]:
+    """One ``LeakageRow`` per reconstruction, in input order (``values``: the computed baselines)."""
+    return [
+        LeakageRow(
+            id=pairs.ids[i],
+            original_id=pairs.original_ids[i],
+            distance=float(dist[i]),
+            p_recognised=float(prob[i]),
+            recognised=bool(recognised[i]),
+            baselines={name: float(v[i]) for name, v in values.items()},
+            disagreement=flags[i],
+        )
+        for i in range(len(pairs))
+    ]
+
+
+def _seen_originals_note(net: Any, seen_fps: dict[str, Tensor], notes: list[str]) -> int:
+    """How many originals the model was trained on, noted when there are any."""
+    from ..domain import seen_originals
+
+    seen = seen_originals(net.config, list(seen_fps.values()))
+    if seen:
+        notes.append(
+            f"{seen} of the {len(seen_fps)} originals were among the model's training originals: its numbers "
+            "on their reconstructions are in-sample (likely better than on unseen images)."
+        )
+    return seen
