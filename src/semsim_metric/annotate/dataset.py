@@ -95,7 +95,6 @@ def open_or_create_campaign(
         AnnotationError: another dataset, other fixed settings, or other access settings on resume without
             ``update_access``; a dataset whose class list cannot be told.
     """
-    from .._progress import logger
     from ..data.loading import load_folder_or_hub, undecoded
 
     dsd = undecoded(load_folder_or_hub(dataset))
@@ -103,48 +102,95 @@ def open_or_create_campaign(
     fingerprint = _fingerprint(ids)
     path = Path(path)
     if not path.exists():
-        names = list(class_names) if class_names else class_names_of(dsd)
-        if len(set(ids)) != len(ids):
-            raise AnnotationError(
-                f"dataset {dataset!r} repeats reconstruction ids; each row needs its own id."
-            )
-
-        def items() -> Iterator[tuple[str, str, bytes, str]]:
-            logger.info(
-                "copying %d reconstructions%s into %s",
-                len(ids),
-                " and their originals" if include_originals else "",
-                path,
-            )
-            seen: set[str] = set()
-            for split in dsd.values():
-                for row in split:
-                    yield (
-                        "reconstruction",
-                        row["reconstruction_id"],
-                        _png(row["reconstruction"]),
-                        row["original_id"],
-                    )
-                    if include_originals and row["original_id"] not in seen:
-                        seen.add(row["original_id"])
-                        yield "original", row["original_id"], _png(row["original"]), ""
-
-        try:
-            return create_campaign(
-                path,
-                dataset=str(dataset),
-                fingerprint=fingerprint,
-                class_names=names,
-                items=items(),
-                votes_per_item=votes_per_item,
-                token=token,
-                annotators=annotators or (),
-            ), True
-        except AnnotationError:
-            if not path.exists():
-                raise
-            # another process created it meanwhile: resume theirs, with the same checks
+        created = _create_from_dataset(
+            dsd,
+            dataset,
+            path,
+            ids,
+            fingerprint,
+            votes_per_item=votes_per_item,
+            include_originals=include_originals,
+            class_names=class_names,
+            token=token,
+            annotators=annotators,
+        )
+        if created is not None:
+            return created, True
     campaign = Campaign(path)
+    _check_fixed_settings(campaign, path, fingerprint, votes_per_item, class_names)
+    _resume_access(campaign, path, token, annotators, update_access)
+    _link_originals(campaign, dsd, path)
+    return campaign, False
+
+
+def _create_from_dataset(
+    dsd: Any,
+    dataset: str,
+    path: Path,
+    ids: list[str],
+    fingerprint: str,
+    *,
+    votes_per_item: int,
+    include_originals: bool,
+    class_names: Sequence[str] | None,
+    token: str | None,
+    annotators: Sequence[str] | None,
+) -> Campaign | None:
+    """Create the campaign at ``path`` from ``dsd``; ``None`` when another process created it meanwhile."""
+    names = list(class_names) if class_names else class_names_of(dsd)
+    if len(set(ids)) != len(ids):
+        raise AnnotationError(f"dataset {dataset!r} repeats reconstruction ids; each row needs its own id.")
+    try:
+        return create_campaign(
+            path,
+            dataset=str(dataset),
+            fingerprint=fingerprint,
+            class_names=names,
+            items=_campaign_items(dsd, len(ids), path, include_originals),
+            votes_per_item=votes_per_item,
+            token=token,
+            annotators=annotators or (),
+        )
+    except AnnotationError:
+        if not path.exists():
+            raise
+        return None  # another process created it meanwhile: resume theirs, with the same checks
+
+
+def _campaign_items(
+    dsd: Any, n_reconstructions: int, path: Path, include_originals: bool
+) -> Iterator[tuple[str, str, bytes, str]]:
+    """The campaign's items ``(kind, key, png, original_id)``: each reconstruction, then its original if asked."""
+    from .._progress import logger
+
+    logger.info(
+        "copying %d reconstructions%s into %s",
+        n_reconstructions,
+        " and their originals" if include_originals else "",
+        path,
+    )
+    seen: set[str] = set()
+    for split in dsd.values():
+        for row in split:
+            yield (
+                "reconstruction",
+                row["reconstruction_id"],
+                _png(row["reconstruction"]),
+                row["original_id"],
+            )
+            if include_originals and row["original_id"] not in seen:
+                seen.add(row["original_id"])
+                yield "original", row["original_id"], _png(row["original"]), ""
+
+
+def _check_fixed_settings(
+    campaign: Campaign,
+    path: Path,
+    fingerprint: str,
+    votes_per_item: int,
+    class_names: Sequence[str] | None,
+) -> None:
+    """Refuse to resume a campaign made from another dataset, or with other votes per item or classes."""
     if campaign.meta["fingerprint"] != fingerprint:
         raise AnnotationError(
             f"campaign {path} was made from another dataset ({campaign.meta['dataset']}); "
@@ -157,6 +203,18 @@ def open_or_create_campaign(
         )
     if class_names and list(class_names) != campaign.class_names:
         raise AnnotationError(f"campaign {path} has the classes {campaign.class_names}; they cannot change.")
+
+
+def _resume_access(
+    campaign: Campaign,
+    path: Path,
+    token: str | None,
+    annotators: Sequence[str] | None,
+    update_access: bool,
+) -> None:
+    """Refuse other access settings on resume (409), or store them when ``update_access``."""
+    from .._progress import logger
+
     differences = campaign.access_differences(token=token, annotators=annotators)
     if differences and not update_access:
         raise AnnotationError(
@@ -168,6 +226,12 @@ def open_or_create_campaign(
     if differences:
         campaign.set_access(token=token, annotators=annotators)
         logger.warning("campaign %s: stored new access settings (%s)", path, "; ".join(differences))
+
+
+def _link_originals(campaign: Campaign, dsd: Any, path: Path) -> None:
+    """Record each reconstruction's original in a campaign written before they were stored."""
+    from .._progress import logger
+
     linked = campaign.link_originals(
         {r: o for split in dsd.values() for r, o in zip(split["reconstruction_id"], split["original_id"])}
     )
@@ -175,7 +239,6 @@ def open_or_create_campaign(
         logger.info(
             "campaign %s: recorded the original of %d reconstructions (upgraded campaign)", path, linked
         )
-    return campaign, False
 
 
 @dataclass
