@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..training.recipes import DEFAULT_MODEL_RECIPE, RECIPES
+
+if TYPE_CHECKING:
+    from ..training.recipes import Recipe
+    from ..training.run import TrainResult
 
 __all__ = ["register", "run"]
 
@@ -107,7 +112,33 @@ def run(args: argparse.Namespace) -> int:
     from ..training.run import TrainOptions, train
     from ..training.trainer import TrainerOptions
 
-    overrides = {
+    overrides = _overrides(args)
+    from ..training.recipes import default_recipe, get_recipe
+
+    cuda = torch.cuda.is_available()
+    recipe_name = args.recipe or default_recipe(cuda)
+    rec = get_recipe(recipe_name, **{k: v for k, v in overrides.items() if v is not None})
+    _announce(args, rec, cuda)
+    args.recipe = recipe_name
+    options = TrainOptions(
+        backbone=args.backbone,
+        init_from=args.init_from,
+        resume=args.resume,
+        weights_dtype=torch.float16 if args.fp16_weights else None,
+        trainer=TrainerOptions(report_to=args.report_to),
+    )
+    result = train(args.dataset, args.output, recipe=args.recipe, options=options, **overrides)
+    from .._progress import logger
+
+    logger.info("writing the model card (SemSim beside PSNR, SSIM and MSE on the validation and test splits)")
+    _write_card_with_baselines(args.dataset, result)
+    _print_result(result)
+    return 0
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The recipe fields given on the command line (``None`` where not given; ``augment`` only when turned off)."""
+    overrides: dict[str, object] = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
@@ -120,11 +151,11 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.no_augment:
         overrides["augment"] = False
-    from ..training.recipes import default_recipe, get_recipe
+    return overrides
 
-    cuda = torch.cuda.is_available()
-    recipe_name = args.recipe or default_recipe(cuda)
-    rec = get_recipe(recipe_name, **{k: v for k, v in overrides.items() if v is not None})
+
+def _announce(args: argparse.Namespace, rec: Recipe, cuda: bool) -> None:
+    """Print the recipe, device and stages to stderr (and a note when the triplet stage takes hours on a CPU)."""
     pretrain = (
         "stage 1 skipped (fine-tuning --init-from " + str(args.init_from) + ")"
         if args.init_from
@@ -151,19 +182,10 @@ def run(args: argparse.Namespace) -> int:
             f"{DEFAULT_MODEL_RECIPE} finish well within an hour.",
             file=sys.stderr,
         )
-    args.recipe = recipe_name
-    options = TrainOptions(
-        backbone=args.backbone,
-        init_from=args.init_from,
-        resume=args.resume,
-        weights_dtype=torch.float16 if args.fp16_weights else None,
-        trainer=TrainerOptions(report_to=args.report_to),
-    )
-    result = train(args.dataset, args.output, recipe=args.recipe, options=options, **overrides)
-    from .._progress import logger
 
-    logger.info("writing the model card (SemSim beside PSNR, SSIM and MSE on the validation and test splits)")
-    _write_card_with_baselines(args.dataset, result)
+
+def _print_result(result: TrainResult) -> None:
+    """Print where the model went, its training loss and time, and its validation/test metrics."""
     print(
         f"model written to {result.output_dir} (train loss {result.train_loss:.4f}, "
         f"{result.train_seconds:.0f} s)"
@@ -171,7 +193,6 @@ def run(args: argparse.Namespace) -> int:
     for name, metrics in (("validation", result.validation), ("test", result.test)):
         if metrics:
             print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return 0
 
 
 def _write_card_with_baselines(dataset: str, result: object) -> None:
