@@ -138,8 +138,8 @@ def test_training_learns_the_network_alone_and_sets_the_recipes_layout_weight_at
     assert saved.config.layout_weight == 0.5
     info = json.loads((tmp_path / "m" / "training_info.json").read_text())
     assert info["recipe"]["layout_weight"] == 0.5
-    # the training domain describes the embedding the model scores with (network and layout)
-    assert len(saved.config.training_domain["embedding_mean"]) == saved.config.embedding_dim
+    # the training domain summarises the network's part of the embedding: the layout says nothing about the domain
+    assert len(saved.config.training_domain["embedding_mean"]) == saved.config.network_embedding_dim
 
     # fine-tuning from it trains the network alone again
     seen.clear()

@@ -237,7 +237,8 @@ def check_training_domain(record: Any, *, embedding_dim: int | None = None) -> d
 
     Args:
         record: the value of the config's ``training_domain`` field.
-        embedding_dim: the model's embedding size; ``embedding_mean`` must have this many values.
+        embedding_dim: the size of the network's part of the model's embedding (``network_embedding_dim``: the
+            layout part is not summarised); ``embedding_mean`` must have this many values.
 
     Raises:
         TypeError: the record is not a dictionary.
@@ -425,7 +426,7 @@ class SemSimConfig(PretrainedConfig):
         if training_domain is not None:
             known_dim = backbone == "cifar_resnet18" or backbone_config is not None
             self.training_domain = check_training_domain(
-                training_domain, embedding_dim=self.embedding_dim if known_dim else None
+                training_domain, embedding_dim=self.network_embedding_dim if known_dim else None
             )
         super().__init__(**kwargs)
 

@@ -167,8 +167,10 @@ def domain_problems(
         )
     if embeddings is not None and domain.get("embedding_mean"):
         mean = torch.tensor(domain["embedding_mean"], dtype=torch.float32, device=embeddings.device)
-        if mean.numel() == embeddings.shape[1]:
-            median = float((embeddings.detach().float() @ mean).median())
+        # the record summarises the network's part of the embedding (its leading values): a model with a layout part
+        # (config.layout_weight) has more, and the layout says nothing about what kind of image this is
+        if mean.numel() <= embeddings.shape[1]:
+            median = float((embeddings[:, : mean.numel()].detach().float() @ mean).median())
             if median < domain["similarity_q01"]:
                 problems.append(
                     (

@@ -156,7 +156,8 @@ def training_domain(model: SemSimModel, split: Any, *, description: str) -> dict
         for start in range(0, len(originals), 256):
             x = stack_at_model_size(originals[start : start + 256], data_range=255, image_size=cfg.image_size)
             x = to_model_input_for(cfg, x, data_range=1.0)
-            chunks.append(model.embed(x.to(device)).float().cpu())
+            # the network's part only: the layout part (config.layout_weight) says nothing about the image domain
+            chunks.append(model.embed(x.to(device))[:, : cfg.network_embedding_dim].float().cpu())
     model.train(was_training)
     return summarise_domain(originals, torch.cat(chunks), description=description)
 
