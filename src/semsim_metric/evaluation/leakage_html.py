@@ -308,13 +308,48 @@ def render_html(report: LeakageReport, *, gallery_limit: int = 200, histogram: b
     Returns:
         The HTML text.
     """
-    from .. import __version__
-
     e = html.escape
     rows = report.sorted_rows()
     hist = histogram if histogram is not None else distance_histogram_png(report)
-    lo, hi = report.interval
     head = report.sentence()
+    revision = e(report.model_revision or "not pinned (a folder or a model object)")
+    body = "\n".join(
+        [
+            _intro_html(report, head, revision),
+            _gallery_html(report, rows, gallery_limit, hist),
+            _comparison_html(report, rows),
+            _how_to_read_html(report, revision),
+        ]
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f'<meta name="generator" content="{GENERATOR}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Leakage report: {e(head)}</title><style>{_CSS}</style></head>\n<body>{body}</body></html>\n"
+    )
+
+
+def _intro_html(report: LeakageReport, head: str, revision: str) -> str:
+    """The page's title, inputs, model, the leak rate in words, how it is counted, and the notes."""
+    e = html.escape
+    lo, hi = report.interval
+    notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
+    return f"""<main>
+<h1>Leakage report</h1>
+<div class="muted">{e(report.source)} &middot; {report.n} reconstructions of {report.n_originals} originals &middot;
+SemSim model <code>{e(report.model_name)}</code> revision <code>{revision}</code></div>
+<p class="headline" id="rate"><b>{e(head)}</b></p>
+<p>A reconstruction counts as <em>recognised</em> when its calibrated probability <code>p_recognised</code> is above
+{report.threshold:g}, i.e. its SemSim distance is below {report.distance_threshold:.3f}. The 95% interval
+({_pct(lo)}-{_pct(hi)}) is a percentile bootstrap over the {report.n_originals} originals ({report.n_boot:,} resamples,
+seed {report.seed}): the reconstructions of one original are resampled together, because they are not independent
+evidence.</p>
+{f'<div class="notes"><b>Notes</b><ul>{notes}</ul></div>' if notes else ""}"""
+
+
+def _gallery_cards(report: LeakageReport, rows: list[LeakageRow], gallery_limit: int) -> list[str]:
+    """The gallery's cards: every row, or the two ends of ``rows`` around a note of how many are not shown."""
     cards = []
     limit = max(2, gallery_limit)
     if len(rows) <= limit:
@@ -333,12 +368,29 @@ def render_html(report: LeakageReport, *, gallery_limit: int = 200, histogram: b
                 "table below lists every one.</div>"
             )
         cards.append(_card(report, row, rank))
-    base_cols = report.baselines
-    th = "".join(f"<th>{e(_UNITS.get(b, b))}</th>" for b in base_cols)
+    return cards
+
+
+def _gallery_html(report: LeakageReport, rows: list[LeakageRow], gallery_limit: int, hist: bytes) -> str:
+    """The gallery of reconstructions beside their originals, and the distance histogram."""
+    cards = _gallery_cards(report, rows, gallery_limit)
+    return f"""<h2 id="gallery">Reconstructions beside their originals, most likely recognised first</h2>
+<div class="gallery">{"".join(cards)}</div>
+<h2 id="distribution">Distribution of distances</h2>
+<figure class="plot"><img src="{_png_uri(hist)}" alt="histogram of SemSim distances, recognised and not, with the
+calibration curve"><figcaption class="muted">Stacked histogram of SemSim distances (red: p_recognised &gt;
+{report.threshold:g}); the curve is the calibration p_recognised(d); the dashed line is where it crosses
+{report.threshold:g}.</figcaption></figure>"""
+
+
+def _table_rows(report: LeakageReport, rows: list[LeakageRow]) -> str:
+    """The table's rows, one per reconstruction, disagreements highlighted."""
+    e = html.escape
     trs = []
     for rank, row in enumerate(rows, 1):
         tds = "".join(
-            f"<td>{_fmt(row.baselines.get(b, math.nan), 2 if b == 'PSNR' else 4)}</td>" for b in base_cols
+            f"<td>{_fmt(row.baselines.get(b, math.nan), 2 if b == 'PSNR' else 4)}</td>"
+            for b in report.baselines
         )
         verdict = '<span class="yes">yes</span>' if row.recognised else "no"
         flag = e(_FLAG_WORDS.get(row.disagreement, ""))
@@ -347,6 +399,13 @@ def render_html(report: LeakageReport, *, gallery_limit: int = 200, histogram: b
             f'<td class="t">{e(row.original_id)}</td><td>{row.distance:.4f}</td><td>{row.p_recognised:.3f}</td>'
             f'<td>{verdict}</td>{tds}<td class="f">{flag}</td></tr>'
         )
+    return "".join(trs)
+
+
+def _comparison_html(report: LeakageReport, rows: list[LeakageRow]) -> str:
+    """The disagreements with the pixel metrics, their rule and summary, and the table of every reconstruction."""
+    e = html.escape
+    th = "".join(f"<th>{e(_UNITS.get(b, b))}</th>" for b in report.baselines)
     summary = "".join(
         f"<li>{e(b)}: Spearman rank correlation with SemSim {_fmt(s['spearman'])} (both oriented so that higher = more "
         f"leakage); its matched-count verdict agrees with SemSim's on {_pct(s['agreement'])} of the reconstructions"
@@ -354,31 +413,7 @@ def render_html(report: LeakageReport, *, gallery_limit: int = 200, histogram: b
         for b, s in report.baseline_summary.items()
     )
     n_flag = sum(report.disagreements.values())
-    notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
-    cal = report.calibration
-    revision = e(report.model_revision or "not pinned (a folder or a model object)")
-    lpips_word = (
-        "" if "LPIPS" in report.baselines else " LPIPS is shown only when its weights are on this machine."
-    )
-    body = f"""<main>
-<h1>Leakage report</h1>
-<div class="muted">{e(report.source)} &middot; {report.n} reconstructions of {report.n_originals} originals &middot;
-SemSim model <code>{e(report.model_name)}</code> revision <code>{revision}</code></div>
-<p class="headline" id="rate"><b>{e(head)}</b></p>
-<p>A reconstruction counts as <em>recognised</em> when its calibrated probability <code>p_recognised</code> is above
-{report.threshold:g}, i.e. its SemSim distance is below {report.distance_threshold:.3f}. The 95% interval
-({_pct(lo)}-{_pct(hi)}) is a percentile bootstrap over the {report.n_originals} originals ({report.n_boot:,} resamples,
-seed {report.seed}): the reconstructions of one original are resampled together, because they are not independent
-evidence.</p>
-{f'<div class="notes"><b>Notes</b><ul>{notes}</ul></div>' if notes else ""}
-<h2 id="gallery">Reconstructions beside their originals, most likely recognised first</h2>
-<div class="gallery">{"".join(cards)}</div>
-<h2 id="distribution">Distribution of distances</h2>
-<figure class="plot"><img src="{_png_uri(hist)}" alt="histogram of SemSim distances, recognised and not, with the
-calibration curve"><figcaption class="muted">Stacked histogram of SemSim distances (red: p_recognised &gt;
-{report.threshold:g}); the curve is the calibration p_recognised(d); the dashed line is where it crosses
-{report.threshold:g}.</figcaption></figure>
-<h2 id="disagreements">SemSim and the pixel metrics</h2>
+    return f"""<h2 id="disagreements">SemSim and the pixel metrics</h2>
 <p><b>{n_flag}</b> disagreement(s): {report.disagreements.get("semsim_only", 0)} where SemSim says recognised but
 {e(" and ".join(report.rule_baselines) or "the pixel metrics")} rank the reconstruction low, and
 {report.disagreements.get("pixels_only", 0)} the other way round (highlighted below).</p>
@@ -387,9 +422,20 @@ calibration curve"><figcaption class="muted">Stacked histogram of SemSim distanc
 <h2 id="table">Every reconstruction</h2>
 <div class="scroll"><table><thead><tr><th>#</th><th>reconstruction</th><th>original</th><th>SemSim distance</th><th>p_recognised</th>
 <th>recognised</th>{th}<th>disagreement</th></tr></thead><tbody>
-{"".join(trs)}
-</tbody></table></div>
-<h2 id="how-to-read">How to read this</h2>
+{_table_rows(report, rows)}
+</tbody></table></div>"""
+
+
+def _how_to_read_html(report: LeakageReport, revision: str) -> str:
+    """How to read the page: the measures, the model and its calibration, the interval, the baselines, the limits."""
+    from .. import __version__
+
+    e = html.escape
+    cal = report.calibration
+    lpips_word = (
+        "" if "LPIPS" in report.baselines else " LPIPS is shown only when its weights are on this machine."
+    )
+    return f"""<h2 id="how-to-read">How to read this</h2>
 <dl>
 <dt>SemSim distance</dt><dd>A learned distance between a reconstruction and its original: 0 = semantically
 identical (the attack leaked what an annotator recognises), up to 2; lower = more leakage.</dd>
@@ -414,13 +460,6 @@ trained on score in-sample.</dd>
 <p class="muted">Made by semsim-metric {e(__version__)} (<code>semsim report</code>). This page is self-contained:
 no scripts, no network; images are embedded.</p>
 </main>"""
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        f'<meta name="generator" content="{GENERATOR}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Leakage report: {e(head)}</title><style>{_CSS}</style></head>\n<body>{body}</body></html>\n"
-    )
 
 
 def write_leakage_report(
