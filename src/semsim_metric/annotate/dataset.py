@@ -292,20 +292,13 @@ def export_campaign(
         include_incomplete: also give rows with fewer answers than the target their votes.
         overwrite: replace files that were not written by ``semsim annotate export``.
     """
-    from ..data.hub_folder import DatasetCard, write_dataset_folder
+    from ..data.hub_folder import write_dataset_folder
     from ..data.loading import load_folder_or_hub, undecoded
-    from ..data.schema import RecognitionRule
     from ..data.votes import apply_votes
     from ..outputs import OutputFolder
 
     campaign = campaign if isinstance(campaign, Campaign) else Campaign(campaign)
-    rule = rule or RecognitionRule(min_votes=campaign.votes_per_item // 2 + 1)
-    if rule.min_votes > campaign.votes_per_item:
-        raise AnnotationError(
-            f"the rule needs {rule.min_votes} votes for the reference class, but each image gets at "
-            f"most {campaign.votes_per_item} votes in this campaign: nothing could be recognised. "
-            f"Use --min-votes {campaign.votes_per_item // 2 + 1} (a majority)."
-        )
+    rule = _export_rule(campaign, rule)
     source = dataset or campaign.meta["dataset"]
     folder = OutputFolder(out, command="annotate export", overwrite=overwrite).claim()
     dsd = undecoded(load_folder_or_hub(source))
@@ -317,18 +310,62 @@ def export_campaign(
         )
     answers = campaign.answers()
     broken = _answers_after_the_original(campaign, answers, dsd)
-    votes: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for a in answers:
-        if a["answer_id"] not in broken:
-            votes[(a["kind"], a["key"])].append(a["answer"])
+    votes = _votes_by_item(answers, broken)
     target = campaign.votes_per_item
-    updates: dict[str, dict[str, Any]] = {}
-    incomplete = unanswered = 0
     original_votes = {
         key: v
         for (kind, key), v in votes.items()
         if kind == "original" and (include_incomplete or len(v) >= target)
     }
+    updates, incomplete, unanswered = _reconstruction_updates(ids, votes, target, include_incomplete)
+    splits = apply_votes(dsd, updates, rule, original_votes=original_votes)
+    status = campaign_status(campaign)  # the same numbers as the status page
+    result = ExportResult(
+        out=folder.path,
+        answers=len(answers),
+        reconstructions_annotated=len(updates),
+        reconstructions_incomplete=incomplete,
+        reconstructions_unanswered=unanswered,
+        originals_annotated=len(original_votes),
+        fleiss_kappa=math.nan if status["fleiss_kappa"] is None else status["fleiss_kappa"],
+        rule=rule,
+        agreement=_agreement(status),
+    )
+    card = _export_card(campaign, source, result, status, answers, len(broken), _kept_votes(splits, updates))
+    _write_answer_files(folder, campaign, answers, broken)
+    write_dataset_folder(splits, folder, card)  # marks the folder complete last
+    return result
+
+
+def _export_rule(campaign: Campaign, rule: Any) -> Any:
+    """``rule``, or a majority of the campaign's target; refused when it needs more votes than an image gets."""
+    from ..data.schema import RecognitionRule
+
+    rule = rule or RecognitionRule(min_votes=campaign.votes_per_item // 2 + 1)
+    if rule.min_votes > campaign.votes_per_item:
+        raise AnnotationError(
+            f"the rule needs {rule.min_votes} votes for the reference class, but each image gets at "
+            f"most {campaign.votes_per_item} votes in this campaign: nothing could be recognised. "
+            f"Use --min-votes {campaign.votes_per_item // 2 + 1} (a majority)."
+        )
+    return rule
+
+
+def _votes_by_item(answers: list[dict[str, Any]], broken: set[int]) -> dict[tuple[str, str], list[int]]:
+    """The answers per ``(kind, key)``, without those given after the annotator had seen the original."""
+    votes: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for a in answers:
+        if a["answer_id"] not in broken:
+            votes[(a["kind"], a["key"])].append(a["answer"])
+    return votes
+
+
+def _reconstruction_updates(
+    ids: list[str], votes: dict[tuple[str, str], list[int]], target: int, include_incomplete: bool
+) -> tuple[dict[str, dict[str, Any]], int, int]:
+    """The rows that get human votes, and how many reconstructions are incomplete and unanswered."""
+    updates: dict[str, dict[str, Any]] = {}
+    incomplete = unanswered = 0
     for rid in ids:
         given = votes.get(("reconstruction", rid), [])
         if not given:
@@ -339,34 +376,76 @@ def export_campaign(
             if not include_incomplete:
                 continue
         updates[rid] = {"votes": given, "annotator_kind": "human"}
-    splits = apply_votes(dsd, updates, rule, original_votes=original_votes)
-    status = campaign_status(campaign)  # the same numbers as the status page
-    kappa = math.nan if status["fleiss_kappa"] is None else status["fleiss_kappa"]
-    agreement = {
+    return updates, incomplete, unanswered
+
+
+def _agreement(status: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each annotator's shared items and agreement with the others' majority (NaN when undefined)."""
+    return {
         a["name"]: {
             "items": a["agreement_items"],
             "agreement": math.nan if a["agreement"] is None else a["agreement"],
         }
         for a in status["annotators"]
     }
-    result = ExportResult(
-        out=folder.path,
-        answers=len(answers),
-        reconstructions_annotated=len(updates),
-        reconstructions_incomplete=incomplete,
-        reconstructions_unanswered=unanswered,
-        originals_annotated=len(original_votes),
-        fleiss_kappa=kappa,
-        rule=rule,
-        agreement=agreement,
+
+
+def _kept_votes(splits: Any, updates: dict[str, dict[str, Any]]) -> Counter[str]:
+    """Rows per ``annotator_kind`` that keep the votes they had before (not completed by this campaign)."""
+    return Counter(
+        r["annotator_kind"]
+        for rows in splits.values()
+        for r in rows
+        if r["reconstruction_id"] not in updates and r["annotator_kind"] != "none"
     )
+
+
+def _export_card(
+    campaign: Campaign,
+    source: str,
+    result: ExportResult,
+    status: dict[str, Any],
+    answers: list[dict[str, Any]],
+    n_broken: int,
+    kept: Counter[str],
+) -> Any:
+    """The exported dataset's card: who annotated and how, the counts, Fleiss' kappa, each one's agreement."""
+    from ..data.hub_folder import DatasetCard
+
     n_people = len({a["annotator"] for a in answers})
     table = ["| annotator | answers | items shared with others | agreement with it |", "|---|---|---|---|"]
     for a in status["annotators"]:
         share = "" if a["agreement"] is None else f"{a['agreement']:.1%}"
         table.append(f"| {a['name']} | {a['answers']} | {a['agreement_items']} | {share} |")
+    kappa = result.fleiss_kappa
     kappa_text = "undefined (no complete items, or one answer only)" if math.isnan(kappa) else f"{kappa:.3f}"
-    complete_items = status["kappa_items"]
+    agreement_text = (
+        f"Fleiss' kappa over complete items: {kappa_text}. Agreement of each annotator with the "
+        "majority answer of the other annotators of the same items (items answered by at least one "
+        "other annotator, without a tie among the others):"
+    )
+    return DatasetCard(
+        title=f"{Path(str(source)).name}, annotated by people",
+        summary=f"The reconstructions of `{source}` with votes from an annotation campaign of "
+        f"{n_people} people.",
+        annotators=f"{n_people} people (annotator_kind `human`)",
+        rule=result.rule,
+        notes=_export_notes(campaign, result, status["kappa_items"], kappa_text, n_people, n_broken, kept),
+        extra_sections=["## Annotator agreement", "", agreement_text, "", *table, ""],
+    )
+
+
+def _export_notes(
+    campaign: Campaign,
+    result: ExportResult,
+    complete_items: int,
+    kappa_text: str,
+    n_people: int,
+    n_broken: int,
+    kept: Counter[str],
+) -> list[str]:
+    """The card's notes: the protocol, the counts, Fleiss' kappa, the CSV files, broken order and kept votes."""
+    target = campaign.votes_per_item
     notes = [
         (
             f"Annotated by {n_people} people with `semsim annotate` (campaign `{campaign.path.name}`): each saw one "
@@ -380,38 +459,25 @@ def export_campaign(
             "`retracted.csv` every answer that its annotator undid."
         ),
     ]
-    if broken:
+    if n_broken:
         notes.append(
-            f"{len(broken)} answers to reconstructions were given after their annotator had seen the "
+            f"{n_broken} answers to reconstructions were given after their annotator had seen the "
             "original (the protocol's order was broken, e.g. by a campaign written before this rule was "
             "kept): they are flagged `saw_original_first=true` in `answers.csv` and left out of the votes."
         )
-    kept = Counter(
-        r["annotator_kind"]
-        for rows in splits.values()
-        for r in rows
-        if r["reconstruction_id"] not in updates and r["annotator_kind"] != "none"
-    )
     if kept:
         notes.append(
             f"Rows this campaign did not complete keep the votes they had before: "
             f"{', '.join(f'{n} rows of annotator_kind `{k}`' for k, n in sorted(kept.items()))} "
             "(NOT the people of this campaign; filter on `annotator_kind` to use only theirs)."
         )
-    agreement_text = (
-        f"Fleiss' kappa over complete items: {kappa_text}. Agreement of each annotator with the "
-        "majority answer of the other annotators of the same items (items answered by at least one "
-        "other annotator, without a tie among the others):"
-    )
-    card = DatasetCard(
-        title=f"{Path(str(source)).name}, annotated by people",
-        summary=f"The reconstructions of `{source}` with votes from an annotation campaign of "
-        f"{n_people} people.",
-        annotators=f"{n_people} people (annotator_kind `human`)",
-        rule=rule,
-        notes=notes,
-        extra_sections=["## Annotator agreement", "", agreement_text, "", *table, ""],
-    )
+    return notes
+
+
+def _write_answer_files(
+    folder: Any, campaign: Campaign, answers: list[dict[str, Any]], broken: set[int]
+) -> None:
+    """Write ``answers.csv`` (every answer, flagged when given after the original) and ``retracted.csv``."""
     folder.write_text(
         "answers.csv",
         _csv(
@@ -446,8 +512,6 @@ def export_campaign(
             ],
         ),
     )
-    write_dataset_folder(splits, folder, card)  # marks the folder complete last
-    return result
 
 
 def _answers_after_the_original(campaign: Campaign, answers: list[dict[str, Any]], dsd: Any) -> set[int]:
