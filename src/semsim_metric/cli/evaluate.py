@@ -209,55 +209,20 @@ def _model_configs(paths: dict[str, str | None]) -> dict[str, Any]:
 def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
     import numpy as np
 
-    from .._progress import logger
-    from ..data.loading import load_folder_or_hub
-    from ..evaluation.baselines import BASELINES
-
     group_by = _group_by(args)
     paths = _model_specs(args.model)
-    baselines = args.baselines.split(",") if args.baselines else None
-    if baselines:
-        unknown = [b for b in baselines if b not in BASELINES]
-        if unknown:
-            raise CLIError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}.")
-    logger.info("loading the dataset %s", args.dataset)
-    try:
-        dsd = load_folder_or_hub(args.dataset)
-    except Exception as err:
-        raise CLIError(f"cannot load dataset {args.dataset!r}: {err}") from err
-    splits = args.split or ["test"]
-    missing = [s for s in splits if s not in dsd]
-    if missing:
-        raise CLIError(f"split(s) {missing} not in the dataset (it has {list(dsd)}).")
+    baselines = _baseline_names(args)
+    dsd, splits = _load_splits(args)
     # the refusal of originals a model was trained on needs only the configs: every split is checked before any
     # model's weights are loaded and before anything is scored
     configs = _model_configs(paths)
     seen_by_split = {split: _seen_by_models(configs, dsd[split]) for split in splits}
     refused = {split: seen for split, seen in seen_by_split.items() if seen}
     if refused and not args.allow_seen:
-        raise CLIError(
-            "; ".join(
-                f"{args.dataset} / {split}: "
-                + "; ".join(
-                    f"{n} of {total} originals were training data of {name}"
-                    for name, (n, total) in seen.items()
-                )
-                for split, seen in refused.items()
-            )
-            + ". Its numbers there would be in-sample, not a measure of agreement on new data. Evaluate on "
-            "originals it never saw (the held-out protocol: --heldout, or a model's held-out tables), or pass "
-            "--allow-seen to evaluate anyway (the report then says so)."
-        )
+        _refuse_seen(args.dataset, refused)
     from ..evaluation.protocol import evaluate_dataset
-    from ..functional import freeze, get_model
 
-    models = {}
-    for name, path in paths.items():
-        logger.info("loading the SemSim model %s", path or "(the bundled default)")
-        try:
-            models[name] = freeze(get_model(path))
-        except OSError as err:
-            raise CLIError(str(err)) from err
+    models = _load_models(paths)
     reports, values = [], {}
     for split in splits:
         ds = dsd[split]
@@ -277,6 +242,66 @@ def _evaluate_folder(args: argparse.Namespace) -> tuple[list[Any], dict]:
         reports.append(rep)
         values[rep.title] = (vals, np.asarray(ds["recognized"], dtype=bool))
     return reports, values
+
+
+def _baseline_names(args: argparse.Namespace) -> list[str] | None:
+    """The baselines named by ``--baselines`` (``None`` when not given); refuses an unknown one."""
+    from ..evaluation.baselines import BASELINES
+
+    baselines = args.baselines.split(",") if args.baselines else None
+    if baselines:
+        unknown = [b for b in baselines if b not in BASELINES]
+        if unknown:
+            raise CLIError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}.")
+    return baselines
+
+
+def _load_splits(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The dataset of ``--dataset`` and the splits to evaluate (``--split``, default test); refuses a missing one."""
+    from .._progress import logger
+    from ..data.loading import load_folder_or_hub
+
+    logger.info("loading the dataset %s", args.dataset)
+    try:
+        dsd = load_folder_or_hub(args.dataset)
+    except Exception as err:
+        raise CLIError(f"cannot load dataset {args.dataset!r}: {err}") from err
+    splits = args.split or ["test"]
+    missing = [s for s in splits if s not in dsd]
+    if missing:
+        raise CLIError(f"split(s) {missing} not in the dataset (it has {list(dsd)}).")
+    return dsd, splits
+
+
+def _refuse_seen(dataset: str, refused: dict[str, dict[str, tuple[int, int]]]) -> None:
+    """Refuse to evaluate models on splits whose originals they were trained on (naming each split and model)."""
+    raise CLIError(
+        "; ".join(
+            f"{dataset} / {split}: "
+            + "; ".join(
+                f"{n} of {total} originals were training data of {name}" for name, (n, total) in seen.items()
+            )
+            for split, seen in refused.items()
+        )
+        + ". Its numbers there would be in-sample, not a measure of agreement on new data. Evaluate on "
+        "originals it never saw (the held-out protocol: --heldout, or a model's held-out tables), or pass "
+        "--allow-seen to evaluate anyway (the report then says so)."
+    )
+
+
+def _load_models(paths: dict[str, Any]) -> dict[str, Any]:
+    """The SemSim models to evaluate, frozen, by name (``paths``: name -> folder or Hub id, ``None`` = default)."""
+    from .._progress import logger
+    from ..functional import freeze, get_model
+
+    models = {}
+    for name, path in paths.items():
+        logger.info("loading the SemSim model %s", path or "(the bundled default)")
+        try:
+            models[name] = freeze(get_model(path))
+        except OSError as err:
+            raise CLIError(str(err)) from err
+    return models
 
 
 def _seen_by_models(configs: dict[str, Any], ds: Any) -> dict[str, tuple[int, int]]:
