@@ -236,30 +236,8 @@ def _download(
                 )
             )
     except LocalEntryNotFoundError as err:
-        default_hint = ""
-        if repo_id == DEFAULT_MODEL_ID and revision not in (None, DEFAULT_REVISION):
-            default_hint = (
-                f" Only revision {DEFAULT_REVISION} of the default model is bundled with semsim-metric; other "
-                "revisions come from the Hub (or its cache)."
-            )
-        elif repo_id == DEFAULT_MODEL_ID:
-            default_hint = (
-                " The default model is normally bundled with semsim-metric; reinstall the package "
-                "(pip install --force-reinstall semsim-metric) to get it back."
-            )
-        neither = (
-            f"SemSim model {repo_id!r} was not found: there is no local folder {repo_id} ({local}), and the "
-            "Hub repository"
-            if local
-            else "SemSim model"
-        )
         raise ModelNotFoundError(
-            f"{neither} {repo_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache "
-            f"and downloading is {'disabled (offline mode)' if offline else 'not possible'}. Fix: "
-            + ("if you meant a local folder, check the path; for the Hub repository, " if local else "")
-            + "run once online (unset HF_HUB_OFFLINE, local_files_only=False), or download the folder elsewhere "
-            f"with `hf download {repo_id} --local-dir DIR` and pass that folder (model=DIR, or --model DIR on "
-            f"the command line).{default_hint}"
+            _not_cached_message(repo_id, revision, offline=offline, local=local)
         ) from err
     except RepositoryNotFoundError as err:
         no_folder = f"No local folder {repo_id} ({local}) and no" if local else "No"
@@ -274,3 +252,32 @@ def _download(
             f"repository holds {CONFIG_NAME} and {WEIGHTS_NAME}."
         ) from err
     return paths[0].parent
+
+
+def _not_cached_message(repo_id: str, revision: str | None, *, offline: bool, local: str | None) -> str:
+    """What to say when a Hub model is neither cached nor downloadable (``local``: the folder looked for first)."""
+    default_hint = ""
+    if repo_id == DEFAULT_MODEL_ID and revision not in (None, DEFAULT_REVISION):
+        default_hint = (
+            f" Only revision {DEFAULT_REVISION} of the default model is bundled with semsim-metric; other "
+            "revisions come from the Hub (or its cache)."
+        )
+    elif repo_id == DEFAULT_MODEL_ID:
+        default_hint = (
+            " The default model is normally bundled with semsim-metric; reinstall the package "
+            "(pip install --force-reinstall semsim-metric) to get it back."
+        )
+    neither = (
+        f"SemSim model {repo_id!r} was not found: there is no local folder {repo_id} ({local}), and the "
+        "Hub repository"
+        if local
+        else "SemSim model"
+    )
+    return (
+        f"{neither} {repo_id!r} (revision {revision or 'main'}) is not in the local Hugging Face cache "
+        f"and downloading is {'disabled (offline mode)' if offline else 'not possible'}. Fix: "
+        + ("if you meant a local folder, check the path; for the Hub repository, " if local else "")
+        + "run once online (unset HF_HUB_OFFLINE, local_files_only=False), or download the folder elsewhere "
+        f"with `hf download {repo_id} --local-dir DIR` and pass that folder (model=DIR, or --model DIR on "
+        f"the command line).{default_hint}"
+    )

@@ -300,29 +300,7 @@ class SemSimModel(PreTrainedModel):
             >>> info["missing_keys"], model.device
             (set(), device(type='cpu'))
         """
-        # arguments of transformers' from_pretrained: honoured, accepted because they cannot change anything
-        # here, or refused - never silently ignored
-        subfolder = str(kwargs.pop("subfolder", "") or "")
-        force_download = bool(kwargs.pop("force_download", False))
-        use_safetensors = kwargs.pop("use_safetensors", None)
-        if use_safetensors is False:
-            raise ModelArgumentError(
-                "SemSim models load from model.safetensors only (use_safetensors=False is "
-                "refused: other formats would have to be unpickled)."
-            )
-        kwargs.pop("trust_remote_code", None)  # the code is this package: nothing remote to trust or refuse
-        kwargs.pop("low_cpu_mem_usage", None)  # loading is always one pass over a small safetensors file
-        torch_dtype = kwargs.pop("torch_dtype", None)
-        if dtype is None:
-            dtype = torch_dtype
-        # AutoModel passes some arguments with empty values (adapter_kwargs={}, code_revision=None, ...)
-        unknown = [k for k, v in kwargs.items() if not k.startswith("_") and v not in (None, {}, False, "")]
-        if model_args or unknown:
-            raise ModelArgumentError(
-                f"SemSimModel.from_pretrained() got arguments it cannot honour: {unknown or list(model_args)}. "
-                "Supported: revision, cache_dir, local_files_only, token, config, dtype/torch_dtype, device_map (one "
-                "device), output_loading_info, subfolder, force_download, use_safetensors, trust_remote_code."
-            )
+        subfolder, force_download, dtype = _transformers_arguments(model_args, kwargs, dtype)
         device = _single_device(device_map)
         if isinstance(dtype, dict):
             raise ModelArgumentError(
@@ -560,6 +538,39 @@ def _as_device(value: Any) -> torch.device:
         return torch.device(value)
     except (RuntimeError, TypeError) as err:
         raise ModelArgumentError(f"device_map entry {value!r} is not a device ({err}).") from None
+
+
+def _transformers_arguments(
+    model_args: tuple[Any, ...], kwargs: dict[str, Any], dtype: Any
+) -> tuple[str, bool, Any]:
+    """The arguments of transformers' ``from_pretrained`` beyond SemSim's own: honoured (``subfolder``,
+    ``force_download``, ``torch_dtype`` read as ``dtype``), accepted because they cannot change anything here, or
+    refused - never silently ignored. Returns ``(subfolder, force_download, dtype)``.
+
+    Raises:
+        ModelArgumentError: ``use_safetensors=False``, positional arguments or an argument SemSim cannot honour.
+    """
+    subfolder = str(kwargs.pop("subfolder", "") or "")
+    force_download = bool(kwargs.pop("force_download", False))
+    if kwargs.pop("use_safetensors", None) is False:
+        raise ModelArgumentError(
+            "SemSim models load from model.safetensors only (use_safetensors=False is "
+            "refused: other formats would have to be unpickled)."
+        )
+    kwargs.pop("trust_remote_code", None)  # the code is this package: nothing remote to trust or refuse
+    kwargs.pop("low_cpu_mem_usage", None)  # loading is always one pass over a small safetensors file
+    torch_dtype = kwargs.pop("torch_dtype", None)
+    if dtype is None:
+        dtype = torch_dtype
+    # AutoModel passes some arguments with empty values (adapter_kwargs={}, code_revision=None, ...)
+    unknown = [k for k, v in kwargs.items() if not k.startswith("_") and v not in (None, {}, False, "")]
+    if model_args or unknown:
+        raise ModelArgumentError(
+            f"SemSimModel.from_pretrained() got arguments it cannot honour: {unknown or list(model_args)}. "
+            "Supported: revision, cache_dir, local_files_only, token, config, dtype/torch_dtype, device_map (one "
+            "device), output_loading_info, subfolder, force_download, use_safetensors, trust_remote_code."
+        )
+    return subfolder, force_download, dtype
 
 
 def _single_device(device_map: Any) -> torch.device | None:

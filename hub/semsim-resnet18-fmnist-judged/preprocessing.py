@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,14 @@ def check_images(
     The cheap checks (type, ndim, channels, dtype) always run. The value checks (range, NaN/Inf)
     read every pixel and synchronise a GPU; ``validate_args=False`` skips them.
     """
+    _check_shape(x, name)
+    _check_dtype(x, name, data_range)
+    if validate_args and x.dtype != torch.uint8:
+        _check_values(x.detach(), name, data_range)
+
+
+def _check_shape(x: Any, name: str) -> None:
+    """A tensor ``(N, C, H, W)`` with 1 or 3 channels, not empty, not on the meta device."""
     if not isinstance(x, Tensor):
         hint = ""
         if type(x).__module__.startswith("PIL"):
@@ -96,6 +105,10 @@ def check_images(
         raise InvalidInputError(
             f"{name} is on the meta device, which holds no pixel values; pass real tensors."
         )
+
+
+def _check_dtype(x: Tensor, name: str, data_range: float) -> None:
+    """uint8 with ``data_range=255``, or a floating dtype SemSim computes in."""
     if x.dtype == torch.uint8:
         if data_range != 255:
             raise InvalidInputTypeError(
@@ -112,9 +125,10 @@ def check_images(
             f"{name} has dtype {x.dtype}; expected a floating dtype (values in [0, data_range]) or uint8 "
             "with data_range=255. Convert with x.float() / x.max() or x.to(torch.uint8)."
         )
-    if not validate_args or x.dtype == torch.uint8:
-        return
-    x = x.detach()
+
+
+def _check_values(x: Tensor, name: str, data_range: float) -> None:
+    """Finite pixels in ``[0, data_range]`` (reads every pixel)."""
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = int((~finite).sum())
