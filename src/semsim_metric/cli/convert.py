@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import CLIError
 
@@ -65,7 +66,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert, split and write the dataset folder; every input item is converted or reported."""
-    from ..data.convert import convert_manifest, convert_official_labels, convert_official_training
     from ..data.hub_folder import DatasetCard, write_dataset_folder
     from ..data.schema import RecognitionRule
     from ..data.splits import split_by_original
@@ -76,30 +76,7 @@ def run(args: argparse.Namespace) -> int:
     # claim the folder before anything is written: someone else's folder is refused untouched
     folder = OutputFolder(args.out, command="convert", overwrite=args.overwrite).claim()
     fractions = _fractions(args.fractions)
-    if args.layout == "manifest":
-        rows, report = convert_manifest(
-            args.source,
-            rule=rule,
-            strict=strict,
-            annotator_kind=args.annotator_kind,
-            source_dataset=args.source_dataset,
-            allow_outside_paths=args.allow_outside_paths,
-        )
-    elif args.layout == "official-labels":
-        rows, report = convert_official_labels(
-            args.source,
-            rule=rule,
-            strict=strict,
-            source_dataset=args.source_dataset or "cifar100",
-            annotator_kind=args.annotator_kind or "human",
-        )
-    else:
-        rows, report = convert_official_training(
-            args.source,
-            strict=strict,
-            source_dataset=args.source_dataset or "cifar100",
-            annotator_kind=args.annotator_kind or "human",
-        )
+    rows, report = _convert(args, rule, strict=strict)
     report.write(folder)
     print(report.summary())
     if not rows:
@@ -111,15 +88,7 @@ def run(args: argparse.Namespace) -> int:
         holdout_victims=args.holdout_victim,
         holdout_attacks=args.holdout_attack,
     )
-    empty = [name for name, share in fractions.items() if share > 0 and not splits.get(name)]
-    if empty:
-        n_orig = len({r["original_id"] for r in rows})
-        print(
-            f"semsim convert: warning: {n_orig} originals leave the {', '.join(empty)} split(s) empty at "
-            f"--fractions {args.fractions}; annotate more originals (training needs validation rows for a "
-            "calibration and test rows to report).",
-            file=sys.stderr,
-        )
+    _warn_empty_splits(args, rows, splits, fractions)
     kinds = sorted({r["annotator_kind"] for r in rows})
     card = DatasetCard(
         title=f"SemSim annotations converted from {args.source.name}",
@@ -132,6 +101,50 @@ def run(args: argparse.Namespace) -> int:
     write_dataset_folder(splits, folder, card)
     print(f"wrote {args.out} ({', '.join(f'{k}: {len(v)}' for k, v in splits.items())})")
     return 0
+
+
+def _convert(args: argparse.Namespace, rule: Any, *, strict: bool) -> tuple[list[dict[str, Any]], Any]:
+    """The rows and the conversion report of ``args.source`` read as ``args.layout``."""
+    from ..data.convert import convert_manifest, convert_official_labels, convert_official_training
+
+    if args.layout == "manifest":
+        return convert_manifest(
+            args.source,
+            rule=rule,
+            strict=strict,
+            annotator_kind=args.annotator_kind,
+            source_dataset=args.source_dataset,
+            allow_outside_paths=args.allow_outside_paths,
+        )
+    if args.layout == "official-labels":
+        return convert_official_labels(
+            args.source,
+            rule=rule,
+            strict=strict,
+            source_dataset=args.source_dataset or "cifar100",
+            annotator_kind=args.annotator_kind or "human",
+        )
+    return convert_official_training(
+        args.source,
+        strict=strict,
+        source_dataset=args.source_dataset or "cifar100",
+        annotator_kind=args.annotator_kind or "human",
+    )
+
+
+def _warn_empty_splits(
+    args: argparse.Namespace, rows: list[dict[str, Any]], splits: dict[str, Any], fractions: dict[str, float]
+) -> None:
+    """Warn on stderr when too few originals leave a split with a non-zero fraction empty."""
+    empty = [name for name, share in fractions.items() if share > 0 and not splits.get(name)]
+    if empty:
+        n_orig = len({r["original_id"] for r in rows})
+        print(
+            f"semsim convert: warning: {n_orig} originals leave the {', '.join(empty)} split(s) empty at "
+            f"--fractions {args.fractions}; annotate more originals (training needs validation rows for a "
+            "calibration and test rows to report).",
+            file=sys.stderr,
+        )
 
 
 def _fractions(text: str) -> dict[str, float]:
