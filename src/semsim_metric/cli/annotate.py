@@ -7,8 +7,12 @@ import ipaddress
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import CLIError
+
+if TYPE_CHECKING:
+    from ..annotate.storage import Campaign
 
 __all__ = ["register", "run"]
 
@@ -186,10 +190,8 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    try:
-        loopback = ipaddress.ip_address(args.host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = args.host == "localhost"
+    """Open or create the campaign and serve the annotation app until Ctrl+C."""
+    loopback = _is_loopback(args.host)
     if args.leases_per_client < 1:
         raise CLIError(f"--leases-per-client must be at least 1, got {args.leases_per_client}.")
     token = _token(args)
@@ -225,6 +227,27 @@ def _serve(args: argparse.Namespace) -> int:
             f"with --update-access and a token to serve it on --host {args.host}."
         )
     campaign.check_writable()
+    _announce(args, campaign, created, path)
+    app = create_app(
+        campaign,
+        title=args.title,
+        hosts=HostRule.for_bind_address(args.host, args.allowed_host),
+        leases_per_client=args.leases_per_client,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``--host`` is a loopback address (or ``localhost``), reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _announce(args: argparse.Namespace, campaign: Campaign, created: bool, path: Path) -> None:
+    """Tell the person serving (on stderr) which campaign runs, who may join, and where to open it."""
     n = len(campaign.items())
     what = "created" if created else f"resumed ({len(campaign.answers())} answers so far)"
     url = f"http://{args.host}:{args.port}/"
@@ -246,14 +269,6 @@ def _serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    app = create_app(
-        campaign,
-        title=args.title,
-        hosts=HostRule.for_bind_address(args.host, args.allowed_host),
-        leases_per_client=args.leases_per_client,
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0
 
 
 def _resume_code(args: argparse.Namespace) -> int:
