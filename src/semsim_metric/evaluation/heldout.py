@@ -420,11 +420,7 @@ def run_heldout(
         splits, eval_split = build_protocol_splits(rows, typed, seed=seed)
         labels = {bool(r["recognized"]) for r in splits[eval_split]}
         if len(labels) < 2:
-            skipped[protocol] = (
-                f"all {len(splits[eval_split])} held-out rows are "
-                f"{'recognised' if labels == {True} else 'unrecognised'}: no metric can be ranked "
-                "against the annotators there (ROC-AUC undefined); no model trained"
-            )
+            skipped[protocol] = _one_label_reason(len(splits[eval_split]), labels)
             continue
         with tempfile.TemporaryDirectory() as tmp:
             folder = write_dataset_folder(
@@ -441,70 +437,143 @@ def run_heldout(
                 options = TrainOptions(write_card=False, resume=True, pretrain_cache=out / "pretrained")
                 result = train(folder, run_dir, recipe=recipe, options=options, **overrides)
                 models[recipe] = (freeze(SemSimModel.from_pretrained(run_dir)), result.train_seconds)
-            named = {f"SemSim[{r}]": m for r, (m, _) in models.items()}
-            title = f"{protocol} ({eval_split}, {len(eval_ds)} rows)"
-            report, values = evaluate_dataset(
-                eval_ds,
-                named,
-                baselines=baselines,
-                group_by=group_by,
-                title=title,
-                n_boot=n_boot,
-                seed=seed,
-                progress=False,
-            )
-            probabilities = _probabilities(named, values)
-            write_scores(
-                out / "scores",
-                protocol,
-                title,
-                eval_ds,
-                values,
-                group_by,
-                report.skipped,
-                recipes,
-                probabilities=probabilities,
-                eval_split=eval_split,
-            )
-            report.notes.update(
-                {
-                    f"training time of SemSim[{r}]": f"{s:.0f} s (stage 1 counted as recorded when "
-                    "reused from the cache)"
-                    for r, (_, s) in models.items()
-                }
-            )
-            y = np.asarray(eval_ds["recognized"], dtype=bool)
-            domains = _column(eval_ds, "source_dataset")
-            archs = _column(eval_ds, "victim_arch")
-            for recipe in recipes:
-                results.append(
-                    HeldoutResult(protocol, recipe, report, values, y, domains, archs, probabilities)
-                )
-            subsets, not_evaluated = _per_domain_results(
+            report, values, probabilities = _evaluate_protocol(
                 protocol,
                 eval_split,
+                eval_ds,
+                models,
+                recipes,
+                out,
+                group_by=group_by,
+                n_boot=n_boot,
+                seed=seed,
+                baselines=baselines,
+            )
+            protocol_results, not_evaluated = _protocol_results(
+                protocol,
+                eval_split,
+                eval_ds,
                 recipes,
                 report,
                 values,
-                y,
-                group_keys(eval_ds, group_by),
-                np.asarray(eval_ds["original_id"]),
-                domains,
-                archs,
                 probabilities,
                 group_by=group_by,
                 n_boot=n_boot,
                 seed=seed,
             )
-            results += subsets
+            results += protocol_results
             skipped.update(not_evaluated)
+    _write_heldout_outputs(results, skipped, out)
+    return results
+
+
+def _one_label_reason(n_rows: int, labels: set[bool]) -> str:
+    """Why a protocol whose held-out rows all carry one label is not evaluated (no model is trained)."""
+    return (
+        f"all {n_rows} held-out rows are "
+        f"{'recognised' if labels == {True} else 'unrecognised'}: no metric can be ranked "
+        "against the annotators there (ROC-AUC undefined); no model trained"
+    )
+
+
+def _evaluate_protocol(
+    protocol: str,
+    eval_split: str,
+    eval_ds: Any,
+    models: dict[str, tuple[Any, float]],
+    recipes: Sequence[str],
+    out: Path,
+    *,
+    group_by: str | Sequence[str],
+    n_boot: int,
+    seed: int,
+    baselines: Sequence[str] | None,
+) -> tuple[EvaluationReport, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Evaluate a protocol's trained models (and the baselines) on its held-out rows, write their scores, note the
+    training times; returns the report, the per-row values and the calibrated probabilities."""
+    named = {f"SemSim[{r}]": m for r, (m, _) in models.items()}
+    title = f"{protocol} ({eval_split}, {len(eval_ds)} rows)"
+    report, values = evaluate_dataset(
+        eval_ds,
+        named,
+        baselines=baselines,
+        group_by=group_by,
+        title=title,
+        n_boot=n_boot,
+        seed=seed,
+        progress=False,
+    )
+    probabilities = _probabilities(named, values)
+    write_scores(
+        out / "scores",
+        protocol,
+        title,
+        eval_ds,
+        values,
+        group_by,
+        report.skipped,
+        recipes,
+        probabilities=probabilities,
+        eval_split=eval_split,
+    )
+    report.notes.update(
+        {
+            f"training time of SemSim[{r}]": f"{s:.0f} s (stage 1 counted as recorded when "
+            "reused from the cache)"
+            for r, (_, s) in models.items()
+        }
+    )
+    return report, values, probabilities
+
+
+def _protocol_results(
+    protocol: str,
+    eval_split: str,
+    eval_ds: Any,
+    recipes: Sequence[str],
+    report: EvaluationReport,
+    values: dict[str, np.ndarray],
+    probabilities: dict[str, np.ndarray],
+    *,
+    group_by: str | Sequence[str],
+    n_boot: int,
+    seed: int,
+) -> tuple[list[HeldoutResult], dict[str, str]]:
+    """A protocol's entry per recipe, then its per-domain entries; returns ``(results, not evaluated)``."""
+    y = np.asarray(eval_ds["recognized"], dtype=bool)
+    domains = _column(eval_ds, "source_dataset")
+    archs = _column(eval_ds, "victim_arch")
+    results = [
+        HeldoutResult(protocol, recipe, report, values, y, domains, archs, probabilities)
+        for recipe in recipes
+    ]
+    subsets, not_evaluated = _per_domain_results(
+        protocol,
+        eval_split,
+        recipes,
+        report,
+        values,
+        y,
+        group_keys(eval_ds, group_by),
+        np.asarray(eval_ds["original_id"]),
+        domains,
+        archs,
+        probabilities,
+        group_by=group_by,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    return results + subsets, not_evaluated
+
+
+def _write_heldout_outputs(results: list[HeldoutResult], skipped: dict[str, str], out: Path) -> None:
+    """Write the run's report (``report.md``), ``heldout_summary.json`` and ``heldout_skipped.json`` into ``out``."""
     reports = list({id(r.report): r.report for r in results}.values())
     values = {r.report.title: (r.values, r.recognized) for r in results}
     intro = _summary(results) + "".join(f"\n\n- **{p} not evaluated**: {why}." for p, why in skipped.items())
     write_report(reports, out, values=values, intro=intro)
     (out / "heldout_summary.json").write_text(json.dumps(_summary_dict(results), indent=2))
     (out / "heldout_skipped.json").write_text(json.dumps(skipped, indent=2))
-    return results
 
 
 def network_key(recipe: str, overrides: dict[str, Any] | None = None) -> str:
