@@ -393,3 +393,34 @@ def test_no_test_module_imports_another():
         if (imported := _test_modules_imported(path.read_text()))
     }
     assert offenders == {}
+
+
+def _code_lines(func: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function's body after its docstring."""
+    body = func.body
+    first = body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        if len(body) == 1:
+            return 0
+        first = body[1]
+    return func.end_lineno - first.lineno + 1
+
+
+def test_functions_fit_in_a_readers_head():
+    """No function of the package has more than 60 lines of code (its docstring not counted). Exempt: the
+    command-line ``register`` functions, flat lists of argparse declarations."""
+    src = Path(__file__).resolve().parents[1] / "src" / "semsim_metric"
+    long = []
+    for path in sorted(src.rglob("*.py")):
+        if "_bundled" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > 60:
+                if path.parent.name == "cli" and node.name == "register":
+                    continue
+                long.append(f"{path.relative_to(src)}:{node.lineno} {node.name} ({_code_lines(node)} lines)")
+    assert not long, "functions over 60 lines of code:\n" + "\n".join(long)
