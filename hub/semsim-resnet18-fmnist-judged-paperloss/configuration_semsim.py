@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 from .errors import InvalidInputError, InvalidInputTypeError
 from .backbones import (
+    BACKBONES,
     EMBEDDINGS,
     MAX_NUM_LABELS,
     check_backbone_config,
@@ -376,8 +377,8 @@ class SemSimConfig(PretrainedConfig):
         layout_size: int = 16,
         **kwargs: Any,
     ) -> None:
-        if backbone not in ("cifar_resnet18", "transformers"):
-            raise InvalidInputError(f"backbone must be 'cifar_resnet18' or 'transformers', got {backbone!r}.")
+        if backbone not in BACKBONES:
+            raise InvalidInputError(f"backbone must be one of {BACKBONES}, got {backbone!r}.")
         base_width = _int_field("base_width", base_width, 1, MAX_BASE_WIDTH)
         image_size, image_mean, image_std = check_image_settings(image_size, image_mean, image_std)
         # transformers turns a dtype name into getattr(torch, name): only floating-point dtype names get there

@@ -29,8 +29,11 @@ from .blocks import BasicBlock
 
 #: the embeddings a CIFAR ResNet-18 backbone can produce (see ``CifarResNet18`` and ``SemSimConfig``)
 EMBEDDINGS = ("pooled", "spatial", "spatial_smooth")
+#: the backbones a SemSim config can name: the paper's network, or any transformers vision model
+BACKBONES = ("cifar_resnet18", "transformers")
 
 __all__ = [
+    "BACKBONES",
     "EMBEDDINGS",
     "MAX_BACKBONE_INT",
     "MAX_NUM_LABELS",
