@@ -2,6 +2,7 @@
 
 import os
 import socket
+import traceback
 
 import pytest
 import torch
@@ -25,6 +26,7 @@ def _data():
 def _worker(rank: int, world: int, port: int, reduction: str, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    code = 1
     try:
         from semsim_metric import SemSim, SemSimModel
 
@@ -38,11 +40,17 @@ def _worker(rank: int, world: int, port: int, reduction: str, queue) -> None:
         if rank == 0:
             queue.put(value.tolist())
         dist.barrier()  # both ranks are done with gloo before either tears it down
+        code = 0
     except Exception as err:  # report instead of leaving the parent waiting
+        traceback.print_exc()
         queue.put(f"rank {rank} failed: {err!r}")
-        raise
     finally:
         dist.destroy_process_group()
+        queue.close()
+        queue.join_thread()  # what was put is delivered before the process ends
+    # end without the interpreter's and C++ static destructors: gloo's threads can abort the process there
+    # ("terminate called without an active exception", exit code -6) after a correct run
+    os._exit(code)
 
 
 @pytest.mark.ddp
