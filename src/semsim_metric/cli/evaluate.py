@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None
         }
         group_by = _group_by(args) if args.group_by != "victim" else ("victim", "attack", "attack_iterations")
-        baselines = args.baselines.split(",") if args.baselines else None
+        baselines = _baseline_names(args)  # refused here, before any training
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "command.txt").write_text("semsim " + " ".join(sys.argv[1:]) + "\n")
         try:
