@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baselines", default=None, help="comma-separated baselines (default: all that apply)")
     p.add_argument(
         "--group-by",
-        default="victim",
+        default=None,
         help="column(s) defining a victim setting for the model-level protocol, comma-separated "
-        "(default victim; e.g. victim,attack,attack_iterations)",
+        "(default victim; with --heldout victim,attack,attack_iterations)",
     )
     p.add_argument("--table", type=Path, default=None, help="CSV with precomputed metric columns")
     p.add_argument(
@@ -106,10 +106,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.dataset or not args.out:
             raise CLIError("--heldout needs a dataset and --out.")
         protocols = _heldout_protocols(args.heldout)
-        overrides = {
+        overrides: dict[str, Any] = {
             k: v for k, v in (("epochs", args.epochs), ("base_width", args.base_width)) if v is not None
         }
-        group_by = _group_by(args) if args.group_by != "victim" else ("victim", "attack", "attack_iterations")
+        if args.group_by is not None:  # else run_heldout's default
+            overrides["group_by"] = _group_by(args)
         baselines = _baseline_names(args)  # refused here, before any training
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "command.txt").write_text("semsim " + " ".join(sys.argv[1:]) + "\n")
@@ -119,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
                 protocols,
                 args.recipe or ["cpu"],
                 args.out,
-                group_by=group_by,
                 n_boot=args.bootstrap,
                 baselines=baselines,
                 **overrides,
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _group_by(args: argparse.Namespace) -> tuple[str, ...]:
-    """The columns of ``--group-by`` (parsed here, once: the library takes them as a tuple).
+    """The columns of ``--group-by`` (default ``victim``; parsed here, once: the library takes them as a tuple).
 
     Raises:
         CLIError: an empty column name.
@@ -155,7 +155,7 @@ def _group_by(args: argparse.Namespace) -> tuple[str, ...]:
     from ..evaluation.protocol import parse_group_by
 
     try:
-        return parse_group_by(args.group_by)
+        return parse_group_by(args.group_by or "victim")
     except ValueError as err:
         raise CLIError(f"--group-by: {err}") from err
 
