@@ -73,7 +73,8 @@ def from_noise(
     """Adam on the pixels of uniform noise toward ``originals`` (float ``(N, C, H, W)`` in ``[0, 1]``).
 
     Returns:
-        ``distance``, ``p`` (p_recognised) and ``ssim`` of the final images, one value per original.
+        ``distance`` (SemSim, in ``[0, 2]``, lower = more leakage), ``p`` (p_recognised) and ``ssim`` of the
+        final images, one value per original.
     """
     loss_fn = SemSimLoss(model, reduction="none", check_domain=False)
     g = torch.Generator().manual_seed(seed)
