@@ -32,7 +32,9 @@ def test_in_domain_inputs_do_not_warn():
     model, originals = _model_with_domain()
     with warnings.catch_warnings():
         warnings.simplefilter("error", OutOfDomainWarning)
-        semsim(originals[:8].float() / 255, originals[:8].float() / 255, model=model)
+        value = semsim(originals[:8].float() / 255, originals[:8].float() / 255, model=model)
+    # scored, not skipped: identical images lie at distance 0
+    assert float(value) == pytest.approx(0.0, abs=1e-4)
 
 
 def test_colour_and_size_and_content_differences_are_named():

@@ -87,7 +87,7 @@ def test_psnr_and_ssim_are_the_torchmetrics_values(folder_report, examples):
     import torchmetrics.functional.image as tmf
 
     _, orig, rec = examples
-    for row, o, r in zip(folder_report.rows, orig, rec):
+    for row, o, r in zip(folder_report.rows, orig, rec, strict=True):
         x, y = torch.from_numpy(r[None]).float() / 255, torch.from_numpy(o[None]).float() / 255
         assert row.baselines["PSNR"] == pytest.approx(
             float(tmf.peak_signal_noise_ratio(x, y, data_range=1.0)), rel=1e-4

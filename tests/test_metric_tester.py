@@ -237,7 +237,8 @@ def test_ddp_uneven_batches_sync_to_the_functional_on_all_data(ddp_results, mode
     more = _gathered(model, output, reduction, {r: [*_UNEVEN[r], _MORE[r]] for r in _UNEVEN})
     for rank, result in ddp_results.items():
         batch_values, first, second = result[("uneven", case)]
-        for i, value in zip(_UNEVEN[rank], batch_values):  # forward gives the local batch's value
+        # forward gives the local batch's value
+        for i, value in zip(_UNEVEN[rank], batch_values, strict=True):
             _close(torch.tensor(value), _reference([data[i]], model, output, reduction))
         _close(torch.tensor(first), expected)  # every rank gets the synced result
         _close(torch.tensor(second), more)
@@ -251,6 +252,7 @@ def test_ddp_dist_sync_on_step(ddp_results, model, output, reduction):
     case = f"{output}-{reduction}"
     for result in ddp_results.values():
         batch_values, final = result[("sync_on_step", case)]
+        assert len(batch_values) == 2  # one forward per step, two steps on each rank
         for step, value in enumerate(batch_values):  # the step's value covers both ranks' batches
             _close(
                 torch.tensor(value),

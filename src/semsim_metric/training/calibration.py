@@ -15,10 +15,16 @@ __all__ = ["fit_calibration"]
 def fit_calibration(distances: np.ndarray, recognized: np.ndarray, *, fitted_on: str) -> dict[str, Any]:
     """Logistic fit of P(recognised | distance) = sigmoid(intercept + slope * distance).
 
+    SemSim is a distance (``[0, 2]``, lower = more leakage), so a useful fit has a negative ``slope``: the
+    closer a reconstruction lies to its original, the likelier people recognised it.
+
     Args:
-        distances: SemSim distances of annotated rows the model did not train on.
-        recognized: their labels.
+        distances: SemSim distances (``[0, 2]``) of annotated rows the model did not train on.
+        recognized: their labels, 1 (or ``True``) = recognised, 0 = not; both must occur.
         fitted_on: what the rows were and who annotated them (kept in the model's config).
+
+    Raises:
+        InvalidInputError: all rows have the same label.
 
     Examples:
         >>> cal = fit_calibration(np.array([0.1, 0.2, 0.3, 1.1, 1.2, 1.3, 0.25, 1.0]),

@@ -12,6 +12,9 @@ __all__ = ["global_soft_label_loss", "soft_cross_entropy", "triplet_margin_loss"
 def triplet_margin_loss(d_pos: Tensor, d_neg: Tensor, margin: float = 1.0) -> Tensor:
     """The paper's triplet loss on distances: ``mean(relu(d(a, p) - d(a, n) + margin))``.
 
+    ``d_pos`` and ``d_neg`` are SemSim distances (``[0, 2]`` on L2-normalised embeddings, lower = more
+    leakage) of each anchor to a recognised and an unrecognised reconstruction; ``margin`` >= 0.
+
     Examples:
         >>> float(triplet_margin_loss(torch.tensor([0.2]), torch.tensor([1.5])))
         0.0
@@ -28,6 +31,8 @@ def global_soft_label_loss(
 
     Puts distances of *different* originals on one scale: a reconstruction that most annotators
     recognised should lie closer than ``centre`` to its original, one nobody recognised farther.
+    ``distance`` is the SemSim distance (``[0, 2]``, lower = more leakage), ``share`` the share of annotators
+    who recognised the reconstruction (``[0, 1]``; values outside are clamped), ``temperature`` > 0.
 
     Examples:
         >>> near, far = torch.tensor([0.2]), torch.tensor([1.8])

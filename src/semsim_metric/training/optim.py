@@ -50,7 +50,7 @@ class OptimiserSettings:
 def build_optimiser(
     params: Iterable[torch.nn.Parameter], settings: OptimiserSettings, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD over ``params`` and its schedule for ``total_steps`` optimiser steps."""
+    """SGD over ``params`` and its schedule for ``total_steps`` optimiser steps (values below 1 count as 1)."""
     opt = torch.optim.SGD(
         list(params),
         lr=settings.learning_rate,

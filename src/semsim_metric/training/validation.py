@@ -30,7 +30,12 @@ def pair_distances(model: SemSimModel, ds: Any, *, batch_size: int = 256) -> np.
 
 
 def validation_metrics(model: SemSimModel, ds: Any, *, seed: int = 0) -> dict[str, float]:
-    """Mean distance, ROC-AUC of ``-distance`` for recognised vs not, triplet accuracy (fixed triplets)."""
+    """Mean distance, ROC-AUC of ``-distance`` for recognised vs not, triplet accuracy (fixed triplets).
+
+    SemSim is a distance (``[0, 2]``, lower = more leakage), hence the ROC-AUC of its negation: 1.0 = every
+    recognised row lies closer to its original than every unrecognised one, 0.5 = chance. ``roc_auc`` is left
+    out when ``ds`` has only one label, ``triplet_accuracy`` (in ``[0, 1]``) when it has no triplets.
+    """
     metrics_mod = require("sklearn.metrics", "validation ROC-AUC")
     dist = pair_distances(model, ds)
     recognized = np.asarray(ds["recognized"], dtype=bool)
