@@ -173,9 +173,8 @@ def resolve_model_folder(
         if name.startswith((".", "/", "~")) or not _is_hub_id(name) or path.exists():
             raise _no_local_folder(name, path)
         owner, rest = name.split("/")
-        if _local_path(
-            owner
-        ).exists():  # runs/x beside a runs/ folder: a mistyped path, not someone's Hub repo
+        # runs/x beside a runs/ folder: a mistyped path, not someone's Hub repo
+        if _local_path(owner).exists():
             raise ModelNotFoundError(
                 f"No model folder at {name!r} ({_absolute(path)}): {owner}/ exists here but holds no {rest!r}. "
                 f"Because {owner}/ exists, {name!r} is read as a local path and not looked up on the Hugging Face "

@@ -62,12 +62,17 @@ def cgroup_cpu_limit(v2: Path | None = None, v1: tuple[Path, Path] | None = None
         return None
 
 
+def _affinity_cpus() -> int:
+    """CPUs in this process's affinity mask (``os.cpu_count()`` where there is none): PyTorch's start value."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def available_cpus() -> int:
     """CPUs this process may run on: its affinity mask, capped by the cgroup quota rounded up (at least 1)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cpus = os.cpu_count() or 1
+    cpus = _affinity_cpus()
     limit = cgroup_cpu_limit()
     if limit is not None:
         cpus = min(cpus, math.ceil(limit))
@@ -91,31 +96,30 @@ def local_workers() -> int:
     Raises:
         InvalidInputError: ``LOCAL_WORLD_SIZE`` is not a positive integer.
     """
-    value = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
-    if not value:
-        return 1
-    try:
-        workers = int(value)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise InvalidInputError(
-            f"LOCAL_WORLD_SIZE must be a positive integer (the processes on this machine), got {value!r}."
-        )
-    return workers
+    workers = _env_positive_int("LOCAL_WORLD_SIZE", "the processes on this machine")
+    return 1 if workers is None else workers
 
 
 def _env_threads(name: str) -> int | None:
+    return _env_positive_int(name, "intra-op threads")
+
+
+def _env_positive_int(name: str, meaning: str) -> int | None:
+    """The positive integer in environment variable ``name`` (``None`` when unset or blank).
+
+    Raises:
+        InvalidInputError: anything else, the message saying what the variable means.
+    """
     value = os.environ.get(name, "").strip()
     if not value:
         return None
     try:
-        threads = int(value)
+        number = int(value)
     except ValueError:
-        threads = 0
-    if threads < 1:
-        raise InvalidInputError(f"{name} must be a positive integer (intra-op threads), got {value!r}.")
-    return threads
+        number = 0
+    if number < 1:
+        raise InvalidInputError(f"{name} must be a positive integer ({meaning}), got {value!r}.")
+    return number
 
 
 def user_threads() -> int | None:
@@ -137,11 +141,7 @@ def user_threads() -> int | None:
     torch = sys.modules.get("torch")
     if torch is not None and (omp is None or ours):
         current = int(torch.get_num_threads())
-        try:
-            start = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            start = os.cpu_count() or 1
-        if current not in (start, _applied):
+        if current not in (_affinity_cpus(), _applied):
             return current
     return None
 

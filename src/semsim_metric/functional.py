@@ -341,9 +341,8 @@ def _semsim_update_images(
     tensor, tensor_name = (
         (target, "target (originals)") if decoded_preds else (preds, "preds (reconstructions)")
     )
-    check_images(
-        tensor, name=tensor_name, data_range=data_range, validate_args=False
-    )  # type, shape, dtype first
+    # type, shape, dtype first
+    check_images(tensor, name=tensor_name, data_range=data_range, validate_args=False)
     images = _decode_images(
         preds if decoded_preds else target,
         "preds (reconstructions)" if decoded_preds else "target (originals)",
@@ -357,9 +356,8 @@ def _semsim_update_images(
         names,
     )
     batch = stack_images([img.pixels for img in images])
-    if (
-        data_range != 255
-    ):  # the tensor's scale: [0, data_range] in its floating dtype (float32 for uint8 tensors)
+    # the tensor's scale: [0, data_range] in its floating dtype (float32 for uint8 tensors)
+    if data_range != 255:
         dtype = tensor.dtype if tensor.is_floating_point() else torch.float32
         batch = batch.to(dtype) / 255 * data_range
     batch = batch.to(tensor.device)
@@ -712,9 +710,8 @@ def score_file_pairs(
             if check_domain:  # channels and size of the files themselves, not of the model-sized copies
                 for shape in sorted(shapes):
                     _check_domain(cfg, torch.empty((1, *shape), device="meta"))
-            if (
-                not content_checked
-            ):  # how the originals' embeddings compare with the training ones: first batch
+            # how the originals' embeddings compare with the training ones: first batch
+            if not content_checked:
                 emb = model.embed(to_model_input_for(cfg, target, data_range=1.0, dtype=_model_dtype(model)))
                 _check_domain(cfg, torch.empty((1, *min(shapes)), device="meta"), emb)
                 content_checked = True

@@ -201,9 +201,8 @@ def _open(source: Any, name: str, image_size: int | None = None) -> tuple[Tensor
 
     keep = read_side(image_size) if image_size is not None else None
     try:
-        with Image.open(
-            source
-        ) as img:  # PIL's decompression-bomb rule applies here, before any pixel is decoded
+        # PIL's decompression-bomb rule applies here, before any pixel is decoded
+        with Image.open(source) as img:
             stored = img.size
             if keep is not None and img.format == "JPEG":
                 img.draft(None, (keep, keep))  # decode at 1/2, 1/4 or 1/8 scale, both sides still >= keep
