@@ -256,9 +256,8 @@ def train(
     model, rec = _initial_model(rec, options)
     stages = _run_stages(model, rec, dsd, train_set, output_dir, options)
     model.eval()
-    model.config.layout_weight = check_layout_weight(
-        rec.layout_weight
-    )  # the stages trained the network alone
+    # the stages trained the network alone; the layout joins the embedding before calibration
+    model.config.layout_weight = check_layout_weight(rec.layout_weight)
     last = stages[list(stages)[-1]] if stages else {}
     result = TrainResult(
         output_dir=output_dir,
@@ -296,9 +295,8 @@ def _initial_model(rec: Recipe, options: TrainOptions) -> tuple[SemSimModel, Rec
     if options.init_from is not None:
         model = SemSimModel.from_pretrained(options.init_from)
         model.config.calibration = None
-        model.config.layout_weight = (
-            0.0  # the stages train the network alone; train() sets the recipe's weight
-        )
+        # the stages train the network alone; train() sets the recipe's weight afterwards
+        model.config.layout_weight = 0.0
         rec = dataclasses.replace(rec, base_width=model.config.base_width, embedding=model.config.embedding)
         for p in model.parameters():
             p.requires_grad_(True)
