@@ -9,8 +9,9 @@ Times, interleaved so that they share the machine's noise (medians of ``--repeat
 * SemSim with each distinct original embedded once per batch (``dedup``: the batch holds
   ``batch / per_original`` distinct originals, as in the judged datasets and ``semsim score`` of a folder of
   reconstructions of a few originals; exact, the same numbers);
-* the candidates channels-last weights (``functional.scoring_copy``), ``bf16 autocast`` (on CPUs with AVX-512 BF16 /
-  AMX) and, with ``--compile``, ``torch.compile``; the row marked ``(default)`` is what ``semsim score`` runs;
+* the candidates channels-last weights, BatchNorms folded into their convolutions (``fold``; with channels-last
+  this is ``functional.scoring_copy``), ``bf16 autocast`` (on CPUs with AVX-512 BF16 / AMX) and, with ``--compile``,
+  ``torch.compile``; the row marked ``(default)`` is what ``semsim score`` runs;
 * torchmetrics' LPIPS with AlexNet, SqueezeNet and VGG-16 (random weights: ``_LPIPS(pretrained=False,
   pnet_rand=True)``; speed does not depend on the weights) and torchmetrics SSIM.
 
@@ -35,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics.functional.image.lpips import _LPIPS
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
-from semsim_metric.functional import _semsim_update, cpu_has_fast_bf16, get_model, scoring_copy
+from semsim_metric.functional import _semsim_update, cpu_has_fast_bf16, freeze, get_model, scoring_copy
 
 
 def cpu_ghz() -> float:
@@ -91,7 +92,9 @@ def main() -> None:
         if not (args.no_vgg and net == "vgg")
     }
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
-    cl_model = scoring_copy(model)  # the same weights, channels-last (NHWC) layout, as the scoring loops use
+    # the same weights in channels-last (NHWC) layout; and with the BatchNorms folded too, as the scoring loops use
+    cl_model = freeze(copy.deepcopy(model)).to(memory_format=torch.channels_last)
+    fast_model = scoring_copy(model)
     compiled = torch.compile(copy.deepcopy(model), dynamic=True) if args.compile else None
     print(
         f"threads={threads} batch={n} repeats={args.repeats} per_original={args.per_original} "
@@ -109,6 +112,7 @@ def main() -> None:
             dedup: bool,
             bf16: bool = False,
             cl: bool = False,
+            fold: bool = False,
             net: torch.nn.Module | None = None,
             preds: torch.Tensor = preds,
             target: torch.Tensor = target,
@@ -116,13 +120,13 @@ def main() -> None:
             def run() -> torch.Tensor:
                 p, t = (
                     (preds, target)
-                    if not cl
+                    if not (cl or fold)
                     else (
                         preds.contiguous(memory_format=torch.channels_last),
                         target.contiguous(memory_format=torch.channels_last),
                     )
                 )
-                chosen = net if net is not None else cl_model if cl else model
+                chosen = net if net is not None else fast_model if fold else cl_model if cl else model
                 with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     return _semsim_update(
                         p, t, chosen, data_range=1.0, check_domain=False, dedup_target=dedup
@@ -134,10 +138,13 @@ def main() -> None:
             "SemSim fp32 (before)": semsim(False),
             "SemSim fp32 + dedup": semsim(True),
             "SemSim fp32 + dedup + chlast": semsim(True, cl=True),
+            "SemSim fp32 + dedup + chlast + fold": semsim(True, fold=True),
             "SemSim bf16": semsim(False, bf16=True),
             "SemSim bf16 + dedup": semsim(True, bf16=True),
             "SemSim bf16 + chlast (no dedup)": semsim(False, bf16=True, cl=True),
-            "SemSim bf16+dedup+chlast (default)": semsim(True, bf16=True, cl=True),
+            "SemSim bf16 + chlast + fold (no dedup)": semsim(False, bf16=True, fold=True),
+            "SemSim bf16+dedup+chlast": semsim(True, bf16=True, cl=True),
+            "SemSim bf16+dedup+chlast+fold (default)": semsim(True, bf16=True, fold=True),
         }
         if compiled is not None:
             fns["SemSim compiled fp32 + dedup"] = semsim(True, net=compiled)
@@ -168,7 +175,7 @@ def main() -> None:
             f"SemSim network: {flops_img / 1e6:.1f} MFLOP per image"
         )
         for name, r in rate.items():
-            line = f"  {name:<36} {r:9.1f} pairs/s"
+            line = f"  {name:<40} {r:9.1f} pairs/s"
             if name.startswith("SemSim"):
                 images = n + (n_orig if "dedup" in name else n)
                 gflops = flops_img * images / statistics.median(times[name]) / 1e9
@@ -187,7 +194,7 @@ def main() -> None:
                 for o in rate
                 if not o.startswith("SemSim")
             )
-            print(f"    {name:<36} {ratios}")
+            print(f"    {name:<40} {ratios}")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,10 @@ class SemSimModel(PreTrainedModel):
     def __init__(self, config: SemSimConfig) -> None:
         super().__init__(config)
         self.backbone = build_backbone(config)
+        #: in eval mode, ``embed`` runs batches larger than this through the network in chunks of this many images
+        #: (the same embeddings; on a CPU, activations that stay in cache are faster); ``None`` = whole batches.
+        #: ``functional.scoring_copy`` sets ``SCORING_CHUNK_SIZE``; it is not part of the saved config.
+        self.embed_chunk_size: int | None = None
         self.post_init()
 
     # -- initialisation -------------------------------------------------------------------------
@@ -118,8 +122,15 @@ class SemSimModel(PreTrainedModel):
         with ``config.layout_weight > 0`` the images' ``layout_embedding`` beside them (weighted, then normalised).
 
         Half-precision features are normalised in float32 (then cast back); float32 and float64 ones in their own
-        precision, so a float64 model is float64 end to end (``torch.autograd.gradcheck`` holds).
+        precision, so a float64 model is float64 end to end (``torch.autograd.gradcheck`` holds). In eval mode a batch
+        larger than ``embed_chunk_size`` (when set) is embedded in chunks of that many images.
         """
+        chunk = self.embed_chunk_size
+        if chunk is not None and not self.training and pixel_values.shape[0] > chunk:
+            return torch.cat([self._embed_whole(part) for part in pixel_values.split(chunk)])
+        return self._embed_whole(pixel_values)
+
+    def _embed_whole(self, pixel_values: Tensor) -> Tensor:
         features = self.backbone(pixel_values)
         precise = features if features.dtype == torch.float64 else features.float()
         embedding = F.normalize(precise, p=2.0, dim=1, eps=1e-12)

@@ -24,6 +24,7 @@ from .errors import ImageFileError, ImageInputError, InvalidInputError, InvalidI
 from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
 from .image_io import decode_image, load_image, load_image_for_model, stack_images
 from .models import SemSimModel
+from .models.blocks import fold_batchnorm
 from .models.modeling_semsim import embed_pair, embedding_distance  # the model's own: one implementation
 from .preprocessing import (
     check_data_range,
@@ -192,16 +193,27 @@ def frozen_copy(
     return net
 
 
+#: images per forward pass in ``scoring_copy`` (fastest on this project's CPU in float32 and bf16, 1 and 2 threads:
+#: ``benchmarks/bench_speed.py``)
+SCORING_CHUNK_SIZE = 64
+
+
 def scoring_copy(model: SemSimModel) -> SemSimModel:
-    """``model`` laid out for fast scoring on a CPU: a frozen copy with channels-last (NHWC) weights, which oneDNN's
-    convolutions run about 1.3x faster than NCHW ones (``benchmarks/bench_speed.py``; the same numbers). The caller's
-    model (often the shared cached one) is not changed; a model on another device, or a ``torch.compile``'d one, is
-    returned as it is."""
+    """``model`` laid out for fast scoring on a CPU: a frozen copy with its BatchNorms folded into the convolutions
+    before them (``models.blocks.fold_batchnorm``: one pass over each activation less), channels-last (NHWC) weights,
+    which oneDNN's convolutions run faster than NCHW ones, and batches embedded ``SCORING_CHUNK_SIZE`` images at a
+    time (``SemSimModel.embed_chunk_size``: activations that stay in cache); together about 2x in float32
+    (``benchmarks/bench_speed.py``; distances equal up to float rounding, about 1e-7). The caller's model (often the
+    shared cached one) is not changed; a model on another device, or a ``torch.compile``'d one, is returned as it
+    is."""
     import copy
 
     if _compiled_semsim(model) or next(model.parameters()).device.type != "cpu":
         return model
-    return freeze(copy.deepcopy(model)).to(memory_format=torch.channels_last)
+    fast = copy.deepcopy(model)
+    fold_batchnorm(fast)
+    fast.embed_chunk_size = SCORING_CHUNK_SIZE
+    return freeze(fast).to(memory_format=torch.channels_last)
 
 
 def _model_dtype(model: SemSimModel) -> torch.dtype:

@@ -47,7 +47,7 @@ def semsim_scorer(model: SemSimModel) -> Scorer:
     """The SemSim distance of ``model`` as a scorer: float images in ``[0, 1]`` in, distances in ``[0, 2]``
     out (lower = more leakage); inputs are moved to the model's device."""
     device = next(model.parameters()).device
-    model = scoring_copy(model)  # channels-last weights on a CPU: faster, the same numbers
+    model = scoring_copy(model)  # folded BatchNorms, channels-last weights on a CPU: faster, the same numbers
 
     def score(preds: Tensor, target: Tensor) -> Tensor:
         return _semsim_update(preds.to(device), target.to(device), model, data_range=1.0, dedup_target=True)

@@ -18,7 +18,7 @@ vision backbone (``MAX_BACKBONE_INT``) or a huge label table (``MAX_NUM_LABELS``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -234,6 +234,9 @@ class CifarResNet18(nn.Module):
         >>> CifarResNet18(base_width=8, embedding="spatial")(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 1024])
     """
+
+    #: the stem's (convolution, BatchNorm) pair, for ``blocks.fold_batchnorm``
+    conv_bn_pairs: ClassVar[tuple[tuple[str, str], ...]] = (("conv1", "bn1"),)
 
     def __init__(self, base_width: int = 64, in_channels: int = 3, embedding: str = "pooled") -> None:
         super().__init__()
