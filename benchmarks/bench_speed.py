@@ -9,9 +9,10 @@ Times, interleaved so that they share the machine's noise (medians of ``--repeat
 * SemSim with each distinct original embedded once per batch (``dedup``: the batch holds
   ``batch / per_original`` distinct originals, as in the judged datasets and ``semsim score`` of a folder of
   reconstructions of a few originals; exact, the same numbers);
-* the candidates channels-last weights, BatchNorms folded into their convolutions (``fold``; with channels-last
-  this is ``functional.scoring_copy``), ``bf16 autocast`` (on CPUs with AVX-512 BF16 / AMX) and, with ``--compile``,
-  ``torch.compile``; the row marked ``(default)`` is what ``semsim score`` runs;
+* the candidates channels-last weights, BatchNorms folded into their convolutions (``fold``), the network run on
+  at most 96 images at a time (``chunks``; channels-last + fold + chunks is ``functional.scoring_copy``), ``bf16
+  autocast`` (on CPUs with AVX-512 BF16 / AMX) and, with ``--compile``, ``torch.compile``; the row marked
+  ``(default)`` is what ``semsim score`` runs;
 * torchmetrics' LPIPS with AlexNet, SqueezeNet and VGG-16 (random weights: ``_LPIPS(pretrained=False,
   pnet_rand=True)``; speed does not depend on the weights) and torchmetrics SSIM.
 
@@ -95,6 +96,8 @@ def main() -> None:
     # the same weights in channels-last (NHWC) layout; and with the BatchNorms folded too, as the scoring loops use
     cl_model = freeze(copy.deepcopy(model)).to(memory_format=torch.channels_last)
     fast_model = scoring_copy(model)
+    fold_model = copy.deepcopy(fast_model)
+    fold_model.embed_chunk_size = None
     compiled = torch.compile(copy.deepcopy(model), dynamic=True) if args.compile else None
     print(
         f"threads={threads} batch={n} repeats={args.repeats} per_original={args.per_original} "
@@ -113,6 +116,7 @@ def main() -> None:
             bf16: bool = False,
             cl: bool = False,
             fold: bool = False,
+            chunks: bool = False,
             net: torch.nn.Module | None = None,
             preds: torch.Tensor = preds,
             target: torch.Tensor = target,
@@ -120,13 +124,23 @@ def main() -> None:
             def run() -> torch.Tensor:
                 p, t = (
                     (preds, target)
-                    if not (cl or fold)
+                    if not (cl or fold or chunks)
                     else (
                         preds.contiguous(memory_format=torch.channels_last),
                         target.contiguous(memory_format=torch.channels_last),
                     )
                 )
-                chosen = net if net is not None else fast_model if fold else cl_model if cl else model
+                chosen = (
+                    net
+                    if net is not None
+                    else fast_model
+                    if chunks
+                    else fold_model
+                    if fold
+                    else cl_model
+                    if cl
+                    else model
+                )
                 with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     return _semsim_update(
                         p, t, chosen, data_range=1.0, check_domain=False, dedup_target=dedup
@@ -139,12 +153,15 @@ def main() -> None:
             "SemSim fp32 + dedup": semsim(True),
             "SemSim fp32 + dedup + chlast": semsim(True, cl=True),
             "SemSim fp32 + dedup + chlast + fold": semsim(True, fold=True),
+            "SemSim fp32 + dedup + chlast + fold + chunks": semsim(True, chunks=True),
             "SemSim bf16": semsim(False, bf16=True),
             "SemSim bf16 + dedup": semsim(True, bf16=True),
             "SemSim bf16 + chlast (no dedup)": semsim(False, bf16=True, cl=True),
             "SemSim bf16 + chlast + fold (no dedup)": semsim(False, bf16=True, fold=True),
+            "SemSim bf16 + chlast+fold+chunks (no dedup)": semsim(False, bf16=True, chunks=True),
             "SemSim bf16+dedup+chlast": semsim(True, bf16=True, cl=True),
-            "SemSim bf16+dedup+chlast+fold (default)": semsim(True, bf16=True, fold=True),
+            "SemSim bf16+dedup+chlast+fold": semsim(True, bf16=True, fold=True),
+            "SemSim bf16+dedup+chlast+fold+chunks (default)": semsim(True, bf16=True, chunks=True),
         }
         if compiled is not None:
             fns["SemSim compiled fp32 + dedup"] = semsim(True, net=compiled)
@@ -175,7 +192,7 @@ def main() -> None:
             f"SemSim network: {flops_img / 1e6:.1f} MFLOP per image"
         )
         for name, r in rate.items():
-            line = f"  {name:<40} {r:9.1f} pairs/s"
+            line = f"  {name:<47} {r:9.1f} pairs/s"
             if name.startswith("SemSim"):
                 images = n + (n_orig if "dedup" in name else n)
                 gflops = flops_img * images / statistics.median(times[name]) / 1e9
@@ -194,7 +211,7 @@ def main() -> None:
                 for o in rate
                 if not o.startswith("SemSim")
             )
-            print(f"    {name:<40} {ratios}")
+            print(f"    {name:<47} {ratios}")
 
 
 if __name__ == "__main__":

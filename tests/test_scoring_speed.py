@@ -60,8 +60,8 @@ def test_the_scoring_copy_folds_every_batchnorm_and_scores_the_same(tiny_model):
 
 
 def test_embedding_in_chunks_gives_the_embeddings_of_the_whole_batch(tiny_model):
-    """``embed_chunk_size`` splits a larger eval-mode batch into chunks (the last one shorter) without changing a
-    single embedding; the scoring copy uses it, and the caller's model keeps whole batches."""
+    """``embed_chunk_size`` splits a larger eval-mode batch into equal chunks of at most that many images without
+    changing a single embedding; the scoring copy uses it, and the caller's model keeps whole batches."""
     import copy
 
     from semsim_metric.functional import SCORING_CHUNK_SIZE, scoring_copy
@@ -74,7 +74,7 @@ def test_embedding_in_chunks_gives_the_embeddings_of_the_whole_batch(tiny_model)
         whole = model.embed(x)
         model.embed_chunk_size = 4
         chunked = model.embed(x)
-    assert calls == [10, 4, 4, 2]
+    assert calls == [10, 4, 3, 3]
     torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
     assert tiny_model.embed_chunk_size is None
     assert scoring_copy(tiny_model).embed_chunk_size == SCORING_CHUNK_SIZE

@@ -193,16 +193,16 @@ def frozen_copy(
     return net
 
 
-#: images per forward pass in ``scoring_copy`` (fastest on this project's CPU in float32 and bf16, 1 and 2 threads:
-#: ``benchmarks/bench_speed.py``)
-SCORING_CHUNK_SIZE = 64
+#: most images per forward pass in ``scoring_copy``: within about 10% of the fastest chunk on this project's CPU for
+#: batches of 274 and 512 images, float32 and bf16, 1 and 2 threads (whole batches: 10-45% slower)
+SCORING_CHUNK_SIZE = 96
 
 
 def scoring_copy(model: SemSimModel) -> SemSimModel:
     """``model`` laid out for fast scoring on a CPU: a frozen copy with its BatchNorms folded into the convolutions
     before them (``models.blocks.fold_batchnorm``: one pass over each activation less), channels-last (NHWC) weights,
     which oneDNN's convolutions run faster than NCHW ones, and batches embedded ``SCORING_CHUNK_SIZE`` images at a
-    time (``SemSimModel.embed_chunk_size``: activations that stay in cache); together about 2x in float32
+    time at most (``SemSimModel.embed_chunk_size``: activations that stay in cache); together about 2x in float32
     (``benchmarks/bench_speed.py``; distances equal up to float rounding, about 1e-7). The caller's model (often the
     shared cached one) is not changed; a model on another device, or a ``torch.compile``'d one, is returned as it
     is."""
@@ -648,8 +648,9 @@ def cpu_has_fast_bf16() -> bool:
 
 def use_bf16(model: SemSimModel, bf16: bool | None) -> bool:
     """Whether scoring with ``model`` runs under bf16 autocast: ``bf16`` when given; ``None`` (auto) = a float32
-    model on a CPU with native bf16 (``cpu_has_fast_bf16``). Distances move by at most 0.01 (measured 0.005 on the
-    1,550 test pairs of semsim-judged-v3; ROC-AUC 0.9207 -> 0.9206), see docs/benchmarks.md."""
+    model on a CPU with native bf16 (``cpu_has_fast_bf16``). Distances move by at most 0.01 (measured 0.0046 on the
+    1,550 test pairs of semsim-judged-v3, ROC-AUC unchanged: ``benchmarks/bench_tolerance.py``), see
+    docs/benchmarks.md."""
     if bf16 is not None:
         return bool(bf16)
     return (

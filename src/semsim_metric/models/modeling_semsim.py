@@ -99,8 +99,9 @@ class SemSimModel(PreTrainedModel):
     def __init__(self, config: SemSimConfig) -> None:
         super().__init__(config)
         self.backbone = build_backbone(config)
-        #: in eval mode, ``embed`` runs batches larger than this through the network in chunks of this many images
-        #: (the same embeddings; on a CPU, activations that stay in cache are faster); ``None`` = whole batches.
+        #: in eval mode, ``embed`` runs a batch larger than this through the network in equal chunks of at most this
+        #: many images (the same embeddings; on a CPU, activations that stay in cache are faster); ``None`` = whole
+        #: batches.
         #: ``functional.scoring_copy`` sets ``SCORING_CHUNK_SIZE``; it is not part of the saved config.
         self.embed_chunk_size: int | None = None
         self.post_init()
@@ -122,11 +123,12 @@ class SemSimModel(PreTrainedModel):
 
         Half-precision features are normalised in float32 (then cast back); float32 and float64 ones in their own
         precision, so a float64 model is float64 end to end (``torch.autograd.gradcheck`` holds). In eval mode a batch
-        larger than ``embed_chunk_size`` (when set) is embedded in chunks of that many images.
+        larger than ``embed_chunk_size`` (when set) is embedded in equal chunks of at most that many images.
         """
-        chunk = self.embed_chunk_size
-        if chunk is not None and not self.training and pixel_values.shape[0] > chunk:
-            return torch.cat([self._embed_whole(part) for part in pixel_values.split(chunk)])
+        chunk, n = self.embed_chunk_size, pixel_values.shape[0]
+        if chunk is not None and not self.training and n > chunk:
+            parts = pixel_values.tensor_split(-(-n // chunk))  # as equal as can be, none larger than `chunk`
+            return torch.cat([self._embed_whole(part) for part in parts])
         return self._embed_whole(pixel_values)
 
     def _embed_whole(self, pixel_values: Tensor) -> Tensor:
