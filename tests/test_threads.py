@@ -16,13 +16,17 @@ _VARS = ("SEMSIM_NUM_THREADS", "OMP_NUM_THREADS", "LOCAL_WORLD_SIZE", "TORCHELAS
 
 @pytest.fixture
 def machine(monkeypatch, tmp_path):
-    """A fake machine: 8 CPUs in the affinity mask, no cgroup quota, no thread variables; torch's count restored."""
+    """A fake machine: 8 CPUs in the affinity mask, no cgroup quota, no thread variables, no other process busy;
+    torch's count restored."""
     for name in _VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     monkeypatch.setattr(_threads, "_CGROUP_V2", tmp_path / "cpu.max")
     monkeypatch.setattr(_threads, "_CGROUP_V1", (tmp_path / "quota", tmp_path / "period"))
     monkeypatch.setattr(_threads, "_applied", None)
+    monkeypatch.setattr(_threads, "_last_load", None)
+    (tmp_path / "stat").write_text("cpu0 100 0 100 800 0 0 0 0\n")  # never changes: nothing busy elsewhere
+    monkeypatch.setattr(_threads, "_PROC_STAT", tmp_path / "stat")
     before = torch.get_num_threads()
     torch.set_num_threads(8)  # PyTorch's start value on this fake machine
     yield tmp_path
@@ -134,3 +138,69 @@ def test_cli_main_configures_threads_before_the_command(monkeypatch):
     args.func = lambda a: calls.append("command") or 0
     assert cli.main(["score", "a.png", "b.png"]) == 0
     assert calls == ["threads", "command"]
+
+
+def _fake_proc_stat(machine, monkeypatch, busy_ticks_per_cpu: list[int], own_cpu_seconds: float = 0.0):
+    """``/proc/stat`` of 8 CPUs, each 100 ticks further after, of which ``busy_ticks_per_cpu`` busy, while
+    ``busy_cpus_elsewhere`` sleeps; this process itself uses ``own_cpu_seconds`` meanwhile."""
+    stat = machine / "stat"
+
+    def write(busy: list[int], elapsed: int) -> None:
+        stat.write_text("".join(f"cpu{i} {b} 0 0 {1000 + elapsed - b} 0 0 0 0\n" for i, b in enumerate(busy)))
+
+    write([0] * 8, 0)
+    clock = iter([0.0, own_cpu_seconds])
+    monkeypatch.setattr(_threads.time, "process_time", lambda: next(clock))
+    monkeypatch.setattr(_threads.time, "sleep", lambda seconds: write(busy_ticks_per_cpu, 100))
+
+
+def test_cpus_busy_elsewhere_are_measured_from_proc_stat(machine, monkeypatch):
+    """Two CPUs fully busy and one half busy over the sample: 2.5 CPUs busy elsewhere."""
+    _fake_proc_stat(machine, monkeypatch, [100, 100, 50, 0, 0, 0, 0, 0])
+    assert _threads.busy_cpus_elsewhere(1.0) == pytest.approx(2.5)
+
+
+def test_this_processs_own_cpu_time_is_not_counted_as_elsewhere(machine, monkeypatch):
+    _fake_proc_stat(machine, monkeypatch, [100, 100, 0, 0, 0, 0, 0, 0], own_cpu_seconds=1.0)
+    assert _threads.busy_cpus_elsewhere(1.0) == pytest.approx(1.0)
+
+
+def test_cores_busy_elsewhere_are_left_free(machine, monkeypatch):
+    """A single worker leaves the CPUs other processes keep busy (rounded); never fewer than one thread."""
+    assert _threads.pick_threads(busy_elsewhere=2.6) == 5
+    assert _threads.pick_threads(busy_elsewhere=0.4) == 8
+    assert _threads.pick_threads(busy_elsewhere=8.0) == 1
+    _fake_proc_stat(machine, monkeypatch, [100, 100, 100, 0, 0, 0, 0, 0])
+    assert _threads.pick_threads() == 5
+
+
+def test_several_local_workers_divide_the_cores_without_measuring_the_load(machine, monkeypatch):
+    """Workers of one run keep each other busy: they share the cores by their count, not by the load they see."""
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(_threads, "busy_cpus_elsewhere", lambda *a: pytest.fail("measured the load"))
+    assert _threads.pick_threads() == 4
+
+
+def test_the_load_is_measured_once_and_reused(machine, monkeypatch):
+    calls = []
+    monkeypatch.setattr(_threads, "busy_cpus_elsewhere", lambda *a: calls.append(1) or 3.0)
+    assert _threads.pick_threads() == _threads.pick_threads() == 5
+    assert len(calls) == 1
+    monkeypatch.setattr(_threads, "_last_load", (-1e9, 3.0))  # an old measurement is taken again
+    _threads.pick_threads()
+    assert len(calls) == 2
+
+
+def test_a_real_busy_process_is_seen(monkeypatch):
+    """On this machine: a child process spinning on one CPU counts as (about) one CPU busy elsewhere."""
+    import subprocess
+    import sys
+    import time
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # started and spinning
+        assert _threads.busy_cpus_elsewhere(0.3) >= 0.6
+    finally:
+        spinner.kill()
+        spinner.wait()

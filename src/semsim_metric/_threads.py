@@ -2,10 +2,16 @@
 
 PyTorch starts with one intra-op thread per CPU in the process's affinity mask. That ignores a container's CPU
 quota (cgroup ``cpu.max``: a pod limited to 2 CPUs on a 64-core host starts 64 threads, which the quota then
-throttles) and the other workers on the same machine (``torchrun --nproc-per-node 4`` starts 4 processes that would
-each take every core). ``configure_threads`` sets ``torch.set_num_threads`` to::
+throttles), the other workers on the same machine (``torchrun --nproc-per-node 4`` starts 4 processes that would
+each take every core) and other programs keeping cores busy (two threads on two cores, one of them busy with another
+program, wait for each other at every operation: 6-10x slower than one thread). ``configure_threads`` sets
+``torch.set_num_threads`` to::
 
-    max(1, floor(min(len(os.sched_getaffinity(0)), ceil(cgroup quota / period))) // LOCAL_WORLD_SIZE)
+    max(1, min(len(os.sched_getaffinity(0)), ceil(cgroup quota / period)) - busy elsewhere) // LOCAL_WORLD_SIZE
+
+where *busy elsewhere* is how many of the process's CPUs other processes kept busy over a tenth of a second
+(``busy_cpus_elsewhere``: ``/proc/stat`` less this process's own CPU time, rounded to whole CPUs; measured only for
+a single local worker - several share the cores by ``LOCAL_WORLD_SIZE`` - and at most every 30 seconds).
 
 once per entry point (``semsim`` CLI ``main``, ``training.trainer.run_stage``, ``evaluation.protocol``'s
 evaluations). A choice the user made is never overridden: ``SEMSIM_NUM_THREADS`` (this package's own switch, taken
@@ -19,12 +25,14 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from .errors import InvalidInputError
 
 __all__ = [
     "available_cpus",
+    "busy_cpus_elsewhere",
     "cgroup_cpu_limit",
     "configure_threads",
     "distributed_rank_and_world",
@@ -40,6 +48,13 @@ _CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/
 _MARKER = "SEMSIM_AUTO_OMP_NUM_THREADS"
 #: the thread count this module set last (so a later call tells it from the user's own ``torch.set_num_threads``)
 _applied: int | None = None
+#: where Linux counts each CPU's time (``cpuN user nice system idle iowait irq softirq steal ...`` in clock ticks)
+_PROC_STAT = Path("/proc/stat")
+#: how long ``busy_cpus_elsewhere`` watches, and how long its answer is reused
+_LOAD_SAMPLE_SECONDS = 0.1
+_LOAD_REUSE_SECONDS = 30.0
+#: the last measurement: (when, busy CPUs)
+_last_load: tuple[float, float] | None = None
 
 
 def cgroup_cpu_limit(v2: Path | None = None, v1: tuple[Path, Path] | None = None) -> float | None:
@@ -77,6 +92,57 @@ def available_cpus() -> int:
     if limit is not None:
         cpus = min(cpus, math.ceil(limit))
     return max(1, cpus)
+
+
+def _cpu_times(cpus: set[int]) -> tuple[float, float] | None:
+    """(busy, total) clock ticks of ``cpus`` so far, from ``/proc/stat``; ``None`` where it cannot be read."""
+    busy = total = 0.0
+    try:
+        lines = _PROC_STAT.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or not name[3:].isdigit() or int(name[3:]) not in cpus:
+            continue
+        ticks = [float(v) for v in rest.split()[:8]]
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0.0)  # idle + iowait
+        busy += sum(ticks) - idle
+        total += sum(ticks)
+    return (busy, total) if total > 0 else None
+
+
+def busy_cpus_elsewhere(sample_seconds: float | None = None) -> float:
+    """How many of this process's CPUs (its affinity mask) other processes keep busy, watched for ``sample_seconds``
+    (default a tenth of a second; this process sleeps meanwhile, and its own CPU time is subtracted). 0.0 where
+    ``/proc/stat`` cannot be read (not Linux).
+
+    Examples:
+        >>> 0.0 <= busy_cpus_elsewhere(0.05) <= len(os.sched_getaffinity(0))
+        True
+    """
+    seconds = _LOAD_SAMPLE_SECONDS if sample_seconds is None else sample_seconds
+    try:
+        cpus = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return 0.0
+    before, own_before = _cpu_times(cpus), time.process_time()
+    time.sleep(seconds)
+    after, own_after = _cpu_times(cpus), time.process_time()
+    if before is None or after is None or after[1] <= before[1]:
+        return 0.0
+    share = (after[0] - before[0]) / (after[1] - before[1])  # of all the mask's CPU time
+    busy = share * len(cpus) - (own_after - own_before) / seconds
+    return min(float(len(cpus)), max(0.0, busy))
+
+
+def _busy_elsewhere_recently() -> float:
+    """``busy_cpus_elsewhere()``, measured at most every ``_LOAD_REUSE_SECONDS``."""
+    global _last_load
+    now = time.monotonic()
+    if _last_load is None or now - _last_load[0] > _LOAD_REUSE_SECONDS:
+        _last_load = (now, busy_cpus_elsewhere())
+    return _last_load[1]
 
 
 def distributed_rank_and_world() -> tuple[int, int]:
@@ -146,9 +212,11 @@ def user_threads() -> int | None:
     return None
 
 
-def pick_threads(workers: int | None = None) -> int:
+def pick_threads(workers: int | None = None, *, busy_elsewhere: float | None = None) -> int:
     """Intra-op threads for one of ``workers`` processes (default ``local_workers()``) sharing this process's CPUs:
-    ``max(1, available_cpus() // workers)``, or the user's own choice (``user_threads``).
+    ``max(1, available_cpus() // workers)``, less (for a single worker) the CPUs other processes keep busy
+    (``busy_elsewhere``, default measured: ``busy_cpus_elsewhere``, rounded to whole CPUs); or the user's own choice
+    (``user_threads``).
 
     Raises:
         InvalidInputError: ``workers`` below 1, or a malformed ``LOCAL_WORLD_SIZE`` / thread variable.
@@ -159,7 +227,11 @@ def pick_threads(workers: int | None = None) -> int:
     workers = local_workers() if workers is None else workers
     if workers < 1:
         raise InvalidInputError(f"workers must be at least 1, got {workers}.")
-    return max(1, available_cpus() // workers)
+    cpus = available_cpus()
+    if workers == 1:
+        busy = _busy_elsewhere_recently() if busy_elsewhere is None else busy_elsewhere
+        cpus -= math.floor(busy + 0.5)
+    return max(1, cpus // workers)
 
 
 def configure_threads(workers: int | None = None) -> int:
