@@ -44,13 +44,15 @@ bench: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-## Mutation testing of the input gate, functional core, metric, loss, model I/O, splits and statistics (long).
+## Mutation testing of the input gate, functional core, metric, loss, model I/O, splits, statistics, the annotation
+## app and the converters (long).
 ## mutmut must import the mutated copy, so it runs from a venv that sees this venv's packages but not the
 ## editable install of the package itself.
 MUTVENV := /tmp/semsim-mutmut-venv
 mutation: $(STAMP)
 	rm -rf mutants $(MUTVENV)
 	python3 -m venv $(MUTVENV)
+	$(MUTVENV)/bin/python -m pip install -q mutmut==3.8.1
 	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" > "$$($(MUTVENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/semsim-deps.pth"
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(MUTVENV)/bin/python -m mutmut run --max-children 2
 	$(MUTVENV)/bin/python scripts/mutation_summary.py

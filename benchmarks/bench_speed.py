@@ -1,6 +1,7 @@
 """SemSim's scoring speed vs the LPIPS networks (and SSIM), side by side in one run, on CPU.
 
     python benchmarks/bench_speed.py [--batch-size 256] [--repeats 5] [--sizes 32,64] [--per-original 14]
+    python benchmarks/bench_speed.py --chunk-sizes none,96,160,256   (how SCORING_CHUNK_SIZE was chosen)
 
 Times, interleaved so that they share the machine's noise (medians of ``--repeats``):
 
@@ -10,7 +11,7 @@ Times, interleaved so that they share the machine's noise (medians of ``--repeat
   ``batch / per_original`` distinct originals, as in the judged datasets and ``semsim score`` of a folder of
   reconstructions of a few originals; exact, the same numbers);
 * the candidates channels-last weights, BatchNorms folded into their convolutions (``fold``), the network run on
-  at most 96 images at a time (``chunks``; channels-last + fold + chunks is ``functional.scoring_copy``), ``bf16
+  at most 160 images at a time (``chunks``; channels-last + fold + chunks is ``functional.scoring_copy``), ``bf16
   autocast`` (on CPUs with AVX-512 BF16 / AMX) and, with ``--compile``, ``torch.compile``; the row marked
   ``(default)`` is what ``semsim score`` runs;
 * torchmetrics' LPIPS with AlexNet, SqueezeNet and VGG-16 (random weights: ``_LPIPS(pretrained=False,
@@ -60,6 +61,34 @@ def network_flops(model: torch.nn.Module, images: torch.Tensor) -> float:
     return float(counter.get_total_flops())
 
 
+def compare_chunk_sizes(sizes: str, n: int, per_original: int, repeats: int) -> None:
+    """pairs/s of ``scoring_copy`` under bf16 autocast for each ``embed_chunk_size``, with each distinct original
+    embedded once (``n + n / per_original`` images through the network) and without (``2 n``); medians of the
+    interleaved repeats after two warm-ups."""
+    chunks = [None if c.strip() == "none" else int(c) for c in sizes.split(",")]
+    model = scoring_copy(get_model(None))
+    torch.manual_seed(0)
+    originals = torch.rand(max(1, n // per_original), 3, 32, 32)
+    target = originals[torch.arange(n) % originals.shape[0]].contiguous(memory_format=torch.channels_last)
+    preds = (
+        (target + 0.1 * torch.randn_like(target)).clamp(0, 1).contiguous(memory_format=torch.channels_last)
+    )
+    times: dict[tuple[bool, int | None], list[float]] = {(d, c): [] for d in (True, False) for c in chunks}
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for _ in range(repeats + 2):
+            for dedup, chunk in times:
+                model.embed_chunk_size = chunk
+                start = time.perf_counter()
+                _semsim_update(preds, target, model, data_range=1.0, check_domain=False, dedup_target=dedup)
+                times[(dedup, chunk)].append(time.perf_counter() - start)
+    print(
+        f"threads={torch.get_num_threads()} batch={n} per_original={per_original} (32x32, bf16, scoring_copy)"
+    )
+    for (dedup, chunk), t in times.items():
+        label = "dedup" if dedup else "no dedup"
+        print(f"  {label:<9} embed_chunk_size={chunk!s:<5} {n / statistics.median(t[2:]):8.1f} pairs/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -75,7 +104,16 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also time torch.compile of the model (slow start)"
     )
+    parser.add_argument(
+        "--chunk-sizes",
+        default=None,
+        help="instead: time scoring_copy's bf16 path, with and without dedup, for each of these comma-separated "
+        "embed_chunk_size values ('none' = whole batches), interleaved",
+    )
     args = parser.parse_args()
+    if args.chunk_sizes:
+        compare_chunk_sizes(args.chunk_sizes, args.batch_size, args.per_original, max(args.repeats, 10))
+        return
     threads = torch.get_num_threads()
     peak = args.peak_gflops or threads * cpu_ghz() * 64
     # bf16: AMX tiles (1,024 bf16 FLOP/cycle/core) where present, else AVX-512 BF16 dot products (128)
@@ -194,7 +232,7 @@ def main() -> None:
         for name, r in rate.items():
             line = f"  {name:<47} {r:9.1f} pairs/s"
             if name.startswith("SemSim"):
-                images = n + (n_orig if "dedup" in name else n)
+                images = n + (n_orig if "dedup" in name and "no dedup" not in name else n)
                 gflops = flops_img * images / statistics.median(times[name]) / 1e9
                 diff = float((outs[name].float() - ref).abs().max())
                 share = (

@@ -174,6 +174,13 @@ def test_cores_busy_elsewhere_are_left_free(machine, monkeypatch):
     assert _threads.pick_threads() == 5
 
 
+def test_a_quota_below_the_free_cpus_still_caps(machine):
+    """A container limited to 2 CPUs on a host with 5 of its 8 CPUs busy still gets 2 threads (3 are free)."""
+    (machine / "cpu.max").write_text("200000 100000\n")
+    assert _threads.pick_threads(busy_elsewhere=5.0) == 2
+    assert _threads.pick_threads(busy_elsewhere=7.0) == 1
+
+
 def test_several_local_workers_divide_the_cores_without_measuring_the_load(machine, monkeypatch):
     """Workers of one run keep each other busy: they share the cores by their count, not by the load they see."""
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")

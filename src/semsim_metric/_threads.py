@@ -4,17 +4,18 @@ PyTorch starts with one intra-op thread per CPU in the process's affinity mask. 
 quota (cgroup ``cpu.max``: a pod limited to 2 CPUs on a 64-core host starts 64 threads, which the quota then
 throttles), the other workers on the same machine (``torchrun --nproc-per-node 4`` starts 4 processes that would
 each take every core) and other programs keeping cores busy (two threads on two cores, one of them busy with another
-program, wait for each other at every operation: 6-10x slower than one thread). ``configure_threads`` sets
-``torch.set_num_threads`` to::
+program, wait for each other at every operation: 6-12x slower than one thread, docs/benchmarks.md).
+``configure_threads`` sets ``torch.set_num_threads`` to::
 
-    max(1, min(len(os.sched_getaffinity(0)), ceil(cgroup quota / period)) - busy elsewhere) // LOCAL_WORLD_SIZE
+    one worker:           max(1, min(affinity CPUs, ceil(cgroup quota / period), affinity CPUs - busy elsewhere))
+    LOCAL_WORLD_SIZE = k: max(1, min(affinity CPUs, ceil(cgroup quota / period)) // k)
 
-where *busy elsewhere* is how many of the process's CPUs other processes kept busy over a tenth of a second
-(``busy_cpus_elsewhere``: ``/proc/stat`` less this process's own CPU time, rounded to whole CPUs; measured only for
-a single local worker - several share the cores by ``LOCAL_WORLD_SIZE`` - and at most every 30 seconds).
-
-once per entry point (``semsim`` CLI ``main``, ``training.trainer.run_stage``, ``evaluation.protocol``'s
-evaluations). A choice the user made is never overridden: ``SEMSIM_NUM_THREADS`` (this package's own switch, taken
+where *affinity CPUs* is ``len(os.sched_getaffinity(0))`` and *busy elsewhere* how many of them other processes kept
+busy over a tenth of a second (``busy_cpus_elsewhere``: ``/proc/stat`` less this process's own CPU time; rounded to
+whole CPUs here, and measured at most every 30 seconds). Several local workers of one run keep each other busy, so
+they divide the cores by their number instead of measuring the load. The choice is made once per entry point
+(``semsim`` CLI ``main``, ``training.trainer.run_stage``, ``evaluation.protocol``'s evaluations, ``generate``). A
+choice the user made is never overridden: ``SEMSIM_NUM_THREADS`` (this package's own switch, taken
 as it is), ``OMP_NUM_THREADS`` in the environment (except ``torchrun``'s default of 1 per worker, which it sets
 when the user did not: then the cores are divided), or a ``torch.set_num_threads`` call made before (seen as a
 thread count other than PyTorch's start value and the one this module set last).
@@ -214,9 +215,9 @@ def user_threads() -> int | None:
 
 def pick_threads(workers: int | None = None, *, busy_elsewhere: float | None = None) -> int:
     """Intra-op threads for one of ``workers`` processes (default ``local_workers()``) sharing this process's CPUs:
-    ``max(1, available_cpus() // workers)``, less (for a single worker) the CPUs other processes keep busy
-    (``busy_elsewhere``, default measured: ``busy_cpus_elsewhere``, rounded to whole CPUs); or the user's own choice
-    (``user_threads``).
+    ``max(1, available_cpus() // workers)``; for a single worker also at most the affinity mask's CPUs that other
+    processes leave free (``busy_elsewhere`` of them busy, default measured by ``busy_cpus_elsewhere``; rounded to
+    whole CPUs); or the user's own choice (``user_threads``).
 
     Raises:
         InvalidInputError: ``workers`` below 1, or a malformed ``LOCAL_WORLD_SIZE`` / thread variable.
@@ -230,7 +231,8 @@ def pick_threads(workers: int | None = None, *, busy_elsewhere: float | None = N
     cpus = available_cpus()
     if workers == 1:
         busy = _busy_elsewhere_recently() if busy_elsewhere is None else busy_elsewhere
-        cpus -= math.floor(busy + 0.5)
+        # the mask's CPUs that are free, rounded to whole CPUs (a quota below them still caps)
+        cpus = min(cpus, _affinity_cpus() - math.floor(busy + 0.5))
     return max(1, cpus // workers)
 
 

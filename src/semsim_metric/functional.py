@@ -193,16 +193,17 @@ def frozen_copy(
     return net
 
 
-#: most images per forward pass in ``scoring_copy``: within about 10% of the fastest chunk on this project's CPU for
-#: batches of 274 and 512 images, float32 and bf16, 1 and 2 threads (whole batches: 10-45% slower)
-SCORING_CHUNK_SIZE = 96
+#: most images per forward pass in ``scoring_copy``: on this project's CPU under bf16, batches of 274 and 512 images
+#: ran 20-40% faster in chunks of 160 than whole with one thread, and -6% to +37% with two (the best or near it among
+#: none, 96, 160 and 256: ``benchmarks/bench_speed.py --chunk-sizes``)
+SCORING_CHUNK_SIZE = 160
 
 
 def scoring_copy(model: SemSimModel) -> SemSimModel:
     """``model`` laid out for fast scoring on a CPU: a frozen copy with its BatchNorms folded into the convolutions
     before them (``models.blocks.fold_batchnorm``: one pass over each activation less), channels-last (NHWC) weights,
     which oneDNN's convolutions run faster than NCHW ones, and batches embedded ``SCORING_CHUNK_SIZE`` images at a
-    time at most (``SemSimModel.embed_chunk_size``: activations that stay in cache); together about 2x in float32
+    time at most (``SemSimModel.embed_chunk_size``: activations that stay in cache); together about 1.5x in float32
     (``benchmarks/bench_speed.py``; distances equal up to float rounding, about 1e-7). The caller's model (often the
     shared cached one) is not changed; a model on another device, or a ``torch.compile``'d one, is returned as it
     is."""
