@@ -48,11 +48,13 @@ clean-venv:
 ## app and the converters (long).
 ## mutmut must import the mutated copy, so it runs from a venv that sees this venv's packages but not the
 ## editable install of the package itself.
+## MUTANTS='*__mutmut_*5' runs a systematic 10% sample (mutants numbered 5, 15, 25, ... of each function).
 MUTVENV := /tmp/semsim-mutmut-venv
+MUTANTS ?=
 mutation: $(STAMP)
 	rm -rf mutants $(MUTVENV)
 	python3 -m venv $(MUTVENV)
 	$(MUTVENV)/bin/python -m pip install -q mutmut==3.8.1
 	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" > "$$($(MUTVENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/semsim-deps.pth"
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(MUTVENV)/bin/python -m mutmut run --max-children 2
-	$(MUTVENV)/bin/python scripts/mutation_summary.py
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 SEMSIM_SHARED_DATA=$(CURDIR)/../shared/data $(MUTVENV)/bin/python -m mutmut run --max-children 2 $(MUTANTS)
+	$(MUTVENV)/bin/python scripts/mutation_summary.py --only '$(or $(MUTANTS),*)'

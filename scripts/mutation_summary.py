@@ -1,6 +1,7 @@
 """Summarise a mutmut run: kill rate per module, over all mutants and over the mutants that change behaviour.
 
-    python scripts/mutation_summary.py [--show-survivors] [--module PREFIX]   (where `mutmut run` ran; `make mutation`)
+    python scripts/mutation_summary.py [--show-survivors] [--module PREFIX] [--only PATTERN]
+    (where `mutmut run` ran: `make mutation`; `--only '*__mutmut_*5'` after `make mutation MUTANTS='*__mutmut_*5'`)
 
 Prints a Markdown table: per module the mutants, killed (a test failed, or timed out), survivors that change only a
 string (an error message, a warning, a docstring: the tests match a message's key words, not its wording),
@@ -16,10 +17,10 @@ them is replaced by the same placeholder.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import re
-import subprocess
-import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 
 #: string literals (with prefixes), triple-quoted first
 _STRING = re.compile(
@@ -30,10 +31,24 @@ _KILLED = {"killed", "timeout"}
 _BEHAVIOUR_SURVIVED = {"survived", "no tests"}
 
 
-def _mutmut(*args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "mutmut", *args], capture_output=True, text=True, check=True
-    ).stdout
+def mutant_results() -> list[tuple[str, str, Path]]:
+    """(mutant name, mutmut status, source path) of every mutant of the last run, read as ``mutmut results`` does."""
+    import mutmut.__main__ as mutmut_cli
+
+    results = []
+    for path in mutmut_cli.walk_mutatable_files():
+        data = mutmut_cli.SourceFileMutationData(path=path)
+        data.load()
+        for name, exit_code in data.exit_code_by_key.items():
+            results.append((name, mutmut_cli.status_by_exit_code[exit_code], Path(path)))
+    return results
+
+
+def mutant_diff(name: str, path: Path) -> str:
+    """The unified diff of a mutant against the original function (what ``mutmut show`` prints)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    return get_diff_for_mutant(name, path=path)
 
 
 def changes_only_strings(diff: str) -> bool:
@@ -60,20 +75,22 @@ def main() -> int:
     )
     parser.add_argument("--show-survivors", action="store_true")
     parser.add_argument("--module", default="", help="only modules whose name starts with this")
+    parser.add_argument(
+        "--only",
+        default="*",
+        help="only mutants whose name matches this fnmatch pattern (a sampled run's MUTANTS)",
+    )
     args = parser.parse_args()
     by_module: dict[str, Counter] = defaultdict(Counter)
     behaviour_survivors: list[tuple[str, str]] = []
-    for line in _mutmut("results", "--all", "true").splitlines():
-        if ":" not in line:
-            continue
-        name, status = (part.strip() for part in line.rsplit(":", 1))
+    for name, status, path in mutant_results():
         module = name.rsplit(".", 1)[0]
-        if not module.startswith(args.module):
+        if not module.startswith(args.module) or not fnmatch.fnmatch(name, args.only):
             continue
         if status in _KILLED:
             by_module[module]["killed"] += 1
         elif status in _BEHAVIOUR_SURVIVED:
-            diff = _mutmut("show", name) if status == "survived" else ""
+            diff = mutant_diff(name, path) if status == "survived" else ""
             if diff and changes_only_strings(diff):
                 by_module[module]["strings"] += 1
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,11 @@ import torch
 import tests._guard  # noqa: F401  (offline Hub, no network) - first, before anything reads HF_HUB_OFFLINE
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: ``../shared/data`` beside the checkout, or ``SEMSIM_SHARED_DATA`` (set by ``make mutation``, whose tests run from a
+#: copy of the checkout in ``mutants/``)
+SHARED_DATA = Path(
+    os.environ.get("SEMSIM_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 def shared_file(name: str) -> Path:

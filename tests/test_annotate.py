@@ -497,3 +497,83 @@ def test_rows_the_campaign_did_not_complete_keep_their_earlier_votes_and_the_car
     kinds = sorted(out["annotator_kind"])
     assert kinds.count("human") == 1 and kinds.count("model-judge") == len(rows) - 1
     assert "NOT the people of this campaign" in (tmp_path / "out" / "README.md").read_text()
+
+
+_SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (item_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, image BLOB NOT NULL,
+                    UNIQUE (kind, key));
+CREATE TABLE annotators (name TEXT PRIMARY KEY, joined REAL NOT NULL);
+CREATE TABLE orders (annotator TEXT NOT NULL, rank INTEGER NOT NULL, item_id INTEGER NOT NULL,
+                     PRIMARY KEY (annotator, rank)) WITHOUT ROWID;
+CREATE TABLE leases (annotator TEXT PRIMARY KEY, item_id INTEGER NOT NULL, ticket TEXT NOT NULL UNIQUE,
+                     expires REAL NOT NULL);
+CREATE INDEX leases_item ON leases(item_id);
+CREATE TABLE answers (answer_id INTEGER PRIMARY KEY AUTOINCREMENT, annotator TEXT NOT NULL, item_id INTEGER NOT NULL,
+                      answer INTEGER NOT NULL, ticket TEXT NOT NULL UNIQUE, answered REAL NOT NULL,
+                      UNIQUE (annotator, item_id));
+CREATE INDEX answers_item ON answers(item_id);
+CREATE TABLE retracted (answer_id INTEGER PRIMARY KEY, annotator TEXT NOT NULL, item_id INTEGER NOT NULL,
+                        answer INTEGER NOT NULL, ticket TEXT NOT NULL, answered REAL NOT NULL, retracted REAL NOT NULL);
+"""
+
+
+def test_a_schema_1_campaign_is_upgraded_in_place_keeping_every_answer(tmp_path):
+    """A campaign written before per-annotator secrets (schema 1) opens as schema 2: answers and retractions kept,
+    names that now compare equal kept apart, what each annotator was shown recorded, and a returning annotator
+    claims their name with a fresh secret."""
+    from semsim_metric.annotate.storage import SCHEMA_VERSION, Campaign
+
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(_SCHEMA_1)
+    meta = {
+        "schema_version": 1,
+        "dataset": "demo",
+        "fingerprint": "x",
+        "class_names": ["cat", "dog"],
+        "votes_per_item": 2,
+        "lease_seconds": 60.0,
+        "token_sha256": None,
+        "annotators": None,
+        "seed": "5eed",
+        "created": 0.0,
+    }
+    con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+    con.executemany(
+        "INSERT INTO items (item_id, kind, key, image) VALUES (?, ?, ?, ?)",
+        [(1, "reconstruction", "r0", b"png"), (2, "original", "o0", b"png")],
+    )
+    con.executemany("INSERT INTO annotators VALUES (?, ?)", [("alice", 1.0), ("Alice.", 2.0), ("bob", 3.0)])
+    con.executemany(
+        "INSERT INTO answers (annotator, item_id, answer, ticket, answered) VALUES (?, ?, ?, ?, ?)",
+        [("alice", 1, 1, "t1", 10.0), ("Alice.", 2, 2, "t2", 11.0)],
+    )
+    con.execute("INSERT INTO retracted VALUES (7, 'bob', 1, 0, 't0', 5.0, 6.0)")
+    con.execute("INSERT INTO leases VALUES ('bob', 2, 't3', 99.0)")
+    con.commit()
+    con.close()
+
+    campaign = Campaign(path)
+    assert campaign.meta["schema_version"] == SCHEMA_VERSION == 2
+    assert [(a["annotator"], a["key"], a["answer"], a["answered"]) for a in campaign.answers()] == [
+        ("alice", "r0", 1, 10.0),
+        ("Alice.", "o0", 2, 11.0),
+    ]
+    assert [(r["annotator"], r["item_id"], r["retracted"]) for r in campaign.retracted()] == [("bob", 1, 6.0)]
+    with sqlite3.connect(path) as con:
+        stored = json.loads(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        keys = con.execute("SELECT name, name_key, secret_sha256 FROM annotators ORDER BY joined").fetchall()
+        shown = con.execute(
+            "SELECT annotator, item_id, first_shown FROM shown ORDER BY first_shown"
+        ).fetchall()
+        lease_client = con.execute("SELECT client FROM leases WHERE annotator = 'bob'").fetchone()[0]
+    assert stored == 2
+    assert keys == [("alice", "alice", None), ("Alice.", "alice~2", None), ("bob", "bob", None)]
+    assert shown == [("bob", 1, 5.0), ("alice", 1, 10.0), ("Alice.", 2, 11.0)]
+    assert lease_client == ""
+    secret = campaign.join("alice")  # joined before secrets existed: the next to come claims the name
+    assert campaign.annotator_for(secret) == "alice"
+    with pytest.raises(AnnotationError):
+        campaign.join("ALICE")  # claimed now: the same name without its resume code is refused
+    assert Campaign(path).answers() == campaign.answers()  # opening again changes nothing
