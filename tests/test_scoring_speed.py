@@ -3,7 +3,10 @@ documented tolerance (bf16 autocast: |d - d_float32| <= 0.01)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+
+from semsim_metric.errors import InvalidInputError
 
 
 def test_dedup_of_repeated_originals_and_bf16_scoring_stay_within_tolerance(tiny_model, tmp_path):
@@ -78,3 +81,6 @@ def test_embedding_in_chunks_gives_the_embeddings_of_the_whole_batch(tiny_model)
     torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
     assert tiny_model.embed_chunk_size is None
     assert scoring_copy(tiny_model).embed_chunk_size == SCORING_CHUNK_SIZE
+    for bad in (0, -3, 2.5, True, "64"):
+        with pytest.raises(InvalidInputError, match="embed_chunk_size"):
+            model.embed_chunk_size = bad

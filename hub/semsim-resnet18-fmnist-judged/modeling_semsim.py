@@ -100,12 +100,27 @@ class SemSimModel(PreTrainedModel):
     def __init__(self, config: SemSimConfig) -> None:
         super().__init__(config)
         self.backbone = build_backbone(config)
-        #: in eval mode, ``embed`` runs a batch larger than this through the network in equal chunks of at most this
-        #: many images (the same embeddings; on a CPU, activations that stay in cache are faster); ``None`` = whole
-        #: batches.
-        #: ``functional.scoring_copy`` sets ``SCORING_CHUNK_SIZE``; it is not part of the saved config.
-        self.embed_chunk_size: int | None = None
+        self._embed_chunk_size: int | None = None
         self.post_init()
+
+    @property
+    def embed_chunk_size(self) -> int | None:
+        """In eval mode, ``embed`` runs a batch larger than this through the network in equal chunks of at most this
+        many images (the same embeddings; on a CPU, activations that stay in cache are faster); ``None`` (the
+        default) = whole batches. ``functional.scoring_copy`` sets ``SCORING_CHUNK_SIZE``; it is not saved.
+
+        Raises:
+            InvalidInputError: (on setting) anything but ``None`` or a positive integer.
+        """
+        return self._embed_chunk_size
+
+    @embed_chunk_size.setter
+    def embed_chunk_size(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidInputError(
+                f"embed_chunk_size must be None (whole batches) or a positive number of images, got {value!r}."
+            )
+        self._embed_chunk_size = value
 
     # -- initialisation -------------------------------------------------------------------------
     def _init_weights(self, module: nn.Module) -> None:
