@@ -185,3 +185,65 @@ def test_score_never_replaces_a_file_it_did_not_write(score_folders, tiny_model_
         main(["score", str(o), str(r), "--model", str(tiny_model_dir), "--output", str(precious), "--quiet"])
         == 0
     )
+
+
+def test_a_batch_without_one_readable_pair_does_not_stop_the_pairs_after_it(folders, tiny_model, tmp_path):
+    """``score_file_pairs``: a batch whose every pair is unreadable is listed in ``problems`` and scoring goes on."""
+    from semsim_metric.functional import score_file_pairs
+
+    broken = tmp_path / "broken_ori.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    o, r = folders
+    pairs = [
+        (broken, r / "img0_rec.png"),
+        (o / "img1_ori.png", r / "img1_rec.png"),
+        (o / "img2_ori.png", r / "img2_rec.png"),
+    ]
+    scored = score_file_pairs(pairs, tiny_model, batch_size=1, progress=False, check_domain=False)
+    assert [row.reconstruction for row in scored.rows] == [str(r / "img1_rec.png"), str(r / "img2_rec.png")]
+    assert len(scored.problems) == 1 and "broken_ori.png" in scored.problems[0]
+
+
+def test_the_first_batchs_content_is_compared_with_the_training_domain(tmp_path):
+    """``score_file_pairs`` warns once when the originals' content lies outside what the model was trained on (noise
+    beside a model trained on bright bars), and stays silent for originals like the training ones."""
+    import warnings
+
+    import torch
+
+    from semsim_metric import SemSimConfig, SemSimModel
+    from semsim_metric.domain import OutOfDomainWarning, summarise_domain
+    from semsim_metric.functional import score_file_pairs
+    from semsim_metric.preprocessing import to_model_input
+
+    torch.manual_seed(0)
+    model = SemSimModel(SemSimConfig(base_width=4)).eval()
+    bars = torch.zeros(32, 1, 28, 28, dtype=torch.uint8)
+    for i in range(32):
+        bars[i, 0, 4 + i % 16 : 8 + i % 16, 4:24] = 255
+    cfg = model.config
+    with torch.no_grad():
+        emb = model.embed(
+            to_model_input(bars, data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
+        )
+    cfg.training_domain = summarise_domain(list(bars), emb, description="bar images")
+
+    def pairs(kind: str) -> list:
+        out = []
+        for i in range(4):
+            o, r = tmp_path / f"{kind}{i}_ori.png", tmp_path / f"{kind}{i}_rec.png"
+            image = (
+                bars[i, 0].numpy()
+                if kind == "bar"
+                else np.random.default_rng(i).integers(0, 256, (28, 28), np.uint8)
+            )
+            Image.fromarray(image, "L").save(o)
+            Image.fromarray(image, "L").save(r)
+            out.append((o, r))
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDomainWarning)
+        assert len(score_file_pairs(pairs("bar"), model, progress=False).rows) == 4
+    with pytest.warns(OutOfDomainWarning, match="look unlike bar images"):
+        score_file_pairs(pairs("noise"), model, progress=False)
