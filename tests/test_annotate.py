@@ -577,3 +577,37 @@ def test_a_schema_1_campaign_is_upgraded_in_place_keeping_every_answer(tmp_path)
     with pytest.raises(AnnotationError):
         campaign.join("ALICE")  # claimed now: the same name without its resume code is refused
     assert Campaign(path).answers() == campaign.answers()  # opening again changes nothing
+
+
+def test_campaign_status_counts_items_complete_items_answers_and_agreement(tmp_path):
+    """``campaign_status``: per kind the items, the complete ones (``votes_per_item`` answers) and the answers;
+    Fleiss' kappa over the complete items; each annotator's answers and agreement with the others."""
+    from semsim_metric.annotate.status import campaign_status
+    from semsim_metric.annotate.storage import create_campaign
+
+    items = [("reconstruction", f"r{i}", b"png") for i in range(3)] + [("original", "o0", b"png")]
+    c = create_campaign(
+        tmp_path / "c.sqlite",
+        dataset="demo",
+        fingerprint="x",
+        class_names=["cat", "dog"],
+        items=items,
+        votes_per_item=2,
+    )
+    for name in ("alice", "bob"):
+        c.join(name)
+    plan = {"alice": [1, 1, 0, 1], "bob": [1, 0]}  # alice answers every item, bob two: those two are complete
+    for name, answers in plan.items():
+        for answer in answers:
+            item = c.next_item(name)
+            c.answer(name, item.item_id, item.ticket, answer)
+    status = campaign_status(c)
+    assert status["answers"] == 6 and status["votes_per_item"] == 2
+    kinds = status["items"]
+    assert kinds["reconstruction"]["items"] == 3 and kinds["original"]["items"] == 1
+    assert sum(k["answers"] for k in kinds.values()) == 6
+    assert sum(k["complete"] for k in kinds.values()) == status["kappa_items"] == 2
+    assert [(a["name"], a["answers"]) for a in status["annotators"]] == [("alice", 4), ("bob", 2)]
+    assert all(a["agreement_items"] == 2 for a in status["annotators"])
+    assert status["fleiss_kappa"] is None or -1.0 <= status["fleiss_kappa"] <= 1.0
+    assert status["retracted"] == 0
