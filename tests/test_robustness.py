@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from semsim_metric.evaluation.invariance import INVARIANCE_DOMAINS
 from semsim_metric.evaluation.robustness import FOOLED_SSIM, from_noise, pgd_toward, run_robustness
 
 
@@ -39,9 +40,21 @@ SHIPPED_CHECKS = Path(__file__).resolve().parents[1] / "hub" / "semsim-resnet18-
 
 
 @pytest.fixture(scope="module")
-def shipped():
+def shipped(pytestconfig):
+    """The published robustness shares and the shipped weights' own, one domain at a time (about a minute each: a
+    line on the terminal after each, so the suite is never silent for minutes)."""
     published = json.loads(SHIPPED_CHECKS.read_text())["robustness"]
-    return published, {(r.domain, r.attack): r for r in run_robustness(None, n=32, seed=0)}
+    plugins = pytestconfig.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    results = {}
+    for domain in INVARIANCE_DOMAINS:
+        results.update(
+            {(r.domain, r.attack): r for r in run_robustness(None, n=32, seed=0, domains=(domain,))}
+        )
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():  # past pytest's output capture, to the terminal
+                reporter.write_line(f"robustness of the shipped weights: {domain} checked")
+    return published, results
 
 
 @pytest.mark.slow
