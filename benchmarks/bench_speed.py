@@ -168,17 +168,9 @@ def main() -> None:
                         target.contiguous(memory_format=torch.channels_last),
                     )
                 )
-                chosen = (
-                    net
-                    if net is not None
-                    else fast_model
-                    if chunks
-                    else fold_model
-                    if fold
-                    else cl_model
-                    if cl
-                    else model
-                )
+                # the most optimised variant asked for: chunks > fold > channels-last > the model as loaded
+                variants = ((chunks, fast_model), (fold, fold_model), (cl, cl_model), (True, model))
+                chosen = net if net is not None else next(m for wanted, m in variants if wanted)
                 with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     return _semsim_update(
                         p, t, chosen, data_range=1.0, check_domain=False, dedup_target=dedup
