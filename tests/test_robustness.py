@@ -16,7 +16,13 @@ import pytest
 import torch
 
 from semsim_metric.evaluation.invariance import INVARIANCE_DOMAINS
-from semsim_metric.evaluation.robustness import FOOLED_SSIM, from_noise, pgd_toward, run_robustness
+from semsim_metric.evaluation.robustness import (
+    FOOLED_SSIM,
+    from_noise,
+    from_noise_at_rates,
+    pgd_toward,
+    run_robustness,
+)
 
 
 def test_the_attack_from_noise_really_optimises_the_distance(tiny_model):
@@ -24,6 +30,16 @@ def test_the_attack_from_noise_really_optimises_the_distance(tiny_model):
     start = from_noise(tiny_model, originals, lr=0.05, steps=1)
     end = from_noise(tiny_model, originals, lr=0.05, steps=30)
     assert end["distance"].mean() < start["distance"].mean()
+
+
+def test_several_learning_rates_in_one_batch_give_what_each_gives_alone(tiny_model):
+    originals = torch.rand(3, 3, 32, 32)
+    together = from_noise_at_rates(tiny_model, originals, learning_rates=(0.01, 0.1), steps=8, seed=3)
+    for lr, batched in zip((0.01, 0.1), together, strict=True):
+        alone = from_noise(tiny_model, originals, lr=lr, steps=8, seed=3)
+        for key in ("distance", "p", "ssim"):
+            assert batched[key] == pytest.approx(alone[key], abs=1e-4), (lr, key)
+    assert not together[0]["distance"] == pytest.approx(together[1]["distance"], abs=1e-4)
 
 
 def test_pgd_lowers_the_distance_of_the_reconstruction_it_starts_from(tiny_model):

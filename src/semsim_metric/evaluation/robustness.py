@@ -33,6 +33,7 @@ __all__ = [
     "FOOLED_SSIM",
     "RobustnessResult",
     "from_noise",
+    "from_noise_at_rates",
     "pgd_toward",
     "robustness_table",
     "run_robustness",
@@ -76,19 +77,44 @@ def from_noise(
         ``distance`` (SemSim, in ``[0, 2]``, lower = more leakage), ``p`` (p_recognised) and ``ssim`` of the
         final images, one value per original.
     """
+    return from_noise_at_rates(model, originals, learning_rates=(lr,), steps=steps, seed=seed)[0]
+
+
+def from_noise_at_rates(
+    model: SemSimModel,
+    originals: Tensor,
+    *,
+    learning_rates: Sequence[float],
+    steps: int = 200,
+    seed: int = 0,
+) -> list[dict[str, np.ndarray]]:
+    """``from_noise`` at several learning rates in one batch: each rate optimises its own copy of the same
+    starting noise (one Adam parameter group per rate), and one forward and backward pass per step serves
+    them all. The result for each rate is what ``from_noise`` gives for it alone (Adam's update is per pixel
+    and each image's loss depends only on that image), up to float rounding.
+
+    Returns:
+        One ``from_noise`` result per learning rate, in order.
+    """
     loss_fn = SemSimLoss(model, reduction="none", check_domain=False)
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(originals.shape, generator=g).requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
+    start = torch.rand(originals.shape, generator=g)
+    xs = [start.clone().requires_grad_(True) for _ in learning_rates]
+    opt = torch.optim.Adam([{"params": [x], "lr": lr} for x, lr in zip(xs, learning_rates, strict=True)])
+    targets = originals.repeat(len(xs), *([1] * (originals.dim() - 1)))
     for _ in range(steps):
         opt.zero_grad()
-        loss_fn(x, originals).sum().backward()
+        loss_fn(torch.cat(xs), targets).sum().backward()
         opt.step()
         with torch.no_grad():
-            x.clamp_(0, 1)
-    x = x.detach()
-    d, p = _scores(model, loss_fn, x, originals)
-    return {"distance": d, "p": p, "ssim": _ssim(x, originals)}
+            for x in xs:
+                x.clamp_(0, 1)
+    results = []
+    for x in xs:
+        x = x.detach()
+        d, p = _scores(model, loss_fn, x, originals)
+        results.append({"distance": d, "p": p, "ssim": _ssim(x, originals)})
+    return results
 
 
 def pgd_toward(
@@ -154,8 +180,10 @@ def run_robustness(
     for domain in domains:
         origs_u8, _ = invariance_originals(domain, n, seed=seed)
         originals = torch.stack(origs_u8).float() / 255
-        for lr in learning_rates:
-            r = from_noise(net, originals, lr=lr, steps=steps, seed=seed)
+        batched = from_noise_at_rates(
+            net, originals, learning_rates=learning_rates, steps=steps, seed=seed
+        )
+        for lr, r in zip(learning_rates, batched, strict=True):
             fooled = (r["p"] > 0.5) & (r["ssim"] < FOOLED_SSIM)
             out.append(
                 RobustnessResult(
