@@ -90,3 +90,74 @@ def test_the_package_bundles_the_shipped_folder():
     bundled = ROOT / "src" / "semsim_metric" / "_bundled" / "semsim-resnet18-fmnist-judged"
     for name in ("config.json", "model.safetensors", "README.md"):
         assert (bundled / name).read_bytes() == (BUNDLED / name).read_bytes(), name
+
+
+def _merge_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "merge_heldout_scores", ROOT / "scripts" / "merge_heldout_scores.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _small_protocol_split_by_recipe(tmp_path):
+    """The published scores of one small protocol, written as two runs that each hold half of its recipes."""
+    import csv
+    import gzip
+
+    entry = next(e for e in json.loads((SCORES / "index.json").read_text()) if e["protocol"] == "attack=idlg")
+    with gzip.open(SCORES / entry["file"], "rt", newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns, rows = list(reader.fieldnames), list(reader)
+    halves = [entry["recipes"][:2], entry["recipes"][2:]]
+    runs = []
+    for i, recipes in enumerate(halves):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        others = {r for half in halves if half is not recipes for r in half}
+        keep = [c for c in columns if not any(c in (f"SemSim[{r}]", f"p[SemSim[{r}]]") for r in others)]
+        (run / "index.json").write_text(json.dumps([{**entry, "recipes": recipes}]))
+        with gzip.open(run / entry["file"], "wt", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keep, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows[::-1] if i else rows)  # the join is by id, not by position
+        runs.append(run)
+    return entry, runs
+
+
+def test_merged_scores_put_the_recipes_of_two_runs_side_by_side_with_unchanged_values(tmp_path):
+    from semsim_metric.evaluation.heldout import summary_from_scores
+
+    entry, runs = _small_protocol_split_by_recipe(tmp_path)
+    index = _merge_script().merge(tmp_path / "merged", runs)
+    assert [e["recipes"] for e in index] == [entry["recipes"]]
+    merged = summary_from_scores(tmp_path / "merged", n_boot=0)
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    (whole / "index.json").write_text(json.dumps([entry]))
+    (whole / entry["file"]).write_bytes((SCORES / entry["file"]).read_bytes())
+    published = summary_from_scores(whole, n_boot=0)
+    assert len(merged) == len(published) == 4 * 3  # four recipes, all rows and each of the two domains
+    for got, want in zip(merged, published, strict=True):
+        assert (got["protocol"], got["recipe"]) == (want["protocol"], want["recipe"])
+        assert got["semsim_auc"] == pytest.approx(want["semsim_auc"]) and got["semsim_ece"] == pytest.approx(
+            want["semsim_ece"]
+        )
+
+
+def test_merging_runs_whose_rows_differ_is_refused(tmp_path):
+    import gzip
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    entry = json.loads((SCORES / "index.json").read_text())[3]  # a small protocol
+    (bad / "index.json").write_text(json.dumps([entry]))
+    with gzip.open(SCORES / entry["file"], "rt") as fh:
+        lines = fh.readlines()
+    with gzip.open(bad / entry["file"], "wt") as fh:
+        fh.writelines(lines[:-1])  # one held-out row fewer
+    with pytest.raises(SystemExit, match="other rows"):
+        _merge_script().merge(tmp_path / "merged", [SCORES, bad])
