@@ -106,10 +106,10 @@ def _items(folders: list[Path], report: ConversionReport) -> list[_Item]:
     """The reconstructions of the folders ``N``, ``-N`` and ``others/``; other folders are noted as ignored."""
     items: list[_Item] = []
     for d in sorted(folders, key=lambda d: d.name):
-        if d.name == "others":
-            items += [(p, False, "others") for p in images_in(d)]
-        elif _NUMBERED.fullmatch(d.name):
-            recognised = not d.name.startswith("-")
+        if d.name == "others" or _NUMBERED.fullmatch(d.name):
+            # an original (*_ori) is never an item: one in N/ is found through its reconstructions, one in -N/ or
+            # others/ is listed among the ignored files with the reason
+            recognised = d.name != "others" and not d.name.startswith("-")
             items += [(p, recognised, d.name) for p in images_in(d) if not p.stem.endswith("_ori")]
         else:
             report.notes.append(f"ignored folder {d.name}")
