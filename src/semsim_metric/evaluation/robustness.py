@@ -180,9 +180,7 @@ def run_robustness(
     for domain in domains:
         origs_u8, _ = invariance_originals(domain, n, seed=seed)
         originals = torch.stack(origs_u8).float() / 255
-        batched = from_noise_at_rates(
-            net, originals, learning_rates=learning_rates, steps=steps, seed=seed
-        )
+        batched = from_noise_at_rates(net, originals, learning_rates=learning_rates, steps=steps, seed=seed)
         for lr, r in zip(learning_rates, batched, strict=True):
             fooled = (r["p"] > 0.5) & (r["ssim"] < FOOLED_SSIM)
             out.append(

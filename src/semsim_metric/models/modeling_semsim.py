@@ -638,6 +638,10 @@ def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return ex, ey
 
 
+#: a layout thumbnail (pixel values, 1 = white) whose every value is within this of its mean is flat: no layout
+LAYOUT_FLAT_TOLERANCE = 1e-5
+
+
 def layout_embedding(
     pixel_values: Tensor, image_mean: list[float], image_std: list[float], *, size: int
 ) -> Tensor:
@@ -646,7 +650,8 @@ def layout_embedding(
     The model-ready images (normalised with ``image_mean`` / ``image_std``) are taken back to their pixel values,
     averaged down to ``size x size``, and each thumbnail has its mean subtracted and its length set to 1: adding a
     constant (brightness) or scaling around the mean (contrast) leaves it unchanged, blur, JPEG and mild noise
-    hardly move it, while noise or another image's layout point elsewhere. A flat image has no layout (zeros).
+    hardly move it, while noise or another image's layout point elsewhere. A flat image has no layout (zeros),
+    also where the way back from model-ready values leaves float round-off (``LAYOUT_FLAT_TOLERANCE``).
 
     Examples:
         >>> x = torch.rand(2, 3, 32, 32)
@@ -659,7 +664,12 @@ def layout_embedding(
     mean = torch.tensor(image_mean, dtype=pixel_values.dtype, device=pixel_values.device).view(1, -1, 1, 1)
     std = torch.tensor(image_std, dtype=pixel_values.dtype, device=pixel_values.device).view(1, -1, 1, 1)
     thumbnail = F.adaptive_avg_pool2d(pixel_values * std + mean, size).flatten(1)
-    return F.normalize(thumbnail - thumbnail.mean(dim=1, keepdim=True), p=2.0, dim=1, eps=1e-6)
+    centred = thumbnail - thumbnail.mean(dim=1, keepdim=True)
+    # the way back from model-ready values leaves float round-off (about 1e-7) on a flat image; scaled to unit
+    # length it would be a random layout, so a thumbnail that deviates from its mean by less than LAYOUT_FLAT_TOLERANCE
+    # everywhere is flat (one grey level of 8-bit pixels averaged over a 2x2 cell is about 1e-3)
+    flat = centred.abs().amax(dim=1, keepdim=True) < LAYOUT_FLAT_TOLERANCE
+    return F.normalize(centred.masked_fill(flat, 0.0), p=2.0, dim=1, eps=1e-6)
 
 
 def embedding_distance(a: Tensor, b: Tensor) -> Tensor:
