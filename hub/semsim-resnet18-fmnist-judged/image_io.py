@@ -28,6 +28,7 @@ __all__ = [
     "decode_image",
     "load_image",
     "load_image_for_model",
+    "pil_image_for_model",
     "read_side",
     "stack_images",
 ]
@@ -279,6 +280,25 @@ def load_image_for_model(path: str | Path, image_size: int) -> ModelSizedImage:
     path = Path(path)
     pixels, shape = _open(path, str(path), image_size)
     return ModelSizedImage(pixels, shape)
+
+
+def pil_image_for_model(img: Any, image_size: int, name: str = "PIL image") -> ModelSizedImage:
+    """A PIL image brought to the size at which ``load_image_for_model`` reads a file for a model whose input
+    side is ``image_size``: the rules of ``load_image``, then each side of at least ``2 * read_side(image_size)``
+    pixels area-averaged by a whole factor. So a PIL image scores as the PNG file it was read from does.
+
+    Raises:
+        ValueError: the pixels have no defined meaning here (transparency, float pixels), or ``image_size``
+            is not a positive integer.
+
+    Examples:
+        >>> from PIL import Image
+        >>> read = pil_image_for_model(Image.new("RGB", (4000, 3000)), 32)
+        >>> tuple(read.pixels.shape), read.shape
+        ((3, 600, 572), (3, 3000, 4000))
+    """
+    arr, shape = _to_array(img, name, read_side(image_size), img.size)
+    return ModelSizedImage(_as_tensor(arr), shape)
 
 
 def decode_image(value: Any, *, allow_paths: bool = False) -> Tensor:

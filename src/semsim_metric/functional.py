@@ -22,7 +22,7 @@ from torch import Tensor
 from .domain import check_domain as _check_domain
 from .errors import ImageFileError, ImageInputError, InvalidInputError, InvalidInputTypeError
 from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
-from .image_io import decode_image, load_image, load_image_for_model, stack_images
+from .image_io import decode_image, load_image, load_image_for_model, pil_image_for_model, stack_images
 from .models import SemSimModel
 from .models.blocks import fold_batchnorm
 from .models.modeling_semsim import embed_pair, embedding_distance  # the model's own: one implementation
@@ -251,7 +251,8 @@ def _is_image_value(value: object) -> bool:
 def _decode_images(value: Any, name: str, image_size: int | None) -> list[_Decoded]:
     """Decode one file / PIL image, or a list of them, by the package's one rule set (``image_io``).
 
-    With ``image_size``, files are reduced while read (``load_image_for_model``); without, read whole.
+    With ``image_size``, files are reduced while read (``load_image_for_model``) and PIL images to the same size
+    (``pil_image_for_model``); without, read whole.
 
     Raises:
         ImageInputError: a list item that is neither a file nor a PIL image; pixels without a defined meaning
@@ -274,9 +275,12 @@ def _decode_images(value: Any, name: str, image_size: int | None) -> list[_Decod
                 f"(str or os.PathLike) or PIL images.{hint}"
             )
         try:
-            if _is_pil(item):
+            if _is_pil(item) and image_size is None:
                 pixels = decode_image(item)
                 out.append(_Decoded(pixels, tuple(pixels.shape), f"{label} (a PIL image)"))
+            elif _is_pil(item):
+                read = pil_image_for_model(item, image_size, label)
+                out.append(_Decoded(read.pixels, read.shape, f"{label} (a PIL image)"))
             elif image_size is None:
                 pixels = load_image(item)
                 out.append(_Decoded(pixels, tuple(pixels.shape), str(item)))
