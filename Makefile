@@ -23,7 +23,7 @@ score: $(STAMP)
 ## Lint and format check, the test suite (slow tests included) and the strict docs build; `make test-long` and
 ## `make mutation` are the long runs. The suite runs on one pytest-xdist worker per core (each with one thread, a
 ## test file's tests on one worker); `make test TEST_WORKERS=0` runs it in this process instead.
-TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+TEST_WORKERS ?= $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)
 test: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not long" -n $(TEST_WORKERS) --dist loadfile --durations=15

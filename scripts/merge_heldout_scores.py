@@ -42,22 +42,42 @@ def _is_semsim(column: str) -> bool:
     return column.startswith("SemSim[") or column.startswith("p[SemSim[")
 
 
+def _rows_by_id(path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
+    columns, rows = _read(path)
+    if "reconstruction_id" not in columns:
+        raise SystemExit(f"{path}: no reconstruction_id column (is it a held-out scores file?)")
+    by_id = {r["reconstruction_id"]: r for r in rows}
+    if len(by_id) != len(rows):
+        raise SystemExit(f"{path}: {len(rows) - len(by_id)} reconstruction ids occur more than once")
+    return columns, by_id
+
+
 def merge(out: Path, inputs: list[Path]) -> list[dict]:
-    """Write the merged scores folder ``out``; returns its index entries."""
+    """Write the merged scores folder ``out``; returns its index entries.
+
+    Raises:
+        SystemExit: an input is not a scores folder, or two inputs disagree about a protocol's rows (ids, labels,
+            originals, groups) or about the values of a SemSim column both hold.
+    """
     merged: dict[str, tuple[dict, list[str], dict[str, dict[str, str]]]] = {}
     for source in map(_scores_dir, inputs):
         for entry in json.loads((source / SCORES_INDEX).read_text()):
-            columns, rows = _read(source / entry["file"])
-            by_id = {r["reconstruction_id"]: r for r in rows}
+            columns, by_id = _rows_by_id(source / entry["file"])
             if entry["protocol"] not in merged:
                 merged[entry["protocol"]] = (dict(entry), columns, by_id)
                 continue
             first, first_columns, first_rows = merged[entry["protocol"]]
-            if set(by_id) != set(first_rows):
+            fixed = [c for c in SCORES_FIXED if c in columns and c in first_columns]
+            if set(by_id) != set(first_rows) or any(
+                by_id[rid][c] != row[c] for rid, row in first_rows.items() for c in fixed
+            ):
                 raise SystemExit(
                     f"{source}: protocol {entry['protocol']!r} holds other rows than the first input's; "
                     "merge only runs of the same dataset and seed."
                 )
+            shared = [c for c in columns if _is_semsim(c) and c in first_columns]
+            if any(by_id[rid][c] != row[c] for rid, row in first_rows.items() for c in shared):
+                raise SystemExit(f"{source}: protocol {entry['protocol']!r} has other values in {shared}")
             new = [c for c in columns if _is_semsim(c) and c not in first_columns]
             for rid, row in first_rows.items():
                 row.update({c: by_id[rid][c] for c in new})
@@ -66,8 +86,12 @@ def merge(out: Path, inputs: list[Path]) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     index = []
     for entry, columns, rows in merged.values():
-        fixed = [c for c in SCORES_FIXED if c in columns]
-        ordered = fixed + sorted((c for c in columns if c not in fixed), key=lambda c: (not _is_semsim(c), c))
+        # as `semsim evaluate` writes them: row fields, SemSim columns, baselines, probabilities (inputs in order)
+        fixed = [c for c in columns if c in SCORES_FIXED]
+        semsim = [c for c in columns if c.startswith("SemSim[")]
+        probabilities = [c for c in columns if c.startswith("p[SemSim[")]
+        baselines = [c for c in columns if c not in {*fixed, *semsim, *probabilities}]
+        ordered = fixed + semsim + baselines + probabilities
         with gzip.open(out / entry["file"], "wt", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=ordered)
             writer.writeheader()

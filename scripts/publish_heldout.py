@@ -209,11 +209,12 @@ def main() -> None:
         shutil.copy2(png, dst / png.name)
     shutil.copy2(src / "heldout_summary.json", dst / "heldout_summary.json")
     shutil.copytree(src / "scores", dst / "scores")  # per-row values: the tables are reproducible from them
-    for extra in sys.argv[
-        2:
-    ]:  # further held-out runs (or merged scores folders) whose per-row scores are published beside (NAME=DIR)
+    from semsim_metric.evaluation.heldout import SCORES_INDEX
+
+    # further held-out runs (or merged scores folders) whose per-row scores are published beside (NAME=DIR)
+    for extra in sys.argv[2:]:
         name, _, folder = extra.partition("=")
-        scores = Path(folder) if (Path(folder) / "index.json").is_file() else Path(folder) / "scores"
+        scores = Path(folder) if (Path(folder) / SCORES_INDEX).is_file() else Path(folder) / "scores"
         shutil.copytree(scores, dst / name)
     import json
 

@@ -14,7 +14,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two pytest-xdist workers on a 2-core machine: one thread each, for torch here and for the
     # programs the tests start (two threads per worker would wait on each other at every operation)
     torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: ``../shared/data`` beside the checkout, or ``SEMSIM_SHARED_DATA`` (set by ``make mutation``, whose tests run from a

@@ -40,6 +40,7 @@ def test_several_learning_rates_in_one_batch_give_what_each_gives_alone(tiny_mod
         for key in ("distance", "p", "ssim"):
             assert batched[key] == pytest.approx(alone[key], abs=1e-4), (lr, key)
     assert together[0]["distance"] != pytest.approx(together[1]["distance"], abs=1e-4)
+    assert from_noise_at_rates(tiny_model, originals, learning_rates=iter(()), steps=8) == []
 
 
 def test_pgd_lowers_the_distance_of_the_reconstruction_it_starts_from(tiny_model):

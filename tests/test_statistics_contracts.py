@@ -593,3 +593,8 @@ def test_only_the_old_network_keys_are_dropped_when_loading(random_model):
         loss_fn.load_state_dict({"models.x": torch.zeros(1)}, strict=True)
     with pytest.raises(RuntimeError, match=r"Unexpected key.*other\.model\.x"):
         loss_fn.load_state_dict({"other.model.x": torch.zeros(1)}, strict=True)
+
+
+def test_contradiction_rate_refuses_scores_of_different_lengths():
+    with pytest.raises(ValueError, match="2 and 3 values"):
+        contradiction_rate(np.array([0.1, 0.2]), np.array([0.1, 0.2, 0.3]))

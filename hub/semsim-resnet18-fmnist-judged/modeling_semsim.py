@@ -652,7 +652,8 @@ def layout_embedding(
     averaged down to ``size x size``, and each thumbnail has its mean subtracted and its length set to 1: adding a
     constant (brightness) or scaling around the mean (contrast) leaves it unchanged, blur, JPEG and mild noise
     hardly move it, while noise or another image's layout point elsewhere. A flat image has no layout (zeros),
-    also where the way back from model-ready values leaves float round-off (``LAYOUT_FLAT_TOLERANCE``).
+    also where the way back from float32 or float64 model-ready values leaves round-off (``LAYOUT_FLAT_TOLERANCE``;
+    bfloat16 and float16 inputs are rounded far more coarsely than that before they get here).
 
     Examples:
         >>> x = torch.rand(2, 3, 32, 32)
@@ -668,7 +669,8 @@ def layout_embedding(
     centred = thumbnail - thumbnail.mean(dim=1, keepdim=True)
     # the way back from model-ready values leaves float round-off (about 1e-7) on a flat image; scaled to unit
     # length it would be a random layout, so a thumbnail that deviates from its mean by less than LAYOUT_FLAT_TOLERANCE
-    # everywhere is flat (one grey level of 8-bit pixels averaged over a 2x2 cell is about 1e-3)
+    # everywhere is flat (one grey level of 8-bit pixels in one of the 4 pixels of a cell at the default sizes 32 and
+    # 16 is about 1e-3)
     flat = centred.abs().amax(dim=1, keepdim=True) < LAYOUT_FLAT_TOLERANCE
     return F.normalize(centred.masked_fill(flat, 0.0), p=2.0, dim=1, eps=1e-6)
 

@@ -22,7 +22,14 @@ from torch import Tensor
 from .domain import check_domain as _check_domain
 from .errors import ImageFileError, ImageInputError, InvalidInputError, InvalidInputTypeError
 from .hub import DEFAULT_MODEL_ID, DEFAULT_REVISION, DefaultModelMissingError, bundled_model_path
-from .image_io import decode_image, load_image, load_image_for_model, pil_image_for_model, stack_images
+from .image_io import (
+    ModelSizedImage,
+    decode_image,
+    load_image,
+    load_image_for_model,
+    pil_image_for_model,
+    stack_images,
+)
 from .models import SemSimModel
 from .models.blocks import fold_batchnorm
 from .models.modeling_semsim import embed_pair, embedding_distance  # the model's own: one implementation
@@ -275,11 +282,12 @@ def _decode_images(value: Any, name: str, image_size: int | None) -> list[_Decod
                 f"(str or os.PathLike) or PIL images.{hint}"
             )
         try:
-            if _is_pil(item) and image_size is None:
-                pixels = decode_image(item)
-                out.append(_Decoded(pixels, tuple(pixels.shape), f"{label} (a PIL image)"))
-            elif _is_pil(item):
-                read = pil_image_for_model(item, image_size, label)
+            if _is_pil(item):
+                if image_size is None:
+                    pixels = decode_image(item)
+                    read = ModelSizedImage(pixels, tuple(pixels.shape))
+                else:
+                    read = pil_image_for_model(item, image_size)
                 out.append(_Decoded(read.pixels, read.shape, f"{label} (a PIL image)"))
             elif image_size is None:
                 pixels = load_image(item)

@@ -96,6 +96,9 @@ def from_noise_at_rates(
     Returns:
         One ``from_noise`` result per learning rate, in order.
     """
+    learning_rates = tuple(learning_rates)
+    if not learning_rates:
+        return []
     loss_fn = SemSimLoss(model, reduction="none", check_domain=False)
     g = torch.Generator().manual_seed(seed)
     start = torch.rand(originals.shape, generator=g)

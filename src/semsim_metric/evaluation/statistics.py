@@ -139,6 +139,10 @@ def contradiction_rate(a: np.ndarray, b: np.ndarray, *, n_pairs: int = 200_000, 
         (0.0, 1.0)
     """
     n = len(a)
+    if len(b) != n:
+        raise InvalidInputError(
+            f"contradiction_rate needs two scores per reconstruction, got {n} and {len(b)} values."
+        )
     if n * n <= n_pairs:
         counts = _pair_counts(n, n_pairs, seed)
         da, db = np.sign(a[:, None] - a[None, :]), np.sign(b[:, None] - b[None, :])
@@ -151,8 +155,7 @@ def contradiction_rate(a: np.ndarray, b: np.ndarray, *, n_pairs: int = 200_000, 
     return float((da[valid] != db[valid]).mean()) if valid.any() else math.nan
 
 
-@functools.lru_cache(maxsize=16)
-def _pair_draws(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _draw_pairs(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The seeded ordered pairs of ``contradiction_rate`` (the same for every pair of metrics of a table)."""
     rng = np.random.default_rng(seed)
     i, j = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
@@ -160,13 +163,17 @@ def _pair_draws(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray
     return i, j
 
 
-@functools.lru_cache(maxsize=16)
-def _pair_counts(n: int, n_pairs: int, seed: int) -> np.ndarray:
-    """How often each ordered pair ``(i, j)`` is among ``_pair_draws`` (an ``n x n`` matrix)."""
-    i, j = _pair_draws(n, n_pairs, seed)
+def _count_pairs(n: int, n_pairs: int, seed: int) -> np.ndarray:
+    """How often each ordered pair ``(i, j)`` is among the draws of ``_draw_pairs`` (an ``n x n`` matrix)."""
+    i, j = _draw_pairs(n, n_pairs, seed)
     counts = np.bincount(i * n + j, minlength=n * n).reshape(n, n)
     counts.flags.writeable = False
     return counts
+
+
+# cached per table (plain functions above, so that the mutation run mutates them: it skips decorated ones)
+_pair_draws = functools.lru_cache(maxsize=16)(_draw_pairs)
+_pair_counts = functools.lru_cache(maxsize=16)(_count_pairs)
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
