@@ -663,21 +663,16 @@ def test_push_to_hub_passes_every_argument_through(hub, tiny_model):
     assert hub.calls[0] == ("create_repo", "hf_secret", "me/semsim-args", {"private": True, "exist_ok": True})
     _, token, upload = hub.calls[1]
     assert token == "hf_secret"
-    assert (
-        upload["revision"],
-        upload["commit_message"],
-        upload["commit_description"],
-        upload["create_pr"],
-    ) == (
-        "dev",
-        "first",
-        "the details",
-        True,
-    )
+    assert _commit_settings(upload) == ("dev", "first", "the details", True)
     pushed = hub.uploaded / "resolved" / "semsim-args"
     assert load_file(pushed / "model.safetensors")["backbone.conv1.weight"].dtype == torch.float16
     readme = (pushed / "README.md").read_text()
     assert "license: mit" in readme and "org/pairs" in readme and "apache-2.0" not in readme
+
+
+def _commit_settings(upload: dict) -> tuple:
+    """What a recorded ``upload_folder`` call was told about the commit: revision, message, description, PR."""
+    return upload["revision"], upload["commit_message"], upload["commit_description"], upload["create_pr"]
 
 
 def test_push_to_hub_uploads_the_card_given_and_refuses_an_oversized_model(hub, tiny_model):
@@ -706,17 +701,7 @@ def test_save_pretrained_with_push_to_hub_uploads_the_saved_folder(hub, tmp_path
     assert hub.calls[0] == ("create_repo", "hf_secret", "me/other-name", {"private": False, "exist_ok": True})
     _, token, upload = hub.calls[1]
     assert token == "hf_secret" and upload["folder_path"] == str(folder)
-    assert (
-        upload["revision"],
-        upload["commit_message"],
-        upload["commit_description"],
-        upload["create_pr"],
-    ) == (
-        "dev",
-        "second",
-        "more",
-        True,
-    )
+    assert _commit_settings(upload) == ("dev", "second", "more", True)
     readme = (folder / "README.md").read_text()
     assert "license: mit" in readme and "org/pairs" in readme
     assert {p.name for p in (hub.uploaded / "resolved" / "other-name").iterdir()} == {
