@@ -428,9 +428,7 @@ def run_heldout(
             )
             eval_ds = load_folder_or_hub(folder, eval_split)
             models = {}
-            networks: dict[
-                str, Path
-            ] = {}  # one trained network per recipe that differs only in layout_weight
+            networks: dict[str, Path] = {}  # one trained network per recipe that differs only in its layout
             for recipe in recipes:
                 run_dir = out / "models" / run_folder_name(protocol, recipe)
                 reuse_network(run_dir, networks, recipe, overrides)
@@ -578,17 +576,18 @@ def _write_heldout_outputs(results: list[HeldoutResult], skipped: dict[str, str]
 
 def network_key(recipe: str, overrides: dict[str, Any] | None = None) -> str:
     """What a recipe's *network* depends on: its flat fields without the name, the description and
-    ``layout_weight`` (which is set after training). Two recipes with the same key train the same network.
+    the layout's ``layout_weight`` and ``layout_size`` (which are set after training). Two recipes with the same key
+    train the same network.
 
     Examples:
         >>> base = "colour:embedding=spatial"
-        >>> network_key(base) == network_key(base + ",layout_weight=0.5") != network_key("semantic")
+        >>> network_key(base) == network_key(base + ",layout_weight=0.5,layout_size=8") != network_key("semantic")
         True
     """
     from ..training.run import resolve_recipe
 
     flat = resolve_recipe(recipe, overrides).flat()
-    kept = {k: v for k, v in flat.items() if k not in ("name", "description", "layout_weight")}
+    kept = {k: v for k, v in flat.items() if k not in ("name", "description", "layout_weight", "layout_size")}
     return json.dumps(kept, sort_keys=True, default=str)
 
 

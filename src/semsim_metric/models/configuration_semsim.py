@@ -33,6 +33,7 @@ __all__ = [
     "SemSimConfig",
     "check_dtype_name",
     "check_image_settings",
+    "check_layout_size",
     "check_layout_weight",
     "check_training_domain",
 ]
@@ -90,6 +91,25 @@ def check_layout_weight(value: Any) -> float:
             f"layout_weight must be a number in [0, 1) (the layout's share of the embedding), got {value!r}."
         )
     return float(value)
+
+
+def check_layout_size(value: Any, image_size: int) -> int:
+    """``layout_size`` as an integer in ``[1, image_size]``: the layout is a thumbnail of the ``image_size`` model input.
+
+    Raises:
+        ValueError: not an integer, below 1, or larger than ``image_size``.
+
+    Examples:
+        >>> check_layout_size(8, 32)
+        8
+    """
+    size = _int_field("layout_size", value, 1, MAX_IMAGE_SIZE)
+    if size > image_size:
+        raise InvalidInputError(
+            f"layout_size ({size}) must not exceed image_size ({image_size}) when layout_weight > 0: "
+            "the layout is a thumbnail of the model input. Fix: a smaller layout_size."
+        )
+    return size
 
 
 def _int_field(name: str, value: Any, low: int, high: int) -> int:
@@ -416,12 +436,11 @@ class SemSimConfig(PretrainedConfig):
         self.image_std = image_std
         self.calibration = calibration
         self.layout_weight = check_layout_weight(layout_weight)
-        self.layout_size = _int_field("layout_size", layout_size, 1, MAX_IMAGE_SIZE)
-        if self.layout_weight > 0 and self.layout_size > image_size:
-            raise InvalidInputError(
-                f"layout_size ({self.layout_size}) must not exceed image_size ({image_size}) when layout_weight > 0: "
-                "the layout is a thumbnail of the model input. Fix: a smaller layout_size."
-            )
+        self.layout_size = (
+            check_layout_size(layout_size, image_size)
+            if self.layout_weight > 0
+            else _int_field("layout_size", layout_size, 1, MAX_IMAGE_SIZE)
+        )
         self.training_domain = None
         if training_domain is not None:
             known_dim = backbone == "cifar_resnet18" or backbone_config is not None

@@ -80,6 +80,7 @@ FLAT_FIELDS: dict[str, tuple[str, str]] = {
         for name in ("batch_size", "learning_rate", "holdout", "min_source_share")
     },
     **{f"vote_{name}": ("vote_tuning", name) for name in ("batch_size", "original_weight")},
+    "layout_size": ("", "layout_size"),
 }
 #: flat names written only when they differ from the default (see ``FLAT_FIELDS``)
 _WRITTEN_WHEN_SET = frozenset(list(FLAT_FIELDS)[list(FLAT_FIELDS).index("description") + 1 :])
@@ -125,6 +126,8 @@ class Recipe:
     #: the layout's share of the finished model's embedding (``SemSimConfig.layout_weight``): the stages train the
     #: network alone, and the model gets this weight before it is calibrated and saved; 0 = the network alone
     layout_weight: float = 0.0
+    #: side of the layout thumbnail (``SemSimConfig.layout_size``), set with ``layout_weight`` after training
+    layout_size: int = 16
 
     def __post_init__(self) -> None:
         for section in SECTIONS:
