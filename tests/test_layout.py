@@ -106,9 +106,7 @@ def test_the_layout_settings_survive_a_save_and_load(tmp_path):
         assert torch.allclose(loaded.embed(x), model.embed(x), atol=1e-6)
 
 
-def test_training_learns_the_network_alone_and_sets_the_recipes_layout_weight_at_the_end(
-    tmp_path, monkeypatch
-):
+def test_training_learns_the_network_alone_and_sets_the_recipes_layout_at_the_end(tmp_path, monkeypatch):
     import json
 
     from semsim_metric.training import TrainOptions, train
@@ -131,13 +129,14 @@ def test_training_learns_the_network_alone_and_sets_the_recipes_layout_weight_at
         epochs=1,
         base_width=4,
         layout_weight=0.5,
+        layout_size=8,
         options=TrainOptions(write_card=False),
     )
     assert seen == [0.0, 0.0]
     saved = SemSimModel.from_pretrained(tmp_path / "m")
-    assert saved.config.layout_weight == 0.5
+    assert (saved.config.layout_weight, saved.config.layout_size) == (0.5, 8)
     info = json.loads((tmp_path / "m" / "training_info.json").read_text())
-    assert info["recipe"]["layout_weight"] == 0.5
+    assert (info["recipe"]["layout_weight"], info["recipe"]["layout_size"]) == (0.5, 8)
     # the training domain summarises the network's part of the embedding: the layout says nothing about the domain
     assert len(saved.config.training_domain["embedding_mean"]) == saved.config.network_embedding_dim
 
@@ -154,7 +153,36 @@ def test_training_learns_the_network_alone_and_sets_the_recipes_layout_weight_at
     assert SemSimModel.from_pretrained(tmp_path / "m2").config.layout_weight == 0.0
 
 
-def test_the_heldout_runner_trains_one_network_for_recipes_that_differ_only_in_layout_weight(tmp_path):
+def test_a_layout_larger_than_the_model_input_is_refused_before_any_stage_runs(tmp_path, monkeypatch):
+    from semsim_metric.training import TrainOptions, train
+    from semsim_metric.training import run as run_module
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a stage ran before the recipe's layout_size was checked")
+
+    monkeypatch.setattr(run_module, "_run_stages", must_not_run)
+    with pytest.raises(ValueError, match=r"layout_size \(33\) must not exceed image_size \(32\)"):
+        train(
+            DEFAULT_DATASET,
+            tmp_path / "m",
+            recipe="quick",
+            layout_weight=0.5,
+            layout_size=33,
+            options=TrainOptions(write_card=False),
+        )
+    assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_a_recipe_without_layout_records_no_layout_size_and_reads_one_back():
+    from semsim_metric.training.recipes import RECIPES, Recipe, get_recipe
+
+    assert "layout_size" not in RECIPES["colour"].flat()  # the default (16) is not written
+    variant = get_recipe("colour:layout_weight=0.5,layout_size=8")
+    assert variant.flat()["layout_size"] == 8
+    assert Recipe.from_flat(variant.flat()) == variant
+
+
+def test_the_heldout_runner_trains_one_network_for_recipes_that_differ_only_in_their_layout(tmp_path):
     from semsim_metric.evaluation.heldout import reuse_network
 
     networks: dict = {}
@@ -165,6 +193,9 @@ def test_the_heldout_runner_trains_one_network_for_recipes_that_differ_only_in_l
     same = tmp_path / "colour-layout"
     reuse_network(same, networks, "colour:layout_weight=0.5", None)
     assert (same / "stage-record").read_text() == "finished"  # resumed from the finished network
+    coarser = tmp_path / "colour-layout-8"
+    reuse_network(coarser, networks, "colour:layout_weight=0.5,layout_size=8", None)
+    assert (coarser / "stage-record").read_text() == "finished"  # the layout's size is set after training too
     other = tmp_path / "semantic"
     reuse_network(other, networks, "semantic", None)
     assert not other.exists()  # another network: trained from scratch
