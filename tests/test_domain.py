@@ -73,3 +73,20 @@ def test_models_without_a_record_are_not_checked():
     with warnings.catch_warnings():
         warnings.simplefilter("error", OutOfDomainWarning)
         semsim(torch.rand(2, 3, 50, 50), torch.rand(2, 3, 50, 50), model=model)
+
+
+def test_a_collected_models_warnings_are_forgotten_so_a_new_model_at_its_address_still_warns():
+    import gc
+
+    from semsim_metric import domain
+
+    model, _ = _model_with_domain()
+    address = id(model.config)
+    x = torch.rand(2, 3, 40, 40)
+    with pytest.warns(OutOfDomainWarning, match="colour"):
+        semsim(x, x, model=model)
+    assert (address, "channels") in domain._WARNED
+    del model
+    gc.collect()
+    # Python may give the next config this address: it must not inherit the collected model's warnings
+    assert not any(seen == address for seen, _ in domain._WARNED)

@@ -19,6 +19,7 @@ it came from: ``check_domain=False`` in Python, ``--no-domain-check`` on the ``s
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -41,8 +42,16 @@ __all__ = [
 #: how the warning says to silence it in Python (the ``semsim`` command names its own flag instead)
 PYTHON_SWITCH = "check_domain=False"
 
+#: (id of a model's config, kind) for every warning given; an entry leaves with its config (``_remember``), so a new
+#: config that Python gives the id of a collected one still gets its warnings
 _WARNED: set[tuple[int, str]] = set()
 _KINDS = ("channels", "size", "content")
+
+
+def _remember(config: Any, key: tuple[int, str]) -> None:
+    """Record a warning given for ``config``, until ``config`` is collected (ids are reused after that)."""
+    _WARNED.add(key)
+    weakref.finalize(config, _WARNED.discard, key)
 
 
 class OutOfDomainWarning(UserWarning):
@@ -197,6 +206,6 @@ def check_domain(config: Any, originals: Tensor, embeddings: Tensor | None = Non
         key = (id(config), kind)
         if key in _WARNED:
             continue
-        _WARNED.add(key)
+        _remember(config, key)
         # attributed to the caller's line, however many frames (torchmetrics' forward, nn.Module) lie between
         warn_at_caller(OutOfDomainWarning(out_of_domain_message(message), problem=message))
