@@ -65,6 +65,62 @@ def test_a_flat_grey_image_has_no_layout_and_finite_gradients():
     assert torch.isfinite(flat.grad).all()
 
 
+def test_a_luminance_layout_keeps_the_shapes_of_a_recoloured_copy_that_the_rgb_layout_tells_apart():
+    lum = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    x = smooth_images(8)
+    grey = (x * lum).sum(dim=1, keepdim=True)
+    # the same light and dark in other colours: equal-luminance tints of the grey image
+    tint = torch.tensor([1.0, -0.3, -1.0]).view(1, 3, 1, 1) * 0.05
+    tint = tint - (tint * lum).sum(dim=1, keepdim=True)  # zero luminance: the tint changes colour only
+    recoloured = (grey + tint * torch.randn(8, 1, 32, 32).sign()).clamp(0, 1)
+    original = grey.expand(-1, 3, -1, -1)
+    rgb = embedding_distance(layout(recoloured), layout(original))
+    luminance = embedding_distance(
+        layout_embedding(ready(recoloured), MEAN, STD, size=16, channels="luminance"),
+        layout_embedding(ready(original), MEAN, STD, size=16, channels="luminance"),
+    )
+    assert luminance.max() < 1e-3 < rgb.min()
+
+
+def test_on_greyscale_images_the_luminance_and_rgb_layouts_measure_the_same_distances():
+    a, b = (smooth_images(4, seed)[:, :1].expand(-1, 3, -1, -1) for seed in (1, 2))
+    rgb = embedding_distance(layout(a), layout(b))
+    luminance = embedding_distance(
+        *(layout_embedding(ready(x), MEAN, STD, size=16, channels="luminance") for x in (a, b))
+    )
+    assert torch.allclose(rgb, luminance, atol=1e-5)
+    assert layout_embedding(ready(a), MEAN, STD, size=16, channels="luminance").shape == (4, 256)
+
+
+def test_layout_channels_sets_the_embedding_size_survives_saving_and_rejects_other_values(tmp_path):
+    config = SemSimConfig(base_width=4, layout_weight=0.5, layout_size=8, layout_channels="luminance")
+    assert config.embedding_dim == config.network_embedding_dim + 64
+    model = SemSimModel(config).eval()
+    model.save_pretrained(tmp_path)
+    loaded = SemSimModel.from_pretrained(tmp_path)
+    assert loaded.config.layout_channels == "luminance"
+    with torch.no_grad():
+        assert loaded.embed(ready(smooth_images(2))).shape == (2, config.embedding_dim)
+    with pytest.raises(ValueError, match="layout_channels must be one of rgb, luminance, got 'hsv'"):
+        SemSimConfig(layout_channels="hsv")
+    with pytest.raises(ValueError, match="channels must be 'rgb' or 'luminance'"):
+        layout_embedding(ready(smooth_images(1)), MEAN, STD, size=8, channels="grey")
+
+
+def test_a_model_folder_saved_before_layout_channels_existed_keeps_its_rgb_layout(tmp_path):
+    import json
+
+    model = SemSimModel(SemSimConfig(base_width=4, layout_weight=0.5)).eval()
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    record = json.loads(config_file.read_text())
+    del record["layout_channels"]
+    config_file.write_text(json.dumps(record))
+    loaded = SemSimModel.from_pretrained(tmp_path)
+    assert loaded.config.layout_channels == "rgb"
+    assert loaded.config.embedding_dim == model.config.embedding_dim
+
+
 def test_weight_zero_is_the_network_alone_and_a_weight_mixes_the_squared_distances():
     torch.manual_seed(0)
     plain = SemSimModel(SemSimConfig(base_width=4)).eval()
@@ -130,13 +186,23 @@ def test_training_learns_the_network_alone_and_sets_the_recipes_layout_at_the_en
         base_width=4,
         layout_weight=0.5,
         layout_size=8,
+        layout_channels="luminance",
         options=TrainOptions(write_card=False),
     )
     assert seen == [0.0, 0.0]
     saved = SemSimModel.from_pretrained(tmp_path / "m")
-    assert (saved.config.layout_weight, saved.config.layout_size) == (0.5, 8)
+    assert (saved.config.layout_weight, saved.config.layout_size, saved.config.layout_channels) == (
+        0.5,
+        8,
+        "luminance",
+    )
     info = json.loads((tmp_path / "m" / "training_info.json").read_text())
-    assert (info["recipe"]["layout_weight"], info["recipe"]["layout_size"]) == (0.5, 8)
+    recorded = info["recipe"]
+    assert (recorded["layout_weight"], recorded["layout_size"], recorded["layout_channels"]) == (
+        0.5,
+        8,
+        "luminance",
+    )
     # the training domain summarises the network's part of the embedding: the layout says nothing about the domain
     assert len(saved.config.training_domain["embedding_mean"]) == saved.config.network_embedding_dim
 
@@ -194,7 +260,7 @@ def test_the_heldout_runner_trains_one_network_for_recipes_that_differ_only_in_t
     reuse_network(same, networks, "colour:layout_weight=0.5", None)
     assert (same / "stage-record").read_text() == "finished"  # resumed from the finished network
     coarser = tmp_path / "colour-layout-8"
-    reuse_network(coarser, networks, "colour:layout_weight=0.5,layout_size=8", None)
+    reuse_network(coarser, networks, "colour:layout_weight=0.5,layout_size=8,layout_channels=luminance", None)
     assert (coarser / "stage-record").read_text() == "finished"  # the layout's size is set after training too
     other = tmp_path / "semantic"
     reuse_network(other, networks, "semantic", None)

@@ -576,18 +576,18 @@ def _write_heldout_outputs(results: list[HeldoutResult], skipped: dict[str, str]
 
 def network_key(recipe: str, overrides: dict[str, Any] | None = None) -> str:
     """What a recipe's *network* depends on: its flat fields without the name, the description and
-    the layout's ``layout_weight`` and ``layout_size`` (which are set after training). Two recipes with the same key
+    the layout's ``layout_weight``, ``layout_size`` and ``layout_channels`` (which are set after training). Two recipes with the same key
     train the same network.
 
     Examples:
         >>> base = "colour:embedding=spatial"
-        >>> network_key(base) == network_key(base + ",layout_weight=0.5,layout_size=8") != network_key("semantic")
+        >>> network_key(base) == network_key(base + ",layout_weight=0.5,layout_channels=luminance") != network_key("semantic")
         True
     """
     from ..training.run import resolve_recipe
 
     flat = resolve_recipe(recipe, overrides).flat()
-    kept = {k: v for k, v in flat.items() if k not in ("name", "description", "layout_weight", "layout_size")}
+    kept = {k: v for k, v in flat.items() if not k.startswith("layout_") and k not in ("name", "description")}
     return json.dumps(kept, sort_keys=True, default=str)
 
 

@@ -81,6 +81,7 @@ FLAT_FIELDS: dict[str, tuple[str, str]] = {
     },
     **{f"vote_{name}": ("vote_tuning", name) for name in ("batch_size", "original_weight")},
     "layout_size": ("", "layout_size"),
+    "layout_channels": ("", "layout_channels"),
 }
 #: flat names written only when they differ from the default (see ``FLAT_FIELDS``)
 _WRITTEN_WHEN_SET = frozenset(list(FLAT_FIELDS)[list(FLAT_FIELDS).index("description") + 1 :])
@@ -128,6 +129,8 @@ class Recipe:
     layout_weight: float = 0.0
     #: side of the layout thumbnail (``SemSimConfig.layout_size``), set with ``layout_weight`` after training
     layout_size: int = 16
+    #: what the layout holds, ``"rgb"`` or ``"luminance"`` (``SemSimConfig.layout_channels``), set after training
+    layout_channels: str = "rgb"
 
     def __post_init__(self) -> None:
         for section in SECTIONS:

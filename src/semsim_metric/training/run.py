@@ -34,7 +34,7 @@ from ..data.loading import check_schema, load_folder_or_hub, unique_originals
 from ..data.triplets import TripletDataset
 from ..errors import InvalidInputError, InvalidInputTypeError
 from ..models import SemSimConfig, SemSimModel
-from ..models.configuration_semsim import check_layout_size, check_layout_weight
+from ..models.configuration_semsim import check_layout_channels, check_layout_size, check_layout_weight
 from ..outputs import atomic_write_text
 from ..preprocessing import to_model_input_for
 from .calibration import fit_calibration
@@ -256,10 +256,12 @@ def train(
     model, rec = _initial_model(rec, options)
     if rec.layout_weight > 0:  # refused before the stages run, not after
         check_layout_size(rec.layout_size, model.config.image_size)
+        check_layout_channels(rec.layout_channels)
     stages = _run_stages(model, rec, dsd, train_set, output_dir, options)
     model.eval()
     # the stages trained the network alone; the layout joins the embedding before calibration
     model.config.layout_size = rec.layout_size
+    model.config.layout_channels = rec.layout_channels
     model.config.layout_weight = check_layout_weight(rec.layout_weight)
     last = stages[list(stages)[-1]] if stages else {}
     result = TrainResult(
