@@ -302,11 +302,13 @@ def test_ece_takes_probabilities_and_labels_as_read_from_a_csv_file(tmp_path: Pa
 
 
 # --------------------------------------------------------------------------- statistics: best threshold
-@pytest.mark.xfail(
-    strict=True, reason="bug: tied infinite scores are split (np.diff(inf, inf) is NaN, not 0)"
-)
-def test_best_threshold_accuracy_never_splits_tied_infinite_scores() -> None:
+def test_best_threshold_accuracy_never_splits_tied_infinite_or_missing_scores() -> None:
     # two rows at +inf (one recognised, one not) and two at 0: no threshold beats predicting one class, 0.5
     y = np.array([1, 0, 1, 0])
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no RuntimeWarning from inf - inf
         assert best_threshold_accuracy(y, np.array([math.inf, math.inf, 0.0, 0.0])) == 0.5
+        assert best_threshold_accuracy(y, np.array([-math.inf, -math.inf, 0.0, 0.0])) == 0.5
+        assert best_threshold_accuracy(y, np.array([math.nan, math.nan, 0.0, 0.0])) == 0.5
+    # distinct infinities are still told apart: +inf recognised, -inf not
+    assert best_threshold_accuracy(np.array([1, 0]), np.array([math.inf, -math.inf])) == 1.0

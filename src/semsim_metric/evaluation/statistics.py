@@ -49,7 +49,9 @@ def best_threshold_accuracy(y: np.ndarray, score: np.ndarray) -> float:
     s, yy = score[order], y[order].astype(int)
     tp = np.cumsum(yy)
     fp = np.cumsum(1 - yy)
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # thresholds between distinct values
+    # thresholds between distinct values only: compared, not subtracted (inf - inf is NaN), and NaNs tie each other
+    differs = (s[1:] != s[:-1]) & ~(np.isnan(s[1:]) & np.isnan(s[:-1]))
+    last = np.r_[np.flatnonzero(differs), len(s) - 1]
     neg = len(yy) - yy.sum()
     acc = (tp[last] + (neg - fp[last])) / len(yy)
     return float(max(acc.max(), max(yy.mean(), 1 - yy.mean())))
