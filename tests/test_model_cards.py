@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -122,3 +123,13 @@ def test_a_fine_tuned_models_card_names_its_base_model(tmp_path, tiny_model_dir)
         splits=splits,
     )
     assert ModelCard.load(folder / "README.md").data.base_model is None  # a local folder is not a Hub id
+
+
+def test_the_shipped_card_says_what_the_layout_part_of_the_embedding_is():
+    card = (ROOT / "hub" / "semsim-resnet18-fmnist-judged" / "README.md").read_text()
+    config = json.loads((ROOT / "hub" / "semsim-resnet18-fmnist-judged" / "config.json").read_text())
+    line = next(li for li in card.splitlines() if li.startswith("- Embedding:"))
+    assert f"({config['layout_weight']:g}, `layout_weight`)" in line
+    size = config["layout_size"]
+    assert f"{size}x{size} thumbnail in luminance" in line
+    assert config["layout_channels"] == "luminance"

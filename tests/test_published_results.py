@@ -177,13 +177,55 @@ def test_the_smoothed_embedding_table_is_what_the_committed_scores_give():
     assert header.count("|") == 8
     smooth = "colour:vote_anchor_copy_centre=-1,vote_adversarial_share=0"
     v7 = "colour:embedding=spatial,vote_anchor_copy_centre=-1,vote_adversarial_share=0"
+    v7_run = ROOT / "docs" / "heldout" / "v7-scores"
     columns = [
-        (SCORES, f"SemSim[{v7}]"),
-        (SCORES, f"SemSim[{v7},layout_weight=0.5]"),
+        (v7_run, f"SemSim[{v7}]"),
+        (v7_run, f"SemSim[{v7},layout_weight=0.5]"),
         *(
             (ROOT / "docs" / "heldout" / "smooth-embedding-scores", f"SemSim[{smooth}{w}]")
             for w in ("", ",layout_weight=0.3", ",layout_weight=0.5")
         ),
+        (v7_run, "SSIM"),
+    ]
+    protocols = [e["protocol"] for e in json.loads((v7_run / "index.json").read_text())]
+    assert len(body) == len(protocols) + 1
+    aucs = np.zeros((len(protocols), len(columns)))
+    for i, protocol in enumerate(protocols):
+        for j, (folder, column) in enumerate(columns):
+            entry = next(
+                e for e in json.loads((folder / "index.json").read_text()) if e["protocol"] == protocol
+            )
+            with gzip.open(folder / entry["file"], "rt", newline="") as fh:
+                table = list(csv.DictReader(fh))
+            y = [r["recognized"] == "1" for r in table]
+            v = np.array([float(r[column]) for r in table])
+            aucs[i, j] = roc_auc_score(y, v if column == "SSIM" else -v)  # SemSim is a distance
+    for values, line in zip([*aucs, aucs.mean(axis=0)], body, strict=True):
+        published = [float(c.strip("* ")) for c in line.split("|")[2:-1]]
+        assert published == pytest.approx(values, abs=6e-4), line
+
+
+def test_the_layout_table_is_what_the_committed_scores_give():
+    """docs/heldout.md's table of the layout choice (v8), recomputed from the per-row scores."""
+    import csv
+    import gzip
+
+    from sklearn.metrics import roc_auc_score
+
+    text = (ROOT / "docs" / "heldout.md").read_text()
+    section = text.split("## How the layout was chosen (v8)")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    header, body = rows[0], rows[1:]
+    assert header.count("|") == 11
+    recipe = "colour:embedding=spatial,vote_anchor_copy_centre=-1,vote_adversarial_share=0"
+    sizes = ROOT / "docs" / "heldout" / "layout-size-scores"
+    columns = [
+        (SCORES, f"SemSim[{recipe},layout_weight=0.5]"),
+        *(
+            (sizes, f"SemSim[{recipe},layout_weight={w},layout_size={n}]")
+            for n, w in ((8, 0.5), (8, 0.7), (4, 0.5), (4, 0.7))
+        ),
+        *((SCORES, f"SemSim[{recipe},layout_weight={w},layout_channels=luminance]") for w in (0.3, 0.5, 0.7)),
         (SCORES, "SSIM"),
     ]
     protocols = [e["protocol"] for e in json.loads((SCORES / "index.json").read_text())]

@@ -27,6 +27,7 @@ __all__ = [
     "CIFAR100_MEAN",
     "CIFAR100_STD",
     "FLOAT_DTYPES",
+    "LAYOUT_CHANNELS",
     "MAX_BASE_WIDTH",
     "MAX_IMAGE_SIZE",
     "MAX_NUM_LABELS",
@@ -34,6 +35,8 @@ __all__ = [
     "SemSimConfig",
     "check_dtype_name",
     "check_image_settings",
+    "check_layout_channels",
+    "check_layout_size",
     "check_layout_weight",
     "check_training_domain",
 ]
@@ -50,6 +53,8 @@ MAX_IMAGE_SIZE = 512
 
 #: the dtypes a SemSim model can be stored and run in (``dtype`` in ``config.json``, ``from_pretrained(dtype=...)``)
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: what the layout part of the embedding can hold (``SemSimConfig.layout_channels``)
+LAYOUT_CHANNELS = ("rgb", "luminance")
 
 
 def check_dtype_name(value: Any, field: str = "dtype") -> str | None:
@@ -91,6 +96,42 @@ def check_layout_weight(value: Any) -> float:
             f"layout_weight must be a number in [0, 1) (the layout's share of the embedding), got {value!r}."
         )
     return float(value)
+
+
+def check_layout_size(value: Any, image_size: int) -> int:
+    """``layout_size`` as an integer in ``[1, image_size]``: the layout is a thumbnail of the ``image_size`` model input.
+
+    Raises:
+        ValueError: not an integer, below 1, or larger than ``image_size``.
+
+    Examples:
+        >>> check_layout_size(8, 32)
+        8
+    """
+    size = _int_field("layout_size", value, 1, MAX_IMAGE_SIZE)
+    if size > image_size:
+        raise InvalidInputError(
+            f"layout_size ({size}) must not exceed image_size ({image_size}) when layout_weight > 0: "
+            "the layout is a thumbnail of the model input. Fix: a smaller layout_size."
+        )
+    return size
+
+
+def check_layout_channels(value: Any) -> str:
+    """``layout_channels``: one of ``LAYOUT_CHANNELS``.
+
+    Raises:
+        ValueError: anything else.
+
+    Examples:
+        >>> check_layout_channels("luminance")
+        'luminance'
+    """
+    if not isinstance(value, str) or value not in LAYOUT_CHANNELS:
+        raise InvalidInputError(
+            f"layout_channels must be one of {', '.join(LAYOUT_CHANNELS)}, got {repr(value)[:40]}."
+        )
+    return value
 
 
 def _int_field(name: str, value: Any, low: int, high: int) -> int:
@@ -341,6 +382,10 @@ class SemSimConfig(PretrainedConfig):
             ``w``-weighted mix of the network's and the layout's. 0 (the default) = the network alone. The layout has
             no weights; training learns the network alone and sets this at the end (``Recipe.layout_weight``).
         layout_size: side of the layout thumbnail (16 by default; at most ``image_size`` when ``layout_weight > 0``).
+        layout_channels: what the layout thumbnail holds (``LAYOUT_CHANNELS``): ``"rgb"`` (the default: the three
+            colour channels, ``3 * layout_size ** 2`` values) or ``"luminance"`` (light and dark only, ITU-R BT.601
+            weights, ``layout_size ** 2`` values: a reconstruction with the right shapes in the wrong colours keeps
+            its layout). The same for greyscale images.
 
     A config read from a model folder is untrusted, so every field is checked here, before anything is built:
     sizes are capped (``MAX_BASE_WIDTH``, ``MAX_IMAGE_SIZE``, ``num_labels <= MAX_NUM_LABELS``), and a
@@ -375,6 +420,7 @@ class SemSimConfig(PretrainedConfig):
         training_domain: dict[str, Any] | None = None,
         layout_weight: float = 0.0,
         layout_size: int = 16,
+        layout_channels: str = "rgb",
         **kwargs: Any,
     ) -> None:
         if backbone not in BACKBONES:
@@ -417,12 +463,12 @@ class SemSimConfig(PretrainedConfig):
         self.image_std = image_std
         self.calibration = calibration
         self.layout_weight = check_layout_weight(layout_weight)
-        self.layout_size = _int_field("layout_size", layout_size, 1, MAX_IMAGE_SIZE)
-        if self.layout_weight > 0 and self.layout_size > image_size:
-            raise InvalidInputError(
-                f"layout_size ({self.layout_size}) must not exceed image_size ({image_size}) when layout_weight > 0: "
-                "the layout is a thumbnail of the model input. Fix: a smaller layout_size."
-            )
+        self.layout_size = (
+            check_layout_size(layout_size, image_size)
+            if self.layout_weight > 0
+            else _int_field("layout_size", layout_size, 1, MAX_IMAGE_SIZE)
+        )
+        self.layout_channels = check_layout_channels(layout_channels)
         self.training_domain = None
         if training_domain is not None:
             known_dim = backbone == "cifar_resnet18" or backbone_config is not None
@@ -440,8 +486,10 @@ class SemSimConfig(PretrainedConfig):
     @property
     def embedding_dim(self) -> int:
         """Size of the embedding: the network's (``8 * base_width`` for the pooled CIFAR ResNet-18) plus, with a
-        ``layout_weight``, the layout's ``3 * layout_size ** 2`` values."""
-        layout = 3 * self.layout_size**2 if self.layout_weight > 0 else 0
+        ``layout_weight``, the layout's ``layout_size ** 2`` values per layout channel (3 for ``"rgb"``, 1 for
+        ``"luminance"``)."""
+        channels = 1 if self.layout_channels == "luminance" else 3
+        layout = channels * self.layout_size**2 if self.layout_weight > 0 else 0
         return self.network_embedding_dim + layout
 
     @property

@@ -158,6 +158,7 @@ class SemSimModel(PreTrainedModel):
                 self.config.image_mean,
                 self.config.image_std,
                 size=self.config.layout_size,
+                channels=getattr(self.config, "layout_channels", "rgb"),
             )
             embedding = F.normalize(
                 torch.cat([(1.0 - weight) ** 0.5 * embedding, weight**0.5 * layout], dim=1),
@@ -641,19 +642,27 @@ def embed_pair(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 #: a layout thumbnail (pixel values, 1 = white) whose every value is within this of its mean is flat: no layout
 LAYOUT_FLAT_TOLERANCE = 1e-5
+#: the weights of R, G and B in a luminance layout (ITU-R BT.601, as PIL's ``convert("L")``)
+LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def layout_embedding(
-    pixel_values: Tensor, image_mean: list[float], image_std: list[float], *, size: int
+    pixel_values: Tensor, image_mean: list[float], image_std: list[float], *, size: int, channels: str = "rgb"
 ) -> Tensor:
     """The layout part of a SemSim embedding: where an image is light and dark, and in which colours.
 
     The model-ready images (normalised with ``image_mean`` / ``image_std``) are taken back to their pixel values,
-    averaged down to ``size x size``, and each thumbnail has its mean subtracted and its length set to 1: adding a
+    averaged down to ``size x size`` (in colour with ``channels="rgb"``, ``3 * size ** 2`` values; as luminance with
+    ``channels="luminance"``, ``size ** 2`` values weighted 0.299 R + 0.587 G + 0.114 B as in ITU-R BT.601, so that
+    the right shapes in other colours keep their layout), and each thumbnail has its mean subtracted and its length
+    set to 1: adding a
     constant (brightness) or scaling around the mean (contrast) leaves it unchanged, blur, JPEG and mild noise
     hardly move it, while noise or another image's layout point elsewhere. A flat image has no layout (zeros),
     also where the way back from float32 or float64 model-ready values leaves round-off (``LAYOUT_FLAT_TOLERANCE``;
     bfloat16 and float16 inputs are rounded far more coarsely than that before they get here).
+
+    Raises:
+        ValueError: ``channels`` is neither ``"rgb"`` nor ``"luminance"``.
 
     Examples:
         >>> x = torch.rand(2, 3, 32, 32)
@@ -662,10 +671,18 @@ def layout_embedding(
         >>> b = layout_embedding((0.6 * x + 0.1 - 0.5) / 0.25, mean, std, size=8)  # dimmer, less contrast
         >>> a.shape, torch.allclose(a, b, atol=1e-5), torch.allclose(a.norm(dim=1), torch.ones(2))
         (torch.Size([2, 192]), True, True)
+        >>> layout_embedding((x - 0.5) / 0.25, mean, std, size=8, channels="luminance").shape
+        torch.Size([2, 64])
     """
     mean = torch.tensor(image_mean, dtype=pixel_values.dtype, device=pixel_values.device).view(1, -1, 1, 1)
     std = torch.tensor(image_std, dtype=pixel_values.dtype, device=pixel_values.device).view(1, -1, 1, 1)
-    thumbnail = F.adaptive_avg_pool2d(pixel_values * std + mean, size).flatten(1)
+    pixels = pixel_values * std + mean
+    if channels == "luminance":
+        weights = torch.tensor(LUMINANCE_WEIGHTS, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        pixels = (pixels * weights).sum(dim=1, keepdim=True)
+    elif channels != "rgb":
+        raise InvalidInputError(f"channels must be 'rgb' or 'luminance', got {channels!r}.")
+    thumbnail = F.adaptive_avg_pool2d(pixels, size).flatten(1)
     centred = thumbnail - thumbnail.mean(dim=1, keepdim=True)
     # the way back from model-ready values leaves float round-off (about 1e-7) on a flat image; scaled to unit
     # length it would be a random layout, so a thumbnail that deviates from its mean by less than LAYOUT_FLAT_TOLERANCE

@@ -43,7 +43,7 @@ PREPROCESSOR_NAME = "preprocessor_config.json"
 #: Hub id of the default SemSim model (its files are also bundled with the package).
 DEFAULT_MODEL_ID = "semsim-metric/semsim-resnet18-fmnist-judged"
 #: Pinned revision (tag) of the default model; the bundled copy is this revision.
-DEFAULT_REVISION = "v7"
+DEFAULT_REVISION = "v8"
 #: Prefix that makes a name a Hub repository id whatever exists locally: ``hf://owner/name``.
 HUB_PREFIX = "hf://"
 #: Subfolder of the package that holds the bundled default model.

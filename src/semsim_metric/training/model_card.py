@@ -245,8 +245,25 @@ def _recipe_lines(rec: Mapping[str, Any], training_info: dict[str, Any]) -> list
         f"torch {training_info['torch']}; final training loss {training_info['train_loss']:.4f}.",
         *_pretraining_lines(training_info.get("pretraining")),
         *_vote_tuning_lines(training_info.get("vote_tuning")),
+        *_layout_lines(rec),
         *([f"- Fine-tuned from `{training_info['init_from']}`."] if training_info.get("init_from") else []),
         "",
+    ]
+
+
+def _layout_lines(rec: Mapping[str, Any]) -> list[str]:
+    """The recipe's line on the layout part of the embedding, if it has one."""
+    weight = rec.get("layout_weight", 0.0)
+    if not weight:
+        return []
+    size, channels = rec.get("layout_size", 16), rec.get("layout_channels", "rgb")
+    held = "luminance (light and dark only)" if channels == "luminance" else "colour"
+    return [
+        f"- Embedding: the network's features ({1 - weight:g} of the squared distance) beside the image's *layout* "
+        f"({weight:g}, `layout_weight`): its {size}x{size} thumbnail in {held} with the mean subtracted and the length "
+        "set to 1, which has no weights, is blind to brightness and contrast, and cannot be imitated by noise. The "
+        "stages trained the network alone and the layout was added before calibration; the out-of-domain check reads "
+        "the network's part only."
     ]
 
 
