@@ -47,3 +47,26 @@ def chromium_path() -> str:
         message = "headless Chromium is not installed: apt-get install -y chromium chromium-driver"
         pytest.fail(message) if IN_CI else pytest.skip(message)
     return found
+
+
+def model_with_bar_domain(n: int = 16):
+    """A small, untrained ``SemSimModel`` whose training domain (on record) is ``n`` dark greyscale 28x28 images with
+    a bright bar (at 16 heights, repeated), with their embeddings summarised; returns ``(model, originals)``."""
+    import torch
+
+    from semsim_metric import SemSimConfig, SemSimModel
+    from semsim_metric.domain import summarise_domain
+    from semsim_metric.preprocessing import to_model_input
+
+    torch.manual_seed(0)
+    model = SemSimModel(SemSimConfig(base_width=4)).eval()
+    originals = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    for i in range(n):
+        originals[i, 0, 4 + i % 16 : 8 + i % 16, 4:24] = 255
+    cfg = model.config
+    with torch.no_grad():
+        emb = model.embed(
+            to_model_input(originals, data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
+        )
+    cfg.training_domain = summarise_domain(list(originals), emb, description="bar images")
+    return model, originals

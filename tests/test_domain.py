@@ -8,24 +8,13 @@ import pytest
 import torch
 
 from semsim_metric import SemSim, SemSimConfig, SemSimLoss, SemSimModel, semsim
-from semsim_metric.domain import OutOfDomainWarning, domain_problems, summarise_domain
+from semsim_metric.domain import OutOfDomainWarning, domain_problems
 from semsim_metric.preprocessing import to_model_input
+from tests.helpers import model_with_bar_domain
 
 
 def _model_with_domain() -> tuple[SemSimModel, torch.Tensor]:
-    torch.manual_seed(0)
-    model = SemSimModel(SemSimConfig(base_width=4)).eval()
-    cfg = model.config
-    # training originals: dark greyscale 28x28 images with a bright bar
-    originals = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
-    for i in range(64):
-        originals[i, 0, 4 + i % 16 : 8 + i % 16, 4:24] = 255
-    with torch.no_grad():
-        emb = model.embed(
-            to_model_input(originals, data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
-        )
-    cfg.training_domain = summarise_domain(list(originals), emb, description="bar images")
-    return model, originals
+    return model_with_bar_domain(64)
 
 
 def test_in_domain_inputs_do_not_warn():

@@ -25,9 +25,9 @@ from PIL import Image
 
 import semsim_metric._progress as progress_module
 import semsim_metric.domain as domain_module
-from semsim_metric import SemSimConfig, SemSimModel, semsim
+from semsim_metric import SemSimModel, semsim
 from semsim_metric import functional as functional_module
-from semsim_metric.domain import OutOfDomainWarning, summarise_domain
+from semsim_metric.domain import OutOfDomainWarning
 from semsim_metric.errors import InvalidInputError, InvalidInputTypeError, MissingExtraError
 from semsim_metric.evaluation.statistics import (
     best_threshold_accuracy,
@@ -45,6 +45,7 @@ from semsim_metric.preprocessing import (
     to_model_input,
     to_unit_rgb,
 )
+from tests.helpers import model_with_bar_domain
 
 #: a stored size no image in memory could have: 10^9 x 10^9 pixels (a full-size float buffer would be 4 EB)
 GIGA = 10**9
@@ -59,19 +60,7 @@ def _save(path: Path, seed: int, size: int = 28) -> Path:
 
 
 def _model_with_domain() -> SemSimModel:
-    """A small model trained (on record) on greyscale 28x28 bar images, with their embeddings summarised."""
-    torch.manual_seed(0)
-    model = SemSimModel(SemSimConfig(base_width=4)).eval()
-    originals = torch.zeros(16, 1, 28, 28, dtype=torch.uint8)
-    for i in range(16):
-        originals[i, 0, 4 + i : 8 + i, 4:24] = 255
-    cfg = model.config
-    with torch.no_grad():
-        emb = model.embed(
-            to_model_input(originals, data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
-        )
-    cfg.training_domain = summarise_domain(list(originals), emb, description="bar images")
-    return model
+    return model_with_bar_domain(16)[0]
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import torch
 from scipy import stats
 
 import semsim_metric.evaluation.statistics as statistics
-from semsim_metric import SemSimConfig, SemSimLoss, SemSimModel
-from semsim_metric.domain import OutOfDomainWarning, summarise_domain
+from semsim_metric import SemSimLoss, SemSimModel
+from semsim_metric.domain import OutOfDomainWarning
 from semsim_metric.errors import InvalidInputError
 from semsim_metric.evaluation.statistics import (
     best_threshold_accuracy,
@@ -29,7 +29,7 @@ from semsim_metric.evaluation.statistics import (
     model_level,
     percentile_interval,
 )
-from semsim_metric.preprocessing import to_model_input
+from tests.helpers import model_with_bar_domain
 
 
 # --------------------------------------------------------------------------- independent references
@@ -481,19 +481,7 @@ def test_ece_of_no_rows_is_nan_and_bad_inputs_are_refused():
 
 # --------------------------------------------------------------------------- SemSimLoss
 def _model_with_domain() -> SemSimModel:
-    """A small model trained (on record) on dark greyscale 28x28 bar images."""
-    torch.manual_seed(0)
-    model = SemSimModel(SemSimConfig(base_width=4)).eval()
-    originals = torch.zeros(16, 1, 28, 28, dtype=torch.uint8)
-    for i in range(16):
-        originals[i, 0, 4 + i : 8 + i, 4:24] = 255
-    cfg = model.config
-    with torch.no_grad():
-        emb = model.embed(
-            to_model_input(originals, data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
-        )
-    cfg.training_domain = summarise_domain(list(originals), emb, description="bar images")
-    return model
+    return model_with_bar_domain(16)[0]
 
 
 def test_the_loss_checks_the_targets_domain_by_default_and_not_when_told():
