@@ -239,6 +239,26 @@ def test_a_layout_larger_than_the_model_input_is_refused_before_any_stage_runs(t
     assert not (tmp_path / "m" / "model.safetensors").exists()
 
 
+def test_an_unknown_layout_channels_is_refused_before_any_stage_runs_even_without_a_layout(
+    tmp_path, monkeypatch
+):
+    from semsim_metric.training import TrainOptions, train
+    from semsim_metric.training import run as run_module
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a stage ran before the recipe's layout_channels was checked")
+
+    monkeypatch.setattr(run_module, "_run_stages", must_not_run)
+    with pytest.raises(ValueError, match="layout_channels must be one of rgb, luminance, got 'hsv'"):
+        train(
+            DEFAULT_DATASET,
+            tmp_path / "m",
+            recipe="quick",
+            layout_channels="hsv",
+            options=TrainOptions(write_card=False),
+        )
+
+
 def test_a_recipe_without_layout_records_no_layout_size_and_reads_one_back():
     from semsim_metric.training.recipes import RECIPES, Recipe, get_recipe
 

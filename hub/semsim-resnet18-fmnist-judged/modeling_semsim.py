@@ -656,9 +656,10 @@ def layout_embedding(
     ``channels="luminance"``, ``size ** 2`` values weighted 0.299 R + 0.587 G + 0.114 B as in ITU-R BT.601, so that
     the right shapes in other colours keep their layout), and each thumbnail has its mean subtracted and its length
     set to 1: adding a constant (brightness) or scaling around the mean (contrast) leaves it unchanged, blur, JPEG
-    and mild noise hardly move it, while noise or another image's layout point elsewhere. A flat image has no layout (zeros),
-    also where the way back from float32 or float64 model-ready values leaves round-off (``LAYOUT_FLAT_TOLERANCE``;
-    bfloat16 and float16 inputs are rounded far more coarsely than that before they get here).
+    and mild noise hardly move it, while noise or another image's layout point elsewhere. A flat image has no layout
+    (zeros), also where the way back from float32 or float64 model-ready values leaves round-off
+    (``LAYOUT_FLAT_TOLERANCE``; bfloat16 and float16 inputs are rounded far more coarsely than that before they get
+    here). Returns ``(N, C * size ** 2)`` unit-length rows (zeros for a flat image), C = 3 or 1.
 
     Raises:
         ValueError: ``channels`` is neither ``"rgb"`` nor ``"luminance"``.

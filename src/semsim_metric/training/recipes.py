@@ -297,7 +297,10 @@ RECIPES: dict[str, Recipe] = {
 #: embedding (chosen over `colour` on the held-out protocol, leaving the colour domain out: revision v6), and 0.3
 #: of the embedding given to the image's luminance layout (chosen on nine held-out splits with the sanity checks
 #: of the shipped model, docs/heldout.md; v7 gave half to a colour layout).
-DEFAULT_MODEL_RECIPE = "colour:embedding=spatial,vote_anchor_copy_centre=-1,vote_adversarial_share=0,layout_weight=0.3,layout_channels=luminance"
+DEFAULT_MODEL_RECIPE = (
+    "colour:embedding=spatial,vote_anchor_copy_centre=-1,vote_adversarial_share=0,"
+    "layout_weight=0.3,layout_channels=luminance"
+)
 
 
 def default_recipe(cuda_available: bool) -> str:

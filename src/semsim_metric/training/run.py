@@ -254,9 +254,10 @@ def train(
     set_seed(rec.seed)
     train_set = TripletDataset(dsd["train"], seed=rec.seed) if rec.triplets.epochs > 0 else None
     model, rec = _initial_model(rec, options)
-    if rec.layout_weight > 0:  # refused before the stages run, not after
+    # the layout's fields are refused before the stages run, not after (the model records them whatever the weight)
+    check_layout_channels(rec.layout_channels)
+    if rec.layout_weight > 0:
         check_layout_size(rec.layout_size, model.config.image_size)
-        check_layout_channels(rec.layout_channels)
     stages = _run_stages(model, rec, dsd, train_set, output_dir, options)
     model.eval()
     # the stages trained the network alone; the layout joins the embedding before calibration
