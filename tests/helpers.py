@@ -3,6 +3,7 @@ tests/test_architecture.py checks it). Fixtures live in tests/conftest.py."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -70,3 +71,17 @@ def model_with_bar_domain(n: int = 16):
         )
     cfg.training_domain = summarise_domain(list(originals), emb, description="bar images")
     return model, originals
+
+
+def contradiction_rate_by_hand(a: np.ndarray, b: np.ndarray, n_pairs: int, seed: int) -> float:
+    """The contradiction rate written out: ``n_pairs`` ordered pairs drawn from ``default_rng(seed)`` (all ``i``,
+    then all ``j``); the share ordered oppositely among the pairs untied under both scores."""
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(a), n_pairs), rng.integers(0, len(a), n_pairs)
+    opposite = counted = 0
+    for p, q in zip(i, j, strict=True):
+        da, db = np.sign(a[p] - a[q]), np.sign(b[p] - b[q])
+        if da != 0 and db != 0:
+            counted += 1
+            opposite += da != db
+    return opposite / counted if counted else math.nan

@@ -14,7 +14,7 @@ from semsim_metric.annotate.dataset import export_campaign, open_or_create_campa
 from semsim_metric.annotate.server import MAX_BODY_BYTES, create_app
 from semsim_metric.annotate.storage import AnnotationError
 from semsim_metric.data.sources import FASHION_MNIST_CLASSES
-from tests.annotate_helpers import ROOT, make_unannotated_dataset
+from tests.annotate_helpers import ROOT, SCHEMA_1, make_unannotated_dataset
 
 
 @pytest.fixture(scope="module")
@@ -499,25 +499,6 @@ def test_rows_the_campaign_did_not_complete_keep_their_earlier_votes_and_the_car
     assert "NOT the people of this campaign" in (tmp_path / "out" / "README.md").read_text()
 
 
-_SCHEMA_1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE items (item_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, image BLOB NOT NULL,
-                    UNIQUE (kind, key));
-CREATE TABLE annotators (name TEXT PRIMARY KEY, joined REAL NOT NULL);
-CREATE TABLE orders (annotator TEXT NOT NULL, rank INTEGER NOT NULL, item_id INTEGER NOT NULL,
-                     PRIMARY KEY (annotator, rank)) WITHOUT ROWID;
-CREATE TABLE leases (annotator TEXT PRIMARY KEY, item_id INTEGER NOT NULL, ticket TEXT NOT NULL UNIQUE,
-                     expires REAL NOT NULL);
-CREATE INDEX leases_item ON leases(item_id);
-CREATE TABLE answers (answer_id INTEGER PRIMARY KEY AUTOINCREMENT, annotator TEXT NOT NULL, item_id INTEGER NOT NULL,
-                      answer INTEGER NOT NULL, ticket TEXT NOT NULL UNIQUE, answered REAL NOT NULL,
-                      UNIQUE (annotator, item_id));
-CREATE INDEX answers_item ON answers(item_id);
-CREATE TABLE retracted (answer_id INTEGER PRIMARY KEY, annotator TEXT NOT NULL, item_id INTEGER NOT NULL,
-                        answer INTEGER NOT NULL, ticket TEXT NOT NULL, answered REAL NOT NULL, retracted REAL NOT NULL);
-"""
-
-
 def test_a_schema_1_campaign_is_upgraded_in_place_keeping_every_answer(tmp_path):
     """A campaign written before per-annotator secrets (schema 1) opens as schema 2: answers and retractions kept,
     names that now compare equal kept apart, what each annotator was shown recorded, and a returning annotator
@@ -526,7 +507,7 @@ def test_a_schema_1_campaign_is_upgraded_in_place_keeping_every_answer(tmp_path)
 
     path = tmp_path / "old.sqlite"
     con = sqlite3.connect(path)
-    con.executescript(_SCHEMA_1)
+    con.executescript(SCHEMA_1)
     meta = {
         "schema_version": 1,
         "dataset": "demo",

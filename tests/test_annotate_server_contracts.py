@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from semsim_metric.annotate.dataset import class_names_of, export_campaign, open_or_create_campaign
 from semsim_metric.annotate.server import MAX_BODY_BYTES, SESSION_SECONDS, create_app, render_status
 from semsim_metric.data.sources import FASHION_MNIST_CLASSES
-from tests.annotate_helpers import ROOT
+from tests.annotate_helpers import make_unannotated_dataset
 
 BASE = "http://127.0.0.1:8765"
 
@@ -30,25 +30,8 @@ BASE = "http://127.0.0.1:8765"
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """A one-split dataset folder: two originals of the bundled judged dataset, three reconstructions each, no votes."""
-    from semsim_metric.data.hub_folder import DatasetCard, write_dataset_folder
-    from semsim_metric.data.loading import load_folder_or_hub, undecoded
-
-    test = undecoded(load_folder_or_hub(str(ROOT / "hub" / "fmnist-judged-v1")))["test"]
-    keep = sorted(set(test["original_id"]))[:2]
-    rows = [r for o in keep for r in [r for r in test if r["original_id"] == o][:3]]
-    for r in rows:
-        r.update(
-            votes=[],
-            original_votes=[],
-            recognized=False,
-            recognized_share=float("nan"),
-            annotator_kind="none",
-        )
     out = tmp_path_factory.mktemp("contracts") / "to-annotate"
-    write_dataset_folder(
-        {"test": rows}, out, DatasetCard(title="to annotate", summary="test rows without votes")
-    )
-    return out
+    return make_unannotated_dataset(out, 2, splits=("test",), reconstructions_per_original=3)
 
 
 @pytest.fixture

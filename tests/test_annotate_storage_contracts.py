@@ -19,6 +19,7 @@ import pytest
 from semsim_metric.annotate.security import SECURITY_HEADERS, HostRule, RequestGuard
 from semsim_metric.annotate.status import campaign_status
 from semsim_metric.annotate.storage import AnnotationError, Campaign, create_campaign
+from tests.annotate_helpers import SCHEMA_1
 
 TICKET = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16): 128 random bits
 
@@ -79,30 +80,13 @@ def test_a_campaign_file_of_another_schema_is_refused_naming_the_file_and_both_s
     assert str(path) in message and "schema 3" in message and "reads 2" in message
 
 
-_SCHEMA_1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE items (item_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, image BLOB NOT NULL,
-                    UNIQUE (kind, key));
-CREATE TABLE annotators (name TEXT PRIMARY KEY, joined REAL NOT NULL);
-CREATE TABLE orders (annotator TEXT NOT NULL, rank INTEGER NOT NULL, item_id INTEGER NOT NULL,
-                     PRIMARY KEY (annotator, rank)) WITHOUT ROWID;
-CREATE TABLE leases (annotator TEXT PRIMARY KEY, item_id INTEGER NOT NULL, ticket TEXT NOT NULL UNIQUE,
-                     expires REAL NOT NULL);
-CREATE TABLE answers (answer_id INTEGER PRIMARY KEY AUTOINCREMENT, annotator TEXT NOT NULL, item_id INTEGER NOT NULL,
-                      answer INTEGER NOT NULL, ticket TEXT NOT NULL UNIQUE, answered REAL NOT NULL,
-                      UNIQUE (annotator, item_id));
-CREATE TABLE retracted (answer_id INTEGER PRIMARY KEY, annotator TEXT NOT NULL, item_id INTEGER NOT NULL,
-                        answer INTEGER NOT NULL, ticket TEXT NOT NULL, answered REAL NOT NULL, retracted REAL NOT NULL);
-"""
-
-
 def test_a_schema_1_campaign_that_cannot_be_written_is_refused_with_503_and_left_as_it_was(
     tmp_path, monkeypatch
 ):
     path = tmp_path / "old.sqlite"
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=WAL")  # campaign files were always WAL databases
-    con.executescript(_SCHEMA_1)
+    con.executescript(SCHEMA_1)
     meta = {"schema_version": 1, "class_names": ["cat", "dog"], "votes_per_item": 1, "lease_seconds": 60.0}
     con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
     con.execute("INSERT INTO items VALUES (1, 'reconstruction', 'r0', x'00')")

@@ -209,24 +209,11 @@ def test_the_first_batchs_content_is_compared_with_the_training_domain(tmp_path)
     beside a model trained on bright bars), and stays silent for originals like the training ones."""
     import warnings
 
-    import torch
-
-    from semsim_metric import SemSimConfig, SemSimModel
-    from semsim_metric.domain import OutOfDomainWarning, summarise_domain
+    from semsim_metric.domain import OutOfDomainWarning
     from semsim_metric.functional import score_file_pairs
-    from semsim_metric.preprocessing import to_model_input
+    from tests.helpers import model_with_bar_domain
 
-    torch.manual_seed(0)
-    model = SemSimModel(SemSimConfig(base_width=4)).eval()
-    bars = torch.zeros(32, 1, 28, 28, dtype=torch.uint8)
-    for i in range(32):
-        bars[i, 0, 4 + i % 16 : 8 + i % 16, 4:24] = 255
-    cfg = model.config
-    with torch.no_grad():
-        emb = model.embed(
-            to_model_input(bars, data_range=255, image_size=32, mean=cfg.image_mean, std=cfg.image_std)
-        )
-    cfg.training_domain = summarise_domain(list(bars), emb, description="bar images")
+    model, bars = model_with_bar_domain(32)
 
     def pairs(kind: str) -> list:
         out = []

@@ -45,7 +45,7 @@ from semsim_metric.preprocessing import (
     to_model_input,
     to_unit_rgb,
 )
-from tests.helpers import model_with_bar_domain
+from tests.helpers import contradiction_rate_by_hand, model_with_bar_domain
 
 #: a stored size no image in memory could have: 10^9 x 10^9 pixels (a full-size float buffer would be 4 EB)
 GIGA = 10**9
@@ -85,20 +85,6 @@ def gigapixel_reader(monkeypatch: pytest.MonkeyPatch) -> None:
         return ModelSizedImage(got.pixels, (got.shape[0], GIGA, GIGA))
 
     monkeypatch.setattr(functional_module, "load_image_for_model", read)
-
-
-def _contradictions(a: np.ndarray, b: np.ndarray, n_pairs: int, seed: int) -> float:
-    """The contradiction rate written out: ``n_pairs`` ordered pairs drawn from ``default_rng(seed)`` (all ``i``,
-    then all ``j``); the share ordered oppositely among the pairs untied under both scores."""
-    rng = np.random.default_rng(seed)
-    i, j = rng.integers(0, len(a), n_pairs), rng.integers(0, len(a), n_pairs)
-    opposite = counted = 0
-    for p, q in zip(i, j, strict=True):
-        da, db = np.sign(a[p] - a[q]), np.sign(b[p] - b[q])
-        if da != 0 and db != 0:
-            counted += 1
-            opposite += da != db
-    return opposite / counted if counted else math.nan
 
 
 # --------------------------------------------------------------------------- get_model
@@ -254,9 +240,9 @@ def test_contradiction_rate_over_drawn_pairs_follows_the_seed() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=100), rng.normal(size=100)  # 100 x 100 pairs > 2000: the pairs are drawn
     got = contradiction_rate(a, b, n_pairs=2000, seed=5)
-    assert got == pytest.approx(_contradictions(a, b, 2000, 5), abs=1e-12)
+    assert got == pytest.approx(contradiction_rate_by_hand(a, b, 2000, 5), abs=1e-12)
     assert contradiction_rate(a, b, n_pairs=2000, seed=6) == pytest.approx(
-        _contradictions(a, b, 2000, 6), abs=1e-12
+        contradiction_rate_by_hand(a, b, 2000, 6), abs=1e-12
     )
     assert got != contradiction_rate(a, b, n_pairs=2000, seed=6)
 
@@ -268,7 +254,7 @@ def test_contradiction_rate_over_drawn_pairs_leaves_out_pairs_tied_under_either_
     rng = np.random.default_rng(1)
     a, b = np.round(rng.normal(size=n), 0), np.round(rng.normal(size=n), 0)  # many ties in each
     assert contradiction_rate(a, b, n_pairs=500, seed=3) == pytest.approx(
-        _contradictions(a, b, 500, 3), abs=1e-12
+        contradiction_rate_by_hand(a, b, 500, 3), abs=1e-12
     )
 
 

@@ -29,7 +29,7 @@ from semsim_metric.evaluation.statistics import (
     model_level,
     percentile_interval,
 )
-from tests.helpers import model_with_bar_domain
+from tests.helpers import contradiction_rate_by_hand, model_with_bar_domain
 
 
 # --------------------------------------------------------------------------- independent references
@@ -376,23 +376,13 @@ def test_a_group_without_a_finite_mean_is_left_out_of_the_bootstrap():
 
 
 # --------------------------------------------------------------------------- contradiction_rate
-def _contradictions(a, b, n_pairs, seed):
-    rng = np.random.default_rng(seed)
-    i, j = rng.integers(0, len(a), n_pairs), rng.integers(0, len(a), n_pairs)
-    opposite = counted = 0
-    for p, q in zip(i, j, strict=True):
-        da, db = np.sign(a[p] - a[q]), np.sign(b[p] - b[q])
-        if da != 0 and db != 0:
-            counted += 1
-            opposite += da != db
-    return opposite / counted if counted else math.nan
 
 
 def test_contradiction_rate_counts_opposite_orders_among_pairs_untied_under_both():
     rng = np.random.default_rng(0)
     a, b = np.round(rng.normal(size=30), 0), np.round(rng.normal(size=30), 0)  # many ties in each
     got = contradiction_rate(a, b, n_pairs=3000, seed=5)
-    assert got == pytest.approx(_contradictions(a, b, 3000, 5), abs=1e-12)
+    assert got == pytest.approx(contradiction_rate_by_hand(a, b, 3000, 5), abs=1e-12)
     assert got != contradiction_rate(a, b, n_pairs=3000, seed=6)
     assert got != contradiction_rate(a, b, n_pairs=2999, seed=5)
 
